@@ -1,0 +1,35 @@
+# mmw: `make demo` and `make test` install everything they need into .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test bench eval lint clean lock
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the pinned dependencies and mmw itself
+
+demo: $(STAMP)  ## simulate a worm outbreak, run the real Airflow DAG over it, print the report path
+	$(BIN)/mmw demo
+
+test: $(STAMP)  ## the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
+	$(BIN)/python -m bench
+
+lock:  ## re-resolve requirements.lock from requirements.in
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean:  ## remove the venv, demo output and local Airflow home
+	rm -rf $(VENV) .airflow demo

@@ -1,0 +1,3 @@
+from mmw_tasks.cli import main
+
+raise SystemExit(main())

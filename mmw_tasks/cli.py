@@ -1,0 +1,226 @@
+"""The `mmw` command (contract section 2). Exit codes: 0 success, 1 the work failed,
+2 bad usage, bad config or unusable input (one line naming the file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from mmw_tasks.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class UsageError(Exception):
+    pass
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2002-02-16: {text!r}") from None
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from mmw_tasks.simulate import simulate_site
+
+    toml = simulate_site(Path(a.out), a.start, a.days, scenario=a.scenario, seed=a.seed, style=a.style,
+                         scale=a.scale)
+    print(toml)
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from mmw_tasks import pipeline
+
+    out = pipeline.run_day(a.config, a.date, log=lambda m: print(m, file=sys.stderr))
+    print(out["report"]["report"])
+    return 0
+
+
+def _progress(i: int, n: int, label: str, t0: float) -> None:
+    width = 30
+    filled = int(width * i / max(n, 1))
+    rate = (time.monotonic() - t0) / max(i, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {label} "
+                     f"(~{rate * (n - i):.0f}s left)   ")
+    sys.stderr.flush()
+
+
+def cmd_backfill(a: argparse.Namespace) -> int:
+    from mmw_tasks import pipeline
+
+    if a.to < a.from_:
+        raise UsageError(f"--to {a.to} is before --from {a.from_}")
+    days = [a.from_ + timedelta(days=i) for i in range((a.to - a.from_).days + 1)]
+    t0, done, skipped, failed = time.monotonic(), 0, 0, []
+    for i, d in enumerate(days):
+        _progress(i, len(days), str(d), t0)
+        if not a.force and pipeline.is_done(a.config, d):
+            skipped += 1
+            continue
+        try:
+            pipeline.run_day(a.config, d, log=lambda m: None)
+            done += 1
+        except Exception as e:  # one bad day must not stop a years-long backfill
+            failed.append((d, f"{type(e).__name__}: {e}"))
+    _progress(len(days), len(days), "done", t0)
+    sys.stderr.write("\n")
+    print(f"backfill {a.from_}..{a.to}: {done} run, {skipped} skipped (already done), {len(failed)} failed")
+    for d, why in failed:
+        print(f"  {d}: {why}")
+    return 1 if failed else 0
+
+
+def _lake_for(a: argparse.Namespace) -> Path:
+    if a.lake:
+        return Path(a.lake)
+    from mmw_tasks.config import load_site
+
+    cfg = a.config or os.environ.get("MMW_SITE_CONFIG") or ("site.toml" if Path("site.toml").exists() else None)
+    if cfg:
+        return load_site(cfg).lake
+    return Path("data_lake")
+
+
+def cmd_sql(a: argparse.Namespace) -> int:
+    import duckdb
+
+    from mmw_tasks import lake
+
+    con = lake.connect(_lake_for(a))
+    try:
+        rel = con.sql(a.query)
+    except duckdb.Error as e:
+        raise UsageError(f"SQL error: {e}".splitlines()[0]) from None
+    if rel is None:
+        return 0
+    df = rel.pl()
+    if a.format == "csv":
+        sys.stdout.write(df.write_csv())
+    elif a.format == "json":
+        sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=a.max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
+            print(df)
+    return 0
+
+
+def airflow_env(home: Path) -> dict[str, str]:
+    """Environment for a project-local Airflow on SQLite (no ~/airflow is ever created)."""
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET", "mmw-local-" + "x" * 54),
+    }
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Simulate a site with a worm outbreak and run the real Airflow DAG over it."""
+    from mmw_tasks.simulate import simulate_site
+
+    out = Path(a.out).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    days = [a.start + timedelta(days=i) for i in range(a.days)]
+    toml = simulate_site(out, a.start, a.days, scenario=a.scenario, seed=a.seed)
+    print(f"simulated {a.days} day(s) of site 'example-u' ({a.scenario}) under {out}")
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    env = {**airflow_env(ROOT / ".airflow"), "MMW_SITE_CONFIG": str(toml)}
+    (ROOT / ".airflow").mkdir(exist_ok=True)
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    for d in days:
+        conf = json.dumps({"config": str(toml), "day": str(d)})
+        t0 = time.monotonic()
+        r = subprocess.run([airflow, "dags", "test", "mmw_daily", f"{d + timedelta(days=1)}T06:30:00+09:00",
+                            "-c", conf], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
+            print(f"airflow dags test mmw_daily failed for {d}", file=sys.stderr)
+            return 1
+        print(f"airflow dags test mmw_daily ({d}): success in {time.monotonic() - t0:.0f}s")
+    from mmw_tasks.config import load_site
+    from mmw_tasks.report import report_dir
+
+    site = load_site(toml)
+    last = report_dir(site, days[-1])
+    rep = json.loads((last / "report.json").read_text())
+    for i in rep["incidents"]:
+        print(f"  {i['kind']:15s} {i.get('client_ip') or i.get('domain') or i.get('sender')}  "
+              f"{i['start']} .. {i['end']}  score {i['score']}")
+    print(f"report: {last / 'report.html'}")
+    print(f"report: {last / 'report.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmw", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("simulate", help="write a simulated site's rotated logs, truth.json and site.toml")
+    s.add_argument("--out", required=True)
+    s.add_argument("--start", required=True, type=_day)
+    s.add_argument("--days", required=True, type=int)
+    s.add_argument("--scenario", default="klez")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--style", choices=["2002", "modern"], default="2002")
+    s.add_argument("--scale", type=float, default=1.0, help="multiply all traffic volumes")
+    s.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("run", help="the whole daily job for one day; prints the report path")
+    r.add_argument("--config", required=True)
+    r.add_argument("--date", required=True, type=_day)
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("backfill", help="the daily job over a range of days")
+    b.add_argument("--config", required=True)
+    b.add_argument("--from", dest="from_", required=True, type=_day)
+    b.add_argument("--to", required=True, type=_day)
+    b.add_argument("--force", action="store_true", help="re-run days already done")
+    b.set_defaults(func=cmd_backfill)
+
+    q = sub.add_parser("sql", help="run SQL on the lake's views")
+    q.add_argument("query")
+    q.add_argument("--config")
+    q.add_argument("--lake", help="the lake directory (instead of --config)")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.add_argument("--max-rows", type=int, default=50)
+    q.set_defaults(func=cmd_sql)
+
+    d = sub.add_parser("demo", help="simulate an outbreak and run the real Airflow DAG over it")
+    d.add_argument("--out", default=str(ROOT / "demo"))
+    d.add_argument("--start", type=_day, default=date(2002, 2, 15))
+    d.add_argument("--days", type=int, default=3)
+    d.add_argument("--scenario", default="klez")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mmw_tasks.sources import SourceError
+    from mmw_tasks.syslog import LogFileError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, UsageError, LogFileError, ValueError) as e:
+        print(f"mmw: {e}", file=sys.stderr)
+        return 2
+    except (SourceError, subprocess.CalledProcessError) as e:
+        print(f"mmw: {e}", file=sys.stderr)
+        return 1

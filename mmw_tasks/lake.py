@@ -1,0 +1,117 @@
+"""The lake: Hive-partitioned Parquet, one directory per (dataset, day), files replaced atomically.
+
+Layout: <lake>/<dataset>/day=YYYY-MM-DD/<part>.parquet. Per-server datasets write one part per
+server (`1mx.parquet`), site-wide ones `part-0.parquet`. Every write goes to a temporary file in
+the same directory and is moved into place with os.replace, so a re-run replaces, never appends,
+and a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmw_tasks import sql as sqlfiles
+
+# The views every lake offers analysts (contract section 4), plus the supporting datasets.
+VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "intervals",
+         "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends")
+
+
+def partition_dir(lake: Path, dataset: str, day: date | str) -> Path:
+    return Path(lake) / dataset / f"day={day}"
+
+
+def part_path(lake: Path, dataset: str, day: date | str, part: str = "part-0") -> Path:
+    return partition_dir(lake, dataset, day) / f"{part}.parquet"
+
+
+def _tmp_for(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success move it into place, else remove it."""
+    tmp = _tmp_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_frame(df: pl.DataFrame, path: Path) -> Path:
+    with atomic_file(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+    return path
+
+
+class StreamingPart:
+    """A Parquet part written batch by batch (bounded memory), moved into place on close."""
+
+    def __init__(self, path: Path, schema: dict[str, pl.DataType]):
+        self.path = path
+        self._ctx = atomic_file(path)
+        self._tmp = self._ctx.__enter__()
+        self._schema = schema
+        self._arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+        self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, df: pl.DataFrame) -> None:
+        if df.height:
+            self._writer.write_table(df.select(list(self._schema)).to_arrow().cast(self._arrow_schema))
+            self.rows += df.height
+
+    def close(self, ok: bool = True) -> None:
+        self._writer.close()
+        if ok:
+            self._ctx.__exit__(None, None, None)
+        else:
+            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def copy_query(con: duckdb.DuckDBPyConnection, name: str, params: dict, path: Path) -> int:
+    """Run sql/<name>.sql with bound parameters and write its result to `path` atomically."""
+    table = sqlfiles.query(con, name, params).to_arrow_table()
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table.num_rows
+
+
+def has_files(lake: Path, dataset: str) -> bool:
+    d = Path(lake) / dataset
+    return d.is_dir() and any(d.glob("day=*/*.parquet"))
+
+
+def connect(lake: Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake's views (those datasets that have files yet)."""
+    con = duckdb.connect(database)
+    con.execute("SET VARIABLE mmw_lake = ?", [str(Path(lake).resolve())])
+    con.execute("SET TimeZone = 'UTC'")
+    sqlfiles.execute(con, "views/_lake_dataset", {})
+    return refresh_views(con, lake)
+
+
+def refresh_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
+    """(Re)create the view of every dataset that has files now."""
+    for view in VIEWS:
+        if has_files(lake, view):
+            sqlfiles.execute(con, f"views/{view}", {})
+    return con
+
+
+def empty_table(schema: dict[str, pl.DataType]) -> pa.Table:
+    return pl.DataFrame(schema=schema).to_arrow()
