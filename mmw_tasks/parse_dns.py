@@ -61,4 +61,4 @@ def parse_iplog(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     ])
     queries = u.filter(is_query).select(
         [pl.col(c).cast(t) if c in u.columns else pl.lit(None, t).alias(c) for c, t in QUERY_SCHEMA.items()])
-    return queries, fates
+    return queries, fates.sort("line_no", "copy")

@@ -180,4 +180,4 @@ def parse_mail(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     events = pl.concat([p.drop("copy") for p in parts], how="diagonal_relaxed")
     events = events.select([pl.col(c).cast(t) if c in events.columns else pl.lit(None, t).alias(c)
                             for c, t in EVENT_SCHEMA.items()])
-    return events.sort("ts", "line_no"), pl.concat(fates)
+    return events.sort("ts", "line_no"), pl.concat(fates).sort("line_no", "copy")
