@@ -68,7 +68,7 @@ def cmd_backfill(a: argparse.Namespace) -> int:
             skipped += 1
             continue
         try:
-            pipeline.run_day(a.config, d, log=lambda m: None)
+            pipeline.run_day(a.config, d, log=lambda m: None, mail=False)
             done += 1
         except Exception as e:  # one bad day must not stop a years-long backfill
             failed.append((d, f"{type(e).__name__}: {e}"))
@@ -158,6 +158,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         print(f"airflow dags test mmw_daily ({d}): success in {time.monotonic() - t0:.0f}s")
     from mmw_tasks.config import load_site
     from mmw_tasks.report import report_dir
+    from mmw_tasks.trends_report import page_path as trends_page
 
     site = load_site(toml)
     last = report_dir(site, days[-1])
@@ -167,6 +168,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
               f"{i['start']} .. {i['end']}  score {i['score']}")
     print(f"report: {last / 'report.html'}")
     print(f"report: {last / 'report.json'}")
+    print(f"trends: {trends_page(site)}")
     return 0
 
 

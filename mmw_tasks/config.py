@@ -34,6 +34,36 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class EmailSettings:
+    """[report.email]: mail each daily report through an SMTP server. The password, if the server
+    wants one, comes from the environment variable named by `password_env`, never from the file."""
+
+    host: str
+    sender: str  # the key is `from`
+    to: tuple[str, ...]
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    subject_prefix: str = "[mmw]"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """[report]: the daily report's history band and figures."""
+
+    history_days: int = 28  # the trailing days whose coefficients make the band
+    band_k: float = 4.0  # band half-width in scaled MADs (1.4826 * MAD ~ one standard deviation)
+    band_floor: float = 0.02  # ... but never narrower than this share of the median
+    min_history: int = 7  # fewer days of history than this: the band is shown, drift not alerted
+    top_sources: int = 6  # senders or hosts drawn in figure 2
+    raw_lines: int = 12  # raw log lines quoted per incident card
+    email: EmailSettings | None = None
+
+
+@dataclass(frozen=True)
 class Server:
     name: str
     role: str  # "dns" | "mail"
@@ -56,6 +86,7 @@ class Site:
     thresholds: Thresholds = field(default_factory=Thresholds)
     mailing_lists: tuple[str, ...] = ()  # allow-list of list senders
     bulk_senders: tuple[str, ...] = ()  # allow-list of known bulk senders
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -185,4 +216,52 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
         thresholds=Thresholds(**th_kwargs),
         mailing_lists=tuple(a.lower() for a in _get(allow, "mailing_lists", f"{path}: [allow]", tuple, ())),
         bulk_senders=tuple(a.lower() for a in _get(allow, "bulk_senders", f"{path}: [allow]", tuple, ())),
+        report=report_settings(raw.get("report", {}), path),
     )
+
+
+def _number(table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
+    value = table.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or (kind is int and not float(value).is_integer()):
+        raise ConfigError(f"{where}: key '{key}' must be a{'n integer' if kind is int else ' number'}")
+    if value < 0:
+        raise ConfigError(f"{where}: key '{key}' must not be negative")
+    return kind(value)
+
+
+def report_settings(raw: Any, path: Path) -> ReportSettings:
+    """[report] and [report.email]; unknown keys are errors (a typo must not silently disable mail)."""
+    w = f"{path}: [report]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{w} must be a table")
+    d = ReportSettings()
+    for key in raw:
+        if key != "email" and not hasattr(d, key):
+            raise ConfigError(f"{w}: unknown key '{key}'")
+    nums = {k: _number(raw, k, w, type(getattr(d, k)), getattr(d, k))
+            for k in ("history_days", "band_k", "band_floor", "min_history", "top_sources", "raw_lines")}
+    email = raw.get("email")
+    if email is not None:
+        we = f"{path}: [report.email]"
+        if not isinstance(email, dict):
+            raise ConfigError(f"{we} must be a table")
+        if "password" in email:
+            raise ConfigError(f"{we}: key 'password' is not allowed: put the password in an environment "
+                              "variable and name it with 'password_env'")
+        known = {"host", "port", "from", "to", "starttls", "ssl", "username", "password_env",
+                 "subject_prefix", "timeout"}
+        for key in email:
+            if key not in known:
+                raise ConfigError(f"{we}: unknown key '{key}'")
+        to = email.get("to")
+        to = (to,) if isinstance(to, str) else _get(email, "to", we, tuple)
+        if not to:
+            raise ConfigError(f"{we}: key 'to' needs at least one address")
+        email = EmailSettings(
+            host=_get(email, "host", we, str), sender=_get(email, "from", we, str), to=to,
+            port=_number(email, "port", we, int, 25),
+            starttls=_get(email, "starttls", we, bool, False), ssl=_get(email, "ssl", we, bool, False),
+            username=_get(email, "username", we, str, None), password_env=_get(email, "password_env", we, str, None),
+            subject_prefix=_get(email, "subject_prefix", we, str, "[mmw]"),
+            timeout=_number(email, "timeout", we, float, 30.0))
+    return ReportSettings(**nums, email=email)

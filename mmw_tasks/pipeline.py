@@ -11,9 +11,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import polars as pl
 
-from mmw_tasks import detect, ingest, lake, report, sources
+from mmw_tasks import detect, ingest, lake, report, sources, trends_report
 from mmw_tasks.config import Site, load_site
 from mmw_tasks.syslog import local_day_bounds
 
@@ -87,20 +86,31 @@ def run_detect(config: str | Path, day: str | date) -> dict:
 def make_report(config: str | Path, day: str | date) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": d}).pl()
-    totals = iv.select(pl.col(list(report.TOTAL_KEYS)).sum()).row(0, named=True)
-    inc = con.sql("select * from incidents where day = $day order by start", params={"day": d}).pl()
     notes = ["Baselines: no history used yet; abnormal intervals are judged against the day itself."]
-    rep = report.build(site, d, totals, _fit_row(con, d), inc.to_dicts(), iv.to_dicts(), notes)
+    rep = report.gather(con, site, d, notes)
     path = report.write(site, rep)
-    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"])}
+    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"]),
+            "drift": rep["history"].get("drift", [])}
 
 
 def trends(config: str | Path, day: str | date) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
-    return {"day": str(d)}
+    rolled = trends_report.roll_up(lake.refresh_views(con, site.lake), site, d)
+    page = trends_report.write_page(lake.refresh_views(con, site.lake), site)
+    catalog = lake.write_catalog(site.lake)
+    return {"day": str(d), **rolled, "trends_page": str(page), "catalog": str(catalog)}
+
+
+def deliver(config: str | Path, day: str | date) -> dict:
+    """Mail the day's report when the config has [report.email]; a no-op otherwise."""
+    site, d = _site_day(config, day)
+    if site.report.email is None:
+        return {"day": str(d), "sent": False}
+    from mmw_tasks import deliver as mail
+
+    return {"sent": True, **mail.send_report(site, d)}
 
 
 def is_done(config: str | Path, day: str | date) -> bool:
@@ -109,8 +119,9 @@ def is_done(config: str | Path, day: str | date) -> bool:
         site.lake, "daily_trends", d).is_file()
 
 
-def run_day(config: str | Path, day: str | date, log=print) -> dict:
-    """The whole daily job without Airflow; returns what each stage returned."""
+def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -> dict:
+    """The whole daily job without Airflow; returns what each stage returned. `mail`: send the
+    report when the config asks for it (a backfill does not)."""
     site, d = _site_day(config, day)
     out: dict = {"day": str(d), "servers": {}}
     t0 = time.monotonic()
@@ -124,6 +135,8 @@ def run_day(config: str | Path, day: str | date, log=print) -> dict:
     out["detect"] = run_detect(config, d)
     out["report"] = make_report(config, d)
     out["trends"] = trends(config, d)
+    if mail:
+        out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 
