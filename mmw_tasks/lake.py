@@ -132,6 +132,36 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def ensure_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
+    """Create the views of datasets that got their first files since `con` was made. (A view's glob
+    is expanded at each query, so existing views already see new partitions.)"""
+    have = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+    for view in VIEWS:
+        if view not in have and has_files(lake, view):
+            sqlfiles.execute(con, f"views/{view}", {})
+    return con
+
+
+def catalog_is_current(lake: Path) -> bool:
+    """The catalog exists, points at this lake and has a view for every dataset with files."""
+    lake = Path(lake).resolve()
+    path = lake / CATALOG
+    if not path.is_file():
+        return False
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False  # unreadable or locked by a writer: rebuild
+    try:
+        where = con.execute("select mmw_lake()").fetchone()[0]
+        have = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return where == str(lake) and {v for v in VIEWS if has_files(lake, v)} <= have
+
+
 def write_catalog(lake: Path) -> Path:
     """<lake>/mmw.duckdb: a DuckDB database holding the lake's views, for any DuckDB client.
 

@@ -97,10 +97,13 @@ def trends(config: str | Path, day: str | date) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
-    rolled = trends_report.roll_up(lake.refresh_views(con, site.lake), site, d)
-    page = trends_report.write_page(lake.refresh_views(con, site.lake), site)
-    catalog = lake.write_catalog(site.lake)
-    return {"day": str(d), **rolled, "trends_page": str(page), "catalog": str(catalog)}
+    rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
+    page = trends_report.write_page(lake.ensure_views(con, site.lake), site)
+    fresh = lake.catalog_is_current(site.lake)
+    if not fresh:
+        lake.write_catalog(site.lake)
+    return {"day": str(d), **rolled, "trends_page": str(page), "catalog": str(Path(site.lake) / lake.CATALOG),
+            "catalog_rewritten": not fresh}
 
 
 def deliver(config: str | Path, day: str | date) -> dict:

@@ -60,3 +60,22 @@ def klez_site(tmp_path_factory) -> Path:
     for d in ("2002-02-15", "2002-02-16"):
         pipeline.run_day(toml, d, log=lambda m: None)
     return toml
+
+
+SIXTY_START = date(2002, 1, 1)
+
+
+@pytest.fixture(scope="session")
+def sixty_days(tmp_path_factory) -> Path:
+    """60 simulated days at a small scale, backfilled day by day through every stage (trends,
+    roll-ups, the trends page, the catalog): tests/test_trends.py and tests/test_analysts.py."""
+    from datetime import timedelta
+
+    from mmw_tasks import pipeline
+    from mmw_tasks.simulate import simulate_site
+
+    out = tmp_path_factory.mktemp("sixty")
+    toml = simulate_site(out, SIXTY_START, 60, scenario="klez", seed=11, scale=0.3)
+    for k in range(60):
+        pipeline.run_day(toml, SIXTY_START + timedelta(days=k), log=lambda m: None, mail=False)
+    return toml
