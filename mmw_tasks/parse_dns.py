@@ -39,7 +39,7 @@ def parse_iplog(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     msg = pl.col("msg")
     framed = rows.filter(pl.col("framed"))
-    is_udp = (pl.col("prog") == "iplog") & msg.str.starts_with("UDP: ")
+    is_udp = ((pl.col("prog") == "iplog") & msg.str.starts_with("UDP: ")).fill_null(False)
     u = framed.filter(is_udp).with_columns(g=msg.str.extract_groups(_IPLOG_UDP))
     g = pl.col("g").struct
     u = u.with_columns(_svc=g.field("1"), _src=g.field("2"), client_port=g.field("3").cast(pl.Int32),
@@ -74,8 +74,8 @@ def parse_bind(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     msg = pl.col("msg")
     framed = rows.filter(pl.col("framed"))
-    cand = (msg.str.contains(": query: ", literal=True) & msg.str.contains("client ", literal=True)) | \
-        msg.str.starts_with("XX")
+    cand = ((msg.str.contains(": query: ", literal=True) & msg.str.contains("client ", literal=True))
+            | msg.str.starts_with("XX")).fill_null(False)
     q = framed.filter(cand).with_columns(g9=msg.str.extract_groups(_BIND9), g8=msg.str.extract_groups(_BIND8))
     g9, g8 = pl.col("g9").struct, pl.col("g8").struct
     q = q.with_columns(
@@ -97,7 +97,7 @@ def parse_dnsmasq(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     msg = pl.col("msg")
     framed = rows.filter(pl.col("framed"))
-    cand = (pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)
+    cand = ((pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)).fill_null(False)
     q = framed.filter(cand).with_columns(g=msg.str.extract_groups(_DNSMASQ))
     g = pl.col("g").struct
     q = q.with_columns(client_port=g.field("1").cast(pl.Int32, strict=False),
@@ -119,7 +119,7 @@ def parse_unbound(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     msg = pl.col("msg")
     framed = rows.filter(pl.col("framed"))
-    ours = (pl.col("prog") == "unbound") | msg.str.starts_with("unbound[")
+    ours = ((pl.col("prog") == "unbound") | msg.str.starts_with("unbound[")).fill_null(False)
     q = framed.filter(ours).with_columns(g=msg.str.extract_groups(_UNBOUND))
     g = pl.col("g").struct
     q = q.with_columns(client_ip=g.field("1"), qname=g.field("2").str.strip_suffix("."), qtype=g.field("3"))

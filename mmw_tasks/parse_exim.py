@@ -36,7 +36,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     prog, msg = pl.col("prog"), pl.col("msg")
     framed = rows.filter(pl.col("framed"))
-    is_exim = prog.is_in(EXIM_PROGS) | (pl.col("plain") & prog.is_null())
+    is_exim = (prog.is_in(EXIM_PROGS) | (pl.col("plain") & prog.is_null())).fill_null(False)
     ex = framed.filter(is_exim).with_columns(g=msg.str.extract_groups(_HEAD))
     g = pl.col("g").struct
     ex = ex.with_columns(queue_id=g.field("1"), _flag=g.field("2"),

@@ -62,8 +62,9 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of a sendmail server's framed rows (see parse_util)."""
     rows = of_day(rows)
     prog = pl.col("prog")
+    is_sm = prog.is_in(SENDMAIL_PROGS).fill_null(False)
     framed = rows.filter(pl.col("framed"))
-    sm = _split_qid(framed.filter(prog.is_in(SENDMAIL_PROGS)))
+    sm = _split_qid(framed.filter(is_sm))
     body = pl.col("body")
     sm = sm.with_columns(
         pl.when(body.str.starts_with("from=")).then(pl.lit("from"))
@@ -74,7 +75,7 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         .then(pl.lit("reject"))
         .otherwise(pl.lit("other")).alias("event"))
     parts: list[pl.DataFrame] = []
-    fates = [unframed(rows), fates_of(framed.filter(~prog.is_in(SENDMAIL_PROGS) & ~is_pop(prog)), "ignored")]
+    fates = [unframed(rows), fates_of(framed.filter(~is_sm & ~is_pop(prog)), "ignored")]
     g = pl.col("g").struct
 
     # from=: one accepted message

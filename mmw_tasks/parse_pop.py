@@ -27,7 +27,7 @@ _UW = r"^(?:Login|Authenticated) user=(\S+) host=(\S*) ?\[([0-9A-Fa-f:.]+)\]"
 
 
 def is_pop(prog: pl.Expr) -> pl.Expr:
-    return prog.is_in(POP_PROGS)
+    return prog.is_in(POP_PROGS).fill_null(False)
 
 
 def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:

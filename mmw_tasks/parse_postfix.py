@@ -48,8 +48,9 @@ def _kind(body: pl.Expr) -> pl.Expr:
 
 
 def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
-    return (pl.when(status.is_in(["bounced", "undeliverable"]) & user_unknown(text)).then(pl.lit("user_unknown"))
-            .when(status == "undeliverable").then(pl.lit("bounced"))
+    undeliverable = status.str.starts_with("undeliverable")
+    return (pl.when(((status == "bounced") | undeliverable) & user_unknown(text)).then(pl.lit("user_unknown"))
+            .when(undeliverable).then(pl.lit("bounced"))
             .otherwise(status))
 
 
@@ -65,7 +66,7 @@ class PostfixParser:
     def __call__(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         prog, msg = pl.col("prog"), pl.col("msg")
         framed = rows.filter(pl.col("framed"))
-        is_pf = prog.str.starts_with("postfix")
+        is_pf = prog.str.starts_with("postfix").fill_null(False)
         pf = framed.filter(is_pf).with_columns(_q=msg.str.find(": ", literal=True))
         pf = pf.with_columns(_c=pl.when(pl.col("_q").is_between(5, 20)).then(bslice(msg, 0, pl.col("_q"))))
         has = pl.col("_c").str.contains(_QID)

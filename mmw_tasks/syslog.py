@@ -76,8 +76,9 @@ def _open(path: Path):
     return open(path, "rb")
 
 
-def iter_line_batches(path: Path, batch_bytes: int = BATCH_BYTES) -> Iterator[tuple[int, pl.Series]]:
+def iter_line_batches(path: Path, batch_bytes: int | None = None) -> Iterator[tuple[int, pl.Series]]:
     """Yield (number of the batch's first line, Series of lines); line numbers start at 1."""
+    batch_bytes = batch_bytes or BATCH_BYTES
     line_no = 1
     tail = b""
     fh = _open(path)
