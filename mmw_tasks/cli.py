@@ -103,14 +103,17 @@ def cmd_sql(a: argparse.Namespace) -> int:
         raise UsageError(f"SQL error: {e}".splitlines()[0]) from None
     if rel is None:
         return 0
+    import polars as pl
+
     df = rel.pl()
+    # DuckDB's sum() of integers is a HUGEINT/DECIMAL: show it as the number it is
+    df = df.with_columns([pl.col(c).cast(pl.Int64 if t.scale == 0 else pl.Float64)
+                          for c, t in df.schema.items() if isinstance(t, pl.Decimal)])
     if a.format == "csv":
         sys.stdout.write(df.write_csv())
     elif a.format == "json":
         sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
     else:
-        import polars as pl
-
         with pl.Config(tbl_rows=a.max_rows, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=200):
             print(df)
     return 0

@@ -1,0 +1,62 @@
+"""Shared fixtures. Airflow settings are read at import time, so the environment is set here,
+before any test module can import airflow."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+_HOME = Path(tempfile.mkdtemp(prefix="mmw-airflow-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "mmw-test-" + "x" * 55)
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def sample_block(title_part: str) -> list[str]:
+    """The lines of the sample-lines.txt block whose '## ' title contains `title_part`."""
+    text = (FIXTURES / "sample-lines.txt").read_text(errors="replace")
+    blocks = re.split(r"^## ", text, flags=re.M)
+    for b in blocks[1:]:
+        title, _, body = b.partition("\n")
+        if title_part in title:
+            return [ln for ln in body.splitlines() if ln.strip() and not ln.startswith("# ")]
+    raise KeyError(title_part)
+
+
+def frame(lines: list[str], day: date = date(2002, 2, 16), tz: str = "UTC") -> pl.DataFrame:
+    """Lines as the parsers receive them from ingest (framed, repeats expanded, tagged)."""
+    from mmw_tasks.syslog import YearAnchor, expand_repeats, frame_lines, to_utc
+
+    framed = frame_lines(pl.Series("line", lines), 1, YearAnchor(day))
+    return to_utc(expand_repeats(framed, {}), tz).with_columns(
+        server=pl.lit("test"), file=pl.lit("sample"))
+
+
+@pytest.fixture(scope="session")
+def klez_site(tmp_path_factory) -> Path:
+    """A simulated 2-day klez site, parsed and analysed once for the session."""
+    from mmw_tasks import pipeline
+    from mmw_tasks.simulate import simulate_site
+
+    out = tmp_path_factory.mktemp("klez")
+    toml = simulate_site(out, date(2002, 2, 15), 2, scenario="klez", seed=7)
+    for d in ("2002-02-15", "2002-02-16"):
+        pipeline.run_day(toml, d, log=lambda m: None)
+    return toml

@@ -1,0 +1,145 @@
+"""Every SQL file under sql/ run on a small hand-written site whose answers were counted by hand.
+
+The mini site (tests/fixtures/minisite) has a DNS server (iplog) and a mail server (sendmail,
+qpopper), each rotated once during 2002-02-16 (Asia/Tokyo), with a repeat line, a truncated
+to= line, a garbage line and lines of the days before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import FIXTURES
+
+from mmw_tasks import lake, pipeline
+from mmw_tasks import sql as sqlfiles
+
+JST = timezone(timedelta(hours=9))
+DAY = "2002-02-16"
+MTIMES = {  # each file's last line, as syslogd leaves it
+    "logs/1dns/messages.1": datetime(2002, 2, 16, 3, 9, 59, tzinfo=JST),
+    "logs/1dns/messages": datetime(2002, 2, 17, 0, 0, 2, tzinfo=JST),
+    "logs/1mx/syslog.0": datetime(2002, 2, 16, 3, 9, 59, tzinfo=JST),
+    "logs/1mx/syslog": datetime(2002, 2, 17, 0, 0, 1, tzinfo=JST),
+}
+
+
+def copy_minisite(dst: Path) -> Path:
+    shutil.copytree(FIXTURES / "minisite", dst)
+    for rel, when in MTIMES.items():
+        os.utime(dst / rel, (when.timestamp(), when.timestamp()))
+    return dst / "site.toml"
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    toml = copy_minisite(tmp_path_factory.mktemp("mini") / "site")
+    pipeline.run_day(toml, DAY, log=lambda m: None)
+    return toml, lake.connect(toml.parent / "data_lake")
+
+
+def test_every_sql_file_is_exercised():
+    """A new SQL file must get a test here or in another test module."""
+    names = {str(p.relative_to(sqlfiles.SQL_DIR).with_suffix("")) for p in sqlfiles.SQL_DIR.rglob("*.sql")}
+    run_by_pipeline = {"aggregate/intervals", "aggregate/user_intervals", "aggregate/domain_deferrals",
+                       "model/model_fits", "trends/daily_trends", "detect/host_activity", "views/_lake_dataset"}
+    views = {f"views/{v}" for v in lake.VIEWS}
+    assert names - run_by_pipeline - views == set()
+
+
+def test_files_chosen_for_the_day(mini):
+    toml, _ = mini
+    names = {s: [Path(f).name for f in pipeline.fetch(toml, s, DAY)["files"]] for s in ("1dns", "1mx")}
+    assert names == {"1dns": ["messages.1", "messages"], "1mx": ["syslog.0", "syslog"]}
+
+
+def test_line_accounting_counts_every_line_of_the_day(mini):
+    _, con = mini
+    acct = con.sql("select server, parse_filename(file) as f, lines_read, parsed, ignored, malformed, "
+                   "repeats_expanded from line_accounting order by server, f").pl()
+    assert acct.rows() == [
+        ("1dns", "messages", 6, 4, 2, 0, 3),
+        ("1dns", "messages.1", 3, 3, 0, 0, 0),
+        ("1mx", "syslog", 10, 5, 3, 2, 2),
+        ("1mx", "syslog.0", 3, 3, 0, 0, 0),
+    ]
+    bad = con.sql("select parse_filename(file), line_no, reason from malformed_lines order by line_no").fetchall()
+    assert bad == [("syslog", 6, "to= line truncated (no delay=/stat=)"), ("syslog", 9, "no syslog header")]
+
+
+def test_intervals(mini):
+    _, con = mini
+    iv = con.sql("select * exclude (site, day) from intervals order by interval_start").pl()
+    assert iv.height == 144 and iv["interval_start"][0] == datetime(2002, 2, 15, 15, 0, tzinfo=timezone.utc)
+    busy = iv.filter(pl.sum_horizontal(pl.exclude("interval_start")) > 0)
+    local = [t.astimezone(JST).strftime("%H:%M") for t in busy["interval_start"]]
+    assert local == ["00:00", "03:00", "14:30"]
+    cols = ["dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown"]
+    assert busy.select(cols).rows() == [(1, 0, 1, 1, 0, 1, 0), (2, 1, 0, 0, 0, 0, 0), (5, 1, 2, 1, 1, 1, 1)]
+
+
+def test_user_intervals_attribute_rejections_to_the_sending_host(mini):
+    _, con = mini
+    ui = con.sql("select sender, client_ip, n_from, n_to, n_deferred, n_user_unknown, n_recipients "
+                 "from user_intervals where hour(interval_start) = 5 order by sender nulls last").fetchall()
+    assert ui == [("x@y.com", "10.1.3.77", 1, 1, 0, 1, 3), (None, None, 0, 1, 1, 0, 1)]
+
+
+def test_domain_deferrals(mini):
+    _, con = mini
+    rows = con.sql("select recipient_domain, sum(n_to), sum(n_sent), sum(n_deferred) from domain_deferrals "
+                   "group by 1 order by 1").fetchall()
+    assert rows == [("bigisp.ne.jp", 1, 0, 1), ("example.ac.jp", 1, 1, 0), ("remote.com", 2, 2, 0)]
+
+
+def test_model_fit_equals_direct_least_squares(mini):
+    _, con = mini
+    iv = con.sql("select dq, n_from, n_pop, n_deferred from intervals").pl()
+    x = iv.select("n_from", "n_pop").to_numpy().astype(float)
+    y = iv["dq"].to_numpy().astype(float)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    r2 = 1 - (resid ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    slope, _ = np.polyfit(iv["n_deferred"].to_numpy().astype(float), resid, 1)
+    fit = con.sql("select * from model_fits").pl().row(0, named=True)
+    assert fit["m_s"] == pytest.approx(coef[0], abs=1e-9) and fit["m_p"] == pytest.approx(coef[1], abs=1e-9)
+    assert fit["r2"] == pytest.approx(r2, abs=1e-9)
+    assert fit["m_sd"] == pytest.approx(slope, abs=1e-9)
+    # q: 1 of the 4 distinct recipients delivered locally; n = (m_s - 2) / (4 (1 - q))
+    assert fit["q"] == pytest.approx(0.25)
+    assert fit["n"] == pytest.approx((coef[0] - 2) / 3)
+
+
+def test_daily_trends_row(mini):
+    _, con = mini
+    row = con.sql("select * from daily_trends").pl().row(0, named=True)
+    assert (row["site"], row["day"], row["dq"], row["n_from"], row["n_to"], row["n_pop"]) == (
+        "mini", date(2002, 2, 16), 8, 2, 3, 2)
+
+
+def test_host_activity_evidence(mini):
+    _, con = mini
+    start = datetime(2002, 2, 16, 5, 30, tzinfo=timezone.utc)
+    act = sqlfiles.query(con, "detect/host_activity", {
+        "day": date(2002, 2, 16), "start": start, "end": start + timedelta(minutes=10),
+        "client_ip": "10.1.3.77", "sender": None}).pl().row(0, named=True)
+    assert (act["messages"], act["user_unknown"], act["recipients"], act["distinct_senders"]) == (1, 1, 3, 1)
+    assert [ln["line_no"] for ln in act["sample_lines"]] == [2, 3]
+
+
+def test_rerun_replaces_partitions(mini):
+    toml, con = mini
+    before = {p: p.read_bytes() for p in (toml.parent / "data_lake").rglob("*.parquet")}
+    pipeline.run_day(toml, DAY, log=lambda m: None)
+    after = {p: p.read_bytes() for p in (toml.parent / "data_lake").rglob("*.parquet")}
+    assert after.keys() == before.keys()
+    con2 = lake.connect(toml.parent / "data_lake")
+    assert con2.sql("select count(*) from mail_events").fetchone()[0] == con.sql(
+        "select count(*) from mail_events").fetchone()[0]
+    assert not list((toml.parent / "data_lake").rglob("*.tmp"))
