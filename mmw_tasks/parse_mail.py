@@ -90,7 +90,7 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     # to=: one delivery attempt, for one recipient or a comma-separated list of them
     to = sm.filter(pl.col("event") == "to").with_columns(recipient=body.str.extract(_RCPTS, 1))
     bad = pl.col("recipient").is_null()
-    fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=)"))
+    fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
     to = to.filter(~bad).with_columns(
         _stat=body.str.extract(r"(?:, ?|^)stat=(.*)$", 1), _dsn=field(body, "dsn", r"[\d.]+"),
         mailer=field(body, "mailer"), _relay=field(body, "relay"))

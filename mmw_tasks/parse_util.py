@@ -51,14 +51,14 @@ def fates_of(frame: pl.DataFrame, fate: str | pl.Expr, reason: str | pl.Expr | N
 
 
 def unframed(rows: pl.DataFrame) -> pl.DataFrame:
-    return fates_of(rows.filter(~pl.col("framed")), "malformed", "no timestamp (not a syslog line)")
+    return fates_of(rows.filter(~pl.col("framed")), "malformed", "no syslog header")
 
 
 def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
     parts = [p for p in parts if p.height]
     if not parts:
         return pl.DataFrame(schema=FATE_SCHEMA)
-    return pl.concat([p.cast(FATE_SCHEMA) for p in parts])  # type: ignore[arg-type]
+    return pl.concat([p.cast(FATE_SCHEMA) for p in parts]).sort("line_no", "copy")  # type: ignore[arg-type]
 
 
 def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFrame:
@@ -70,7 +70,7 @@ def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFra
     for p in parts:
         out.append(p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
                              for c, t in schema.items()]))
-    return pl.concat(out)
+    return pl.concat(out).sort("line_no", maintain_order=True)  # in file order, as users read them
 
 
 def addr(expr: pl.Expr) -> pl.Expr:

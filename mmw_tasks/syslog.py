@@ -256,7 +256,8 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
     local = pl.when(pl.col("off").is_null() & pl.col("epoch").is_null()).then(naive)
     ts = pl.coalesce(given_utc, local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
                      .dt.convert_time_zone("UTC"))
-    out = df.select(ts=ts, body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"))
+    out = df.select(ts=ts, body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
+                    ts_local=local, ts_utc_given=given_utc)
     return out.with_columns(ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
 
 
@@ -322,13 +323,18 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor, tz: st
         df = df.with_columns(repeat_n=pl.when(rep).then(pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)))
     else:
         df = df.with_columns(repeat_n=pl.lit(None, pl.Int64))
-    return df.select("line_no", "line", "ts", "ts_site", "host", "prog", "msg", "repeat_n",
-                     framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
+    return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
+                     "repeat_n", framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
 
 
 def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
-    """Kept for callers of the old API: frame_lines now returns `ts` and `ts_site` itself."""
-    return df
+    """`ts` (UTC) and `ts_site` again for another time zone than frame_lines was given: local
+    stamps (`ts_local`) are placed in `tz`, stamps with an offset keep their instant."""
+    local = (pl.col("ts_local").dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+             .dt.convert_time_zone("UTC"))
+    return df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), local)).with_columns(
+        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None),
+        framed=pl.col("ts").is_not_null())
 
 
 def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None]]) -> pl.DataFrame:

@@ -82,7 +82,7 @@ def chk_repeats(ev, fates, c):
 
 def chk_truncated(ev, fates, c):
     assert c["malformed"] == 1 and ev.height == 0
-    assert fates["reason"].to_list() == ["to= line truncated (no delay=)"]
+    assert fates["reason"].to_list() == ["to= line truncated (no delay=/stat=)"]
 
 
 def chk_prev_day(ev, fates, c):
