@@ -191,3 +191,20 @@ def test_short_history_says_so_and_never_alerts(tmp_path):
     h = report.history_of(lake.connect(site.lake), site, date(2002, 1, 4))
     assert h["too_short"] and h["drift"] == [] and h["days_available"] == 3
     assert "too short" in report.history_notes(h, 0)[0]
+
+
+def test_report_settings_from_the_config(tmp_path):
+    from mmw_tasks.config import ConfigError
+
+    base = ('[site]\nname = "s"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\n'
+            '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n')
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(base + "[report]\nhistory_days = 56\nband_k = 3\n")
+    r = load_site(cfg).report
+    assert (r.history_days, r.band_k, r.min_history, r.email) == (56, 3.0, 7, None)
+    cfg.write_text(base + "[report]\nhistory_dayz = 56\n")
+    with pytest.raises(ConfigError, match=r"\[report\]: unknown key 'history_dayz'"):
+        load_site(cfg)
+    cfg.write_text(base + "[report]\nhistory_days = 2.5\n")
+    with pytest.raises(ConfigError, match="key 'history_days' must be an integer"):
+        load_site(cfg)
