@@ -222,7 +222,8 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
 
 def _number(table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
     value = table.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or (kind is int and not float(value).is_integer()):
+    whole = isinstance(value, int | float) and float(value).is_integer()
+    if not isinstance(value, int | float) or isinstance(value, bool) or (kind is int and not whole):
         raise ConfigError(f"{where}: key '{key}' must be a{'n integer' if kind is int else ' number'}")
     if value < 0:
         raise ConfigError(f"{where}: key '{key}' must not be negative")
@@ -261,7 +262,8 @@ def report_settings(raw: Any, path: Path) -> ReportSettings:
             host=_get(email, "host", we, str), sender=_get(email, "from", we, str), to=to,
             port=_number(email, "port", we, int, 25),
             starttls=_get(email, "starttls", we, bool, False), ssl=_get(email, "ssl", we, bool, False),
-            username=_get(email, "username", we, str, None), password_env=_get(email, "password_env", we, str, None),
+            username=_get(email, "username", we, str, None),
+            password_env=_get(email, "password_env", we, str, None),
             subject_prefix=_get(email, "subject_prefix", we, str, "[mmw]"),
             timeout=_number(email, "timeout", we, float, 30.0))
     return ReportSettings(**nums, email=email)

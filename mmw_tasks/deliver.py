@@ -23,7 +23,8 @@ def subject(prefix: str, rep: dict) -> str:
     found = sum(i["kind"] in ATTENTION for i in rep["incidents"])
     what = f"{found} incident(s) need attention" if found else "no incidents"
     drift = rep.get("history", {}).get("drift", [])
-    return f"{prefix} {rep['site']} {rep['day']}: {what}" + (f", drift in {', '.join(drift)}" if drift else "")
+    tail = f", drift in {', '.join(drift)}" if drift else ""
+    return f"{prefix} {rep['site']} {rep['day']}: {what}{tail}"
 
 
 def message(site: Site, day: date | str, email: EmailSettings) -> EmailMessage:

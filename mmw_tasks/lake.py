@@ -28,6 +28,7 @@ VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "in
          "weekly_trends", "monthly_trends")
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
+VIEW_NAMES = "select view_name from duckdb_views() where not internal"
 CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by the trends stage
 
 
@@ -135,7 +136,7 @@ def sql_string(text: str) -> str:
 def ensure_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
     """Create the views of datasets that got their first files since `con` was made. (A view's glob
     is expanded at each query, so existing views already see new partitions.)"""
-    have = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+    have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
     for view in VIEWS:
         if view not in have and has_files(lake, view):
             sqlfiles.execute(con, f"views/{view}", {})
@@ -154,7 +155,7 @@ def catalog_is_current(lake: Path) -> bool:
         return False  # unreadable or locked by a writer: rebuild
     try:
         where = con.execute("select mmw_lake()").fetchone()[0]
-        have = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+        have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
     except duckdb.Error:
         return False
     finally:

@@ -11,7 +11,6 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-
 from mmw_tasks import detect, ingest, lake, report, sources, trends_report
 from mmw_tasks.config import Site, load_site
 from mmw_tasks.syslog import local_day_bounds
@@ -96,7 +95,8 @@ def make_report(config: str | Path, day: str | date) -> dict:
 def trends(config: str | Path, day: str | date) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
+    lake.copy_query(con, "trends/daily_trends", _params(site, d),
+                    lake.part_path(site.lake, "daily_trends", d))
     rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
     page = trends_report.write_page(lake.ensure_views(con, site.lake), site)
     fresh = lake.catalog_is_current(site.lake)

@@ -107,7 +107,7 @@ def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list
     """Figure 2's data: the top senders or hosts per interval, and the most deferred domain."""
     top = sqlfiles.query(con, "report/top_sources", {"day": d, "top": site.report.top_sources}).pl()
     sources = []
-    for (rank,), g in top.group_by(["rank"], maintain_order=True):
+    for _, g in top.group_by(["rank"], maintain_order=True):
         first = g.row(0, named=True)
         sources.append({**{k: first[k] for k in ("rank", "source", "client_ip", "reverse_name", "senders",
                                                    "total_from", "total_to", "total_user_unknown")},
@@ -145,8 +145,8 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
 def history_notes(history: dict, n_attention: int) -> list[str]:
     notes = []
     if history.get("too_short"):
-        notes.append(f"History too short for a drift alert: {history['days_available']} earlier day(s) in the "
-                     f"last {history['history_days']}, at least {history['min_history']} needed.")
+        notes.append(f"History too short for a drift alert: {history['days_available']} earlier day(s) in "
+                     f"the last {history['history_days']}, at least {history['min_history']} needed.")
     for k in history.get("drift", []):
         c = history["coefficients"][k]
         notes.append(f"Drift: {k} = {c['value']:.4g} left its band {c['lo']:.4g} to {c['hi']:.4g} "
@@ -179,9 +179,11 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
     fit = fit.row(0, named=True) if fit.height else {}
     inc = con.sql("select * from incidents where day = $day order by start, kind", params={"day": d}).pl()
     incidents = raw_lines_for(con, site, d, inc.to_dicts())
-    wanted = [(ln["file"], int(ln["line_no"])) for i in incidents for ln in i["lines"][:site.report.raw_lines]]
+    wanted = [(ln["file"], int(ln["line_no"])) for i in incidents
+              for ln in i["lines"][:site.report.raw_lines]]
     ips = sorted({i["client_ip"] for i in incidents if i["client_ip"]})
-    names = dict(sqlfiles.query(con, "report/reverse_names", {"day": d, "client_ips": ips}).fetchall()) if ips else {}
+    names = (dict(sqlfiles.query(con, "report/reverse_names", {"day": d, "client_ips": ips}).fetchall())
+             if ips else {})
     history = history_of(con, site, d)
     n_attention = sum(i["kind"] in ATTENTION for i in incidents)
     return build(site, d, totals, fit, incidents, iv.to_dicts(), notes + history_notes(history, n_attention),
@@ -220,8 +222,8 @@ def markdown(rep: dict) -> str:
               "## Model", "",
               f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
               f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
-              f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} of what "
-              f"the model leaves over."]
+              f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
+              f"of what the model leaves over."]
     band = rep.get("history", {}).get("coefficients", {}).get("m_s")
     if band and band.get("lo") is not None:
         lines.append(f"History band of m_s over {band['history_days']} earlier day(s): "

@@ -36,7 +36,8 @@ svg .tick{fill:#555}svg .legend{fill:#333}svg .ylabel,svg .xlabel{fill:#333;font
 svg .flag{font-weight:bold;font-size:11px}
 .caption{font-size:12px;color:#555;margin:0 0 10px}
 .pair{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start}.side{flex:1 1 420px;min-width:0}
-.incident-card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:8px 12px;margin:12px 0}
+.incident-card{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:8px 12px;
+margin:12px 0}
 .incident-card dl{display:grid;grid-template-columns:110px 1fr;gap:2px 10px;margin:6px 0}
 table.evidence th{white-space:nowrap;font-weight:600}
 .incident-card dt{color:#666}.incident-card dd{margin:0}
@@ -84,23 +85,27 @@ def figure1(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     panels = [("Dq: DNS queries from the mail servers", "dq", "Dq (s⁻¹)"),
               ("N_SMTP: from= lines (SMTP accesses)", "n_from", "N_SMTP (s⁻¹)"),
               ("N_POP3: POP3/IMAP logins", "n_pop", "N_POP3 (s⁻¹)")]
-    charts = [svg.line_chart(title, xs, [svg.Series(title, _rate([r[key] for r in iv], sec), svg.PALETTE[key])],
+    charts = [svg.line_chart(title, xs, [svg.Series(title, _rate([r[key] for r in iv], sec),
+                                                    svg.PALETTE[key])],
                              ticks, ylabel, markers=markers, frame=svg.Frame(height=frame.height))
               for title, key, ylabel in panels]
     return ("<section id='figure1'><h2>Figure 1. Dq, N_SMTP and N_POP3 per interval</h2>"
             + "".join(charts)
-            + f"<p class='caption'>Per {rep['interval_minutes']}-minute interval, in events per second, local time "
-              f"({escape(rep['timezone'])}). Shaded spans are the incidents below, by number.</p></section>")
+            + f"<p class='caption'>Per {rep['interval_minutes']}-minute interval, in events per second, "
+              f"local time ({escape(rep['timezone'])}). Shaded spans are the incidents below, by number.</p>"
+              "</section>")
 
 
 def figure2(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     iv, fig = rep["intervals"], rep["figures"]
-    series = [svg.Series("total N_SMTP", _rate([r["n_from"] for r in iv], sec), "#222", width=2.2, css="total")]
+    series = [svg.Series("total N_SMTP", _rate([r["n_from"] for r in iv], sec), "#222", width=2.2,
+                         css="total")]
     rows = []
     for s, color in zip(fig["top_sources"], svg.SOURCE_COLORS, strict=False):
         label = s["source"] + (f" ({s['reverse_name']})" if s.get("reverse_name") else "")
         series.append(svg.Series(f"#{s['rank']} {s['source']}", _rate(s["n_from"], sec), color, width=1.3))
-        rows.append(f"<tr><td><span style='color:{color}'>■</span> {s['rank']}</td><td class='l'>{escape(label)}</td>"
+        rows.append(f"<tr><td><span style='color:{color}'>■</span> {s['rank']}</td>"
+                    f"<td class='l'>{escape(label)}</td>"
                     f"<td>{s['senders']}</td><td>{s['total_from']}</td><td>{s['total_to']}</td>"
                     f"<td>{s['total_user_unknown']}</td></tr>")
     a = svg.line_chart("Total N_SMTP and the top senders or hosts", xs, series, ticks, "N_SMTP (s⁻¹)",
@@ -114,14 +119,16 @@ def figure2(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
                                    svg.PALETTE["domain"], dash="5 3"))
     b = svg.line_chart("to= lines by status", xs, b_series, ticks, "to= lines (s⁻¹)", markers=markers,
                        frame=svg.Frame(height=200))
-    table = ("<table class='sources'><tr><th>#</th><th class='l'>sender or host (reverse name)</th><th>senders</th>"
-             "<th>from=</th><th>to=</th><th>User unknown</th></tr>" + "".join(rows) + "</table>") if rows else (
-             "<p class='caption'>No mail this day.</p>")
-    most = (f"The most deferred domain was <b>{escape(dom['domain'])}</b> ({dom['total_deferred']} deferrals)."
-            if dom else "Nothing was deferred.")
+    head = ("<tr><th>#</th><th class='l'>sender or host (reverse name)</th><th>senders</th>"
+            "<th>from=</th><th>to=</th><th>User unknown</th></tr>")
+    table = (f"<table class='sources'>{head}{''.join(rows)}</table>" if rows
+             else "<p class='caption'>No mail this day.</p>")
+    most = (f"The most deferred domain was <b>{escape(dom['domain'])}</b> ({dom['total_deferred']} "
+            "deferrals)." if dom else "Nothing was deferred.")
     return ("<section id='figure2'><h2>Figure 2. N_SMTP by sender or host; deliveries</h2>" + a
-            + f"<p class='caption'>(a) All from= lines against the {len(rows)} senders or hosts with the most of "
-              "them (a host when the mail came with a client address, else the sender).</p>" + table + b
+            + f"<p class='caption'>(a) All from= lines against the {len(rows)} senders or hosts with the "
+              "most of them (a host when the mail came with a client address, else the sender).</p>"
+            + table + b
             + f"<p class='caption'>(b) to= lines, Sent and Deferred. {most}</p></section>")
 
 
@@ -144,13 +151,15 @@ def coefficient_table(rep: dict) -> str:
         else:
             flag = "outside (history too short to alert)"
         v = m.get(k)
-        rows.append(f"<tr{cls}><td class='l'>{escape(COEFFICIENT_NAMES[k])}</td><td>{'n/a' if v is None else f'{v:.4g}'}"
-                    f"</td><td>{band}</td><td>{c.get('history_days', 0)}</td><td class='l'>{flag}</td></tr>")
+        today = "n/a" if v is None else f"{v:.4g}"
+        rows.append(f"<tr{cls}><td class='l'>{escape(COEFFICIENT_NAMES[k])}</td><td>{today}</td>"
+                    f"<td>{band}</td><td>{c.get('history_days', 0)}</td><td class='l'>{flag}</td></tr>")
     extra = (f"<p class='caption'>Band: median of the earlier days ± {h.get('band_k')} × 1.4826 × MAD "
-             f"(at least {h.get('band_floor', 0) * 100:.0f}% of the median), over the last {h.get('history_days')} "
-             f"days. Residual against N_deferred: m_sd = {_fmt(m.get('m_sd'))}, R² = {_fmt(m.get('r2_sd'))}.</p>")
-    return ("<table class='coefficients'><tr><th class='l'>coefficient</th><th>today</th><th>history band</th>"
-            "<th>days</th><th class='l'></th></tr>" + "".join(rows) + "</table>" + extra)
+             f"(at least {h.get('band_floor', 0) * 100:.0f}% of the median), over the last "
+             f"{h.get('history_days')} days. Residual against N_deferred: m_sd = {_fmt(m.get('m_sd'))}, "
+             f"R² = {_fmt(m.get('r2_sd'))}.</p>")
+    return ("<table class='coefficients'><tr><th class='l'>coefficient</th><th>today</th>"
+            "<th>history band</th><th>days</th><th class='l'></th></tr>" + "".join(rows) + "</table>" + extra)
 
 
 def _fmt(v) -> str:
@@ -186,15 +195,18 @@ def model_panel(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     fit = _rate([r.get("dq_fitted") for r in iv], sec)
     ts = svg.line_chart("Dq observed and fitted", xs,
                         [svg.Series("Dq observed", obs, svg.PALETTE["dq"]),
-                         svg.Series("Dq fitted = m_s·N_from + m_p·N_pop", fit, svg.PALETTE["fitted"], dash="4 2")],
+                         svg.Series("Dq fitted = m_s·N_from + m_p·N_pop", fit, svg.PALETTE["fitted"],
+                                    dash="4 2")],
                         ticks, "Dq (s⁻¹)", markers=markers, frame=svg.Frame(height=200))
     sc = svg.scatter("Dq observed against fitted", fit, obs, "fitted Dq (s⁻¹)", "observed Dq (s⁻¹)",
                      svg.PALETTE["dq"], size=250)
     h = rep.get("history", {})
-    short = (f"<p class='note'>History too short for a drift alert: {h.get('days_available', 0)} earlier day(s), "
-             f"{h.get('min_history')} needed. The band is shown as far as it goes.</p>") if h.get("too_short") else ""
+    short = (f"<p class='note'>History too short for a drift alert: {h.get('days_available', 0)} earlier "
+             f"day(s), {h.get('min_history')} needed. The band is shown as far as it goes.</p>"
+             if h.get("too_short") else "")
     return (f"<section id='model'><h2>Model: Dq = m_s·N_from + m_p·N_pop</h2>{ts}"
-            f"<div class='pair'>{sc}<div class='side'>{coefficient_table(rep)}{short}</div></div>{band_charts(rep)}</section>")
+            f"<div class='pair'>{sc}<div class='side'>{coefficient_table(rep)}{short}</div></div>"
+            f"{band_charts(rep)}</section>")
 
 
 def _when(start: str | None, end: str | None) -> str:
@@ -218,6 +230,7 @@ def incident_card(i: dict) -> str:
     raw_txt = "\n".join(f"{Path(ln['file']).name}:{ln['line_no']}  {ln['text']}" if ln.get("text") is not None
                         else f"{Path(ln['file']).name}:{ln['line_no']}  (no longer readable)" for ln in raw)
     more = len(i.get("lines", [])) - len(raw)
+    shown = f" (first {len(raw)} of {len(raw) + more})" if more > 0 else ""
     return (f"<article class='incident-card kind-{escape(i['kind'])}' id='incident-{i['number']}' "
             f"style='border-left-color:{color}'>"
             f"<h3><span style='color:{color}'>{i['number']}.</span> {escape(i['title'])}</h3><dl>"
@@ -229,7 +242,7 @@ def incident_card(i: dict) -> str:
             + f"<dt>when</dt><dd>{escape(_when(i['start'], i['end']))}</dd>"
               f"<dt>score</dt><dd>{i['score']}</dd></dl>"
             + (f"<table class='evidence'>{ev_rows}</table>" if ev_rows else "")
-            + (f"<p class='caption'>Raw lines behind it{f' (first {len(raw)} of {len(raw) + more})' if more > 0 else ''}"
+            + (f"<p class='caption'>Raw lines behind it{shown}"
                f", from {escape(', '.join(files))}:</p><pre class='raw'>{escape(raw_txt)}</pre>"
                if raw else "<p class='caption'>No raw lines cited.</p>")
             + "</article>")
@@ -247,8 +260,9 @@ def render(rep: dict) -> str:
     summary = (f"<b>{len(found)} incident(s) need attention</b>, {len(rep['incidents']) - len(found)} benign "
                "burst(s) noted." if rep["incidents"] else "No incidents.")
     drift = rep.get("history", {}).get("drift", [])
-    alert = (f"<div class='alert drift-alert'><b>Drift alert:</b> {escape(', '.join(drift))} left the band of the "
-             f"last {rep['history']['history_days']} days. Is it {DRIFT_CAUSES}?</div>") if drift else ""
+    alert = (f"<div class='alert drift-alert'><b>Drift alert:</b> {escape(', '.join(drift))} left the band "
+             f"of the last {rep['history']['history_days']} days. Is it {DRIFT_CAUSES}?</div>"
+             if drift else "")
     links = rep.get("links", {})
     nav = (f"<nav><a rel='prev' href='{escape(links.get('previous', '#'))}'>← previous day</a>"
            f"<a href='{escape(links.get('trends', '#'))}'>trends</a>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,13 @@ def list_files(site: Site, server: Server) -> list[Path]:
 
 def span_of(path: Path, tz: str) -> FileSpan:
     st = path.stat()
-    last = datetime.fromtimestamp(st.st_mtime, ZoneInfo(tz)).replace(tzinfo=None)
+    return _span(path, tz, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=4096)
+def _span(path: Path, tz: str, _inode: int, size: int, mtime_ns: int) -> FileSpan:
+    """span_of for one version of a file: a backfill asks about the same rotated files every day."""
+    last = datetime.fromtimestamp(mtime_ns / 1e9, ZoneInfo(tz)).replace(tzinfo=None)
     first = None
     for first_no, lines in iter_line_batches(path, batch_bytes=HEAD_BYTES):
         framed = frame_lines(lines.head(200), first_no, YearAnchor(last.date()), tz)
@@ -55,7 +62,7 @@ def span_of(path: Path, tz: str) -> FileSpan:
             if first > last and framed["plain"][0] is False:  # a December line in a file last written in January
                 first = first.replace(year=first.year - 1)
         break
-    return FileSpan(path=path, first=first, last=last, size=st.st_size)
+    return FileSpan(path=path, first=first, last=last, size=size)
 
 
 def files_for_day(site: Site, server: Server, day: date) -> list[Path]:

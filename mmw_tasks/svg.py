@@ -140,7 +140,8 @@ class Plot:
                 X = self.px(x)
                 p.append(f'<line class="axis" x1="{X}" x2="{X}" y1="{base}" y2="{base + 4}" '
                          f'stroke="{PALETTE["axis"]}"/>')
-                p.append(f'<text class="tick" x="{X}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>')
+                p.append(f'<text class="tick" x="{X}" y="{base + 16}" text-anchor="middle">'
+                         f'{escape(label)}</text>')
         p.append(f'<text class="ylabel" x="12" y="{f.top + self.ph / 2}" text-anchor="middle" '
                  f'transform="rotate(-90 12 {f.top + self.ph / 2})">{escape(y_label)}</text>')
 
@@ -152,7 +153,8 @@ class Plot:
             ref = f' data-incident="{escape(m.ref)}"' if m.ref else ""
             body = (f'<rect x="{a}" y="{top}" width="{round(w, 2)}" height="{h}" fill="{m.color}" '
                     f'fill-opacity="0.13" stroke="{m.color}" stroke-opacity="0.5"/>'
-                    f'<text x="{a + 2}" y="{top + 11}" fill="{m.color}" class="flag">{escape(m.label)}</text>')
+                    f'<text x="{a + 2}" y="{top + 11}" fill="{m.color}" class="flag">'
+                    f'{escape(m.label)}</text>')
             if m.ref:
                 body = f'<a href="#{escape(m.ref)}">{body}</a>'
             self.parts.append(f'<g class="incident-marker"{ref}><title>{escape(m.title)}</title>{body}</g>')
@@ -172,8 +174,9 @@ class Plot:
         if s.dots:
             for x, v in zip(xs, s.values, strict=True):
                 if v is not None and math.isfinite(v):
-                    self.parts.append(f'<circle class="point {s.css}" cx="{self.px(x)}" cy="{self.py(v)}" r="3.5" '
-                                      f'fill="{s.color}"><title>{escape(s.label)}: {fmt(v)}</title></circle>')
+                    self.parts.append(f'<circle class="point {s.css}" cx="{self.px(x)}" cy="{self.py(v)}" '
+                                      f'r="3.5" fill="{s.color}"><title>{escape(s.label)}: {fmt(v)}</title>'
+                                      '</circle>')
             return
         run: list[str] = []
         runs: list[list[str]] = []
@@ -190,7 +193,8 @@ class Plot:
         for r in runs:
             if len(r) == 1:
                 x, y = r[0].split(",")
-                self.parts.append(f'<circle class="series {s.css}" cx="{x}" cy="{y}" r="2" fill="{s.color}"/>')
+                self.parts.append(f'<circle class="series {s.css}" cx="{x}" cy="{y}" r="2" '
+                                  f'fill="{s.color}"/>')
             else:
                 self.parts.append(f'<polyline class="series {s.css}" data-label="{escape(s.label)}" '
                                   f'points="{" ".join(r)}" fill="none" stroke="{s.color}" '
@@ -240,7 +244,8 @@ def line_chart(title: str, xs: list[float], series: list[Series], x_ticks: list[
     if highlight is not None:
         x, y, label = highlight
         plot.parts.append(f'<circle class="point today" cx="{plot.px(x)}" cy="{plot.py(y)}" r="4.5" '
-                          f'fill="none" stroke="#000" stroke-width="1.5"><title>{escape(label)}</title></circle>')
+                          f'fill="none" stroke="#000" stroke-width="1.5"><title>{escape(label)}</title>'
+                          '</circle>')
     plot.legend([(s.label, s.color) for s in series] + [(b.label, b.color) for b in bands or []])
     return plot.svg(title)
 
@@ -257,7 +262,8 @@ def scatter(title: str, xs: list[float], ys: list[float], x_label: str, y_label:
     plot.x0, plot.x1 = plot.y0, plot.y1  # same scale on both axes
     plot.axes([(t, fmt(t)) for t in plot.y_ticks], y_label)
     plot.parts.append(f'<line class="diagonal" x1="{plot.px(plot.x0)}" y1="{plot.py(plot.y0)}" '
-                      f'x2="{plot.px(plot.x1)}" y2="{plot.py(plot.y1)}" stroke="#999" stroke-dasharray="4 3"/>')
+                      f'x2="{plot.px(plot.x1)}" y2="{plot.py(plot.y1)}" stroke="#999" '
+                      'stroke-dasharray="4 3"/>')
     for x, y in pairs:
         plot.parts.append(f'<circle class="point" cx="{plot.px(x)}" cy="{plot.py(y)}" r="2.2" fill="{color}" '
                           f'fill-opacity="0.6"/>')
@@ -284,7 +290,8 @@ def stacked_bars(title: str, xs: list[float], stacks: list[Series], x_ticks: lis
                 continue
             y_top, y_base = plot.py(base + v), plot.py(base)
             plot.parts.append(f'<rect class="bar" x="{round(plot.px(x) - bar_w / 2, 2)}" y="{y_top}" '
-                              f'width="{round(bar_w, 2)}" height="{round(y_base - y_top, 2)}" fill="{s.color}">'
+                              f'width="{round(bar_w, 2)}" height="{round(y_base - y_top, 2)}" '
+                              f'fill="{s.color}">'
                               f'<title>{escape(s.label)}: {fmt(v)}</title></rect>')
             base += v
     plot.legend([(s.label, s.color) for s in stacks])

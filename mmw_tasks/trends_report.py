@@ -77,7 +77,8 @@ def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, mark
         b = daily.select("day").join(bands.filter(pl.col("coefficient") == k), on="day", how="left")
         judged = pl.col("history_days") >= min_history
         b = b.with_columns(lo=pl.when(judged).then("lo"), hi=pl.when(judged).then("hi"))
-        drift = [v if flag else None for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
+        drift = [v if flag else None
+                 for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
         out.append(svg.line_chart(
             COEFFICIENT_NAMES[k], xs,
             [svg.Series(k, daily[k].to_list(), "#1f4e9c"),
@@ -116,34 +117,37 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
     days = daily["day"].to_list()
     xs, ticks = _day_axis(days)
     markers = _incident_days(daily)
+    colors = ("#1f4e9c", "#d9730d", "#444", "#2e8b57", "#c0392b", "#8e44ad")
     totals = "".join(svg.line_chart(
         title, xs, [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)], ticks, f"{title} per day",
         markers=markers, frame=svg.Frame(height=150))
-        for (c, title), color in zip(TREND_TOTALS, ("#1f4e9c", "#d9730d", "#444", "#2e8b57", "#c0392b", "#8e44ad"),
-                                     strict=True))
+        for (c, title), color in zip(TREND_TOTALS, colors, strict=True))
     kinds = [svg.Series(KIND_SHORT[k], daily[c].cast(pl.Float64).to_list(), svg.KIND_COLORS[k])
              for c, k in KIND_COLUMNS.items() if c in daily.columns]
     bars = svg.stacked_bars("Incidents per day", xs, kinds, ticks, "incidents") if days else ""
-    recent = daily.sort("day", descending=True).join(
-        bands.filter(pl.col("drift")).group_by("day").agg(pl.col("coefficient").sort().str.join(", ").alias("drift")),
-        on="day", how="left")
-    day_cols = [("day", "day"), ("dq", "Dq"), ("n_from", "from="), ("n_pop", "POP3"), ("n_user_unknown", "User unknown"),
+    drifted = bands.filter(pl.col("drift")).group_by("day").agg(
+        pl.col("coefficient").sort().str.join(", ").alias("drift"))
+    recent = daily.sort("day", descending=True).join(drifted, on="day", how="left")
+    day_cols = [("day", "day"), ("dq", "Dq"), ("n_from", "from="), ("n_pop", "POP3"),
+                ("n_user_unknown", "User unknown"),
                 ("m_s", "m_s"), ("m_p", "m_p"), ("r2", "R²"), ("q", "q"), ("n", "n"),
                 ("n_mmw_suspect", "worm suspects"), ("n_deferred_surge", "deferred surges"),
                 ("n_dns_anomaly", "DNS anomalies"), ("drift", "drift")]
     span = f"{days[0]} to {days[-1]}, {len(days)} day(s)" if days else "no days yet"
+    coefficients = coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history)
     latest = f"<a href='day={days[-1]}/report.html'>latest report ({days[-1]})</a>" if days else ""
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>mmw trends {escape(site.name)}</title><style>{CSS}</style></head><body><main>"
             f"<nav><span>{latest}</span></nav><h1>mmw trends: {escape(site.name)}</h1>"
-            f"<p class='caption'>{span}, local days in {escape(site.timezone)}. Red spans: days with a suspected "
-            f"worm-infected host. Bands: median ± {site.report.band_k} × 1.4826 × MAD of the previous "
-            f"{site.report.history_days} days; red dots: drift (the day left its band).</p>"
-            f"<section id='coefficients'><h2>Model coefficients</h2>{coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history)}"
-            f"</section><section id='totals'><h2>Daily totals</h2>{totals}</section>"
+            f"<p class='caption'>{span}, local days in {escape(site.timezone)}. Red spans: days with a "
+            f"suspected worm-infected host. Bands: median ± {site.report.band_k} × 1.4826 × MAD of the "
+            f"previous {site.report.history_days} days; red dots: drift (the day left its band).</p>"
+            f"<section id='coefficients'><h2>Model coefficients</h2>{coefficients}</section>"
+            f"<section id='totals'><h2>Daily totals</h2>{totals}</section>"
             f"<section id='incident-counts'><h2>Incidents</h2>{bars}</section>"
-            f"<section id='monthly'><h2>Months</h2>{_table(monthly.sort('month'), [('month', 'month')] + ROLLUP_COLUMNS)}"
-            f"</section><section id='weekly'><h2>Weeks</h2>"
+            f"<section id='monthly'><h2>Months</h2>"
+            f"{_table(monthly.sort('month'), [('month', 'month')] + ROLLUP_COLUMNS)}</section>"
+            f"<section id='weekly'><h2>Weeks</h2>"
             f"{_table(weekly.sort('week'), [('week', 'week')] + ROLLUP_COLUMNS)}</section>"
             f"<section id='days'><h2>Days</h2>{_table(recent, day_cols, link='day')}</section>"
             "<footer>From the lake's daily_trends, weekly_trends and monthly_trends. Made by mmw.</footer>"

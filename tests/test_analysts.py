@@ -57,8 +57,8 @@ def test_documented_query_answers(views, catalog, heading, query):
 
 def test_a_documented_query_through_mmw_sql(sixty_days):
     heading, query = next((h, q) for h, q in QUERIES if "User unknown" in h)
-    r = subprocess.run([sys.executable, "-m", "mmw_tasks", "sql", "--config", str(sixty_days), "--format", "csv",
-                        query], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "mmw_tasks", "sql", "--config", str(sixty_days),
+                        "--format", "csv", query], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     header, first = r.stdout.splitlines()[:2]
     assert header == "host_or_sender,user_unknown,messages,days" and int(first.split(",")[1]) > 0

@@ -40,7 +40,8 @@ def smtp():
     sink = Sink()
 
     def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"mmw", b"s3cret")
+        ok = (isinstance(auth_data, LoginPassword)
+              and (auth_data.login, auth_data.password) == (b"mmw", b"s3cret"))
         return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 on a failure
 
     ctl = Controller(sink, hostname="127.0.0.1", port=_free_port(), authenticator=authenticate,

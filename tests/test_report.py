@@ -59,8 +59,8 @@ def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
             actual = fh.read().splitlines()[ln["line_no"] - 1]
         assert ln["text"] == actual
         assert w["client_ip"] in actual or "User unknown" in actual or "user unknown" in actual.lower()
-    card = re.search(rf"<article class='incident-card kind-mmw_suspect' id='incident-{w['number']}'.*?</article>",
-                     rep["html"], re.S)
+    card = re.search(rf"<article class='incident-card kind-mmw_suspect' id='incident-{w['number']}'"
+                     r".*?</article>", rep["html"], re.S)
     assert card, "one card per incident"
     body = card.group(0)
     for text in (w["client_ip"], w["reverse_name"], str(w["score"])):
@@ -79,11 +79,12 @@ def test_one_card_and_one_marker_per_figure_per_incident(rep):
 
 def test_figure1_plots_the_lake_intervals_per_second(rep):
     """The Dq polyline's highest point is the interval with the most DNS queries."""
-    iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start", params={"d": DAY}).pl()
+    iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start",
+                        params={"d": DAY}).pl()
     fig1 = re.search(r"<section id='figure1'>.*?</section>", rep["html"], re.S).group(0)
     first_svg = fig1.split("</svg>")[0]
-    points = [tuple(map(float, p.split(","))) for poly in re.findall(r'<polyline[^>]*points="([^"]+)"', first_svg)
-              for p in poly.split()]
+    polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', first_svg)
+    points = [tuple(map(float, p.split(","))) for poly in polylines for p in poly.split()]
     assert len(points) == iv.height
     top = min(range(len(points)), key=lambda k: points[k][1])  # smallest y is highest
     assert iv["dq"][top] == iv["dq"].max()
@@ -160,7 +161,8 @@ def _fits_lake(tmp_path: Path, m_s: list[float]) -> Path:
     start = date(2002, 1, 1)
     for k, v in enumerate(m_s):
         lake.write_frame(pl.DataFrame({"site": ["fits"], "m_s": [v], "m_p": [1.0], "r2": [0.97], "q": [0.5],
-                                       "n": [(v - 2) / 2], "m_sd": [None], "r2_sd": [None], "n_intervals": [144]},
+                                       "n": [(v - 2) / 2], "m_sd": [None], "r2_sd": [None],
+                                       "n_intervals": [144]},
                                       schema_overrides={"m_sd": pl.Float64, "r2_sd": pl.Float64}),
                          lake.part_path(tmp_path / "lake", "model_fits", start + timedelta(days=k)))
     return site

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-from conftest import SIXTY_START
+from conftest import OUTBREAK_DAYS, SIXTY_START
 
 from mmw_tasks import lake, pipeline
 from mmw_tasks import sql as sqlfiles
@@ -32,11 +32,12 @@ def sixty(sixty_days):
 
 
 def planted_worm_days(truth: dict) -> dict[date, set[str]]:
-    """{day: infected hosts} of the simulator's planted worm outbreaks."""
+    """{day: infected hosts} of the outbreaks the simulator planted (truth.json)."""
     out: dict[date, set[str]] = {}
-    for i in truth["incidents"]:
-        if i["kind"] == "mmw_suspect":
-            out.setdefault(date.fromisoformat(i["day"]), set()).add(i["client_ip"])
+    for day, d in truth["days"].items():
+        for i in d["incidents"]:
+            if i["kind"] == "mmw_suspect":
+                out.setdefault(date.fromisoformat(day), set()).add(i["client_ip"])
     return out
 
 
@@ -71,12 +72,13 @@ def test_rerun_replaces_the_week_and_month(sixty):
 
 def test_planted_incidents_show_in_the_trends(sixty):
     worms = planted_worm_days(sixty["truth"])
-    assert len(worms) >= 2, "the simulated backfill plants several outbreaks"
+    assert sorted(worms) == list(OUTBREAK_DAYS), "the simulator planted the outbreaks asked for"
     flagged = dict(sixty["daily"].select("day", "n_mmw_suspect").iter_rows())
     for day, hosts in worms.items():
         assert flagged[day] >= 1, f"{day}: planted outbreak not in daily_trends"
         found = {r[0] for r in sixty["con"].sql(
-            "select client_ip from incidents where day = $d and kind = 'mmw_suspect'", params={"d": day}).fetchall()}
+            "select client_ip from incidents where day = $d and kind = 'mmw_suspect'",
+            params={"d": day}).fetchall()}
         assert hosts <= found
     false_alarms = [d for d, n in flagged.items() if n and d not in worms]
     assert len(false_alarms) <= 1, false_alarms
@@ -115,8 +117,8 @@ print(json.dumps({v: con.sql(f"select count(*) from {v}").fetchone()[0] for v in
 
 
 def _counts_with_plain_duckdb(catalog, views, cwd) -> dict:
-    r = subprocess.run([sys.executable, "-c", PLAIN_DUCKDB, str(catalog), *views], cwd=cwd, capture_output=True,
-                       text=True, env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run([sys.executable, "-c", PLAIN_DUCKDB, str(catalog), *views], cwd=cwd,
+                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
