@@ -46,6 +46,7 @@ white-space:pre;margin:6px 0}
 .drift td{background:#fdecea}
 footer{font-size:12px;color:#666;margin-top:30px}
 .scroll{overflow-x:auto}table.trends{font-size:12px}table.trends th{font-weight:600}
+table.trends td:first-child{white-space:nowrap}
 """
 
 

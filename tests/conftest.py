@@ -84,13 +84,13 @@ def simulate_outbreaks(out: Path, start: date, days: int, outbreaks, seed: int, 
 
 @pytest.fixture(scope="session")
 def sixty_days(tmp_path_factory) -> Path:
-    """60 simulated days at a tenth of the papers' volume, three worm outbreaks among them,
+    """60 simulated days at a quarter of the papers' volume, three worm outbreaks among them,
     backfilled day by day through every stage (trends, roll-ups, the trends page, the catalog):
     tests/test_trends.py and tests/test_analysts.py."""
     from mmw_tasks import pipeline
 
     out = tmp_path_factory.mktemp("sixty")
-    toml = simulate_outbreaks(out, SIXTY_START, 60, OUTBREAK_DAYS, seed=11, scale=0.1)
+    toml = simulate_outbreaks(out, SIXTY_START, 60, OUTBREAK_DAYS, seed=11, scale=0.25)
     for k in range(60):
         pipeline.run_day(toml, SIXTY_START + timedelta(days=k), log=lambda m: None, mail=False)
     return toml
