@@ -13,11 +13,11 @@ from pathlib import Path
 
 import polars as pl
 
-from mmw_tasks import lake
+from mmw_tasks import lake, sources
 from mmw_tasks.config import Server, Site
 from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_iplog
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
-from mmw_tasks.syslog import YearAnchor, expand_repeats, frame_lines, iter_line_batches, to_utc
+from mmw_tasks.syslog import expand_repeats, frame_lines, iter_line_batches, to_utc
 
 ACCOUNTING_SCHEMA = {
     "server": pl.String, "file": pl.String, "lines_read": pl.Int64, "parsed": pl.Int64,
@@ -64,8 +64,9 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
             carry: dict = {}
             last_ts: datetime | None = None
             per_file: list[pl.DataFrame] = []
+            years = sources.years_for(site, server, path, day)  # the file's own years (manifest)
             for first_no, lines in iter_line_batches(path):
-                framed = frame_lines(lines, first_no, YearAnchor(day))
+                framed = frame_lines(lines, first_no, years)
                 # the last stamp of the batch carries into the next, for unframed lines
                 stamps = to_utc(framed.select("ts_local", "ts_utc_given"), site.timezone)["ts_site"]
                 expanded = expand_repeats(framed, carry)
