@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 BATCH_BYTES = 64 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+READ_PIECE = 4 << 20  # read size inside a batch, so a corrupt archive is located to within this
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -104,7 +105,7 @@ def _open(path: Path):
     return raw, raw, None
 
 
-def iter_line_batches(path: Path, batch_bytes: int = BATCH_BYTES,
+def iter_line_batches(path: Path, batch_bytes: int | None = None,
                       on_chunk: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, pl.Series]]:
     """Yield (number of the batch's first line, Series of lines); line numbers start at 1.
 
@@ -112,19 +113,33 @@ def iter_line_batches(path: Path, batch_bytes: int = BATCH_BYTES,
     A truncated or corrupt compressed file raises LogFileError naming the file, the byte offset
     on disk where reading stopped, and how many lines came out before.
     """
+    batch_bytes = batch_bytes or BATCH_BYTES
     line_no = 1
     tail = b""
     fh, raw, kind = _open(path)
     out = 0
+
+    def read_batch() -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while got < batch_bytes:
+            try:
+                piece = fh.read(min(batch_bytes - got, READ_PIECE))
+            except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+                lines_done = line_no - 1 + tail.count(b"\n") + sum(p.count(b"\n") for p in parts)
+                raise LogFileError(
+                    f"{path}: corrupt or truncated {kind or 'file'} data at byte {raw.consumed} of "
+                    f"{path.stat().st_size} on disk, after {out + got} decompressed bytes "
+                    f"({lines_done} complete lines): {e}") from e
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        return b"".join(parts)
+
     try:
         while True:
-            try:
-                chunk = fh.read(batch_bytes)
-            except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
-                size = path.stat().st_size
-                raise LogFileError(
-                    f"{path}: {kind or 'file'} data truncated or corrupt at byte {raw.consumed} of {size} "
-                    f"on disk (after {out} decompressed bytes, {line_no - 1} complete lines): {e}") from e
+            chunk = read_batch()
             if not chunk:
                 break
             out += len(chunk)

@@ -1,0 +1,64 @@
+"""Syslog framing: year inference around New Year, streaming in batches, corrupt archives."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import date, datetime
+
+import pytest
+from conftest import frame
+from test_sql_minisite import DAY, copy_minisite
+
+from mmw_tasks import pipeline, syslog
+from mmw_tasks.config import load_site
+
+
+def test_year_follows_the_run_day_across_new_year():
+    lines = ["Dec 31 23:59:59 ns iplog[1]: a", "Jan  1 00:00:01 ns iplog[1]: b", "Jan 01 00:00:02 ns iplog[1]: c"]
+    ts = frame(lines, day=date(2002, 1, 1))["ts_local"].to_list()
+    assert ts == [datetime(2001, 12, 31, 23, 59, 59), datetime(2002, 1, 1, 0, 0, 1), datetime(2002, 1, 1, 0, 0, 2)]
+    # the same lines seen from the last day of the old year
+    assert frame(lines, day=date(2001, 12, 31))["ts_local"].dt.year().to_list() == [2001, 2002, 2002]
+
+
+def test_february_29_only_in_leap_years():
+    line = ["Feb 29 12:00:00 mx sendmail[1]: x"]
+    assert frame(line, day=date(2004, 2, 29))["ts_local"].to_list() == [datetime(2004, 2, 29, 12)]
+    bad = frame(line, day=date(2003, 3, 1))
+    assert bad["ts_local"].to_list() == [None] and bad["framed"].to_list() == [False]
+
+
+def test_local_time_to_utc_and_lowercase_months():
+    df = frame(["jan 27 18:59:28 saturne keytable: Loading keymap"], day=date(2001, 1, 27), tz="Asia/Tokyo")
+    assert df["ts"].to_list()[0].isoformat() == "2001-01-27T09:59:28+00:00"
+    assert df.select("host", "prog", "msg").row(0) == ("saturne", "keytable", "Loading keymap")
+
+
+def test_small_batches_give_the_same_day(tmp_path, monkeypatch):
+    """Streaming must not change a single count: repeats and unframed lines cross batch edges."""
+    toml = copy_minisite(tmp_path / "a")
+    site = load_site(toml)
+    whole = {s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"])
+             for s in site.servers}
+    monkeypatch.setattr(syslog, "BATCH_BYTES", 150)
+    small = {s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"])
+             for s in site.servers}
+    assert small == whole
+    assert whole["1dns"]["rows"] == 9 and whole["1mx"]["lines_read"] == 13
+
+
+def test_truncated_gzip_names_the_file(tmp_path):
+    path = tmp_path / "messages.2.gz"
+    data = gzip.compress(b"Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from 10.1.0.25:1053 (38 data bytes)\n" * 5000)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(syslog.LogFileError, match="messages.2.gz: corrupt or truncated"):
+        for _ in syslog.iter_line_batches(path):
+            pass
+
+
+def test_compression_detected_by_content_not_name(tmp_path):
+    path = tmp_path / "messages.1"  # no .gz suffix, gzip inside
+    path.write_bytes(gzip.compress(b"Feb 16 14:30:01 ns x[1]: y\nFeb 16 14:30:02 ns x[1]: z\n"))
+    batches = list(syslog.iter_line_batches(path))
+    assert [b.to_list() for _, b in batches] == [["Feb 16 14:30:01 ns x[1]: y", "Feb 16 14:30:02 ns x[1]: z"]]
+
