@@ -29,7 +29,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mmw_tasks import lake
-from mmw_tasks.syslog import FileYears, StampScan, compression_of, iter_line_batches
+from mmw_tasks.syslog import FileYears, LogFileError, StampScan, compression_of, iter_line_batches
 
 HEAD_BYTES = 4096  # a file's "head": its first line, at most this long
 SCAN_BATCH = 16 << 20
@@ -52,6 +52,7 @@ class Entry:
     last: str | None  # ... and of the latest
     years: list[list[int]] = field(default_factory=list)  # [[first line number, year], ...]
     anchor: str = ""  # what fixed the years: "mtime", "dateext" or "gzip header", and its time
+    anchor_at: str | None = None  # that time (site-local ISO): the earlier of two anchors is the better
     tz: str = ""
     server: str = ""
     remote: str | None = None  # sftp://user@host:port/path the raw copy came from
@@ -60,6 +61,11 @@ class Entry:
     pulled_at: str | None = None
     superseded_by: str | None = None  # path of the entry whose content includes all of this one's
     superseded_at: str | None = None
+    error: str | None = None  # a corrupt or truncated archive: what was wrong and where; read up to there
+
+    @property
+    def damaged(self) -> bool:
+        return self.error is not None
 
     @property
     def first_dt(self) -> datetime | None:
@@ -155,9 +161,12 @@ def file_sha256(path: Path, limit: int | None = None) -> str:
 def content_prefix_sha256(path: Path, n: int) -> str:
     """sha256 of the first `n` decompressed bytes of a file."""
     h = _ContentHasher({n})
-    for _ in iter_line_batches(path, SCAN_BATCH, on_chunk=h):
-        if n in h.prefix:
-            break
+    try:
+        for _ in iter_line_batches(path, SCAN_BATCH, on_chunk=h):
+            if n in h.prefix:
+                break
+    except LogFileError:
+        pass
     return h.prefix.get(n, "")
 
 
@@ -169,17 +178,24 @@ def scan_file(path: Path, tz: str, server: str = "", prefix_at: set[int] = froze
     st = path.stat()
     hasher = _ContentHasher(set(prefix_at))
     stamps = StampScan()
-    for first_no, lines in iter_line_batches(path, SCAN_BATCH, on_chunk=hasher):
-        stamps.feed(first_no, lines)
+    error = None
+    try:
+        for first_no, lines in iter_line_batches(path, SCAN_BATCH, on_chunk=hasher):
+            stamps.feed(first_no, lines)
+    except LogFileError as e:
+        error = str(e)
     anchor, how = year_anchor(path, st.st_mtime, tz)
     years, first, last = stamps.resolve(anchor, tz)
+    if error and last is None:
+        last = anchor  # nothing readable: it ended where it was last written (choose() finds its start)
     return Entry(
         path=str(path), size=st.st_size, mtime=st.st_mtime, sha256=file_sha256(path),
         compression=compression_of(path), content_bytes=hasher.n, content_sha256=hasher.sha.hexdigest(),
         head_sha256=hasher.head_sha256(), lines=stamps.lines,
         first=first.isoformat() if first else None, last=last.isoformat() if last else None,
-        years=[[a, b] for a, b in years.breaks] if years else [], anchor=how if years else "", tz=tz,
-        server=server,
+        years=[[a, b] for a, b in years.breaks] if years else [], anchor=how if years else "",
+        anchor_at=anchor.isoformat() if years else None, tz=tz,
+        server=server, error=error,
     ), hasher.prefix
 
 
@@ -235,8 +251,11 @@ class Manifest:
 
     def _same_head_candidates(self, path: Path) -> list[Entry]:
         h = _ContentHasher(set())
-        for _ in iter_line_batches(path, HEAD_BYTES * 4, on_chunk=h):
-            break
+        try:
+            for _ in iter_line_batches(path, HEAD_BYTES * 4, on_chunk=h):
+                break
+        except LogFileError:
+            pass
         head = h.head_sha256()
         return [e for e in self.entries.values() if e.head_sha256 == head and e.path != str(path)]
 
@@ -248,6 +267,10 @@ class Manifest:
                 continue
             if old.content_bytes == new.content_bytes and old.content_sha256 == new.content_sha256:
                 keep, drop = (new, old) if new.size <= old.size else (old, new)  # the smaller copy stays
+                if drop.anchor_at and (keep.anchor_at is None or drop.anchor_at < keep.anchor_at):
+                    # same lines, so same years: take them from the copy whose mtime was kept
+                    keep.years, keep.first, keep.last = drop.years, drop.first, drop.last
+                    keep.anchor, keep.anchor_at = drop.anchor + f" (of {Path(drop.path).name})", drop.anchor_at
             elif old.content_bytes < new.content_bytes and prefixes.get(old.content_bytes) == old.content_sha256:
                 keep, drop = new, old
             elif (new.content_bytes < old.content_bytes and Path(old.path).is_file()

@@ -27,11 +27,11 @@ from mmw_tasks.config import Server, Site
 from mmw_tasks.manifest import HEAD_BYTES, Entry, Manifest, file_sha256, locked
 from mmw_tasks.sftp import Credentials, RemoteFile, Session, SftpError, SftpSource, default_known_hosts, \
     parse_sftp_url
-from mmw_tasks.syslog import _MAGIC, YearAnchor, compression_of
+from mmw_tasks.syslog import _MAGIC, LogFileError, YearAnchor, compression_of
 
 SUPERSEDED_GRACE = timedelta(days=1)  # a superseded raw copy stays this long for runs still reading it
 LIVE_SLACK = timedelta(minutes=10)  # lines a live file may still get that are older than its last one
-GAP_WARN = timedelta(hours=1)
+GAP_WARN = timedelta(hours=3)
 
 
 class SourceError(RuntimeError):
@@ -246,8 +246,17 @@ def fetch_for_day(site: Site, server: Server, day: date, credentials=None) -> Fe
 def choose(entries: list[Entry], server: Server, day: date, where: str) -> tuple[list[Entry], list[str]]:
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
-    spans = [e for e in entries if e.first and e.last]
+    spans = sorted((e for e in entries if e.first and e.last), key=lambda e: (e.first_dt, e.path))
     chosen = [e for e in spans if e.first_dt < end and e.last_dt >= start]
+    for e in entries:
+        if not e.error or not e.last:
+            continue
+        # A damaged archive held lines from its first readable stamp (or, if none was readable, from
+        # where the file before it ends) up to where the next file starts: fail the days it may hold.
+        lo = e.first_dt or max((x.last_dt for x in spans if x.last_dt < e.last_dt), default=datetime.min)
+        hi = min((x.first_dt for x in spans if x.first_dt > lo and x is not e), default=datetime.max)
+        if lo < end and max(hi, e.last_dt) >= start:
+            raise LogFileError(f"server {server.name}, day {day}: {e.error}")
     if not chosen:
         seen = ", ".join(e.label() for e in sorted(entries, key=lambda e: (e.first or "", e.path))) or "none"
         raise SourceError(f"server {server.name}: no file covers {day} (source {where}; files seen: {seen})")
