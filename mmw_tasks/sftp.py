@@ -166,7 +166,14 @@ class Session:
         except SftpError:
             client.close()
             raise
-        except (OSError, paramiko.SSHException) as e:
+        except paramiko.SSHException as e:
+            client.close()
+            if "No authentication methods" in str(e):
+                raise SftpError(f"{self.src.where}: authentication failed: no key, agent or password to offer "
+                                f"(set identity_file, run an SSH agent, or give the server a connection_id in "
+                                f"Airflow)") from None
+            raise SftpError(f"{self.src.where}: cannot connect: {e}") from e
+        except OSError as e:
             client.close()
             raise SftpError(f"{self.src.where}: cannot connect: {e}") from e
         self.client = client
