@@ -404,6 +404,10 @@ def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
     """
     local = pl.col("ts_local")
     early = local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+    if not _dst_changes_within(tz, df["ts_local"].min(), df["ts_local"].max()):
+        ts = pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC"))  # the common case
+        return df.with_columns(ts=ts).with_columns(
+            ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
     late = local.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
     seen = local.fill_null(strategy="forward").cum_max().shift(1)  # the latest stamp before each line
     seen_amb = (seen.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
@@ -420,6 +424,23 @@ def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
     ts = pl.coalesce(pl.col("ts_utc_given"), local_as_utc)
     return df.with_columns(ts=ts).with_columns(
         ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
+
+
+def _dst_changes_within(tz: str, lo: datetime | None, hi: datetime | None) -> bool:
+    """Whether the zone's UTC offset changes between two local times (sampled every 6 hours,
+    closer than any two real transitions)."""
+    if lo is None or hi is None:
+        return False
+    from zoneinfo import ZoneInfo
+
+    z = ZoneInfo(tz)
+    t, end = lo - timedelta(days=1), hi + timedelta(days=1)
+    off = t.replace(tzinfo=z).utcoffset()
+    while t < end:
+        t = min(t + timedelta(hours=6), end)
+        if t.replace(tzinfo=z).utcoffset() != off:
+            return True
+    return False
 
 
 def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None, int | None]]
