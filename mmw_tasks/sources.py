@@ -283,11 +283,17 @@ def files_for_day(site: Site, server: Server, day: date, credentials=None) -> li
 
 def years_for(site: Site, server: Server, path: Path, day: date):
     """The year anchor ingest frames a file with: the file's own years from the manifest (scanning
-    it if it changed since), or the run's day for a file with no year-less stamps."""
+    it if it changed since). A file given for a day its span does not touch (a caller that chose
+    files itself, with no trustworthy mtime) and a file without year-less stamps are framed next
+    to the run's day instead, as loose lines are."""
     d = raw_dir(site, server)
     man = Manifest(d / "manifest.json")
     p = Path(path).resolve()
     e = man.entries.get(str(p))
     if e is None or not e.fresh(p.stat()) or e.tz != site.timezone:
         e = man.scan(p, site.timezone, server.name)
-    return e.file_years() or YearAnchor(day)
+    start = datetime(day.year, day.month, day.day)
+    years = e.file_years()
+    if years is None or e.first_dt is None or e.first_dt >= start + timedelta(days=1) or e.last_dt < start:
+        return YearAnchor(day)
+    return years

@@ -1,7 +1,10 @@
 """Syslog framing, vectorised: read rotated (possibly compressed) files, split each line into
 timestamp, host, program and message, infer the missing year, expand repeat lines.
 
-Everything works on polars frames of whole batches of lines; no per-line Python.
+Everything works on polars frames of whole batches of lines; no per-line Python. The costly part
+of framing, turning stamps into times, is done once per *run* of equal stamps (a busy log has
+thousands of lines a second but one stamp text per second), and everything else is cheap byte
+offsets (`str.find`) and byte slices. Regexes run only on the runs' first lines.
 """
 
 from __future__ import annotations
@@ -9,16 +12,25 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import queue
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-BATCH_BYTES = 64 << 20  # decompressed bytes per batch: bounded memory whatever the file size
-READ_PIECE = 1 << 20  # read size inside a batch: what a damaged archive can lose before the damage
+try:  # ISA-L inflates gzip about twice as fast as zlib; optional
+    from isal import igzip as _igzip
+except ImportError:  # pragma: no cover - isal is in requirements.lock
+    _igzip = None
+
+BATCH_BYTES = 32 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+READ_PIECE = 4 << 20  # read size inside a batch: at most this is lost before a damaged archive's break
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -29,23 +41,15 @@ _MAGIC = (
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
 
-# Header forms (docs/sources.md lists them with examples). Each regex is one capture pass.
-# Host: optional (files written by the program itself have none), never holding "[" or ending in ":"
-# (that is a tag), forwarded "src@host" and "host/host" are normalised to the host below.
-_HOST = r"(?:([^\s\[\]]*[^\s\[\]:]) )?"
-# RFC 3164 / BSD: "Feb  6 14:30:01 host rest", "Feb 06", "Nov 9", a "<pri>" a relay kept, and
-# FreeBSD `syslogd -v` "<mail.info>" after the stamp.
-_BSD = r"^(?:<\d{1,3}>)?([A-Za-z]{3}) +(\d{1,2}) (\d\d:\d\d:\d\d) (?:<[\w.]+> )?" + _HOST + r"(.*)$"
-# RFC 3339 / journald short-iso: "2024-08-26T01:33:38.572449+00:00 host rest", "+0900", "Z", or no
-# offset at all (then it is site-local time like a BSD stamp).
-_ISO = (r"^(?:<\d{1,3}>)?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?)(Z|[+-]\d\d:?\d\d)? "
-        r"(?:<[\w.]+> )?" + _HOST + r"(.*)$")
-# RFC 5424: "<pri>1 TIMESTAMP HOST APP PROCID MSGID SD [MSG]" with "-" for nil fields.
-_5424 = (r"^<\d{1,3}>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) (\S+) (\S+) (\S+) \S+ "
-         r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: +\x{FEFF}?(.*))?$")
-# Program tag up to the first ": " (tags may hold spaces or slashes), optional [pid], then the message.
-_TAG = r"^([^\s\[:]+(?: [\d.]+)?)(?:\[(\d+)\])?: (?:\[ID \d+ [\w.]+\] )?(.*)$"
-_REPEAT = r"^(?:last message repeated|last message buffered|above message repeats) (\d+) times?$"
+# Stamp forms, tried on the first line of each run of equal stamps. Group 1 is the whole stamp.
+_ST_BSD = r"^((?:(\d{4}) )?([A-Za-z]{3}) +(\d{1,2}) +(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?) "
+_ST_ISO = r"^((\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:[.,]\d+)?(Z|[+-]\d\d:?\d\d)?) "
+_ST_PLAIN = r"^((\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:[.,]\d+)?) "  # Exim, Dovecot's own log
+_ST_BINDF = r"^((\d\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)(?:\.\d+)?) "  # BIND file channel
+_ST_EPOCH = r"^(\[(\d{9,11})(?:\.\d+)?\]) "  # Unbound's own log file
+_ST_TAI64N = r"^(@(4[0-9a-f]{15})[0-9a-f]{8}) "  # daemontools multilog
+_REPEAT = (r"^ ?(?:last message repeated|last message buffered|above message repeats"
+           r"|message repeated) (\d+) times?")
 
 
 class LogFileError(RuntimeError):
@@ -63,7 +67,7 @@ def compression_of(path: Path) -> str | None:
 
 
 class _CountingReader:
-    """A binary file that counts the compressed bytes consumed, so an error can name the offset."""
+    """A binary file that counts the bytes consumed, so an error can name the offset on disk."""
 
     def __init__(self, raw):
         self.raw, self.consumed = raw, 0
@@ -97,6 +101,8 @@ def _open(path: Path):
     kind = compression_of(path)
     raw = _CountingReader(open(path, "rb"))
     if kind == "gzip":
+        if _igzip is not None:
+            return _igzip.IGzipFile(fileobj=raw, mode="rb"), raw, kind
         return gzip.GzipFile(fileobj=raw, mode="rb"), raw, kind
     if kind == "bzip2":
         return bz2.BZ2File(raw, "rb"), raw, kind
@@ -111,7 +117,7 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
 
     `on_chunk` sees every decompressed chunk in order (the manifest hashes content with it).
     A truncated or corrupt compressed file raises LogFileError naming the file, the byte offset
-    on disk where reading stopped, and how many lines came out before.
+    on disk where reading stopped, and how many lines came out whole before it.
     """
     batch_bytes = batch_bytes or BATCH_BYTES
     line_no = 1
@@ -135,7 +141,7 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
                 break
             parts.append(piece)
             got += len(piece)
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     try:
         while True:
@@ -145,31 +151,93 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
             out += len(chunk)
             if on_chunk is not None:
                 on_chunk(chunk)
-            data = tail + chunk
+            data = tail + chunk if tail else chunk
             cut = data.rfind(b"\n")
             if cut < 0:
                 tail = data
                 continue
             tail = data[cut + 1:]
-            lines = _split(data[:cut])
+            lines = split_lines(data[:cut + 1])
             yield line_no, lines
             line_no += len(lines)
         if tail:
-            yield line_no, _split(tail)
+            yield line_no, split_lines(tail + b"\n")
     finally:
         fh.close()
         raw.close()
 
 
-def _split(data: bytes) -> pl.Series:
-    text = data.decode("utf-8", errors="replace")
-    return pl.Series("line", [text]).str.split("\n").explode().str.strip_suffix("\r")
+def split_lines(data: bytes) -> pl.Series:
+    """Lines of `data` (which ends with a newline) as a String Series, without a copy per line.
+
+    The newline positions become Arrow offsets over the same buffer. Invalid UTF-8 (8-bit mail
+    of 1996) is replaced, never dropped; the CR of CRLF lines is stripped.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size and raw.max() >= 0x80:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", errors="replace").encode("utf-8")
+            raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1  # each value keeps its newline (Arrow values are contiguous) ...
+    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
+                                           [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    line = pl.col("line")
+    s = pl.DataFrame({"line": pl.Series("line", arr, dtype=pl.Binary)}).select(
+        line.bin.slice(0, line.bin.size().cast(pl.Int64) - 1).cast(pl.String))  # ... cut here
+    if b"\r" in data:
+        s = s.select(line.str.strip_suffix("\r"))
+    return s.to_series()
+
+
+def prefetched(it: Iterator, depth: int = 1) -> Iterator:
+    """Run an iterator in a background thread, `depth` items ahead (reading and inflating the next
+    batch overlaps the parsing of this one; numpy, zlib/isal and polars release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def pump():
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    t = threading.Thread(target=pump, daemon=True, name="mmw-reader")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+def bslice(expr: pl.Expr, offset, length=None) -> pl.Expr:
+    """Slice by *byte* offsets (as `str.find` returns them); `str.slice` counts characters."""
+    return expr.cast(pl.Binary).bin.slice(offset, length).cast(pl.String)
 
 
 @dataclass(frozen=True)
 class YearAnchor:
-    """The date that year-less stamps are placed next to: the run's day (used when a file's own
-    years are unknown, and by tests that frame loose lines)."""
+    """The date that year-less stamps are placed next to: the run's day."""
 
     day: date
 
@@ -191,61 +259,67 @@ class FileYears:
     def year_expr(self, month: pl.Expr) -> pl.Expr:
         starts = pl.Series([b[0] for b in self.breaks], dtype=pl.Int64)
         years = pl.Series([b[1] for b in self.breaks], dtype=pl.Int32)
+        if len(years) == 1:
+            return pl.lit(years[0], pl.Int32)
         idx = (pl.lit(starts).search_sorted(pl.col("line_no"), side="right").cast(pl.Int64) - 1).clip(0)
         return pl.lit(years).gather(idx)
 
 
-_REF = datetime(2000, 1, 1)  # a leap year: every month-day, Feb 29 included, has a place in it
+_YEARLESS_YEAR = 1600  # a leap year no real log has: marks the stamps that carry no year
+
+
+class _Yearless:
+    def year_expr(self, month: pl.Expr) -> pl.Expr:
+        return pl.lit(_YEARLESS_YEAR, pl.Int32)
+
+
+_REF = datetime(_YEARLESS_YEAR, 1, 1)
 _YEAR_S = 366 * 86400
 _HALF_S = _YEAR_S // 2
-# Just the stamp, for the manifest's pass over a whole file (cheaper than the full header).
-_BSD_STAMP = r"^(?:<\d{1,3}>)?([A-Za-z]{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)"
-_ISO_STAMP = (r"^(?:<\d{1,3}>1? ?)?(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:[.,]\d+)?(Z|[+-]\d\d:?\d\d)? ")
 
 
 class StampScan:
     """One streaming pass over a file's lines that finds its time span and the year of every
-    year-less stamp.
+    year-less stamp (manifest.py keeps the result, so each file is scanned once).
 
     Year-less stamps are placed on a 366-day circle; walking the file, each step to the next
     stamp is taken the short way round (at most half a year forward or back), so Dec 31 -> Jan 1
-    is one day forward into the next year, a Jan 1 line followed by a late Dec 31 line from
+    is one day forward into the next year, and a Jan 1 line followed by a late Dec 31 line from
     another host steps back a few seconds, not a year. Lines out of order by seconds or hours
-    never change the year; a file silent for more than half a year would (documented limit).
+    never change the year; only a file silent for more than half a year could fool it.
     `resolve` then fixes the absolute year from an anchor known to be at or after the file's
-    last stamp (its mtime or dateext date).
+    last stamp (its mtime, dateext date or gzip header time).
     """
 
     def __init__(self) -> None:
         self.lines = 0
         self._prev_key: int | None = None
-        self._cum: int | None = None  # unwrapped position of the last stamp (seconds)
-        self._offset: int | None = None  # year offset of the last stamp from the first
+        self._cum: int | None = None  # unwrapped position of the last year-less stamp (seconds)
+        self._offset: int | None = None  # its year offset from the file's first such stamp
         self.offsets: list[tuple[int, int]] = []  # (first line number, year offset)
         self.min_cum: int | None = None
         self.max_cum: int | None = None
-        self.iso_min: datetime | None = None  # UTC-aware, from stamps with an offset
-        self.iso_max: datetime | None = None
-        self.naive_min: datetime | None = None  # site-local, from ISO stamps without an offset
-        self.naive_max: datetime | None = None
+        self.abs_min: datetime | None = None  # site-local naive, from stamps that carry a year
+        self.abs_max: datetime | None = None
+        self.utc_min: datetime | None = None  # from stamps with an offset or epoch
+        self.utc_max: datetime | None = None
 
     def feed(self, first_no: int, lines: pl.Series) -> None:
         self.lines += len(lines)
-        df = pl.DataFrame({"line": lines}).with_row_index("line_no", offset=first_no)
-        b = pl.col("line").str.extract_groups(_BSD_STAMP).struct
-        mon = b.field("1").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int64)
-        day = b.field("2").cast(pl.Int64)
-        valid = mon.is_not_null() & (day >= 1) & (day <= pl.lit(_MONTH_DAYS).gather((mon - 1).clip(0, 11)))
-        doy = pl.lit(_MONTH_START).gather((mon - 1).clip(0, 11)) + day - 1
-        key = (doy * 86400 + b.field("3").cast(pl.Int64) * 3600 + b.field("4").cast(pl.Int64) * 60
-               + b.field("5").cast(pl.Int64))
-        keys = df.select("line_no", key=pl.when(valid).then(key)).drop_nulls("key")
-        if keys.height:
-            self._unwrap(keys)
-        iso = df.select(pl.col("line").str.extract_groups(_ISO_STAMP).alias("i")).unnest("i")
-        iso = iso.drop_nulls("1")
-        if iso.height:
-            self._iso(iso)
+        t = _stamp_times(_normalise_headers(lines), _Yearless(), "UTC", first_no)
+        df = t.select("ts_local", "ts_utc_given").with_columns(
+            line_no=pl.int_range(first_no, first_no + len(lines), dtype=pl.Int64))
+        local = pl.col("ts_local")
+        yearless = df.filter(local.dt.year() == _YEARLESS_YEAR).select(
+            "line_no", key=(local - pl.lit(_REF)).dt.total_seconds())
+        if yearless.height:
+            self._unwrap(yearless)
+        stats = df.select(
+            lo=local.filter(local.dt.year() != _YEARLESS_YEAR).min(),
+            hi=local.filter(local.dt.year() != _YEARLESS_YEAR).max(),
+            ulo=pl.col("ts_utc_given").min(), uhi=pl.col("ts_utc_given").max()).row(0)
+        self.abs_min, self.abs_max = _min(self.abs_min, stats[0]), _max(self.abs_max, stats[1])
+        self.utc_min, self.utc_max = _min(self.utc_min, stats[2]), _max(self.utc_max, stats[3])
 
     def _unwrap(self, keys: pl.DataFrame) -> None:
         k = keys["key"]
@@ -255,34 +329,14 @@ class StampScan:
         wrapped = step - _YEAR_S * ((step + _HALF_S) // _YEAR_S)
         cum = start + wrapped.cum_sum()
         off = (cum - k) // _YEAR_S
-        last_off = self._offset
+        before = self._offset if self._offset is not None else -(1 << 40)
         changes = keys.select("line_no").with_columns(off=off).filter(
-            pl.col("off") != pl.col("off").shift(1, fill_value=last_off if last_off is not None else -1 << 40))
+            pl.col("off") != pl.col("off").shift(1, fill_value=before))
         self.offsets.extend(changes.iter_rows())
         self._prev_key, self._cum, self._offset = int(k[-1]), int(cum[-1]), int(off[-1])
         lo, hi = int(cum.min()), int(cum.max())
         self.min_cum = lo if self.min_cum is None else min(self.min_cum, lo)
         self.max_cum = hi if self.max_cum is None else max(self.max_cum, hi)
-
-    def _iso(self, iso: pl.DataFrame) -> None:
-        text = pl.concat_str([pl.col("1"), pl.lit("T"), pl.col("2")])
-        with_off = iso.filter(pl.col("3").is_not_null()).select(
-            pl.concat_str([text, pl.col("3").str.replace(r"^Z$", "+00:00")
-                           .str.replace(r"^([+-]\d\d)(\d\d)$", "$1:$2")])
-            .str.to_datetime("%Y-%m-%dT%H:%M:%S%:z", strict=False, time_zone="UTC").alias("t")
-        )["t"].drop_nulls()
-        if len(with_off):
-            self.iso_min = _min(self.iso_min, with_off.min())
-            self.iso_max = _max(self.iso_max, with_off.max())
-        naive = iso.filter(pl.col("3").is_null()).select(
-            text.str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False).alias("t"))["t"].drop_nulls()
-        if len(naive):
-            self.naive_min = _min(self.naive_min, naive.min())
-            self.naive_max = _max(self.naive_max, naive.max())
-
-    @property
-    def has_yearless(self) -> bool:
-        return self.max_cum is not None
 
     def resolve(self, anchor: datetime, tz: str) -> tuple[FileYears | None, datetime | None, datetime | None]:
         """(years of the year-less stamps, first and last site-local time of the file).
@@ -306,23 +360,17 @@ class StampScan:
             last = cand
             lo_off, lo_key = divmod(self.min_cum, _YEAR_S)
             first = _on_year(_REF + timedelta(seconds=lo_key), base + lo_off)
-            if first is None:  # Feb 29 in a year without one: the stamp is unusable, not the span
+            if first is None:  # Feb 29 in a year without one: that stamp is unusable, not the span
                 first = _on_year(_REF + timedelta(seconds=lo_key - 86400), base + lo_off)
         from zoneinfo import ZoneInfo
 
         z = ZoneInfo(tz)
-        for t in (self.iso_min, self.iso_max):
+        for t in (self.utc_min, self.utc_max):
             if t is not None:
                 loc = t.astimezone(z).replace(tzinfo=None)
                 first, last = _min(first, loc), _max(last, loc)
-        for loc in (self.naive_min, self.naive_max):
-            if loc is not None:
-                first, last = _min(first, loc), _max(last, loc)
+        first, last = _min(first, self.abs_min), _max(last, self.abs_max)
         return years, first, last
-
-
-_MONTH_DAYS = pl.Series([31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=pl.Int64)
-_MONTH_START = pl.Series([0, 31, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335], dtype=pl.Int64)
 
 
 def _on_year(ref: datetime, year: int) -> datetime | None:
@@ -340,96 +388,210 @@ def _max(a, b):
     return b if a is None else a if b is None else max(a, b)
 
 
-def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears) -> pl.DataFrame:
+_STAMP_FORMS = ("bsd", "iso", "plain", "bindf", "epoch", "tai64n")
+_STAMP_RE = dict(zip(_STAMP_FORMS, (_ST_BSD, _ST_ISO, _ST_PLAIN, _ST_BINDF, _ST_EPOCH, _ST_TAI64N), strict=True))
+
+
+def _num(x: pl.Expr) -> pl.Expr:
+    return x.cast(pl.Int32, strict=False)
+
+
+def _stamp_fields(form: str, g, anchor: YearAnchor) -> dict[str, pl.Expr]:
+    """year, month, dom, hms, off (ISO offset text), epoch and stamp of one stamp form's groups."""
+    null_i, null_s = pl.lit(None, pl.Int32), pl.lit(None, pl.String)
+    f = {"off": null_s, "epoch": pl.lit(None, pl.Int64), "stamp": g.field("1")}
+    hms = pl.concat_str([g.field("5").str.zfill(2), g.field("6"), g.field("7")], separator=":")
+    if form == "bsd":
+        mon = g.field("3").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
+        year = pl.coalesce(_num(g.field("2")), anchor.year_expr(mon).cast(pl.Int32))
+        f |= {"year": year, "month": mon, "dom": _num(g.field("4")), "hms": hms}
+    elif form in ("iso", "plain"):
+        f |= {"year": _num(g.field("2")), "month": _num(g.field("3")), "dom": _num(g.field("4")), "hms": hms}
+        if form == "iso":
+            f["off"] = g.field("8")
+    elif form == "bindf":
+        mon = g.field("3").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
+        f |= {"year": _num(g.field("4")), "month": mon, "dom": _num(g.field("2")), "hms": hms}
+    else:
+        epoch = (g.field("2").cast(pl.Int64, strict=False) if form == "epoch"
+                 else g.field("2").str.to_integer(base=16, strict=False) - (1 << 62) - 10)
+        f |= {"year": null_i, "month": null_i, "dom": null_i, "hms": null_s, "epoch": epoch}
+    return f
+
+
+def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
+                 line_nos: pl.Series | None = None) -> pl.DataFrame:
+    """Times of the stamps that begin `heads` (one per run of equal stamps, so few, in file order).
+
+    Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
+    stamp), plain (the program wrote the stamp itself: no syslog host or tag follows).
+    Lines with no stamp we know get nulls. Stamps are kept to the second. `line_nos` (the heads'
+    line numbers) let a FileYears anchor give each line its file's year.
+    """
+    parts = []
+    rest = pl.DataFrame({"h": heads}).with_row_index("i")
+    rest = rest.with_columns(line_no=line_nos if line_nos is not None else pl.col("i").cast(pl.Int64) + 1)
+    for form in _STAMP_FORMS:  # most batches are all one form: the first regex takes every line
+        if rest.height == 0:
+            break
+        g = rest.with_columns(g=pl.col("h").str.extract_groups(_STAMP_RE[form]))
+        hit = pl.col("g").struct.field("1").is_not_null()
+        fields = _stamp_fields(form, pl.col("g").struct, anchor)
+        parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
+                                          **{k: v for k, v in fields.items()}))
+        rest = g.filter(~hit).select("i", "h", "line_no")
+    schema = {"i": pl.UInt32, "plain": pl.Boolean, "off": pl.String, "epoch": pl.Int64, "stamp": pl.String,
+              "year": pl.Int32, "month": pl.Int32, "dom": pl.Int32, "hms": pl.String}
+    parts.append(rest.select("i", plain=pl.lit(True)))
+    df = pl.concat([p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
+                              for c, t in schema.items()]) for p in parts]).sort("i")
+    naive = pl.concat_str([pl.col("year"), pl.col("month"), pl.col("dom"), pl.col("hms")], separator=" ").str.strptime(
+        pl.Datetime("us"), "%Y %m %d %H:%M:%S", strict=False)
+    off = pl.col("off").str.replace(":", "", literal=True)
+    off_min = pl.when(off == "Z").then(0).otherwise(
+        (off.str.slice(1, 2).cast(pl.Int32, strict=False) * 60 + off.str.slice(3, 2).cast(pl.Int32, strict=False))
+        * pl.when(off.str.starts_with("-")).then(-1).otherwise(1))
+    given_utc = pl.coalesce(
+        pl.from_epoch("epoch", time_unit="s"),
+        pl.when(pl.col("off").is_not_null()).then(naive - pl.duration(minutes=off_min)),
+    ).dt.replace_time_zone("UTC")
+    local = pl.when(pl.col("off").is_null() & pl.col("epoch").is_null()).then(naive)
+    out = df.select(body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
+                    ts_local=local, ts_utc_given=given_utc)
+    return to_utc(out, tz).select("ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
+
+
+def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1) -> pl.DataFrame:
+    """parse_stamps for every line, computed once per run of lines with the same stamp text."""
+    df = pl.DataFrame({"line": lines})
+    line = pl.col("line")
+    key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
+    iso = (line.str.slice(10, 1) == "T").any()
+    if df.select(iso).item():  # an ISO stamp's offset comes after the fraction: add it to the key
+        sp = line.str.find(" ", literal=True)
+        key = pl.concat_str([key, bslice(line, (sp.cast(pl.Int64) - 6).clip(0), 6)], ignore_nulls=True)
+    keyed = df.select(key.alias("k"))["k"]
+    first = keyed.ne_missing(keyed.shift(1)).fill_null(True)
+    if len(first):
+        first[0] = True
+    run = first.cast(pl.UInt32).cum_sum() - 1
+    heads = lines.filter(first).str.slice(0, 48)
+    head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True).filter(first)
+    times = parse_stamps(heads, anchor, tz, head_nos)
+    return times[run.cast(pl.Int64)] if times.height else times
+
+
+def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str = "UTC"
+                ) -> pl.DataFrame:
     """Split raw lines into header fields.
 
-    Columns: line_no, line, ts_local (naive local datetime or null), ts_utc_given (for
-    RFC 3339/5424 lines that carry an offset), host, prog, pid, msg, repeat_n, framed (bool).
+    Columns: line_no, line, ts (UTC), ts_site (naive site-local), host, prog, msg, repeat_n,
+    framed (the line has a stamp we could read), plain (the stamp was the program's own, as in
+    Exim's main log or BIND's file channel: no syslog host or tag).
     """
-    df = pl.DataFrame({"line": lines}).with_row_index("line_no", offset=first_line_no)
-    df = df.with_columns(pl.col("line_no").cast(pl.Int64))
-    df = df.with_columns(pl.col("line").str.extract_groups(_BSD).alias("_b"),
-                         pl.col("line").str.extract_groups(_ISO).alias("_i"),
-                         pl.col("line").str.extract_groups(_5424).alias("_r"))
-    b, i, r = pl.col("_b").struct, pl.col("_i").struct, pl.col("_r").struct
-    month = b.field("1").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
-    year = anchor.year_expr(month)
-    bsd_ts = pl.concat_str([year.cast(pl.String), b.field("1"), b.field("2"), b.field("3")],
-                           separator=" ").str.strptime(pl.Datetime("us"), "%Y %b %d %H:%M:%S", strict=False)
-    iso_text = pl.coalesce(i.field("1"), r.field("1")).str.replace(" ", "T").str.replace(",", ".")
-    iso_off = (pl.coalesce(i.field("2"), r.field("2")).str.replace(r"^Z$", "+00:00")
-               .str.replace(r"^([+-]\d\d)(\d\d)$", "$1:$2"))
-    iso_ts = pl.concat_str([iso_text, iso_off]).str.to_datetime(
-        "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC")
-    iso_naive = pl.when(iso_off.is_null()).then(
-        iso_text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"))
-    # RFC 5424 fields become "APP[PROCID]: MSG" so the tag parser below handles every form alike.
-    r_rest = pl.when(r.field("4") != "-").then(pl.concat_str([
-        r.field("4"),
-        pl.when(r.field("5") != "-").then(pl.concat_str([pl.lit("["), r.field("5"), pl.lit("]")]))
-        .otherwise(pl.lit("")),
-        pl.lit(": "), r.field("6").fill_null("")])).otherwise(r.field("6"))
-    r_host = pl.when(r.field("3") != "-").then(r.field("3"))
-    host = (pl.coalesce(b.field("4"), i.field("3"), r_host)
-            .str.replace(r"^[^@]*@", "").str.replace(r"/.*$", ""))  # forwarded "src@host", "host/host"
-    is_5424 = r.field("1").is_not_null()
-    df = df.with_columns(
-        ts_local=pl.coalesce(bsd_ts, iso_naive),
-        ts_utc_given=iso_ts,
-        host=pl.when(is_5424).then(r_host).otherwise(host),
-        rest=pl.when(is_5424).then(r_rest).otherwise(pl.coalesce(b.field("5"), i.field("4"))),
-    ).drop("_b", "_i", "_r")
-    tag = pl.col("rest").str.extract_groups(_TAG)
-    df = df.with_columns(
-        repeat_n=pl.col("rest").str.extract(_REPEAT, 1).cast(pl.Int64),
-        prog=tag.struct.field("1"),
-        pid=tag.struct.field("2").cast(pl.Int64, strict=False),
-        msg=tag.struct.field("3"),
-    )
-    return df.with_columns(framed=pl.col("ts_local").is_not_null() | pl.col("ts_utc_given").is_not_null())
+    n = len(lines)
+    original = lines
+    lines = _normalise_headers(lines)
+    times = _stamp_times(lines, anchor, tz, first_line_no)
+    df = pl.DataFrame({"line": lines}).with_columns(
+        line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64)).hstack(times)
+    line, at = pl.col("line"), pl.col("body_at")
+    # Header after the stamp: "host tag: msg", "tag: msg" (no host), or "host msg" (no tag).
+    df = df.with_columns(c=line.str.find(": ", literal=True).cast(pl.Int64))
+    df = df.with_columns(head=pl.when(pl.col("c") > at).then(bslice(line, at, pl.col("c") - at))
+                         .otherwise(bslice(line, at)))
+    df = df.with_columns(sp=pl.col("head").str.find(" ", literal=True).cast(pl.Int64))
+    # a program's own stamp is followed by its text, unless that is "[host ]prog[pid]: "
+    host_prog = pl.col("head").str.contains(r"^(?:\S+ )?[\w./-]+\[[\d:]+\]$")
+    df = df.with_columns(plain=pl.col("plain") & ~(pl.col("sp").is_not_null() & host_prog))
+    has_tag = (pl.col("c") > at) & (pl.col("sp").is_null() | ~pl.col("plain"))
+    host = pl.when(~pl.col("plain") & pl.col("sp").is_not_null()).then(bslice(pl.col("head"), 0, pl.col("sp")))
+    tag = (pl.when(has_tag & pl.col("plain")).then(pl.col("head"))
+           .when(has_tag & pl.col("sp").is_null()).then(pl.col("head"))
+           .when(has_tag).then(bslice(pl.col("head"), pl.col("sp") + 1)))
+    msg = (pl.when(has_tag).then(bslice(line, pl.col("c") + 2))
+           .when(~pl.col("plain") & pl.col("sp").is_not_null()).then(
+               bslice(line, at + pl.col("sp") + 1))
+           .otherwise(bslice(line, at)))
+    df = df.with_columns(host=host, tag=tag, msg=msg)
+    if df.select(pl.col("host").str.starts_with("<").any()).item():  # FreeBSD syslogd -v "<mail.info>"
+        pri = pl.col("host").str.starts_with("<") & pl.col("tag").str.contains(" ", literal=True)
+        df = df.with_columns(
+            host=pl.when(pri).then(pl.col("tag").str.extract(r"^(\S+) ", 1)).otherwise(pl.col("host")),
+            tag=pl.when(pri).then(pl.col("tag").str.extract(r"^\S+ (.*)$", 1)).otherwise(pl.col("tag")))
+    if df.select(pl.col("host").str.contains("[@/]").any()).item():  # forwarded "src@host", "host/host"
+        df = df.with_columns(host=pl.col("host").str.replace(r"^[^@]*@", "").str.replace(r"/.*$", ""))
+    df = df.with_columns(prog=bslice(pl.col("tag"), 0, pl.col("tag").str.find("[", literal=True)))
+    if df.select(pl.col("msg").str.starts_with("[ID ").any()).item():  # Solaris message ids
+        df = df.with_columns(msg=pl.col("msg").str.replace(r"^\[ID \d+ [\w.]+\] ", ""))
+    rep = pl.col("msg").str.contains(_REPEAT)
+    if df.select(rep.any()).item():
+        df = df.with_columns(repeat_n=pl.when(rep).then(pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)))
+    else:
+        df = df.with_columns(repeat_n=pl.lit(None, pl.Int64))
+    if lines is not original:
+        df = df.with_columns(line=original)  # malformed lines are kept as they were written
+    return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
+                     "repeat_n", framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
+
+
+# RFC 5424 "<pri>1 STAMP HOST APP PROCID MSGID SD MSG" becomes "STAMP HOST APP[PROCID]: MSG", and a
+# relay's "<pri>" before a BSD stamp is dropped, so one header reader serves every form.
+_SD = r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+)"
+_5424_NOPID = r"^<\d{1,3}>1 (\S+) (\S+) (\S+) - \S+ " + _SD + r" ?\x{FEFF}?"
+_5424_PID = r"^<\d{1,3}>1 (\S+) (\S+) (\S+) (\S+) \S+ " + _SD + r" ?\x{FEFF}?"
+_PRI_BSD = r"^<\d{1,3}>([A-Za-z]{3} )"
+
+
+def _normalise_headers(lines: pl.Series) -> pl.Series:
+    """Rewrite RFC 5424 lines and "<pri>"-prefixed BSD lines (rare: only when some line starts "<")."""
+    if not lines.str.starts_with("<").any():
+        return lines
+    s = pl.col("line")
+    return pl.DataFrame({"line": lines}).select(
+        s.str.replace(_5424_NOPID, "${1} ${2} ${3}: ").str.replace(_5424_PID, "${1} ${2} ${3}[${4}]: ")
+        .str.replace(_PRI_BSD, "${1}"))["line"]
 
 
 DST_JITTER = timedelta(seconds=30)  # a step back larger than this in the repeated hour starts its 2nd pass
 
 
 def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
-    """Add `ts` (UTC) and `ts_site` (naive site-local) from whichever stamp the line had.
+    """`ts` (UTC) and `ts_site` (naive site-local) from `ts_local` (placed in `tz`) or
+    `ts_utc_given` (stamps with an offset keep their instant); rows must be in file order.
 
     Local stamps in the hour that repeats when DST ends are read by line order: they are the
     first (summer-time) pass until the file steps back in time by more than DST_JITTER inside
-    that hour, or until a line after the hour has been seen; from then on they are the second
+    that hour, or until a line after that hour has been seen; from then on they are the second
     (standard-time) pass. Stamps in the hour that does not exist when DST starts (a clock that
     had not switched yet) are read with the offset in force before the change, so "02:30" on a
     spring-forward night becomes 03:30 summer time: same day, same order.
     """
     local = pl.col("ts_local")
     early = local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-    if not _dst_changes_within(tz, df["ts_local"].min(), df["ts_local"].max()):
-        ts = pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC"))  # the common case
-        return df.with_columns(ts=ts).with_columns(
-            ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
-    late = local.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
-    seen = local.fill_null(strategy="forward").cum_max().shift(1)  # the latest stamp before each line
-    seen_amb = (seen.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-                != seen.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null"))
-    amb = early != late
-    step_back = amb & ((seen - local > DST_JITTER) | (~seen_amb.fill_null(True) & (seen > local)))
-    second = amb & (step_back.fill_null(False).cast(pl.Int32).cum_sum().over(local.dt.date()) > 0)
-    chosen = local.dt.replace_time_zone(
-        tz, ambiguous=pl.when(second).then(pl.lit("latest")).otherwise(pl.lit("earliest")),
-        non_existent="null")
-    gap = (local - timedelta(hours=1)).dt.replace_time_zone(
-        tz, ambiguous="latest", non_existent="null") + timedelta(hours=1)
-    local_as_utc = pl.coalesce(chosen, gap).dt.convert_time_zone("UTC")
-    ts = pl.coalesce(pl.col("ts_utc_given"), local_as_utc)
-    return df.with_columns(ts=ts).with_columns(
-        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
+    if _dst_changes_within(tz, df["ts_local"].min(), df["ts_local"].max()):
+        late = local.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
+        seen = local.fill_null(strategy="forward").cum_max().shift(1)  # the latest stamp before each line
+        seen_amb = (seen.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+                    != seen.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null"))
+        amb = early != late
+        step_back = amb & ((seen - local > DST_JITTER) | (~seen_amb.fill_null(True) & (seen > local)))
+        second = amb & (step_back.fill_null(False).cast(pl.Int32).cum_sum().over(local.dt.date()) > 0)
+        chosen = local.dt.replace_time_zone(
+            tz, ambiguous=pl.when(second).then(pl.lit("latest")).otherwise(pl.lit("earliest")),
+            non_existent="null")
+        gap = (local - timedelta(hours=1)).dt.replace_time_zone(
+            tz, ambiguous="latest", non_existent="null") + timedelta(hours=1)
+        early = pl.coalesce(chosen, gap)
+    return df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC"))).with_columns(
+        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None),
+        framed=pl.col("ts").is_not_null())
 
 
 def _dst_changes_within(tz: str, lo: datetime | None, hi: datetime | None) -> bool:
     """Whether the zone's UTC offset changes between two local times (sampled every 6 hours,
     closer than any two real transitions)."""
-    if lo is None or hi is None:
+    if lo is None or hi is None or tz == "UTC":
         return False
     from zoneinfo import ZoneInfo
 
@@ -443,39 +605,55 @@ def _dst_changes_within(tz: str, lo: datetime | None, hi: datetime | None) -> bo
     return False
 
 
-def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None, int | None]]
-                   ) -> pl.DataFrame:
+def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None]]) -> pl.DataFrame:
     """Replace each 'last message repeated N times' line by N copies of the host's previous line.
 
-    `carry` maps host -> (prog, msg, pid) of its last line in the previous batch and is updated.
-    The copies keep the repeat line's timestamp and line number and are flagged `repeat`.
+    `carry` maps host -> (prog, msg) of its last line in the previous batch and is updated.
+    rsyslog's "message repeated N times: [ text]" carries its own text and program.
+    The copies keep the repeat line's timestamp and line number and are flagged `repeat`;
+    `copy` numbers them (0 for every ordinary line).
     """
+    if df.select(pl.col("repeat_n").is_null().all()).item():
+        _update_carry(df, carry)
+        return df.with_columns(repeat=pl.lit(False), copy=pl.lit(0, pl.Int32))
     is_rep = pl.col("repeat_n").is_not_null()
+    inline = is_rep & pl.col("msg").str.contains(r"times: \[", literal=False)
+    df = df.with_columns(
+        msg=pl.when(inline).then(pl.col("msg").str.extract(r"times: \[ ?(.*)\]\s*$", 1)).otherwise(pl.col("msg")),
+        repeat_n=pl.col("repeat_n"), _inline=inline)
+    from_prev = is_rep & ~pl.col("_inline")
+    src = pl.when(~from_prev).then(pl.struct("prog", "msg")).forward_fill().over("host")
+    filled = df.with_columns(_src=src)
     if carry:
         seed = pl.DataFrame({"host": list(carry), "_p": [v[0] for v in carry.values()],
-                             "_m": [v[1] for v in carry.values()], "_d": [v[2] for v in carry.values()]},
-                            schema={"host": pl.String, "_p": pl.String, "_m": pl.String, "_d": pl.Int64})
-    else:
-        seed = None
-    src = pl.when(~is_rep).then(pl.struct("prog", "msg", "pid")).forward_fill().over("host")
-    filled = df.with_columns(_src=src)
-    if seed is not None:
-        filled = filled.join(seed, on="host", how="left")
-        seeded = pl.struct(prog=pl.col("_p"), msg=pl.col("_m"), pid=pl.col("_d"))
-        filled = filled.with_columns(_src=pl.coalesce("_src", seeded)).drop("_p", "_m", "_d")
+                             "_m": [v[1] for v in carry.values()]},
+                            schema={"host": pl.String, "_p": pl.String, "_m": pl.String})
+        filled = filled.join(seed, on="host", how="left", maintain_order="left")
+        filled = filled.with_columns(_src=pl.coalesce("_src", pl.struct(prog=pl.col("_p"), msg=pl.col("_m"))))
+        filled = filled.drop("_p", "_m")
     filled = filled.with_columns(
-        [pl.when(is_rep).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
-         for c in ("prog", "msg", "pid")]).drop("_src")
-    last = (filled.filter(pl.col("host").is_not_null())
-            .group_by("host").agg(pl.col("prog").last(), pl.col("msg").last(), pl.col("pid").last()))
-    for host, prog, msg, pid in last.iter_rows():
-        carry[host] = (prog, msg, pid)
+        [pl.when(from_prev).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
+         for c in ("prog", "msg")]).drop("_src", "_inline")
+    _update_carry(filled.filter(~is_rep | pl.col("msg").is_not_null()), carry)
     # A repeat with nothing before it (its line was in an older file) stays one unexpanded line.
-    copies = pl.when(is_rep & pl.col("msg").is_not_null()).then(pl.col("repeat_n")).otherwise(1)
+    ok = is_rep & pl.col("msg").is_not_null()
     out = filled.with_columns(
-        _n=copies, repeat=is_rep & pl.col("msg").is_not_null(),
+        _n=pl.when(ok).then(pl.col("repeat_n")).otherwise(1), repeat=ok,
     ).with_columns(copy=pl.int_ranges(0, pl.col("_n"))).explode("copy").drop("_n")
     return out.with_columns(pl.col("copy").cast(pl.Int32))
+
+
+def _update_carry(df: pl.DataFrame, carry: dict) -> None:
+    rows = df.filter(pl.col("host").is_not_null())
+    if rows.height == 0:
+        return
+    if rows.select(pl.col("host").n_unique()).item() == 1:
+        host, prog, msg = rows.select("host", "prog", "msg").row(-1)
+        carry[host] = (prog, msg)
+        return
+    last = rows.group_by("host").agg(pl.col("prog").last(), pl.col("msg").last())
+    for host, prog, msg in last.iter_rows():
+        carry[host] = (prog, msg)
 
 
 def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
