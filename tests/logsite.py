@@ -156,7 +156,8 @@ def _cuts(lines: list[tuple[datetime, str]], first_cut: datetime, every: timedel
 def write_scheme(site: LogSite, root: Path, scheme: str, style: str = "bsd") -> dict[str, str]:
     """Write every server's lines under root/<server>/ rotated the `scheme` way; returns the
     source glob (relative to root) of each server."""
-    render = {"bsd": lambda t, x: bsd_line(t, x),
+    render = {"raw": lambda t, x: x,  # lines that already carry their stamps
+              "bsd": lambda t, x: bsd_line(t, x),
               "bsd0": lambda t, x: bsd_line(t, x, zero_pad=True),
               "rfc3339": lambda t, x: iso_line(t, x, site.tz),
               "short-iso": lambda t, x: iso_line(t, x, site.tz, colon=False)}[style]
@@ -194,6 +195,30 @@ def write_scheme(site: LogSite, root: Path, scheme: str, style: str = "bsd") -> 
             _write(d / name, part, site.tz, c, render)
         globs[s.name] = f"{s.name}/{base}*"
     return globs
+
+
+def simulated_servers(toml: Path) -> list[ServerLog]:
+    """Every line of a simulated (or any) site's servers, in file order, with its site-local time
+    as mmw reads it (the file's own years; an unstamped line takes the time before it)."""
+    import polars as pl
+
+    from mmw_tasks.config import load_site
+    from mmw_tasks.sources import local_entries, years_for
+    from mmw_tasks.syslog import frame_lines, iter_line_batches
+
+    site = load_site(toml)
+    out = []
+    for srv in site.servers:
+        log = ServerLog(srv.name, srv.role)
+        for e in sorted(local_entries(site, srv), key=lambda e: e.first_dt):
+            path = Path(e.path)
+            anchor = years_for(site, srv, path, e.first_dt.date())
+            for first_no, lines in iter_line_batches(path):
+                f = frame_lines(lines, first_no, anchor, site.timezone).select(
+                    pl.col("ts_site").forward_fill().backward_fill(), "line")
+                log.lines.extend(f.iter_rows())
+        out.append(log)
+    return out
 
 
 def site_toml(root: Path, globs: dict[str, str], tz: str, lake: str = "lake", sources: dict[str, str] | None = None,

@@ -52,22 +52,39 @@ def _raw_files(toml: Path) -> list[Path]:
     return sorted(p for p in raw.rglob("*") if p.is_file() and p.name not in ("manifest.json", ".lock"))
 
 
-def test_pulled_days_equal_local_days(remote, tmp_path):
-    site = make_site(START, len(DAYS), seed=11)
-    toml = _sftp_site(remote, site, tmp_path / "pulled")
-    local = site_toml(remote.root / "logs", {n: f"{n}/{'maillog' if 'mx' in n else 'messages'}*"
-                                             for n in ("1mx", "2mx", "1dns", "2dns")}, site.tz, lake=str(tmp_path / "ll"))
-    for d in DAYS:
-        got = _totals(toml, d)
-        assert got == _totals(local, d) == day_totals(site, d), d
-    # the raw area holds the remote bytes unchanged, described by the manifest
-    man = json.loads((load_site(toml).lake / "raw" / "1mx" / "manifest.json").read_text())
-    for e in man:
-        remote_path = remote.root / e["remote"].split(f":{remote.port}/", 1)[1]
-        assert hashlib.sha256(Path(e["path"]).read_bytes()).hexdigest() == e["sha256"]
-        assert Path(e["path"]).read_bytes() == remote_path.read_bytes()
-        assert e["server"] == "1mx" and e["remote_size"] == remote_path.stat().st_size
-        assert e["first"] and e["last"] and e["remote_mtime"] == int(remote_path.stat().st_mtime)
+def test_simulated_site_pulled_over_sftp_equals_local(remote, tmp_path):
+    """The simulator's files, served over SFTP, give the same days as read from disk, and both
+    are what the simulator wrote; the raw area holds the remote bytes unchanged."""
+    from mmw_tasks.simulate import simulate_site
+
+    local = simulate_site(tmp_path / "sim", START, 2, scenario="klez", seed=5, scale=0.1)
+    truth = json.loads((local.parent / "truth.json").read_text())
+    shutil.copytree(local.parent / "logs", remote.root / "logs", copy_function=shutil.copy2)
+    cfg = local.read_text()
+    for glob in ("logs/1dns/messages*", "logs/1mx/syslog*"):
+        cfg = cfg.replace(f'source = "{glob}"', f'source = "{remote.url("/" + glob)}"\n'
+                                                f'known_hosts = "{remote.known_hosts}"\n'
+                                                f'identity_file = "{remote.client_key_file}"')
+    (tmp_path / "pulled").mkdir()
+    toml = tmp_path / "pulled" / "site.toml"
+    toml.write_text(cfg)
+    for d in (START, START + timedelta(days=1)):
+        full = {k: v for k, v in _full_totals(toml, d).items()}
+        assert full == _full_totals(local, d) == truth["days"][str(d)]["totals"], d
+    for server in ("1dns", "1mx"):
+        man = json.loads((load_site(toml).lake / "raw" / server / "manifest.json").read_text())
+        assert len(man) == len(list((remote.root / "logs" / server).iterdir()))
+        for e in man:
+            remote_path = remote.root / e["remote"].split(f":{remote.port}/", 1)[1]
+            assert Path(e["path"]).read_bytes() == remote_path.read_bytes()
+            assert hashlib.sha256(remote_path.read_bytes()).hexdigest() == e["sha256"]
+            assert e["server"] == server and e["size"] == e["remote_size"] == remote_path.stat().st_size
+            assert e["first"] and e["last"] and e["remote_mtime"] == int(remote_path.stat().st_mtime)
+
+
+def _full_totals(toml, day) -> dict:
+    out = pipeline.run_day(toml, day, log=lambda m: None)
+    return json.loads(Path(out["report"]["report"]).read_text())["totals"]
 
 
 def test_unchanged_files_are_not_pulled_again_and_the_live_file_is(remote, tmp_path):
