@@ -20,7 +20,12 @@ from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
 from mmw_tasks.syslog import (
-    YearAnchor, expand_repeats, frame_lines, iter_line_batches, prefetched, split_lines,
+    YearAnchor,
+    expand_repeats,
+    frame_lines,
+    iter_line_batches,
+    prefetched,
+    split_lines,
 )
 
 ACCOUNTING_SCHEMA = {

@@ -15,7 +15,6 @@ never read, so no line is read twice.
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import json
 import os
@@ -170,8 +169,9 @@ def content_prefix_sha256(path: Path, n: int) -> str:
     return h.prefix.get(n, "")
 
 
-def scan_file(path: Path, tz: str, server: str = "", prefix_at: set[int] = frozenset()
-              ) -> tuple[Entry, dict[int, str]]:
+def scan_file(
+    path: Path, tz: str, server: str = "", prefix_at: set[int] = frozenset()
+) -> tuple[Entry, dict[int, str]]:
     """Read a whole file once: its hashes, line count, span and years. Returns the entry and the
     content sha256 at each length in `prefix_at` (to recognise older snapshots of the same file)."""
     path = Path(path).resolve()
@@ -189,13 +189,23 @@ def scan_file(path: Path, tz: str, server: str = "", prefix_at: set[int] = froze
     if error and last is None:
         last = anchor  # nothing readable: it ended where it was last written (choose() finds its start)
     return Entry(
-        path=str(path), size=st.st_size, mtime=st.st_mtime, sha256=file_sha256(path),
-        compression=compression_of(path), content_bytes=hasher.n, content_sha256=hasher.sha.hexdigest(),
-        head_sha256=hasher.head_sha256(), lines=stamps.lines,
-        first=first.isoformat() if first else None, last=last.isoformat() if last else None,
-        years=[[a, b] for a, b in years.breaks] if years else [], anchor=how if years else "",
-        anchor_at=anchor.isoformat() if years else None, tz=tz,
-        server=server, error=error,
+        path=str(path),
+        size=st.st_size,
+        mtime=st.st_mtime,
+        sha256=file_sha256(path),
+        compression=compression_of(path),
+        content_bytes=hasher.n,
+        content_sha256=hasher.sha.hexdigest(),
+        head_sha256=hasher.head_sha256(),
+        lines=stamps.lines,
+        first=first.isoformat() if first else None,
+        last=last.isoformat() if last else None,
+        years=[[a, b] for a, b in years.breaks] if years else [],
+        anchor=how if years else "",
+        anchor_at=anchor.isoformat() if years else None,
+        tz=tz,
+        server=server,
+        error=error,
     ), hasher.prefix
 
 
@@ -230,7 +240,11 @@ class Manifest:
         entry, prefixes = scan_file(path, tz, server, {c.content_bytes for c in candidates})
         if known is not None:  # keep what the pull recorded about a raw copy
             entry.remote, entry.remote_size, entry.remote_mtime, entry.pulled_at = (
-                known.remote, known.remote_size, known.remote_mtime, known.pulled_at)
+                known.remote,
+                known.remote_size,
+                known.remote_mtime,
+                known.pulled_at,
+            )
         self.entries[entry.path] = entry
         self._supersede(entry, prefixes)
         return entry
@@ -270,11 +284,18 @@ class Manifest:
                 if drop.anchor_at and (keep.anchor_at is None or drop.anchor_at < keep.anchor_at):
                     # same lines, so same years: take them from the copy whose mtime was kept
                     keep.years, keep.first, keep.last = drop.years, drop.first, drop.last
-                    keep.anchor, keep.anchor_at = drop.anchor + f" (of {Path(drop.path).name})", drop.anchor_at
-            elif old.content_bytes < new.content_bytes and prefixes.get(old.content_bytes) == old.content_sha256:
+                    keep.anchor = drop.anchor + f" (of {Path(drop.path).name})"
+                    keep.anchor_at = drop.anchor_at
+            elif (
+                old.content_bytes < new.content_bytes
+                and prefixes.get(old.content_bytes) == old.content_sha256
+            ):
                 keep, drop = new, old
-            elif (new.content_bytes < old.content_bytes and Path(old.path).is_file()
-                  and content_prefix_sha256(Path(old.path), new.content_bytes) == new.content_sha256):
+            elif (
+                new.content_bytes < old.content_bytes
+                and Path(old.path).is_file()
+                and content_prefix_sha256(Path(old.path), new.content_bytes) == new.content_sha256
+            ):
                 keep, drop = old, new
             else:
                 continue

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import paramiko
 
-SFTP_URL = re.compile(r"^sftp://(?:(?P<user>[^@:/]+)(?::(?P<password>[^@/]*))?@)?"
-                      r"(?P<host>\[[^\]]+\]|[^:/\[\]]+)(?::(?P<port>\d+))?(?P<path>/.*)$")
+SFTP_URL = re.compile(
+    r"^sftp://(?:(?P<user>[^@:/]+)(?::(?P<password>[^@/]*))?@)?"
+    r"(?P<host>\[[^\]]+\]|[^:/\[\]]+)(?::(?P<port>\d+))?(?P<path>/.*)$"
+)
 BLOCK = 1 << 20
 RETRYABLE = (OSError, EOFError, paramiko.SSHException)
 
@@ -57,15 +59,22 @@ def parse_sftp_url(url: str) -> SftpSource:
     if not m:
         raise ValueError(f"{url!r} is not like sftp://user@host:port/var/log/maillog*")
     if m.group("password") is not None:
-        raise ValueError("a password does not belong in the config file; use connection_id (Airflow) "
-                         "or an SSH key/agent (CLI)")
+        raise ValueError(
+            "a password does not belong in the config file; use connection_id (Airflow) "
+            "or an SSH key/agent (CLI)"
+        )
     directory, pattern = posixpath.split(m.group("path"))
     if any(c in directory for c in "*?["):
         raise ValueError(f"{url!r}: only the file name may hold wildcards, not the directory")
     if not pattern:
         raise ValueError(f"{url!r}: the path must end in a file name or glob")
-    return SftpSource(user=m.group("user"), host=m.group("host").strip("[]"), port=int(m.group("port") or 22),
-                      directory=directory or "/", pattern=pattern)
+    return SftpSource(
+        user=m.group("user"),
+        host=m.group("host").strip("[]"),
+        port=int(m.group("port") or 22),
+        directory=directory or "/",
+        pattern=pattern,
+    )
 
 
 @dataclass(frozen=True)
@@ -109,8 +118,10 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 class _Reject(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client, hostname, key):
-        raise SftpError(f"host key of {hostname} ({key.get_name()} {fingerprint(key)}) is not in the "
-                        f"known_hosts file; it is never accepted automatically")
+        raise SftpError(
+            f"host key of {hostname} ({key.get_name()} {fingerprint(key)}) is not in the "
+            f"known_hosts file; it is never accepted automatically"
+        )
 
 
 def _pkey(text: str, passphrase: str | None) -> paramiko.PKey:
@@ -125,8 +136,15 @@ def _pkey(text: str, passphrase: str | None) -> paramiko.PKey:
 class Session:
     """One SSH connection (re-opened after a cut) to one source."""
 
-    def __init__(self, src: SftpSource, creds: Credentials, known_hosts: Path, timeout: float = 30.0,
-                 attempts: int = 4, backoff: float = 0.5):
+    def __init__(
+        self,
+        src: SftpSource,
+        creds: Credentials,
+        known_hosts: Path,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        backoff: float = 0.5,
+    ):
         self.src, self.creds, self.known_hosts = src, creds, Path(known_hosts).expanduser()
         self.timeout, self.attempts, self.backoff = timeout, attempts, backoff
         self.client: paramiko.SSHClient | None = None
@@ -142,24 +160,38 @@ class Session:
             keys.load(str(self.known_hosts))
         if self.creds.host_key:
             kind, b64 = self.creds.host_key.split()[:2]
-            keys.add(self.src.known_hosts_name, kind, paramiko.PKey.from_type_string(kind, base64.b64decode(b64)))
+            key = paramiko.PKey.from_type_string(kind, base64.b64decode(b64))
+            keys.add(self.src.known_hosts_name, kind, key)
         if not keys.lookup(self.src.known_hosts_name) and not keys.lookup(self.src.host):
             raise SftpError(
                 f"{self.src.where}: no host key for {self.src.known_hosts_name} in {self.known_hosts}; "
                 f"host keys are never accepted automatically. Check the server's fingerprint, then add it, "
-                f"e.g. ssh-keyscan -p {self.src.port} {self.src.host} >> {self.known_hosts}")
+                f"e.g. ssh-keyscan -p {self.src.port} {self.src.host} >> {self.known_hosts}"
+            )
         client.set_missing_host_key_policy(_Reject())
         c = self.creds
         pkey = _pkey(c.private_key, c.passphrase) if c.private_key else None
         try:
-            client.connect(self.src.host, self.src.port, username=c.username or self.src.user,
-                           password=c.password, pkey=pkey, key_filename=c.key_file, passphrase=c.passphrase,
-                           allow_agent=c.allow_agent, look_for_keys=c.look_for_keys and not (pkey or c.key_file),
-                           timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout)
+            client.connect(
+                self.src.host,
+                self.src.port,
+                username=c.username or self.src.user,
+                password=c.password,
+                pkey=pkey,
+                key_filename=c.key_file,
+                passphrase=c.passphrase,
+                allow_agent=c.allow_agent,
+                look_for_keys=c.look_for_keys and not (pkey or c.key_file),
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+            )
         except paramiko.BadHostKeyException as e:
             client.close()
-            raise SftpError(f"{self.src.where}: host key does not match {self.known_hosts} (got "
-                            f"{fingerprint(e.key)}); refusing to connect") from None
+            raise SftpError(
+                f"{self.src.where}: host key does not match {self.known_hosts} (got "
+                f"{fingerprint(e.key)}); refusing to connect"
+            ) from None
         except paramiko.AuthenticationException as e:
             client.close()
             raise SftpError(f"{self.src.where}: authentication failed ({e})") from None
@@ -169,9 +201,11 @@ class Session:
         except paramiko.SSHException as e:
             client.close()
             if "No authentication methods" in str(e):
-                raise SftpError(f"{self.src.where}: authentication failed: no key, agent or password to offer "
-                                f"(set identity_file, run an SSH agent, or give the server a connection_id in "
-                                f"Airflow)") from None
+                raise SftpError(
+                    f"{self.src.where}: authentication failed: no key, agent or password to "
+                    f"offer (set identity_file, run an SSH agent, or give the server a "
+                    f"connection_id in Airflow)"
+                ) from None
             raise SftpError(f"{self.src.where}: cannot connect: {e}") from e
         except OSError as e:
             client.close()
@@ -201,7 +235,7 @@ class Session:
                 err = e
                 self.close()
                 self.reconnects += 1
-                time.sleep(self.backoff * 2 ** attempt)
+                time.sleep(self.backoff * 2**attempt)
         raise SftpError(f"{self.src.where}: {what} failed after {self.attempts} attempts: {err!r}")
 
     def list(self) -> list[RemoteFile]:
@@ -216,6 +250,7 @@ class Session:
                 if a.st_mode is None or stat.S_ISREG(a.st_mode):
                     out.append(RemoteFile(path, int(a.st_size), float(a.st_mtime)))
             return sorted(out, key=lambda f: (f.mtime, f.path))
+
         try:
             return self._retry(f"listing {self.src.url()}", run)
         except FileNotFoundError:
@@ -230,11 +265,13 @@ class Session:
             with sftp.open(path, "rb") as fh:
                 fh.seek(offset)
                 return fh.read(n)
+
         return self._retry(f"reading {path}", run)
 
     def download(self, rf: RemoteFile, tmp: Path) -> None:
         """Fill `tmp` with the first rf.size bytes of the remote file, resuming after any cut from
         what `tmp` already holds (it may start as a copy of an older snapshot of the same file)."""
+
         def run(sftp: paramiko.SFTPClient) -> None:
             have = tmp.stat().st_size if tmp.exists() else 0
             if have >= rf.size:
@@ -250,6 +287,7 @@ class Session:
                     have += len(block)
                 out.flush()
                 os.fsync(out.fileno())
+
         try:
             self._retry(f"pulling {rf.path} ({rf.size} bytes)", run)
         except FileNotFoundError:

@@ -25,8 +25,15 @@ from pathlib import Path
 
 from mmw_tasks.config import Server, Site
 from mmw_tasks.manifest import HEAD_BYTES, Entry, Manifest, file_sha256, locked
-from mmw_tasks.sftp import Credentials, RemoteFile, Session, SftpError, SftpSource, default_known_hosts, \
-    parse_sftp_url
+from mmw_tasks.sftp import (
+    Credentials,
+    RemoteFile,
+    Session,
+    SftpError,
+    SftpSource,
+    default_known_hosts,
+    parse_sftp_url,
+)
 from mmw_tasks.syslog import _MAGIC, LogFileError, YearAnchor, compression_of
 
 SUPERSEDED_GRACE = timedelta(days=1)  # a superseded raw copy stays this long for runs still reading it
@@ -84,8 +91,9 @@ def local_entries(site: Site, server: Server) -> list[Entry]:
 # ---------------------------------------------------------------- sftp sources
 
 
-def sftp_entries(site: Site, server: Server, day: date, credentials: Credentials | dict | None = None
-                 ) -> tuple[list[Entry], dict[str, int]]:
+def sftp_entries(
+    site: Site, server: Server, day: date, credentials: Credentials | dict | None = None
+) -> tuple[list[Entry], dict[str, int]]:
     """Bring the raw area up to date with the server, then return its entries that are read."""
     src = parse_sftp_url(server.source)
     creds = credentials if isinstance(credentials, Credentials) else Credentials.from_dict(credentials)
@@ -113,8 +121,16 @@ def sftp_entries(site: Site, server: Server, day: date, credentials: Credentials
         return man.live(), counts
 
 
-def _pull_one(session: Session, src: SftpSource, rf: RemoteFile, man: Manifest, site: Site, server: Server,
-              d: Path, day_end: datetime) -> str:
+def _pull_one(
+    session: Session,
+    src: SftpSource,
+    rf: RemoteFile,
+    man: Manifest,
+    site: Site,
+    server: Server,
+    d: Path,
+    day_end: datetime,
+) -> str:
     url = src.url(rf.name)
     same = [e for e in man.entries.values() if e.remote_size == rf.size and e.remote_mtime == rf.mtime]
     for e in same:
@@ -142,8 +158,10 @@ def _pull_one(session: Session, src: SftpSource, rf: RemoteFile, man: Manifest, 
         session.download(rf, tmp)
         after = session.stat(rf.path)
         if after.size < rf.size:
-            raise SourceError(f"server {server.name}: {url} shrank from {rf.size} to {after.size} bytes during "
-                              f"the pull (rotated meanwhile?); run the fetch again")
+            raise SourceError(
+                f"server {server.name}: {url} shrank from {rf.size} to {after.size} bytes "
+                f"during the pull (rotated meanwhile?); run the fetch again"
+            )
         if after.size > rf.size and _is_plain(tmp):
             _trim_to_last_newline(tmp)  # the live file grew while we read it: keep whole lines only
         os.utime(tmp, (rf.mtime, rf.mtime))
@@ -169,12 +187,19 @@ def _grown_from(session: Session, rf: RemoteFile, man: Manifest) -> Entry | None
     if any(head.startswith(m) for m, _ in _MAGIC):
         return None
     first_line = hashlib.sha256(head.split(b"\n", 1)[0]).hexdigest()
-    cands = [e for e in man.entries.values() if e.head_sha256 == first_line and e.compression is None
-             and e.size < rf.size and Path(e.path).is_file()]
+    cands = [
+        e
+        for e in man.entries.values()
+        if e.head_sha256 == first_line
+        and e.compression is None
+        and e.size < rf.size
+        and Path(e.path).is_file()
+    ]
     for e in sorted(cands, key=lambda x: -x.size):
         n = min(HEAD_BYTES, e.size)
         p = Path(e.path)
-        if _read(p, 0, n) == head[:n] and session.read_range(rf.path, e.size - n, n) == _read(p, e.size - n, n):
+        same_tail = session.read_range(rf.path, e.size - n, n) == _read(p, e.size - n, n)
+        if _read(p, 0, n) == head[:n] and same_tail:
             return e
     return None
 
@@ -218,8 +243,13 @@ def _expire_superseded(d: Path, man: Manifest) -> None:
     now = datetime.now()
     for e in man.entries.values():
         p = Path(e.path)
-        if (e.superseded_at and p.is_file() and d in p.parents and man.covered(e)
-                and now - datetime.fromisoformat(e.superseded_at) > SUPERSEDED_GRACE):
+        if (
+            e.superseded_at
+            and p.is_file()
+            and d in p.parents
+            and man.covered(e)
+            and now - datetime.fromisoformat(e.superseded_at) > SUPERSEDED_GRACE
+        ):
             p.unlink()
             try:
                 p.parent.rmdir()
@@ -230,7 +260,9 @@ def _expire_superseded(d: Path, man: Manifest) -> None:
 # ---------------------------------------------------------------- choosing the day's files
 
 
-def entries_for(site: Site, server: Server, day: date, credentials=None) -> tuple[list[Entry], dict[str, int]]:
+def entries_for(
+    site: Site, server: Server, day: date, credentials=None
+) -> tuple[list[Entry], dict[str, int]]:
     if is_sftp(server):
         return sftp_entries(site, server, day, credentials)
     return local_entries(site, server), {}

@@ -461,7 +461,8 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
     return to_utc(out, tz).select("ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
 
 
-def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1) -> pl.DataFrame:
+def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1
+                 ) -> pl.DataFrame:
     """parse_stamps for every line, computed once per run of lines with the same stamp text."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
@@ -476,7 +477,8 @@ def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, firs
         first[0] = True
     run = first.cast(pl.UInt32).cum_sum() - 1
     heads = lines.filter(first).str.slice(0, 48)
-    head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True).filter(first)
+    head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True)
+    head_nos = head_nos.filter(first)
     times = parse_stamps(heads, anchor, tz, head_nos)
     return times[run.cast(pl.Int64)] if times.height else times
 
@@ -583,7 +585,8 @@ def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
         gap = (local - timedelta(hours=1)).dt.replace_time_zone(
             tz, ambiguous="latest", non_existent="null") + timedelta(hours=1)
         early = pl.coalesce(chosen, gap)
-    return df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC"))).with_columns(
+    df = df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC")))
+    return df.with_columns(
         ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None),
         framed=pl.col("ts").is_not_null())
 

@@ -37,15 +37,18 @@ class LogSite:
     truth: dict[str, dict[str, Counter]]  # server -> day -> counter of dq / n_from / n_to / n_sent
 
 
-def make_site(start: date, days: int, tz: str = "Asia/Tokyo", seed: int = 1, per_day: int = 120,
-              jitter: bool = True) -> LogSite:
+def make_site(
+    start: date, days: int, tz: str = "Asia/Tokyo", seed: int = 1, per_day: int = 120, jitter: bool = True
+) -> LogSite:
     """Two mail servers behind one MX and a primary and secondary DNS server, each logging
     `per_day`-ish events a day from just before `start` to just after the last day."""
     rng = random.Random(seed)
     t0 = datetime(start.year, start.month, start.day) - timedelta(hours=6)
     t1 = datetime(start.year, start.month, start.day) + timedelta(days=days, hours=6)
     span = (t1 - t0).total_seconds()
-    servers = {n: ServerLog(n, r) for n, r in (("1mx", "mail"), ("2mx", "mail"), ("1dns", "dns"), ("2dns", "dns"))}
+    servers = {
+        n: ServerLog(n, r) for n, r in (("1mx", "mail"), ("2mx", "mail"), ("1dns", "dns"), ("2dns", "dns"))
+    }
     n_events = int(per_day * (span / 86400))
     qid = 0
     for _ in range(n_events):
@@ -56,17 +59,32 @@ def make_site(start: date, days: int, tz: str = "Asia/Tokyo", seed: int = 1, per
         qid += 1
         q = f"g{qid:07d}a{rng.randrange(10**6):06d}"
         sender = f"user{rng.randrange(40)}@example.ac.jp"
-        servers[mx].lines.append((t, f"{mx} sendmail[{1000 + qid % 500}]: {q}: from=<{sender}>, size={rng.randrange(500, 9000)}, "
-                                     f"class=0, nrcpts=1, msgid=<{q}@example.ac.jp>, proto=ESMTP, daemon=MTA, "
-                                     f"relay=pc{qid % 90}.example.ac.jp [10.1.3.{qid % 90}]"))
+        servers[mx].lines.append(
+            (
+                t,
+                f"{mx} sendmail[{1000 + qid % 500}]: {q}: from=<{sender}>, size={rng.randrange(500, 9000)}, "
+                f"class=0, nrcpts=1, msgid=<{q}@example.ac.jp>, proto=ESMTP, daemon=MTA, "
+                f"relay=pc{qid % 90}.example.ac.jp [10.1.3.{qid % 90}]",
+            )
+        )
         t2 = t + timedelta(seconds=rng.randrange(1, 20))
-        servers[mx].lines.append((t2, f"{mx} sendmail[{2000 + qid % 500}]: {q}: to=<friend{qid % 70}@remote.example>, "
-                                      f"delay=00:00:0{rng.randrange(1, 9)}, xdelay=00:00:01, mailer=esmtp, pri=30000, "
-                                      f"relay=mx.remote.example. [192.0.2.7], dsn=2.0.0, stat=Sent (ok)"))
+        servers[mx].lines.append(
+            (
+                t2,
+                f"{mx} sendmail[{2000 + qid % 500}]: {q}: to=<friend{qid % 70}@remote.example>, "
+                f"delay=00:00:0{rng.randrange(1, 9)}, xdelay=00:00:01, mailer=esmtp, pri=30000, "
+                f"relay=mx.remote.example. [192.0.2.7], dsn=2.0.0, stat=Sent (ok)",
+            )
+        )
         nq = rng.randrange(1, 6)
         tq = t + timedelta(seconds=rng.randrange(0, 3))
-        servers[dns].lines.append((tq, f"{dns} iplog[312]: UDP: dgram to domain from {MX_IPS[mx]}:{1024 + qid % 5000} "
-                                       f"(38 data bytes)"))
+        servers[dns].lines.append(
+            (
+                tq,
+                f"{dns} iplog[312]: UDP: dgram to domain from {MX_IPS[mx]}:{1024 + qid % 5000} "
+                f"(38 data bytes)",
+            )
+        )
         if nq > 1:
             servers[dns].lines.append((tq, f"{dns} last message repeated {nq - 1} times"))
     for s in servers.values():
@@ -156,11 +174,13 @@ def _cuts(lines: list[tuple[datetime, str]], first_cut: datetime, every: timedel
 def write_scheme(site: LogSite, root: Path, scheme: str, style: str = "bsd") -> dict[str, str]:
     """Write every server's lines under root/<server>/ rotated the `scheme` way; returns the
     source glob (relative to root) of each server."""
-    render = {"raw": lambda t, x: x,  # lines that already carry their stamps
-              "bsd": lambda t, x: bsd_line(t, x),
-              "bsd0": lambda t, x: bsd_line(t, x, zero_pad=True),
-              "rfc3339": lambda t, x: iso_line(t, x, site.tz),
-              "short-iso": lambda t, x: iso_line(t, x, site.tz, colon=False)}[style]
+    render = {
+        "raw": lambda t, x: x,  # lines that already carry their stamps
+        "bsd": lambda t, x: bsd_line(t, x),
+        "bsd0": lambda t, x: bsd_line(t, x, zero_pad=True),
+        "rfc3339": lambda t, x: iso_line(t, x, site.tz),
+        "short-iso": lambda t, x: iso_line(t, x, site.tz, colon=False),
+    }[style]
     globs = {}
     for s in site.servers:
         d = root / s.name
@@ -215,18 +235,27 @@ def simulated_servers(toml: Path) -> list[ServerLog]:
             anchor = years_for(site, srv, path, e.first_dt.date())
             for first_no, lines in iter_line_batches(path):
                 f = frame_lines(lines, first_no, anchor, site.timezone).select(
-                    pl.col("ts_site").forward_fill().backward_fill(), "line")
+                    pl.col("ts_site").forward_fill().backward_fill(), "line"
+                )
                 log.lines.extend(f.iter_rows())
         out.append(log)
     return out
 
 
-def site_toml(root: Path, globs: dict[str, str], tz: str, lake: str = "lake", sources: dict[str, str] | None = None,
-              extra: dict[str, str] | None = None) -> Path:
+def site_toml(
+    root: Path,
+    globs: dict[str, str],
+    tz: str,
+    lake: str = "lake",
+    sources: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
+) -> Path:
     """A site config for the four servers; `sources` overrides a server's source (e.g. sftp://)."""
     sources = sources or {}
     extra = extra or {}
-    parts = [f'[site]\nname = "test"\ntimezone = "{tz}"\nlake = "{lake}"\nlocal_domains = ["example.ac.jp"]\n']
+    parts = [
+        f'[site]\nname = "test"\ntimezone = "{tz}"\nlake = "{lake}"\nlocal_domains = ["example.ac.jp"]\n'
+    ]
     for name, role in (("1mx", "mail"), ("2mx", "mail"), ("1dns", "dns"), ("2dns", "dns")):
         src = sources.get(name, globs[name])
         fmt = "sendmail" if role == "mail" else "iplog"

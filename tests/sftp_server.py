@@ -73,8 +73,12 @@ class LoopbackSFTPServer:
                 return data
 
         self._server = await asyncssh.create_server(
-            _Server, "127.0.0.1", 0, server_host_keys=[self.host_key],
-            sftp_factory=lambda chan: _SFTP(chan, chroot=str(self.root).encode()))
+            _Server,
+            "127.0.0.1",
+            0,
+            server_host_keys=[self.host_key],
+            sftp_factory=lambda chan: _SFTP(chan, chroot=str(self.root).encode()),
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     def __enter__(self):
@@ -88,6 +92,7 @@ class LoopbackSFTPServer:
         async def _stop():
             self._server.close()
             await self._server.wait_closed()
+
         asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

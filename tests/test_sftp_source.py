@@ -32,11 +32,16 @@ def remote(tmp_path):
         yield srv
 
 
-def _sftp_site(srv: LoopbackSFTPServer, site, root: Path, scheme="numbered", extra_keys: str | None = None) -> Path:
+def _sftp_site(
+    srv: LoopbackSFTPServer, site, root: Path, scheme="numbered", extra_keys: str | None = None
+) -> Path:
     globs = write_scheme(site, srv.root / "logs", scheme)
     sources = {n: srv.url(f"/logs/{g}") for n, g in globs.items()}
-    keys = extra_keys if extra_keys is not None else (
-        f'known_hosts = "{srv.known_hosts}"\nidentity_file = "{srv.client_key_file}"\n')
+    keys = (
+        extra_keys
+        if extra_keys is not None
+        else (f'known_hosts = "{srv.known_hosts}"\nidentity_file = "{srv.client_key_file}"\n')
+    )
     root.mkdir(parents=True, exist_ok=True)
     return site_toml(root, globs, site.tz, sources=sources, extra={n: keys for n in globs})
 
@@ -62,9 +67,12 @@ def test_simulated_site_pulled_over_sftp_equals_local(remote, tmp_path):
     shutil.copytree(local.parent / "logs", remote.root / "logs", copy_function=shutil.copy2)
     cfg = local.read_text()
     for glob in ("logs/1dns/messages*", "logs/1mx/syslog*"):
-        cfg = cfg.replace(f'source = "{glob}"', f'source = "{remote.url("/" + glob)}"\n'
-                                                f'known_hosts = "{remote.known_hosts}"\n'
-                                                f'identity_file = "{remote.client_key_file}"')
+        cfg = cfg.replace(
+            f'source = "{glob}"',
+            f'source = "{remote.url("/" + glob)}"\n'
+            f'known_hosts = "{remote.known_hosts}"\n'
+            f'identity_file = "{remote.client_key_file}"',
+        )
     (tmp_path / "pulled").mkdir()
     toml = tmp_path / "pulled" / "site.toml"
     toml.write_text(cfg)
@@ -164,6 +172,7 @@ def test_transfer_that_keeps_failing_leaves_nothing_half_pulled(remote, tmp_path
         def attempt(client):
             remote.cut_after = remote.bytes_served + 10  # the link drops again on each try
             return fn(client)
+
         self.backoff = 0.01
         return real_retry(self, what, attempt if what.startswith("pulling") else fn)
 
@@ -180,13 +189,19 @@ def test_transfer_that_keeps_failing_leaves_nothing_half_pulled(remote, tmp_path
 def test_unknown_or_changed_host_key_is_refused(remote, tmp_path):
     site = make_site(START, 1, seed=16, per_day=20)
     other = tmp_path / "other_known_hosts"
-    other.write_text(f"[127.0.0.1]:{remote.port} ssh-ed25519 "
-                     "AAAAC3NzaC1lZDI1NTE5AAAAIIm6bSFYrkG2rQnO3A9R2bKmtwxhtqJlWIpf3q8kF0Le\n")
+    other.write_text(
+        f"[127.0.0.1]:{remote.port} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIIm6bSFYrkG2rQnO3A9R2bKmtwxhtqJlWIpf3q8kF0Le\n"
+    )
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     for kh, words in ((empty, "never accepted automatically"), (other, "does not match")):
-        toml = _sftp_site(remote, site, tmp_path / f"site-{kh.name}",
-                          extra_keys=f'known_hosts = "{kh}"\nidentity_file = "{remote.client_key_file}"\n')
+        toml = _sftp_site(
+            remote,
+            site,
+            tmp_path / f"site-{kh.name}",
+            extra_keys=f'known_hosts = "{kh}"\nidentity_file = "{remote.client_key_file}"\n',
+        )
         with pytest.raises(SourceError) as e:
             pipeline.fetch(toml, "1mx", START)
         assert words in str(e.value) and "1mx" in str(e.value)
@@ -195,8 +210,12 @@ def test_unknown_or_changed_host_key_is_refused(remote, tmp_path):
 
 
 def test_password_in_the_config_is_refused(tmp_path):
-    toml = site_toml(tmp_path, {n: "x*" for n in ("1mx", "2mx", "1dns", "2dns")}, "UTC",
-                     sources={"1mx": "sftp://logs:hunter2@mx.example:22/var/log/maillog*"})
+    toml = site_toml(
+        tmp_path,
+        {n: "x*" for n in ("1mx", "2mx", "1dns", "2dns")},
+        "UTC",
+        sources={"1mx": "sftp://logs:hunter2@mx.example:22/var/log/maillog*"},
+    )
     with pytest.raises(ConfigError, match=r"'1mx'.*key 'source'.*password"):
         load_site(toml)
 
@@ -208,10 +227,24 @@ def test_airflow_connection_supplies_the_login(remote, tmp_path, monkeypatch):
     from conftest import ROOT
 
     site = make_site(START, 1, seed=17, per_day=30)
-    toml = _sftp_site(remote, site, tmp_path / "site",
-                      extra_keys=f'known_hosts = "{remote.known_hosts}"\nconnection_id = "mmw_logs"\n')
-    monkeypatch.setenv("AIRFLOW_CONN_MMW_LOGS", json.dumps({
-        "conn_type": "sftp", "login": USER, "password": PASSWORD, "host": "127.0.0.1", "port": remote.port}))
+    toml = _sftp_site(
+        remote,
+        site,
+        tmp_path / "site",
+        extra_keys=f'known_hosts = "{remote.known_hosts}"\nconnection_id = "mmw_logs"\n',
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MMW_LOGS",
+        json.dumps(
+            {
+                "conn_type": "sftp",
+                "login": USER,
+                "password": PASSWORD,
+                "host": "127.0.0.1",
+                "port": remote.port,
+            }
+        ),
+    )
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no agent or ~/.ssh keys to fall back on
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     spec = importlib.util.spec_from_file_location("mmw_daily_dag", ROOT / "dags" / "mmw_daily.py")
@@ -241,22 +274,40 @@ def test_airflow_dag_pulls_with_the_connection(remote, tmp_path):
     local = copy_minisite(tmp_path / "local")
     shutil.copytree(local.parent / "logs", remote.root / "logs", copy_function=shutil.copy2)
     cfg = local.read_text()
-    for name, glob in (("1dns", "logs/1dns/messages*"), ("1mx", "logs/1mx/syslog*")):
-        cfg = cfg.replace(f'source = "{glob}"', f'source = "{remote.url("/" + glob)}"\n'
-                                                f'connection_id = "mmw_logs"\nknown_hosts = "{remote.known_hosts}"')
+    for glob in ("logs/1dns/messages*", "logs/1mx/syslog*"):
+        cfg = cfg.replace(
+            f'source = "{glob}"',
+            f'source = "{remote.url("/" + glob)}"\n'
+            f'connection_id = "mmw_logs"\nknown_hosts = "{remote.known_hosts}"',
+        )
     site = tmp_path / "pulled"
     site.mkdir()
     (site / "site.toml").write_text(cfg)
     home = tmp_path / "airflow"
     home.mkdir()
-    env = {**airflow_env(home), "HOME": str(tmp_path / "home"),
-           "AIRFLOW_CONN_MMW_LOGS": json.dumps({"conn_type": "sftp", "login": USER, "password": PASSWORD})}
+    env = {
+        **airflow_env(home),
+        "HOME": str(tmp_path / "home"),
+        "AIRFLOW_CONN_MMW_LOGS": json.dumps({"conn_type": "sftp", "login": USER, "password": PASSWORD}),
+    }
     env.pop("SSH_AUTH_SOCK", None)
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    r = subprocess.run([airflow, "dags", "test", "mmw_daily", "2002-02-17T06:30:00+09:00", "-c",
-                        json.dumps({"config": str(site / "site.toml"), "day": "2002-02-16"})],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            airflow,
+            "dags",
+            "test",
+            "mmw_daily",
+            "2002-02-17T06:30:00+09:00",
+            "-c",
+            json.dumps({"config": str(site / "site.toml"), "day": "2002-02-16"}),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert PASSWORD not in r.stdout + r.stderr
     pulled = json.loads((site / "data_lake/reports/day=2002-02-16/report.json").read_text())

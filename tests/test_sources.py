@@ -45,16 +45,28 @@ def test_new_year_site_gets_every_line_into_its_day(newyear, tmp_path):
     for d in DAYS:
         assert _totals(toml, d) == day_totals(newyear, d), d
     con = lake.connect(tmp_path / "lake")
-    mail = con.sql("select server, day::varchar, count(*) filter (event = 'from') as n_from from mail_events "
-                   "group by all").fetchall()
+    mail = con.sql(
+        "select server, day::varchar, count(*) filter (event = 'from') as n_from from mail_events "
+        "group by all"
+    ).fetchall()
     dns = con.sql("select server, day::varchar, count(*) from dns_queries group by all").fetchall()
-    want_mail = {(s, d, c["n_from"]) for s, per in newyear.truth.items() for d, c in per.items()
-                 if s.endswith("mx") and d in {str(x) for x in DAYS}}
-    want_dns = {(s, d, c["dq"]) for s, per in newyear.truth.items() for d, c in per.items()
-                if s.endswith("dns") and d in {str(x) for x in DAYS}}
+    want_mail = {
+        (s, d, c["n_from"])
+        for s, per in newyear.truth.items()
+        for d, c in per.items()
+        if s.endswith("mx") and d in {str(x) for x in DAYS}
+    }
+    want_dns = {
+        (s, d, c["dq"])
+        for s, per in newyear.truth.items()
+        for d, c in per.items()
+        if s.endswith("dns") and d in {str(x) for x in DAYS}
+    }
     assert set(mail) == want_mail and set(dns) == want_dns
     assert {s for s, _, _ in mail} == {"1mx", "2mx"} and {s for s, _, _ in dns} == {"1dns", "2dns"}
-    years = con.sql("select distinct year(ts at time zone 'Asia/Tokyo') from mail_events order by 1").fetchall()
+    years = con.sql(
+        "select distinct year(ts at time zone 'Asia/Tokyo') from mail_events order by 1"
+    ).fetchall()
     assert years == [(2001,), (2002,)]
 
 
@@ -87,8 +99,12 @@ def test_archive_older_than_a_year_counts_each_february_16_once(tmp_path):
     while t < datetime(2002, 3, 1):
         n = 3 if t.date() == date(2002, 2, 16) else 2 if t.date() == date(2001, 2, 16) else 1
         for k in range(n):
-            lines.append((t + timedelta(minutes=k), f"1dns iplog[312]: UDP: dgram to domain from 10.1.0.25:{1024 + k} "
-                                                  f"(38 data bytes)"))
+            lines.append(
+                (
+                    t + timedelta(minutes=k),
+                    f"1dns iplog[312]: UDP: dgram to domain from 10.1.0.25:{1024 + k} (38 data bytes)",
+                )
+            )
         t += timedelta(hours=7)
     site = make_site(date(2002, 2, 16), 1)
     for s in site.servers:
@@ -105,14 +121,25 @@ def test_archive_older_than_a_year_counts_each_february_16_once(tmp_path):
 def test_february_29_only_where_the_year_has_one(tmp_path):
     d = tmp_path / "logs"
     d.mkdir()
-    lines = [(datetime(2004, 2, 28, 23, 0), "a"), (datetime(2004, 2, 29, 12, 0), "b"),
-             (datetime(2004, 2, 29, 13, 0), "c"), (datetime(2004, 3, 1, 1, 0), "d")]  # mtime: 2004-03-01
-    (d / "messages").write_text("".join(
-        bsd_line(t, "1dns iplog[1]: UDP: dgram to domain from 10.1.0.25:1 (1 data bytes)") + "\n" for t, _ in lines))
+    lines = [
+        (datetime(2004, 2, 28, 23, 0), "a"),
+        (datetime(2004, 2, 29, 12, 0), "b"),
+        (datetime(2004, 2, 29, 13, 0), "c"),
+        (datetime(2004, 3, 1, 1, 0), "d"),
+    ]  # mtime: 2004-03-01
+    (d / "messages").write_text(
+        "".join(
+            bsd_line(t, "1dns iplog[1]: UDP: dgram to domain from 10.1.0.25:1 (1 data bytes)") + "\n"
+            for t, _ in lines
+        )
+    )
     stamp = datetime(2004, 3, 1, 1, 0).timestamp()
     os.utime(d / "messages", (stamp, stamp))
-    toml = site_toml(tmp_path, {"1mx": "logs/none*", "2mx": "logs/none*", "1dns": "logs/messages*",
-                                "2dns": "logs/none*"}, "UTC")
+    toml = site_toml(
+        tmp_path,
+        {"1mx": "logs/none*", "2mx": "logs/none*", "1dns": "logs/messages*", "2dns": "logs/none*"},
+        "UTC",
+    )
     assert _parse_rows(toml, "1dns", date(2004, 2, 29)) == 2
     assert _parse_rows(toml, "1dns", date(2004, 2, 28)) == 1
 
@@ -125,9 +152,12 @@ def test_backfill_opens_only_the_files_that_cover_its_day(tmp_path, monkeypatch)
     pipeline.fetch(toml, "1mx", date(2002, 2, 3))  # the first fetch scans the archive once
     scans, opened = [], []
     real_scan, real_iter = manifest.scan_file, ingest.iter_line_batches
-    monkeypatch.setattr(manifest, "scan_file", lambda p, *a, **k: scans.append(Path(p).name) or real_scan(p, *a, **k))
-    monkeypatch.setattr(ingest, "iter_line_batches",
-                        lambda p, *a, **k: opened.append(Path(p).name) or real_iter(p, *a, **k))
+    monkeypatch.setattr(
+        manifest, "scan_file", lambda p, *a, **k: scans.append(Path(p).name) or real_scan(p, *a, **k)
+    )
+    monkeypatch.setattr(
+        ingest, "iter_line_batches", lambda p, *a, **k: opened.append(Path(p).name) or real_iter(p, *a, **k)
+    )
     day = date(2002, 2, 9)
     rows = _parse_rows(toml, "1mx", day)
     assert scans == []  # known by path, size and mtime: not re-read
