@@ -231,6 +231,8 @@ class Session:
                 return fn(self.connect())
             except SftpError:
                 raise
+            except (FileNotFoundError, PermissionError) as e:  # retrying will not help
+                raise SftpError(f"{self.src.where}: {what}: {e}") from None
             except RETRYABLE as e:
                 err = e
                 self.close()
@@ -251,10 +253,7 @@ class Session:
                     out.append(RemoteFile(path, int(a.st_size), float(a.st_mtime)))
             return sorted(out, key=lambda f: (f.mtime, f.path))
 
-        try:
-            return self._retry(f"listing {self.src.url()}", run)
-        except FileNotFoundError:
-            raise SftpError(f"{self.src.where}: no directory {self.src.directory}") from None
+        return self._retry(f"listing {self.src.url()}", run)
 
     def stat(self, path: str) -> RemoteFile:
         a = self._retry(f"stat {path}", lambda s: s.stat(path))
@@ -288,10 +287,7 @@ class Session:
                 out.flush()
                 os.fsync(out.fileno())
 
-        try:
-            self._retry(f"pulling {rf.path} ({rf.size} bytes)", run)
-        except FileNotFoundError:
-            raise SftpError(f"{self.src.where}: {rf.path} vanished during the pull (rotated?)") from None
+        self._retry(f"pulling {rf.path} ({rf.size} bytes)", run)
 
 
 def default_known_hosts() -> Path:

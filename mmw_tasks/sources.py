@@ -134,7 +134,7 @@ def _pull_one(
     url = src.url(rf.name)
     same = [e for e in man.entries.values() if e.remote_size == rf.size and e.remote_mtime == rf.mtime]
     for e in same:
-        if e.remote == url:
+        if e.remote == url and (Path(e.path).is_file() or man.covered(e)):
             return "unchanged"
     for e in same:  # renamed by a rotation (messages -> messages.1): same bytes, nothing to pull
         if not Path(e.path).is_file():

@@ -147,6 +147,8 @@ def test_rotation_on_the_server_reads_no_line_twice(remote, tmp_path):
     assert any(e["superseded_by"] for e in man)
 
 
+# paramiko's read-ahead thread dies with the connection we cut: that is the cut, not a bug
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_cut_connection_is_retried_and_leaves_no_partial_file(remote, tmp_path):
     site = make_site(START, 2, seed=14, per_day=600)
     toml = _sftp_site(remote, site, tmp_path / "site")
@@ -161,6 +163,7 @@ def test_cut_connection_is_retried_and_leaves_no_partial_file(remote, tmp_path):
     assert _totals(toml, date(2002, 2, 16)) == day_totals(site, date(2002, 2, 16))
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_transfer_that_keeps_failing_leaves_nothing_half_pulled(remote, tmp_path, monkeypatch):
     from mmw_tasks import sftp
 
@@ -315,3 +318,13 @@ def test_airflow_dag_pulls_with_the_connection(remote, tmp_path):
     pipeline.run_day(local, "2002-02-16", log=lambda m: None)
     from_disk = json.loads((local.parent / "data_lake/reports/day=2002-02-16/report.json").read_text())
     assert pulled["totals"] == from_disk["totals"] and pulled["totals"]["dq"] == 8
+
+
+def test_missing_remote_directory_names_server_and_path(remote, tmp_path):
+    site = make_site(START, 1, seed=19, per_day=10)
+    toml = _sftp_site(remote, site, tmp_path / "site")
+    cfg = toml.read_text().replace("/logs/1mx/", "/no/such/dir/")
+    toml.write_text(cfg)
+    with pytest.raises(SourceError) as e:
+        pipeline.fetch(toml, "1mx", START)
+    assert "1mx" in str(e.value) and "/no/such/dir" in str(e.value)
