@@ -25,6 +25,31 @@ SCHEDULE = CronTriggerTimetable(os.environ.get("MMW_SCHEDULE_CRON", "30 6 * * *"
                                 timezone=os.environ.get("MMW_SCHEDULE_TZ", "UTC"))
 
 
+def sftp_credentials(config: str, server: str) -> dict | None:
+    """Plain login details for a server's sftp source from its Airflow connection (`connection_id`):
+    login, password, and the SSH extras key_file, private_key, private_key_passphrase, host_key,
+    known_hosts, allow_agent, look_for_keys. `no_host_key_check` is ignored: host keys are always checked."""
+    from mmw_tasks.config import load_site
+
+    srv = next(s for s in load_site(config).servers if s.name == server)
+    if not srv.source.startswith("sftp://") or not srv.connection_id:
+        return None
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(srv.connection_id)
+    extra = conn.extra_dejson or {}
+
+    def flag(key: str, default: bool) -> bool:
+        v = extra.get(key, default)
+        return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
+
+    return {"username": conn.login or None, "password": conn.password or None,
+            "key_file": extra.get("key_file"), "private_key": extra.get("private_key"),
+            "passphrase": extra.get("private_key_passphrase"), "host_key": extra.get("host_key"),
+            "known_hosts": extra.get("known_hosts"), "allow_agent": flag("allow_agent", False),
+            "look_for_keys": flag("look_for_keys", False)}
+
+
 @dag(
     dag_id="mmw_daily",
     schedule=SCHEDULE,
@@ -54,7 +79,8 @@ def mmw_daily():
     def fetch(run: dict, server: str) -> dict:
         from mmw_tasks import pipeline
 
-        return pipeline.fetch(run["config"], server, run["day"])
+        creds = sftp_credentials(run["config"], server)
+        return pipeline.fetch(run["config"], server, run["day"], credentials=creds)
 
     @task
     def parse(run: dict, fetched: dict) -> dict:

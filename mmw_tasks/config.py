@@ -71,6 +71,8 @@ class Server:
     source: str  # glob relative to the config file, absolute glob, or sftp:// URL
     mail_server_ips: tuple[str, ...] = ()
     connection_id: str | None = None  # Airflow connection for sftp sources
+    known_hosts: str | None = None  # sftp: known_hosts file (default ~/.ssh/known_hosts)
+    identity_file: str | None = None  # sftp on the CLI: private key file (else the SSH agent, ~/.ssh/id_*)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,14 @@ def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any =
     return value
 
 
+def _path_key(table: dict[str, Any], key: str, where: str, base: Path) -> str | None:
+    value = _get(table, key, where, str, None)
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
 def load_site(path: str | Path) -> Site:
     """Read and validate a site TOML file."""
     path = Path(path).resolve()
@@ -197,9 +207,19 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
             raise ConfigError(f"{sw}: key 'mail_server_ips' is required for a dns server")
         if any(x.name == name for x in servers):
             raise ConfigError(f"{sw}: key 'name' repeats another server's name")
-        servers.append(Server(name=name, role=role, format=fmt, source=_get(s, "source", sw, str),
+        source = _get(s, "source", sw, str)
+        if source.startswith("sftp://"):
+            from mmw_tasks.sftp import parse_sftp_url
+
+            try:
+                parse_sftp_url(source)
+            except ValueError as e:
+                raise ConfigError(f"{sw}: key 'source': {e}") from None
+        servers.append(Server(name=name, role=role, format=fmt, source=source,
                               mail_server_ips=ips,
-                              connection_id=_get(s, "connection_id", sw, str, None)))
+                              connection_id=_get(s, "connection_id", sw, str, None),
+                              known_hosts=_path_key(s, "known_hosts", sw, base),
+                              identity_file=_path_key(s, "identity_file", sw, base)))
     if not any(s.role == "mail" for s in servers):
         raise ConfigError(f"{path}: no [[servers]] with role = \"mail\"")
 

@@ -33,11 +33,14 @@ def _server(site: Site, name: str):
     raise KeyError(f"no server named {name!r} in {site.config_path}")
 
 
-def fetch(config: str | Path, server: str, day: str | date) -> dict:
-    """Find the server's rotated files that hold the day's lines."""
+def fetch(config: str | Path, server: str, day: str | date, credentials: dict | None = None) -> dict:
+    """Find the server's rotated files that hold the day's lines, pulling sftp sources into the
+    lake's raw area first. `credentials` (sftp only): plain login details the DAG resolved from
+    the server's Airflow connection; without them the SSH agent and key files are used."""
     site, d = _site_day(config, day)
-    files = sources.files_for_day(site, _server(site, server), d)
-    return {"server": server, "day": str(d), "files": [str(p) for p in files]}
+    got = sources.fetch_for_day(site, _server(site, server), d, credentials)
+    return {"server": server, "day": str(d), "files": [str(p) for p in got.files],
+            "pulled": got.pulled, "gaps": got.gaps}
 
 
 def parse(config: str | Path, server: str, day: str | date, files: list[str]) -> dict:
