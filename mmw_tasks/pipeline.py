@@ -7,6 +7,7 @@ Data moves through the lake only.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -14,10 +15,16 @@ from pathlib import Path
 import polars as pl
 
 from mmw_tasks import detect, ingest, lake, report, sources
+from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site, load_site
+from mmw_tasks.sources import SourceError
 from mmw_tasks.syslog import local_day_bounds
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
+
+
+class MissingServersError(SourceError):
+    """A day whose servers did not all arrive, under on_missing_server = "fail"; names them."""
 
 
 def _site_day(config: str | Path, day: str | date) -> tuple[Site, date]:
@@ -84,16 +91,45 @@ def run_detect(config: str | Path, day: str | date) -> dict:
             "by_kind": dict(found.group_by("kind").len().iter_rows()) if found.height else {}}
 
 
-def make_report(config: str | Path, day: str | date) -> dict:
+def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict | None = None) -> dict:
+    """After fetch and parse: apply [site].on_missing_server to the servers that did not arrive.
+
+    "fail" raises, naming them. "partial" drops their parts of the day (so totals mean exactly the
+    servers that arrived) and lets the analysis run; the report then says it is partial. A day with
+    no mail server at all cannot be analysed either way.
+    """
+    site, d = _site_day(config, day)
+    missing = [s.name for s in site.servers if s.name not in set(arrived)]
+    if not missing:
+        return {"day": str(d), "missing": [], "partial": False}
+    why = "; ".join(f"{m}: {(reasons or {}).get(m, 'fetch or parse failed, see its task log')}" for m in missing)
+    mail_left = [s for s in site.servers_by_role("mail") if s.name not in missing]
+    if site.on_missing_server == "fail" or not mail_left:
+        rule = ("on_missing_server = \"fail\"" if site.on_missing_server == "fail"
+                else "no mail server arrived")
+        raise MissingServersError(f"day {d}: no data from server(s) {', '.join(missing)} ({why}); "
+                                  f"{rule}, so the day is not analysed")
+    for m in missing:
+        lake.drop_server_parts(site.lake, d, m)
+    return {"day": str(d), "missing": missing, "partial": True, "why": why}
+
+
+def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": d}).pl()
     totals = iv.select(pl.col(list(report.TOTAL_KEYS)).sum()).row(0, named=True)
     inc = con.sql("select * from incidents where day = $day order by start", params={"day": d}).pl()
     notes = ["Baselines: no history used yet; abnormal intervals are judged against the day itself."]
+    if missing:
+        notes.insert(0, f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
+                        "the other servers only (on_missing_server = \"partial\").")
     rep = report.build(site, d, totals, _fit_row(con, d), inc.to_dicts(), iv.to_dicts(), notes)
+    rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
     path = report.write(site, rep)
-    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"])}
+    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"]), "partial": bool(missing),
+            "missing_servers": list(missing or []),
+            "kinds": sorted({i["kind"] for i in rep["incidents"]})}
 
 
 def trends(config: str | Path, day: str | date) -> dict:
@@ -103,10 +139,37 @@ def trends(config: str | Path, day: str | date) -> dict:
     return {"day": str(d)}
 
 
+def trends_summary(config: str | Path) -> dict:
+    """The site's trend table over every day done so far: <lake>/reports/trends.json and trends.md."""
+    site = load_site(config)
+    con = lake.connect(site.lake)
+    if not lake.has_files(site.lake, "daily_trends"):
+        return {"days": 0, "path": None}
+    rows = sqlfiles.query(con, "trends/site_trends", {}).pl()
+    out = Path(site.lake) / "reports"
+    with lake.atomic_file(out / "trends.json") as tmp:
+        tmp.write_text(json.dumps({"site": site.name, "days": rows.to_dicts()}, default=str, indent=1) + "\n")
+    cols = ["day", "dq", "n_from", "n_pop", "m_s", "m_s_7d_median", "m_p", "m_p_7d_median", "n_mmw_suspect"]
+    fmt = [("{:.2f}" if c.startswith("m_") else "{}") for c in cols]
+    md = [f"# mmw trends: {site.name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join("n/a" if r[c] is None else f.format(r[c]) for c, f in zip(cols, fmt, strict=True))
+           + " |" for r in rows.iter_rows(named=True)]
+    with lake.atomic_file(out / "trends.md") as tmp:
+        tmp.write_text("\n".join(md) + "\n")
+    return {"days": rows.height, "first": str(rows["day"].min()), "last": str(rows["day"].max()),
+            "path": str(out / "trends.json")}
+
+
 def is_done(config: str | Path, day: str | date) -> bool:
+    """The day has its report and trend row, and the report is not partial (a partial day is redone)."""
     site, d = _site_day(config, day)
-    return (report.report_dir(site, d) / "report.json").is_file() and lake.part_path(
-        site.lake, "daily_trends", d).is_file()
+    rep = report.report_dir(site, d) / "report.json"
+    if not (rep.is_file() and lake.part_path(site.lake, "daily_trends", d).is_file()):
+        return False
+    try:
+        return not json.loads(rep.read_text()).get("partial", False)
+    except ValueError:
+        return False
 
 
 def run_day(config: str | Path, day: str | date, log=print) -> dict:
@@ -114,25 +177,38 @@ def run_day(config: str | Path, day: str | date, log=print) -> dict:
     site, d = _site_day(config, day)
     out: dict = {"day": str(d), "servers": {}}
     t0 = time.monotonic()
+    reasons: dict[str, str] = {}
     for s in site.servers:
-        fetched = fetch(config, s.name, d)
-        out["servers"][s.name] = parse(config, s.name, d, fetched["files"])
+        try:
+            fetched = fetch(config, s.name, d)
+            out["servers"][s.name] = parse(config, s.name, d, fetched["files"])
+        except Exception as e:
+            if site.on_missing_server == "fail":
+                raise
+            reasons[s.name] = f"{type(e).__name__}: {e}"
+            log(f"{d} {s.name}: missing ({reasons[s.name]})")
+            continue
         log(f"{d} {s.name}: {out['servers'][s.name]['lines_read']} lines from "
             f"{len(fetched['files'])} file(s), {out['servers'][s.name]['malformed']} malformed")
+    out["settle"] = settle(config, d, list(out["servers"]), reasons)
     out["aggregate"] = aggregate(config, d)
     out["fit"] = fit(config, d)
     out["detect"] = run_detect(config, d)
-    out["report"] = make_report(config, d)
+    out["report"] = make_report(config, d, out["settle"]["missing"])
     out["trends"] = trends(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 
 
-def resolve_run(config: str | Path, day: str | None, logical_date) -> dict:
-    """What an Airflow run works on: the `day` param, else the local day before the logical date."""
+def resolve_run(config: str | Path, day: str | None, logical_date, interval_start=None) -> dict:
+    """What an Airflow run works on: the `day` param; else the local day its data interval starts
+    (scheduled and backfill runs: the interval is the site's local day); else the local day before
+    the logical date (manual runs and `airflow dags test`)."""
     site = load_site(config)
     if day:
         d = date.fromisoformat(str(day))
+    elif interval_start is not None:
+        d = interval_start.astimezone(site.tz).date()
     elif logical_date is not None:
         d = (logical_date.astimezone(site.tz) - timedelta(days=1)).date()
     else:

@@ -13,7 +13,7 @@ from test_sql_minisite import copy_minisite
 
 from mmw_tasks.cli import airflow_env
 
-STAGES = ["resolve", "servers", "fetch", "parse", "aggregate", "fit", "detect", "report", "trends"]
+STAGES = ["resolve", "servers", "fetch", "parse", "settle", "aggregate", "fit", "detect", "report", "trends"]
 
 
 @pytest.fixture(scope="module")
