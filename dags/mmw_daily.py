@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Asset, Param, TriggerRule, dag, task
+from airflow.sdk import Asset, Param, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 from mmw_airflow import LocalDayTimetable, MmwNotifier
 
@@ -69,7 +69,8 @@ def build_daily(site: DagSite):
     )
     def mmw_daily():
         @task
-        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None) -> dict:
+        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None) -> list:
+            """The day to work on, as one job per server (what fetch is mapped over)."""
             from mmw_tasks import pipeline
 
             automated = str(getattr(dag_run.run_type, "value", dag_run.run_type)) in ("scheduled", "backfill")
@@ -78,36 +79,35 @@ def build_daily(site: DagSite):
             if not params.get("force") and pipeline.is_done(run["config"], run["day"]):
                 raise AirflowSkipException(f"{run['day']} is done already (report and trend row in the lake); "
                                            "set the force param to redo it")
-            return run
-
-        @task
-        def servers(run: dict) -> list[str]:
-            return run["servers"]
+            return [{**run, "server": name} for name in run["servers"]]
 
         @task(retries=sched.fetch_retries, retry_delay=sched.fetch_retry_delay, retry_exponential_backoff=True,
               max_retry_delay=sched.fetch_max_retry_delay)
-        def fetch(run: dict, server: str) -> dict:
+        def fetch(job: dict) -> dict:
             from mmw_tasks import pipeline
 
             try:
-                return pipeline.fetch(run["config"], server, run["day"])
+                return {**job, **pipeline.fetch(job["config"], job["server"], job["day"])}
             except Exception as e:
-                raise RuntimeError(f"server {server}: cannot fetch {run['day']}: {type(e).__name__}: {e}") from e
+                raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {type(e).__name__}: {e}") from e
 
         @task(outlets=_assets(site, "parse"))
-        def parse(run: dict, fetched: dict) -> dict:
+        def parse(fetched: dict) -> dict:
             from mmw_tasks import pipeline
 
-            return pipeline.parse(run["config"], fetched["server"], run["day"], fetched["files"])
+            return pipeline.parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"])
 
         @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
-        def settle(run: dict, parsed) -> dict:
+        def settle(jobs: list, ti=None) -> dict:
+            """Apply [site].on_missing_server to the servers whose fetch or parse failed for good."""
             from mmw_tasks import pipeline
 
-            return pipeline.settle(run["config"], run["day"], [p["server"] for p in parsed if p])
+            parsed = [ti.xcom_pull(task_ids="parse", map_indexes=i) for i in range(len(jobs))]
+            run = {k: v for k, v in jobs[0].items() if k != "server"}
+            return {**run, **pipeline.settle(run["config"], run["day"], [p["server"] for p in parsed if p])}
 
         @task(outlets=_assets(site, "aggregate"))
-        def aggregate(run: dict, _settled: dict) -> dict:
+        def aggregate(run: dict) -> dict:
             from mmw_tasks import pipeline
 
             return pipeline.aggregate(run["config"], run["day"])
@@ -125,10 +125,10 @@ def build_daily(site: DagSite):
             return pipeline.run_detect(run["config"], run["day"])
 
         @task(outlets=_assets(site, "report"), on_success_callback=[on_incidents] if on_incidents else [])
-        def report(run: dict, _detected: dict, settled: dict) -> dict:
+        def report(run: dict, _detected: dict) -> dict:
             from mmw_tasks import pipeline
 
-            return pipeline.make_report(run["config"], run["day"], settled["missing"])
+            return pipeline.make_report(run["config"], run["day"], run["missing"])
 
         @task(outlets=_assets(site, "trends"))
         def trends(run: dict, _reported: dict) -> dict:
@@ -136,11 +136,15 @@ def build_daily(site: DagSite):
 
             return pipeline.trends(run["config"], run["day"])
 
-        run = resolve()
-        fetched = fetch.partial(run=run).expand(server=servers(run))
-        parsed = parse.partial(run=run).expand(fetched=fetched)
-        settled = settle(run, parsed)
-        trends(run, report(run, detect(run, fit(run, aggregate(run, settled))), settled))
+        @task_group(prefix_group_id=False)
+        def fetch_and_parse(job: dict):
+            # mapped as a group, so a server whose fetch failed does not stop the others' parse
+            return parse(fetch(job))
+
+        jobs = resolve()
+        run = settle(jobs)  # from here on `run` also says which servers are missing
+        fetch_and_parse.expand(job=jobs) >> run
+        trends(run, report(run, detect(run, fit(run, aggregate(run)))))
 
     return mmw_daily()
 

@@ -94,7 +94,7 @@ def run_detect(config: str | Path, day: str | date) -> dict:
 def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict | None = None) -> dict:
     """After fetch and parse: apply [site].on_missing_server to the servers that did not arrive.
 
-    "fail" raises, naming them. "partial" drops their parts of the day (so totals mean exactly the
+    "fail" raises, naming them. "partial" empties their parts of the day (so totals mean exactly the
     servers that arrived) and lets the analysis run; the report then says it is partial. A day with
     no mail server at all cannot be analysed either way.
     """
@@ -109,8 +109,10 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
                 else "no mail server arrived")
         raise MissingServersError(f"day {d}: no data from server(s) {', '.join(missing)} ({why}); "
                                   f"{rule}, so the day is not analysed")
-    for m in missing:
+    for m in missing:  # an empty part, so the day's totals count nothing (not stale data) from it
         lake.drop_server_parts(site.lake, d, m)
+        _, dataset, schema = ingest.parser_for(_server(site, m))
+        lake.write_frame(pl.DataFrame(schema=schema), lake.part_path(site.lake, dataset, d, m))
     return {"day": str(d), "missing": missing, "partial": True, "why": why}
 
 

@@ -22,9 +22,10 @@ UTC = pendulum.UTC
 
 def _bound_day(bound: dt.datetime, *, round_up: bool) -> dt.date:
     """A date bound (start_date, end_date, backfill --from-date/--to-date) read as a calendar date:
-    its UTC date, counted from the next day when it is not midnight. So `--from-date 2002-02-16`
-    means the site's local day 2002-02-16 in any time zone."""
-    b = pendulum.instance(bound).in_timezone(UTC)
+    the date it shows in its own offset, counted from the next day when it is not midnight. So
+    `--from-date 2002-02-16` (midnight UTC) and `2002-02-16T00:00:00-05:00` both mean the site's
+    local day 2002-02-16, whatever the site's time zone."""
+    b = pendulum.instance(bound)
     day = b.date()
     if round_up and (b.hour, b.minute, b.second, b.microsecond) != (0, 0, 0, 0):
         day += dt.timedelta(days=1)
@@ -133,15 +134,20 @@ class WebhookNotifier(BaseNotifier):
         post_json(self.target(), self.message, timeout=self.timeout)
 
 
-def _day_of_run(context, site_tz: str) -> str | None:
-    """The mmw day a run works on, from the resolve task's result, else the params or interval."""
+def _jobs(context) -> list[dict]:
+    """The resolve task's result (one job per server, each with config and day), if there is one."""
     ti = context.get("ti")
     try:
-        run = ti.xcom_pull(task_ids="resolve") if ti is not None else None
-        if run and run.get("day"):
-            return run["day"]
+        return (ti.xcom_pull(task_ids="resolve") if ti is not None else None) or []
     except Exception:  # noqa: BLE001 - the callback must still say something
-        pass
+        return []
+
+
+def _day_of_run(context, site_tz: str) -> str | None:
+    """The mmw day a run works on, from the resolve task's result, else the params or interval."""
+    jobs = _jobs(context)
+    if jobs and jobs[0].get("day"):
+        return jobs[0]["day"]
     params = context.get("params") or {}
     if params.get("day"):
         return str(params["day"])
@@ -156,7 +162,7 @@ def _task_label(context) -> str | None:
     label, index = ti.task_id, getattr(ti, "map_index", -1)
     if index is not None and index >= 0:
         try:  # mapped over the site's servers: name the server, not its index
-            label = f"{label}[{ti.xcom_pull(task_ids='servers')[index]}]"
+            label = f"{label}[{_jobs(context)[index]['server']}]"
         except Exception:  # noqa: BLE001
             label = f"{label}[{index}]"
     return label
@@ -213,9 +219,8 @@ class MmwNotifier(BaseNotifier):
         from mmw_tasks.config import load_site
         from mmw_tasks.report import report_dir
 
-        ti = context.get("ti")
-        run = ti.xcom_pull(task_ids="resolve") if ti is not None else None
-        config = (run or {}).get("config") or (context.get("params") or {}).get("config")
+        jobs = _jobs(context)
+        config = (jobs[0]["config"] if jobs else None) or (context.get("params") or {}).get("config")
         if not (config and day):
             return None
         return report_dir(load_site(config), day) / "report.json"
