@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 DNS_FORMATS = ("iplog", "bind", "dnsmasq", "unbound")
-MAIL_FORMATS = ("sendmail", "postfix")
+MAIL_FORMATS = ("sendmail", "postfix", "exim")
 
 
 class ConfigError(ValueError):

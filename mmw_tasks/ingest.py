@@ -15,9 +15,13 @@ import polars as pl
 
 from mmw_tasks import lake
 from mmw_tasks.config import Server, Site
-from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_iplog
+from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_iplog, parse_unbound
+from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
-from mmw_tasks.syslog import YearAnchor, expand_repeats, frame_lines, iter_line_batches, to_utc
+from mmw_tasks.parse_postfix import PostfixParser
+from mmw_tasks.syslog import (
+    YearAnchor, expand_repeats, frame_lines, iter_line_batches, prefetched, split_lines,
+)
 
 ACCOUNTING_SCHEMA = {
     "server": pl.String, "file": pl.String, "lines_read": pl.Int64, "parsed": pl.Int64,
@@ -33,23 +37,66 @@ Parser = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 
 def parser_for(server: Server) -> tuple[Parser, str, dict]:
-    """(parse function, dataset, schema) for a server's format."""
+    """(parse function, dataset, schema) for a server's format; a fresh parser per call, since
+    some (Postfix) keep state from one batch to the next."""
     if server.role == "mail":
-        if server.format == "sendmail":
-            return parse_mail, "mail_events", EVENT_SCHEMA
-    elif server.format == "iplog":
-        return parse_iplog, "dns_queries", QUERY_SCHEMA
+        mail = {"sendmail": parse_mail, "postfix": PostfixParser(), "exim": parse_exim}
+        if server.format in mail:
+            return mail[server.format], "mail_events", EVENT_SCHEMA
+    else:
+        dns = {"iplog": parse_iplog, "bind": parse_bind, "dnsmasq": parse_dnsmasq, "unbound": parse_unbound}
+        if server.format in dns:
+            return dns[server.format], "dns_queries", QUERY_SCHEMA
     raise NotImplementedError(f"server {server.name}: format {server.format!r} is not parsed yet")
 
 
-def _day_rows(framed: pl.DataFrame, day: date, tz: str, last_ts: datetime | None) -> pl.DataFrame:
-    """Rows of the local `day`. Unframed lines take the time of the line before them."""
-    df = to_utc(framed, tz)
-    seed = pl.lit(last_ts, pl.Datetime("us"))
-    df = df.with_columns(_when=pl.coalesce(pl.col("ts_site").forward_fill(), seed)
-                         .fill_null(strategy="backward"))
+def _day_rows(framed: pl.DataFrame, day: date, last_ts: datetime | None) -> tuple[pl.DataFrame, datetime | None]:
+    """Mark the rows of the local `day` (`in_day`); unframed lines take the time of the line
+    before them. Returns the rows and the batch's last site-local time, for the next batch."""
     start = datetime(day.year, day.month, day.day)
-    return df.filter((pl.col("_when") >= start) & (pl.col("_when") < start + timedelta(days=1)))
+    end = start + timedelta(days=1)
+    stats = framed.select(lo=pl.col("ts_site").min(), hi=pl.col("ts_site").max(),
+                          nulls=pl.col("ts_site").null_count(), last=pl.col("ts_site").drop_nulls().last())
+    lo, hi, nulls, last = stats.row(0)
+    new_last = last if last is not None else last_ts
+    if nulls == 0 and lo is not None and lo >= start and hi < end:
+        return framed.with_columns(in_day=pl.lit(True)), new_last
+    when = pl.coalesce(pl.col("ts_site").forward_fill(), pl.lit(last_ts, pl.Datetime("us"))).fill_null(
+        strategy="backward")
+    return framed.with_columns(in_day=(when >= start) & (when < end)), new_last
+
+
+class _FileAccount:
+    """Per-file counts, summed over batches."""
+
+    def __init__(self, server: str, path: Path):
+        self.server, self.path = server, path
+        self.read = self.ignored = self.malformed = self.repeats = 0
+        self.lo: int | None = None
+        self.hi: int | None = None
+
+    def add(self, rows: pl.DataFrame, fates: pl.DataFrame) -> None:
+        day = rows.filter(pl.col("in_day")) if not rows.select(pl.col("in_day").all()).item() else rows
+        if day.height == 0:
+            return
+        c = day.select(n=(pl.col("copy") == 0).sum(), rep=pl.col("repeat").sum(),
+                       lo=pl.col("line_no").min(), hi=pl.col("line_no").max()).row(0, named=True)
+        f = fates.filter(pl.col("copy") == 0).select(
+            ign=(pl.col("fate") == "ignored").sum(), bad=(pl.col("fate") == "malformed").sum()).row(0, named=True)
+        self.read += c["n"]
+        self.repeats += c["rep"] or 0
+        self.ignored += f["ign"] or 0
+        self.malformed += f["bad"] or 0
+        self.lo = c["lo"] if self.lo is None else min(self.lo, c["lo"])
+        self.hi = c["hi"] if self.hi is None else max(self.hi, c["hi"])
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame([{
+            "server": self.server, "file": str(self.path), "lines_read": self.read,
+            "parsed": self.read - self.ignored - self.malformed, "ignored": self.ignored,
+            "malformed": self.malformed, "repeats_expanded": self.repeats,
+            "first_line_no": self.lo, "last_line_no": self.hi,
+        }], schema=ACCOUNTING_SCHEMA)
 
 
 def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -> dict:
@@ -58,34 +105,27 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
     events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema)
     acct_rows: list[pl.DataFrame] = []
     malformed: list[pl.DataFrame] = []
+    anchor = YearAnchor(day)
     ok = False
     try:
         for path in files:
             carry: dict = {}
             last_ts: datetime | None = None
-            per_file: list[pl.DataFrame] = []
-            for first_no, lines in iter_line_batches(path):
-                framed = frame_lines(lines, first_no, YearAnchor(day))
-                # the last stamp of the batch carries into the next, for unframed lines
-                stamps = to_utc(framed.select("ts_local", "ts_utc_given"), site.timezone)["ts_site"]
-                expanded = expand_repeats(framed, carry)
-                rows = _day_rows(expanded, day, site.timezone, last_ts).with_columns(
-                    server=pl.lit(server.name), file=pl.lit(str(path)))
-                last_ts = stamps.drop_nulls()[-1] if stamps.null_count() < len(stamps) else last_ts
-                if rows.height == 0:
+            account = _FileAccount(server.name, path)
+            for first_no, lines in prefetched(iter_line_batches(path)):
+                framed = frame_lines(lines, first_no, anchor, site.timezone)
+                rows, last_ts = _day_rows(expand_repeats(framed, carry), day, last_ts)
+                if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
                     continue
+                rows = rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
                 events, fates = parse(rows)
                 events_part.write(events)
-                fates = fates.filter(pl.col("copy") == 0)
-                per_file.append(fates.group_by("fate").agg(pl.len(), pl.col("line_no").min().alias("lo"),
-                                                           pl.col("line_no").max().alias("hi")))
-                per_file.append(pl.DataFrame({"fate": ["_repeat"], "len": [rows["repeat"].sum()]},
-                                             schema_overrides={"len": pl.UInt32}))
-                bad = fates.filter(pl.col("fate") == "malformed")
+                account.add(rows, fates)
+                bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
                 if bad.height:
                     malformed.append(bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
-                        pl.col("server"), pl.col("file"), "line_no", "ts", "reason", "line"))
-            acct_rows.append(_account(server.name, path, per_file))
+                        "server", "file", "line_no", "ts", "reason", "line"))
+            acct_rows.append(account.frame())
         events_part.close(ok=True)
         ok = True
     finally:
@@ -102,18 +142,16 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
             "files": [str(p) for p in files], **{k: int(v or 0) for k, v in totals.items()}}
 
 
-def _account(server: str, path: Path, parts: list[pl.DataFrame]) -> pl.DataFrame:
-    counts = {"parsed": 0, "ignored": 0, "malformed": 0, "_repeat": 0}
-    lo, hi = None, None
-    for p in parts:
-        for row in p.iter_rows(named=True):
-            counts[row["fate"]] += row["len"]
-            if row.get("lo") is not None:
-                lo = row["lo"] if lo is None else min(lo, row["lo"])
-                hi = row["hi"] if hi is None else max(hi, row["hi"])
-    read = counts["parsed"] + counts["ignored"] + counts["malformed"]
-    return pl.DataFrame([{
-        "server": server, "file": str(path), "lines_read": read, "parsed": counts["parsed"],
-        "ignored": counts["ignored"], "malformed": counts["malformed"],
-        "repeats_expanded": counts["_repeat"], "first_line_no": lo, "last_line_no": hi,
-    }], schema=ACCOUNTING_SCHEMA)
+def parse_lines(server: Server, lines: list[str], day: date, tz: str = "UTC") -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """What mmw makes of some lines of `server`'s format, with no lake and no day filter (every
+    line counts; year-less stamps are placed next to `day`): (events, fates, counts)."""
+    parse, _, _ = parser_for(server)
+    text = ("\n".join(lines) + "\n").encode("utf-8")
+    framed = frame_lines(split_lines(text), 1, YearAnchor(day), tz)
+    rows = expand_repeats(framed, {}).with_columns(
+        in_day=pl.lit(True), server=pl.lit(server.name), file=pl.lit("<lines>"))
+    events, fates = parse(rows)
+    acct = _FileAccount(server.name, Path("<lines>"))
+    acct.add(rows, fates)
+    counts = acct.frame().row(0, named=True)
+    return events, fates, counts

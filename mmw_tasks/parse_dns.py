@@ -1,13 +1,19 @@
-"""DNS-server lines to `dns_queries` rows (iplog 2.2.3 and its 2015 wording).
+"""DNS-server lines to `dns_queries` rows: iplog 2.2.3 (and its 2015 wording), BIND 8.3 and
+9.2-9.20 query logs (syslog or file channel), dnsmasq `log-queries` (plain and `extra`), Unbound
+`log-queries` (syslog or its own file).
 
-iplog logs every datagram that reaches the DNS host; a query is a UDP datagram to the
-`domain` service (port 53). Other iplog lines (TCP, NTP, scans) are iplog's but not queries:
-they are counted as ignored, like other programs' lines.
+A row is one query received; `client_ip` is who asked (Dq counts the mail servers' queries),
+`qname`/`qtype` where the format has them. A server's other lines (iplog's TCP lines, BIND's
+denials and zone loads, dnsmasq's forwarded/reply lines, Unbound's replies and statistics) are
+its own but not queries: they are counted as ignored, like other programs' lines. A line that
+looks like a query but cannot be read is malformed.
 """
 
 from __future__ import annotations
 
 import polars as pl
+
+from mmw_tasks.parse_util import concat_fates, fates_of, finish, of_day, unframed
 
 QUERY_SCHEMA = {
     "ts": pl.Datetime("us", "UTC"),
@@ -28,20 +34,16 @@ QUERY_SCHEMA = {
 _IPLOG_UDP = r"^UDP: (?:dgram )?to (?:\S+:)?(\S+|port \d+) from (.+?):(\d+) \((\d+) data bytes\)$"
 
 
-def parse_iplog(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return (queries, fates) for framed lines of one DNS server and day."""
-    is_iplog = pl.col("prog").str.to_lowercase() == "iplog"
+def parse_iplog(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(queries, fates) for framed rows of one DNS server (see parse_util)."""
+    rows = of_day(rows)
     msg = pl.col("msg")
-    udp = is_iplog & msg.str.starts_with("UDP: ")
-    df = df.with_columns(
-        pl.when(~pl.col("framed")).then(pl.lit("malformed"))
-        .when(udp).then(pl.lit("udp"))
-        .otherwise(pl.lit("ignored")).alias("_kind"))
-    u = df.filter(pl.col("_kind") == "udp").with_columns(msg.str.extract_groups(_IPLOG_UDP).alias("_u"))
-    f = pl.col("_u").struct
-    u = u.with_columns(
-        _svc=f.field("1"), _src=f.field("2"),
-        client_port=f.field("3").cast(pl.Int32), bytes=f.field("4").cast(pl.Int32))
+    framed = rows.filter(pl.col("framed"))
+    is_udp = ((pl.col("prog") == "iplog") & msg.str.starts_with("UDP: ")).fill_null(False)
+    u = framed.filter(is_udp).with_columns(g=msg.str.extract_groups(_IPLOG_UDP))
+    g = pl.col("g").struct
+    u = u.with_columns(_svc=g.field("1"), _src=g.field("2"), client_port=g.field("3").cast(pl.Int32),
+                       bytes=g.field("4").cast(pl.Int32))
     src = pl.col("_src")
     u = u.with_columns(
         client_ip=pl.coalesce(src.str.extract(r"\(([0-9A-Fa-f:.]+)\)$", 1),
@@ -49,16 +51,79 @@ def parse_iplog(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         client_name=src.str.extract(r"^(\S+) \(", 1),
     )
     is_query = pl.col("_svc").is_in(["domain", "port 53"])
-    truncated = pl.col("_svc").is_null() & msg.str.starts_with("UDP: dgram to domain")
-    fates = pl.concat([
-        u.select("line_no", "copy",
-                 pl.when(truncated).then(pl.lit("malformed"))
-                 .when(is_query).then(pl.lit("parsed")).otherwise(pl.lit("ignored")).alias("fate"),
-                 pl.when(truncated).then(pl.lit("iplog UDP line truncated")).alias("reason")),
-        df.filter(pl.col("_kind") != "udp").select(
-            "line_no", "copy", pl.col("_kind").alias("fate"),
-            pl.when(pl.col("_kind") == "malformed").then(pl.lit("no syslog header")).alias("reason")),
+    truncated = pl.col("_svc").is_null()
+    fates = concat_fates([
+        unframed(rows),
+        fates_of(framed.filter(~is_udp), "ignored"),
+        fates_of(u.filter(truncated), "malformed", "iplog UDP line not understood"),
+        fates_of(u.filter(~truncated & ~is_query), "ignored"),
     ])
-    queries = u.filter(is_query).select(
-        [pl.col(c).cast(t) if c in u.columns else pl.lit(None, t).alias(c) for c, t in QUERY_SCHEMA.items()])
-    return queries, fates.sort("line_no", "copy")
+    return finish([u.filter(is_query)], QUERY_SCHEMA), fates
+
+
+# BIND 9.2-9.20: "client [@0x7f..] 1.2.3.4#53 [(name)]: [view v: ]query: name IN A +E(0)K (192.0.2.53)"
+_BIND9 = (r"client (?:@0x[0-9a-fA-F]+ )?([0-9A-Fa-f:.]+)#(\d+)(?: \([^)]*\))?: (?:view [^:]*: )?"
+          r"query: (\S+) (\S+) (\S+)")
+# BIND 8.2/8.3: "XX+/1.2.3.4/name/TYPE[/CLASS]" (the + means RD set)
+_BIND8 = r"^XX[ +]?/([0-9A-Fa-f:.]+)/([^/]*)/([^/\s]+)"
+
+
+def parse_bind(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Query-log lines of BIND, whatever the version, channel or prefix (category, severity,
+    a file-channel stamp re-wrapped by syslog)."""
+    rows = of_day(rows)
+    msg = pl.col("msg")
+    framed = rows.filter(pl.col("framed"))
+    cand = ((msg.str.contains(": query: ", literal=True) & msg.str.contains("client ", literal=True))
+            | msg.str.starts_with("XX")).fill_null(False)
+    q = framed.filter(cand).with_columns(g9=msg.str.extract_groups(_BIND9), g8=msg.str.extract_groups(_BIND8))
+    g9, g8 = pl.col("g9").struct, pl.col("g8").struct
+    q = q.with_columns(
+        client_ip=pl.coalesce(g9.field("1"), g8.field("1")),
+        client_port=g9.field("2").cast(pl.Int32, strict=False),
+        qname=pl.coalesce(g9.field("3"), g8.field("2")),
+        qtype=pl.coalesce(g9.field("5"), g8.field("3")))
+    bad = pl.col("client_ip").is_null() | pl.col("qtype").is_null()
+    fates = concat_fates([unframed(rows), fates_of(framed.filter(~cand), "ignored"),
+                          fates_of(q.filter(bad), "malformed", "BIND query line not understood")])
+    return finish([q.filter(~bad)], QUERY_SCHEMA), fates
+
+
+# dnsmasq: "query[A] name from 1.2.3.4", extra: "21745 10.10.10.33/59490 query[A] name from 10.10.10.33"
+_DNSMASQ = r"^(?:\d+ [0-9A-Fa-f:.]+/(\d+) )?(?:(?:TCP|UDP) )?query\[([^\]]+)\] (\S+) from ([0-9A-Fa-f:.]+)"
+
+
+def parse_dnsmasq(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rows = of_day(rows)
+    msg = pl.col("msg")
+    framed = rows.filter(pl.col("framed"))
+    cand = ((pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)).fill_null(False)
+    q = framed.filter(cand).with_columns(g=msg.str.extract_groups(_DNSMASQ))
+    g = pl.col("g").struct
+    q = q.with_columns(client_port=g.field("1").cast(pl.Int32, strict=False),
+                       qtype=g.field("2").str.replace(r"^type=(\d+)$", "TYPE$1"),
+                       qname=g.field("3"), client_ip=g.field("4"))
+    bad = pl.col("client_ip").is_null()
+    fates = concat_fates([unframed(rows), fates_of(framed.filter(~cand), "ignored"),
+                          fates_of(q.filter(bad), "malformed", "dnsmasq query line not understood")])
+    return finish([q.filter(~bad)], QUERY_SCHEMA), fates
+
+
+# Unbound: "[2541:0] info: 127.0.0.1 github.com. AAAA IN" (via syslog), or in its own file
+# "unbound[7941:0] info: ..."; with log-tag-queryreply the level word is "query:".
+_UNBOUND = (r"^(?:unbound)?\[\d+:\w+\] (?:info|query): ([0-9A-Fa-f:.]+) (\S+) (\S+) "
+            r"(IN|CH|HS|NONE|ANY|CLASS\d+)$")
+
+
+def parse_unbound(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rows = of_day(rows)
+    msg = pl.col("msg")
+    framed = rows.filter(pl.col("framed"))
+    ours = ((pl.col("prog") == "unbound") | msg.str.starts_with("unbound[")).fill_null(False)
+    q = framed.filter(ours).with_columns(g=msg.str.extract_groups(_UNBOUND))
+    g = pl.col("g").struct
+    q = q.with_columns(client_ip=g.field("1"), qname=g.field("2").str.strip_suffix("."), qtype=g.field("3"))
+    hit = pl.col("client_ip").is_not_null()
+    fates = concat_fates([unframed(rows), fates_of(framed.filter(~ours), "ignored"),
+                          fates_of(q.filter(~hit), "ignored")])
+    return finish([q.filter(hit)], QUERY_SCHEMA), fates

@@ -48,16 +48,12 @@ def span_of(path: Path, tz: str) -> FileSpan:
     last = datetime.fromtimestamp(st.st_mtime, ZoneInfo(tz)).replace(tzinfo=None)
     first = None
     for first_no, lines in iter_line_batches(path, batch_bytes=HEAD_BYTES):
-        framed = frame_lines(lines.head(200), first_no, YearAnchor(last.date()))
-        ts = framed.filter(framed["ts_local"].is_not_null())["ts_local"]
+        framed = frame_lines(lines.head(200), first_no, YearAnchor(last.date()), tz)
+        ts = framed["ts_site"].drop_nulls()
         if len(ts):
             first = ts[0]
-            if first > last:  # a December line in a file last written in January
+            if first > last and framed["plain"][0] is False:  # a December line in a file last written in January
                 first = first.replace(year=first.year - 1)
-        else:
-            iso = framed.filter(framed["ts_utc_given"].is_not_null())["ts_utc_given"]
-            if len(iso):
-                first = iso[0].astimezone(ZoneInfo(tz)).replace(tzinfo=None)
         break
     return FileSpan(path=path, first=first, last=last, size=st.st_size)
 

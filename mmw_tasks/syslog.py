@@ -1,7 +1,10 @@
 """Syslog framing, vectorised: read rotated (possibly compressed) files, split each line into
 timestamp, host, program and message, infer the missing year, expand repeat lines.
 
-Everything works on polars frames of whole batches of lines; no per-line Python.
+Everything works on polars frames of whole batches of lines; no per-line Python. The costly part
+of framing, turning stamps into times, is done once per *run* of equal stamps (a busy log has
+thousands of lines a second but one stamp text per second), and everything else is cheap byte
+offsets (`str.find`) and byte slices. Regexes run only on the runs' first lines.
 """
 
 from __future__ import annotations
@@ -9,15 +12,24 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import queue
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-BATCH_BYTES = 64 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+try:  # ISA-L inflates gzip about twice as fast as zlib; optional
+    from isal import igzip as _igzip
+except ImportError:  # pragma: no cover - isal is in requirements.lock
+    _igzip = None
+
+BATCH_BYTES = 32 << 20  # decompressed bytes per batch: bounded memory whatever the file size
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -28,13 +40,15 @@ _MAGIC = (
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
 
-# One capture pass for the BSD header: "Feb  6 14:30:01 [<mail.info>] host rest"
-_BSD = (r"^([A-Za-z]{3}) +(\d{1,2}) (\d\d:\d\d:\d\d) (?:<[\w.]+> )?(\S+) (.*)$")
-# RFC 3339 header: "2024-08-26T01:33:38.572449+00:00 host rest" (also "+0000" and "Z")
-_ISO = (r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d) (\S+) (.*)$")
-# Program tag up to the first ": " (tags may hold spaces or slashes), optional [pid], then the message.
-_TAG = r"^([^\s\[:]+(?: [\d.]+)?)(?:\[(\d+)\])?: (?:\[ID \d+ [\w.]+\] )?(.*)$"
-_REPEAT = r"^(?:last message repeated|last message buffered|above message repeats) (\d+) times?$"
+# Stamp forms, tried on the first line of each run of equal stamps. Group 1 is the whole stamp.
+_ST_BSD = r"^((?:(\d{4}) )?([A-Za-z]{3}) +(\d{1,2}) +(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?) "
+_ST_ISO = r"^((\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:[.,]\d+)?(Z|[+-]\d\d:?\d\d)?) "
+_ST_PLAIN = r"^((\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:[.,]\d+)?) "  # Exim, Dovecot's own log
+_ST_BINDF = r"^((\d\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d)(?:\.\d+)?) "  # BIND file channel
+_ST_EPOCH = r"^(\[(\d{9,11})(?:\.\d+)?\]) "  # Unbound's own log file
+_ST_TAI64N = r"^(@(4[0-9a-f]{15})[0-9a-f]{8}) "  # daemontools multilog
+_REPEAT = (r"^ ?(?:last message repeated|last message buffered|above message repeats"
+           r"|message repeated) (\d+) times?")
 
 
 class LogFileError(RuntimeError):
@@ -54,7 +68,7 @@ def compression_of(path: Path) -> str | None:
 def _open(path: Path):
     kind = compression_of(path)
     if kind == "gzip":
-        return gzip.open(path, "rb")
+        return _igzip.open(path, "rb") if _igzip is not None else gzip.open(path, "rb")
     if kind == "bzip2":
         return bz2.open(path, "rb")
     if kind == "xz":
@@ -78,24 +92,87 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None) -> Iterator[tu
                                    f"decompressed byte {offset}: {e}") from e
             if not chunk:
                 break
-            data = tail + chunk
+            data = tail + chunk if tail else chunk
             cut = data.rfind(b"\n")
             if cut < 0:
                 tail = data
                 continue
             tail = data[cut + 1:]
-            lines = _split(data[:cut])
+            lines = split_lines(data[:cut + 1])
             yield line_no, lines
             line_no += len(lines)
         if tail:
-            yield line_no, _split(tail)
+            yield line_no, split_lines(tail + b"\n")
     finally:
         fh.close()
 
 
-def _split(data: bytes) -> pl.Series:
-    text = data.decode("utf-8", errors="replace")
-    return pl.Series("line", [text]).str.split("\n").explode().str.strip_suffix("\r")
+def split_lines(data: bytes) -> pl.Series:
+    """Lines of `data` (which ends with a newline) as a String Series, without a copy per line.
+
+    The newline positions become Arrow offsets over the same buffer. Invalid UTF-8 (8-bit mail
+    of 1996) is replaced, never dropped; the CR of CRLF lines is stripped.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if raw.size and raw.max() >= 0x80:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", errors="replace").encode("utf-8")
+            raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10)
+    offsets = np.empty(len(ends) + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1  # each value keeps its newline (Arrow values are contiguous) ...
+    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
+                                           [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    line = pl.col("line")
+    s = pl.DataFrame({"line": pl.Series("line", arr, dtype=pl.Binary)}).select(
+        line.bin.slice(0, line.bin.size().cast(pl.Int64) - 1).cast(pl.String))  # ... cut here
+    if b"\r" in data:
+        s = s.select(line.str.strip_suffix("\r"))
+    return s.to_series()
+
+
+def prefetched(it: Iterator, depth: int = 1) -> Iterator:
+    """Run an iterator in a background thread, `depth` items ahead (reading and inflating the next
+    batch overlaps the parsing of this one; numpy, zlib/isal and polars release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def pump():
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # re-raised in the consumer
+            q.put(e)
+
+    t = threading.Thread(target=pump, daemon=True, name="mmw-reader")
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+def bslice(expr: pl.Expr, offset, length=None) -> pl.Expr:
+    """Slice by *byte* offsets (as `str.find` returns them); `str.slice` counts characters."""
+    return expr.cast(pl.Binary).bin.slice(offset, length).cast(pl.String)
 
 
 @dataclass(frozen=True)
@@ -112,83 +189,203 @@ class YearAnchor:
                 .otherwise(y))
 
 
-def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor) -> pl.DataFrame:
+_STAMP_FORMS = ("bsd", "iso", "plain", "bindf", "epoch", "tai64n")
+_STAMP_RE = dict(zip(_STAMP_FORMS, (_ST_BSD, _ST_ISO, _ST_PLAIN, _ST_BINDF, _ST_EPOCH, _ST_TAI64N), strict=True))
+
+
+def _num(x: pl.Expr) -> pl.Expr:
+    return x.cast(pl.Int32, strict=False)
+
+
+def _stamp_fields(form: str, g, anchor: YearAnchor) -> dict[str, pl.Expr]:
+    """year, month, dom, hms, off (ISO offset text), epoch and stamp of one stamp form's groups."""
+    null_i, null_s = pl.lit(None, pl.Int32), pl.lit(None, pl.String)
+    f = {"off": null_s, "epoch": pl.lit(None, pl.Int64), "stamp": g.field("1")}
+    hms = pl.concat_str([g.field("5").str.zfill(2), g.field("6"), g.field("7")], separator=":")
+    if form == "bsd":
+        mon = g.field("3").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
+        year = pl.coalesce(_num(g.field("2")), anchor.year_expr(mon).cast(pl.Int32))
+        f |= {"year": year, "month": mon, "dom": _num(g.field("4")), "hms": hms}
+    elif form in ("iso", "plain"):
+        f |= {"year": _num(g.field("2")), "month": _num(g.field("3")), "dom": _num(g.field("4")), "hms": hms}
+        if form == "iso":
+            f["off"] = g.field("8")
+    elif form == "bindf":
+        mon = g.field("3").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
+        f |= {"year": _num(g.field("4")), "month": mon, "dom": _num(g.field("2")), "hms": hms}
+    else:
+        epoch = (g.field("2").cast(pl.Int64, strict=False) if form == "epoch"
+                 else g.field("2").str.to_integer(base=16, strict=False) - (1 << 62) - 10)
+        f |= {"year": null_i, "month": null_i, "dom": null_i, "hms": null_s, "epoch": epoch}
+    return f
+
+
+def parse_stamps(heads: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
+    """Times of the stamps that begin `heads` (one per run of equal stamps, so few).
+
+    Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
+    stamp), plain (the program wrote the stamp itself: no syslog host or tag follows).
+    Lines with no stamp we know get nulls. Stamps are kept to the second.
+    """
+    parts = []
+    rest = pl.DataFrame({"h": heads}).with_row_index("i")
+    for form in _STAMP_FORMS:  # most batches are all one form: the first regex takes every line
+        if rest.height == 0:
+            break
+        g = rest.with_columns(g=pl.col("h").str.extract_groups(_STAMP_RE[form]))
+        hit = pl.col("g").struct.field("1").is_not_null()
+        fields = _stamp_fields(form, pl.col("g").struct, anchor)
+        parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
+                                          **{k: v for k, v in fields.items()}))
+        rest = g.filter(~hit).select("i", "h")
+    schema = {"i": pl.UInt32, "plain": pl.Boolean, "off": pl.String, "epoch": pl.Int64, "stamp": pl.String,
+              "year": pl.Int32, "month": pl.Int32, "dom": pl.Int32, "hms": pl.String}
+    parts.append(rest.select("i", plain=pl.lit(True)))
+    df = pl.concat([p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
+                              for c, t in schema.items()]) for p in parts]).sort("i")
+    naive = pl.concat_str([pl.col("year"), pl.col("month"), pl.col("dom"), pl.col("hms")], separator=" ").str.strptime(
+        pl.Datetime("us"), "%Y %m %d %H:%M:%S", strict=False)
+    off = pl.col("off").str.replace(":", "", literal=True)
+    off_min = pl.when(off == "Z").then(0).otherwise(
+        (off.str.slice(1, 2).cast(pl.Int32, strict=False) * 60 + off.str.slice(3, 2).cast(pl.Int32, strict=False))
+        * pl.when(off.str.starts_with("-")).then(-1).otherwise(1))
+    given_utc = pl.coalesce(
+        pl.from_epoch("epoch", time_unit="s"),
+        pl.when(pl.col("off").is_not_null()).then(naive - pl.duration(minutes=off_min)),
+    ).dt.replace_time_zone("UTC")
+    local = pl.when(pl.col("off").is_null() & pl.col("epoch").is_null()).then(naive)
+    ts = pl.coalesce(given_utc, local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+                     .dt.convert_time_zone("UTC"))
+    out = df.select(ts=ts, body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
+                    ts_local=local, ts_utc_given=given_utc)
+    return out.with_columns(ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
+
+
+def _stamp_times(lines: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
+    """parse_stamps for every line, computed once per run of lines with the same stamp text."""
+    df = pl.DataFrame({"line": lines})
+    line = pl.col("line")
+    key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
+    iso = (line.str.slice(10, 1) == "T").any()
+    if df.select(iso).item():  # an ISO stamp's offset comes after the fraction: add it to the key
+        sp = line.str.find(" ", literal=True)
+        key = pl.concat_str([key, bslice(line, (sp.cast(pl.Int64) - 6).clip(0), 6)], ignore_nulls=True)
+    keyed = df.select(key.alias("k"))["k"]
+    first = keyed.ne_missing(keyed.shift(1)).fill_null(True)
+    if len(first):
+        first[0] = True
+    run = first.cast(pl.UInt32).cum_sum() - 1
+    heads = lines.filter(first).str.slice(0, 48)
+    times = parse_stamps(heads, anchor, tz)
+    return times[run.cast(pl.Int64)] if times.height else times
+
+
+def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor, tz: str = "UTC") -> pl.DataFrame:
     """Split raw lines into header fields.
 
-    Columns: line_no, line, ts_local (naive local datetime or null), ts_utc_given (for
-    RFC 3339 lines that carry an offset), host, prog, pid, msg, repeat_n, framed (bool).
+    Columns: line_no, line, ts (UTC), ts_site (naive site-local), host, prog, msg, repeat_n,
+    framed (the line has a stamp we could read), plain (the stamp was the program's own, as in
+    Exim's main log or BIND's file channel: no syslog host or tag).
     """
-    df = pl.DataFrame({"line": lines}).with_row_index("line_no", offset=first_line_no)
-    df = df.with_columns(pl.col("line_no").cast(pl.Int64))
-    bsd = pl.col("line").str.extract_groups(_BSD)
-    iso = pl.col("line").str.extract_groups(_ISO)
-    df = df.with_columns(bsd.alias("_b"), iso.alias("_i"))
-    b, i = pl.col("_b").struct, pl.col("_i").struct
-    month = b.field("1").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
-    year = anchor.year_expr(month)
-    bsd_ts = pl.concat_str([year.cast(pl.String), b.field("1"), b.field("2"), b.field("3")],
-                           separator=" ").str.strptime(pl.Datetime("us"), "%Y %b %d %H:%M:%S", strict=False)
-    iso_off = i.field("2").str.replace(r"^Z$", "+00:00").str.replace(r"^([+-]\d\d)(\d\d)$", "$1:$2")
-    iso_ts = (pl.concat_str([i.field("1"), iso_off]).str.to_datetime(
-        "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC"))
-    df = df.with_columns(
-        ts_local=bsd_ts,
-        ts_utc_given=iso_ts,
-        host=pl.coalesce(b.field("4"), i.field("3")),
-        rest=pl.coalesce(b.field("5"), i.field("4")),
-    ).drop("_b", "_i")
-    tag = pl.col("rest").str.extract_groups(_TAG)
-    df = df.with_columns(
-        repeat_n=pl.col("rest").str.extract(_REPEAT, 1).cast(pl.Int64),
-        prog=tag.struct.field("1"),
-        pid=tag.struct.field("2").cast(pl.Int64, strict=False),
-        msg=tag.struct.field("3"),
-    )
-    return df.with_columns(framed=pl.col("ts_local").is_not_null() | pl.col("ts_utc_given").is_not_null())
+    n = len(lines)
+    times = _stamp_times(lines, anchor, tz)
+    df = pl.DataFrame({"line": lines}).with_columns(
+        line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64)).hstack(times)
+    line, at = pl.col("line"), pl.col("body_at")
+    # Header after the stamp: "host tag: msg", "tag: msg" (no host), or "host msg" (no tag).
+    df = df.with_columns(c=line.str.find(": ", literal=True).cast(pl.Int64))
+    df = df.with_columns(head=pl.when(pl.col("c") > at).then(bslice(line, at, pl.col("c") - at))
+                         .otherwise(bslice(line, at)))
+    df = df.with_columns(sp=pl.col("head").str.find(" ", literal=True).cast(pl.Int64))
+    # a program's own stamp is followed by its text, unless that is "[host ]prog[pid]: "
+    host_prog = pl.col("head").str.contains(r"^(?:\S+ )?[\w./-]+\[[\d:]+\]$")
+    df = df.with_columns(plain=pl.col("plain") & ~(pl.col("sp").is_not_null() & host_prog))
+    has_tag = (pl.col("c") > at) & (pl.col("sp").is_null() | ~pl.col("plain"))
+    host = pl.when(~pl.col("plain") & pl.col("sp").is_not_null()).then(bslice(pl.col("head"), 0, pl.col("sp")))
+    tag = (pl.when(has_tag & pl.col("plain")).then(pl.col("head"))
+           .when(has_tag & pl.col("sp").is_null()).then(pl.col("head"))
+           .when(has_tag).then(bslice(pl.col("head"), pl.col("sp") + 1)))
+    msg = (pl.when(has_tag).then(bslice(line, pl.col("c") + 2))
+           .when(~pl.col("plain") & pl.col("sp").is_not_null()).then(
+               bslice(line, at + pl.col("sp") + 1))
+           .otherwise(bslice(line, at)))
+    df = df.with_columns(host=host, tag=tag, msg=msg)
+    if df.select(pl.col("host").str.starts_with("<").any()).item():  # FreeBSD syslogd -v "<mail.info>"
+        pri = pl.col("host").str.starts_with("<") & pl.col("tag").str.contains(" ", literal=True)
+        df = df.with_columns(
+            host=pl.when(pri).then(pl.col("tag").str.extract(r"^(\S+) ", 1)).otherwise(pl.col("host")),
+            tag=pl.when(pri).then(pl.col("tag").str.extract(r"^\S+ (.*)$", 1)).otherwise(pl.col("tag")))
+    df = df.with_columns(prog=bslice(pl.col("tag"), 0, pl.col("tag").str.find("[", literal=True)))
+    if df.select(pl.col("msg").str.starts_with("[ID ").any()).item():  # Solaris message ids
+        df = df.with_columns(msg=pl.col("msg").str.replace(r"^\[ID \d+ [\w.]+\] ", ""))
+    rep = pl.col("msg").str.contains(_REPEAT)
+    if df.select(rep.any()).item():
+        df = df.with_columns(repeat_n=pl.when(rep).then(pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)))
+    else:
+        df = df.with_columns(repeat_n=pl.lit(None, pl.Int64))
+    return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
+                     "repeat_n", framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
 
 
 def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
-    """Add `ts` (UTC) and `ts_site` (naive site-local) from whichever stamp the line had."""
-    local_as_utc = (pl.col("ts_local").dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-                    .dt.convert_time_zone("UTC"))
-    ts = pl.coalesce(pl.col("ts_utc_given"), local_as_utc)
-    return df.with_columns(ts=ts).with_columns(
-        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
+    """`ts` (UTC) and `ts_site` again for another time zone than frame_lines was given: local
+    stamps (`ts_local`) are placed in `tz`, stamps with an offset keep their instant."""
+    local = (pl.col("ts_local").dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+             .dt.convert_time_zone("UTC"))
+    return df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), local)).with_columns(
+        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None),
+        framed=pl.col("ts").is_not_null())
 
 
-def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None, int | None]]
-                   ) -> pl.DataFrame:
+def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None]]) -> pl.DataFrame:
     """Replace each 'last message repeated N times' line by N copies of the host's previous line.
 
-    `carry` maps host -> (prog, msg, pid) of its last line in the previous batch and is updated.
-    The copies keep the repeat line's timestamp and line number and are flagged `repeat`.
+    `carry` maps host -> (prog, msg) of its last line in the previous batch and is updated.
+    rsyslog's "message repeated N times: [ text]" carries its own text and program.
+    The copies keep the repeat line's timestamp and line number and are flagged `repeat`;
+    `copy` numbers them (0 for every ordinary line).
     """
+    if df.select(pl.col("repeat_n").is_null().all()).item():
+        _update_carry(df, carry)
+        return df.with_columns(repeat=pl.lit(False), copy=pl.lit(0, pl.Int32))
     is_rep = pl.col("repeat_n").is_not_null()
+    inline = is_rep & pl.col("msg").str.contains(r"times: \[", literal=False)
+    df = df.with_columns(
+        msg=pl.when(inline).then(pl.col("msg").str.extract(r"times: \[ ?(.*)\]\s*$", 1)).otherwise(pl.col("msg")),
+        repeat_n=pl.col("repeat_n"), _inline=inline)
+    from_prev = is_rep & ~pl.col("_inline")
+    src = pl.when(~from_prev).then(pl.struct("prog", "msg")).forward_fill().over("host")
+    filled = df.with_columns(_src=src)
     if carry:
         seed = pl.DataFrame({"host": list(carry), "_p": [v[0] for v in carry.values()],
-                             "_m": [v[1] for v in carry.values()], "_d": [v[2] for v in carry.values()]},
-                            schema={"host": pl.String, "_p": pl.String, "_m": pl.String, "_d": pl.Int64})
-    else:
-        seed = None
-    src = pl.when(~is_rep).then(pl.struct("prog", "msg", "pid")).forward_fill().over("host")
-    filled = df.with_columns(_src=src)
-    if seed is not None:
-        filled = filled.join(seed, on="host", how="left")
-        seeded = pl.struct(prog=pl.col("_p"), msg=pl.col("_m"), pid=pl.col("_d"))
-        filled = filled.with_columns(_src=pl.coalesce("_src", seeded)).drop("_p", "_m", "_d")
+                             "_m": [v[1] for v in carry.values()]},
+                            schema={"host": pl.String, "_p": pl.String, "_m": pl.String})
+        filled = filled.join(seed, on="host", how="left", maintain_order="left")
+        filled = filled.with_columns(_src=pl.coalesce("_src", pl.struct(prog=pl.col("_p"), msg=pl.col("_m"))))
+        filled = filled.drop("_p", "_m")
     filled = filled.with_columns(
-        [pl.when(is_rep).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
-         for c in ("prog", "msg", "pid")]).drop("_src")
-    last = (filled.filter(pl.col("host").is_not_null())
-            .group_by("host").agg(pl.col("prog").last(), pl.col("msg").last(), pl.col("pid").last()))
-    for host, prog, msg, pid in last.iter_rows():
-        carry[host] = (prog, msg, pid)
+        [pl.when(from_prev).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
+         for c in ("prog", "msg")]).drop("_src", "_inline")
+    _update_carry(filled.filter(~is_rep | pl.col("msg").is_not_null()), carry)
     # A repeat with nothing before it (its line was in an older file) stays one unexpanded line.
-    copies = pl.when(is_rep & pl.col("msg").is_not_null()).then(pl.col("repeat_n")).otherwise(1)
+    ok = is_rep & pl.col("msg").is_not_null()
     out = filled.with_columns(
-        _n=copies, repeat=is_rep & pl.col("msg").is_not_null(),
+        _n=pl.when(ok).then(pl.col("repeat_n")).otherwise(1), repeat=ok,
     ).with_columns(copy=pl.int_ranges(0, pl.col("_n"))).explode("copy").drop("_n")
     return out.with_columns(pl.col("copy").cast(pl.Int32))
+
+
+def _update_carry(df: pl.DataFrame, carry: dict) -> None:
+    rows = df.filter(pl.col("host").is_not_null())
+    if rows.height == 0:
+        return
+    if rows.select(pl.col("host").n_unique()).item() == 1:
+        host, prog, msg = rows.select("host", "prog", "msg").row(-1)
+        carry[host] = (prog, msg)
+        return
+    last = rows.group_by("host").agg(pl.col("prog").last(), pl.col("msg").last())
+    for host, prog, msg in last.iter_rows():
+        carry[host] = (prog, msg)
 
 
 def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 def sample_block(title_part: str) -> list[str]:
     """The lines of the sample-lines.txt block whose '## ' title contains `title_part`."""
-    text = (FIXTURES / "sample-lines.txt").read_text(errors="replace")
+    text = (Path(__file__).resolve().parent / "data" / "sample-lines.txt").read_text(errors="replace")
     blocks = re.split(r"^## ", text, flags=re.M)
     for b in blocks[1:]:
         title, _, body = b.partition("\n")

@@ -23,8 +23,8 @@ def events_of(lines, day=date(1996, 6, 13)):
 
 def test_sendmail_87_from_and_to_lines():
     events, fates = events_of(sample_block("sendmail 8.7/8.8 era (1996"))
-    assert fates["fate"].value_counts().sort("fate").to_dicts() == [
-        {"fate": "ignored", "count": 2}, {"fate": "parsed", "count": 26}]
+    # fates list the lines that were not parsed: the other 26 were
+    assert fates["fate"].value_counts().sort("fate").to_dicts() == [{"fate": "ignored", "count": 2}]
     frm = events.filter((pl.col("event") == "from") & (pl.col("queue_id") == "BAA26050")).row(0, named=True)
     assert frm["sender"] == "joinkids@foo.phyast.pitt.edu"
     assert frm["size"] == 5357 and frm["nrcpts"] == 1
@@ -106,7 +106,7 @@ def test_qpopper_login_and_stats():
     logins = events.filter(pl.col("event") == "pop_login")
     assert logins["user"].to_list() == ["tanaka", "nick"]
     assert logins["client_ip"].to_list() == ["198.51.100.33", "74.125.46.35"]
-    assert fates["fate"].to_list() == ["parsed"] * 3
+    assert fates.height == 0  # every line parsed
 
 
 @pytest.mark.parametrize("line, ip, port, name", [
@@ -120,7 +120,7 @@ def test_qpopper_login_and_stats():
 ])
 def test_iplog_dns_query_forms(line, ip, port, name):
     queries, fates = parse_iplog(frame([line]))
-    assert fates["fate"].to_list() == ["parsed"]
+    assert fates.height == 0  # parsed
     q = queries.row(0, named=True)
     assert (q["client_ip"], q["client_port"], q["client_name"]) == (ip, port, name)
 

@@ -1,0 +1,91 @@
+"""Exim 4 main log (its own file, `YYYY-MM-DD HH:MM:SS [pid] ...`, or through syslog as
+`exim[pid]:`) and the POP/IMAP lines beside it, to `mail_events` rows.
+
+- `<=` arrival: `from` (sender, size S=, client from H=...[ip], nrcpts from `for a b c` if logged)
+- `=>` delivery and `->` further address of the same delivery (also `>>` cutthrough, `*>`
+  suppressed): `to`, status sent. `==` deferral: `to`, deferred. `**` failure: `to`, bounced
+  (user_unknown for "Unrouteable address", "unknown user" ...).
+- `H=... rejected RCPT <r>: reason`: `reject`.
+- Completed, queue runs, start-up: understood, no row. Anything else Exim logs: `other`.
+Message ids `1MUhnF-0000JZ-OX` (16 chars) and Exim 4.97+'s 23-char form.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from mmw_tasks.parse_pop import is_pop, parse_pop
+from mmw_tasks.parse_util import (
+    BASE, addr, concat_fates, domain, fates_of, finish, ip_of, of_day, unframed, user_unknown,
+)
+
+EXIM_PROGS = ["exim", "exim4"]
+_ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
+_HEAD = rf"^(?:\[\d+\] )?(?:({_ID}) (?:([<=\-*>]{{2}}) )?)?"
+_QUIET = r"^(?:Completed|Start queue run|End queue run|exim [\d.]+ daemon started|Frozen|Message is frozen)"
+_FLAGS = {"<=": "from", "=>": "to", "->": "to", ">>": "to", "*>": "to", "==": "to", "**": "to"}
+
+
+def _exim_host(h: pl.Expr) -> pl.Expr:
+    """The name in "H=name (helo) [ip]" ("H=(helo) [ip]" has none)."""
+    return h.str.extract(r"^([^\s\[(]+)", 1).str.to_lowercase()
+
+
+def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(events, fates) of an Exim server's framed rows (see parse_util)."""
+    rows = of_day(rows)
+    prog, msg = pl.col("prog"), pl.col("msg")
+    framed = rows.filter(pl.col("framed"))
+    is_exim = (prog.is_in(EXIM_PROGS) | (pl.col("plain") & prog.is_null())).fill_null(False)
+    ex = framed.filter(is_exim).with_columns(g=msg.str.extract_groups(_HEAD))
+    g = pl.col("g").struct
+    ex = ex.with_columns(queue_id=g.field("1"), _flag=g.field("2"),
+                         body=msg.str.replace(_HEAD, ""))
+    body = pl.col("body")
+    ex = ex.with_columns(event=pl.when(pl.col("_flag").is_not_null()).then(
+        pl.col("_flag").replace_strict(_FLAGS, default="other"))
+        .when(body.str.contains(" rejected RCPT ", literal=True)).then(pl.lit("reject"))
+        .when(body.str.contains(_QUIET))
+        .then(pl.lit("quiet"))
+        .otherwise(pl.lit("other")))
+    parts: list[pl.DataFrame] = []
+    fates = [unframed(rows), fates_of(framed.filter(~is_exim & ~is_pop(prog)), "ignored")]
+
+    host = r"\bH=((?:[^\s\[(]+ )?(?:\([^)]*\) )?\[[0-9A-Fa-f:.]+\])"
+    fr = ex.filter(pl.col("event") == "from").with_columns(
+        sender=addr(body.str.extract(r"^(<>|\S+)", 1)), size=body.str.extract(r"\bS=(\d+)", 1),
+        _h=body.str.extract(host, 1), _for=body.str.extract(r" for (.+)$", 1))
+    parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size",
+                           client_ip=ip_of(pl.col("_h")), relay_host=_exim_host(pl.col("_h")),
+                           nrcpts=pl.col("_for").str.count_matches(" ") + 1))
+
+    to = ex.filter(pl.col("event") == "to").with_columns(
+        _first=body.str.extract(r"^(\S+)", 1), _orig=body.str.extract(r"^\S+ <([^>]+)>", 1),
+        mailer=body.str.extract(r"\bT=(\S+)", 1), _h=body.str.extract(host, 1),
+        detail=pl.when(pl.col("_flag").is_in(["==", "**"])).then(body.str.extract(r"^\S+(?: <[^>]*>)?:? (.*)$", 1)))
+    to = to.with_columns(recipient=addr(pl.coalesce("_orig", pl.col("_first").str.strip_suffix(":"))))
+    status = (pl.when(pl.col("_flag") == "==").then(pl.lit("deferred"))
+              .when((pl.col("_flag") == "**") & user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
+              .when(pl.col("_flag") == "**").then(pl.lit("bounced"))
+              .otherwise(pl.lit("sent")))
+    parts.append(to.select(*BASE, "event", "queue_id", "recipient", "mailer", "detail", status=status,
+                           rcpt_index=pl.lit(0, pl.Int32), client_ip=ip_of(pl.col("_h")),
+                           relay_host=_exim_host(pl.col("_h")), recipient_domain=domain(pl.col("recipient"))))
+
+    rj = ex.filter(pl.col("event") == "reject").with_columns(
+        recipient=addr(body.str.extract(r" rejected RCPT <?([^>:\s]*)>?", 1)),
+        sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)), _h=body.str.extract(host, 1),
+        detail=body.str.extract(r" rejected RCPT [^:]*: (.*)$", 1))
+    parts.append(rj.select(*BASE, "event", "queue_id", "recipient", "sender", "detail",
+                           status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
+                           .otherwise(pl.lit("rejected")),
+                           client_ip=ip_of(pl.col("_h")), relay_host=_exim_host(pl.col("_h")),
+                           recipient_domain=domain(pl.col("recipient"))))
+    other = ex.filter(pl.col("event") == "other")
+    parts.append(other.select(*BASE, "event", "queue_id", client_ip=ip_of(body.str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1)),
+                              detail=body))
+
+    pop_events, pop_fates = parse_pop(framed.filter(is_pop(prog)), BASE)
+    parts.append(pop_events)
+    fates.append(pop_fates)
+    return finish(parts), concat_fates(fates)

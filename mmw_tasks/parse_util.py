@@ -1,0 +1,102 @@
+"""What every parser shares: the `mail_events` schema, the fate bookkeeping, address helpers.
+
+A parser takes the framed rows of one batch (syslog.frame_lines plus `copy`, `repeat`, `in_day`,
+`server`, `file`) and returns (events, fates). Events are rows of its dataset for the lines of the
+day (`in_day`); fates list only the lines that were NOT parsed -- `ignored` (not ours) or
+`malformed` (ours, or unreadable, but not understood) with a reason -- so that a batch of good
+lines costs no bookkeeping. Parsed = lines of the day - ignored - malformed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+EVENT_SCHEMA = {
+    "ts": pl.Datetime("us", "UTC"),
+    "server": pl.String,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "repeat": pl.Boolean,
+    "event": pl.String,
+    "queue_id": pl.String,
+    "sender": pl.String,
+    "recipient": pl.String,
+    "recipient_domain": pl.String,
+    "rcpt_index": pl.Int32,
+    "status": pl.String,
+    "client_ip": pl.String,
+    "relay_host": pl.String,
+    "nrcpts": pl.Int32,
+    "size": pl.Int64,
+    "mailer": pl.String,
+    "user": pl.String,
+    "detail": pl.String,
+}
+FATE_SCHEMA = {"line_no": pl.Int64, "copy": pl.Int32, "fate": pl.String, "reason": pl.String}
+BASE = ["ts", "server", "file", "line_no", "copy", "repeat"]
+
+
+def of_day(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the day (stateless parsers need nothing else)."""
+    if "in_day" not in rows.columns or rows.select(pl.col("in_day").all()).item():
+        return rows
+    return rows.filter(pl.col("in_day"))
+
+
+def fates_of(frame: pl.DataFrame, fate: str | pl.Expr, reason: str | pl.Expr | None = None) -> pl.DataFrame:
+    fate_e = pl.lit(fate) if isinstance(fate, str) else fate
+    reason_e = pl.lit(reason, pl.String) if reason is None or isinstance(reason, str) else reason
+    return frame.select("line_no", pl.col("copy").cast(pl.Int32), fate_e.alias("fate"),
+                        reason_e.cast(pl.String).alias("reason"))
+
+
+def unframed(rows: pl.DataFrame) -> pl.DataFrame:
+    return fates_of(rows.filter(~pl.col("framed")), "malformed", "no syslog header")
+
+
+def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return pl.DataFrame(schema=FATE_SCHEMA)
+    return pl.concat([p.cast(FATE_SCHEMA) for p in parts]).sort("line_no", "copy")  # type: ignore[arg-type]
+
+
+def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFrame:
+    """Stack event frames of different kinds into `schema` (absent columns are null)."""
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    out = []
+    for p in parts:
+        out.append(p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
+                             for c, t in schema.items()]))
+    return pl.concat(out).sort("line_no", maintain_order=True)  # in file order, as users read them
+
+
+def addr(expr: pl.Expr) -> pl.Expr:
+    """An address as users read it: no angle brackets, no spaces, lower case."""
+    return expr.str.strip_chars(" <>").str.to_lowercase()
+
+
+def domain(expr: pl.Expr) -> pl.Expr:
+    return expr.str.extract(r"@([^@>\s\"]+)$", 1).str.strip_suffix(".")
+
+
+def ip_of(relay: pl.Expr) -> pl.Expr:
+    """The address in 'host [1.2.3.4]', 'host[1.2.3.4]:25' or '[IPv6:2001:db8::1]'."""
+    return relay.str.extract(r"\[(?:IPv6:|ipv6:)?([0-9A-Fa-f:.]+)\]", 1)
+
+
+def host_of(relay: pl.Expr) -> pl.Expr:
+    return relay.str.extract(r"^([^\s\[]+)", 1).str.strip_suffix(".").str.to_lowercase()
+
+
+USER_UNKNOWN = (r"(?i)user unknown|no such user|unknown user|unrouteable address|mailbox unavailable"
+                r"|recipient address rejected: undeliverable|account that you tried to reach does not exist"
+                r"|user not found|no mailbox here|invalid recipient|address rejected: user")
+
+
+def user_unknown(text: pl.Expr) -> pl.Expr:
+    """Every wording of "no such recipient" seen in sendmail, Postfix, Exim and remote replies
+    (one case-blind regex pass: no lower-cased copy of the text)."""
+    return text.str.contains(USER_UNKNOWN)

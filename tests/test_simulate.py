@@ -1,0 +1,327 @@
+"""The site simulator: determinism, rotation on disk, truth.json against an independent recount of
+the written files, and the behaviour of the scenarios (klez, frethem, clean)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from mmw_tasks.simulate import SCENARIOS, simulate_site
+
+ROOT = Path(__file__).resolve().parents[1]
+TZ = ZoneInfo("Asia/Tokyo")
+DAY = date(2002, 2, 15)
+MX_IP = "10.1.0.25"
+KEYS = ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")
+MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
+
+# Plain regexes, written for this test (not the simulator's or the parser's code).
+BSD = re.compile(r"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\S+) (.*)$")
+ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{6}\+09:00 (\S+) (.*)$")
+REPEAT = re.compile(r"^last message repeated (\d+) times$")
+DQ = re.compile(r"^iplog\[\d+\]: UDP: dgram to domain from (?:10\.1\.0\.25|\S+ \(10\.1\.0\.25\)):\d+ "
+                r"\(\d+ data bytes\)$")
+FROM = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): from=<([^>]*)>, size=(\d+), .*relay=(.*)$")
+TO = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): to=.*, stat=(\w+)")
+UU = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): <[^>]+>\.\.\. User unknown$")
+POP = re.compile(r'^popper\[\d+\]: \(v[\d.]+\) POP login by user "[^"]+" at \(')
+
+
+def files_of(site: Path, sub: str) -> list[Path]:
+    return sorted((site / "logs" / sub).iterdir())
+
+
+def read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return f.read().splitlines()
+
+
+_STAMPS: dict[str, datetime] = {}
+
+
+def stamp_of(line: str) -> tuple[datetime, str, str]:
+    """(local time, host, rest) of a line; BSD stamps are read for 2002 (the test's year)."""
+    head = line[:15]
+    ts = _STAMPS.get(head)
+    if ts is not None and line[15] == " ":
+        host, _, rest = line[16:].partition(" ")
+        return ts, host, rest
+    m = BSD.match(line)
+    if m:
+        mon, d, hh, mm, ss, host, rest = m.groups()
+        ts = _STAMPS[head] = datetime(2002, MONTHS[mon], int(d), int(hh), int(mm), int(ss))
+        return ts, host, rest
+    m = ISO.match(line)
+    assert m, f"unframed line: {line!r}"
+    y, mo, d, hh, mm, ss, host, rest = m.groups()
+    return datetime(int(y), int(mo), int(d), int(hh), int(mm), int(ss)), host, rest
+
+
+def classify(rest: str) -> str | None:
+    if DQ.match(rest):
+        return "dq"
+    if FROM.match(rest):
+        return "n_from"
+    m = TO.match(rest)
+    if m:
+        return {"Sent": "n_sent", "Deferred": "n_deferred"}.get(m.group(2), "to_other")
+    if UU.match(rest):
+        return "n_user_unknown"
+    if POP.match(rest):
+        return "n_pop"
+    return None
+
+
+def recount(site: Path) -> Counter:
+    """(local day, 10-minute bin, key) -> count, repeat copies expanded per file."""
+    c: Counter = Counter()
+    for sub in ("1dns", "1mx"):
+        for path in files_of(site, sub):
+            prev = None
+            for line in read_lines(path):
+                ts, _, rest = stamp_of(line)
+                m = REPEAT.match(rest)
+                n, kind = (int(m.group(1)), prev) if m else (1, classify(rest))
+                if not m:
+                    prev = kind
+                if kind:
+                    b = (ts.hour * 60 + ts.minute) // 10
+                    c[(ts.date().isoformat(), b, kind)] += n
+                    if kind in ("n_sent", "n_deferred", "to_other"):
+                        c[(ts.date().isoformat(), b, "n_to")] += n
+    return c
+
+
+def sim(tmp_path_factory, name: str, **kw) -> Path:
+    out = tmp_path_factory.mktemp(name)
+    toml = simulate_site(out, kw.pop("start", DAY), kw.pop("days", 1), **kw)
+    assert toml == out / "site.toml"
+    return out
+
+
+@pytest.fixture(scope="module")
+def klez(tmp_path_factory) -> Path:
+    return sim(tmp_path_factory, "klez", scenario="klez", seed=11)
+
+
+@pytest.fixture(scope="module")
+def frethem(tmp_path_factory) -> Path:
+    return sim(tmp_path_factory, "frethem", scenario="frethem", seed=5)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> Path:
+    return sim(tmp_path_factory, "clean", scenario="clean", seed=5, scale=0.5)
+
+
+def truth(site: Path) -> dict:
+    return json.loads((site / "truth.json").read_text())
+
+
+# -- API ---------------------------------------------------------------------------------------
+def test_api_rejects_unknown_names(tmp_path):
+    assert {"clean", "klez", "frethem"} <= set(SCENARIOS)
+    with pytest.raises(ValueError, match="scenario"):
+        simulate_site(tmp_path, DAY, 1, scenario="nimda")
+    with pytest.raises(ValueError, match="style"):
+        simulate_site(tmp_path, DAY, 1, style="1999")
+
+
+def test_site_toml_points_at_the_files(klez):
+    import tomllib
+
+    cfg = tomllib.loads((klez / "site.toml").read_text())
+    assert cfg["site"]["timezone"] == "Asia/Tokyo" and cfg["site"]["interval"] == "10m"
+    dns, mail = cfg["servers"]
+    assert dns["mail_server_ips"] == [MX_IP]
+    assert {p.name for p in klez.glob(dns["source"])} == {p.name for p in files_of(klez, "1dns")}
+    assert {p.name for p in klez.glob(mail["source"])} == {p.name for p in files_of(klez, "1mx")}
+
+
+# -- determinism -------------------------------------------------------------------------------
+def test_same_seed_same_bytes(tmp_path_factory):
+    a = sim(tmp_path_factory, "det_a", scenario="full", seed=3, scale=0.2)
+    b = tmp_path_factory.mktemp("det_b")  # another process, another str hash seed
+    code = ("from datetime import date; from mmw_tasks.simulate import simulate_site; "
+            f"simulate_site({str(b)!r}, date(2002, 2, 15), 1, scenario='full', seed=3, scale=0.2)")
+    env = {**os.environ, "PYTHONHASHSEED": "4321", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+    c = sim(tmp_path_factory, "det_c", scenario="full", seed=4, scale=0.2)
+    names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for rel in names:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+        if rel.parts[0] == "logs":
+            assert (a / rel).stat().st_mtime == (b / rel).stat().st_mtime, rel
+    assert (a / "logs/1mx/syslog.0").read_bytes() != (c / "logs/1mx/syslog.0").read_bytes()
+
+
+# -- rotation ----------------------------------------------------------------------------------
+def test_rotation_layout(klez):
+    dns = [p.name for p in files_of(klez, "1dns")]
+    mx = [p.name for p in files_of(klez, "1mx")]
+    n = len(dns)
+    assert n >= 3 and set(dns) == {"messages", "messages.1"} | {f"messages.{i}.gz" for i in range(2, n)}
+    assert set(mx) == {"syslog"} | {f"syslog.{i}" for i in range(len(mx) - 1)}
+    for p in files_of(klez, "1dns") + files_of(klez, "1mx"):
+        is_gz = p.read_bytes()[:2] == b"\x1f\x8b"
+        assert is_gz == p.name.endswith(".gz"), p
+        if is_gz:
+            gzip.decompress(p.read_bytes())
+
+
+def _oldest_first(paths: list[Path]) -> list[Path]:
+    def age(p: Path) -> int:
+        m = re.search(r"\.(\d+)(?:\.gz)?$", p.name)
+        return -1 if m is None else int(m.group(1))
+    return sorted(paths, key=age, reverse=True)
+
+
+@pytest.mark.parametrize("sub,rot_hour,rot_minute", [("1dns", 4, 2), ("1mx", 3, 10)])
+def test_rotation_times_and_mtimes(klez, sub, rot_hour, rot_minute):
+    paths = _oldest_first(files_of(klez, sub))
+    spans = []
+    for i, p in enumerate(paths):
+        lines = read_lines(p)
+        stamps = [stamp_of(x)[0] for x in lines]
+        assert stamps == sorted(stamps), f"{p.name} is not in time order"
+        last = stamps[-1].replace(tzinfo=TZ).timestamp()
+        assert p.stat().st_mtime == last, f"{p.name}: mtime is not its last line's time"
+        if p.name.endswith(".gz"):
+            assert int.from_bytes(p.read_bytes()[4:8], "little") == int(last)
+        if i > 0:  # a file rotated into starts at the rotation time (04:02 / 03:10), never at midnight
+            rot = stamps[0].replace(hour=rot_hour, minute=rot_minute, second=0)
+            assert rot <= stamps[0] < rot + timedelta(minutes=30), p.name
+            assert spans[-1][1] < rot + timedelta(seconds=10), p.name
+            if sub == "1dns":
+                assert lines[0].endswith(" ns syslogd 1.4.1: restart."), p.name
+                assert stamps[0] < rot + timedelta(seconds=10)
+        spans.append((stamps[0], stamps[-1]))
+    midnight = datetime.combine(DAY, datetime.min.time())
+    assert spans[0][0] <= midnight - timedelta(days=1) + timedelta(minutes=1)
+    assert spans[-1][1] >= midnight + timedelta(days=1, hours=6)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert end <= start and start.time() != datetime.min.time()
+
+
+# -- truth --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("which", ["klez", "frethem"])
+def test_truth_equals_recount(which, request):
+    site = request.getfixturevalue(which)
+    t = truth(site)
+    c = recount(site)
+    assert list(t["days"]) == [DAY.isoformat()]
+    for day, v in t["days"].items():
+        assert len(v["intervals"]) == 144
+        midnight = datetime.combine(date.fromisoformat(day), datetime.min.time(), TZ)
+        for b, iv in enumerate(v["intervals"]):
+            start = midnight + b * timedelta(minutes=10)
+            assert iv["interval_start"] == start.isoformat()
+            got = {k: c[(day, b, k)] for k in KEYS}
+            assert {k: iv[k] for k in KEYS} == got, iv["interval_start"]
+        assert v["totals"] == {k: sum(iv[k] for iv in v["intervals"]) for k in KEYS}
+
+
+def test_modern_style_truth_equals_recount(tmp_path_factory):
+    site = sim(tmp_path_factory, "modern", scenario="klez", seed=2, style="modern", scale=0.2)
+    first = read_lines(files_of(site, "1mx")[0])[0]
+    assert ISO.match(first)
+    t = truth(site)
+    c = recount(site)
+    for day, v in t["days"].items():
+        assert v["totals"] == {k: sum(c[(day, b, k)] for b in range(144)) for k in KEYS}
+
+
+def test_volumes_and_model(klez):
+    """A weekday at scale 1: volumes of the papers' site, and Dq ~ mS*NS + mP*NP with mS ~ 8-9."""
+    v = truth(klez)["days"][DAY.isoformat()]
+    tot = v["totals"]
+    worm = next(i for i in v["incidents"] if i["kind"] == "mmw_suspect")["messages"]
+    assert 4000 < tot["n_from"] - worm < 6500
+    assert 2800 < tot["n_pop"] < 3800
+    assert tot["n_to"] >= tot["n_sent"] + tot["n_deferred"]
+    quiet = [iv for iv in v["intervals"] if iv["interval_start"][11:16] < "14:20"]
+    f = sum(iv["n_from"] for iv in quiet)
+    p = sum(iv["n_pop"] for iv in quiet)
+    dq = sum(iv["dq"] for iv in quiet)
+    ms = (dq - p) / f  # with mP = 1
+    assert 7 < ms < 11, ms
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+def mail_lines(site: Path):
+    for path in _oldest_first(files_of(site, "1mx")):
+        for line in read_lines(path):
+            ts, _, rest = stamp_of(line)
+            yield ts, rest
+
+
+def test_klez_user_unknown_only_inside_window(klez):
+    inc = [i for i in truth(klez)["days"][DAY.isoformat()]["incidents"] if i["kind"] == "mmw_suspect"]
+    assert len(inc) == 1
+    ip = inc[0]["client_ip"]
+    lo = datetime.combine(DAY, datetime.min.time()) + timedelta(hours=14, minutes=30)
+    hi = lo + timedelta(hours=3)
+    relay_of, sizes = {}, Counter()
+    rows = list(mail_lines(klez))
+    for ts, rest in rows:
+        m = FROM.match(rest)
+        if m:
+            relay_of[m.group(1)] = m.group(4)
+            if f"[{ip}]" in m.group(4) and m.group(3) != "0" and lo <= ts < hi:
+                sizes[m.group(3)] += 1
+    worm_uu = [ts for ts, rest in rows if (m := UU.match(rest)) and f"[{ip}]" in relay_of[m.group(1)]]
+    assert len(worm_uu) > 300
+    assert all(lo <= ts < hi for ts in worm_uu)
+    (size, n), = sizes.most_common(1)  # one constant message size (its owner's own mail aside)
+    assert n > 1000 and n > 0.97 * sum(sizes.values())
+    senders = {m.group(2) for _, rest in rows if (m := FROM.match(rest)) and f"[{ip}]" in m.group(4)}
+    assert len(senders) > 500  # forged, many distinct
+    assert any(re.search(r"from=<[^>]*>, size=0, class=0, nrcpts=0, .*\[" + re.escape(ip) + r"\]", r)
+               for _, r in rows)
+
+
+def test_frethem_deferrals_pile_up_and_retry_every_30_minutes(frethem):
+    v = truth(frethem)["days"][DAY.isoformat()]
+    iv = v["intervals"]
+    before, after = iv[:102], iv[102:]  # 17:00 is bin 102
+    ratio = [sum(x["n_to"] for x in part) / sum(x["n_from"] for x in part) for part in (before, after)]
+    assert ratio[1] > ratio[0] + 0.5, ratio
+    assert sum(x["n_to"] for x in after) > sum(x["n_from"] for x in after) + 1000
+    assert sum(x["n_deferred"] for x in after) > 10 * sum(x["n_deferred"] for x in before[:96])
+    surge = [i for i in v["incidents"] if i["kind"] == "deferred_surge"]
+    assert [i["domain"] for i in surge] == ["bigisp.ne.jp"]
+    tries = defaultdict(list)
+    for ts, rest in mail_lines(frethem):
+        if "bigisp.ne.jp" in rest and "stat=Deferred: Connection timed out" in rest and ts.date() == DAY:
+            tries[TO.match(rest).group(1)].append(ts)
+    retried = [t for t in tries.values() if len(t) >= 4]
+    assert len(retried) > 20
+    for times in retried:
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        assert gaps[0] <= 2100 and all(1600 <= g <= 2000 for g in gaps[1:]), gaps
+
+
+def test_clean_has_no_infected_host(clean):
+    v = truth(clean)["days"][DAY.isoformat()]
+    kinds = Counter(i["kind"] for i in v["incidents"])
+    assert "mmw_suspect" not in kinds and "deferred_surge" not in kinds
+    assert kinds["mailing_list"] >= 2 and kinds["bulk_sender"] == 1  # the look-alikes are there
+    same_size = Counter()
+    for _, rest in mail_lines(clean):
+        m = FROM.match(rest)
+        if m and re.search(r"\[10\.1\.[23]\.\d+\]$", m.group(4)) and m.group(3) != "0":
+            same_size[(m.group(4), m.group(3))] += 1
+    assert max(same_size.values()) < 10
+    assert v["totals"]["n_user_unknown"] < 150
