@@ -50,7 +50,7 @@ def site(tmp_path_factory, webhook):
     from mmw_tasks.simulate import simulate_site
 
     out = tmp_path_factory.mktemp("stack_site")
-    toml = Path(simulate_site(out, START, len(DAYS), scenario="klez", seed=11, scale=0.3))
+    toml = Path(simulate_site(out, START, len(DAYS), scenario="klez", seed=11, scale=0.1))
     sim = toml.with_name("simulated.toml")
     sim.write_text(toml.read_text())
     toml.write_text(_with_keys(sim, tables=(
@@ -117,7 +117,7 @@ def _day_of(run: dict, tz: str) -> str:
 def test_backfill_runs_on_the_real_scheduler(stack, site, started):
     from mmw_tasks.config import load_site
 
-    runs = stack.wait_for_runs("mmw_daily", len(DAYS), 150, run_type="backfill")
+    runs = stack.wait_for_runs("mmw_daily", len(DAYS), 240, run_type="backfill")
     print(f"backfill of {len(DAYS)} days: {time.monotonic() - started['t0']:.0f}s", file=sys.stderr)
     for r in runs:
         print(stack.timeline("mmw_daily", r["dag_run_id"]), file=sys.stderr)
