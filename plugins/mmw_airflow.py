@@ -37,8 +37,9 @@ class LocalDayTimetable(Timetable):
 
     The data interval is the day, 00:00 to 24:00 in the site's time zone (23 or 25 hours on DST
     days), and the run starts at `run_at` local time the next morning, after the servers rotate
-    their logs. Scheduled and backfill runs are named `scheduled__<day>` / `backfill__<day>`.
-    A manual run (or `airflow dags test DAG <date>`) covers the local day before its logical date.
+    their logs. Scheduled runs are named `scheduled__<day>` (backfill runs keep Airflow's own
+    names; their data interval says the day). A manual run, or `airflow dags test DAG <date>`,
+    covers the local day before its logical date.
     """
 
     def __init__(self, timezone: str = "UTC", run_at: str = "06:30") -> None:
@@ -100,7 +101,7 @@ class LocalDayTimetable(Timetable):
 
     def generate_run_id(self, *, run_type, run_after, data_interval, **extra) -> str:
         kind = getattr(run_type, "value", str(run_type))
-        if data_interval is not None and kind in ("scheduled", "backfill"):
+        if data_interval is not None and kind == "scheduled":
             return f"{kind}__{self.day_of(data_interval.start)}"
         return super().generate_run_id(run_type=run_type, run_after=run_after, data_interval=data_interval,
                                        **extra)

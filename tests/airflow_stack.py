@@ -25,7 +25,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(pred, timeout: float, what: str, interval: float = 1.0):
+def wait_until(pred, timeout: float, what: str, interval: float = 2.0):
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:
@@ -63,6 +63,8 @@ class AirflowStack:
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parse once: the files do not change
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -107,7 +109,11 @@ class AirflowStack:
         return r.json()
 
     def post(self, path: str, body: dict) -> dict:
-        r = self.client.post(f"/api/v2{path}", json=body)
+        for _ in range(20):  # SQLite: "Database is locked" (503) while the scheduler writes; try again
+            r = self.client.post(f"/api/v2{path}", json=body)
+            if r.status_code != 503:
+                break
+            time.sleep(1)
         if r.status_code >= 400:
             raise AssertionError(f"POST {path} -> {r.status_code}: {r.text}")
         return r.json()

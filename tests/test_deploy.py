@@ -91,8 +91,8 @@ def test_timetable_survives_serialization_and_names_runs_by_day():
     back = decode_timetable(encode_timetable(tt))
     assert back.serialize() == {"timezone": "Asia/Tokyo", "run_at": "05:45"}
     info = back.info_for(dt.date(2002, 2, 16))
-    assert back.generate_run_id(run_type=DagRunType.BACKFILL_JOB, run_after=info.run_after,
-                                data_interval=info.data_interval) == "backfill__2002-02-16"
+    assert back.generate_run_id(run_type=DagRunType.SCHEDULED, run_after=info.run_after,
+                                data_interval=info.data_interval) == "scheduled__2002-02-16"
 
 
 def _site_with(tmp_path: Path, name: str, extra: str = "") -> Path:
