@@ -63,13 +63,15 @@ def build_daily(site: DagSite):
             "day": Param(None, type=["null", "string"], description="local day YYYY-MM-DD to (re)process"),
             "force": Param(False, type="boolean", description="redo the day even if its report exists"),
         },
-        default_args={"owner": "mmw", "retries": 0, "on_failure_callback": [on_failure] if on_failure else []},
+        default_args={"owner": "mmw", "retries": 0,
+                      "on_failure_callback": [on_failure] if on_failure else []},
         tags=["mmw", site.name],
         doc_md=__doc__,
     )
     def mmw_daily():
         @task
-        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None) -> list:
+        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None,
+                    run_after=None) -> list:
             """The day to work on, as one job per server (what fetch is mapped over)."""
             from mmw_tasks import pipeline
 
@@ -77,19 +79,20 @@ def build_daily(site: DagSite):
             run = pipeline.resolve_run(params["config"], params.get("day"), logical_date or run_after,
                                        data_interval_start if automated else None)
             if not params.get("force") and pipeline.is_done(run["config"], run["day"]):
-                raise AirflowSkipException(f"{run['day']} is done already (report and trend row in the lake); "
-                                           "set the force param to redo it")
+                raise AirflowSkipException(f"{run['day']} is done already (report and trend row in the "
+                                           "lake); set the force param to redo it")
             return [{**run, "server": name} for name in run["servers"]]
 
-        @task(retries=sched.fetch_retries, retry_delay=sched.fetch_retry_delay, retry_exponential_backoff=True,
-              max_retry_delay=sched.fetch_max_retry_delay)
+        @task(retries=sched.fetch_retries, retry_delay=sched.fetch_retry_delay,
+              retry_exponential_backoff=True, max_retry_delay=sched.fetch_max_retry_delay)
         def fetch(job: dict) -> dict:
             from mmw_tasks import pipeline
 
             try:
                 return {**job, **pipeline.fetch(job["config"], job["server"], job["day"])}
             except Exception as e:
-                raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {type(e).__name__}: {e}") from e
+                why = f"{type(e).__name__}: {e}"
+                raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {why}") from e
 
         @task(outlets=_assets(site, "parse"))
         def parse(fetched: dict) -> dict:

@@ -83,5 +83,6 @@ def dag_sites(env: dict[str, str] | None = None) -> list[DagSite]:
         out.append(DagSite("mmw_daily", "mmw_trends", "site.toml", None, tz))
     ids = [d.daily_dag_id for d in out]
     if len(set(ids)) != len(ids):
-        raise ConfigError(f"two site configs give the same DAG id: {sorted(i for i in ids if ids.count(i) > 1)}")
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConfigError(f"two site configs give the same DAG id: {twice}")
     return out

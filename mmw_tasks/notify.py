@@ -53,7 +53,8 @@ def incident_message(site: str, report: dict, report_path: str | Path, kinds: tu
             "run_id": run_id, "partial": partial, "missing_servers": report.get("missing_servers", []),
             "incidents": [{k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain",
                                                   "score")} for i in found],
-            "report": str(report_path), "subject": _subject(site, day, head + (f": {brief}" if brief else "")),
+            "report": str(report_path),
+            "subject": _subject(site, day, head + (f": {brief}" if brief else "")),
             "text": text}
 
 

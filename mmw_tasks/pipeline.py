@@ -102,7 +102,8 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
     missing = [s.name for s in site.servers if s.name not in set(arrived)]
     if not missing:
         return {"day": str(d), "missing": [], "partial": False}
-    why = "; ".join(f"{m}: {(reasons or {}).get(m, 'fetch or parse failed, see its task log')}" for m in missing)
+    reasons = reasons or {}
+    why = "; ".join(f"{m}: {reasons.get(m, 'fetch or parse failed, see its task log')}" for m in missing)
     mail_left = [s for s in site.servers_by_role("mail") if s.name not in missing]
     if site.on_missing_server == "fail" or not mail_left:
         rule = ("on_missing_server = \"fail\"" if site.on_missing_server == "fail"
@@ -154,8 +155,9 @@ def trends_summary(config: str | Path) -> dict:
     cols = ["day", "dq", "n_from", "n_pop", "m_s", "m_s_7d_median", "m_p", "m_p_7d_median", "n_mmw_suspect"]
     fmt = [("{:.2f}" if c.startswith("m_") else "{}") for c in cols]
     md = [f"# mmw trends: {site.name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join("n/a" if r[c] is None else f.format(r[c]) for c, f in zip(cols, fmt, strict=True))
-           + " |" for r in rows.iter_rows(named=True)]
+    for r in rows.iter_rows(named=True):
+        md.append("| " + " | ".join("n/a" if r[c] is None else f.format(r[c])
+                                    for c, f in zip(cols, fmt, strict=True)) + " |")
     with lake.atomic_file(out / "trends.md") as tmp:
         tmp.write_text("\n".join(md) + "\n")
     return {"days": rows.height, "first": str(rows["day"].min()), "last": str(rows["day"].max()),

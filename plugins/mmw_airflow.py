@@ -177,14 +177,16 @@ class MmwNotifier(BaseNotifier):
     first error is raised afterwards, so a broken webhook does not silence the e-mail."""
 
     def __init__(self, *, event: str, site: str, timezone: str, email: tuple[str, ...] = (),
-                 email_from: str | None = None, smtp_conn_id: str = "smtp_default", webhook: str | None = None,
-                 webhook_conn_id: str | None = None, incident_kinds: tuple[str, ...] = ()) -> None:
+                 email_from: str | None = None, smtp_conn_id: str = "smtp_default",
+                 webhook: str | None = None, webhook_conn_id: str | None = None,
+                 incident_kinds: tuple[str, ...] = ()) -> None:
         super().__init__()
         if event not in ("failure", "incidents"):
             raise ValueError(f"event must be 'failure' or 'incidents', got {event!r}")
         self.event, self.site, self.timezone = event, site, timezone
         self.email, self.email_from, self.smtp_conn_id = tuple(email), email_from, smtp_conn_id
-        self.webhook, self.webhook_conn_id, self.incident_kinds = webhook, webhook_conn_id, tuple(incident_kinds)
+        self.webhook, self.webhook_conn_id = webhook, webhook_conn_id
+        self.incident_kinds = tuple(incident_kinds)
         self.sent: list[dict] = []
 
     @classmethod
@@ -205,7 +207,10 @@ class MmwNotifier(BaseNotifier):
         run_id = context.get("run_id")
         if self.event == "failure":
             exc = context.get("exception")
-            error = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else (exc or context.get("reason"))
+            if isinstance(exc, BaseException):
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                error = exc or context.get("reason")
             ti = context.get("ti")
             return notify.failure_message(self.site, day, dag_id, run_id, _task_label(context),
                                           str(error) if error else None, getattr(ti, "try_number", None))
@@ -236,10 +241,12 @@ class MmwNotifier(BaseNotifier):
             channels.append(WebhookNotifier(message=msg, url=self.webhook, conn_id=self.webhook_conn_id))
         if self.email:
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
             from mmw_tasks.notify import as_html
 
-            channels.append(SmtpNotifier(to=list(self.email), from_email=self.email_from, subject=msg["subject"],
-                                         html_content=as_html(msg), smtp_conn_id=self.smtp_conn_id))
+            channels.append(SmtpNotifier(to=list(self.email), from_email=self.email_from,
+                                         subject=msg["subject"], html_content=as_html(msg),
+                                         smtp_conn_id=self.smtp_conn_id))
         for channel in channels:
             try:
                 channel.notify(context)

@@ -78,14 +78,24 @@ class AirflowStack:
         subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, check=True, capture_output=True)
         for comp in COMPONENTS:
             log = open(self.home / f"{comp}.log", "w")
-            self.procs.append(subprocess.Popen([AIRFLOW, comp], env=self.env, stdout=log,
-                                               stderr=subprocess.STDOUT, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [AIRFLOW, comp],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         wait_until(lambda: self.client.get("/api/v2/monitor/health").status_code == 200, 150, "api-server")
         token = self.client.post("/auth/token", json={"username": "admin", "password": "admin"}).json()
         self.client.headers["Authorization"] = f"Bearer {token['access_token']}"
         for dag_id in dag_ids:
-            wait_until(lambda d=dag_id: self.client.get(f"/api/v2/dags/{d}").status_code == 200, 150,
-                       f"{dag_id} parsed (see {self.home}/dag-processor.log)")
+            wait_until(
+                lambda d=dag_id: self.client.get(f"/api/v2/dags/{d}").status_code == 200,
+                150,
+                f"{dag_id} parsed (see {self.home}/dag-processor.log)",
+            )
         return self
 
     def stop(self) -> None:
@@ -148,9 +158,11 @@ class AirflowStack:
         def sec(v):
             return f"{(pendulum.parse(v) - t0).total_seconds():6.1f}" if v else "     -"
 
-        return "\n".join(f"{t['task_id']:>10}[{t['map_index']:>2}] {t['state']:>15} queued {sec(t['queued_when'])} "
-                         f"start {sec(t['start_date'])} end {sec(t['end_date'])}"
-                         for t in sorted(tis, key=lambda t: t["queued_when"]))
+        return "\n".join(
+            f"{t['task_id']:>10}[{t['map_index']:>2}] {t['state']:>15} queued {sec(t['queued_when'])} "
+            f"start {sec(t['start_date'])} end {sec(t['end_date'])}"
+            for t in sorted(tis, key=lambda t: t["queued_when"])
+        )
 
     def explain(self, dag_id: str, run_id: str) -> str:
         """Task states and the tail of the failed tasks' logs, for assertion messages."""
@@ -159,8 +171,11 @@ class AirflowStack:
             lines.append(f"{ti['task_id']}[{ti['map_index']}]: {ti['state']} (try {ti['try_number']})")
             if ti["state"] == "failed":
                 try:
-                    lines.append(self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"],
-                                               ti["map_index"])[-3000:])
+                    lines.append(
+                        self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])[
+                            -3000:
+                        ]
+                    )
                 except OSError as e:
                     lines.append(str(e))
         return "\n".join(lines)

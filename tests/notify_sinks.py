@@ -78,5 +78,7 @@ class SmtpSink:
         self._controller.stop()
 
     def conn_uri(self, from_email: str = "mmw@example.ac.jp") -> str:
-        return (f"smtp://127.0.0.1:{self.port}?disable_tls=true&disable_ssl=true&retry_limit=0"
-                f"&from_email={from_email.replace('@', '%40')}")
+        return (
+            f"smtp://127.0.0.1:{self.port}?disable_tls=true&disable_ssl=true&retry_limit=0"
+            f"&from_email={from_email.replace('@', '%40')}"
+        )

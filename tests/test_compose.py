@@ -11,11 +11,24 @@ import pytest
 import yaml
 from conftest import ROOT
 
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
-                    "airflow-triggerer", "airflow-init"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "airflow-init",
+}
 LONG_RUNNING = {"postgres", "redis"} | AIRFLOW_SERVICES - {"airflow-init"}
-MMW_MOUNTS = {"/srv/mmw/sites", "/srv/mmw/lake", "/srv/mmw/ssh", "/srv/mmw/raw", "/opt/airflow/dags",
-              "/opt/airflow/plugins", "/opt/airflow/logs"}
+MMW_MOUNTS = {
+    "/srv/mmw/sites",
+    "/srv/mmw/lake",
+    "/srv/mmw/ssh",
+    "/srv/mmw/raw",
+    "/opt/airflow/dags",
+    "/opt/airflow/plugins",
+    "/opt/airflow/logs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +48,16 @@ def _targets(service: dict) -> set[str]:
 
 def test_all_services_of_the_official_layout(compose):
     assert set(compose["services"]) >= {"postgres", "redis"} | AIRFLOW_SERVICES
-    commands = {name: compose["services"][name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
-    assert commands == {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
-                        "airflow-dag-processor": "dag-processor", "airflow-worker": "celery worker",
-                        "airflow-triggerer": "triggerer"}
+    commands = {
+        name: compose["services"][name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}
+    }
+    assert commands == {
+        "airflow-apiserver": "api-server",
+        "airflow-scheduler": "scheduler",
+        "airflow-dag-processor": "dag-processor",
+        "airflow-worker": "celery worker",
+        "airflow-triggerer": "triggerer",
+    }
 
 
 def test_airflow_services_share_image_environment_and_volumes(compose):
@@ -50,7 +69,10 @@ def test_airflow_services_share_image_environment_and_volumes(compose):
         env = s["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow"), name
-        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:" in env["AIRFLOW__CELERY__BROKER_URL"]
+        assert (
+            env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+            and "@redis:" in env["AIRFLOW__CELERY__BROKER_URL"]
+        )
         assert env["MMW_SITE_CONFIGS"] == "/srv/mmw/sites/*.toml", name
         # tasks talk to the api-server: the URL must name that service and the port it listens on
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
@@ -84,19 +106,25 @@ def test_secrets_come_from_an_uncommitted_env_file(compose):
     example = (ROOT / ".env.example").read_text()
     defined = set(re.findall(r"(?m)^([A-Z_][A-Z0-9_]*)=", example))
     assert required <= defined, required - defined
-    assert not re.search(r"(?i)password\s*[:=]\s*['\"]?(?!\$\{)[a-z0-9]", text.replace("POSTGRES_PASSWORD:", "")), \
-        "a literal password in docker-compose.yml"
+    assert not re.search(
+        r"(?i)password\s*[:=]\s*['\"]?(?!\$\{)[a-z0-9]", text.replace("POSTGRES_PASSWORD:", "")
+    ), "a literal password in docker-compose.yml"
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".env"], cwd=ROOT, capture_output=True)
     assert ignored and tracked.returncode != 0
 
 
 def test_dockerfile_installs_mmw_into_the_airflow_image():
-    lines = [ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     assert len(lines) <= 20, "keep the Dockerfile short enough to read"
     pinned = re.search(r"(?m)^apache-airflow==([\d.]+)$", (ROOT / "requirements.in").read_text()).group(1)
     text = "\n".join(lines)
-    assert f"ARG AIRFLOW_VERSION={pinned}" in text and "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in text
+    assert (
+        f"ARG AIRFLOW_VERSION={pinned}" in text
+        and "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in text
+    )
     for path in ("requirements.lock", "mmw_tasks", "sql", "dags", "plugins"):
         assert re.search(rf"(?m)^COPY .*\b{path}\b", text), path
         assert (ROOT / path).exists(), path

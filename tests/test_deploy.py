@@ -30,8 +30,9 @@ def _days_between(tt, earliest, latest):
     from airflow.timetables.base import TimeRestriction
 
     out, last = [], None
-    while info := tt.next_dagrun_info(last_automated_data_interval=last,
-                                      restriction=TimeRestriction(earliest, latest, catchup=True)):
+    while info := tt.next_dagrun_info(
+        last_automated_data_interval=last, restriction=TimeRestriction(earliest, latest, catchup=True)
+    ):
         out.append(info)
         last = info.data_interval
     return out
@@ -43,8 +44,10 @@ def test_backfill_dates_are_the_sites_local_days_in_any_timezone():
     utc = pendulum.UTC
     for tz in ("Asia/Tokyo", "America/New_York", "UTC"):
         tt = _timetable(tz)
-        for lo, hi in ((pendulum.datetime(2002, 2, 16, tz=utc), pendulum.datetime(2002, 2, 18, tz=utc)),
-                       (pendulum.datetime(2002, 2, 16, tz=tz), pendulum.datetime(2002, 2, 18, tz=utc))):
+        for lo, hi in (
+            (pendulum.datetime(2002, 2, 16, tz=utc), pendulum.datetime(2002, 2, 18, tz=utc)),
+            (pendulum.datetime(2002, 2, 16, tz=tz), pendulum.datetime(2002, 2, 18, tz=utc)),
+        ):
             infos = _days_between(tt, lo, hi)
             days = [tt.day_of(i.data_interval.start) for i in infos]
             assert days == [dt.date(2002, 2, 16), dt.date(2002, 2, 17), dt.date(2002, 2, 18)], (tz, lo)
@@ -72,27 +75,40 @@ def test_manual_run_and_scheduler_without_catchup():
     manual = tt.infer_manual_data_interval(run_after=pendulum.datetime(2002, 2, 17, 6, 30, tz="Asia/Tokyo"))
     assert tt.day_of(manual.start) == dt.date(2002, 2, 16)
     # no catchup: a DAG unpaused today runs the latest day whose morning run time has passed, once
-    info = tt.next_dagrun_info(last_automated_data_interval=None,
-                               restriction=TimeRestriction(pendulum.datetime(2000, 1, 1), None, catchup=False))
+    info = tt.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(pendulum.datetime(2000, 1, 1), None, catchup=False),
+    )
     now = pendulum.now("Asia/Tokyo")
     assert info.run_after <= now < info.run_after + dt.timedelta(days=1)
     # an end date stops the scheduler, not backfills
-    assert tt.next_dagrun_info(last_automated_data_interval=None, restriction=TimeRestriction(
-        pendulum.datetime(2002, 2, 15), pendulum.datetime(2002, 2, 17), catchup=False)) is None
+    assert (
+        tt.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(
+                pendulum.datetime(2002, 2, 15), pendulum.datetime(2002, 2, 17), catchup=False
+            ),
+        )
+        is None
+    )
 
 
 def test_timetable_survives_serialization_and_names_runs_by_day():
     """The scheduler stores DAGs serialized; an unregistered timetable would fail right here."""
-    from airflow.serialization.encoders import encode_timetable
     from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
     from airflow.utils.types import DagRunType
 
     tt = _timetable("Asia/Tokyo", "05:45")
     back = decode_timetable(encode_timetable(tt))
     assert back.serialize() == {"timezone": "Asia/Tokyo", "run_at": "05:45"}
     info = back.info_for(dt.date(2002, 2, 16))
-    assert back.generate_run_id(run_type=DagRunType.SCHEDULED, run_after=info.run_after,
-                                data_interval=info.data_interval) == "scheduled__2002-02-16"
+    assert (
+        back.generate_run_id(
+            run_type=DagRunType.SCHEDULED, run_after=info.run_after, data_interval=info.data_interval
+        )
+        == "scheduled__2002-02-16"
+    )
 
 
 def _site_with(tmp_path: Path, name: str, extra: str = "") -> Path:
@@ -110,8 +126,14 @@ def test_one_dag_pair_per_site_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MMW_SITE_CONFIG", str(copy_minisite(tmp_path / "main")))
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"mmw_daily", "mmw_trends", "mmw_daily__north", "mmw_trends__north",
-                                "mmw_daily__south", "mmw_trends__south"}
+    assert set(bag.dag_ids) == {
+        "mmw_daily",
+        "mmw_trends",
+        "mmw_daily__north",
+        "mmw_trends__north",
+        "mmw_daily__south",
+        "mmw_trends__south",
+    }
     north = bag.dags["mmw_daily__north"]
     assert north.timetable.serialize() == {"timezone": "Asia/Tokyo", "run_at": "05:10"}
     assert north.get_task("fetch").retries == 2 and north.get_task("fetch").retry_exponential_backoff
@@ -133,13 +155,16 @@ def test_broken_site_config_is_an_import_error_naming_the_key(tmp_path, monkeypa
     assert "run_at" in errors and "bad" in errors and "mmw_daily" not in bag.dag_ids
 
 
-@pytest.mark.parametrize("extra, key", [
-    ('[site]\n', None),
-    ('[schedule]\nfetch_retry_delay = "soon"\n', "fetch_retry_delay"),
-    ('[schedule]\nstart = 2002-02-20\nend = 2002-02-10\n', "end"),
-    ('[notify]\nwebhook = "ftp://x"\n', "webhook"),
-    ('[notify]\nemial = ["a@b"]\n', "emial"),
-])
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ("[site]\n", None),
+        ('[schedule]\nfetch_retry_delay = "soon"\n', "fetch_retry_delay"),
+        ("[schedule]\nstart = 2002-02-20\nend = 2002-02-10\n", "end"),
+        ('[notify]\nwebhook = "ftp://x"\n', "webhook"),
+        ('[notify]\nemial = ["a@b"]\n', "emial"),
+    ],
+)
 def test_deployment_keys_are_checked(tmp_path, extra, key):
     toml = copy_minisite(tmp_path / "s")
     text = toml.read_text()
@@ -154,16 +179,24 @@ def test_deployment_keys_are_checked(tmp_path, extra, key):
 
 def test_deployment_keys_parse(tmp_path):
     toml = copy_minisite(tmp_path / "s")
-    toml.write_text(toml.read_text().replace('interval = "10m"', 'interval = "10m"\non_missing_server = "partial"')
-                    + '\n[schedule]\nrun_at = "07:05"\nstart = 2002-02-01\ncatchup = true\nfetch_retry_delay = "30s"\n'
-                    + '[notify]\nemail = "noc@example.ac.jp"\nwebhook = "https://chat.example/hook"\n')
+    toml.write_text(
+        toml.read_text().replace('interval = "10m"', 'interval = "10m"\non_missing_server = "partial"')
+        + '\n[schedule]\nrun_at = "07:05"\nstart = 2002-02-01\ncatchup = true\nfetch_retry_delay = "30s"\n'
+        + '[notify]\nemail = "noc@example.ac.jp"\nwebhook = "https://chat.example/hook"\n'
+    )
     site = load_site(toml)
     assert site.on_missing_server == "partial"
-    assert (site.schedule.run_at, site.schedule.start, site.schedule.catchup) == ("07:05", dt.date(2002, 2, 1), True)
+    assert (site.schedule.run_at, site.schedule.start, site.schedule.catchup) == (
+        "07:05",
+        dt.date(2002, 2, 1),
+        True,
+    )
     assert site.schedule.fetch_retry_delay == dt.timedelta(seconds=30)
     assert site.notify.email == ("noc@example.ac.jp",) and site.notify.enabled
-    assert dag_sites({"MMW_SITE_CONFIG": str(toml)})[0].asset("intervals")[1] == \
-        (tmp_path / "s" / "data_lake" / "intervals").resolve().as_uri()
+    assert (
+        dag_sites({"MMW_SITE_CONFIG": str(toml)})[0].asset("intervals")[1]
+        == (tmp_path / "s" / "data_lake" / "intervals").resolve().as_uri()
+    )
 
 
 def test_missing_server_fails_the_day_naming_it(tmp_path):
@@ -181,8 +214,11 @@ def test_partial_policy_reports_the_servers_that_arrived_and_says_so(tmp_path):
     toml = copy_minisite(tmp_path / "s")
     full = pipeline.run_day(toml, "2002-02-16", log=lambda m: None)["report"]
     assert full["partial"] is False
-    toml.write_text(toml.read_text().replace("logs/1dns/messages*", "logs/gone/messages*").replace(
-        'interval = "10m"', 'interval = "10m"\non_missing_server = "partial"'))
+    toml.write_text(
+        toml.read_text()
+        .replace("logs/1dns/messages*", "logs/gone/messages*")
+        .replace('interval = "10m"', 'interval = "10m"\non_missing_server = "partial"')
+    )
     out = pipeline.run_day(toml, "2002-02-16", log=lambda m: None)
     rep = json.loads(Path(out["report"]["report"]).read_text())
     assert rep["partial"] is True and rep["missing_servers"] == ["1dns"]

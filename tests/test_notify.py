@@ -20,8 +20,13 @@ sys.path.insert(0, str(ROOT / "plugins"))
 def _notifier(event, **kw):
     from mmw_airflow import MmwNotifier
 
-    return MmwNotifier(event=event, site="mini", timezone="Asia/Tokyo",
-                       incident_kinds=("mmw_suspect", "deferred_surge", "dns_anomaly"), **kw)
+    return MmwNotifier(
+        event=event,
+        site="mini",
+        timezone="Asia/Tokyo",
+        incident_kinds=("mmw_suspect", "deferred_surge", "dns_anomaly"),
+        **kw,
+    )
 
 
 def test_failure_reaches_webhook_and_mailbox_naming_the_server(monkeypatch):
@@ -45,14 +50,20 @@ def test_a_broken_webhook_does_not_silence_the_email(monkeypatch):
     with WebhookSink(status=500) as hook, SmtpSink() as smtp:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_MMW", smtp.conn_uri())
         with pytest.raises(Exception, match="500"):
-            _notifier("failure", webhook=hook.url, email=("noc@example.ac.jp",), smtp_conn_id="smtp_mmw")(context)
+            _notifier("failure", webhook=hook.url, email=("noc@example.ac.jp",), smtp_conn_id="smtp_mmw")(
+                context
+            )
         assert len(hook.received) == 1 and len(smtp.messages) == 1
 
 
 def test_webhook_url_from_an_airflow_connection(monkeypatch):
     with WebhookSink() as hook:
-        monkeypatch.setenv("AIRFLOW_CONN_MMW_HOOK", json.dumps(
-            {"conn_type": "http", "host": "127.0.0.1", "port": hook.port, "schema": "hook/token-123"}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_MMW_HOOK",
+            json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": hook.port, "schema": "hook/token-123"}
+            ),
+        )
         _notifier("failure", webhook_conn_id="mmw_hook")({"run_id": "r", "params": {"day": "2002-02-16"}})
         assert [m["path"] for m in hook.received] == ["/hook/token-123"]
         assert "no error text" in hook.received[0]["error"]
@@ -65,8 +76,11 @@ def test_incident_notifier_tells_only_about_days_that_matter(tmp_path):
     with WebhookSink() as hook:
         _notifier("incidents", webhook=hook.url)(context)
         assert hook.received == []  # a quiet day: nobody is paged
-        toml.write_text(toml.read_text().replace("logs/1dns/messages*", "logs/gone/*").replace(
-            'interval = "10m"', 'interval = "10m"\non_missing_server = "partial"'))
+        toml.write_text(
+            toml.read_text()
+            .replace("logs/1dns/messages*", "logs/gone/*")
+            .replace('interval = "10m"', 'interval = "10m"\non_missing_server = "partial"')
+        )
         pipeline.run_day(toml, "2002-02-16", log=lambda m: None)
         _notifier("incidents", webhook=hook.url)(context)
         [msg] = hook.received
@@ -75,9 +89,13 @@ def test_incident_notifier_tells_only_about_days_that_matter(tmp_path):
 
 
 def test_incident_message_lists_kinds_the_site_cares_about():
-    rep = {"day": "2002-02-16", "incidents": [
-        {"kind": "mmw_suspect", "client_ip": "10.1.3.7", "start": "a", "end": "b", "score": 0.9},
-        {"kind": "bulk_sender", "sender": "news@example.ac.jp", "start": "a", "end": "b", "score": 0.5}]}
+    rep = {
+        "day": "2002-02-16",
+        "incidents": [
+            {"kind": "mmw_suspect", "client_ip": "10.1.3.7", "start": "a", "end": "b", "score": 0.9},
+            {"kind": "bulk_sender", "sender": "news@example.ac.jp", "start": "a", "end": "b", "score": 0.5},
+        ],
+    }
     msg = notify.incident_message("mini", rep, "/lake/reports/day=2002-02-16/report.json", ("mmw_suspect",))
     assert [i["kind"] for i in msg["incidents"]] == ["mmw_suspect"]
     assert "10.1.3.7" in msg["subject"] and "news@" not in msg["text"]
