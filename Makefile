@@ -22,7 +22,8 @@ install: $(STAMP)  ## create .venv with the pinned dependencies and mmw itself
 demo: $(STAMP)  ## simulate a worm outbreak, run the real Airflow DAG over it, print the report path
 	$(BIN)/mmw demo
 
-test: $(STAMP)  ## the whole test suite (what CI runs)
+test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromium for the report test
+	bash tests/setup_chromium.sh
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)

@@ -2,9 +2,10 @@
 ### mmw_trends
 
 Runs whenever the site's `daily_trends` asset is updated (the daily DAG's last task, for any day,
-also during a backfill) and rewrites the site's trend table over every day done so far:
-`<lake>/reports/trends.json` and `trends.md` (totals, m_s and m_p with their 7-day medians,
-incident counts per day).
+also during a backfill) and renders the site's trends page over every day done so far
+(`<lake>/reports/trends.html`: the coefficients with their history bands, weekly and monthly
+roll-ups). Asset events that arrive while it runs are handled by one next run, so a backfill of
+a year renders the page a handful of times, not 365.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mmw_tasks.deploy import DagSite, dag_sites
 
 def build_trends(site: DagSite):
     name, uri = site.asset("daily_trends")
-    out_name, out_uri = site.asset("trends_summary")
+    out_name, out_uri = site.asset("reports/trends.html")
 
     @dag(
         dag_id=site.trends_dag_id,
@@ -32,12 +33,12 @@ def build_trends(site: DagSite):
     )
     def mmw_trends():
         @task(outlets=[Asset(name=out_name, uri=out_uri)])
-        def summarise(params=None, triggering_asset_events=None) -> dict:
+        def trends_page(params=None) -> dict:
             from mmw_tasks import pipeline
 
-            return pipeline.trends_summary(params["config"])
+            return pipeline.trends_page(params["config"])
 
-        summarise()
+        trends_page()
 
     return mmw_trends()
 

@@ -68,7 +68,7 @@ def cmd_backfill(a: argparse.Namespace) -> int:
             skipped += 1
             continue
         try:
-            pipeline.run_day(a.config, d, log=lambda m: None)
+            pipeline.run_day(a.config, d, log=lambda m: None, mail=False)
             done += 1
         except Exception as e:  # one bad day must not stop a years-long backfill
             failed.append((d, f"{type(e).__name__}: {e}"))
@@ -125,8 +125,9 @@ def airflow_env(home: Path) -> dict[str, str]:
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the timetable and notifiers
+        # the DAGs' tasks import mmw_tasks from the same checkout as the DAG files
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -160,6 +161,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         print(f"airflow dags test mmw_daily ({d}): success in {time.monotonic() - t0:.0f}s")
     from mmw_tasks.config import load_site
     from mmw_tasks.report import report_dir
+    from mmw_tasks.trends_report import page_path as trends_page
 
     site = load_site(toml)
     last = report_dir(site, days[-1])
@@ -169,6 +171,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
               f"{i['start']} .. {i['end']}  score {i['score']}")
     print(f"report: {last / 'report.html'}")
     print(f"report: {last / 'report.json'}")
+    print(f"trends: {trends_page(site)}")
     return 0
 
 

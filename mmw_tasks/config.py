@@ -68,6 +68,36 @@ class Notify:
 
 
 @dataclass(frozen=True)
+class EmailSettings:
+    """[report.email]: mail each daily report through an SMTP server. The password, if the server
+    wants one, comes from the environment variable named by `password_env`, never from the file."""
+
+    host: str
+    sender: str  # the key is `from`
+    to: tuple[str, ...]
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    subject_prefix: str = "[mmw]"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """[report]: the daily report's history band and figures."""
+
+    history_days: int = 28  # the trailing days whose coefficients make the band
+    band_k: float = 4.0  # band half-width in scaled MADs (1.4826 * MAD ~ one standard deviation)
+    band_floor: float = 0.02  # ... but never narrower than this share of the median
+    min_history: int = 7  # fewer days of history than this: the band is shown, drift not alerted
+    top_sources: int = 6  # senders or hosts drawn in figure 2
+    raw_lines: int = 12  # raw log lines quoted per incident card
+    email: EmailSettings | None = None
+
+
+@dataclass(frozen=True)
 class Server:
     name: str
     role: str  # "dns" | "mail"
@@ -75,6 +105,8 @@ class Server:
     source: str  # glob relative to the config file, absolute glob, or sftp:// URL
     mail_server_ips: tuple[str, ...] = ()
     connection_id: str | None = None  # Airflow connection for sftp sources
+    known_hosts: str | None = None  # sftp: known_hosts file (default ~/.ssh/known_hosts)
+    identity_file: str | None = None  # sftp on the CLI: private key file (else the SSH agent, ~/.ssh/id_*)
 
 
 @dataclass(frozen=True)
@@ -90,6 +122,7 @@ class Site:
     thresholds: Thresholds = field(default_factory=Thresholds)
     mailing_lists: tuple[str, ...] = ()  # allow-list of list senders
     bulk_senders: tuple[str, ...] = ()  # allow-list of known bulk senders
+    report: ReportSettings = field(default_factory=ReportSettings)
     on_missing_server: str = "fail"  # a server still missing after retries: "fail" the day or run "partial"
     schedule: Schedule = field(default_factory=Schedule)
     notify: Notify = field(default_factory=Notify)
@@ -154,6 +187,14 @@ def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any =
     return value
 
 
+def _path_key(table: dict[str, Any], key: str, where: str, base: Path) -> str | None:
+    value = _get(table, key, where, str, None)
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else base / p)
+
+
 def load_site(path: str | Path) -> Site:
     """Read and validate a site TOML file."""
     path = Path(path).resolve()
@@ -214,9 +255,19 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
             raise ConfigError(f"{sw}: key 'mail_server_ips' is required for a dns server")
         if any(x.name == name for x in servers):
             raise ConfigError(f"{sw}: key 'name' repeats another server's name")
-        servers.append(Server(name=name, role=role, format=fmt, source=_get(s, "source", sw, str),
+        source = _get(s, "source", sw, str)
+        if source.startswith("sftp://"):
+            from mmw_tasks.sftp import parse_sftp_url
+
+            try:
+                parse_sftp_url(source)
+            except ValueError as e:
+                raise ConfigError(f"{sw}: key 'source': {e}") from None
+        servers.append(Server(name=name, role=role, format=fmt, source=source,
                               mail_server_ips=ips,
-                              connection_id=_get(s, "connection_id", sw, str, None)))
+                              connection_id=_get(s, "connection_id", sw, str, None),
+                              known_hosts=_path_key(s, "known_hosts", sw, base),
+                              identity_file=_path_key(s, "identity_file", sw, base)))
     if not any(s.role == "mail" for s in servers):
         raise ConfigError(f"{path}: no [[servers]] with role = \"mail\"")
 
@@ -233,6 +284,7 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
         thresholds=Thresholds(**th_kwargs),
         mailing_lists=tuple(a.lower() for a in _get(allow, "mailing_lists", f"{path}: [allow]", tuple, ())),
         bulk_senders=tuple(a.lower() for a in _get(allow, "bulk_senders", f"{path}: [allow]", tuple, ())),
+        report=report_settings(raw.get("report", {}), path),
         on_missing_server=_choice(site, "on_missing_server", w, MISSING_SERVER_POLICIES),
         schedule=_schedule(raw, path),
         notify=_notify(raw, path),
@@ -310,3 +362,52 @@ def _notify(raw: dict[str, Any], path: Path) -> Notify:
         webhook_conn_id=_get(t, "webhook_conn_id", w, str, None),
         on_failure=_get(t, "on_failure", w, bool, d.on_failure),
         incident_kinds=_get(t, "incident_kinds", w, tuple, d.incident_kinds))
+
+
+def _number(table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
+    value = table.get(key, default)
+    whole = isinstance(value, int | float) and float(value).is_integer()
+    if not isinstance(value, int | float) or isinstance(value, bool) or (kind is int and not whole):
+        raise ConfigError(f"{where}: key '{key}' must be a{'n integer' if kind is int else ' number'}")
+    if value < 0:
+        raise ConfigError(f"{where}: key '{key}' must not be negative")
+    return kind(value)
+
+
+def report_settings(raw: Any, path: Path) -> ReportSettings:
+    """[report] and [report.email]; unknown keys are errors (a typo must not silently disable mail)."""
+    w = f"{path}: [report]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{w} must be a table")
+    d = ReportSettings()
+    for key in raw:
+        if key != "email" and not hasattr(d, key):
+            raise ConfigError(f"{w}: unknown key '{key}'")
+    nums = {k: _number(raw, k, w, type(getattr(d, k)), getattr(d, k))
+            for k in ("history_days", "band_k", "band_floor", "min_history", "top_sources", "raw_lines")}
+    email = raw.get("email")
+    if email is not None:
+        we = f"{path}: [report.email]"
+        if not isinstance(email, dict):
+            raise ConfigError(f"{we} must be a table")
+        if "password" in email:
+            raise ConfigError(f"{we}: key 'password' is not allowed: put the password in an environment "
+                              "variable and name it with 'password_env'")
+        known = {"host", "port", "from", "to", "starttls", "ssl", "username", "password_env",
+                 "subject_prefix", "timeout"}
+        for key in email:
+            if key not in known:
+                raise ConfigError(f"{we}: unknown key '{key}'")
+        to = email.get("to")
+        to = (to,) if isinstance(to, str) else _get(email, "to", we, tuple)
+        if not to:
+            raise ConfigError(f"{we}: key 'to' needs at least one address")
+        email = EmailSettings(
+            host=_get(email, "host", we, str), sender=_get(email, "from", we, str), to=to,
+            port=_number(email, "port", we, int, 25),
+            starttls=_get(email, "starttls", we, bool, False), ssl=_get(email, "ssl", we, bool, False),
+            username=_get(email, "username", we, str, None),
+            password_env=_get(email, "password_env", we, str, None),
+            subject_prefix=_get(email, "subject_prefix", we, str, "[mmw]"),
+            timeout=_number(email, "timeout", we, float, 30.0))
+    return ReportSettings(**nums, email=email)

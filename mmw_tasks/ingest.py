@@ -13,14 +13,19 @@ from pathlib import Path
 
 import polars as pl
 
-from mmw_tasks import lake
+from mmw_tasks import lake, sources
 from mmw_tasks.config import Server, Site
 from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_iplog, parse_unbound
 from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
 from mmw_tasks.syslog import (
-    YearAnchor, expand_repeats, frame_lines, iter_line_batches, prefetched, split_lines,
+    YearAnchor,
+    expand_repeats,
+    frame_lines,
+    iter_line_batches,
+    prefetched,
+    split_lines,
 )
 
 ACCOUNTING_SCHEMA = {
@@ -105,13 +110,13 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
     events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema)
     acct_rows: list[pl.DataFrame] = []
     malformed: list[pl.DataFrame] = []
-    anchor = YearAnchor(day)
     ok = False
     try:
         for path in files:
             carry: dict = {}
             last_ts: datetime | None = None
             account = _FileAccount(server.name, path)
+            anchor = sources.years_for(site, server, path, day)  # the file's own years (manifest)
             for first_no, lines in prefetched(iter_line_batches(path)):
                 framed = frame_lines(lines, first_no, anchor, site.timezone)
                 rows, last_ts = _day_rows(expand_repeats(framed, carry), day, last_ts)

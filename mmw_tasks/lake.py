@@ -24,7 +24,12 @@ from mmw_tasks import sql as sqlfiles
 
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
 VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "intervals",
-         "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends")
+         "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends",
+         "weekly_trends", "monthly_trends")
+# Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
+ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
+VIEW_NAMES = "select view_name from duckdb_views() where not internal"
+CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by the trends stage
 
 
 def partition_dir(lake: Path, dataset: str, day: date | str) -> Path:
@@ -33,6 +38,11 @@ def partition_dir(lake: Path, dataset: str, day: date | str) -> Path:
 
 def part_path(lake: Path, dataset: str, day: date | str, part: str = "part-0") -> Path:
     return partition_dir(lake, dataset, day) / f"{part}.parquet"
+
+
+def rollup_path(lake: Path, dataset: str, period: str) -> Path:
+    """<lake>/<dataset>/<week|month>=<period>/part-0.parquet"""
+    return Path(lake) / dataset / f"{ROLLUPS[dataset]}={period}" / "part-0.parquet"
 
 
 def _tmp_for(path: Path) -> Path:
@@ -101,7 +111,7 @@ def drop_server_parts(lake: Path, day: date | str, server: str) -> list[Path]:
 
 def has_files(lake: Path, dataset: str) -> bool:
     d = Path(lake) / dataset
-    return d.is_dir() and any(d.glob("day=*/*.parquet"))
+    return d.is_dir() and any(d.glob("*=*/*.parquet"))
 
 
 def connect(lake: Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
@@ -110,6 +120,7 @@ def connect(lake: Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection
     con.execute("SET VARIABLE mmw_lake = ?", [str(Path(lake).resolve())])
     con.execute("SET TimeZone = 'UTC'")
     sqlfiles.execute(con, "views/_lake_dataset", {})
+    sqlfiles.execute(con, "views/_lake_rollup", {})
     return refresh_views(con, lake)
 
 
@@ -123,3 +134,67 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPy
 
 def empty_table(schema: dict[str, pl.DataType]) -> pa.Table:
     return pl.DataFrame(schema=schema).to_arrow()
+
+
+def sql_string(text: str) -> str:
+    """A SQL string literal (quotes doubled). Only for DDL, which takes no bound parameters."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ensure_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
+    """Create the views of datasets that got their first files since `con` was made. (A view's glob
+    is expanded at each query, so existing views already see new partitions.)"""
+    have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
+    for view in VIEWS:
+        if view not in have and has_files(lake, view):
+            sqlfiles.execute(con, f"views/{view}", {})
+    return con
+
+
+def catalog_is_current(lake: Path) -> bool:
+    """The catalog exists, points at this lake and has a view for every dataset with files."""
+    lake = Path(lake).resolve()
+    path = lake / CATALOG
+    if not path.is_file():
+        return False
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False  # unreadable or locked by a writer: rebuild
+    try:
+        where = con.execute("select mmw_lake()").fetchone()[0]
+        have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return where == str(lake) and {v for v in VIEWS if has_files(lake, v)} <= have
+
+
+def write_catalog(lake: Path) -> Path:
+    """<lake>/mmw.duckdb: a DuckDB database holding the lake's views, for any DuckDB client.
+
+    A view on read_parquet with a relative path would resolve against the client's working
+    directory, and a session variable is not stored in a database file; so the catalog stores the
+    lake's absolute path as the macro mmw_lake() and the views read through it. Rebuilt whole and
+    moved into place atomically (an analyst's open copy keeps working); if the lake moves, the next
+    run's trends stage rewrites it.
+    """
+    lake = Path(lake).resolve()
+    path = lake / CATALOG
+    with atomic_file(path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            # DDL cannot take a bound parameter: the one literal, quoted
+            con.execute(f"create or replace macro mmw_lake() as {sql_string(str(lake))}")
+            for name in ("views/_lake_dataset", "views/_lake_rollup"):
+                con.execute(sqlfiles.load(name).replace("getvariable('mmw_lake')", "mmw_lake()"))
+            for view in VIEWS:
+                if has_files(lake, view):
+                    sqlfiles.execute(con, f"views/{view}", {})
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        for leftover in tmp.parent.glob(tmp.name + ".wal"):
+            leftover.unlink()
+    return path

@@ -12,10 +12,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import polars as pl
-
-from mmw_tasks import detect, ingest, lake, report, sources
-from mmw_tasks import sql as sqlfiles
+from mmw_tasks import detect, ingest, lake, report, sources, trends_report
 from mmw_tasks.config import Site, load_site
 from mmw_tasks.sources import SourceError
 from mmw_tasks.syslog import local_day_bounds
@@ -42,11 +39,14 @@ def _server(site: Site, name: str):
     raise KeyError(f"no server named {name!r} in {site.config_path}")
 
 
-def fetch(config: str | Path, server: str, day: str | date) -> dict:
-    """Find the server's rotated files that hold the day's lines."""
+def fetch(config: str | Path, server: str, day: str | date, credentials: dict | None = None) -> dict:
+    """Find the server's rotated files that hold the day's lines, pulling sftp sources into the
+    lake's raw area first. `credentials` (sftp only): plain login details the DAG resolved from
+    the server's Airflow connection; without them the SSH agent and key files are used."""
     site, d = _site_day(config, day)
-    files = sources.files_for_day(site, _server(site, server), d)
-    return {"server": server, "day": str(d), "files": [str(p) for p in files]}
+    got = sources.fetch_for_day(site, _server(site, server), d, credentials)
+    return {"server": server, "day": str(d), "files": [str(p) for p in got.files],
+            "pulled": got.pulled, "gaps": got.gaps}
 
 
 def parse(config: str | Path, server: str, day: str | date, files: list[str]) -> dict:
@@ -110,6 +110,8 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
                 else "no mail server arrived")
         raise MissingServersError(f"day {d}: no data from server(s) {', '.join(missing)} ({why}); "
                                   f"{rule}, so the day is not analysed")
+    import polars as pl
+
     for m in missing:  # an empty part, so the day's totals count nothing (not stale data) from it
         lake.drop_server_parts(site.lake, d, m)
         _, dataset, schema = ingest.parser_for(_server(site, m))
@@ -120,48 +122,52 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
 def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": d}).pl()
-    totals = iv.select(pl.col(list(report.TOTAL_KEYS)).sum()).row(0, named=True)
-    inc = con.sql("select * from incidents where day = $day order by start", params={"day": d}).pl()
     notes = ["Baselines: no history used yet; abnormal intervals are judged against the day itself."]
     if missing:
         notes.insert(0, f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
                         "the other servers only (on_missing_server = \"partial\").")
-    rep = report.build(site, d, totals, _fit_row(con, d), inc.to_dicts(), iv.to_dicts(), notes)
+    rep = report.gather(con, site, d, notes)
     rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
     path = report.write(site, rep)
-    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"]), "partial": bool(missing),
-            "missing_servers": list(missing or []),
-            "kinds": sorted({i["kind"] for i in rep["incidents"]})}
+    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"]),
+            "drift": rep["history"].get("drift", []), "partial": bool(missing),
+            "missing_servers": list(missing or [])}
 
 
-def trends(config: str | Path, day: str | date) -> dict:
+def trends(config: str | Path, day: str | date, with_page: bool = True) -> dict:
+    """`with_page=False`: leave the site's trends page to trends_page() (the Airflow deployment)."""
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
-    return {"day": str(d)}
+    lake.copy_query(con, "trends/daily_trends", _params(site, d),
+                    lake.part_path(site.lake, "daily_trends", d))
+    rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
+    page = trends_report.write_page(lake.ensure_views(con, site.lake), site) if with_page else None
+    fresh = lake.catalog_is_current(site.lake)
+    if not fresh:
+        lake.write_catalog(site.lake)
+    return {"day": str(d), **rolled, "trends_page": page and str(page),
+            "catalog": str(Path(site.lake) / lake.CATALOG),
+            "catalog_rewritten": not fresh}
 
 
-def trends_summary(config: str | Path) -> dict:
-    """The site's trend table over every day done so far: <lake>/reports/trends.json and trends.md."""
+def deliver(config: str | Path, day: str | date) -> dict:
+    """Mail the day's report when the config has [report.email]; a no-op otherwise."""
+    site, d = _site_day(config, day)
+    if site.report.email is None:
+        return {"day": str(d), "sent": False}
+    from mmw_tasks import deliver as mail
+
+    return {"sent": True, **mail.send_report(site, d)}
+
+
+def trends_page(config: str | Path) -> dict:
+    """The site's trends page over every day done so far (what the asset-triggered mmw_trends DAG
+    runs once for a batch of days, instead of each day's trends task re-rendering it)."""
     site = load_site(config)
-    con = lake.connect(site.lake)
-    if not lake.has_files(site.lake, "daily_trends"):
-        return {"days": 0, "path": None}
-    rows = sqlfiles.query(con, "trends/site_trends", {}).pl()
-    out = Path(site.lake) / "reports"
-    with lake.atomic_file(out / "trends.json") as tmp:
-        tmp.write_text(json.dumps({"site": site.name, "days": rows.to_dicts()}, default=str, indent=1) + "\n")
-    cols = ["day", "dq", "n_from", "n_pop", "m_s", "m_s_7d_median", "m_p", "m_p_7d_median", "n_mmw_suspect"]
-    fmt = [("{:.2f}" if c.startswith("m_") else "{}") for c in cols]
-    md = [f"# mmw trends: {site.name}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows.iter_rows(named=True):
-        md.append("| " + " | ".join("n/a" if r[c] is None else f.format(r[c])
-                                    for c, f in zip(cols, fmt, strict=True)) + " |")
-    with lake.atomic_file(out / "trends.md") as tmp:
-        tmp.write_text("\n".join(md) + "\n")
-    return {"days": rows.height, "first": str(rows["day"].min()), "last": str(rows["day"].max()),
-            "path": str(out / "trends.json")}
+    con = lake.ensure_views(lake.connect(site.lake), site.lake)
+    days = con.sql("select count(*) from daily_trends").fetchone()[0] if lake.has_files(
+        site.lake, "daily_trends") else 0
+    return {"days": days, "trends_page": str(trends_report.write_page(con, site)) if days else None}
 
 
 def is_done(config: str | Path, day: str | date) -> bool:
@@ -176,8 +182,9 @@ def is_done(config: str | Path, day: str | date) -> bool:
         return False
 
 
-def run_day(config: str | Path, day: str | date, log=print) -> dict:
-    """The whole daily job without Airflow; returns what each stage returned."""
+def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -> dict:
+    """The whole daily job without Airflow; returns what each stage returned. `mail`: send the
+    report when the config asks for it (a backfill does not)."""
     site, d = _site_day(config, day)
     out: dict = {"day": str(d), "servers": {}}
     t0 = time.monotonic()
@@ -200,6 +207,8 @@ def run_day(config: str | Path, day: str | date, log=print) -> dict:
     out["detect"] = run_detect(config, d)
     out["report"] = make_report(config, d, out["settle"]["missing"])
     out["trends"] = trends(config, d)
+    if mail:
+        out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 

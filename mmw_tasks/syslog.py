@@ -15,7 +15,7 @@ import lzma
 import queue
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - isal is in requirements.lock
     _igzip = None
 
 BATCH_BYTES = 32 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+READ_PIECE = 4 << 20  # read size inside a batch: at most this is lost before a damaged archive's break
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -65,33 +66,91 @@ def compression_of(path: Path) -> str | None:
     return None
 
 
+class _CountingReader:
+    """A binary file that counts the bytes consumed, so an error can name the offset on disk."""
+
+    def __init__(self, raw):
+        self.raw, self.consumed = raw, 0
+
+    def read(self, n=-1):
+        data = self.raw.read(n)
+        self.consumed += len(data)
+        return data
+
+    def readinto(self, buf):
+        n = self.raw.readinto(buf)
+        self.consumed += n or 0
+        return n
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def close(self):
+        self.raw.close()
+
+    @property
+    def closed(self):
+        return self.raw.closed
+
+
 def _open(path: Path):
+    """(decompressing reader, counting reader of the bytes on disk, compression name or None)."""
     kind = compression_of(path)
+    raw = _CountingReader(open(path, "rb"))
     if kind == "gzip":
-        return _igzip.open(path, "rb") if _igzip is not None else gzip.open(path, "rb")
+        if _igzip is not None:
+            return _igzip.IGzipFile(fileobj=raw, mode="rb"), raw, kind
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw, kind
     if kind == "bzip2":
-        return bz2.open(path, "rb")
+        return bz2.BZ2File(raw, "rb"), raw, kind
     if kind == "xz":
-        return lzma.open(path, "rb")
-    return open(path, "rb")
+        return lzma.LZMAFile(raw, "rb"), raw, kind
+    return raw, raw, None
 
 
-def iter_line_batches(path: Path, batch_bytes: int | None = None) -> Iterator[tuple[int, pl.Series]]:
-    """Yield (number of the batch's first line, Series of lines); line numbers start at 1."""
+def iter_line_batches(path: Path, batch_bytes: int | None = None,
+                      on_chunk: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, pl.Series]]:
+    """Yield (number of the batch's first line, Series of lines); line numbers start at 1.
+
+    `on_chunk` sees every decompressed chunk in order (the manifest hashes content with it).
+    A truncated or corrupt compressed file raises LogFileError naming the file, the byte offset
+    on disk where reading stopped, and how many lines came out whole before it.
+    """
     batch_bytes = batch_bytes or BATCH_BYTES
     line_no = 1
     tail = b""
-    fh = _open(path)
+    fh, raw, kind = _open(path)
+    out = 0
+
+    def read_batch() -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while got < batch_bytes:
+            try:
+                piece = fh.read(min(batch_bytes - got, READ_PIECE))
+            except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+                lines_done = line_no - 1 + tail.count(b"\n") + sum(p.count(b"\n") for p in parts)
+                raise LogFileError(
+                    f"{path}: corrupt or truncated {kind or 'file'} data at byte {raw.consumed} of "
+                    f"{path.stat().st_size} on disk, after {out + got} decompressed bytes "
+                    f"({lines_done} complete lines): {e}") from e
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     try:
         while True:
-            try:
-                chunk = fh.read(batch_bytes)
-            except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
-                offset = getattr(fh, "tell", lambda: "?")()
-                raise LogFileError(f"{path}: corrupt or truncated compressed file near "
-                                   f"decompressed byte {offset}: {e}") from e
+            chunk = read_batch()
             if not chunk:
                 break
+            out += len(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
             data = tail + chunk if tail else chunk
             cut = data.rfind(b"\n")
             if cut < 0:
@@ -105,6 +164,7 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None) -> Iterator[tu
             yield line_no, split_lines(tail + b"\n")
     finally:
         fh.close()
+        raw.close()
 
 
 def split_lines(data: bytes) -> pl.Series:
@@ -189,6 +249,145 @@ class YearAnchor:
                 .otherwise(y))
 
 
+@dataclass(frozen=True)
+class FileYears:
+    """The years of one file's year-less stamps, found by `StampScan`: `breaks` holds
+    (first line number, year) pairs, sorted; a line takes the year of the last break at or before it."""
+
+    breaks: tuple[tuple[int, int], ...]
+
+    def year_expr(self, month: pl.Expr) -> pl.Expr:
+        starts = pl.Series([b[0] for b in self.breaks], dtype=pl.Int64)
+        years = pl.Series([b[1] for b in self.breaks], dtype=pl.Int32)
+        if len(years) == 1:
+            return pl.lit(years[0], pl.Int32)
+        idx = (pl.lit(starts).search_sorted(pl.col("line_no"), side="right").cast(pl.Int64) - 1).clip(0)
+        return pl.lit(years).gather(idx)
+
+
+_YEARLESS_YEAR = 1600  # a leap year no real log has: marks the stamps that carry no year
+
+
+class _Yearless:
+    def year_expr(self, month: pl.Expr) -> pl.Expr:
+        return pl.lit(_YEARLESS_YEAR, pl.Int32)
+
+
+_REF = datetime(_YEARLESS_YEAR, 1, 1)
+_YEAR_S = 366 * 86400
+_HALF_S = _YEAR_S // 2
+
+
+class StampScan:
+    """One streaming pass over a file's lines that finds its time span and the year of every
+    year-less stamp (manifest.py keeps the result, so each file is scanned once).
+
+    Year-less stamps are placed on a 366-day circle; walking the file, each step to the next
+    stamp is taken the short way round (at most half a year forward or back), so Dec 31 -> Jan 1
+    is one day forward into the next year, and a Jan 1 line followed by a late Dec 31 line from
+    another host steps back a few seconds, not a year. Lines out of order by seconds or hours
+    never change the year; only a file silent for more than half a year could fool it.
+    `resolve` then fixes the absolute year from an anchor known to be at or after the file's
+    last stamp (its mtime, dateext date or gzip header time).
+    """
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self._prev_key: int | None = None
+        self._cum: int | None = None  # unwrapped position of the last year-less stamp (seconds)
+        self._offset: int | None = None  # its year offset from the file's first such stamp
+        self.offsets: list[tuple[int, int]] = []  # (first line number, year offset)
+        self.min_cum: int | None = None
+        self.max_cum: int | None = None
+        self.abs_min: datetime | None = None  # site-local naive, from stamps that carry a year
+        self.abs_max: datetime | None = None
+        self.utc_min: datetime | None = None  # from stamps with an offset or epoch
+        self.utc_max: datetime | None = None
+
+    def feed(self, first_no: int, lines: pl.Series) -> None:
+        self.lines += len(lines)
+        t = _stamp_times(_normalise_headers(lines), _Yearless(), "UTC", first_no)
+        df = t.select("ts_local", "ts_utc_given").with_columns(
+            line_no=pl.int_range(first_no, first_no + len(lines), dtype=pl.Int64))
+        local = pl.col("ts_local")
+        yearless = df.filter(local.dt.year() == _YEARLESS_YEAR).select(
+            "line_no", key=(local - pl.lit(_REF)).dt.total_seconds())
+        if yearless.height:
+            self._unwrap(yearless)
+        stats = df.select(
+            lo=local.filter(local.dt.year() != _YEARLESS_YEAR).min(),
+            hi=local.filter(local.dt.year() != _YEARLESS_YEAR).max(),
+            ulo=pl.col("ts_utc_given").min(), uhi=pl.col("ts_utc_given").max()).row(0)
+        self.abs_min, self.abs_max = _min(self.abs_min, stats[0]), _max(self.abs_max, stats[1])
+        self.utc_min, self.utc_max = _min(self.utc_min, stats[2]), _max(self.utc_max, stats[3])
+
+    def _unwrap(self, keys: pl.DataFrame) -> None:
+        k = keys["key"]
+        prev = self._prev_key if self._prev_key is not None else k[0]
+        start = self._cum if self._cum is not None else k[0]
+        step = k.diff().fill_null(k[0] - prev)
+        wrapped = step - _YEAR_S * ((step + _HALF_S) // _YEAR_S)
+        cum = start + wrapped.cum_sum()
+        off = (cum - k) // _YEAR_S
+        before = self._offset if self._offset is not None else -(1 << 40)
+        changes = keys.select("line_no").with_columns(off=off).filter(
+            pl.col("off") != pl.col("off").shift(1, fill_value=before))
+        self.offsets.extend(changes.iter_rows())
+        self._prev_key, self._cum, self._offset = int(k[-1]), int(cum[-1]), int(off[-1])
+        lo, hi = int(cum.min()), int(cum.max())
+        self.min_cum = lo if self.min_cum is None else min(self.min_cum, lo)
+        self.max_cum = hi if self.max_cum is None else max(self.max_cum, hi)
+
+    def resolve(self, anchor: datetime, tz: str) -> tuple[FileYears | None, datetime | None, datetime | None]:
+        """(years of the year-less stamps, first and last site-local time of the file).
+
+        `anchor` (site-local, naive) is at or after the file's latest stamp: the latest stamp gets
+        the latest year that puts it no more than a day after the anchor.
+        """
+        first = last = None
+        years = None
+        if self.max_cum is not None:
+            top_off, top_key = divmod(self.max_cum, _YEAR_S)
+            top = _REF + timedelta(seconds=top_key)
+            year = anchor.year + 1
+            while True:
+                cand = _on_year(top, year)
+                if cand is not None and cand <= anchor + timedelta(days=1):
+                    break
+                year -= 1
+            base = year - top_off
+            years = FileYears(tuple((line, base + off) for line, off in self.offsets))
+            last = cand
+            lo_off, lo_key = divmod(self.min_cum, _YEAR_S)
+            first = _on_year(_REF + timedelta(seconds=lo_key), base + lo_off)
+            if first is None:  # Feb 29 in a year without one: that stamp is unusable, not the span
+                first = _on_year(_REF + timedelta(seconds=lo_key - 86400), base + lo_off)
+        from zoneinfo import ZoneInfo
+
+        z = ZoneInfo(tz)
+        for t in (self.utc_min, self.utc_max):
+            if t is not None:
+                loc = t.astimezone(z).replace(tzinfo=None)
+                first, last = _min(first, loc), _max(last, loc)
+        first, last = _min(first, self.abs_min), _max(last, self.abs_max)
+        return years, first, last
+
+
+def _on_year(ref: datetime, year: int) -> datetime | None:
+    try:
+        return ref.replace(year=year)
+    except ValueError:  # Feb 29
+        return None
+
+
+def _min(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a, b):
+    return b if a is None else a if b is None else max(a, b)
+
+
 _STAMP_FORMS = ("bsd", "iso", "plain", "bindf", "epoch", "tai64n")
 _STAMP_RE = dict(zip(_STAMP_FORMS, (_ST_BSD, _ST_ISO, _ST_PLAIN, _ST_BINDF, _ST_EPOCH, _ST_TAI64N), strict=True))
 
@@ -220,15 +419,18 @@ def _stamp_fields(form: str, g, anchor: YearAnchor) -> dict[str, pl.Expr]:
     return f
 
 
-def parse_stamps(heads: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
-    """Times of the stamps that begin `heads` (one per run of equal stamps, so few).
+def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
+                 line_nos: pl.Series | None = None) -> pl.DataFrame:
+    """Times of the stamps that begin `heads` (one per run of equal stamps, so few, in file order).
 
     Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
     stamp), plain (the program wrote the stamp itself: no syslog host or tag follows).
-    Lines with no stamp we know get nulls. Stamps are kept to the second.
+    Lines with no stamp we know get nulls. Stamps are kept to the second. `line_nos` (the heads'
+    line numbers) let a FileYears anchor give each line its file's year.
     """
     parts = []
     rest = pl.DataFrame({"h": heads}).with_row_index("i")
+    rest = rest.with_columns(line_no=line_nos if line_nos is not None else pl.col("i").cast(pl.Int64) + 1)
     for form in _STAMP_FORMS:  # most batches are all one form: the first regex takes every line
         if rest.height == 0:
             break
@@ -237,7 +439,7 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
         fields = _stamp_fields(form, pl.col("g").struct, anchor)
         parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
                                           **{k: v for k, v in fields.items()}))
-        rest = g.filter(~hit).select("i", "h")
+        rest = g.filter(~hit).select("i", "h", "line_no")
     schema = {"i": pl.UInt32, "plain": pl.Boolean, "off": pl.String, "epoch": pl.Int64, "stamp": pl.String,
               "year": pl.Int32, "month": pl.Int32, "dom": pl.Int32, "hms": pl.String}
     parts.append(rest.select("i", plain=pl.lit(True)))
@@ -254,14 +456,13 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
         pl.when(pl.col("off").is_not_null()).then(naive - pl.duration(minutes=off_min)),
     ).dt.replace_time_zone("UTC")
     local = pl.when(pl.col("off").is_null() & pl.col("epoch").is_null()).then(naive)
-    ts = pl.coalesce(given_utc, local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-                     .dt.convert_time_zone("UTC"))
-    out = df.select(ts=ts, body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
+    out = df.select(body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
                     ts_local=local, ts_utc_given=given_utc)
-    return out.with_columns(ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None))
+    return to_utc(out, tz).select("ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
 
 
-def _stamp_times(lines: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
+def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1
+                 ) -> pl.DataFrame:
     """parse_stamps for every line, computed once per run of lines with the same stamp text."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
@@ -276,11 +477,14 @@ def _stamp_times(lines: pl.Series, anchor: YearAnchor, tz: str) -> pl.DataFrame:
         first[0] = True
     run = first.cast(pl.UInt32).cum_sum() - 1
     heads = lines.filter(first).str.slice(0, 48)
-    times = parse_stamps(heads, anchor, tz)
+    head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True)
+    head_nos = head_nos.filter(first)
+    times = parse_stamps(heads, anchor, tz, head_nos)
     return times[run.cast(pl.Int64)] if times.height else times
 
 
-def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor, tz: str = "UTC") -> pl.DataFrame:
+def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str = "UTC"
+                ) -> pl.DataFrame:
     """Split raw lines into header fields.
 
     Columns: line_no, line, ts (UTC), ts_site (naive site-local), host, prog, msg, repeat_n,
@@ -288,7 +492,9 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor, tz: st
     Exim's main log or BIND's file channel: no syslog host or tag).
     """
     n = len(lines)
-    times = _stamp_times(lines, anchor, tz)
+    original = lines
+    lines = _normalise_headers(lines)
+    times = _stamp_times(lines, anchor, tz, first_line_no)
     df = pl.DataFrame({"line": lines}).with_columns(
         line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64)).hstack(times)
     line, at = pl.col("line"), pl.col("body_at")
@@ -315,6 +521,8 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor, tz: st
         df = df.with_columns(
             host=pl.when(pri).then(pl.col("tag").str.extract(r"^(\S+) ", 1)).otherwise(pl.col("host")),
             tag=pl.when(pri).then(pl.col("tag").str.extract(r"^\S+ (.*)$", 1)).otherwise(pl.col("tag")))
+    if df.select(pl.col("host").str.contains("[@/]").any()).item():  # forwarded "src@host", "host/host"
+        df = df.with_columns(host=pl.col("host").str.replace(r"^[^@]*@", "").str.replace(r"/.*$", ""))
     df = df.with_columns(prog=bslice(pl.col("tag"), 0, pl.col("tag").str.find("[", literal=True)))
     if df.select(pl.col("msg").str.starts_with("[ID ").any()).item():  # Solaris message ids
         df = df.with_columns(msg=pl.col("msg").str.replace(r"^\[ID \d+ [\w.]+\] ", ""))
@@ -323,18 +531,81 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor, tz: st
         df = df.with_columns(repeat_n=pl.when(rep).then(pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)))
     else:
         df = df.with_columns(repeat_n=pl.lit(None, pl.Int64))
+    if lines is not original:
+        df = df.with_columns(line=original)  # malformed lines are kept as they were written
     return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
                      "repeat_n", framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
 
 
+# RFC 5424 "<pri>1 STAMP HOST APP PROCID MSGID SD MSG" becomes "STAMP HOST APP[PROCID]: MSG", and a
+# relay's "<pri>" before a BSD stamp is dropped, so one header reader serves every form.
+_SD = r"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+)"
+_5424_NOPID = r"^<\d{1,3}>1 (\S+) (\S+) (\S+) - \S+ " + _SD + r" ?\x{FEFF}?"
+_5424_PID = r"^<\d{1,3}>1 (\S+) (\S+) (\S+) (\S+) \S+ " + _SD + r" ?\x{FEFF}?"
+_PRI_BSD = r"^<\d{1,3}>([A-Za-z]{3} )"
+
+
+def _normalise_headers(lines: pl.Series) -> pl.Series:
+    """Rewrite RFC 5424 lines and "<pri>"-prefixed BSD lines (rare: only when some line starts "<")."""
+    if not lines.str.starts_with("<").any():
+        return lines
+    s = pl.col("line")
+    return pl.DataFrame({"line": lines}).select(
+        s.str.replace(_5424_NOPID, "${1} ${2} ${3}: ").str.replace(_5424_PID, "${1} ${2} ${3}[${4}]: ")
+        .str.replace(_PRI_BSD, "${1}"))["line"]
+
+
+DST_JITTER = timedelta(seconds=30)  # a step back larger than this in the repeated hour starts its 2nd pass
+
+
 def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
-    """`ts` (UTC) and `ts_site` again for another time zone than frame_lines was given: local
-    stamps (`ts_local`) are placed in `tz`, stamps with an offset keep their instant."""
-    local = (pl.col("ts_local").dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-             .dt.convert_time_zone("UTC"))
-    return df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), local)).with_columns(
+    """`ts` (UTC) and `ts_site` (naive site-local) from `ts_local` (placed in `tz`) or
+    `ts_utc_given` (stamps with an offset keep their instant); rows must be in file order.
+
+    Local stamps in the hour that repeats when DST ends are read by line order: they are the
+    first (summer-time) pass until the file steps back in time by more than DST_JITTER inside
+    that hour, or until a line after that hour has been seen; from then on they are the second
+    (standard-time) pass. Stamps in the hour that does not exist when DST starts (a clock that
+    had not switched yet) are read with the offset in force before the change, so "02:30" on a
+    spring-forward night becomes 03:30 summer time: same day, same order.
+    """
+    local = pl.col("ts_local")
+    early = local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+    if _dst_changes_within(tz, df["ts_local"].min(), df["ts_local"].max()):
+        late = local.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
+        seen = local.fill_null(strategy="forward").cum_max().shift(1)  # the latest stamp before each line
+        seen_amb = (seen.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+                    != seen.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null"))
+        amb = early != late
+        step_back = amb & ((seen - local > DST_JITTER) | (~seen_amb.fill_null(True) & (seen > local)))
+        second = amb & (step_back.fill_null(False).cast(pl.Int32).cum_sum().over(local.dt.date()) > 0)
+        chosen = local.dt.replace_time_zone(
+            tz, ambiguous=pl.when(second).then(pl.lit("latest")).otherwise(pl.lit("earliest")),
+            non_existent="null")
+        gap = (local - timedelta(hours=1)).dt.replace_time_zone(
+            tz, ambiguous="latest", non_existent="null") + timedelta(hours=1)
+        early = pl.coalesce(chosen, gap)
+    df = df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC")))
+    return df.with_columns(
         ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None),
         framed=pl.col("ts").is_not_null())
+
+
+def _dst_changes_within(tz: str, lo: datetime | None, hi: datetime | None) -> bool:
+    """Whether the zone's UTC offset changes between two local times (sampled every 6 hours,
+    closer than any two real transitions)."""
+    if lo is None or hi is None or tz == "UTC":
+        return False
+    from zoneinfo import ZoneInfo
+
+    z = ZoneInfo(tz)
+    t, end = lo - timedelta(days=1), hi + timedelta(days=1)
+    off = t.replace(tzinfo=z).utcoffset()
+    while t < end:
+        t = min(t + timedelta(hours=6), end)
+        if t.replace(tzinfo=z).utcoffset() != off:
+            return True
+    return False
 
 
 def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | None]]) -> pl.DataFrame:

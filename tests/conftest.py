@@ -9,7 +9,7 @@ import re
 import shutil
 import sys
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -60,4 +60,38 @@ def klez_site(tmp_path_factory) -> Path:
     toml = simulate_site(out, date(2002, 2, 15), 2, scenario="klez", seed=7)
     for d in ("2002-02-15", "2002-02-16"):
         pipeline.run_day(toml, d, log=lambda m: None)
+    return toml
+
+
+SIXTY_START = date(2002, 1, 1)
+OUTBREAK_DAYS = (date(2002, 1, 12), date(2002, 1, 30), date(2002, 2, 19))  # Sat, Wed, Tue
+
+
+def simulate_outbreaks(out: Path, start: date, days: int, outbreaks, seed: int, scale: float) -> Path:
+    """The simulator's klez scenario with the worm at work on the `outbreaks` days only (the other
+    days are the clean scenario's): planted incidents among quiet days, for a trends history."""
+    from mmw_tasks.simulate import engine, scenarios, simulate_site
+
+    class OnSomeDays(scenarios.Scenario):
+        def start_day(self, d: int, weekday: int) -> None:
+            super().start_day(d, weekday)
+            if self.sim.origin + timedelta(days=d) not in outbreaks:
+                self.worm_next = None
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "Scenario", OnSomeDays)
+        return simulate_site(out, start, days, scenario="klez", seed=seed, scale=scale)
+
+
+@pytest.fixture(scope="session")
+def sixty_days(tmp_path_factory) -> Path:
+    """60 simulated days at a quarter of the papers' volume, three worm outbreaks among them,
+    backfilled day by day through every stage (trends, roll-ups, the trends page, the catalog):
+    tests/test_trends.py and tests/test_analysts.py."""
+    from mmw_tasks import pipeline
+
+    out = tmp_path_factory.mktemp("sixty")
+    toml = simulate_outbreaks(out, SIXTY_START, 60, OUTBREAK_DAYS, seed=11, scale=0.25)
+    for k in range(60):
+        pipeline.run_day(toml, SIXTY_START + timedelta(days=k), log=lambda m: None, mail=False)
     return toml

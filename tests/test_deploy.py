@@ -231,13 +231,13 @@ def test_partial_policy_reports_the_servers_that_arrived_and_says_so(tmp_path):
         pipeline.settle(toml, "2002-02-16", ["1dns"])
 
 
-def test_trends_summary_covers_every_day_done(tmp_path):
-    """What the asset-triggered mmw_trends DAG writes: one row per day, with the 7-day medians."""
+def test_trends_page_covers_every_day_done(tmp_path):
+    """What the asset-triggered mmw_trends DAG writes, and the daily task leaves to it."""
     toml = copy_minisite(tmp_path / "s")
-    assert pipeline.trends_summary(toml) == {"days": 0, "path": None}  # nothing done yet: nothing written
+    assert pipeline.trends_page(toml) == {"days": 0, "trends_page": None}  # nothing done yet
     pipeline.run_day(toml, "2002-02-16", log=lambda m: None)
-    out = pipeline.trends_summary(toml)
-    rows = json.loads(Path(out["path"]).read_text())["days"]
-    assert [r["day"] for r in rows] == ["2002-02-16"] and rows[0]["dq"] == 8
-    assert rows[0]["m_s_7d_median"] == pytest.approx(rows[0]["m_s"])
-    assert "| 2002-02-16 | 8 |" in (tmp_path / "s/data_lake/reports/trends.md").read_text()
+    page = tmp_path / "s/data_lake/reports/trends.html"
+    page.unlink()
+    assert pipeline.trends(toml, "2002-02-16", with_page=False)["trends_page"] is None and not page.exists()
+    out = pipeline.trends_page(toml)
+    assert out == {"days": 1, "trends_page": str(page)} and "2002-02-16" in page.read_text()

@@ -1,12 +1,14 @@
 """A simulated university mail site (2002): rotated syslog files of its DNS server (iplog) and
 mail server (sendmail 8.12 + qpopper), a site.toml that points at them, and a truth.json with
-exactly what was written, per local day and 10-minute bin, plus the incidents.
+exactly what was written, per local day and 10-minute bin, plus the incidents. With
+style="modern" the same site runs Postfix 3 + Dovecot 2 and BIND 9.16 (query log through
+syslog), with RFC 3339 stamps and logrotate's dateext + gzip.
 
     from mmw_tasks.simulate import simulate_site, SCENARIOS
     simulate_site(Path("demo"), date(2002, 2, 15), 3, scenario="klez", seed=0)
 
 Modules: site (the site and the world it mails), traffic (everyday volumes), mail (sendmail lines,
-their DNS queries, the queue), scenarios (klez, frethem, dns_anomaly and the look-alikes),
+their DNS queries, the queue), postfix (the same for Postfix), scenarios (klez, frethem, dns_anomaly and the look-alikes),
 render (styles, stamps), rotate (files, rotation, tallies), truth (truth.json, site.toml),
 engine (the clock).
 """

@@ -15,15 +15,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mmw_tasks.simulate.mail import Mailer
+from mmw_tasks.simulate.postfix import PostfixMailer
 from mmw_tasks.simulate.render import K_DQ, K_OTHER, Style
 from mmw_tasks.simulate.rotate import FIRST, HostLog
 from mmw_tasks.simulate.scenarios import Scenario
-from mmw_tasks.simulate.site import LOCAL_DOMAIN, MX_FQDN, MX_IP, TIMEZONE, build_site
+from mmw_tasks.simulate.site import LOCAL_DOMAIN, MX_FQDN, MX_IP, NS_IP, TIMEZONE, build_site
 from mmw_tasks.simulate.traffic import IPLOG, Background
 from mmw_tasks.simulate.truth import BINS_PER_DAY, Incidents, write_outputs
 
 P_RETRANSMIT = 0.015  # a query of the mail server retransmitted identically (same port, same bytes)
 MX_RESOLVED = f"{MX_FQDN} ({MX_IP})"
+NAMED = "named[704]"
 FLUSH_BINS = 6  # hand lines to the writers every hour of simulated time (every 10 min at large scale)
 
 
@@ -54,8 +56,8 @@ class Sim:
         self.pid_rate = 0.4 * scale
         self.pid_seen: dict[int, float] = {}
         self.pid_window = 300 / max(1.0, scale / 8)  # seconds during which a pid stays taken
-        self.query = self._make_query()
-        self.mailer = Mailer(self)
+        self.query = self._make_query() if self.style.dns == "iplog" else self._make_bind_query()
+        self.mailer = PostfixMailer(self) if self.style.mta == "postfix" else Mailer(self)
         mobile = self.mailer.dom_index["mobile.ne.jp"]
         self.forwards = {  # user -> the remote (address, domain, ctladdr) its .forward sends to
             u.name: (u.forward, mobile, f", ctladdr=<{u.name}@{LOCAL_DOMAIN}> ({1000 + i}/100)")
@@ -86,12 +88,13 @@ class Sim:
         return f"{self.ymd[sec // 86400]}{h[:2]}{h[3:5]}{h[6:]}"
 
     def _make_query(self):
-        """query(t, qname): one DNS query of the mail server, as iplog on the DNS server logs it."""
+        """query(t, qname[, qtype]): one DNS query of the mail server, as iplog on the DNS server
+        logs it (no name, no type)."""
         rnd = self.rng.random
         app = self.ns.append
         port = [1024 + self.rng.randrange(3976)]
 
-        def query(t: float, qname: str) -> None:
+        def query(t: float, qname: str, qtype: str | None = None) -> None:
             p = port[0] + 1
             if p > 4999:
                 p = 1024
@@ -99,6 +102,29 @@ class Sim:
             r = rnd()  # < 0.1: iplog printed the resolved name; > 1 - P_RETRANSMIT: retransmitted
             body = (f"{IPLOG}: UDP: dgram to domain from {MX_RESOLVED if r < 0.1 else MX_IP}:{p} "
                     f"({len(qname) + 18} data bytes)")
+            if r > 1 - P_RETRANSMIT:
+                app((t, K_DQ, body, 1 + (rnd() < 0.3), 1 + 3 * rnd()))
+            else:
+                app((t, K_DQ, body))
+
+        return query
+
+    def _make_bind_query(self):
+        """query(t, qname[, qtype]): one DNS query of the mail server, as BIND 9.16 logs it
+        (category queries, through syslog). A retransmission is a query line of its own."""
+        rnd = self.rng.random
+        app = self.ns.append
+        port = [32768 + self.rng.randrange(28000)]
+
+        def query(t: float, qname: str, qtype: str | None = None) -> None:
+            p = port[0] + 1 + int(rnd() * 40)  # glibc picks a random port per query
+            if p > 60999:
+                p = 32768 + p % 1000
+            port[0] = p
+            qt = qtype or ("PTR" if qname.endswith(".arpa") else "A")
+            r = rnd()
+            body = (f"{NAMED}: client @0x7f3c{int(r * 0xFFFFFF) * 16:08x} {MX_IP}#{p} ({qname}): "
+                    f"query: {qname} IN {qt} + ({NS_IP})")
             if r > 1 - P_RETRANSMIT:
                 app((t, K_DQ, body, 1 + (rnd() < 0.3), 1 + 3 * rnd()))
             else:
@@ -119,6 +145,9 @@ class Sim:
         rnd = rng.random
         ns, mx = self.ns, self.mx
         minute = b * 10
+        if not self.style.bsd:
+            self._periodic_modern(minute, t0)
+            return
 
         def cron(t: float, cmd: str) -> None:
             ns.append((t, K_OTHER, f"CROND[{rng.randrange(1000, 32000)}]: (root) CMD ({cmd})"))
@@ -140,6 +169,21 @@ class Sim:
         if minute % 30 == 0:  # sendmail -q30m, daemon started at :07
             self.mailer.run_queue(t0 + 420 + 2 * rnd())
 
+    def _periodic_modern(self, minute: int, t0: float) -> None:
+        """Debian's cron and qmgr's deferred-queue scans."""
+        rng = self.rng
+        ns = self.ns
+
+        def cron(t: float, cmd: str) -> None:
+            ns.append((t, K_OTHER, f"CRON[{rng.randrange(1000, 32000)}]: (root) CMD ({cmd})"))
+
+        if minute % 60 == 10:
+            cron(t0 + 420 + 0.2 * rng.random(), "   cd / && run-parts --report /etc/cron.hourly")
+        if minute == 380:  # 06:20 bin: cron.daily (logrotate) at 06:25
+            cron(t0 + 300 + 0.3 * rng.random(), "test -x /usr/sbin/anacron || ( cd / && run-parts --report "
+                                                "/etc/cron.daily )")
+        self.mailer.tick(t0)
+
     def rotation_times(self, hour: int, minute: int, jitter: float) -> list[float]:
         out = []
         for d in range(self.n_days):
@@ -153,10 +197,16 @@ class Sim:
         for sub in ("1dns", "1mx"):  # files of an earlier run would look like older rotations
             if (logs / sub).exists():
                 shutil.rmtree(logs / sub)
-        writers = [
-            (HostLog(self, logs / "1dns", "ns", "logrotate", self.rotation_times(4, 2, 8)), "ns"),
-            (HostLog(self, logs / "1mx", "mx", "newsyslog", self.rotation_times(3, 10, 3)), "mx"),
-        ]
+        if self.style.bsd:
+            writers = [
+                (HostLog(self, logs / "1dns", "ns", "logrotate", self.rotation_times(4, 2, 8)), "ns"),
+                (HostLog(self, logs / "1mx", "mx", "newsyslog", self.rotation_times(3, 10, 3)), "mx"),
+            ]
+        else:  # cron.daily at 06:25 runs logrotate on both hosts
+            writers = [
+                (HostLog(self, logs / "1dns", "ns", "dateext", self.rotation_times(6, 25, 20), "syslog"), "ns"),
+                (HostLog(self, logs / "1mx", "mx", "dateext", self.rotation_times(6, 25, 20), "mail.log"), "mx"),
+            ]
         self.next_ntp = 300 * self.rng.random()
         flush_every = FLUSH_BINS if self.scale <= 8 else 1
         for d in range(self.n_days):

@@ -4,9 +4,12 @@ Styles:
   "2002"   BSD/RFC 3164 year-less local stamps (`Feb  6 14:30:01`), sysklogd 1.4.1 on the DNS
            server (restart line at rotation, `-- MARK --`), Solaris syslogd on the mail server,
            identical consecutive lines collapsed into `last message repeated N times`.
-  "modern" the same site and programs logged by rsyslog in RFC 3339 (`RSYSLOG_FileFormat`:
-           `2002-02-16T14:30:01.123456+09:00`), repeat reduction off (every copy is written),
-           sendmail's tag `sm-mta`, rsyslogd's HUP line at rotation, no MARK lines.
+  "modern" the same site and traffic run by today's software: Postfix 3.x + Dovecot 2.x on the
+           mail server, BIND 9.16 logging its queries through syslog on the DNS server, rsyslog
+           writing RFC 3339 stamps (`RSYSLOG_FileFormat`: `2002-02-16T14:30:01.123456+09:00`),
+           repeat reduction off (every copy is written), no MARK lines, logrotate with
+           dateext + compress + delaycompress (`mail.log-20020216.gz`), rsyslogd's HUP line at
+           the top of each new `syslog` (mail.log holds the mail facility only).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Style:
         self.repeats = self.bsd  # collapse retransmitted identical lines into a repeat line
         self.marks = self.bsd
         self.sendmail_tag = "sendmail" if self.bsd else "sm-mta"
+        # the software of each host: (mta, pop server, dns server)
+        self.mta, self.pop, self.dns = ("sendmail", "qpopper", "iplog") if self.bsd else ("postfix", "dovecot", "bind")
         self.hms = hms_table()
         z = ZoneInfo(tz)
         self.day_prefix: list[str] = []
@@ -69,6 +74,8 @@ class Style:
     def restart_body(self, host: str) -> str | None:
         """The line syslogd writes first into a freshly rotated file (after logrotate's HUP)."""
         if not self.bsd:
+            if host != "ns":  # mail.log gets the mail facility only; rsyslogd logs to syslog
+                return None
             return ('rsyslogd: [origin software="rsyslogd" swVersion="8.2102.0" x-pid="811" '
                     'x-info="https://www.rsyslog.com"] rsyslogd was HUPed')
         if host == "ns":

@@ -5,6 +5,9 @@ DNS server (Red Hat, sysklogd + logrotate with compress/delaycompress, cron.dail
     messages (live), messages.1 (plain), messages.2.gz, messages.3.gz, ...
     each new file starts with `syslogd 1.4.1: restart.`
 Mail server (Solaris newsyslog, daily at 03:10): syslog (live), syslog.0, syslog.1, ... uncompressed.
+Modern stack (Debian, logrotate from cron.daily at 06:25 with dateext, compress, delaycompress):
+    mail.log / syslog (live), mail.log-20020217 (plain, the last rotation's date),
+    mail.log-20020216.gz, ...
 Every file's mtime is the time of its last line; .gz headers carry it too and no file name.
 """
 
@@ -22,8 +25,10 @@ FIRST = itemgetter(0)
 class HostLog:
     """One host's syslog output: segments between rotations, written in time order."""
 
-    def __init__(self, sim, directory: Path, host: str, scheme: str, rotations: list[float]):
+    def __init__(self, sim, directory: Path, host: str, scheme: str, rotations: list[float],
+                 base: str = ""):
         self.sim = sim
+        self.base = base  # the live file's name (dateext scheme)
         self.host = host
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -45,6 +50,10 @@ class HostLog:
     # -- segments ------------------------------------------------------------------------------
     def name_of(self, seg: int) -> str:
         r = self.n_segments - 1 - seg  # 0 = live file
+        if self.scheme == "dateext":  # named by the day of the rotation that closed the segment
+            if r == 0:
+                return self.base
+            return f"{self.base}-{self.sim.ymd[int(self.rotations[seg]) // 86400]}" + (".gz" if r > 1 else "")
         if self.scheme == "logrotate":
             return "messages" if r == 0 else f"messages.{r}" if r == 1 else f"messages.{r}.gz"
         return "syslog" if r == 0 else f"syslog.{r - 1}"

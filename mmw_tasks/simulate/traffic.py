@@ -8,12 +8,14 @@ POP peak 20:00-23:00, quiet nights, lighter weekends); `scale` multiplies every 
 from __future__ import annotations
 
 import math
+from base64 import b64encode
 
-from mmw_tasks.simulate.render import K_OTHER, K_POP
+from mmw_tasks.simulate.render import K_DQ, K_OTHER, K_POP
 from mmw_tasks.simulate.site import (
     LOCAL_DOMAIN,
     MX_FQDN,
     MX_IP,
+    NS_IP,
     WWW_IP,
     WWW_NAME,
     dialup_host,
@@ -84,6 +86,9 @@ class Background:
         self.pc_names = {ip: pc_name(ip) for ip in site.pcs}
         self.pc_src = [f"{self.pc_names[ip]} ({ip})" if k == 0 else ip for ip in site.pcs for k in range(10)]
         self.pcs = site.pcs
+        # names the PCs and the web server look up (the modern stack's BIND logs them)
+        self.qnames = [f"www.{d.name}" for d in site.domains[:150]] + [d.name for d in site.domains[:60]] + [
+            f"{h}.{LOCAL_DOMAIN}" for h in ("www", "ns", "mx", "proxy", "lib", "portal")]
         self.day_lambda: dict[str, list[float]] = {}
 
     def start_day(self, weekday: int) -> None:
@@ -209,8 +214,12 @@ class Background:
     def _pop(self, t: float, user: str, host: str, ip: str) -> None:
         sim = self.sim
         rnd = sim.rng.random
-        sim.query(t - 2 * rnd(), in_addr(ip))  # qpopper's reverse lookup of the client
+        # qpopper's reverse lookup of the client (Dovecot's, with login_access_sockets = tcpwrap)
+        sim.query(t - 2 * rnd(), in_addr(ip))
         pid = sim.mx_pid(t)
+        if sim.style.pop == "dovecot":
+            self._dovecot(t, pid, user, ip)
+            return
         if rnd() < 0.015:
             sim.mx.append((t, K_OTHER, f'popper[{pid}]: -ERR [AUTH] Password supplied for "{user}" '
                                        "is incorrect."))
@@ -224,6 +233,25 @@ class Background:
         sim.mx.append((t + 0.3 + 25 * rnd(), K_OTHER,
                        f"popper[{pid}]: Stats: {user} {dele} {dele * 4321} {left} {kept} {host} {ip}"))
 
+    def _dovecot(self, t: float, mpid: int, user: str, ip: str) -> None:
+        rnd = self.sim.rng.random
+        mx = self.sim.mx
+        session = b64encode(int(rnd() * 2 ** 48).to_bytes(6, "big") + int(rnd() * 2 ** 48).to_bytes(6, "big")).decode()
+        if rnd() < 0.015:
+            mx.append((t, K_OTHER, f"dovecot: auth-worker({mpid + 1}): pam({user},{ip},<{session}>): "
+                                   "pam_authenticate() failed: Authentication failure (password mismatch?)"))
+            mx.append((t + 2.1, K_OTHER, f"dovecot: pop3-login: Disconnected (auth failed, 1 attempts in 2 secs): "
+                                         f"user=<{user}>, method=PLAIN, rip={ip}, lip={MX_IP}, session=<{session}>"))
+            return
+        mx.append((t, K_POP, f"dovecot: pop3-login: Login: user=<{user}>, method=PLAIN, rip={ip}, lip={MX_IP}, "
+                             f"mpid={mpid}, session=<{session}>"))
+        left = int(rnd() * 40)
+        dele = int(rnd() * 4) if rnd() < 0.4 else 0
+        kept = left * 5127 + int(rnd() * 999)
+        mx.append((t + 0.3 + 25 * rnd(), K_OTHER,
+                   f"dovecot: pop3({user})<{mpid}><{session}>: Disconnected: Logged out top=0/0, "
+                   f"retr={dele}/{dele * 4321}, del={dele}/{left + dele}, size={kept + dele * 4321}"))
+
     def pop_campus(self, t: float) -> None:
         u = self.users[int(self.sim.rng.random() * len(self.users))]
         self._pop(t, u.name, self.pc_names[u.pc], u.pc)
@@ -236,6 +264,9 @@ class Background:
 
     # -- the DNS server's other lines ----------------------------------------------------------
     def dns_noise(self, b: int, t0: float) -> None:
+        if self.sim.style.dns == "bind":
+            self._bind_noise(b, t0)
+            return
         sim = self.sim
         rng = sim.rng
         rnd = rng.random
@@ -277,6 +308,35 @@ class Background:
                  f"{IPLOG}: TCP: smtp connection attempt from {MX_FQDN} ({MX_IP}):"
                  f"{rng.randrange(32768, 65535)}"))
 
+    def _bind_noise(self, b: int, t0: float) -> None:
+        """The other clients' queries as BIND logs them, and the queries it refuses."""
+        sim = self.sim
+        rng = sim.rng
+        rnd = rng.random
+        app = sim.ns.append
+        lam = self.day_lambda
+        pcs, names = self.pcs, self.qnames
+        npc, nn = len(pcs), len(names)
+        for n_q, src in ((poisson(rng, lam["pc_dns"][b]), None), (poisson(rng, lam["www_dns"][b]), WWW_IP)):
+            for _ in range(n_q):
+                v = int(rnd() * 0xFFFFFF)
+                ip = src or pcs[v % npc]
+                q = names[(v >> 9) % nn]
+                qt = "AAAA" if v & 3 == 0 else "A"
+                app((t0 + 600 * rnd(), K_OTHER,
+                     f"named[704]: client @0x7f3c{v * 16:08x} {ip}#{32768 + (v >> 4) % 28000} ({q}): "
+                     f"query: {q} IN {qt} +E(0)K ({NS_IP})"))
+        if rnd() < 0.05:  # a scanner asks for the version: refused, not a query of ours
+            ip = f"203.0.113.{rng.randrange(1, 255)}"
+            app((t0 + 600 * rnd(), K_OTHER, f"named[704]: client @0x7f3c{rng.randrange(1 << 24) * 16:08x} "
+                                            f"{ip}#{rng.randrange(1024, 65535)} (version.bind): query (cache) "
+                                            "'version.bind/TXT/CH' denied"))
+        if rnd() < 0.05:  # a truncated answer retried over TCP: a query of the mail server, flag T
+            q = names[int(rnd() * nn)]
+            app((t0 + 600 * rnd(), K_DQ, f"named[704]: client @0x7f3c{rng.randrange(1 << 24) * 16:08x} "
+                                         f"{MX_IP}#{rng.randrange(32768, 60999)} ({q}): query: {q} IN TXT +T "
+                                         f"({NS_IP})"))
+
     # -- other programs ------------------------------------------------------------------------
     def noise_ns(self, t: float) -> None:
         sim = self.sim
@@ -301,6 +361,9 @@ class Background:
         sim = self.sim
         rng = sim.rng
         r = rng.random()
+        if sim.style.mta == "postfix":
+            self._postfix_noise(t, r)
+            return
         tag = sim.style.sendmail_tag
         if r < 0.35:  # a client connects and leaves: the access still costs its 2 queries
             if rng.random() < 0.5:
@@ -328,3 +391,35 @@ class Background:
                            rng.randrange(2, 9), 20 + 200 * rng.random()))
         else:
             sim.mx.append((t, K_OTHER, "inetd[142]: pop3/tcp: connection from 198.51.100.7 refused"))
+
+    def _postfix_noise(self, t: float, r: float) -> None:
+        """mail.log's other lines: sessions that send nothing (their 2 lookups still count in Dq),
+        anvil statistics, POP connections that never log in."""
+        sim = self.sim
+        rng = sim.rng
+        mx = sim.mx
+        if r < 0.35:
+            if rng.random() < 0.5:
+                ip = rng.choice(sim.site.pcs)
+                name = pc_name(ip)
+            else:
+                ip, name = f"100.81.{rng.randrange(256)}.{rng.randrange(1, 255)}", None
+            client = f"{name or 'unknown'}[{ip}]"
+            sim.query(t + 0.05 * rng.random(), in_addr(ip), "PTR")
+            sim.query(t + 0.1 * rng.random(), name or in_addr(ip), "A" if name else "PTR")
+            pid = sim.mx_pid(t)
+            mx.append((t, K_OTHER, f"postfix/smtpd[{pid}]: connect from {client}"))
+            if rng.random() < 0.7:
+                mx.append((t + 0.5, K_OTHER, f"postfix/smtpd[{pid}]: lost connection after CONNECT from {client}"))
+                mx.append((t + 0.51, K_OTHER, f"postfix/smtpd[{pid}]: disconnect from {client} commands=0/0"))
+            else:
+                mx.append((t + 2.0, K_OTHER, f"postfix/smtpd[{pid}]: disconnect from {client} ehlo=1 quit=1 "
+                                             "commands=2"))
+        elif r < 0.6:
+            mx.append((t, K_OTHER, f"postfix/anvil[{rng.randrange(1000, 30000)}]: statistics: max connection rate "
+                                   f"{rng.randrange(2, 9)}/60s for (smtp:{rng.choice(sim.site.pcs)}) at "
+                                   f"{sim.style.stamp(t)[:19]}"))
+        else:
+            ip = rng.choice(sim.site.pcs)
+            mx.append((t, K_OTHER, f"dovecot: pop3-login: Disconnected (no auth attempts in 0 secs): user=<>, "
+                                   f"rip={ip}, lip={MX_IP}, session=<{rng.randrange(1 << 60):x}>"))

@@ -24,16 +24,18 @@ interval = "{INTERVAL_MINUTES}m"
 [[servers]]
 name = "1dns"
 role = "dns"
-format = "iplog"
-source = "logs/1dns/messages*"
+format = "{{dns_format}}"
+source = "logs/1dns/{{dns_file}}*"
 mail_server_ips = ["{MX_IP}"]
 
 [[servers]]
 name = "1mx"
 role = "mail"
-format = "sendmail"
-source = "logs/1mx/syslog*"
+format = "{{mail_format}}"
+source = "logs/1mx/{{mail_file}}*"
 '''
+# (dns format, its live file, mail format, its live file) per style
+SOURCES = {"2002": ("iplog", "messages", "sendmail", "syslog"), "modern": ("bind", "syslog", "postfix", "mail.log")}
 BINS_PER_DAY = 24 * 60 // INTERVAL_MINUTES
 
 
@@ -109,5 +111,7 @@ def write_outputs(sim, files: list[dict]) -> Path:
     out: Path = sim.out_dir
     (out / "truth.json").write_text(json.dumps(build_truth(sim, files), indent=1) + "\n")
     toml = out / "site.toml"
-    toml.write_text(SITE_TOML)
+    dns_format, dns_file, mail_format, mail_file = SOURCES[sim.style.name]
+    toml.write_text(SITE_TOML.replace("{dns_format}", dns_format).replace("{dns_file}", dns_file)
+                    .replace("{mail_format}", mail_format).replace("{mail_file}", mail_file))
     return toml

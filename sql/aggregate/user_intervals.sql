@@ -1,6 +1,7 @@
 -- user_intervals: N_SMTP(i) of the papers, per bin and per (sender, client host).
 -- A to= line or a "User unknown" rejection belongs to the from= line with its queue id, so a
 -- worm's refused recipients land on the host that sent them even when its senders are forged.
+-- A reject names its client itself when it has no queue id (Postfix NOQUEUE).
 with senders as (
     select queue_id, any_value(sender) as sender, any_value(client_ip) as client_ip
     from mail_events
@@ -12,7 +13,7 @@ attributed as (
     select
         time_bucket($interval::interval, e.ts, $day_start::timestamptz) as interval_start,
         coalesce(e.sender, s.sender) as sender,
-        coalesce(case when e.event = 'from' then e.client_ip end, s.client_ip) as client_ip,
+        coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as client_ip,
         e.event,
         e.rcpt_index,
         e.status,

@@ -1,0 +1,212 @@
+"""The daily report as its readers get it: report.json per the contract and self-contained,
+report.md short enough to mail, report.html with the figures, the model panel and one card per
+incident quoting the raw lines, checked against the lake and the log files themselves."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mmw_tasks import lake, rawlines, report, report_html
+from mmw_tasks.config import load_site
+
+DAY = "2002-02-16"  # the klez_site day with the outbreak
+
+
+def _strict_json(text: str):
+    def no_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=no_constant)
+
+
+@pytest.fixture(scope="module")
+def rep(klez_site):
+    folder = report.report_dir(load_site(klez_site), DAY)
+    return {"dir": folder, "json": _strict_json((folder / "report.json").read_text()),
+            "html": (folder / "report.html").read_text(), "md": (folder / "report.md").read_text(),
+            "con": lake.connect(load_site(klez_site).lake)}
+
+
+def test_json_has_the_contract_and_strict_numbers(rep):
+    j = rep["json"]
+    assert j["day"] == DAY
+    assert set(report.TOTAL_KEYS) <= j["totals"].keys() and set(report.MODEL_KEYS) <= j["model"].keys()
+    for i in j["incidents"]:
+        assert {"kind", "start", "end", "sender", "client_ip", "score", "evidence"} <= i.keys()
+        assert re.search(r"[+-]\d\d:\d\d$", i["start"]), "times carry their offset"
+    assert j["model"]["m_s"] is not None
+
+
+def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
+    worms = [i for i in rep["json"]["incidents"] if i["kind"] == "mmw_suspect"]
+    assert worms, "the klez day has a suspected worm-infected host"
+    w = worms[0]
+    assert w["client_ip"] and w["reverse_name"], "who: the host and its reverse name"
+    assert w["raw_lines"] and all(ln["text"] for ln in w["raw_lines"])
+    for ln in w["raw_lines"]:
+        # the quoted text is the line at that number of that file, read here independently
+        opener = gzip.open if Path(ln["file"]).read_bytes()[:2] == b"\x1f\x8b" else open
+        with opener(ln["file"], "rt", errors="replace") as fh:
+            actual = fh.read().splitlines()[ln["line_no"] - 1]
+        assert ln["text"] == actual
+        assert w["client_ip"] in actual or "User unknown" in actual or "user unknown" in actual.lower()
+    card = re.search(rf"<article class='incident-card kind-mmw_suspect' id='incident-{w['number']}'"
+                     r".*?</article>", rep["html"], re.S)
+    assert card, "one card per incident"
+    body = card.group(0)
+    for text in (w["client_ip"], w["reverse_name"], str(w["score"])):
+        assert text in body
+    for ln in w["raw_lines"]:
+        assert html.escape(ln["text"]) in body
+
+
+def test_one_card_and_one_marker_per_figure_per_incident(rep):
+    html, n = rep["html"], len(rep["json"]["incidents"])
+    assert html.count("class='incident-card") == n
+    fig1 = re.search(r"<section id='figure1'>.*?</section>", html, re.S).group(0)
+    assert fig1.count("<svg") == 3 and fig1.count("<polyline") >= 3
+    assert fig1.count('class="incident-marker"') == 3 * n
+
+
+def test_figure1_plots_the_lake_intervals_per_second(rep):
+    """The Dq polyline's highest point is the interval with the most DNS queries."""
+    iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start",
+                        params={"d": DAY}).pl()
+    fig1 = re.search(r"<section id='figure1'>.*?</section>", rep["html"], re.S).group(0)
+    first_svg = fig1.split("</svg>")[0]
+    polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', first_svg)
+    points = [tuple(map(float, p.split(","))) for poly in polylines for p in poly.split()]
+    assert len(points) == iv.height
+    top = min(range(len(points)), key=lambda k: points[k][1])  # smallest y is highest
+    assert iv["dq"][top] == iv["dq"].max()
+    assert "Dq (s⁻¹)" in first_svg
+
+
+def test_figure2_top_sources_match_mail_events(rep):
+    j, con = rep["json"], rep["con"]
+    tops = j["figures"]["top_sources"]
+    assert 1 <= len(tops) <= 6
+    by_host = con.sql("""select client_ip, count(*) as n from mail_events
+                         where day = $d and event = 'from' and client_ip is not null
+                         group by all order by n desc, client_ip limit 1""", params={"d": DAY}).fetchone()
+    assert (tops[0]["client_ip"], tops[0]["total_from"]) == by_host
+    assert sum(tops[0]["n_from"]) == tops[0]["total_from"]
+    total = [r["n_from"] for r in j["intervals"]]
+    for s in tops:  # nobody sends more than everybody
+        assert all(a <= b for a, b in zip(s["n_from"], total, strict=True))
+    fig2 = re.search(r"<section id='figure2'>.*?</section>", rep["html"], re.S).group(0)
+    assert fig2.count("<svg") == 2 and "total N_SMTP" in fig2 and "Deferred" in fig2
+
+
+def test_model_panel_observed_against_fitted(rep):
+    j = rep["json"]
+    m = j["model"]
+    for r in j["intervals"][:20]:
+        assert r["dq_fitted"] == pytest.approx(m["m_s"] * r["n_from"] + m["m_p"] * r["n_pop"], abs=1e-2)
+    panel = re.search(r"<section id='model'>.*?</section>", rep["html"], re.S).group(0)
+    assert "Dq fitted" in panel and "history band" in panel and 'class="diagonal"' in panel
+
+
+def test_report_is_self_contained_and_rebuilt_from_json_alone(rep):
+    html = rep["html"]
+    assert "<script" not in html and "<link" not in html and "<img" not in html
+    assert not re.search(r"""(?:src|href)=["']?(?:https?:)?//""", html), "nothing fetched at view time"
+    assert report_html.render(rep["json"]) == html
+    assert report.markdown(rep["json"]) == rep["md"]
+
+
+def test_links_to_previous_and_next_day(rep):
+    html = rep["html"]
+    prev = re.search(r"<a rel='prev' href='([^']+)'", html).group(1)
+    nxt = re.search(r"<a rel='next' href='([^']+)'", html).group(1)
+    assert (rep["dir"] / prev).resolve() == (rep["dir"].parent / "day=2002-02-15" / "report.html").resolve()
+    assert (rep["dir"] / prev).is_file(), "the day before was run too"
+    assert nxt == "../day=2002-02-17/report.html"
+    assert (rep["dir"] / rep["json"]["links"]["trends"]).resolve() == rep["dir"].parent / "trends.html"
+
+
+def test_markdown_is_short_enough_to_mail(rep):
+    md, j = rep["md"], rep["json"]
+    assert len(md) < 8000 and md.count("\n") < 120
+    worm = next(i for i in j["incidents"] if i["kind"] == "mmw_suspect")
+    assert worm["client_ip"] in md and "need attention" in md
+
+
+def test_raw_lines_from_plain_and_gzip_files(tmp_path):
+    lines = [f"line {k}" for k in range(1, 5001)]
+    plain, gz = tmp_path / "messages", tmp_path / "messages.1.gz"
+    plain.write_text("\n".join(lines) + "\n")
+    with gzip.open(gz, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    got = rawlines.read_lines([(str(plain), 1), (str(plain), 4321), (str(gz), 5000), (str(gz), 7000),
+                               (str(tmp_path / "gone"), 3)])
+    assert got == {(str(plain), 1): "line 1", (str(plain), 4321): "line 4321", (str(gz), 5000): "line 5000",
+                   (str(gz), 7000): None, (str(tmp_path / "gone"), 3): None}
+
+
+def _fits_lake(tmp_path: Path, m_s: list[float]) -> Path:
+    """A site whose lake holds only model_fits, one day per value."""
+    site = tmp_path / "site.toml"
+    site.write_text('[site]\nname = "fits"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\nlake = "lake"\n'
+                    '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n')
+    start = date(2002, 1, 1)
+    for k, v in enumerate(m_s):
+        lake.write_frame(pl.DataFrame({"site": ["fits"], "m_s": [v], "m_p": [1.0], "r2": [0.97], "q": [0.5],
+                                       "n": [(v - 2) / 2], "m_sd": [None], "r2_sd": [None],
+                                       "n_intervals": [144]},
+                                      schema_overrides={"m_sd": pl.Float64, "r2_sd": pl.Float64}),
+                         lake.part_path(tmp_path / "lake", "model_fits", start + timedelta(days=k)))
+    return site
+
+
+def test_drift_alert_when_m_s_leaves_its_band(tmp_path):
+    rng = np.random.default_rng(3)
+    usual = list(8.4 + rng.normal(0, 0.08, 30))
+    site = load_site(_fits_lake(tmp_path, [*usual, 11.0]))
+    con = lake.connect(site.lake)
+    last = date(2002, 1, 1) + timedelta(days=30)
+    h = report.history_of(con, site, last)
+    hist = np.array(usual[-28:])  # the 28 days before
+    med = float(np.median(hist))
+    half = 4.0 * 1.4826 * float(np.median(np.abs(hist - med)))
+    c = h["coefficients"]["m_s"]
+    assert c["median"] == pytest.approx(med) and c["hi"] == pytest.approx(med + half)
+    assert h["drift"] == ["m_s", "n"] and not h["too_short"]
+    notes = report.history_notes(h, 0)
+    assert any("Drift: m_s = 11" in n and "resolver" in n for n in notes)
+    # every ordinary day stays inside its band
+    for k in range(10, 30):
+        assert report.history_of(con, site, date(2002, 1, 1) + timedelta(days=k))["drift"] == []
+
+
+def test_short_history_says_so_and_never_alerts(tmp_path):
+    site = load_site(_fits_lake(tmp_path, [8.4, 8.5, 8.3, 20.0]))
+    h = report.history_of(lake.connect(site.lake), site, date(2002, 1, 4))
+    assert h["too_short"] and h["drift"] == [] and h["days_available"] == 3
+    assert "too short" in report.history_notes(h, 0)[0]
+
+
+def test_report_settings_from_the_config(tmp_path):
+    from mmw_tasks.config import ConfigError
+
+    base = ('[site]\nname = "s"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\n'
+            '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n')
+    cfg = tmp_path / "site.toml"
+    cfg.write_text(base + "[report]\nhistory_days = 56\nband_k = 3\n")
+    r = load_site(cfg).report
+    assert (r.history_days, r.band_k, r.min_history, r.email) == (56, 3.0, 7, None)
+    cfg.write_text(base + "[report]\nhistory_dayz = 56\n")
+    with pytest.raises(ConfigError, match=r"\[report\]: unknown key 'history_dayz'"):
+        load_site(cfg)
+    cfg.write_text(base + "[report]\nhistory_days = 2.5\n")
+    with pytest.raises(ConfigError, match="key 'history_days' must be an integer"):
+        load_site(cfg)

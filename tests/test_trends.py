@@ -1,0 +1,150 @@
+"""Trends over a 60-day simulated backfill: daily_trends and its weekly and monthly roll-ups add
+up, the planted incidents show on the trends page, the m_s band is stable, and the DuckDB catalog
+file opens from any directory with plain duckdb."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from conftest import OUTBREAK_DAYS, SIXTY_START
+
+from mmw_tasks import lake, pipeline
+from mmw_tasks import sql as sqlfiles
+from mmw_tasks.config import load_site
+from mmw_tasks.trends_report import page_path
+
+DAYS = [SIXTY_START + timedelta(days=k) for k in range(60)]
+
+
+@pytest.fixture(scope="module")
+def sixty(sixty_days):
+    site = load_site(sixty_days)
+    con = lake.connect(site.lake)
+    return {"site": site, "con": con, "toml": sixty_days,
+            "daily": con.sql("select * from daily_trends order by day").pl(),
+            "truth": json.loads((sixty_days.parent / "truth.json").read_text())}
+
+
+def planted_worm_days(truth: dict) -> dict[date, set[str]]:
+    """{day: infected hosts} of the outbreaks the simulator planted (truth.json)."""
+    out: dict[date, set[str]] = {}
+    for day, d in truth["days"].items():
+        for i in d["incidents"]:
+            if i["kind"] == "mmw_suspect":
+                out.setdefault(date.fromisoformat(day), set()).add(i["client_ip"])
+    return out
+
+
+def test_every_day_has_a_trend_row(sixty):
+    assert sixty["daily"]["day"].to_list() == DAYS
+    assert sixty["daily"]["m_s"].null_count() == 0
+
+
+@pytest.mark.parametrize(("dataset", "key", "label"), [
+    ("weekly_trends", "week", pl.col("day").dt.strftime("%G-W%V")),
+    ("monthly_trends", "month", pl.col("day").dt.strftime("%Y-%m")),
+])
+def test_rollups_add_up_to_the_days(sixty, dataset, key, label):
+    got = sixty["con"].sql(f"select * from {dataset} order by {key}").pl()
+    want = sixty["daily"].group_by(label.alias(key)).agg(
+        pl.len().alias("days"), pl.col("n_from", "dq", "n_user_unknown", "n_mmw_suspect").sum(),
+        pl.col("m_s").median().alias("m_s"), pl.col("m_s").max().alias("m_s_max")).sort(key)
+    assert got[key].to_list() == want[key].to_list()
+    for c in ("days", "n_from", "dq", "n_user_unknown", "n_mmw_suspect"):
+        assert got[c].cast(pl.Int64).to_list() == want[c].cast(pl.Int64).to_list(), c
+    assert got["m_s"].to_list() == pytest.approx(want["m_s"].to_list())
+    assert got["m_s_max"].to_list() == pytest.approx(want["m_s_max"].to_list())
+    parts = sorted(p.parent.name for p in (sixty["site"].lake / dataset).glob("*/part-0.parquet"))
+    assert parts == [f"{key}={v}" for v in want[key]]
+
+
+def test_rerun_replaces_the_week_and_month(sixty):
+    before = sixty["con"].sql("select week, days, n_from from weekly_trends order by week").fetchall()
+    pipeline.trends(sixty["toml"], DAYS[-1])
+    assert sixty["con"].sql("select week, days, n_from from weekly_trends order by week").fetchall() == before
+
+
+def test_planted_incidents_show_in_the_trends(sixty):
+    worms = planted_worm_days(sixty["truth"])
+    assert sorted(worms) == list(OUTBREAK_DAYS), "the simulator planted the outbreaks asked for"
+    flagged = dict(sixty["daily"].select("day", "n_mmw_suspect").iter_rows())
+    for day, hosts in worms.items():
+        assert flagged[day] >= 1, f"{day}: planted outbreak not in daily_trends"
+        found = {r[0] for r in sixty["con"].sql(
+            "select client_ip from incidents where day = $d and kind = 'mmw_suspect'",
+            params={"d": day}).fetchall()}
+        assert hosts <= found
+    false_alarms = [d for d, n in flagged.items() if n and d not in worms]
+    assert len(false_alarms) <= 1, false_alarms
+    page = page_path(sixty["site"]).read_text()
+    for day in worms:
+        assert f'data-incident="day-{day}"' in page, f"{day} is marked on the trends page"
+        assert f"id='day-{day}'" in page
+    assert page.count("<svg") >= 12
+
+
+def test_m_s_band_is_stable(sixty):
+    """With a month of history the band settles: its centre wanders by a small part of its width,
+    its width stays put, and no quiet day leaves it (the outbreak days may)."""
+    r = sixty["site"].report
+    bands = sqlfiles.query(sixty["con"], "trends/coefficient_bands", {
+        "history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor,
+        "min_history": r.min_history}).pl().filter(pl.col("coefficient") == "m_s")
+    full = bands.filter(pl.col("history_days") >= r.history_days)
+    assert full.height == 60 - r.history_days
+    centre, half = full["median"], (full["hi"] - full["lo"]) / 2
+    assert 6 < centre.mean() < 14, "m_s is about the papers' 8 to 9 DNS queries per SMTP access"
+    assert centre.max() - centre.min() < 0.25 * half.mean(), "the centre barely moves"
+    assert half.max() < 2 * half.min(), "nor does the width"
+    worms = planted_worm_days(sixty["truth"])
+    quiet = bands.filter(~pl.col("day").is_in(list(worms)) & (pl.col("history_days") >= r.min_history))
+    assert quiet.filter(pl.col("drift")).height == 0
+    assert quiet.filter((pl.col("value") < pl.col("lo")) | (pl.col("value") > pl.col("hi"))).height == 0
+    # the daily report of the last day carries the same band, and the trends page draws it
+    rep = json.loads((sixty["site"].lake / "reports" / f"day={DAYS[-1]}" / "report.json").read_text())
+    last = full.filter(pl.col("day") == DAYS[-1]).row(0, named=True)
+    assert rep["history"]["coefficients"]["m_s"]["lo"] == pytest.approx(last["lo"])
+    assert rep["history"]["drift"] == [] and not rep["history"]["too_short"]
+    page = page_path(sixty["site"]).read_text()
+    assert page.count('<polygon class="band"') == 5, "one band per coefficient chart"
+
+
+PLAIN_DUCKDB = """
+import json, sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(json.dumps({v: con.sql(f"select count(*) from {v}").fetchone()[0] for v in sys.argv[2:]}))
+"""
+
+
+def _counts_with_plain_duckdb(catalog, views, cwd) -> dict:
+    r = subprocess.run([sys.executable, "-c", PLAIN_DUCKDB, str(catalog), *views], cwd=cwd,
+                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_catalog_opens_from_another_directory(sixty, tmp_path):
+    views = ["mail_events", "dns_queries", "intervals", "user_intervals", "daily_trends", "incidents",
+             "line_accounting", "weekly_trends", "monthly_trends"]
+    want = {v: sixty["con"].sql(f"select count(*) from {v}").fetchone()[0] for v in views}
+    assert min(want.values()) > 0
+    catalog = sixty["site"].lake / lake.CATALOG
+    assert _counts_with_plain_duckdb(catalog, views, tmp_path) == want
+    assert lake.catalog_is_current(sixty["site"].lake)
+
+
+def test_catalog_follows_a_moved_lake(sixty, tmp_path):
+    moved = tmp_path / "elsewhere" / "lake"
+    shutil.copytree(sixty["site"].lake, moved)
+    assert not lake.catalog_is_current(moved), "the copied catalog still points at the old lake"
+    lake.write_catalog(moved)
+    assert lake.catalog_is_current(moved)
+    shutil.rmtree(moved / "daily_trends" / f"day={DAYS[0]}")  # only the copy loses a day
+    got = _counts_with_plain_duckdb(moved / lake.CATALOG, ["daily_trends"], tmp_path)
+    assert got == {"daily_trends": 59}
