@@ -6,23 +6,35 @@ aggregate per interval and per user, fit Dq = m_s·N_from + m_p·N_pop, detect i
 report and the trend row. Tasks only wire `mmw_tasks.pipeline`; data moves through the lake and
 XCom carries paths and counts.
 
-Params: `config` (site TOML, default `$MMW_SITE_CONFIG`), `day` (YYYY-MM-DD; default the local day
-before the run's logical date).
+**Which day.** The schedule is the site's local day (`LocalDayTimetable`): the data interval is
+00:00-24:00 in `[site].timezone` and the run starts at `[schedule].run_at` (06:30) local time
+the next morning. `airflow backfill create --from-date D1 --to-date D2` runs the local days
+D1..D2. A manual run works on its `day` param, else the local day before its logical date.
+
+**Order.** fetch and parse are mapped over the site's servers and run in parallel, also across
+days of a backfill (`max_active_runs`); `detect` depends on the previous day's detection
+(`depends_on_past`), so baselines are built in day order. A failed day therefore holds back the
+detection of later days until it is cleared or re-run.
+
+**Missing servers.** fetch is retried with back-off (`[schedule].fetch_retries`); a server still
+missing is named in its task log and in the failure notification, and then `settle` applies
+`[site].on_missing_server`: "fail" fails the day, "partial" analyses the servers that arrived
+and the report says `"partial": true`.
+
+**Params.** `config` (site TOML), `day` (YYYY-MM-DD to (re)process), `force` (redo a day whose
+report is already in the lake; without it such a day is skipped).
 """
 
 from __future__ import annotations
 
-import os
-from datetime import timedelta
+import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, dag, task
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import Asset, Param, TriggerRule, dag, task, task_group
+from airflow.sdk.exceptions import AirflowSkipException
+from mmw_airflow import LocalDayTimetable, MmwNotifier
 
-SITE_CONFIG = os.environ.get("MMW_SITE_CONFIG", "site.toml")
-# Run after the servers rotated their logs (04:02 and 03:10 in the papers' site).
-SCHEDULE = CronTriggerTimetable(os.environ.get("MMW_SCHEDULE_CRON", "30 6 * * *"),
-                                timezone=os.environ.get("MMW_SCHEDULE_TZ", "UTC"))
+from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite, dag_sites
 
 
 def sftp_credentials(config: str, server: str) -> dict | None:
@@ -50,78 +62,122 @@ def sftp_credentials(config: str, server: str) -> dict | None:
             "look_for_keys": flag("look_for_keys", False)}
 
 
-@dag(
-    dag_id="mmw_daily",
-    schedule=SCHEDULE,
-    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=4,
-    params={
-        "config": Param(SITE_CONFIG, type="string", description="site TOML file"),
-        "day": Param(None, type=["null", "string"], description="local day YYYY-MM-DD to (re)process"),
-    },
-    default_args={"owner": "mmw", "retries": 0},
-    tags=["mmw"],
-    doc_md=__doc__,
-)
-def mmw_daily():
-    @task
-    def resolve(params=None, logical_date=None, run_after=None) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.resolve_run(params["config"], params.get("day"), logical_date or run_after)
-
-    @task
-    def servers(run: dict) -> list[str]:
-        return run["servers"]
-
-    @task(retries=3, retry_delay=timedelta(seconds=20), retry_exponential_backoff=True)
-    def fetch(run: dict, server: str) -> dict:
-        from mmw_tasks import pipeline
-
-        creds = sftp_credentials(run["config"], server)
-        return pipeline.fetch(run["config"], server, run["day"], credentials=creds)
-
-    @task
-    def parse(run: dict, fetched: dict) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.parse(run["config"], fetched["server"], run["day"], fetched["files"])
-
-    @task
-    def aggregate(run: dict, _parsed: list[dict]) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.aggregate(run["config"], run["day"])  # `parsed` only orders the tasks
-
-    @task
-    def fit(run: dict, _aggregated: dict) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.fit(run["config"], run["day"])
-
-    @task
-    def detect(run: dict, _fitted: dict) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.run_detect(run["config"], run["day"])
-
-    @task
-    def report(run: dict, _detected: dict) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.make_report(run["config"], run["day"])
-
-    @task
-    def trends(run: dict, _reported: dict) -> dict:
-        from mmw_tasks import pipeline
-
-        return pipeline.trends(run["config"], run["day"])
-
-    run = resolve()
-    fetched = fetch.partial(run=run).expand(server=servers(run))
-    parsed = parse.partial(run=run).expand(fetched=fetched)
-    trends(run, report(run, detect(run, fit(run, aggregate(run, parsed)))))
+def _assets(site: DagSite, stage: str) -> list[Asset]:
+    return [Asset(name=name, uri=uri) for name, uri in (site.asset(d) for d in STAGE_OUTPUTS[stage])]
 
 
-mmw_daily()
+def _label(day: dt.date | None) -> pendulum.DateTime | None:
+    """start/end dates are calendar-day labels for LocalDayTimetable (midnight UTC of the date)."""
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC") if day else None
+
+
+def build_daily(site: DagSite):
+    sched = site.schedule
+    on_failure = MmwNotifier.for_site("failure", site)
+    on_incidents = MmwNotifier.for_site("incidents", site)
+
+    @dag(
+        dag_id=site.daily_dag_id,
+        schedule=LocalDayTimetable(site.timezone, sched.run_at),
+        start_date=_label(sched.start or dt.date(2000, 1, 1)),
+        end_date=_label(sched.end),
+        catchup=sched.catchup,
+        max_active_runs=sched.max_active_runs,
+        params={
+            "config": Param(site.config, type="string", description="site TOML file"),
+            "day": Param(None, type=["null", "string"], description="local day YYYY-MM-DD to (re)process"),
+            "force": Param(False, type="boolean", description="redo the day even if its report exists"),
+        },
+        default_args={"owner": "mmw", "retries": 0,
+                      "on_failure_callback": [on_failure] if on_failure else []},
+        tags=["mmw", site.name],
+        doc_md=__doc__,
+    )
+    def mmw_daily():
+        @task
+        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None,
+                    run_after=None) -> list:
+            """The day to work on, as one job per server (what fetch is mapped over)."""
+            from mmw_tasks import pipeline
+
+            automated = str(getattr(dag_run.run_type, "value", dag_run.run_type)) in ("scheduled", "backfill")
+            run = pipeline.resolve_run(params["config"], params.get("day"), logical_date or run_after,
+                                       data_interval_start if automated else None)
+            if not params.get("force") and pipeline.is_done(run["config"], run["day"]):
+                raise AirflowSkipException(f"{run['day']} is done already (report and trend row in the "
+                                           "lake); set the force param to redo it")
+            return [{**run, "server": name} for name in run["servers"]]
+
+        @task(retries=sched.fetch_retries, retry_delay=sched.fetch_retry_delay,
+              retry_exponential_backoff=True, max_retry_delay=sched.fetch_max_retry_delay)
+        def fetch(job: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            try:
+                creds = sftp_credentials(job["config"], job["server"])
+                return {**job, **pipeline.fetch(job["config"], job["server"], job["day"], credentials=creds)}
+            except Exception as e:
+                why = f"{type(e).__name__}: {e}"
+                raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {why}") from e
+
+        @task(outlets=_assets(site, "parse"))
+        def parse(fetched: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            return pipeline.parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"])
+
+        @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+        def settle(jobs: list, ti=None) -> dict:
+            """Apply [site].on_missing_server to the servers whose fetch or parse failed for good."""
+            from mmw_tasks import pipeline
+
+            parsed = [ti.xcom_pull(task_ids="parse", map_indexes=i) for i in range(len(jobs))]
+            run = {k: v for k, v in jobs[0].items() if k != "server"}
+            return {**run, **pipeline.settle(run["config"], run["day"], [p["server"] for p in parsed if p])}
+
+        @task(outlets=_assets(site, "aggregate"))
+        def aggregate(run: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            return pipeline.aggregate(run["config"], run["day"])
+
+        @task(outlets=_assets(site, "fit"))
+        def fit(run: dict, _aggregated: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            return pipeline.fit(run["config"], run["day"])
+
+        @task(depends_on_past=True, outlets=_assets(site, "detect"))
+        def detect(run: dict, _fitted: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            return pipeline.run_detect(run["config"], run["day"])
+
+        @task(outlets=_assets(site, "report"), on_success_callback=[on_incidents] if on_incidents else [])
+        def report(run: dict, _detected: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            return pipeline.make_report(run["config"], run["day"], run["missing"])
+
+        @task(outlets=_assets(site, "trends"))
+        def trends(run: dict, _reported: dict) -> dict:
+            from mmw_tasks import pipeline
+
+            # the trends page over all days is mmw_trends' job, once per batch of days
+            return pipeline.trends(run["config"], run["day"], with_page=False)
+
+        @task_group(prefix_group_id=False)
+        def fetch_and_parse(job: dict):
+            # mapped as a group, so a server whose fetch failed does not stop the others' parse
+            return parse(fetch(job))
+
+        jobs = resolve()
+        run = settle(jobs)  # from here on `run` also says which servers are missing
+        fetch_and_parse.expand(job=jobs) >> run
+        trends(run, report(run, detect(run, fit(run, aggregate(run)))))
+
+    return mmw_daily()
+
+
+for _site in dag_sites():
+    build_daily(_site)

@@ -125,6 +125,7 @@ def airflow_env(home: Path) -> dict[str, str]:
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the timetable and notifiers
         # the DAGs' tasks import mmw_tasks from the same checkout as the DAG files
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -9,7 +9,7 @@ import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,40 @@ class Thresholds:
     min_user_unknown: int = 5  # "User unknown" rejections that make a burst suspect
     deferred_min: int = 30  # deferrals to one domain in a day before it is a surge
     dns_excess_z: float = 6.0  # residual Dq z-score with no sender to explain it
+
+
+MISSING_SERVER_POLICIES = ("fail", "partial")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How Airflow runs the site's days ([schedule]); `mmw run` and `mmw backfill` ignore it."""
+
+    run_at: str = "06:30"  # local time on the next morning, once every server has rotated its logs
+    start: date | None = None  # first day the scheduler runs by itself (backfill older days)
+    end: date | None = None  # last day it runs by itself (a retired site)
+    catchup: bool = False  # true: days missed while the scheduler was down are run when it is back
+    max_active_runs: int = 4  # days in flight at once (fetch and parse overlap; detection stays in order)
+    fetch_retries: int = 4  # a server that cannot be fetched is tried this many more times
+    fetch_retry_delay: timedelta = timedelta(minutes=5)  # doubled after each failed try ...
+    fetch_max_retry_delay: timedelta = timedelta(hours=1)  # ... up to this
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Who hears about a failed run and a day with incidents ([notify]); empty means nobody."""
+
+    email: tuple[str, ...] = ()
+    email_from: str | None = None  # default: the SMTP connection's from_email
+    smtp_conn_id: str = "smtp_default"
+    webhook: str | None = None  # URL that gets a JSON POST
+    webhook_conn_id: str | None = None  # or an Airflow connection holding that URL (keeps tokens out of git)
+    on_failure: bool = True
+    incident_kinds: tuple[str, ...] = ("mmw_suspect", "deferred_surge", "dns_anomaly")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.email or self.webhook or self.webhook_conn_id)
 
 
 @dataclass(frozen=True)
@@ -89,6 +123,9 @@ class Site:
     mailing_lists: tuple[str, ...] = ()  # allow-list of list senders
     bulk_senders: tuple[str, ...] = ()  # allow-list of known bulk senders
     report: ReportSettings = field(default_factory=ReportSettings)
+    on_missing_server: str = "fail"  # a server still missing after retries: "fail" the day or run "partial"
+    schedule: Schedule = field(default_factory=Schedule)
+    notify: Notify = field(default_factory=Notify)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -110,6 +147,7 @@ class Site:
 
 
 _INTERVAL = re.compile(r"^(\d+)\s*(s|m|min|h)$")
+_RUN_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
 def parse_interval(text: str) -> timedelta:
@@ -122,6 +160,16 @@ def parse_interval(text: str) -> timedelta:
     if td < timedelta(minutes=1) or timedelta(days=1) % td:
         raise ValueError(f"interval {text!r} must be at least 1 minute and divide a day evenly")
     return td
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30s', '5m', '2h' as a timedelta (retry delays)."""
+    m = _INTERVAL.match(text.strip())
+    if not m:
+        raise ValueError(f"duration {text!r} is not like '30s', '5m' or '1h'")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n),
+            "h": timedelta(hours=n)}[unit]
 
 
 def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any = ...) -> Any:
@@ -237,7 +285,83 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
         mailing_lists=tuple(a.lower() for a in _get(allow, "mailing_lists", f"{path}: [allow]", tuple, ())),
         bulk_senders=tuple(a.lower() for a in _get(allow, "bulk_senders", f"{path}: [allow]", tuple, ())),
         report=report_settings(raw.get("report", {}), path),
+        on_missing_server=_choice(site, "on_missing_server", w, MISSING_SERVER_POLICIES),
+        schedule=_schedule(raw, path),
+        notify=_notify(raw, path),
     )
+
+
+def _table(raw: dict[str, Any], name: str, path: Path, known: type) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    for key in table:
+        if key not in known.__dataclass_fields__:
+            raise ConfigError(f"{path}: [{name}] unknown key '{key}'")
+    return table
+
+
+def _choice(table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
+    value = _get(table, key, where, str, allowed[0])
+    if value not in allowed:
+        raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _day_key(table: dict[str, Any], key: str, where: str) -> date | None:
+    value = table.get(key)
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value  # TOML dates (start = 2002-02-16) arrive as dates
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: key '{key}' must be a date like 2002-02-16, got {value!r}")
+
+
+def _duration_key(table: dict[str, Any], key: str, where: str, default: timedelta) -> timedelta:
+    if key not in table:
+        return default
+    try:
+        return parse_duration(_get(table, key, where, str))
+    except ValueError as e:
+        raise ConfigError(f"{where}: key '{key}': {e}") from None
+
+
+def _schedule(raw: dict[str, Any], path: Path) -> Schedule:
+    t = _table(raw, "schedule", path, Schedule)
+    w, d = f"{path}: [schedule]", Schedule()
+    run_at = _get(t, "run_at", w, str, d.run_at)
+    if not _RUN_AT.match(run_at):
+        raise ConfigError(f"{w}: key 'run_at' must be a local time like '06:30', got {run_at!r}")
+    start, end = _day_key(t, "start", w), _day_key(t, "end", w)
+    if start and end and end < start:
+        raise ConfigError(f"{w}: key 'end' ({end}) is before 'start' ({start})")
+    sched = Schedule(
+        run_at=run_at, start=start, end=end, catchup=_get(t, "catchup", w, bool, d.catchup),
+        max_active_runs=_get(t, "max_active_runs", w, int, d.max_active_runs),
+        fetch_retries=_get(t, "fetch_retries", w, int, d.fetch_retries),
+        fetch_retry_delay=_duration_key(t, "fetch_retry_delay", w, d.fetch_retry_delay),
+        fetch_max_retry_delay=_duration_key(t, "fetch_max_retry_delay", w, d.fetch_max_retry_delay))
+    if sched.max_active_runs < 1 or sched.fetch_retries < 0:
+        raise ConfigError(f"{w}: keys 'max_active_runs' (>= 1) and 'fetch_retries' (>= 0) are out of range")
+    return sched
+
+
+def _notify(raw: dict[str, Any], path: Path) -> Notify:
+    t = _table(raw, "notify", path, Notify)
+    w, d = f"{path}: [notify]", Notify()
+    email = _get(t, "email", w, tuple, ()) if not isinstance(t.get("email"), str) else (t["email"],)
+    webhook = _get(t, "webhook", w, str, None)
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        raise ConfigError(f"{w}: key 'webhook' must be an http(s) URL, got {webhook!r}")
+    return Notify(
+        email=email, email_from=_get(t, "email_from", w, str, None),
+        smtp_conn_id=_get(t, "smtp_conn_id", w, str, d.smtp_conn_id), webhook=webhook,
+        webhook_conn_id=_get(t, "webhook_conn_id", w, str, None),
+        on_failure=_get(t, "on_failure", w, bool, d.on_failure),
+        incident_kinds=_get(t, "incident_kinds", w, tuple, d.incident_kinds))
 
 
 def _number(table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:

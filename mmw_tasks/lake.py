@@ -101,6 +101,14 @@ def copy_query(con: duckdb.DuckDBPyConnection, name: str, params: dict, path: Pa
     return table.num_rows
 
 
+def drop_server_parts(lake: Path, day: date | str, server: str) -> list[Path]:
+    """Remove one server's parts of one day from every dataset (a day reported without that server)."""
+    gone = sorted(Path(lake).glob(f"*/day={day}/{server}.parquet"))
+    for p in gone:
+        p.unlink()
+    return gone
+
+
 def has_files(lake: Path, dataset: str) -> bool:
     d = Path(lake) / dataset
     return d.is_dir() and any(d.glob("*=*/*.parquet"))

@@ -7,15 +7,21 @@ Data moves through the lake only.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 from mmw_tasks import detect, ingest, lake, report, sources, trends_report
 from mmw_tasks.config import Site, load_site
+from mmw_tasks.sources import SourceError
 from mmw_tasks.syslog import local_day_bounds
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
+
+
+class MissingServersError(SourceError):
+    """A day whose servers did not all arrive, under on_missing_server = "fail"; names them."""
 
 
 def _site_day(config: str | Path, day: str | date) -> tuple[Site, date]:
@@ -85,27 +91,62 @@ def run_detect(config: str | Path, day: str | date) -> dict:
             "by_kind": dict(found.group_by("kind").len().iter_rows()) if found.height else {}}
 
 
-def make_report(config: str | Path, day: str | date) -> dict:
+def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict | None = None) -> dict:
+    """After fetch and parse: apply [site].on_missing_server to the servers that did not arrive.
+
+    "fail" raises, naming them. "partial" empties their parts of the day (so totals mean exactly the
+    servers that arrived) and lets the analysis run; the report then says it is partial. A day with
+    no mail server at all cannot be analysed either way.
+    """
+    site, d = _site_day(config, day)
+    missing = [s.name for s in site.servers if s.name not in set(arrived)]
+    if not missing:
+        return {"day": str(d), "missing": [], "partial": False}
+    reasons = reasons or {}
+    why = "; ".join(f"{m}: {reasons.get(m, 'fetch or parse failed, see its task log')}" for m in missing)
+    mail_left = [s for s in site.servers_by_role("mail") if s.name not in missing]
+    if site.on_missing_server == "fail" or not mail_left:
+        rule = ("on_missing_server = \"fail\"" if site.on_missing_server == "fail"
+                else "no mail server arrived")
+        raise MissingServersError(f"day {d}: no data from server(s) {', '.join(missing)} ({why}); "
+                                  f"{rule}, so the day is not analysed")
+    import polars as pl
+
+    for m in missing:  # an empty part, so the day's totals count nothing (not stale data) from it
+        lake.drop_server_parts(site.lake, d, m)
+        _, dataset, schema = ingest.parser_for(_server(site, m))
+        lake.write_frame(pl.DataFrame(schema=schema), lake.part_path(site.lake, dataset, d, m))
+    return {"day": str(d), "missing": missing, "partial": True, "why": why}
+
+
+def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     notes = ["Baselines: no history used yet; abnormal intervals are judged against the day itself."]
+    if missing:
+        notes.insert(0, f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
+                        "the other servers only (on_missing_server = \"partial\").")
     rep = report.gather(con, site, d, notes)
+    rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
     path = report.write(site, rep)
     return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"]),
-            "drift": rep["history"].get("drift", [])}
+            "drift": rep["history"].get("drift", []), "partial": bool(missing),
+            "missing_servers": list(missing or [])}
 
 
-def trends(config: str | Path, day: str | date) -> dict:
+def trends(config: str | Path, day: str | date, with_page: bool = True) -> dict:
+    """`with_page=False`: leave the site's trends page to trends_page() (the Airflow deployment)."""
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     lake.copy_query(con, "trends/daily_trends", _params(site, d),
                     lake.part_path(site.lake, "daily_trends", d))
     rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
-    page = trends_report.write_page(lake.ensure_views(con, site.lake), site)
+    page = trends_report.write_page(lake.ensure_views(con, site.lake), site) if with_page else None
     fresh = lake.catalog_is_current(site.lake)
     if not fresh:
         lake.write_catalog(site.lake)
-    return {"day": str(d), **rolled, "trends_page": str(page), "catalog": str(Path(site.lake) / lake.CATALOG),
+    return {"day": str(d), **rolled, "trends_page": page and str(page),
+            "catalog": str(Path(site.lake) / lake.CATALOG),
             "catalog_rewritten": not fresh}
 
 
@@ -119,10 +160,26 @@ def deliver(config: str | Path, day: str | date) -> dict:
     return {"sent": True, **mail.send_report(site, d)}
 
 
+def trends_page(config: str | Path) -> dict:
+    """The site's trends page over every day done so far (what the asset-triggered mmw_trends DAG
+    runs once for a batch of days, instead of each day's trends task re-rendering it)."""
+    site = load_site(config)
+    con = lake.ensure_views(lake.connect(site.lake), site.lake)
+    days = con.sql("select count(*) from daily_trends").fetchone()[0] if lake.has_files(
+        site.lake, "daily_trends") else 0
+    return {"days": days, "trends_page": str(trends_report.write_page(con, site)) if days else None}
+
+
 def is_done(config: str | Path, day: str | date) -> bool:
+    """The day has its report and trend row, and the report is not partial (a partial day is redone)."""
     site, d = _site_day(config, day)
-    return (report.report_dir(site, d) / "report.json").is_file() and lake.part_path(
-        site.lake, "daily_trends", d).is_file()
+    rep = report.report_dir(site, d) / "report.json"
+    if not (rep.is_file() and lake.part_path(site.lake, "daily_trends", d).is_file()):
+        return False
+    try:
+        return not json.loads(rep.read_text()).get("partial", False)
+    except ValueError:
+        return False
 
 
 def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -> dict:
@@ -131,15 +188,24 @@ def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -
     site, d = _site_day(config, day)
     out: dict = {"day": str(d), "servers": {}}
     t0 = time.monotonic()
+    reasons: dict[str, str] = {}
     for s in site.servers:
-        fetched = fetch(config, s.name, d)
-        out["servers"][s.name] = parse(config, s.name, d, fetched["files"])
+        try:
+            fetched = fetch(config, s.name, d)
+            out["servers"][s.name] = parse(config, s.name, d, fetched["files"])
+        except Exception as e:
+            if site.on_missing_server == "fail":
+                raise
+            reasons[s.name] = f"{type(e).__name__}: {e}"
+            log(f"{d} {s.name}: missing ({reasons[s.name]})")
+            continue
         log(f"{d} {s.name}: {out['servers'][s.name]['lines_read']} lines from "
             f"{len(fetched['files'])} file(s), {out['servers'][s.name]['malformed']} malformed")
+    out["settle"] = settle(config, d, list(out["servers"]), reasons)
     out["aggregate"] = aggregate(config, d)
     out["fit"] = fit(config, d)
     out["detect"] = run_detect(config, d)
-    out["report"] = make_report(config, d)
+    out["report"] = make_report(config, d, out["settle"]["missing"])
     out["trends"] = trends(config, d)
     if mail:
         out["deliver"] = deliver(config, d)
@@ -147,11 +213,15 @@ def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -
     return out
 
 
-def resolve_run(config: str | Path, day: str | None, logical_date) -> dict:
-    """What an Airflow run works on: the `day` param, else the local day before the logical date."""
+def resolve_run(config: str | Path, day: str | None, logical_date, interval_start=None) -> dict:
+    """What an Airflow run works on: the `day` param; else the local day its data interval starts
+    (scheduled and backfill runs: the interval is the site's local day); else the local day before
+    the logical date (manual runs and `airflow dags test`)."""
     site = load_site(config)
     if day:
         d = date.fromisoformat(str(day))
+    elif interval_start is not None:
+        d = interval_start.astimezone(site.tz).date()
     elif logical_date is not None:
         d = (logical_date.astimezone(site.tz) - timedelta(days=1)).date()
     else:

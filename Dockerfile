@@ -1,0 +1,20 @@
+# mmw on the official Airflow 3 image: the mmw_tasks package, its SQL, the DAGs and the plugin.
+# Build: docker compose build   (or: docker build -t mmw-airflow .)
+ARG AIRFLOW_VERSION=3.3.2
+FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
+ARG AIRFLOW_VERSION
+
+# The pinned dependencies the tests ran with; pinning Airflow itself keeps pip from moving it.
+COPY --chown=airflow:root requirements.lock /opt/mmw/requirements.lock
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/mmw/requirements.lock
+
+# mmw itself, editable so mmw_tasks finds /opt/mmw/sql; gives the `mmw` command too.
+COPY --chown=airflow:root pyproject.toml /opt/mmw/
+COPY --chown=airflow:root mmw_tasks /opt/mmw/mmw_tasks
+COPY --chown=airflow:root sql /opt/mmw/sql
+RUN pip install --no-cache-dir --no-deps -e /opt/mmw
+
+# DAGs and plugin are baked in, so a worker on another machine runs exactly this code
+# (docker-compose.yml also mounts ./dags and ./plugins over them on this machine).
+COPY --chown=airflow:root dags /opt/airflow/dags
+COPY --chown=airflow:root plugins /opt/airflow/plugins
