@@ -24,7 +24,7 @@ from mmw_tasks import sql as sqlfiles
 
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
 VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "intervals",
-         "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends")
+         "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends", "detect_runs")
 
 
 def partition_dir(lake: Path, dataset: str, day: date | str) -> Path:

@@ -90,7 +90,7 @@ def make_report(config: str | Path, day: str | date) -> dict:
     iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": d}).pl()
     totals = iv.select(pl.col(list(report.TOTAL_KEYS)).sum()).row(0, named=True)
     inc = con.sql("select * from incidents where day = $day order by start", params={"day": d}).pl()
-    notes = ["Baselines: no history used yet; abnormal intervals are judged against the day itself."]
+    notes = detect.report_notes(con, d)
     rep = report.build(site, d, totals, _fit_row(con, d), inc.to_dicts(), iv.to_dicts(), notes)
     path = report.write(site, rep)
     return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"])}
