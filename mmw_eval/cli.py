@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +28,9 @@ def _job(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mmw_eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="mmw_eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", default=str(ROOT / "eval_out"), help="where the simulated sites are written")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed-offset", type=int, default=0, help="add this to every site's seed")
@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         names = a.sites.split(",")
         unknown = set(names) - {s.name for s in specs}
         if unknown:
-            p.error(f"unknown site(s) {', '.join(sorted(unknown))}; the suite has "
-                    f"{', '.join(s.name for s in specs)}")
+            p.error(
+                f"unknown site(s) {', '.join(sorted(unknown))}; the suite has "
+                f"{', '.join(s.name for s in specs)}"
+            )
         specs = [s for s in specs if s.name in names]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     rows, summary = table(days)
     styles = sorted({d["style"] for d in days})
     history = sum(1 for d in days if d["baseline"] == "history")
-    print(f"mmw benchmark: {len(days)} site-days on {len(results)} simulated sites "
-          f"(stacks: {', '.join(styles)}; seeds +{a.seed_offset}; {history} days judged against history, "
-          f"{len(days) - history} with within-day statistics); {summary['clean_days']} clean days")
+    print(
+        f"mmw benchmark: {len(days)} site-days on {len(results)} simulated sites "
+        f"(stacks: {', '.join(styles)}; seeds +{a.seed_offset}; {history} days judged against history, "
+        f"{len(days) - history} with within-day statistics); {summary['clean_days']} clean days"
+    )
     print()
     print(render(rows, summary))
     print()
@@ -73,13 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         ok &= passed
         print(f"  [{'PASS' if passed else 'FAIL'}] {what}")
     cpu = sum(r["seconds"] for r in results)
-    print(f"\nwall time {wall:.0f} s with {a.workers} worker(s) ({cpu:.0f} s of site runs; simulation "
-          f"{sum(r['simulate_seconds'] for r in results):.0f} s of it)")
+    print(
+        f"\nwall time {wall:.0f} s with {a.workers} worker(s) ({cpu:.0f} s of site runs; simulation "
+        f"{sum(r['simulate_seconds'] for r in results):.0f} s of it)"
+    )
     if a.verbose or not ok:
         for label, items in (("missed", summary["misses"]), ("false alarms", summary["false_alarms"])):
             for it in items:
                 print(f"  {label}: " + " ".join(str(x) for x in it))
     if a.json:
-        Path(a.json).write_text(json.dumps({"rows": rows, "summary": summary, "days": days}, indent=1,
-                                           default=str) + "\n")
+        Path(a.json).write_text(
+            json.dumps({"rows": rows, "summary": summary, "days": days}, indent=1, default=str) + "\n"
+        )
     return 0 if ok else 1

@@ -19,8 +19,15 @@ def run_site(spec: SiteSpec, out: Path) -> dict:
     where = out / f"{spec.name}-{spec.seed}"
     if where.exists():
         shutil.rmtree(where)
-    toml = simulate_site(where, spec.start, len(spec.calendar), scenario=",".join(spec.calendar),
-                         seed=spec.seed, style=spec.style, scale=spec.scale)
+    toml = simulate_site(
+        where,
+        spec.start,
+        len(spec.calendar),
+        scenario=",".join(spec.calendar),
+        seed=spec.seed,
+        style=spec.style,
+        scale=spec.scale,
+    )
     t_sim = time.monotonic() - t0
     truth = json.loads((where / "truth.json").read_text())
     days = []
@@ -28,8 +35,11 @@ def run_site(spec: SiteSpec, out: Path) -> dict:
         t1 = time.monotonic()
         pipeline.run_day(toml, d, log=lambda m: None)
         con = lake.connect(where / "data_lake")
-        inc = con.sql("select kind, start, \"end\", sender, client_ip, domain, score, evidence from incidents "
-                      "where day = $day", params={"day": d}).pl()
+        inc = con.sql(
+            'select kind, start, "end", sender, client_ip, domain, score, evidence from incidents '
+            "where day = $day",
+            params={"day": d},
+        ).pl()
         run = con.sql("select baseline from detect_runs where day = $day", params={"day": d}).fetchone()
         found = []
         for r in inc.iter_rows(named=True):
@@ -38,9 +48,23 @@ def run_site(spec: SiteSpec, out: Path) -> dict:
             r["source"] = ev.get("source")
             r["start"], r["end"] = r["start"].isoformat(), r["end"].isoformat()
             found.append(r)
-        days.append({"site": spec.name, "style": spec.style, "seed": spec.seed, "scale": spec.scale,
-                     "day": str(d), "scenario": scenario, "baseline": run[0] if run else None,
-                     "truth": truth["days"][str(d)]["incidents"], "found": found,
-                     "seconds": round(time.monotonic() - t1, 2)})
-    return {"site": spec.name, "days": days, "simulate_seconds": round(t_sim, 1),
-            "seconds": round(time.monotonic() - t0, 1)}
+        days.append(
+            {
+                "site": spec.name,
+                "style": spec.style,
+                "seed": spec.seed,
+                "scale": spec.scale,
+                "day": str(d),
+                "scenario": scenario,
+                "baseline": run[0] if run else None,
+                "truth": truth["days"][str(d)]["incidents"],
+                "found": found,
+                "seconds": round(time.monotonic() - t1, 2),
+            }
+        )
+    return {
+        "site": spec.name,
+        "days": days,
+        "simulate_seconds": round(t_sim, 1),
+        "seconds": round(time.monotonic() - t0, 1),
+    }

@@ -38,8 +38,16 @@ def truth_items(day: dict) -> list[dict]:
     items: dict[tuple, dict] = {}
     for t in day["truth"]:
         key = (t["kind"], entity(t["kind"], t))
-        it = items.setdefault(key, {"kind": t["kind"], "entity": key[1], "start": _t(t["start"]),
-                                    "end": _t(t["end"]), "variant": t.get("variant")})
+        it = items.setdefault(
+            key,
+            {
+                "kind": t["kind"],
+                "entity": key[1],
+                "start": _t(t["start"]),
+                "end": _t(t["end"]),
+                "variant": t.get("variant"),
+            },
+        )
         it["start"], it["end"] = min(it["start"], _t(t["start"])), max(it["end"], _t(t["end"]))
     return list(items.values())
 
@@ -62,13 +70,17 @@ def match_day(day: dict) -> tuple[list[dict], list[dict]]:
 
 
 def is_infected(item: dict) -> bool:
-    return item["kind"] == "mmw_suspect" or (item["kind"] == "dns_anomaly" and (
-        item.get("variant") == "smtp_engine" or item.get("source") == "client"))
+    return item["kind"] == "mmw_suspect" or (
+        item["kind"] == "dns_anomaly"
+        and (item.get("variant") == "smtp_engine" or item.get("source") == "client")
+    )
 
 
 def table(days: list[dict]) -> tuple[list[dict], dict]:
-    rows = {k: {"kind": k, "planted": 0, "found": 0, "reported": 0, "correct": 0, "clean_alarms": 0,
-                "delays": []} for k in (*KINDS, "infected hosts")}
+    rows = {
+        k: {"kind": k, "planted": 0, "found": 0, "reported": 0, "correct": 0, "clean_alarms": 0, "delays": []}
+        for k in (*KINDS, "infected hosts")
+    }
     clean_days = sum(1 for d in days if d["scenario"] in ("clean", "holiday"))
     misses, false_alarms = [], []
     suspects_on_benign_days = 0
@@ -97,14 +109,23 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
     out = []
     for row in rows.values():
         dl = row.pop("delays")
-        out.append({**row,
-                    "precision": row["correct"] / row["reported"] if row["reported"] else None,
-                    "recall": row["found"] / row["planted"] if row["planted"] else None,
-                    "alarms_per_clean_day": row["clean_alarms"] / clean_days if clean_days else None,
-                    "median_minutes_to_flag": median(dl) if dl else None,
-                    "max_minutes_to_flag": max(dl) if dl else None})
-    summary = {"site_days": len(days), "clean_days": clean_days, "misses": misses, "false_alarms": false_alarms,
-               "suspects_on_benign_days": suspects_on_benign_days}
+        out.append(
+            {
+                **row,
+                "precision": row["correct"] / row["reported"] if row["reported"] else None,
+                "recall": row["found"] / row["planted"] if row["planted"] else None,
+                "alarms_per_clean_day": row["clean_alarms"] / clean_days if clean_days else None,
+                "median_minutes_to_flag": median(dl) if dl else None,
+                "max_minutes_to_flag": max(dl) if dl else None,
+            }
+        )
+    summary = {
+        "site_days": len(days),
+        "clean_days": clean_days,
+        "misses": misses,
+        "false_alarms": false_alarms,
+        "suspects_on_benign_days": suspects_on_benign_days,
+    }
     return out, summary
 
 
@@ -116,8 +137,10 @@ def targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
         ("mmw_suspect precision >= 0.98", (sus["precision"] or 0) >= 0.98),
         ("no mmw_suspect on any clean, holiday, list or bulk day", summary["suspects_on_benign_days"] == 0),
         ("every deferral surge found with the right domain", dfs["recall"] == 1.0),
-        ("first flag within 30 minutes of onset (every infected host)",
-         inf["max_minutes_to_flag"] is not None and inf["max_minutes_to_flag"] <= 30),
+        (
+            "first flag within 30 minutes of onset (every infected host)",
+            inf["max_minutes_to_flag"] is not None and inf["max_minutes_to_flag"] <= 30,
+        ),
     ]
 
 
@@ -126,11 +149,15 @@ def _f(v, digits=2) -> str:
 
 
 def render(rows: list[dict], summary: dict) -> str:
-    head = (f"{'incident kind':16s} {'planted':>7s} {'found':>5s} {'reported':>8s} {'precision':>9s} "
-            f"{'recall':>6s} {'false alarms/clean day':>22s} {'median min to flag':>18s} {'max':>5s}")
+    head = (
+        f"{'incident kind':16s} {'planted':>7s} {'found':>5s} {'reported':>8s} {'precision':>9s} "
+        f"{'recall':>6s} {'false alarms/clean day':>22s} {'median min to flag':>18s} {'max':>5s}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['kind']:16s} {r['planted']:7d} {r['found']:5d} {r['reported']:8d} "
-                     f"{_f(r['precision'], 3):>9s} {_f(r['recall'], 3):>6s} {_f(r['alarms_per_clean_day']):>22s} "
-                     f"{_f(r['median_minutes_to_flag'], 1):>18s} {_f(r['max_minutes_to_flag'], 0):>5s}")
+        lines.append(
+            f"{r['kind']:16s} {r['planted']:7d} {r['found']:5d} {r['reported']:8d} "
+            f"{_f(r['precision'], 3):>9s} {_f(r['recall'], 3):>6s} {_f(r['alarms_per_clean_day']):>22s} "
+            f"{_f(r['median_minutes_to_flag'], 1):>18s} {_f(r['max_minutes_to_flag'], 0):>5s}"
+        )
     return "\n".join(lines)

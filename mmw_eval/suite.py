@@ -36,11 +36,23 @@ class SiteSpec:
 WEEK = ("clean",) * 7
 SUITE = (
     # two weeks of the papers' kind of site, February 2002: a clean week, the holiday, then outbreaks
-    SiteSpec("uni-2002", "2002", 101, 0.6, date(2002, 2, 4),
-             WEEK + ("holiday", "klez", "bulk", "heavy_list", "quiet", "frethem", "clean", "everything")),
+    SiteSpec(
+        "uni-2002",
+        "2002",
+        101,
+        0.6,
+        date(2002, 2, 4),
+        WEEK + ("holiday", "klez", "bulk", "heavy_list", "quiet", "frethem", "clean", "everything"),
+    ),
     # the modern stack, a clean week and then one outbreak a day
-    SiteSpec("uni-modern", "modern", 202, 0.5, date(2002, 3, 4),
-             WEEK + ("smtp_engine", "outage", "klez", "quiet", "everything")),
+    SiteSpec(
+        "uni-modern",
+        "modern",
+        202,
+        0.5,
+        date(2002, 3, 4),
+        WEEK + ("smtp_engine", "outage", "klez", "quiet", "everything"),
+    ),
     # a new, small site: an outbreak on its very first day, no history at all
     SiteSpec("new-small", "2002", 303, 0.3, date(2002, 4, 10), ("klez", "dns_anomaly", "clean")),
     # a bigger site with three days of history

@@ -37,11 +37,15 @@ class Baseline:
     def note(self) -> str:
         if self.method == "history":
             first, last = min(self.history_days), max(self.history_days)
-            return (f"Baselines: history. Each interval is compared with the same time of day on "
-                    f"{len(self.history_days)} earlier {self.kind}s ({first} to {last}; median and MAD).")
-        return (f"Baselines: within-day statistics. The lake has fewer than the required earlier "
-                f"{self.kind}s for this site, so each interval is compared with the median and MAD of "
-                f"this day's own intervals; detection gets sharper once history accumulates.")
+            return (
+                f"Baselines: history. Each interval is compared with the same time of day on "
+                f"{len(self.history_days)} earlier {self.kind}s ({first} to {last}; median and MAD)."
+            )
+        return (
+            f"Baselines: within-day statistics. The lake has fewer than the required earlier "
+            f"{self.kind}s for this site, so each interval is compared with the median and MAD of "
+            f"this day's own intervals; detection gets sharper once history accumulates."
+        )
 
 
 def minute_of_day(col: str, tz: str) -> pl.Expr:
@@ -68,8 +72,9 @@ def interval_baselines(con: duckdb.DuckDBPyConnection, site: Site, day: date, iv
     weekend = day.weekday() >= 5
     kind = "weekend day" if weekend else "weekday"
     iv = with_smtp(iv).with_columns(minute_of_day=minute_of_day("interval_start", site.timezone))
-    hist = sqlfiles.query(con, "detect/history_intervals", {
-        "day": day, "since": since(site, day), "timezone": site.timezone}).pl()
+    hist = sqlfiles.query(
+        con, "detect/history_intervals", {"day": day, "since": since(site, day), "timezone": site.timezone}
+    ).pl()
     hist = with_smtp(hist).filter(pl.col("weekend") == weekend)
     per_day = hist.group_by("day").len()
     full_days = sorted(per_day.filter(pl.col("len") >= 0.9 * iv.height)["day"].to_list())
@@ -78,24 +83,36 @@ def interval_baselines(con: duckdb.DuckDBPyConnection, site: Site, day: date, iv
         step = site.interval_minutes
         w = th.baseline_window_bins
         # every history row serves the bins within w steps of its own time of day
-        pooled = pl.concat([hist.with_columns(minute_of_day=(pl.col("minute_of_day") + k * step) % 1440)
-                            for k in range(-w, w + 1)])
+        pooled = pl.concat(
+            [
+                hist.with_columns(minute_of_day=(pl.col("minute_of_day") + k * step) % 1440)
+                for k in range(-w, w + 1)
+            ]
+        )
         levels = pooled.group_by("minute_of_day").agg(
             *[pl.col(m).median().alias(f"{m}_level") for m in METRICS],
-            *[(pl.col(m) - pl.col(m).median()).abs().median().alias(f"{m}_mad") for m in METRICS])
+            *[(pl.col(m) - pl.col(m).median()).abs().median().alias(f"{m}_mad") for m in METRICS],
+        )
         out = iv.join(levels, on="minute_of_day", how="left")
         base = Baseline("history", full_days, kind)
     else:
         out = iv.with_columns(
             *[pl.col(m).median().alias(f"{m}_level") for m in METRICS],
-            *[(pl.col(m) - pl.col(m).median()).abs().median().alias(f"{m}_mad") for m in METRICS])
+            *[(pl.col(m) - pl.col(m).median()).abs().median().alias(f"{m}_mad") for m in METRICS],
+        )
         base = Baseline("within-day", [], kind)
     out = out.with_columns(
-        *[_spread(pl.col(f"{m}_level").fill_null(0), pl.col(f"{m}_mad").fill_null(0)).alias(f"{m}_spread")
-          for m in METRICS]).drop([f"{m}_mad" for m in METRICS])
+        *[
+            _spread(pl.col(f"{m}_level").fill_null(0), pl.col(f"{m}_mad").fill_null(0)).alias(f"{m}_spread")
+            for m in METRICS
+        ]
+    ).drop([f"{m}_mad" for m in METRICS])
     base.frame = out.with_columns(
-        *[((pl.col(m) - pl.col(f"{m}_level").fill_null(0)) / pl.col(f"{m}_spread")).alias(f"{m}_z")
-          for m in METRICS])
+        *[
+            ((pl.col(m) - pl.col(f"{m}_level").fill_null(0)) / pl.col(f"{m}_spread")).alias(f"{m}_z")
+            for m in METRICS
+        ]
+    )
     return base
 
 
@@ -103,8 +120,9 @@ def model_residuals(iv: pl.DataFrame, fit: dict) -> pl.DataFrame:
     """Dq against the model's prediction: `pred`, `resid`, and `resid_z` (robust z over the day of
     the residual divided by sqrt(pred)). Empty columns when the day has no fit."""
     if fit.get("m_s") is None:
-        return iv.with_columns(pred=pl.lit(None, pl.Float64), resid=pl.lit(None, pl.Float64),
-                               resid_z=pl.lit(None, pl.Float64))
+        return iv.with_columns(
+            pred=pl.lit(None, pl.Float64), resid=pl.lit(None, pl.Float64), resid_z=pl.lit(None, pl.Float64)
+        )
     pred = fit["m_s"] * pl.col("n_from") + (fit.get("m_p") or 0.0) * pl.col("n_pop")
     out = iv.with_columns(pred=pred).with_columns(resid=pl.col("dq") - pl.col("pred"))
     r = pl.col("resid") / (pl.col("pred").clip(0) + 25).sqrt()
@@ -114,13 +132,18 @@ def model_residuals(iv: pl.DataFrame, fit: dict) -> pl.DataFrame:
     return out.with_columns(resid_z=(pl.col("_r") - med) / (MAD_SIGMA * mad + 0.5)).drop("_r")
 
 
-def history_model(con: duckdb.DuckDBPyConnection, site: Site, day: date) -> dict:
-    """The median of the model's coefficients over the trailing days (for the report)."""
+def prediction_model(con: duckdb.DuckDBPyConnection, site: Site, day: date, fit: dict) -> dict:
+    """The coefficients Dq is predicted with: the median over the trailing days' fits when there
+    are `baseline_min_days` of them (a day with an outbreak distorts its own fit), else the day's."""
     fits = sqlfiles.query(con, "detect/history_fits", {"day": day, "since": since(site, day)}).pl()
-    if fits.height == 0:
-        return {}
-    return {"days": fits.height, "m_s": round(float(fits["m_s"].median()), 3),
-            "m_p": round(float(fits["m_p"].median()), 3) if fits["m_p"].median() is not None else None}
+    if fits.height >= site.thresholds.baseline_min_days:
+        return {
+            "source": "history",
+            "days": fits.height,
+            "m_s": float(fits["m_s"].median()),
+            "m_p": float(fits["m_p"].median() or 0.0),
+        }
+    return {"source": "this day's fit", "days": 0, "m_s": fit.get("m_s"), "m_p": fit.get("m_p")}
 
 
 def lagged_correlation(a: pl.Series, b: pl.Series, max_lag: int) -> dict:

@@ -234,5 +234,6 @@ def _networks(nets: tuple[str, ...], where: str) -> tuple[str, ...]:
         try:
             ipaddress.ip_network(n, strict=False)
         except ValueError:
-            raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network like 10.1.0.0/16") from None
+            raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network "
+                              "like 10.1.0.0/16") from None
     return nets

@@ -31,12 +31,26 @@ from mmw_tasks.classify import classify
 from mmw_tasks.config import Site
 
 INCIDENT_SCHEMA = {
-    "site": pl.String, "kind": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-    "sender": pl.String, "client_ip": pl.String, "domain": pl.String, "score": pl.Float64,
-    "evidence": pl.String, "lines": pl.String,
+    "site": pl.String,
+    "kind": pl.String,
+    "start": pl.Datetime("us", "UTC"),
+    "end": pl.Datetime("us", "UTC"),
+    "sender": pl.String,
+    "client_ip": pl.String,
+    "domain": pl.String,
+    "score": pl.Float64,
+    "evidence": pl.String,
+    "lines": pl.String,
 }
-RUN_SCHEMA = {"site": pl.String, "baseline": pl.String, "history_days": pl.Int32, "note": pl.String,
-              "abnormal_intervals": pl.Int32, "alignment": pl.String, "peaks": pl.String}
+RUN_SCHEMA = {
+    "site": pl.String,
+    "baseline": pl.String,
+    "history_days": pl.Int32,
+    "note": pl.String,
+    "abnormal_intervals": pl.Int32,
+    "alignment": pl.String,
+    "peaks": pl.String,
+}
 MAX_FLAG_STEPS = 18  # prefixes tried when looking for the first interval at which a suspect showed
 
 
@@ -67,50 +81,95 @@ def entity_intervals(ui: pl.DataFrame, site: Site) -> pl.DataFrame:
     """user_intervals summed per (interval, entity): the client host, or (host, sender) when the
     host is localhost, a relay or unknown (its bursts belong to the list or job that sent them)."""
     kinds = {ip: client_kind(ip, site) for ip in ui["client_ip"].unique().to_list()}
-    ui = ui.with_columns(client_kind=pl.col("client_ip").replace_strict(kinds, default="unknown",
-                                                                        return_dtype=pl.String))
-    ui = ui.with_columns(ent_sender=pl.when(pl.col("client_kind").is_in(["localhost", "server", "unknown"]))
-                         .then(pl.col("sender")))
+    ui = ui.with_columns(
+        client_kind=pl.col("client_ip").replace_strict(kinds, default="unknown", return_dtype=pl.String)
+    )
+    ui = ui.with_columns(
+        ent_sender=pl.when(pl.col("client_kind").is_in(["localhost", "server", "unknown"])).then(
+            pl.col("sender")
+        )
+    )
     return ui.group_by("interval_start", "client_ip", "ent_sender", "client_kind").agg(
-        pl.col("n_from").sum(), pl.col("n_to").sum(), pl.col("n_recipients").sum(),
-        pl.col("n_user_unknown").sum(), senders=pl.col("sender").n_unique())
+        pl.col("n_from").sum(),
+        pl.col("n_to").sum(),
+        pl.col("n_recipients").sum(),
+        pl.col("n_user_unknown").sum(),
+        senders=pl.col("sender").n_unique(),
+    )
 
 
 # -- bursts ----------------------------------------------------------------------------------------
 def find_bursts(ent: pl.DataFrame, ivz: pl.DataFrame, site: Site) -> pl.DataFrame:
     """Hot (interval, entity) rows, with their share of the interval's N_SMTP and burst number."""
     th = site.thresholds
-    e = ent.join(ivz.select("interval_start", "abnormal", tot=pl.col("n_smtp"), z_smtp=pl.col("n_smtp_z"),
-                            z_dq=pl.col("dq_z")), on="interval_start", how="left")
+    e = ent.join(
+        ivz.select(
+            "interval_start", "abnormal", tot=pl.col("n_smtp"), z_smtp=pl.col("n_smtp_z"), z_dq=pl.col("dq_z")
+        ),
+        on="interval_start",
+        how="left",
+    )
     e = e.with_columns(share=(pl.col("n_from") + pl.col("n_to")) / pl.col("tot").clip(1))
-    hot = ((pl.col("n_from") >= th.host_min_messages) | (pl.col("n_recipients") >= th.host_min_recipients)
-           | ((pl.col("n_user_unknown") >= th.host_min_unknown) & (pl.col("client_kind") != "remote"))
-           | (pl.col("abnormal") & (pl.col("share") >= th.min_share)
-              & ((pl.col("n_from") >= 3) | (pl.col("n_recipients") >= 10))))
+    hot = (
+        (pl.col("n_from") >= th.host_min_messages)
+        | (pl.col("n_recipients") >= th.host_min_recipients)
+        | ((pl.col("n_user_unknown") >= th.host_min_unknown) & (pl.col("client_kind") != "remote"))
+        | (
+            pl.col("abnormal")
+            & (pl.col("share") >= th.min_share)
+            & ((pl.col("n_from") >= 3) | (pl.col("n_recipients") >= 10))
+        )
+    )
     e = e.filter(hot & (pl.col("client_ip").is_not_null() | pl.col("ent_sender").is_not_null()))
     gap = timedelta(minutes=th.burst_gap_minutes) + site.interval
     keys = ["client_ip", "ent_sender"]
     e = e.sort(*keys, "interval_start", nulls_last=True).with_columns(
-        _new=(pl.col("interval_start").diff().over(keys) > gap).fill_null(True))
+        _new=(pl.col("interval_start").diff().over(keys) > gap).fill_null(True)
+    )
     return e.with_columns(burst=pl.col("_new").cum_sum().over(keys)).drop("_new")
 
 
 def burst_windows(rows: pl.DataFrame, step: timedelta) -> list[tuple[datetime, datetime]]:
     """(start, end) of each burst of one entity's hot rows."""
-    w = rows.group_by("burst").agg(s=pl.col("interval_start").min(), e=pl.col("interval_start").max()).sort("s")
+    w = (
+        rows.group_by("burst")
+        .agg(s=pl.col("interval_start").min(), e=pl.col("interval_start").max())
+        .sort("s")
+    )
     return [(r["s"], r["e"] + step) for r in w.iter_rows(named=True)]
 
 
 def _features(con, site: Site, day: date, ip, sender, windows, rows: pl.DataFrame, kind: str) -> dict:
-    act = sqlfiles.query(con, "detect/host_activity", {
-        "day": day, "starts": [s for s, _ in windows], "ends": [e for _, e in windows], "client_ip": ip,
-        "sender": sender, "local_domains": list(site.local_domains)}).pl().row(0, named=True)
+    act = (
+        sqlfiles.query(
+            con,
+            "detect/host_activity",
+            {
+                "day": day,
+                "starts": [s for s, _ in windows],
+                "ends": [e for _, e in windows],
+                "client_ip": ip,
+                "sender": sender,
+                "local_domains": list(site.local_domains),
+            },
+        )
+        .pl()
+        .row(0, named=True)
+    )
     minutes = sum((e - s).total_seconds() for s, e in windows) / 60
     longest = max((e - s).total_seconds() / 60 for s, e in windows)
-    return {**act, "client_ip": ip, "sender": sender, "client_kind": kind, "bursts": len(windows),
-            "burst_minutes": int(longest), "active_minutes": int(minutes),
-            "burst_intervals": rows.height, "peak_messages": int(rows["n_from"].max() or 0),
-            "interval_minutes": site.interval_minutes}
+    return {
+        **act,
+        "client_ip": ip,
+        "sender": sender,
+        "client_kind": kind,
+        "bursts": len(windows),
+        "burst_minutes": int(longest),
+        "active_minutes": int(minutes),
+        "burst_intervals": rows.height,
+        "peak_messages": int(rows["n_from"].max() or 0),
+        "interval_minutes": site.interval_minutes,
+    }
 
 
 def _allow(site: Site, ip, senders: list[str]) -> str | None:
@@ -128,12 +187,22 @@ def _history(con, site: Site, day: date, ip, sender, windows) -> tuple[int, int]
     """(earlier days with a burst of this host within `regular_window_minutes` of one of today's,
     the most messages it sent in one interval on the trailing days)."""
     th = site.thresholds
-    hist = sqlfiles.query(con, "detect/host_history", {
-        "day": day, "since": baseline.since(site, day), "timezone": site.timezone, "client_ip": ip,
-        "sender": sender}).pl()
+    hist = sqlfiles.query(
+        con,
+        "detect/host_history",
+        {
+            "day": day,
+            "since": baseline.since(site, day),
+            "timezone": site.timezone,
+            "client_ip": ip,
+            "sender": sender,
+        },
+    ).pl()
     if hist.height == 0:
         return 0, 0
-    hot = hist.filter((pl.col("n_from") >= th.host_min_messages) | (pl.col("n_recipients") >= th.host_min_recipients))
+    hot = hist.filter(
+        (pl.col("n_from") >= th.host_min_messages) | (pl.col("n_recipients") >= th.host_min_recipients)
+    )
     starts = [int(s.astimezone(site.tz).hour * 60 + s.astimezone(site.tz).minute) for s, _ in windows]
     near = pl.lit(False)
     for m in starts:
@@ -145,8 +214,9 @@ def _history(con, site: Site, day: date, ip, sender, windows) -> tuple[int, int]
 def _past_suspect_days(con, site: Site, day: date, ip) -> list[str]:
     if not ip or not lake.has_files(site.lake, "incidents"):
         return []
-    rows = sqlfiles.query(con, "detect/host_past_incidents", {"day": day, "since": baseline.since(site, day),
-                                                               "client_ip": ip}).fetchall()
+    rows = sqlfiles.query(
+        con, "detect/host_past_incidents", {"day": day, "since": baseline.since(site, day), "client_ip": ip}
+    ).fetchall()
     return [str(r[0]) for r in rows]
 
 
@@ -165,8 +235,16 @@ def _first_flag(con, site: Site, day: date, ip, sender, rows: pl.DataFrame, kind
 
 def _peaks_of(rows: pl.DataFrame) -> list[dict]:
     pk = rows.filter(pl.col("abnormal").fill_null(False)).sort("share", descending=True).head(5)
-    return [{"interval_start": r["interval_start"], "n_smtp": r["n_from"] + r["n_to"], "share": round(r["share"], 3),
-             "z_smtp": round(r["z_smtp"], 1), "z_dq": round(r["z_dq"], 1)} for r in pk.iter_rows(named=True)]
+    return [
+        {
+            "interval_start": r["interval_start"],
+            "n_smtp": r["n_from"] + r["n_to"],
+            "share": round(r["share"], 3),
+            "z_smtp": round(r["z_smtp"], 1),
+            "z_dq": round(r["z_dq"], 1),
+        }
+        for r in pk.iter_rows(named=True)
+    ]
 
 
 def host_incidents(con, site: Site, day: date, ivz: pl.DataFrame, ent: pl.DataFrame, base) -> list[dict]:
@@ -174,54 +252,89 @@ def host_incidents(con, site: Site, day: date, ivz: pl.DataFrame, ent: pl.DataFr
     step = site.interval
     dq_series = ivz.sort("interval_start").select("interval_start", "dq")
     out = []
-    for (ip, sender, kind), rows in hot.group_by(["client_ip", "ent_sender", "client_kind"], maintain_order=True):
+    for (ip, sender, kind), rows in hot.group_by(
+        ["client_ip", "ent_sender", "client_kind"], maintain_order=True
+    ):
         windows = burst_windows(rows, step)
         f = _features(con, site, day, ip, sender, windows, rows, kind)
         if not f["messages"] and not f["recipients_attempted"]:
             continue
         past = _past_suspect_days(con, site, day, ip) if kind == "local" else []
-        regular, hist_peak = _history(con, site, day, ip, sender, windows) if base.method == "history" else (0, None)
-        extra = {"regular_days": 0 if past else regular, "history_peak_messages": hist_peak,
-                 "allow": _allow(site, ip, (f["sample_senders"] or []) + [sender])}
+        regular, hist_peak = (
+            _history(con, site, day, ip, sender, windows) if base.method == "history" else (0, None)
+        )
+        extra = {
+            "regular_days": 0 if past else regular,
+            "history_peak_messages": hist_peak,
+            "allow": _allow(site, ip, (f["sample_senders"] or []) + [sender]),
+        }
         v = classify(f | extra, site.thresholds)
         own = ent.filter((pl.col("client_ip").eq_missing(ip)) & (pl.col("ent_sender").eq_missing(sender)))
-        series = dq_series.join(own.select("interval_start", n=pl.col("n_from") + pl.col("n_to")),
-                                on="interval_start", how="left").fill_null(0)
+        series = dq_series.join(
+            own.select("interval_start", n=pl.col("n_from") + pl.col("n_to")), on="interval_start", how="left"
+        ).fill_null(0)
         align = baseline.lagged_correlation(series["n"], series["dq"], site.thresholds.align_max_lag)
         in_bursts = ivz.filter(pl.col("interval_start").is_in(rows["interval_start"].implode()))
         align["dq_abnormal_intervals"] = int(in_bursts["dq_abnormal"].sum())
         align["dq_excess"] = int((in_bursts["dq"] - in_bursts["dq_level"]).sum())
         distinct = f["distinct_senders"]
         evidence = {
-            "why": v.why, "signals": v.evidence, "client_kind": kind, "baseline": base.method,
-            "peak_share": round(float(rows["share"].max()), 3), "abnormal_intervals": int(rows["abnormal"].sum()),
-            "messages": f["messages"], "distinct_senders": distinct, "recipients": f["distinct_recipients"],
-            "recipients_attempted": f["recipients_attempted"], "recipient_domains": f["recipient_domains"],
-            "user_unknown": f["user_unknown"], "all_rejected": f["refused_without_message"],
-            "median_size": f["median_size"], "near_constant_share": round(f["near_constant_share"], 3),
-            "sample_senders": f["sample_senders"], "peak_messages_per_interval": f["peak_messages"],
+            "why": v.why,
+            "signals": v.evidence,
+            "client_kind": kind,
+            "baseline": base.method,
+            "peak_share": round(float(rows["share"].max()), 3),
+            "abnormal_intervals": int(rows["abnormal"].sum()),
+            "messages": f["messages"],
+            "distinct_senders": distinct,
+            "recipients": f["distinct_recipients"],
+            "recipients_attempted": f["recipients_attempted"],
+            "recipient_domains": f["recipient_domains"],
+            "user_unknown": f["user_unknown"],
+            "all_rejected": f["refused_without_message"],
+            "median_size": f["median_size"],
+            "near_constant_share": round(f["near_constant_share"], 3),
+            "sample_senders": f["sample_senders"],
+            "peak_messages_per_interval": f["peak_messages"],
             "bursts": [{"start": s, "end": e} for s, e in windows][:10],
-            "regular_days": regular, "history_peak_messages": hist_peak, "earlier_suspect_days": past,
-            "dq_alignment": align, "peaks": _peaks_of(rows),
+            "regular_days": regular,
+            "history_peak_messages": hist_peak,
+            "earlier_suspect_days": past,
+            "dq_alignment": align,
+            "peaks": _peaks_of(rows),
         }
         if v.kind == "mmw_suspect":
             evidence["first_flagged"] = _first_flag(con, site, day, ip, sender, rows, kind, extra)
         # a worm forges its senders: name one only when nearly all its messages carry it
-        one_sender = sender or (f["top_sender"] if f["top_sender_messages"] >= 0.9 * max(f["messages"], 1) else None)
-        out.append({"kind": v.kind, "start": f["first_seen"] or windows[0][0], "end": f["last_seen"] or windows[-1][1],
-                    "sender": one_sender, "client_ip": ip, "domain": None, "score": v.score,
-                    "evidence": evidence, "lines": f["sample_lines"] or []})
+        one_sender = sender or (
+            f["top_sender"] if f["top_sender_messages"] >= 0.9 * max(f["messages"], 1) else None
+        )
+        out.append(
+            {
+                "kind": v.kind,
+                "start": f["first_seen"] or windows[0][0],
+                "end": f["last_seen"] or windows[-1][1],
+                "sender": one_sender,
+                "client_ip": ip,
+                "domain": None,
+                "score": v.score,
+                "evidence": evidence,
+                "lines": f["sample_lines"] or [],
+            }
+        )
     return out
 
 
 # -- the day -------------------------------------------------------------------------------------
 def abnormal(base_frame: pl.DataFrame, site: Site) -> pl.DataFrame:
     th = site.thresholds
-    smtp = (((pl.col("n_smtp_z") > th.peak_z) | (pl.col("n_from_z") > th.peak_z))
-            & ((pl.col("n_from") >= th.min_peak_from) | (pl.col("n_to") >= th.min_peak_from)))
+    smtp = ((pl.col("n_smtp_z") > th.peak_z) | (pl.col("n_from_z") > th.peak_z)) & (
+        (pl.col("n_from") >= th.min_peak_from) | (pl.col("n_to") >= th.min_peak_from)
+    )
     dq = (pl.col("dq_z") > th.peak_z) & (pl.col("dq") >= 2 * th.min_peak_from)
     return base_frame.with_columns(smtp_abnormal=smtp, dq_abnormal=dq).with_columns(
-        abnormal=pl.col("smtp_abnormal") | pl.col("dq_abnormal"))
+        abnormal=pl.col("smtp_abnormal") | pl.col("dq_abnormal")
+    )
 
 
 def decompose(ivz: pl.DataFrame, ent: pl.DataFrame, ui: pl.DataFrame) -> list[dict]:
@@ -234,41 +347,76 @@ def decompose(ivz: pl.DataFrame, ent: pl.DataFrame, ui: pl.DataFrame) -> list[di
     out = []
     for r in ab.iter_rows(named=True):
         tot = max(r["n_smtp"], 1)
-        hosts = by_host.filter(pl.col("interval_start") == r["interval_start"]).sort("n", descending=True).head(3)
-        snd = by_sender.filter(pl.col("interval_start") == r["interval_start"]).sort("n", descending=True).head(3)
-        out.append({"interval_start": r["interval_start"], "dq": r["dq"], "n_smtp": r["n_smtp"],
-                    "z_dq": round(r["dq_z"], 1), "z_smtp": round(r["n_smtp_z"], 1),
-                    "hosts": [{"client_ip": h["client_ip"], "n_smtp": h["n"], "share": round(h["n"] / tot, 3)}
-                              for h in hosts.iter_rows(named=True)],
-                    "senders": [{"sender": s["sender"], "n_smtp": s["n"], "share": round(s["n"] / tot, 3)}
-                                for s in snd.iter_rows(named=True)]})
+        hosts = (
+            by_host.filter(pl.col("interval_start") == r["interval_start"]).sort("n", descending=True).head(3)
+        )
+        snd = (
+            by_sender.filter(pl.col("interval_start") == r["interval_start"])
+            .sort("n", descending=True)
+            .head(3)
+        )
+        out.append(
+            {
+                "interval_start": r["interval_start"],
+                "dq": r["dq"],
+                "n_smtp": r["n_smtp"],
+                "z_dq": round(r["dq_z"], 1),
+                "z_smtp": round(r["n_smtp_z"], 1),
+                "hosts": [
+                    {"client_ip": h["client_ip"], "n_smtp": h["n"], "share": round(h["n"] / tot, 3)}
+                    for h in hosts.iter_rows(named=True)
+                ],
+                "senders": [
+                    {"sender": s["sender"], "n_smtp": s["n"], "share": round(s["n"] / tot, 3)}
+                    for s in snd.iter_rows(named=True)
+                ],
+            }
+        )
     return out
 
 
-def detect_day(con: duckdb.DuckDBPyConnection, site: Site, day: date, day_start: datetime,
-               day_end: datetime, fit: dict) -> pl.DataFrame:
+def detect_day(
+    con: duckdb.DuckDBPyConnection, site: Site, day: date, day_start: datetime, day_end: datetime, fit: dict
+) -> pl.DataFrame:
     iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": day}).pl()
     ui = con.sql("select * from user_intervals where day = $day", params={"day": day}).pl()
     base = baseline.interval_baselines(con, site, day, iv)
-    ivz = abnormal(baseline.model_residuals(base.frame, fit), site)
+    model = baseline.prediction_model(con, site, day, fit)
+    ivz = abnormal(baseline.model_residuals(base.frame, model), site)
     ent = entity_intervals(ui, site)
     rows = host_incidents(con, site, day, ivz, ent, base)
     explained = {r["interval_start"] for r in find_bursts(ent, ivz, site).iter_rows(named=True)}
     rows += outbreak.deferred_surges(con, site, day, ivz, fit)
-    rows += outbreak.dns_anomalies(con, site, day, ivz, fit, explained)
+    rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
     rows += outbreak.dns_clients(con, site, day, day_start, ent)
     attach_text([ln for r in rows for ln in r.get("lines") or []])
     for r in rows:
-        r["evidence"] = json.dumps(r["evidence"], default=str)
+        r["evidence"] = json.dumps(local_times(r["evidence"], site), default=str)
         r["lines"] = json.dumps(r.get("lines") or [], default=str)
         r["site"] = site.name
     align = baseline.lagged_correlation(ivz["n_smtp"], ivz["dq"], site.thresholds.align_max_lag)
-    run = {"site": site.name, "baseline": base.method, "history_days": len(base.history_days), "note": base.note,
-           "abnormal_intervals": int(ivz["abnormal"].sum()),
-           "alignment": json.dumps({"dq_vs_n_smtp": align, "history_model": baseline.history_model(con, site, day)}),
-           "peaks": json.dumps(decompose(ivz, ent, ui), default=str)}
+    run = {
+        "site": site.name,
+        "baseline": base.method,
+        "history_days": len(base.history_days),
+        "note": base.note,
+        "abnormal_intervals": int(ivz["abnormal"].sum()),
+        "alignment": json.dumps({"dq_vs_n_smtp": align, "prediction_model": model}),
+        "peaks": json.dumps(local_times(decompose(ivz, ent, ui), site), default=str),
+    }
     lake.write_frame(pl.DataFrame([run], schema=RUN_SCHEMA), lake.part_path(site.lake, "detect_runs", day))
     return pl.DataFrame(rows, schema=INCIDENT_SCHEMA) if rows else pl.DataFrame(schema=INCIDENT_SCHEMA)
+
+
+def local_times(x, site: Site):
+    """Times inside evidence as ISO 8601 in the site's time zone (as the report shows them)."""
+    if isinstance(x, datetime):
+        return x.astimezone(site.tz).isoformat()
+    if isinstance(x, dict):
+        return {k: local_times(v, site) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [local_times(v, site) for v in x]
+    return x
 
 
 def report_notes(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:

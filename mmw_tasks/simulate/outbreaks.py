@@ -31,7 +31,8 @@ from mmw_tasks.simulate.site import BULK_PC, GIVEN, LOCAL_DOMAIN, NS_IP, SURNAME
 EXTRA_SCENARIOS = {
     "holiday": "a holiday: the campus is closed, almost no mail of its own; the digest still goes out",
     "quiet": "clean + three PCs with a slow mass-mailer (2-4 messages a minute, hours); one forges senders",
-    "smtp_engine": "clean + a PC whose worm has its own SMTP engine: MX lookups at our DNS server 10:00-12:30",
+    "smtp_engine": "clean + a PC whose worm has its own SMTP engine: MX lookups at our DNS server "
+    "10:00-12:30",
     "outage": "clean + webnet.ne.jp defers our mail 09:30-15:30 local",
     "bulk": "clean + a colleague's one-by-one mailing to ~700 addresses from her PC, 13:00-14:15",
     "heavy_list": "clean + a busy list day: 20 more lab-ml posts and 3 posts to the 420-member staff list",
@@ -44,8 +45,9 @@ EXTRA_FEATURES = {
     "outage": frozenset({"outage"}),
     "bulk": frozenset({"colleague_bulk"}),
     "heavy_list": frozenset({"heavy_list"}),
-    "everything": frozenset({"klez", "quiet", "smtp_engine", "frethem", "outage", "dns_anomaly",
-                             "colleague_bulk", "heavy_list"}),
+    "everything": frozenset(
+        {"klez", "quiet", "smtp_engine", "frethem", "outage", "dns_anomaly", "colleague_bulk", "heavy_list"}
+    ),
 }
 OUTAGE2_DOMAIN = "webnet.ne.jp"
 OUTAGE2_WINDOW = (9 * 3600 + 1800, 15 * 3600 + 1800)
@@ -86,7 +88,9 @@ class Outbreaks:
             w.ip, w.name, w.owner, w.forged = ip, pc_name(ip), f"{owner[ip]}@{LOCAL_DOMAIN}", k == 0
             w.size = 24000 + x.randrange(60000)
             w.rate = x.uniform(2.0, 4.0) / 60  # messages per second
-            w.remote = [(f"{lp}@{site.domains[di].name}", di) for lp, di in x.sample(site.correspondents, 150)]
+            w.remote = [
+                (f"{lp}@{site.domains[di].name}", di) for lp, di in x.sample(site.correspondents, 150)
+            ]
             w.local = [u.name for u in x.sample(site.users[:400], 30)]
             self.slow.append(w)
         self.engine_ip = picks[3]
@@ -97,8 +101,9 @@ class Outbreaks:
         members = x.sample(site.users[:400], 300)
         self.staff_local = tuple(u.name for u in members)
         self.staff_stale = tuple(self._stale(x) for _ in range(12))
-        self.staff_remote = tuple((f"{lp}@{site.domains[di].name}", di)
-                                  for lp, di in x.sample(site.correspondents, 108))
+        self.staff_remote = tuple(
+            (f"{lp}@{site.domains[di].name}", di) for lp, di in x.sample(site.correspondents, 108)
+        )
         self.streams: list[Stream] = []
         self.outage_day: int | None = None
         self.staff_posts = 0
@@ -121,8 +126,11 @@ class Outbreaks:
         if "quiet" in today:
             for k, w in enumerate(self.slow):
                 t = day0 + 9 * 3600 + 2400 + k * 5700 + x.uniform(0, 1200)
-                self.streams.append(Stream(t, t + x.uniform(7200, 10800), self._gap(w.rate),
-                                           lambda t, w=w: self.slow_mail(w, t)))
+                self.streams.append(
+                    Stream(
+                        t, t + x.uniform(7200, 10800), self._gap(w.rate), lambda t, w=w: self.slow_mail(w, t)
+                    )
+                )
         if "smtp_engine" in today:
             t = day0 + 10 * 3600 + x.uniform(0, 600)
             self.streams.append(Stream(t, t + 9000, self._gap(0.35), self.engine_mail))
@@ -130,8 +138,9 @@ class Outbreaks:
             n = x.randint(600, 800)
             site = self.sim.site
             n_local = n // 12
-            rcpts: list = [(f"{lp}@{site.domains[di].name}", di)
-                           for lp, di in x.sample(site.correspondents, n - n_local)]
+            rcpts: list = [
+                (f"{lp}@{site.domains[di].name}", di) for lp, di in x.sample(site.correspondents, n - n_local)
+            ]
             rcpts += [u.name for u in x.sample(site.users[:400], n_local - n // 25)]
             rcpts += [("stale", self._stale(x)) for _ in range(n // 25)]
             x.shuffle(rcpts)
@@ -188,18 +197,36 @@ class Outbreaks:
         if w.forged:
             r = rnd()
             site = sim.site
-            sender = (w.remote[int(rnd() * len(w.remote))][0] if r < 0.5 else
-                      f"{rng.choice(GIVEN)}{rng.randrange(100)}@{site.domains[site.pick_domain(rnd())].name}")
+            sender = (
+                w.remote[int(rnd() * len(w.remote))][0]
+                if r < 0.5
+                else f"{rng.choice(GIVEN)}{rng.randrange(100)}@{site.domains[site.pick_domain(rnd())].name}"
+            )
             size, msgid = w.size, "*"
         else:  # the owner's address book, the owner's name: only the To: header differs
             sender, size = w.owner, w.size + 2 * len(first)
             msgid = f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.{w.owner.split('@')[0]}@{LOCAL_DOMAIN}>"
-        sim.mailer.message(t, f"{w.name} [{w.ip}]", w.ip, w.name, sender, size, msgid, "SMTP",
-                           local=tuple(dict.fromkeys(local)), remote=tuple(dict.fromkeys(remote)),
-                           unknown=tuple(dict.fromkeys(unknown)))
-        sim.incidents.track("mmw_suspect", w.ip, t, {"client_ip": w.ip, "sender": None if w.forged else w.owner,
-                                                     "host": w.name, "variant": "slow"},
-                            messages=1, user_unknown=len(set(unknown)))
+        sim.mailer.message(
+            t,
+            f"{w.name} [{w.ip}]",
+            w.ip,
+            w.name,
+            sender,
+            size,
+            msgid,
+            "SMTP",
+            local=tuple(dict.fromkeys(local)),
+            remote=tuple(dict.fromkeys(remote)),
+            unknown=tuple(dict.fromkeys(unknown)),
+        )
+        sim.incidents.track(
+            "mmw_suspect",
+            w.ip,
+            t,
+            {"client_ip": w.ip, "sender": None if w.forged else w.owner, "host": w.name, "variant": "slow"},
+            messages=1,
+            user_unknown=len(set(unknown)),
+        )
 
     def engine_mail(self, t: float) -> None:
         """One message of the worm's own SMTP engine: the MX of the domain, then its exchanger's A."""
@@ -213,13 +240,20 @@ class Outbreaks:
         for i, (q, qt) in enumerate(queries):
             self.port = self.port + 1 if self.port < 4999 else 1024
             if sim.style.dns == "bind":
-                body = (f"{NAMED}: client @0x7f3c{int(rnd() * 0xFFFFFF) * 16:08x} {ip}#{self.port} ({q}): "
-                        f"query: {q} IN {qt} + ({NS_IP})")
+                body = (
+                    f"{NAMED}: client @0x7f3c{int(rnd() * 0xFFFFFF) * 16:08x} {ip}#{self.port} ({q}): "
+                    f"query: {q} IN {qt} + ({NS_IP})"
+                )
             else:
                 body = f"{IPLOG}: UDP: dgram to domain from {ip}:{self.port} ({len(q) + 17} data bytes)"
             sim.ns.append((t + 0.05 * i + 0.02 * rnd(), K_OTHER, body))
-        sim.incidents.track("dns_anomaly", ip, t, {"client_ip": ip, "host": pc_name(ip), "variant": "smtp_engine"},
-                            queries=len(queries))
+        sim.incidents.track(
+            "dns_anomaly",
+            ip,
+            t,
+            {"client_ip": ip, "host": pc_name(ip), "variant": "smtp_engine"},
+            queries=len(queries),
+        )
 
     def bulk_mail(self, t: float):
         if not self.bulk_rcpts:
@@ -236,11 +270,26 @@ class Outbreaks:
             remote, addr = (r,), r[0]
         ip, name = self.bulk_ip, pc_name(self.bulk_ip)
         lp = self.bulk_sender.split("@")[0]
-        sim.mailer.message(t, f"{name} [{ip}]", ip, name, self.bulk_sender, 48213 + 2 * len(addr),
-                           f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.{lp}@{LOCAL_DOMAIN}>", "ESMTP",
-                           local=local, remote=remote, unknown=unknown)
-        sim.incidents.track("bulk_sender", self.bulk_sender, t,
-                            {"sender": self.bulk_sender, "client_ip": ip, "host": name}, messages=1)
+        sim.mailer.message(
+            t,
+            f"{name} [{ip}]",
+            ip,
+            name,
+            self.bulk_sender,
+            48213 + 2 * len(addr),
+            f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.{lp}@{LOCAL_DOMAIN}>",
+            "ESMTP",
+            local=local,
+            remote=remote,
+            unknown=unknown,
+        )
+        sim.incidents.track(
+            "bulk_sender",
+            self.bulk_sender,
+            t,
+            {"sender": self.bulk_sender, "client_ip": ip, "host": name},
+            messages=1,
+        )
         return True
 
     def staff_post(self, t: float) -> None:
@@ -255,7 +304,9 @@ class Outbreaks:
         sender = f"{poster}@{LOCAL_DOMAIN}"
         size = 2000 + int(rng.lognormvariate(8.0, 0.7))
         msgid = f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.{poster}@{LOCAL_DOMAIN}>"
-        sim.mailer.message(t, f"{name} [{ip}]", ip, name, sender, size, msgid, "ESMTP", prog=(MAILMAN, STAFF_ML))
+        sim.mailer.message(
+            t, f"{name} [{ip}]", ip, name, sender, size, msgid, "ESMTP", prog=(MAILMAN, STAFF_ML)
+        )
         t2 = t + 3 + 5 * rng.random()
         key = (STAFF_ML_BOUNCES, self.staff_posts)
         fields = {"sender": STAFF_ML_BOUNCES, "client_ip": "127.0.0.1", "list": STAFF_ML}
@@ -263,8 +314,25 @@ class Outbreaks:
         def track(x: float) -> None:
             sim.incidents.track("mailing_list", key, x, fields)
 
-        sim.mailer.message(t2, "localhost [127.0.0.1]", "127.0.0.1", "localhost", STAFF_ML_BOUNCES, size + 1200,
-                           msgid, "ESMTP", local=self.staff_local, remote=self.staff_remote,
-                           unknown=tuple(f"{s}@{LOCAL_DOMAIN}" for s in self.staff_stale), track=track)
-        sim.incidents.track("mailing_list", key, t2, fields, messages=1,
-                            recipients=len(self.staff_local) + len(self.staff_remote))
+        sim.mailer.message(
+            t2,
+            "localhost [127.0.0.1]",
+            "127.0.0.1",
+            "localhost",
+            STAFF_ML_BOUNCES,
+            size + 1200,
+            msgid,
+            "ESMTP",
+            local=self.staff_local,
+            remote=self.staff_remote,
+            unknown=tuple(f"{s}@{LOCAL_DOMAIN}" for s in self.staff_stale),
+            track=track,
+        )
+        sim.incidents.track(
+            "mailing_list",
+            key,
+            t2,
+            fields,
+            messages=1,
+            recipients=len(self.staff_local) + len(self.staff_remote),
+        )

@@ -18,6 +18,7 @@ outbreaks.py. `scenario` may name one scenario per requested day, comma-separate
 
 from __future__ import annotations
 
+from mmw_tasks.simulate.outbreaks import EXTRA_FEATURES, EXTRA_SCENARIOS, Outbreaks
 from mmw_tasks.simulate.site import (
     BULK_PC,
     BULK_SENDER,
@@ -32,7 +33,6 @@ from mmw_tasks.simulate.site import (
     SURNAMES,
     pc_name,
 )
-from mmw_tasks.simulate.outbreaks import EXTRA_FEATURES, EXTRA_SCENARIOS, Outbreaks
 from mmw_tasks.simulate.traffic import OFFICE, bin_weights
 
 SCENARIOS = {
