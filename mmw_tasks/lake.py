@@ -25,7 +25,7 @@ from mmw_tasks import sql as sqlfiles
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
 VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "intervals",
          "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends",
-         "weekly_trends", "monthly_trends")
+         "weekly_trends", "monthly_trends", "detect_runs")
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
 VIEW_NAMES = "select view_name from duckdb_views() where not internal"
