@@ -30,7 +30,7 @@ try:  # ISA-L inflates gzip about twice as fast as zlib; optional
 except ImportError:  # pragma: no cover - isal is in requirements.lock
     _igzip = None
 
-BATCH_BYTES = 32 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+BATCH_BYTES = 16 << 20  # decompressed bytes per batch: bounded memory whatever the file size
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -85,21 +85,25 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None) -> Iterator[tu
     fh = _open(path)
     try:
         while True:
+            # one fresh buffer per batch (its lines live on in the frames), read into directly:
+            # no concatenation, no slice copies
+            buf = bytearray(len(tail) + batch_bytes)
+            buf[:len(tail)] = tail
             try:
-                chunk = fh.read(batch_bytes)
+                n = fh.readinto(memoryview(buf)[len(tail):])
             except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
                 offset = getattr(fh, "tell", lambda: "?")()
                 raise LogFileError(f"{path}: corrupt or truncated compressed file near "
                                    f"decompressed byte {offset}: {e}") from e
-            if not chunk:
+            if not n:
                 break
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n")
+            size = len(tail) + n
+            cut = buf.rfind(b"\n", 0, size)
             if cut < 0:
-                tail = data
+                tail = bytes(buf[:size])
                 continue
-            tail = data[cut + 1:]
-            lines = split_lines(data[:cut + 1])
+            tail = bytes(buf[cut + 1:size])
+            lines = split_lines(buf, cut + 1)
             yield line_no, lines
             line_no += len(lines)
         if tail:
@@ -108,29 +112,37 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None) -> Iterator[tu
         fh.close()
 
 
-def split_lines(data: bytes) -> pl.Series:
-    """Lines of `data` (which ends with a newline) as a String Series, without a copy per line.
+_scratch = threading.local()
+
+
+def split_lines(data: bytes | bytearray, end: int | None = None) -> pl.Series:
+    """Lines of `data[:end]` (which ends with a newline) as a String Series, without a copy per
+    line.
 
     The newline positions become Arrow offsets over the same buffer. Invalid UTF-8 (8-bit mail
     of 1996) is replaced, never dropped; the CR of CRLF lines is stripped.
     """
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if raw.size and raw.max() >= 0x80:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            data = data.decode("utf-8", errors="replace").encode("utf-8")
-            raw = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(raw == 10)
+    end = len(data) if end is None else end
+    raw = np.frombuffer(data, dtype=np.uint8, count=end)
+    eq = getattr(_scratch, "eq", None)  # a reused scratch array: no fresh pages to fault in per batch
+    if eq is None or eq.size < end:
+        eq = _scratch.eq = np.empty(max(end, 1 << 20), dtype=bool)
+    np.equal(raw, 10, out=eq[:end])
+    ends = np.flatnonzero(eq[:end])
     offsets = np.empty(len(ends) + 1, dtype=np.int64)
     offsets[0] = 0
     offsets[1:] = ends + 1  # each value keeps its newline (Arrow values are contiguous) ...
     arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
-                                           [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+                                           [None, pa.py_buffer(offsets), pa.py_buffer(memoryview(data)[:end])])
     line = pl.col("line")
-    s = pl.DataFrame({"line": pl.Series("line", arr, dtype=pl.Binary)}).select(
-        line.bin.slice(0, line.bin.size().cast(pl.Int64) - 1).cast(pl.String))  # ... cut here
-    if b"\r" in data:
+    cut = pl.DataFrame({"line": pl.Series("line", arr, dtype=pl.Binary)}).select(
+        line.bin.slice(0, line.bin.size().cast(pl.Int64) - 1))  # ... cut here
+    try:
+        s = cut.select(line.cast(pl.String))
+    except pl.exceptions.PolarsError:  # not UTF-8: replace what is not, keep every line
+        text = bytes(memoryview(data)[:end]).decode("utf-8", errors="replace").encode("utf-8")
+        return split_lines(text)
+    if data.find(b"\r", 0, end) >= 0:
         s = s.select(line.str.strip_suffix("\r"))
     return s.to_series()
 
