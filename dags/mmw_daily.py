@@ -153,15 +153,13 @@ def build_daily(site: DagSite):
 
             return pipeline.run_detect(run["config"], run["day"])
 
-        # the report's history bands read earlier days' trends: reports and trends also go in day order
-        @task(depends_on_past=True, outlets=_assets(site, "report"),
-              on_success_callback=[on_incidents] if on_incidents else [])
+        @task(outlets=_assets(site, "report"), on_success_callback=[on_incidents] if on_incidents else [])
         def report(run: dict, _detected: dict) -> dict:
             from mmw_tasks import pipeline
 
             return pipeline.make_report(run["config"], run["day"], run["missing"])
 
-        @task(depends_on_past=True, outlets=_assets(site, "trends"))
+        @task(outlets=_assets(site, "trends"))
         def trends(run: dict, _reported: dict) -> dict:
             from mmw_tasks import pipeline
 
