@@ -173,6 +173,16 @@ def test_backfill_runs_on_the_real_scheduler(stack, site, started):
     assert sorted(i for (t, i) in tis[DAYS[0]] if t == "fetch") == list(range(len(cfg.servers)))
 
 
+def test_scheduler_forks_tasks_with_mmw_preloaded(stack):
+    """config/airflow_local_settings.py: tasks fork from a scheduler that has polars and DuckDB
+    loaded already, instead of importing them again in every task (about a second each)."""
+    scheduler = stack.procs[1]
+    maps = Path(f"/proc/{scheduler.pid}/maps").read_text()
+    assert "polars" in maps and "duckdb" in maps
+    api_server = stack.procs[0]
+    assert "polars" not in Path(f"/proc/{api_server.pid}/maps").read_text()
+
+
 def test_trends_dag_follows_the_daily_trends_asset(stack, site):
     """The daily runs leave the trends page to mmw_trends, which the daily_trends asset triggers."""
     from mmw_tasks.config import load_site
