@@ -29,6 +29,9 @@ test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromi
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
 
+eval: $(STAMP)  ## the labelled detection benchmark: 39 simulated site-days, one table, targets checked
+	$(BIN)/python -m mmw_eval
+
 lock:  ## re-resolve requirements.lock from requirements.in
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
 

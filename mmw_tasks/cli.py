@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--start", required=True, type=_day)
     s.add_argument("--days", required=True, type=int)
-    s.add_argument("--scenario", default="klez")
+    s.add_argument("--scenario", default="klez",
+                   help="a scenario for every day, or one per day comma-separated (the last repeats)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--style", choices=["2002", "modern"], default="2002")
     s.add_argument("--scale", type=float, default=1.0, help="multiply all traffic volumes")

@@ -23,14 +23,47 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Detection knobs; defaults suit a site of a few thousand messages a day."""
+    """Detection knobs, all overridable in [thresholds]; docs/detection.md explains each one.
+    Defaults suit a site of a few hundred to a few thousand messages a day."""
 
-    peak_z: float = 4.0  # robust z-score (median/MAD) for an abnormal interval
-    min_peak_from: int = 20  # an interval needs at least this many from= lines to be a peak
-    min_share: float = 0.3  # a sender/host explains a peak when it holds this share of it
-    min_user_unknown: int = 5  # "User unknown" rejections that make a burst suspect
-    deferred_min: int = 30  # deferrals to one domain in a day before it is a surge
-    dns_excess_z: float = 6.0  # residual Dq z-score with no sender to explain it
+    # abnormal intervals (the papers' Figure 1)
+    peak_z: float = 4.0  # robust z-score (level/spread from history, else the day) for an abnormal interval
+    min_peak_from: int = 20  # an abnormal interval needs at least this many from= (or to=) lines
+    min_share: float = 0.3  # a host/sender explains a peak when it holds this share of its N_SMTP
+    align_max_lag: int = 3  # lags (intervals) tried when lining Dq peaks up with N_SMTP peaks
+    # baselines from the lake's history
+    baseline_days: int = 28  # trailing days read for the per-time-of-day baselines
+    baseline_min_days: int = 3  # fewer days of the same kind (weekday/weekend): within-day statistics
+    baseline_window_bins: int = 2  # neighbouring bins pooled on each side of a time of day
+    # bursts of one host (or, for localhost and servers, one sender)
+    host_min_messages: int = 10  # messages from one host in one interval that make it a burst
+    host_min_recipients: int = 40  # recipients from one host in one interval that make it a burst
+    host_min_unknown: int = 8  # "User unknown" from one local host in one interval that make it a burst
+    burst_gap_minutes: int = 30  # quiet time that separates two bursts of one host
+    # classification (docs/detection.md lists the points each piece of evidence carries)
+    suspect_score: float = 0.5  # worm score at which a local host is an mmw_suspect
+    min_user_unknown: int = 5  # "User unknown" rejections before their share counts as evidence
+    unknown_ratio: float = 0.06  # share of refused recipients that is suspicious
+    unknown_ratio_high: float = 0.12  # ... and that is typical of a worm's guessed addresses
+    forged_min_senders: int = 5  # distinct sender addresses from one host that suggest forging
+    forged_sender_ratio: float = 0.2  # ... when they are at least this share of its messages
+    constant_size_share: float = 0.8  # share of messages within 2% of the median size: one attachment
+    sustained_minutes: int = 60  # a burst going on this long at a steady rate
+    repeat_ratio: float = 1.3  # recipient attempts per distinct recipient: a harvest mailed again
+    list_fanout: int = 20  # recipients per message above which a few messages are a list/alias
+    new_rate_factor: float = 5.0  # peak rate this many times the host's highest in history: new behaviour
+    regular_min_days: int = 2  # earlier days with a burst of the same host at the same time
+    regular_window_minutes: int = 60  # how close "the same time" is
+    # outbreak-wide signals
+    deferred_min: int = 30  # deferrals to one domain in a day before it can be a surge
+    deferred_share: float = 0.5  # ... and this share of the deliveries to it deferred
+    deferred_factor: float = 5.0  # ... and this many times its usual (median) daily deferrals
+    dns_excess_z: float = 6.0  # robust z of the normalised Dq residual with no sender to explain it
+    dns_excess_ratio: float = 0.5  # ... and the excess at least this share of the model's prediction
+    dns_excess_min: int = 100  # ... and at least this many queries in the interval
+    dns_min_intervals: int = 2  # ... in at least this many intervals
+    dns_client_min: int = 100  # queries in one interval from one non-mail-server client to look at it
+    dns_client_factor: float = 10.0  # ... and this many times its usual rate (median or history)
 
 
 MISSING_SERVER_POLICIES = ("fail", "partial")
@@ -126,6 +159,9 @@ class Site:
     on_missing_server: str = "fail"  # a server still missing after retries: "fail" the day or run "partial"
     schedule: Schedule = field(default_factory=Schedule)
     notify: Notify = field(default_factory=Notify)
+    bulk_hosts: tuple[str, ...] = ()  # allow-list of client IPs that mail in bulk (benign)
+    relay_hosts: tuple[str, ...] = ()  # internal relays/servers: their bursts are split by sender
+    local_networks: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -288,6 +324,9 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
         on_missing_server=_choice(site, "on_missing_server", w, MISSING_SERVER_POLICIES),
         schedule=_schedule(raw, path),
         notify=_notify(raw, path),
+        bulk_hosts=_get(allow, "bulk_hosts", f"{path}: [allow]", tuple, ()),
+        relay_hosts=_get(allow, "relay_hosts", f"{path}: [allow]", tuple, ()),
+        local_networks=_networks(_get(site, "local_networks", w, tuple, Site.local_networks), w),
     )
 
 
@@ -411,3 +450,15 @@ def report_settings(raw: Any, path: Path) -> ReportSettings:
             subject_prefix=_get(email, "subject_prefix", we, str, "[mmw]"),
             timeout=_number(email, "timeout", we, float, 30.0))
     return ReportSettings(**nums, email=email)
+
+
+def _networks(nets: tuple[str, ...], where: str) -> tuple[str, ...]:
+    import ipaddress
+
+    for n in nets:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError:
+            raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network "
+                              "like 10.1.0.0/16") from None
+    return nets

@@ -1,159 +1,455 @@
-"""Incidents of one day, as the papers found them by eye, made mechanical.
+"""Incidents of one day, as the papers found them by eye, made mechanical (docs/detection.md).
 
-1. Abnormal intervals: a robust z-score (median/MAD over the day) of N_from or N_to above
-   `peak_z`, with at least `min_peak_from` lines.
-2. Attribution: each abnormal interval split into N_SMTP(i) by client host (or by sender when
-   mail has no client host); whoever holds `min_share` of it is a candidate.
-3. Classification with evidence: "User unknown" rejections tied to the host through the queue
-   id, forged (many) senders and a constant size make `mmw_suspect`; a list's owner address or a
-   local re-injection makes `mailing_list`; anything else that bursts is `bulk_sender`.
-4. Outbreak-wide signals: deferrals piling up for one domain (`deferred_surge`), and Dq above
-   the model's prediction with no sender peak to explain it (`dns_anomaly`).
+1. Baselines and peaks (baseline.py): each interval's Dq, N_from, N_to and N_SMTP against the
+   same time of day in the lake's history (within-day statistics for a new site); abnormal
+   intervals; whether Dq peaks line up with N_SMTP peaks (lagged cross-correlation).
+2. Attribution: N_SMTP(i) per client host (a host is what an administrator can unplug) and, for
+   localhost and relays, per sender. A host bursts when, in one interval, it sends at least
+   `host_min_messages` messages or `host_min_recipients` recipients, or draws
+   `host_min_unknown` "User unknown"; or when it holds `min_share` of an abnormal interval.
+   Bursts closer than `burst_gap_minutes` belong together.
+3. Classification with evidence (classify.py) over what the host did inside its bursts; for a
+   suspect, the first interval at which the evidence so far was already enough (time to flag).
+4. Outbreak-wide signals (outbreak.py): deferral surges per destination domain, Dq that no
+   mail explains, and clients other than the mail servers looking up names (MX) in bulk.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from mmw_tasks import baseline, lake, outbreak
 from mmw_tasks import sql as sqlfiles
+from mmw_tasks.classify import classify
 from mmw_tasks.config import Site
 
 INCIDENT_SCHEMA = {
-    "site": pl.String, "kind": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-    "sender": pl.String, "client_ip": pl.String, "domain": pl.String, "score": pl.Float64,
-    "evidence": pl.String, "lines": pl.String,
+    "site": pl.String,
+    "kind": pl.String,
+    "start": pl.Datetime("us", "UTC"),
+    "end": pl.Datetime("us", "UTC"),
+    "sender": pl.String,
+    "client_ip": pl.String,
+    "domain": pl.String,
+    "score": pl.Float64,
+    "evidence": pl.String,
+    "lines": pl.String,
 }
-LIST_MARKERS = ("-owner@", "owner-", "-request@", "-bounces@", "majordom", "mailman", "-admin@")
+RUN_SCHEMA = {
+    "site": pl.String,
+    "baseline": pl.String,
+    "history_days": pl.Int32,
+    "note": pl.String,
+    "abnormal_intervals": pl.Int32,
+    "alignment": pl.String,
+    "peaks": pl.String,
+}
+MAX_FLAG_STEPS = 18  # prefixes tried when looking for the first interval at which a suspect showed
 
 
-def robust_z(x: pl.Expr) -> pl.Expr:
-    mad = (x - x.median()).abs().median()
-    return (x - x.median()) / (1.4826 * mad + 1.0)
+# -- clients -------------------------------------------------------------------------------------
+def client_kind(ip: str | None, site: Site) -> str:
+    """localhost, server (a mail server or configured relay), local (our network), remote, unknown."""
+    return _client_kind(ip, site.mail_server_ips + site.relay_hosts, site.local_networks)
 
 
-def abnormal_intervals(iv: pl.DataFrame, site: Site) -> pl.DataFrame:
+@lru_cache(maxsize=65536)
+def _client_kind(ip: str | None, servers: tuple[str, ...], networks: tuple[str, ...]) -> str:
+    if not ip:
+        return "unknown"
+    if ip in servers:
+        return "server"
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if addr.is_loopback:
+        return "localhost"
+    if any(addr in ipaddress.ip_network(n, strict=False) for n in networks):
+        return "local"
+    return "remote"
+
+
+def entity_intervals(ui: pl.DataFrame, site: Site) -> pl.DataFrame:
+    """user_intervals summed per (interval, entity): the client host, or (host, sender) when the
+    host is localhost, a relay or unknown (its bursts belong to the list or job that sent them)."""
+    kinds = {ip: client_kind(ip, site) for ip in ui["client_ip"].unique().to_list()}
+    ui = ui.with_columns(
+        client_kind=pl.col("client_ip").replace_strict(kinds, default="unknown", return_dtype=pl.String)
+    )
+    ui = ui.with_columns(
+        ent_sender=pl.when(pl.col("client_kind").is_in(["localhost", "server", "unknown"])).then(
+            pl.col("sender")
+        )
+    )
+    return ui.group_by("interval_start", "client_ip", "ent_sender", "client_kind").agg(
+        pl.col("n_from").sum(),
+        pl.col("n_to").sum(),
+        pl.col("n_recipients").sum(),
+        pl.col("n_user_unknown").sum(),
+        senders=pl.col("sender").n_unique(),
+    )
+
+
+# -- bursts ----------------------------------------------------------------------------------------
+def find_bursts(ent: pl.DataFrame, ivz: pl.DataFrame, site: Site) -> pl.DataFrame:
+    """Hot (interval, entity) rows, with their share of the interval's N_SMTP and burst number."""
     th = site.thresholds
-    return iv.with_columns(
-        z_from=robust_z(pl.col("n_from")), z_to=robust_z(pl.col("n_to")),
-    ).filter(((pl.col("z_from") > th.peak_z) & (pl.col("n_from") >= th.min_peak_from))
-             | ((pl.col("z_to") > th.peak_z) & (pl.col("n_to") >= th.min_peak_from)))
+    e = ent.join(
+        ivz.select(
+            "interval_start", "abnormal", tot=pl.col("n_smtp"), z_smtp=pl.col("n_smtp_z"), z_dq=pl.col("dq_z")
+        ),
+        on="interval_start",
+        how="left",
+    )
+    e = e.with_columns(share=(pl.col("n_from") + pl.col("n_to")) / pl.col("tot").clip(1))
+    hot = (
+        (pl.col("n_from") >= th.host_min_messages)
+        | (pl.col("n_recipients") >= th.host_min_recipients)
+        | ((pl.col("n_user_unknown") >= th.host_min_unknown) & (pl.col("client_kind") != "remote"))
+        | (
+            pl.col("abnormal")
+            & (pl.col("share") >= th.min_share)
+            & ((pl.col("n_from") >= 3) | (pl.col("n_recipients") >= 10))
+        )
+    )
+    e = e.filter(hot & (pl.col("client_ip").is_not_null() | pl.col("ent_sender").is_not_null()))
+    gap = timedelta(minutes=th.burst_gap_minutes) + site.interval
+    keys = ["client_ip", "ent_sender"]
+    e = e.sort(*keys, "interval_start", nulls_last=True).with_columns(
+        _new=(pl.col("interval_start").diff().over(keys) > gap).fill_null(True)
+    )
+    return e.with_columns(burst=pl.col("_new").cum_sum().over(keys)).drop("_new")
 
 
-def candidates(peaks: pl.DataFrame, users: pl.DataFrame, site: Site) -> pl.DataFrame:
-    """(client_ip, sender-or-null) groups that dominate at least one abnormal interval."""
-    if peaks.height == 0:
-        return pl.DataFrame(schema={"client_ip": pl.String, "sender": pl.String,
-                                    "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-                                    "peak_share": pl.Float64, "peaks": pl.UInt32})
-    u = users.join(peaks.select("interval_start", pl.col("n_from").alias("tot_from"),
-                                pl.col("n_to").alias("tot_to")), on="interval_start")
-    # A host with a client IP is what an administrator can unplug; without one, the sender.
-    u = u.with_columns(sender=pl.when(pl.col("client_ip").is_null()).then(pl.col("sender")))
-    g = u.group_by("interval_start", "client_ip", "sender").agg(
-        pl.col("n_from").sum(), pl.col("n_to").sum(), pl.col("tot_from").first(), pl.col("tot_to").first())
-    g = g.with_columns(share=pl.max_horizontal(pl.col("n_from") / pl.col("tot_from").clip(1),
-                                               pl.col("n_to") / pl.col("tot_to").clip(1)))
-    g = g.filter((pl.col("share") >= site.thresholds.min_share)
-                 & (pl.col("client_ip").is_not_null() | pl.col("sender").is_not_null()))
-    return g.group_by("client_ip", "sender").agg(
-        start=pl.col("interval_start").min(),
-        end=pl.col("interval_start").max() + site.interval,
-        peak_share=pl.col("share").max(),
-        peaks=pl.len(),
-    ).sort("start")
+def burst_windows(rows: pl.DataFrame, step: timedelta) -> list[tuple[datetime, datetime]]:
+    """(start, end) of each burst of one entity's hot rows."""
+    w = (
+        rows.group_by("burst")
+        .agg(s=pl.col("interval_start").min(), e=pl.col("interval_start").max())
+        .sort("s")
+    )
+    return [(r["s"], r["e"] + step) for r in w.iter_rows(named=True)]
 
 
-def classify(act: dict, sender: str | None, client_ip: str | None, site: Site) -> tuple[str, float, str]:
-    """(kind, score, one-line reason) from a candidate's activity features."""
+def _features(con, site: Site, day: date, ip, sender, windows, rows: pl.DataFrame, kind: str) -> dict:
+    act = (
+        sqlfiles.query(
+            con,
+            "detect/host_activity",
+            {
+                "day": day,
+                "starts": [s for s, _ in windows],
+                "ends": [e for _, e in windows],
+                "client_ip": ip,
+                "sender": sender,
+                "local_domains": list(site.local_domains),
+            },
+        )
+        .pl()
+        .row(0, named=True)
+    )
+    minutes = sum((e - s).total_seconds() for s, e in windows) / 60
+    longest = max((e - s).total_seconds() / 60 for s, e in windows)
+    return {
+        **act,
+        "client_ip": ip,
+        "sender": sender,
+        "client_kind": kind,
+        "bursts": len(windows),
+        "burst_minutes": int(longest),
+        "active_minutes": int(minutes),
+        "burst_intervals": rows.height,
+        "peak_messages": int(rows["n_from"].max() or 0),
+        "interval_minutes": site.interval_minutes,
+    }
+
+
+def _allow(site: Site, ip, senders: list[str]) -> str | None:
+    if ip and ip in site.bulk_hosts:
+        return "bulk_sender"
+    low = [s.lower() for s in senders if s]
+    if any(s in site.mailing_lists for s in low):
+        return "mailing_list"
+    if low and all(s in site.bulk_senders for s in low):
+        return "bulk_sender"
+    return None
+
+
+def _history(con, site: Site, day: date, ip, sender, windows) -> tuple[int, int]:
+    """(earlier days with a burst of this host within `regular_window_minutes` of one of today's,
+    the most messages it sent in one interval on the trailing days)."""
     th = site.thresholds
-    senders = act.get("sample_senders") or []
-    listish = any(m in (s or "") for s in senders + [sender or ""] for m in LIST_MARKERS)
-    if any(s in site.mailing_lists for s in senders + [sender or ""]) or (
-            listish and act["distinct_senders"] <= 2):
-        return "mailing_list", 0.1, "list owner address re-injecting posts"
-    if any(s in site.bulk_senders for s in senders + [sender or ""]):
-        return "bulk_sender", 0.1, "sender on the bulk-sender allow-list"
-    unknown = act["user_unknown"]
-    forged = act["distinct_senders"] >= 5 and act["distinct_senders"] >= 0.2 * max(act["messages"], 1)
-    constant = act["messages"] >= 10 and act["size_cv"] < 0.05
-    points = (0.5 if unknown >= th.min_user_unknown else 0.0) + (0.3 if forged else 0.0) + (
-        0.2 if constant else 0.0)
-    if points >= 0.5:
-        why = ", ".join(w for w, on in (
-            (f"{unknown} 'User unknown' rejections", unknown >= th.min_user_unknown),
-            (f"{act['distinct_senders']} different sender addresses", forged),
-            (f"near-constant message size ({act['median_size']:.0f} bytes)", constant)) if on)
-        return "mmw_suspect", round(min(1.0, 0.4 + points * 0.6), 3), why
-    return "bulk_sender", round(points, 3), "a burst with few unknown recipients and one sender"
+    hist = sqlfiles.query(
+        con,
+        "detect/host_history",
+        {
+            "day": day,
+            "since": baseline.since(site, day),
+            "timezone": site.timezone,
+            "client_ip": ip,
+            "sender": sender,
+        },
+    ).pl()
+    if hist.height == 0:
+        return 0, 0
+    hot = hist.filter(
+        (pl.col("n_from") >= th.host_min_messages) | (pl.col("n_recipients") >= th.host_min_recipients)
+    )
+    starts = [int(s.astimezone(site.tz).hour * 60 + s.astimezone(site.tz).minute) for s, _ in windows]
+    near = pl.lit(False)
+    for m in starts:
+        d = (pl.col("minute_of_day") - m).abs()
+        near = near | (pl.min_horizontal(d, 1440 - d) <= th.regular_window_minutes)
+    return hot.filter(near)["day"].n_unique(), int(hist["n_from"].max() or 0)
 
 
-def detect_day(con: duckdb.DuckDBPyConnection, site: Site, day: date, day_start: datetime,
-               day_end: datetime, fit: dict) -> pl.DataFrame:
-    iv = con.sql("select * from intervals where day = $day order by interval_start",
-                 params={"day": day}).pl()
-    users = con.sql("select * from user_intervals where day = $day", params={"day": day}).pl()
-    peaks = abnormal_intervals(iv, site)
-    rows: list[dict] = []
-    for c in candidates(peaks, users, site).iter_rows(named=True):
-        act = sqlfiles.query(con, "detect/host_activity", {
-            "day": day, "start": c["start"], "end": c["end"], "client_ip": c["client_ip"],
-            "sender": c["sender"]}).pl().row(0, named=True)
-        if not act["messages"] and not act["recipients"]:
+def _past_suspect_days(con, site: Site, day: date, ip) -> list[str]:
+    if not ip or not lake.has_files(site.lake, "incidents"):
+        return []
+    rows = sqlfiles.query(
+        con, "detect/host_past_incidents", {"day": day, "since": baseline.since(site, day), "client_ip": ip}
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _first_flag(con, site: Site, day: date, ip, sender, rows: pl.DataFrame, kind: str, extra: dict):
+    """The end of the first hot interval at which the evidence so far already made a suspect."""
+    step = site.interval
+    times = rows.sort("interval_start")["interval_start"].to_list()
+    for t in times[:MAX_FLAG_STEPS]:
+        upto = rows.filter(pl.col("interval_start") <= t)
+        windows = burst_windows(upto, step)
+        f = _features(con, site, day, ip, sender, windows, upto, kind) | extra
+        if classify(f, site.thresholds).kind == "mmw_suspect":
+            return t + step
+    return times[-1] + step
+
+
+def _peaks_of(rows: pl.DataFrame) -> list[dict]:
+    pk = rows.filter(pl.col("abnormal").fill_null(False)).sort("share", descending=True).head(5)
+    return [
+        {
+            "interval_start": r["interval_start"],
+            "n_smtp": r["n_from"] + r["n_to"],
+            "share": round(r["share"], 3),
+            "z_smtp": round(r["z_smtp"], 1),
+            "z_dq": round(r["z_dq"], 1),
+        }
+        for r in pk.iter_rows(named=True)
+    ]
+
+
+def host_incidents(con, site: Site, day: date, ivz: pl.DataFrame, ent: pl.DataFrame, base) -> list[dict]:
+    hot = find_bursts(ent, ivz, site)
+    step = site.interval
+    dq_series = ivz.sort("interval_start").select("interval_start", "dq")
+    out = []
+    for (ip, sender, kind), rows in hot.group_by(
+        ["client_ip", "ent_sender", "client_kind"], maintain_order=True
+    ):
+        windows = burst_windows(rows, step)
+        f = _features(con, site, day, ip, sender, windows, rows, kind)
+        if not f["messages"] and not f["recipients_attempted"]:
             continue
-        kind, score, why = classify(act, c["sender"], c["client_ip"], site)
-        evidence = {"why": why, "peak_share": round(c["peak_share"], 3), "abnormal_intervals": c["peaks"],
-                    **{k: act[k] for k in ("messages", "distinct_senders", "recipients", "recipient_domains",
-                                           "user_unknown", "all_rejected", "median_size")},
-                    "size_cv": round(act["size_cv"] or 0.0, 4), "sample_senders": act["sample_senders"]}
-        # a worm forges its senders: name one only when the burst has a single real one
-        sender = c["sender"] or (act["sample_senders"][0] if act["distinct_senders"] == 1 else None)
-        rows.append({"kind": kind, "start": act["first_seen"] or c["start"], "end": act["last_seen"] or c["end"],
-                     "sender": sender, "client_ip": c["client_ip"], "domain": None, "score": score,
-                     "evidence": evidence, "lines": act["sample_lines"]})
-    rows += deferred_surges(con, site, day)
-    rows += dns_anomalies(iv, peaks, fit, site)
+        past = _past_suspect_days(con, site, day, ip) if kind == "local" else []
+        regular, hist_peak = (
+            _history(con, site, day, ip, sender, windows) if base.method == "history" else (0, None)
+        )
+        extra = {
+            "regular_days": 0 if past else regular,
+            "history_peak_messages": hist_peak,
+            "allow": _allow(site, ip, (f["sample_senders"] or []) + [sender]),
+        }
+        v = classify(f | extra, site.thresholds)
+        own = ent.filter((pl.col("client_ip").eq_missing(ip)) & (pl.col("ent_sender").eq_missing(sender)))
+        series = dq_series.join(
+            own.select("interval_start", n=pl.col("n_from") + pl.col("n_to")), on="interval_start", how="left"
+        ).fill_null(0)
+        align = baseline.lagged_correlation(series["n"], series["dq"], site.thresholds.align_max_lag)
+        in_bursts = ivz.filter(pl.col("interval_start").is_in(rows["interval_start"].implode()))
+        align["dq_abnormal_intervals"] = int(in_bursts["dq_abnormal"].sum())
+        align["dq_excess"] = int((in_bursts["dq"] - in_bursts["dq_level"]).sum())
+        distinct = f["distinct_senders"]
+        evidence = {
+            "why": v.why,
+            "signals": v.evidence,
+            "client_kind": kind,
+            "baseline": base.method,
+            "peak_share": round(float(rows["share"].max()), 3),
+            "abnormal_intervals": int(rows["abnormal"].sum()),
+            "messages": f["messages"],
+            "distinct_senders": distinct,
+            "recipients": f["distinct_recipients"],
+            "recipients_attempted": f["recipients_attempted"],
+            "recipient_domains": f["recipient_domains"],
+            "user_unknown": f["user_unknown"],
+            "all_rejected": f["refused_without_message"],
+            "median_size": f["median_size"],
+            "near_constant_share": round(f["near_constant_share"], 3),
+            "sample_senders": f["sample_senders"],
+            "peak_messages_per_interval": f["peak_messages"],
+            "bursts": [{"start": s, "end": e} for s, e in windows][:10],
+            "regular_days": regular,
+            "history_peak_messages": hist_peak,
+            "earlier_suspect_days": past,
+            "dq_alignment": align,
+            "peaks": _peaks_of(rows),
+        }
+        if v.kind == "mmw_suspect":
+            evidence["first_flagged"] = _first_flag(con, site, day, ip, sender, rows, kind, extra)
+        # a worm forges its senders: name one only when nearly all its messages carry it
+        one_sender = sender or (
+            f["top_sender"] if f["top_sender_messages"] >= 0.9 * max(f["messages"], 1) else None
+        )
+        out.append(
+            {
+                "kind": v.kind,
+                "start": f["first_seen"] or windows[0][0],
+                "end": f["last_seen"] or windows[-1][1],
+                "sender": one_sender,
+                "client_ip": ip,
+                "domain": None,
+                "score": v.score,
+                "evidence": evidence,
+                "lines": f["sample_lines"] or [],
+            }
+        )
+    return out
+
+
+# -- the day -------------------------------------------------------------------------------------
+def abnormal(base_frame: pl.DataFrame, site: Site) -> pl.DataFrame:
+    th = site.thresholds
+    smtp = ((pl.col("n_smtp_z") > th.peak_z) | (pl.col("n_from_z") > th.peak_z)) & (
+        (pl.col("n_from") >= th.min_peak_from) | (pl.col("n_to") >= th.min_peak_from)
+    )
+    dq = (pl.col("dq_z") > th.peak_z) & (pl.col("dq") >= 2 * th.min_peak_from)
+    return base_frame.with_columns(smtp_abnormal=smtp, dq_abnormal=dq).with_columns(
+        abnormal=pl.col("smtp_abnormal") | pl.col("dq_abnormal")
+    )
+
+
+def decompose(ivz: pl.DataFrame, ent: pl.DataFrame, ui: pl.DataFrame) -> list[dict]:
+    """Each abnormal interval split into N_SMTP(i) by client host and by sender (top three each)."""
+    ab = ivz.filter(pl.col("abnormal")).select("interval_start", "dq", "n_smtp", "dq_z", "n_smtp_z")
+    if ab.height == 0:
+        return []
+    by_host = ent.group_by("interval_start", "client_ip").agg(n=(pl.col("n_from") + pl.col("n_to")).sum())
+    by_sender = ui.group_by("interval_start", "sender").agg(n=(pl.col("n_from") + pl.col("n_to")).sum())
+    out = []
+    for r in ab.iter_rows(named=True):
+        tot = max(r["n_smtp"], 1)
+        hosts = (
+            by_host.filter(pl.col("interval_start") == r["interval_start"]).sort("n", descending=True).head(3)
+        )
+        snd = (
+            by_sender.filter(pl.col("interval_start") == r["interval_start"])
+            .sort("n", descending=True)
+            .head(3)
+        )
+        out.append(
+            {
+                "interval_start": r["interval_start"],
+                "dq": r["dq"],
+                "n_smtp": r["n_smtp"],
+                "z_dq": round(r["dq_z"], 1),
+                "z_smtp": round(r["n_smtp_z"], 1),
+                "hosts": [
+                    {"client_ip": h["client_ip"], "n_smtp": h["n"], "share": round(h["n"] / tot, 3)}
+                    for h in hosts.iter_rows(named=True)
+                ],
+                "senders": [
+                    {"sender": s["sender"], "n_smtp": s["n"], "share": round(s["n"] / tot, 3)}
+                    for s in snd.iter_rows(named=True)
+                ],
+            }
+        )
+    return out
+
+
+def detect_day(
+    con: duckdb.DuckDBPyConnection, site: Site, day: date, day_start: datetime, day_end: datetime, fit: dict
+) -> pl.DataFrame:
+    iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": day}).pl()
+    ui = con.sql("select * from user_intervals where day = $day", params={"day": day}).pl()
+    base = baseline.interval_baselines(con, site, day, iv)
+    model = baseline.prediction_model(con, site, day, fit)
+    ivz = abnormal(baseline.model_residuals(base.frame, model), site)
+    ent = entity_intervals(ui, site)
+    rows = host_incidents(con, site, day, ivz, ent, base)
+    explained = {r["interval_start"] for r in find_bursts(ent, ivz, site).iter_rows(named=True)}
+    rows += outbreak.deferred_surges(con, site, day, ivz, fit)
+    rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
+    rows += outbreak.dns_clients(con, site, day, day_start, ent)
+    attach_text([ln for r in rows for ln in r.get("lines") or []])
     for r in rows:
-        r["evidence"] = json.dumps(r["evidence"], default=str)
+        r["evidence"] = json.dumps(local_times(r["evidence"], site), default=str)
         r["lines"] = json.dumps(r.get("lines") or [], default=str)
         r["site"] = site.name
+    align = baseline.lagged_correlation(ivz["n_smtp"], ivz["dq"], site.thresholds.align_max_lag)
+    run = {
+        "site": site.name,
+        "baseline": base.method,
+        "history_days": len(base.history_days),
+        "note": base.note,
+        "abnormal_intervals": int(ivz["abnormal"].sum()),
+        "alignment": json.dumps({"dq_vs_n_smtp": align, "prediction_model": model}),
+        "peaks": json.dumps(local_times(decompose(ivz, ent, ui), site), default=str),
+    }
+    lake.write_frame(pl.DataFrame([run], schema=RUN_SCHEMA), lake.part_path(site.lake, "detect_runs", day))
     return pl.DataFrame(rows, schema=INCIDENT_SCHEMA) if rows else pl.DataFrame(schema=INCIDENT_SCHEMA)
 
 
-def deferred_surges(con: duckdb.DuckDBPyConnection, site: Site, day: date) -> list[dict]:
-    dd = con.sql("select * from domain_deferrals where day = $day", params={"day": day}).pl()
-    if dd.height == 0:
-        return []
-    per = dd.group_by("recipient_domain").agg(
-        pl.col("n_deferred").sum(), pl.col("n_to").sum(), pl.col("n_deferred_messages").max(),
-        start=pl.col("interval_start").filter(pl.col("n_deferred") > 0).min(),
-        end=pl.col("interval_start").filter(pl.col("n_deferred") > 0).max() + site.interval,
-        active=(pl.col("n_deferred") > 0).sum(),
-    ).filter((pl.col("n_deferred") >= site.thresholds.deferred_min)
-             & (pl.col("n_deferred") >= 0.5 * pl.col("n_to")))
-    return [{"kind": "deferred_surge", "start": r["start"], "end": r["end"], "sender": None, "client_ip": None,
-             "domain": r["recipient_domain"],
-             "score": round(min(1.0, r["n_deferred"] / (4 * site.thresholds.deferred_min)), 3),
-             "evidence": {"why": f"{r['n_deferred']} of {r['n_to']} deliveries to {r['recipient_domain']} deferred",
-                          "deferred": r["n_deferred"], "deliveries": r["n_to"],
-                          "intervals_with_deferrals": r["active"]}}
-            for r in per.iter_rows(named=True)]
+def local_times(x, site: Site):
+    """Times inside evidence as ISO 8601 in the site's time zone (as the report shows them)."""
+    if isinstance(x, datetime):
+        return x.astimezone(site.tz).isoformat()
+    if isinstance(x, dict):
+        return {k: local_times(v, site) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [local_times(v, site) for v in x]
+    return x
 
 
-def dns_anomalies(iv: pl.DataFrame, peaks: pl.DataFrame, fit: dict, site: Site) -> list[dict]:
-    if fit.get("m_s") is None or iv.height == 0:
-        return []
-    res = iv.with_columns(resid=pl.col("dq") - fit["m_s"] * pl.col("n_from") - (fit["m_p"] or 0) * pl.col("n_pop"))
-    res = res.with_columns(z=robust_z(pl.col("resid")))
-    hot = res.filter((pl.col("z") > site.thresholds.dns_excess_z)
-                     & ~pl.col("interval_start").is_in(peaks["interval_start"].implode()))
-    if hot.height == 0:
-        return []
-    return [{"kind": "dns_anomaly", "start": hot["interval_start"].min(),
-             "end": hot["interval_start"].max() + site.interval, "sender": None, "client_ip": None, "domain": None,
-             "score": round(min(1.0, float(hot["z"].max()) / (2 * site.thresholds.dns_excess_z)), 3),
-             "evidence": {"why": "DNS queries above the model's prediction with no mail burst to explain them",
-                          "intervals": hot.height, "excess_queries": int(hot["resid"].sum())}}]
+def report_notes(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
+    """What the report says about how the day was judged (the detect stage's own note)."""
+    try:
+        row = con.sql("select note from detect_runs where day = $day", params={"day": day}).fetchone()
+    except duckdb.Error:
+        row = None
+    return [row[0]] if row else ["Baselines: detection has not run for this day."]
+
+
+def attach_text(refs: list[dict], max_lines: int = 200) -> None:
+    """Add each cited line's raw text (`text`) when its file is still readable."""
+    from mmw_tasks.syslog import LogFileError, iter_line_batches
+
+    wanted: dict[str, set[int]] = {}
+    for r in refs[:max_lines]:
+        if r.get("file") and r.get("line_no"):
+            wanted.setdefault(r["file"], set()).add(int(r["line_no"]))
+    found: dict[tuple[str, int], str] = {}
+    for file, nos in wanted.items():
+        if not Path(file).is_file():
+            continue
+        last = max(nos)
+        try:
+            for first, lines in iter_line_batches(Path(file)):
+                for n in [n for n in nos if first <= n < first + len(lines)]:
+                    found[(file, n)] = lines[n - first]
+                if first + len(lines) > last:
+                    break
+        except (OSError, LogFileError):
+            continue
+    for r in refs:
+        text = found.get((r.get("file"), int(r.get("line_no") or 0)))
+        if text is not None:
+            r["text"] = text

@@ -19,6 +19,7 @@ from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_i
 from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
+from mmw_tasks.parse_util import in_file_order
 from mmw_tasks.syslog import (
     YearAnchor,
     expand_repeats,
@@ -107,7 +108,7 @@ class _FileAccount:
 def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -> dict:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI."""
     parse, dataset, schema = parser_for(server)
-    events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema)
+    events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema, sort_by="line_no")
     acct_rows: list[pl.DataFrame] = []
     malformed: list[pl.DataFrame] = []
     ok = False
@@ -156,6 +157,7 @@ def parse_lines(server: Server, lines: list[str], day: date, tz: str = "UTC") ->
     rows = expand_repeats(framed, {}).with_columns(
         in_day=pl.lit(True), server=pl.lit(server.name), file=pl.lit("<lines>"))
     events, fates = parse(rows)
+    events = in_file_order(events)
     acct = _FileAccount(server.name, Path("<lines>"))
     acct.add(rows, fates)
     counts = acct.frame().row(0, named=True)

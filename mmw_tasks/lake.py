@@ -9,6 +9,8 @@ and a reader never sees half a file.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from mmw_tasks import sql as sqlfiles
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
 VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "intervals",
          "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends",
-         "weekly_trends", "monthly_trends")
+         "weekly_trends", "monthly_trends", "detect_runs")
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
 VIEW_NAMES = "select view_name from duckdb_views() where not internal"
@@ -69,28 +71,61 @@ def write_frame(df: pl.DataFrame, path: Path) -> Path:
 
 
 class StreamingPart:
-    """A Parquet part written batch by batch (bounded memory), moved into place on close."""
+    """A Parquet part written batch by batch (bounded memory), moved into place on close.
 
-    def __init__(self, path: Path, schema: dict[str, pl.DataType]):
+    Batches are put in file order (sorted by `sort_by` when given), converted to Arrow and
+    written by a background thread, so that the next batch's parsing overlaps this one's
+    writing (polars and pyarrow release the GIL). At most `depth` batches wait; an error in the
+    writer is raised by the next write() or by close().
+    """
+
+    def __init__(self, path: Path, schema: dict[str, pl.DataType], sort_by: str | None = None, depth: int = 2):
         self.path = path
         self._ctx = atomic_file(path)
         self._tmp = self._ctx.__enter__()
         self._schema = schema
+        self._sort_by = sort_by
         self._arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
         self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd")
         self.rows = 0
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mmw-parquet-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            df = self._q.get()
+            if df is None:
+                return
+            if self._error is not None:
+                continue  # drain after a failure
+            try:
+                if self._sort_by is not None:
+                    df = df.sort(self._sort_by, maintain_order=True)
+                self._writer.write_table(df.select(list(self._schema)).to_arrow().cast(self._arrow_schema))
+            except BaseException as e:  # re-raised in the producer
+                self._error = e
 
     def write(self, df: pl.DataFrame) -> None:
+        if self._error is not None:
+            raise self._error
         if df.height:
-            self._writer.write_table(df.select(list(self._schema)).to_arrow().cast(self._arrow_schema))
+            self._q.put(df)
             self.rows += df.height
 
     def close(self, ok: bool = True) -> None:
+        self._q.put(None)
+        self._thread.join()
         self._writer.close()
+        if ok and self._error is not None:
+            ok = False
         if ok:
             self._ctx.__exit__(None, None, None)
         else:
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        if self._error is not None:
+            raise self._error
 
 
 def copy_query(con: duckdb.DuckDBPyConnection, name: str, params: dict, path: Path) -> int:

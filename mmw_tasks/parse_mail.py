@@ -14,16 +14,15 @@ import polars as pl
 
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, EVENT_SCHEMA, addr, concat_fates, domain, fates_of, finish, host_of, ip_of, of_day, unframed,
-    user_unknown,
+    BASE, EVENT_SCHEMA, addr, after, by_value, concat_fates, digits, domain, fates_of, finish, host_of, ip_of,
+    of_day, slicer, unframed, user_unknown,
 )
-from mmw_tasks.syslog import bslice
 
 __all__ = ["EVENT_SCHEMA", "SENDMAIL_PROGS", "parse_mail", "sendmail_status"]
 
 SENDMAIL_PROGS = ["sendmail", "sm-mta", "sm-msp-queue", "sm-acceptingconnections"]
 
-_QID = r"^[A-Za-z0-9]{7,20}(?:\[\d+\])?$"
+_QID_HEAD = r"^[A-Za-z0-9]{7,20}(?:\[\d+\])?: "
 _RCPTS = r"^to=(.*?),? (?:\[more\]|ctladdr=|delay=)"  # "a,b" ; "[more]" marks a list cut in two
 
 
@@ -46,16 +45,32 @@ def sendmail_status(stat: pl.Expr, dsn: pl.Expr) -> pl.Expr:
 
 
 def _split_qid(sm: pl.DataFrame) -> pl.DataFrame:
-    """queue_id and body ("QID: body"; lines tied to no message have no id)."""
-    msg = pl.col("msg")
-    sm = sm.with_columns(_q=msg.str.find(": ", literal=True))
-    cand = bslice(msg, 0, pl.col("_q"))
-    sm = sm.with_columns(_c=pl.when(pl.col("_q").is_between(7, 24)).then(cand))
-    has = pl.col("_c").str.contains(_QID)
-    return sm.with_columns(
-        queue_id=pl.when(has).then(pl.col("_c").str.replace(r"\[\d+\]$", "")),
-        body=pl.when(has).then(bslice(msg, pl.col("_q") + 2)).otherwise(msg),
-    ).drop("_q", "_c")
+    """queue_id and body ("QID: body"; lines tied to no message have no id). Ids are ASCII and
+    at most 24 characters with their [n], so the first 26 characters hold them."""
+    msg, h = pl.col("msg"), pl.col("_h")
+    sm = sm.with_columns(_h=msg.str.slice(0, 26))
+    sm = sm.with_columns(_q=pl.when(h.str.contains(_QID_HEAD)).then(h.str.find(": ", literal=True)))
+    q = pl.col("_q")
+    sm = sm.with_columns(queue_id=pl.when(q.is_not_null()).then(h.str.slice(0, q)),
+                         body=msg.str.slice(q.fill_null(-2) + 2))
+    if sm.select(pl.col("queue_id").str.ends_with("]").any()).item():
+        sm = sm.with_columns(queue_id=pl.col("queue_id").str.replace(r"\[\d+\]$", ""))
+    return sm.drop("_q", "_h", "msg")
+
+
+def _recipients(to: pl.DataFrame, sl) -> pl.DataFrame:
+    """`recipient`: the list after "to=", up to ", ctladdr=", ", delay=" or ", [more]" (the
+    first of them); other spacings go through the regex."""
+    body = pl.col("body")
+    to = to.with_columns([body.str.find(k, literal=True).alias(f"_e{i}")
+                          for i, k in enumerate((", ctladdr=", ", delay=", ", [more]"))])
+    end = pl.min_horizontal("_e0", "_e1", "_e2")
+    to = to.with_columns(_end=end)
+    to = to.with_columns(recipient=pl.when(pl.col("_end").is_not_null()).then(sl(body, 3, pl.col("_end") - 3)))
+    to = to.drop("_e0", "_e1", "_e2", "_end")
+    if to.select(pl.col("recipient").is_null().any()).item():
+        to = to.with_columns(recipient=pl.coalesce("recipient", body.str.extract(_RCPTS, 1)))
+    return to
 
 
 def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -64,7 +79,9 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     prog = pl.col("prog")
     is_sm = prog.is_in(SENDMAIL_PROGS).fill_null(False)
     framed = rows.filter(pl.col("framed"))
-    sm = _split_qid(framed.filter(is_sm))
+    sm = framed.filter(is_sm).select(*BASE, "msg")
+    sl = slicer(sm)
+    sm = _split_qid(sm)
     body = pl.col("body")
     sm = sm.with_columns(
         pl.when(body.str.starts_with("from=")).then(pl.lit("from"))
@@ -79,23 +96,33 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     g = pl.col("g").struct
 
     # from=: one accepted message
-    fr = sm.filter(pl.col("event") == "from").with_columns(
-        sender=addr(body.str.extract(r"^from=(<[^>]*>|[^,]*)", 1)), size=field(body, "size", r"\d+"),
-        nrcpts=field(body, "nrcpts", r"\d+"), _relay=field(body, "relay"))
+    fr = sm.filter(pl.col("event") == "from")
+    fr = fr.with_columns(_gt=body.str.find(">", literal=True), _c=body.str.find(",", literal=True))
+    fr = fr.with_columns(sender=pl.when(body.str.starts_with("from=<") & pl.col("_gt").is_not_null())
+                         .then(sl(body, 5, pl.col("_gt") - 4)).otherwise(sl(body, 5, pl.col("_c") - 5)))
+    fr = after(after(after(fr, "body", ", size=", "size", sl), "body", ", nrcpts=", "nrcpts", sl),
+               "body", ", relay=", "_relay", sl)
+    fr = fr.with_columns(sender=addr(pl.col("sender")), size=digits(pl.col("size")), nrcpts=digits(pl.col("nrcpts")))
     bad = pl.col("size").is_null() | pl.col("nrcpts").is_null()
     fates.append(fates_of(fr.filter(bad), "malformed", "from= line without size=/nrcpts="))
-    parts.append(fr.filter(~bad).select(*BASE, "event", "queue_id", "sender", "size", "nrcpts",
-                                        client_ip=ip_of(pl.col("_relay")), relay_host=host_of(pl.col("_relay"))))
+    fr = by_value(fr.filter(~bad), "_relay", client_ip=ip_of, relay_host=host_of)
+    parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "nrcpts", "client_ip", "relay_host"))
 
     # to=: one delivery attempt, for one recipient or a comma-separated list of them
-    to = sm.filter(pl.col("event") == "to").with_columns(recipient=body.str.extract(_RCPTS, 1))
+    to = _recipients(sm.filter(pl.col("event") == "to"), sl)
     bad = pl.col("recipient").is_null()
     fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
-    to = to.filter(~bad).with_columns(
-        _stat=body.str.extract(r"(?:, ?|^)stat=(.*)$", 1), _dsn=field(body, "dsn", r"[\d.]+"),
-        mailer=field(body, "mailer"), _relay=field(body, "relay"))
-    to = to.with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")), detail=pl.col("_stat"),
-                         relay_host=host_of(pl.col("_relay")), client_ip=ip_of(pl.col("_relay")))
+    to = after(after(after(to.filter(~bad), "body", ", dsn=", "_dsn", sl), "body", ", mailer=", "mailer", sl),
+               "body", ", relay=", "_relay", sl)
+    to = to.with_columns(_stat=sl(body, body.str.find(", stat=", literal=True) + 7),
+                         _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
+    if to.select((pl.col("_stat").is_null() & body.str.contains("stat=", literal=True)).any()).item():
+        to = to.with_columns(_stat=pl.coalesce("_stat", body.str.extract(r"(?:, ?|^)stat=(.*)$", 1)))
+    # the status: "Sent" decides most lines at once, the rest go through every wording
+    sent = pl.col("_stat").str.starts_with("Sent").fill_null(False)
+    to = pl.concat([to.filter(sent).with_columns(status=pl.lit("sent")),
+                    to.filter(~sent).with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")))])
+    to = by_value(to.with_columns(detail=pl.col("_stat")), "_relay", relay_host=host_of, client_ip=ip_of)
     multi = pl.col("recipient").str.contains(",", literal=True)
     if to.select(multi.any()).item():
         to = to.with_columns(recipient=pl.when(multi).then(pl.col("recipient").str.split(","))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from mmw_tasks.parse_util import fates_of, finish
+from mmw_tasks.parse_util import fates_of, finish, slicer
 
 QPOPPER_PROGS = ["popper", "qpopper", "in.qpopper", "ipop3d"]
 DOVECOT_PROGS = ["dovecot", "Info", "imap-login", "pop3-login", "dovecot-auth", "auth", "auth-worker"]
@@ -30,6 +30,40 @@ def is_pop(prog: pl.Expr) -> pl.Expr:
     return prog.is_in(POP_PROGS).fill_null(False)
 
 
+_IP_HEAD = r"^([0-9A-Fa-f:.]+)"
+
+
+def _qpopper_fast(q: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(logins read by finds and slices, rows left for the regex) of qpopper login lines."""
+    msg, r = pl.col("msg"), pl.col("_r")
+    sl = slicer(q)
+    q = q.with_columns(_r=sl(msg, msg.str.find('POP login by user "', literal=True) + 19))
+    q = q.with_columns(_e=r.str.find('" at (', literal=True))
+    q = q.with_columns(user=sl(r, 0, pl.col("_e")), _r=sl(r, pl.col("_e") + 6))
+    q = q.with_columns(_p=r.str.find(") ", literal=True))
+    q = q.with_columns(relay_host=sl(r, 0, pl.col("_p")), client_ip=sl(r, pl.col("_p") + 2).str.extract(_IP_HEAD, 1))
+    ok = (pl.col("user").is_not_null() & pl.col("client_ip").is_not_null() & pl.col("_p").is_not_null()
+          & ~pl.col("user").str.contains('"', literal=True) & ~pl.col("relay_host").str.contains(")", literal=True))
+    q = q.with_columns(_ok=ok.fill_null(False))
+    return q.filter("_ok"), q.filter(~pl.col("_ok")).select(q.columns[:q.columns.index("msg") + 1])
+
+
+def _dovecot_fast(d: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(logins read by finds and slices, rows left for the regex) of Dovecot login lines that
+    begin "<service>-login: Login: user=<...>"."""
+    msg, r = pl.col("msg"), pl.col("_r")
+    sl = slicer(d)
+    d = d.with_columns(_s=msg.str.find("-login: Login: user=<", literal=True))
+    d = d.with_columns(mailer=sl(msg, 0, pl.col("_s")), _r=sl(msg, pl.col("_s") + 21))
+    d = d.with_columns(_g=r.str.find(">", literal=True))
+    d = d.with_columns(user=sl(r, 0, pl.col("_g")), _r=sl(r, pl.col("_g")))
+    d = d.with_columns(client_ip=sl(r, r.str.find("rip=", literal=True) + 4).str.extract(_IP_HEAD, 1))
+    ok = (pl.col("mailer").is_in(["pop3", "imap", "managesieve", "submission"]) & pl.col("user").is_not_null()
+          & pl.col("client_ip").is_not_null())
+    d = d.with_columns(_ok=ok.fill_null(False))
+    return d.filter("_ok"), d.filter(~pl.col("_ok")).select(d.columns[:d.columns.index("msg") + 1])
+
+
 def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of POP/IMAP rows: `pop_login` (user, client_ip, relay_host, mailer = the
     service) for each successful login, `pop_other` for the other lines of these programs."""
@@ -43,10 +77,14 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     rows = rows.with_columns(_k=kind)
     g = pl.col("g").struct
     parts = []
-    q = rows.filter(pl.col("_k") == "qpopper").with_columns(g=msg.str.extract_groups(_QPOPPER))
+    fast, q = _qpopper_fast(rows.filter(pl.col("_k") == "qpopper").select(*base, "line", "msg"))
+    parts.append(fast.select(*base, "line", "user", "relay_host", "client_ip", mailer=pl.lit("pop3")))
+    q = q.with_columns(g=msg.str.extract_groups(_QPOPPER))
     parts.append(q.select(*base, "line", user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
                           mailer=pl.lit("pop3")))
-    d = rows.filter(pl.col("_k") == "dovecot").with_columns(g=msg.str.extract_groups(_DOVECOT))
+    fast, d = _dovecot_fast(rows.filter(pl.col("_k") == "dovecot").select(*base, "line", "msg"))
+    parts.append(fast.select(*base, "line", "user", "client_ip", "mailer"))
+    d = d.with_columns(g=msg.str.extract_groups(_DOVECOT))
     parts.append(d.select(*base, "line", user=g.field("2"), client_ip=g.field("3"), mailer=g.field("1")))
     c = rows.filter(pl.col("_k") == "courier").with_columns(g=msg.str.extract_groups(_COURIER))
     parts.append(c.select(*base, "line", user=g.field("1"), client_ip=g.field("2"),

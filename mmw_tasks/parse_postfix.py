@@ -23,28 +23,37 @@ import polars as pl
 
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, addr, concat_fates, domain, fates_of, finish, host_of, ip_of, unframed, user_unknown,
+    BASE, addr, by_value, concat_fates, digits, domain, fates_of, finish, host_of, ip_of, slicer, unframed,
+    user_unknown,
 )
-from mmw_tasks.syslog import bslice
 
-_QID = r"^(?:[0-9A-F]{5,20}|NOQUEUE|[0-9A-Za-z]{12,20})$"
-_QUIET = r"^(?:connect from |disconnect from |message-id=|removed$|(?:Anonymous|Trusted|Untrusted|Verified) TLS)"
+_QID_HEAD = r"^(?:[0-9A-F]{5,20}|NOQUEUE|[0-9A-Za-z]{12,20}): "
+_NONE = "\x00"  # a group's "nothing yet", so that a forward fill never crosses into the next message
 _MARKERS = {"client": "K", "pickup": "P", "cleanup": "C", "from": "F", "removed": "R"}
 
 
-def _kind(body: pl.Expr) -> pl.Expr:
-    return (pl.when(body.str.starts_with("to=")).then(pl.lit("to"))
-            .when(body.str.starts_with("from=<")).then(
-                pl.when(body.str.contains(", status=expired", literal=True)).then(pl.lit("expired"))
-                .otherwise(pl.lit("from")))
-            .when(body.str.starts_with("client=")).then(pl.lit("client"))
-            .when(body.str.starts_with("message-id=")).then(pl.lit("cleanup"))
-            .when(body.str.starts_with("removed")).then(pl.lit("removed"))
-            .when(body.str.starts_with("uid=") | body.str.starts_with("sender=")).then(pl.lit("pickup"))
-            .when(body.str.contains(r"^(?:reject|milter-reject|proxy-reject): ")).then(pl.lit("reject"))
-            .when(body.str.contains(r"^[a-z]+ (?:non-)?delivery (?:status )?notification: ")).then(pl.lit("dsn"))
-            .when(body.str.contains(_QUIET)).then(pl.lit("quiet"))
-            .otherwise(pl.lit("other")))
+_LEAD = (r"^(to=|from=<|client=|message-id=|removed|uid=|sender=|(?:milter-|proxy-)?reject: |connect from "
+         r"|disconnect from |(?:Anonymous|Trusted|Untrusted|Verified) TLS"
+         r"|[a-z]+ (?:non-)?delivery (?:status )?notification: )")
+_LEAD_KIND = {"to=": "to", "from=<": "from", "client=": "client", "message-id=": "cleanup", "removed": "removed",
+              "uid=": "pickup", "sender=": "pickup", "reject: ": "reject", "milter-reject: ": "reject",
+              "proxy-reject: ": "reject", "connect from ": "quiet", "disconnect from ": "quiet",
+              "Anonymous TLS": "quiet", "Trusted TLS": "quiet", "Untrusted TLS": "quiet", "Verified TLS": "quiet"}
+
+
+def with_kind(frame: pl.DataFrame) -> pl.DataFrame:
+    """`event`: the line's kind from its first words (one anchored pass); from= lines of an
+    expired message are `expired`. (Intermediate columns are materialised: an eager expression
+    used twice is computed twice.)"""
+    body = pl.col("body")
+    frame = frame.with_columns(_lead=body.str.extract(_LEAD, 1))
+    frame = frame.with_columns(_kind=pl.col("_lead").replace_strict(_LEAD_KIND, default=None, return_dtype=pl.String),
+                               _exp=body.str.contains(", status=expired", literal=True))
+    kind = pl.col("_kind")
+    return frame.with_columns(event=pl.when(pl.col("_lead").is_null()).then(pl.lit("other"))
+                              .when(kind.is_null()).then(pl.lit("dsn"))
+                              .when((kind == "from") & pl.col("_exp")).then(pl.lit("expired"))
+                              .otherwise(kind)).drop("_lead", "_kind", "_exp")
 
 
 def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
@@ -55,7 +64,12 @@ def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
 
 
 class PostfixParser:
-    """Callable parser; keeps, per queue id still in flight, the last marker line and client."""
+    """Callable parser; keeps, per queue id still in flight, the last marker line and client.
+
+    Cheap literal tests (starts_with on the text after the queue id) sort the lines by kind;
+    fields come from finds and slices on each kind's own rows; the regex helpers (addresses,
+    hosts) run on distinct values only. Every line keeps its fate as before.
+    """
 
     stateful = True  # needs the lines before the day too (a message's client= and retries)
 
@@ -67,40 +81,44 @@ class PostfixParser:
         prog, msg = pl.col("prog"), pl.col("msg")
         framed = rows.filter(pl.col("framed"))
         is_pf = prog.str.starts_with("postfix").fill_null(False)
-        pf = framed.filter(is_pf).with_columns(_q=msg.str.find(": ", literal=True))
-        pf = pf.with_columns(_c=pl.when(pl.col("_q").is_between(5, 20)).then(bslice(msg, 0, pl.col("_q"))))
-        has = pl.col("_c").str.contains(_QID)
-        pf = pf.with_columns(
-            queue_id=pl.when(has & (pl.col("_c") != "NOQUEUE")).then(pl.col("_c")),
-            body=pl.when(has).then(bslice(msg, pl.col("_q") + 2)).otherwise(msg),
-            mailer=prog.str.extract(r"([^/]+)$", 1))
-        body = pl.col("body")
-        pf = pf.with_columns(event=_kind(body)).drop("_q", "_c")
-        pf = self._markers(pf)
-        day = pf.filter(pl.col("in_day"))
+        pf = framed.filter(is_pf).select(*BASE, "in_day", "prog", "msg")
+        sl = slicer(pf)
+        # "QID: body": queue ids are ASCII and at most 20 characters, so 22 characters hold them
+        h = pl.col("_h")
+        pf = pf.with_columns(_h=msg.str.slice(0, 22))
+        pf = pf.with_columns(_q=pl.when(h.str.contains(_QID_HEAD)).then(h.str.find(": ", literal=True)))
+        q = pl.col("_q")
+        pf = pf.with_columns(queue_id=h.str.slice(0, q.fill_null(0)), body=msg.str.slice(q.fill_null(-2) + 2))
+        pf = pf.drop("_h", "msg").with_columns(
+            queue_id=pl.when(q.is_not_null() & (pl.col("queue_id") != "NOQUEUE")).then(pl.col("queue_id")))
+        pf = with_kind(pf.with_columns(queue_id=pl.when(pl.col("queue_id") != "NOQUEUE").then(pl.col("queue_id"))))
+        fromrows = self._markers(pf, sl)
+        day = pf.filter(pl.col("in_day")).drop("_q")
         parts: list[pl.DataFrame] = []
         fates = [unframed(rows.filter(pl.col("in_day"))),
                  fates_of(framed.filter(pl.col("in_day") & ~is_pf & ~is_pop(prog)), "ignored")]
+        body = pl.col("body")
 
-        fr = day.filter(pl.col("event") == "from").with_columns(
-            sender=addr(body.str.extract(r"^from=<([^>]*)>", 1)),
-            size=body.str.extract(r", size=(\d+)", 1), nrcpts=body.str.extract(r", nrcpt=(\d+)", 1))
+        fr = day.filter(pl.col("event") == "from").join(fromrows, on=["line_no", "copy"], how="left",
+                                                         maintain_order="left")
+        fr = fr.with_columns(_gt=body.str.find(">", literal=True), _s=body.str.find(", size=", literal=True),
+                             _n=body.str.find(", nrcpt=", literal=True))
+        fr = fr.with_columns(sender=pl.when(pl.col("_gt").is_not_null()).then(sl(body, 6, pl.col("_gt") - 6)),
+                             size=digits(sl(body, pl.col("_s") + 7, 20)),
+                             nrcpts=digits(sl(body, pl.col("_n") + 8, 11)))
+        fr = fr.with_columns(sender=addr(pl.col("sender")))
         bad = pl.col("size").is_null()
         fates.append(fates_of(fr.filter(bad), "malformed", "qmgr from= line without size="))
         parts.append(fr.filter(~bad).select(*BASE, "queue_id", "sender", "size", "nrcpts", "client_ip",
                                             "relay_host", event=pl.when(pl.col("_new")).then(pl.lit("from"))
                                             .otherwise(pl.lit("requeue"))))
 
-        to = day.filter(pl.col("event") == "to").with_columns(
-            recipient=addr(body.str.extract(r"^to=<?([^,>]*)>?,", 1)),
-            _relay=body.str.extract(r", relay=([^,]*)", 1),
-            _status=body.str.extract(r", status=([a-z-]+)", 1),
-            detail=body.str.extract(r", status=[a-z-]+ \((.*)\)$", 1))
+        to = _to_fields(day.filter(pl.col("event") == "to"), sl)
         bad = pl.col("recipient").is_null() | pl.col("_status").is_null()
         fates.append(fates_of(to.filter(bad), "malformed", "to= line without status="))
-        to = to.filter(~bad).with_columns(
-            status=postfix_status(pl.col("_status"), pl.col("detail")),
-            relay_host=host_of(pl.col("_relay")), client_ip=ip_of(pl.col("_relay")))
+        to = to.filter(~bad).with_columns(status=postfix_status(pl.col("_status"), pl.col("detail")))
+        to = by_value(to, "_relay", relay_host=host_of, client_ip=ip_of)
+        to = by_value(to, "prog", mailer=lambda p: p.str.extract(r"([^/]+)$", 1))
         parts.append(to.select(*BASE, "event", "queue_id", "recipient", "status", "mailer", "relay_host",
                                "client_ip", "detail", rcpt_index=pl.lit(0, pl.Int32),
                                recipient_domain=domain(pl.col("recipient"))))
@@ -110,16 +128,17 @@ class PostfixParser:
             sender=addr(body.str.extract(r"\bfrom=<([^>]*)>", 1)),
             _client=body.str.extract(r" from ([^\s\[]*\[[0-9A-Fa-f:.]+\])", 1),
             detail=pl.coalesce(body.str.extract(r": ([45]\d\d [^;]*)", 1), body))
+        rj = by_value(rj, "_client", client_ip=ip_of, relay_host=host_of)
         parts.append(rj.select(
-            *BASE, "queue_id", "sender", "recipient", "detail", event=pl.lit("reject"),
+            *BASE, "queue_id", "sender", "recipient", "detail", "client_ip", "relay_host", event=pl.lit("reject"),
             status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
-            client_ip=ip_of(pl.col("_client")), relay_host=host_of(pl.col("_client")),
             recipient_domain=domain(pl.col("recipient"))))
 
         ex = day.filter(pl.col("event") == "expired")
         parts.append(ex.select(*BASE, "event", "queue_id", sender=addr(body.str.extract(r"^from=<([^>]*)>", 1)),
                                status=pl.lit("expired")))
-        other = day.filter(pl.col("event").is_in(["dsn", "other"]))
+        other = by_value(day.filter(pl.col("event").is_in(["dsn", "other"])), "prog",
+                         mailer=lambda p: p.str.extract(r"([^/]+)$", 1))
         parts.append(other.select(*BASE, "event", "queue_id", "mailer", detail=body))
 
         pop_events, pop_fates = parse_pop(framed.filter(pl.col("in_day") & is_pop(prog)), BASE)
@@ -127,33 +146,66 @@ class PostfixParser:
         fates.append(pop_fates)
         return finish(parts), concat_fates(fates)
 
-    def _markers(self, pf: pl.DataFrame) -> pl.DataFrame:
-        """Add `_new` (a from= that is not a retry) and the message's client to from= rows."""
-        mk = pf.filter(pl.col("event").is_in(list(_MARKERS)) & pl.col("queue_id").is_not_null())
-        body = pl.col("body")
-        cur = mk.select(
-            "line_no", "copy", "queue_id", _m=pl.col("event").replace_strict(_MARKERS, return_dtype=pl.String),
-            _ip=pl.when(pl.col("event") == "client").then(
-                pl.coalesce(ip_of(body.str.extract(r"^client=([^,]*)", 1)), pl.lit("")))
-            .when(pl.col("event").is_in(["pickup", "removed"])).then(pl.lit("")),
-            _host=pl.when(pl.col("event") == "client").then(
-                pl.coalesce(host_of(body.str.extract(r"^client=([^,]*)", 1)), pl.lit("")))
-            .when(pl.col("event").is_in(["pickup", "removed"])).then(pl.lit("")))
+    def _markers(self, pf: pl.DataFrame, sl) -> pl.DataFrame:
+        """`_new` (a from= that is not a retry) and the message's client, per from= row
+        (line_no, copy); updates the state kept for the next batch."""
+        mk = pf.filter(pl.col("event").is_in(list(_MARKERS)) & pl.col("queue_id").is_not_null()).select(
+            "line_no", "copy", "queue_id", "event", "body")
+        ev = pl.col("event")
+        mk = mk.with_columns(_client=pl.when(ev == "client").then(pl.col("body").str.slice(7)))
+        mk = mk.with_columns(_client=sl(pl.col("_client"), 0, pl.col("_client").str.find(",", literal=True)))
+        mk = by_value(mk, "_client", _ip=lambda c: pl.coalesce(ip_of(c), pl.lit("")),
+                      _host=lambda c: pl.coalesce(host_of(c), pl.lit("")))
+        none = ev.is_in(["pickup", "removed"])
+        cur = mk.select("line_no", "copy", "queue_id", _m=ev.replace_strict(_MARKERS, return_dtype=pl.String),
+                        _ip=pl.when(none).then(pl.lit("")).otherwise("_ip"),
+                        _host=pl.when(none).then(pl.lit("")).otherwise("_host"))
         seed = self.state.select(pl.lit(-1, pl.Int64).alias("line_no"), pl.lit(0, pl.Int32).alias("copy"),
                                  "queue_id", "_m", _ip=pl.coalesce("client_ip", pl.lit("")),
                                  _host=pl.coalesce("relay_host", pl.lit("")))
         allm = pl.concat([seed, cur.cast({"copy": pl.Int32})], how="vertical_relaxed")
+        # grouped by queue id (a stable sort keeps each message's lines in order): the marker
+        # before each one, and the client carried forward within the message
+        qid = pl.col("queue_id")
+        allm = allm.sort("queue_id", maintain_order=True).with_columns(
+            _same=(qid == qid.shift(1)).fill_null(False), _last=(qid != qid.shift(-1)).fill_null(True))
+        same = pl.col("_same")
         allm = allm.with_columns(
-            _prev=pl.col("_m").shift(1).over("queue_id"),
-            _ip=pl.col("_ip").forward_fill().over("queue_id"),
-            _host=pl.col("_host").forward_fill().over("queue_id"))
-        last = allm.group_by("queue_id").agg(pl.all().last())
+            _prev=pl.when(same).then(pl.col("_m").shift(1)),
+            _ip=pl.when(~same).then(pl.coalesce("_ip", pl.lit(_NONE))).otherwise("_ip").forward_fill(),
+            _host=pl.when(~same).then(pl.coalesce("_host", pl.lit(_NONE))).otherwise("_host").forward_fill())
+        allm = allm.with_columns(_ip=pl.col("_ip").replace(_NONE, None), _host=pl.col("_host").replace(_NONE, None))
+        last = allm.filter(pl.col("_last"))
         self.state = last.filter(pl.col("_m") != "R").select(
             "queue_id", "_m", client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None))
         fromrows = allm.filter((pl.col("_m") == "F") & (pl.col("line_no") >= 0)).select(
             "line_no", "copy", _new=pl.col("_prev").is_null() | (pl.col("_prev") != "F"),
             client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None))
-        return pf.join(fromrows, on=["line_no", "copy"], how="left", maintain_order="left")
+        return fromrows
+
+
+def _to_fields(to: pl.DataFrame, sl) -> pl.DataFrame:
+    """recipient, _relay, _status and detail of to= rows, by finds and slices."""
+    body = pl.col("body")
+    to = to.with_columns(_gt=body.str.find(">,", literal=True), _r=body.str.find(", relay=", literal=True),
+                         _st=body.str.find(", status=", literal=True))
+    to = to.with_columns(
+        recipient=pl.when(body.str.starts_with("to=<") & pl.col("_gt").is_not_null())
+        .then(sl(body, 4, pl.col("_gt") - 4)),
+        _relay=sl(body, pl.col("_r") + 8), _after=sl(body, pl.col("_st") + 9))
+    rc = pl.col("recipient")
+    odd = rc.is_null() | rc.str.contains(r"[,>]")
+    if to.select(odd.any()).item():  # "to=a@b," without brackets, or something else: the regex decides
+        to = to.with_columns(recipient=pl.when(odd).then(body.str.extract(r"^to=<?([^,>]*)>?,", 1)).otherwise(rc))
+    after, relay = pl.col("_after"), pl.col("_relay")
+    to = to.with_columns(_relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(",", literal=True))),
+                         _sp=after.str.find(" ", literal=True))
+    word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
+    to = to.with_columns(_status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
+                         _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"))
+    to = to.with_columns(detail=pl.when(pl.col("_ok") & pl.col("_status").is_not_null()).then(
+        sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)))
+    return to.with_columns(recipient=addr(pl.col("recipient")))
 
 
 def parse_postfix(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from mmw_tasks.syslog import bslice
+
 EVENT_SCHEMA = {
     "ts": pl.Datetime("us", "UTC"),
     "server": pl.String,
@@ -62,7 +64,8 @@ def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFrame:
-    """Stack event frames of different kinds into `schema` (absent columns are null)."""
+    """Stack event frames of different kinds into `schema` (absent columns are null), kind by
+    kind: `in_file_order` sorts them (ingest's Parquet writer does it in its own thread)."""
     parts = [p for p in parts if p.height]
     if not parts:
         return pl.DataFrame(schema=schema)
@@ -70,7 +73,46 @@ def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFra
     for p in parts:
         out.append(p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
                              for c, t in schema.items()]))
-    return pl.concat(out).sort("line_no", maintain_order=True)  # in file order, as users read them
+    return pl.concat(out)
+
+
+def in_file_order(events: pl.DataFrame) -> pl.DataFrame:
+    """Events in the order of their lines, as users read them."""
+    return events.sort("line_no", maintain_order=True)
+
+
+def slicer(frame: pl.DataFrame, col: str = "msg"):
+    """A slice function for offsets from `str.find` (bytes): `str.slice` when every value of
+    `col` is ASCII (bytes are characters), else the byte-exact and slower `bslice`."""
+    ascii_ok = frame.height == 0 or frame.select(
+        (pl.col(col).str.len_bytes() == pl.col(col).str.len_chars()).all()).item()
+    return (lambda e, offset, length=None: e.str.slice(offset, length)) if ascii_ok else bslice
+
+
+def after(frame: pl.DataFrame, col: str, key: str, name: str, sl, stop: str | None = ",") -> pl.DataFrame:
+    """`name`: the text after the first `key` in `col` up to the next `stop` (or the end);
+    null without `key`. Two finds and two slices instead of a capturing regex."""
+    frame = frame.with_columns(sl(pl.col(col), pl.col(col).str.find(key, literal=True) + len(key)).alias(name))
+    if stop is None:
+        return frame
+    v = pl.col(name)
+    return frame.with_columns(sl(v, 0, v.str.find(stop, literal=True)).alias(name))
+
+
+def digits(text: pl.Expr) -> pl.Expr:
+    """The number a text starts with (null when it does not)."""
+    return text.str.extract(r"^(\d+)", 1)
+
+
+def by_value(frame: pl.DataFrame, col: str, **fields) -> pl.DataFrame:
+    """Add columns computed from `col` once per distinct value (relays, clients, programs repeat
+    a lot: a regex over a few hundred values instead of every row). fields: name -> fn(expr)."""
+    if frame.height == 0:
+        return frame.with_columns([pl.lit(None, pl.String).alias(k) for k in fields])
+    frame = frame.drop([k for k in fields if k in frame.columns])
+    values = frame.select(pl.col(col).unique()).filter(pl.col(col).is_not_null())
+    values = values.with_columns([fn(pl.col(col)).alias(k) for k, fn in fields.items()])
+    return frame.join(values, on=col, how="left", maintain_order="left")
 
 
 def addr(expr: pl.Expr) -> pl.Expr:

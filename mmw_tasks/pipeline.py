@@ -122,7 +122,7 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
 def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> dict:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    notes = ["Baselines: no history used yet; abnormal intervals are judged against the day itself."]
+    notes = detect.report_notes(con, d)
     if missing:
         notes.insert(0, f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
                         "the other servers only (on_missing_server = \"partial\").")

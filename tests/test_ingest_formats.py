@@ -100,3 +100,27 @@ def test_parse_lines_has_every_format():
                       ("bind", "dns"), ("dnsmasq", "dns"), ("unbound", "dns")]:
         ev, fates, c = ingest.parse_lines(Server("s", role, fmt, "x", ("1.2.3.4",)), ["junk"], DAY)
         assert c["malformed"] == 1 and ev.height == 0
+
+
+def test_non_ascii_lines_keep_their_fields():
+    """Fields are cut at byte offsets: a line with UTF-8 before them (an SMTPUTF8 address, a
+    remote reply in Japanese) gives the same fields as its ASCII twin, in every mail format."""
+    from mmw_tasks.ingest import parse_lines
+
+    pf = ("Feb 16 10:00:00 mx postfix/smtp[1]: ABCDE12345: to=<{r}>, relay=mx.example.jp[192.0.2.9]:25, "
+          "delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 {t})")
+    sm = ("Feb 16 10:00:00 mx sendmail[1]: g1G1000000001: from=<{r}>, size=321, class=0, nrcpts=1, "
+          "msgid=<x@y>, proto=ESMTP, daemon=MTA, relay=pc1.example.jp [192.0.2.8]")
+    bind = "Feb 16 10:00:00 ns named[1]: client @0x7f00 192.0.2.25#5353 ({q}): query: {q} IN A + (192.0.2.53)"
+    for fmt, role, tmpl, field in (("postfix", "mail", pf, "detail"), ("sendmail", "mail", sm, "sender"),
+                                   ("bind", "dns", bind, "qname")):
+        server = Server("s", role, fmt, "x", ("192.0.2.25",))
+        ascii_ev = parse_lines(server, [tmpl.format(r="taro@example.jp", t="ok queued", q="www.example.jp")],
+                               date(2002, 2, 16))[0]
+        utf_ev = parse_lines(server, [tmpl.format(r="太郎@example.jp", t="受け付けました", q="日本.example.jp")],
+                             date(2002, 2, 16))[0]
+        assert ascii_ev.height == utf_ev.height == 1, fmt
+        a, u = ascii_ev.row(0, named=True), utf_ev.row(0, named=True)
+        assert u[field] in ("太郎@example.jp", "250 受け付けました", "日本.example.jp"), (fmt, u)
+        same = {k for k in a if a[k] == u[k]}
+        assert {"client_ip", "relay_host", "status", "size", "qtype", "client_port"} & set(a) <= same, (fmt, a, u)

@@ -53,6 +53,10 @@ def test_every_sql_file_is_exercised():
                        "report/top_sources", "report/most_deferred_domain", "report/reverse_names",
                        "report/evidence_lines", "trends/coefficient_bands", "trends/weekly_trends",
                        "trends/monthly_trends", "views/_lake_rollup"}
+    # the detect stage's queries (tests/test_detect.py checks what they find)
+    run_by_pipeline |= {f"detect/{n}" for n in (
+        "history_intervals", "history_fits", "host_history", "host_past_incidents", "dns_clients",
+        "dns_client_history", "deferral_history", "retry_cadence", "query_lines", "domain_lines")}
     views = {f"views/{v}" for v in lake.VIEWS}
     assert names - run_by_pipeline - views == set()
 
@@ -131,10 +135,12 @@ def test_host_activity_evidence(mini):
     _, con = mini
     start = datetime(2002, 2, 16, 5, 30, tzinfo=timezone.utc)
     act = sqlfiles.query(con, "detect/host_activity", {
-        "day": date(2002, 2, 16), "start": start, "end": start + timedelta(minutes=10),
-        "client_ip": "10.1.3.77", "sender": None}).pl().row(0, named=True)
-    assert (act["messages"], act["user_unknown"], act["recipients"], act["distinct_senders"]) == (1, 1, 3, 1)
-    assert [ln["line_no"] for ln in act["sample_lines"]] == [2, 3]
+        "day": date(2002, 2, 16), "starts": [start], "ends": [start + timedelta(minutes=10)],
+        "client_ip": "10.1.3.77", "sender": None, "local_domains": ["example.ac.jp"]}).pl().row(0, named=True)
+    assert (act["messages"], act["user_unknown"], act["recipients_attempted"],
+            act["distinct_senders"]) == (1, 1, 3, 1)
+    assert (act["distinct_recipients"], act["recipient_domains"], act["foreign_sender_messages"]) == (3, 2, 1)
+    assert sorted(ln["line_no"] for ln in act["sample_lines"]) == [2, 3]
 
 
 def test_rerun_replaces_partitions(mini):

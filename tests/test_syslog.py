@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from datetime import date, datetime
 
+import polars as pl
 import pytest
 from conftest import frame
 from test_sql_minisite import DAY, copy_minisite
@@ -62,3 +63,29 @@ def test_compression_detected_by_content_not_name(tmp_path):
     batches = list(syslog.iter_line_batches(path))
     assert [b.to_list() for _, b in batches] == [["Feb 16 14:30:01 ns x[1]: y", "Feb 16 14:30:02 ns x[1]: z"]]
 
+
+
+@pytest.mark.parametrize("style", ["2002", "modern"])
+def test_fast_framing_equals_the_general_path(tmp_path, style):
+    """The fast path (BSD or RFC 3339 batches, ASCII) frames every line exactly as the general
+    one does: whole simulated files of both stacks, plus the awkward lines of the samples."""
+    from conftest import sample_block
+
+    from mmw_tasks.simulate import simulate_site
+
+    simulate_site(tmp_path, date(2002, 2, 16), 1, scenario="full", seed=1, style=style, scale=0.1)
+    for path in sorted((tmp_path / "logs").rglob("*")):
+        if not path.is_file():
+            continue
+        for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 20):
+            args = (lines, first, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
+            assert syslog._frame_fast(*args) is not None, path
+            assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False)), path
+    odd = ["Feb 16 14:30:01 mx: no host, only a tag", "Feb 16 14:30:01 mx sendmail: no pid: two colons",
+           "Feb 16 14:30:02 ns last message repeated 3 times", "Feb 16 14:30:02 ns -- MARK --",
+           "Feb 16 14:30:02 ns x[1]:", "Feb 16 14:30:03 ns : empty tag", "Feb 16 14:30:03 ns",
+           "Feb 16 14:30:04 ns kernel: [12345.6] eth0: link up"]
+    for lines in (odd, sample_block("Postfix with RFC 3339")):
+        args = (pl.Series("line", lines), 1, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
+        assert syslog._frame_fast(*args) is not None
+        assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False))

@@ -9,6 +9,7 @@ syslog), with RFC 3339 stamps and logrotate's dateext + gzip.
 
 Modules: site (the site and the world it mails), traffic (everyday volumes), mail (sendmail lines,
 their DNS queries, the queue), postfix (the same for Postfix), scenarios (klez, frethem, dns_anomaly and the look-alikes),
+outbreaks (the benchmark's quieter worms, outages, bulk and list days, holidays),
 render (styles, stamps), rotate (files, rotation, tallies), truth (truth.json, site.toml),
 engine (the clock).
 """
@@ -19,7 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from mmw_tasks.simulate.render import STYLES
-from mmw_tasks.simulate.scenarios import SCENARIOS
+from mmw_tasks.simulate.scenarios import SCENARIOS, calendar
 
 __all__ = ["SCENARIOS", "STYLES", "simulate_site"]
 
@@ -29,13 +30,13 @@ def simulate_site(out_dir: Path, start: date, days: int, scenario: str = "klez",
     """Write logs/1dns/messages*, logs/1mx/syslog*, truth.json and site.toml under `out_dir`.
 
     Traffic runs from (start - 1 day) 00:00 to (start + days) 07:00 local, so every requested day
-    is whole in the files; the scenario acts on the requested days. Returns the site.toml path.
+    is whole in the files; the scenario acts on the requested days: one name for all of them, or
+    one per day, comma-separated ("clean,clean,klez"; the last repeats). Returns the site.toml path.
     Same arguments, same bytes.
     """
     from mmw_tasks.simulate.engine import Sim
 
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; expected one of {', '.join(SCENARIOS)}")
+    calendar(scenario, 1)  # every name known, or a ValueError that lists them
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
     if not isinstance(days, int) or days < 1:

@@ -213,7 +213,7 @@ class Sim:
             if d * 86400 >= self.end_t:
                 break
             weekday = (self.origin + timedelta(days=d)).weekday()
-            self.bg.start_day(weekday)
+            self.bg.start_day(weekday, holiday="holiday" in self.scen.by_day.get(d, ()))
             self.scen.start_day(d, weekday)
             for b in range(BINS_PER_DAY):
                 t0 = d * 86400 + b * 600

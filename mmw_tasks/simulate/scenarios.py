@@ -11,10 +11,14 @@ Scenario features, on the requested days only:
   frethem      from 17:00 to 23:20 local bigisp.ne.jp times out: its deliveries are deferred and
                retried by every 30-minute queue run until it comes back.
   dns_anomaly  from 01:10 to 02:00 local the mail server makes DNS queries no mail explains.
+The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list) live in
+outbreaks.py. `scenario` may name one scenario per requested day, comma-separated
+("clean,clean,klez"); the last one repeats.
 """
 
 from __future__ import annotations
 
+from mmw_tasks.simulate.outbreaks import EXTRA_FEATURES, EXTRA_SCENARIOS, Outbreaks
 from mmw_tasks.simulate.site import (
     BULK_PC,
     BULK_SENDER,
@@ -37,6 +41,7 @@ SCENARIOS = {
     "frethem": "clean + bigisp.ne.jp defers our mail 17:00-23:20 local every day; queue runs retry",
     "dns_anomaly": "clean + the mail server makes unexplained DNS queries 01:10-02:00 local every day",
     "full": "klez + frethem + dns_anomaly",
+    **EXTRA_SCENARIOS,
 }
 FEATURES = {
     "clean": frozenset(),
@@ -44,7 +49,18 @@ FEATURES = {
     "frethem": frozenset({"frethem"}),
     "dns_anomaly": frozenset({"dns_anomaly"}),
     "full": frozenset({"klez", "frethem", "dns_anomaly"}),
+    **EXTRA_FEATURES,
 }
+
+
+def calendar(scenario: str, days: int) -> list[str]:
+    """One scenario name per requested day from "name" or "name1,name2,..." (the last repeats)."""
+    names = [n.strip() for n in scenario.split(",")]
+    for n in names:
+        if n not in SCENARIOS:
+            raise ValueError(f"unknown scenario {n!r}; expected one of {', '.join(SCENARIOS)} "
+                             "(or several, comma-separated, one per day)")
+    return [names[min(i, len(names) - 1)] for i in range(days)]
 KLEZ_WINDOW = (14 * 3600 + 1800, 17 * 3600 + 1800)
 OUTAGE_WINDOW = (17 * 3600, 23 * 3600 + 1200)
 DNS_ANOMALY_WINDOW = (3600 + 600, 7200)
@@ -55,7 +71,11 @@ FML = "|/usr/local/fml/fml.pl /var/spool/ml/lab-ml"
 class Scenario:
     def __init__(self, sim, name: str):
         self.sim = sim
-        self.features = FEATURES[name]
+        names = calendar(name, len(sim.requested))
+        self.day_names = {d: n for d, n in zip(sim.requested, names, strict=True)}
+        self.by_day = {d: FEATURES[n] for d, n in self.day_names.items()}
+        self.features = frozenset().union(*self.by_day.values())
+        self.today: frozenset = frozenset()
         rng = sim.rng
         site = sim.site
         self.office = bin_weights(OFFICE)
@@ -69,7 +89,7 @@ class Scenario:
         harvested = rng.sample(site.correspondents, 400)
         self.harvest = [(f"{lp}@{site.domains[di].name}", di) for lp, di in harvested]
         self.harvest_local = [u.name for u in rng.sample(site.users[:400], 60)]
-        self.outage_days = frozenset(sim.requested) if "frethem" in self.features else frozenset()
+        self.outage_days = frozenset(d for d, f in self.by_day.items() if "frethem" in f)
         self.plan: list[tuple[float, str]] = []
         self.worm_next: float | None = None
         self.dns_next: float | None = None
@@ -79,6 +99,7 @@ class Scenario:
         self.bulk_left = 0
         self.bulk_rcpts: list = []
         self.posts = 0
+        self.extra = Outbreaks(self)
 
     def _split(self, members: list[str]) -> tuple[tuple, tuple]:
         """(local user names, remote (address, domain index) pairs) of a list's members."""
@@ -92,7 +113,10 @@ class Scenario:
         sim = self.sim
         rng = sim.rng
         day0 = d * 86400
+        self.today = today = self.by_day.get(d, frozenset())
         n_posts = rng.randint(4, 8) if weekday < 5 else rng.randint(1, 3)
+        if "holiday" in today:
+            n_posts = 0
         plan = []
         for _ in range(n_posts):
             b = self._draw_bin(rng.random())
@@ -101,21 +125,22 @@ class Scenario:
         plan.sort()
         self.plan = plan
         self.bulk_next = day0 + 22 * 3600 + 300 * rng.random()
-        self.bulk_left = max(1, round(rng.randint(240, 260) * sim.scale))
-        self.bulk_gap = 2300 / self.bulk_left
+        self.bulk_left = max(1, round(rng.randint(240, 260) * sim.scale)) if "holiday" not in today else 0
+        self.bulk_gap = 2300 / max(1, self.bulk_left)
         pool = sim.site.correspondents
         n_local = self.bulk_left // 10  # the newsletter's readers: distinct, a tenth of them local
         rcpts: list = [(f"{lp}@{sim.site.domains[di].name}", di)
-                       for lp, di in rng.sample(pool, min(self.bulk_left - n_local, len(pool)))]
+                       for lp, di in rng.sample(pool, min(max(self.bulk_left - n_local, 0), len(pool)))]
         rcpts += [u.name for u in rng.sample(sim.site.users[:400], min(n_local, 400))]
         rng.shuffle(rcpts)
         self.bulk_rcpts = rcpts
         requested = d in sim.requested
         self.worm_next = (day0 + KLEZ_WINDOW[0] + 5 * rng.random()
-                          if requested and "klez" in self.features else None)
+                          if requested and "klez" in today else None)
         self.dns_next = (day0 + DNS_ANOMALY_WINDOW[0] + rng.random()
-                         if requested and "dns_anomaly" in self.features else None)
+                         if requested and "dns_anomaly" in today else None)
         self.day0 = day0
+        self.extra.start_day(d, today if requested else frozenset())
 
     def _draw_bin(self, r: float) -> int:
         acc = 0.0
@@ -126,6 +151,8 @@ class Scenario:
         return 143
 
     def domain_down(self, name: str, t: float) -> bool:
+        if self.extra.domain_down(name, t):
+            return True
         if name != OUTAGE_DOMAIN or not self.outage_days:
             return False
         d = int(t) // 86400
@@ -133,12 +160,15 @@ class Scenario:
 
     # -- one bin -------------------------------------------------------------------------------
     def run_bin(self, t0: float, t1: float) -> None:
+        self.extra.run_bin(t0, t1)
         while self.plan and self.plan[0][0] < t1:
             t, what = self.plan.pop(0)
             if what == "post":
                 self.post(t)
-            else:
+            elif what == "digest":
                 self.digest(t)
+            else:
+                self.extra.planned(t, what)
         while self.bulk_left > 0 and self.bulk_next < t1:
             self.bulk(self.bulk_next)
             self.bulk_left -= 1

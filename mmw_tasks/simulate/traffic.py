@@ -49,6 +49,9 @@ CLASSES = {
     "mx_noise": (20, FLAT, FLAT, 1.0, 1.0),
 }
 IPLOG = "iplog[312]"
+# a holiday: the campus is closed (its own mail almost stops); the outside world still writes
+HOLIDAY = {"inbound": 0.5, "outbound": 0.2, "local": 0.15, "pop_campus": 0.1, "pop_dialup": 0.6,
+           "pc_dns": 0.15, "netbios": 0.15}
 
 
 def bin_weights(hourly: tuple) -> list[float]:
@@ -91,13 +94,18 @@ class Background:
             f"{h}.{LOCAL_DOMAIN}" for h in ("www", "ns", "mx", "proxy", "lib", "portal")]
         self.day_lambda: dict[str, list[float]] = {}
 
-    def start_day(self, weekday: int) -> None:
-        """Expected counts per bin for the day (weekday: 0 = Monday)."""
+    def start_day(self, weekday: int, holiday: bool = False) -> None:
+        """Expected counts per bin for the day (weekday: 0 = Monday). A holiday is a Sunday with
+        the campus closed: its own mail and lookups at a fraction (HOLIDAY) of a Sunday's."""
         rng = self.sim.rng
         self.day_lambda = {}
+        if holiday:
+            weekday = 6
         for name, (total, _, _, sat, sun) in CLASSES.items():
             f = sat if weekday == 5 else sun if weekday == 6 else 1.0
             f *= max(0.5, rng.gauss(1.0, 0.04)) * self.sim.scale
+            if holiday:
+                f *= HOLIDAY.get(name, 1.0)
             w = self.weights[name][1 if weekday >= 5 else 0]
             self.day_lambda[name] = [total * f * x for x in w]
 

@@ -96,7 +96,8 @@ def build_truth(sim, files: list[dict]) -> dict:
         totals = {k: sum(iv[k] for iv in intervals)
                   for k in ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")}
         day = (sim.origin + timedelta(days=d)).isoformat()
-        days[day] = {"totals": totals, "intervals": intervals, "incidents": sim.incidents.of_day(d, iso)}
+        days[day] = {"scenario": sim.scen.day_names[d], "totals": totals, "intervals": intervals,
+                     "incidents": sim.incidents.of_day(d, iso)}
     return {
         "site": NAME, "timezone": TIMEZONE, "interval_minutes": INTERVAL_MINUTES,
         "scenario": sim.scenario, "seed": sim.seed, "style": sim.style.name, "scale": sim.scale,

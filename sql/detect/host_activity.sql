@@ -1,37 +1,90 @@
--- host_activity: what one client host (or, without one, one sender) did between $start and $end:
--- the evidence behind an incident. Rejections and deliveries join their from= by queue id.
+-- host_activity: what one client host (or one sender of localhost/a relay, or a sender with no
+-- client) did inside its bursts ($starts[i] to $ends[i]): the evidence behind an incident.
+-- to= lines and "User unknown" rejections join their from= by queue id, so a worm's refused
+-- recipients land on its host even when its senders are forged; a reject without a queue id
+-- (Postfix NOQUEUE) names its client itself.
 with senders as (
-    select queue_id, any_value(sender) as sender, any_value(client_ip) as client_ip
+    select
+        queue_id,
+        any_value(sender) as sender,
+        any_value(client_ip) as client_ip
     from mail_events
     where day = $day and event = 'from' and queue_id is not null
     group by queue_id
 ),
 
-mine as (
-    select e.*, coalesce(e.sender, s.sender) as msg_sender, coalesce(s.client_ip, e.client_ip) as host_ip
+windows as (
+    select
+        unnest($starts::timestamptz []) as ws,
+        unnest($ends::timestamptz []) as we
+),
+
+attributed as (
+    select
+        e.ts,
+        e.file,
+        e.line_no,
+        e.event,
+        e.queue_id,
+        e.recipient,
+        e.recipient_domain,
+        e.status,
+        e.size,
+        coalesce(e.sender, s.sender) as msg_sender,
+        coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as host_ip
     from mail_events as e
     left join senders as s using (queue_id)
     where
         e.day = $day
-        and e.ts >= $start::timestamptz and e.ts < $end::timestamptz
         and e.event in ('from', 'to', 'reject')
+        and exists (select 1 from windows where e.ts >= windows.ws and e.ts < windows.we)
+),
+
+mine as (
+    select *
+    from attributed
+    where
+        host_ip is not distinct from $client_ip::varchar
+        and ($sender::varchar is null or msg_sender = $sender::varchar)
+),
+
+sizes as (
+    select
+        median(size) filter (where size > 0) as med,
+        mode(msg_sender) as top_sender
+    from mine
+    where event = 'from'
 )
 
 select
     count(*) filter (where event = 'from') as messages,
+    count(*) filter (where event = 'reject' and queue_id is null) as refused_without_message,
     count(distinct msg_sender) filter (where event = 'from') as distinct_senders,
-    count(distinct recipient) filter (where event in ('to', 'reject')) as recipients,
+    max(sizes.top_sender) as top_sender,
+    count(*) filter (where event = 'from' and msg_sender = sizes.top_sender) as top_sender_messages,
+    count(*) filter (
+        where event = 'from' and coalesce(msg_sender, '') != ''
+        and not list_contains($local_domains::varchar [], lower(split_part(msg_sender, '@', 2)))
+    ) as foreign_sender_messages,
+    count(distinct coalesce(queue_id, '') || '|' || recipient) filter (where event = 'to')
+    + count(*) filter (where event = 'reject') as recipients_attempted,
+    count(distinct recipient) filter (where event in ('to', 'reject')) as distinct_recipients,
     count(distinct recipient_domain) filter (where event in ('to', 'reject')) as recipient_domains,
     count(*) filter (where status = 'user_unknown') as user_unknown,
-    count(*) filter (where event = 'from' and nrcpts = 0) as all_rejected,
-    median(size) filter (where event = 'from') as median_size,
-    coalesce(stddev_pop(size) filter (where event = 'from') / nullif(avg(size) filter (where event = 'from'), 0), 0)
-        as size_cv,
+    count(*) filter (where event = 'to' and status = 'deferred') as deferred,
+    max(sizes.med) as median_size,
+    coalesce(
+        avg(case when abs(size - sizes.med) <= 0.02 * sizes.med then 1.0 else 0.0 end)
+            filter (where event = 'from' and size > 0),
+        0
+    ) as near_constant_share,
     min(ts) as first_seen,
     max(ts) as last_seen,
     list(distinct msg_sender order by msg_sender) filter (where event = 'from')[1:5] as sample_senders,
-    list(struct_pack(file := file, line_no := line_no, event := event) order by ts)
-        filter (where status = 'user_unknown' or event = 'from')[1:6] as sample_lines
-from mine
-where
-    (host_ip = $client_ip::varchar or ($client_ip::varchar is null and msg_sender = $sender::varchar))
+    list_concat(
+        list(struct_pack(file := file, line_no := line_no, event := event) order by ts)
+            filter (where event = 'from')[1:3],
+        list(struct_pack(file := file, line_no := line_no, event := event) order by ts)
+            filter (where status = 'user_unknown')[1:3]
+    ) as sample_lines
+from mine cross join sizes

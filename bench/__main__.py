@@ -1,0 +1,296 @@
+"""`make bench`: parsing speed of every format, gzip included, against grep -c and pflogsumm.
+
+    python -m bench [--lines 5000000] [--runs 3] [--formats postfix,bind] [--baseline GIT-REF]
+                    [--no-linearity] [--no-pflogsumm]
+
+For each format: a file of --lines lines (plain and gzip, generated once into bench_out/logs by
+bench.gen from the simulator's lines), parsed into a Parquet lake by the same code `mmw run`
+uses, each run in a fresh process (bench/child.py) whose peak RSS the parent reads with
+os.wait4. Times are medians of --runs runs (one run when a run takes over 60 s). grep -c runs on
+the same file (through gzip -dc for .gz). pflogsumm (the Debian package, installed when missing)
+runs once on the Postfix file, and its Grand Totals are checked against our rows. The Postfix
+format is also run on 1M and 20M lines to show the cost is linear. --baseline REF measures the
+parser of an older commit (git archive) on the same files, for before/after figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from bench.gen import DAY, ROLE, write_log
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench_out"
+FORMATS = ("sendmail", "postfix", "exim", "iplog", "bind", "dnsmasq", "unbound")
+GREP_LITERAL = {"sendmail": "from=", "postfix": "status=", "exim": " <= ", "iplog": "dgram to domain",
+                "bind": ": query: ", "dnsmasq": "query[", "unbound": " info: "}
+SLOW_RUN = 60.0  # seconds: above this, one run is enough
+
+
+def site_toml(name: str, fmt: str, path: Path) -> Path:
+    """A one-server site (plus a placeholder server of the other role) for one bench file."""
+    other = ('[[servers]]\nname = "none"\nrole = "mail"\nformat = "sendmail"\nsource = "none/*"\n'
+             if ROLE[fmt] == "dns" else
+             '[[servers]]\nname = "none"\nrole = "dns"\nformat = "bind"\nsource = "none/*"\n'
+             'mail_server_ips = ["10.1.0.25"]\n')
+    ips = 'mail_server_ips = ["10.1.0.25"]\n' if ROLE[fmt] == "dns" else ""
+    text = (f'[site]\nname = "bench"\ntimezone = "Asia/Tokyo"\nlake = "{OUT / "lake"}"\n'
+            f'local_domains = ["example.ac.jp"]\ninterval = "10m"\n\n'
+            f'[[servers]]\nname = "{name}"\nrole = "{ROLE[fmt]}"\nformat = "{fmt}"\nsource = "{path}"\n{ips}\n'
+            f"{other}")
+    p = OUT / "sites" / f"{name}.toml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def run_child(code_root: Path, config: Path, server: str, path: Path) -> dict:
+    """One parse in a fresh process; adds its wall time and peak RSS (MB, from os.wait4)."""
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "child.py"), str(config), server,
+                              DAY.isoformat(), str(path)], stdout=subprocess.PIPE, stderr=err, env=env, cwd=OUT)
+        out = p.stdout.read()
+        p.stdout.close()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = rc = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        if rc != 0:
+            err.seek(0)
+            raise RuntimeError(f"{server}: child failed ({rc}):\n{err.read().decode(errors='replace')[-3000:]}")
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    res["wall"] = wall
+    res["cpu"] = usage.ru_utime + usage.ru_stime  # the whole process: imports, every thread
+    res["peak_mb"] = usage.ru_maxrss / 1024
+    return res
+
+
+def grep_seconds(path: Path, literal: str, runs: int) -> tuple[float, int]:
+    cmd = (f"gzip -dc {path} | grep -c -F -- '{literal}'" if path.name.endswith(".gz")
+           else f"grep -c -F -- '{literal}' {path}")
+    times, count = [], 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=False)
+        times.append(time.perf_counter() - t0)
+        count = int(r.stdout.strip() or 0)
+    return statistics.median(times), count
+
+
+def measure(code_root: Path, fmt: str, path: Path, runs: int, name: str) -> dict:
+    config = site_toml(name, fmt, path)
+    first = run_child(code_root, config, name, path)
+    results = [first]
+    if first["seconds"] < SLOW_RUN:
+        results += [run_child(code_root, config, name, path) for _ in range(runs - 1)]
+    secs = statistics.median(r["seconds"] for r in results)
+    cpu = statistics.median(r["cpu"] - r["import_seconds"] for r in results)
+    return {**first, "seconds": secs, "cpu": cpu, "runs": len(results), "peak_mb": max(r["peak_mb"] for r in results),
+            "all_seconds": [round(r["seconds"], 2) for r in results]}
+
+
+def raw_bytes(path: Path) -> int:
+    if not path.name.endswith(".gz"):
+        return path.stat().st_size
+    cache = path.with_name(path.name + ".size")
+    if cache.is_file():
+        return int(cache.read_text())
+    r = subprocess.run(["sh", "-c", f"gzip -dc {path} | wc -c"], capture_output=True, text=True, check=True)
+    cache.write_text(r.stdout.strip())
+    return int(r.stdout.strip())
+
+
+def export(ref: str) -> Path:
+    """The mmw_tasks and sql of an older commit, for --baseline."""
+    dest = OUT / f"ref-{ref}"
+    if (dest / "mmw_tasks").is_dir():
+        return dest
+    tmp = Path(tempfile.mkdtemp(dir=OUT))
+    data = subprocess.run(["git", "archive", ref, "mmw_tasks", "sql"], cwd=ROOT, capture_output=True, check=True).stdout
+    tar = tmp / "a.tar"
+    tar.write_bytes(data)
+    with tarfile.open(tar) as t:
+        t.extractall(tmp, filter="data")
+    tar.unlink()
+    tmp.rename(dest)
+    return dest
+
+
+# -- pflogsumm ----------------------------------------------------------------------------------
+def ensure_pflogsumm() -> str | None:
+    exe = shutil.which("pflogsumm") or ("/usr/sbin/pflogsumm" if Path("/usr/sbin/pflogsumm").exists() else None)
+    if exe:
+        return exe
+    print("pflogsumm not found: apt-get install -y pflogsumm", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    r = subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "pflogsumm"], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run([*sudo, "apt-get", "update", "-q"], env=env, capture_output=True)
+        subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "pflogsumm"], env=env, capture_output=True)
+    return shutil.which("pflogsumm") or ("/usr/sbin/pflogsumm" if Path("/usr/sbin/pflogsumm").exists() else None)
+
+
+def pflogsumm_totals(exe: str, path: Path) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    r = subprocess.run([exe, str(path)], capture_output=True, text=True, check=True)
+    secs = time.perf_counter() - t0
+    grand = r.stdout.split("Grand Totals", 1)[1].split("\n\n\n", 1)[0]
+
+    def num(label: str) -> int:
+        m = re.search(rf"^\s*(\d+)\s+{label}\b", grand, re.M)
+        return int(m.group(1)) if m else -1
+
+    m = re.search(r"deferred\s+\((\d+)\s+deferrals\)", grand)
+    return secs, {"received": num("received"), "delivered": num("delivered"),
+                  "deferrals": int(m.group(1)) if m else 0, "bounced": num("bounced"), "rejected": num("rejected")}
+
+
+def our_totals(server: str) -> dict:
+    """The same counts from the lake rows the last parse of `server` wrote."""
+    import duckdb
+
+    part = OUT / "lake" / "mail_events" / f"day={DAY.isoformat()}" / f"{server}.parquet"
+    con = duckdb.connect()
+    q = f"""select
+        count(*) filter (where event = 'from' and client_ip is not null) as received,
+        count(*) filter (where event = 'to' and status = 'sent') as delivered,
+        count(*) filter (where event = 'to' and status = 'deferred') as deferrals,
+        count(*) filter (where event = 'to' and status in ('bounced', 'user_unknown')) as bounced,
+        count(*) filter (where event = 'reject') as rejected
+        from read_parquet('{part}')"""
+    row = con.sql(q).fetchone()
+    return dict(zip(("received", "delivered", "deferrals", "bounced", "rejected"), row, strict=True))
+
+
+# -- the table ----------------------------------------------------------------------------------
+def fmt_row(cells: list, widths: list[int]) -> str:
+    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=5_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--formats", default=",".join(FORMATS))
+    ap.add_argument("--baseline", default=None, help="git ref whose parser is measured too (one run per file)")
+    ap.add_argument("--no-linearity", action="store_true")
+    ap.add_argument("--no-pflogsumm", action="store_true")
+    ap.add_argument("--no-gzip", action="store_true")
+    a = ap.parse_args()
+    formats = [f for f in a.formats.split(",") if f]
+    OUT.mkdir(exist_ok=True)
+    shutil.rmtree(OUT / "lake", ignore_errors=True)
+    started = time.perf_counter()
+    print(f"mmw bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
+          f"files of {a.lines:,} lines under {OUT}", flush=True)
+
+    t0 = time.perf_counter()
+    jobs = []  # (label, fmt, path)
+    for fmt in formats:
+        jobs.append((fmt, fmt, write_log(OUT, fmt, a.lines)))
+        if not a.no_gzip:
+            jobs.append((f"{fmt} gz", fmt, write_log(OUT, fmt, a.lines, gz=True)))
+    lin = []
+    if not a.no_linearity and "postfix" in formats:
+        for n in (1_000_000, a.lines, 4 * a.lines):
+            lin.append((n, write_log(OUT, "postfix", n)))
+    print(f"files ready in {time.perf_counter() - t0:.0f} s (bench.gen: simulator lines, tiled)", flush=True)
+    ref_root = export(a.baseline) if a.baseline else None
+
+    rows = []
+    for label, fmt, path in jobs:
+        name = label.replace(" ", "_")
+        res = measure(ROOT, fmt, path, a.runs, name)
+        g_secs, g_count = grep_seconds(path, GREP_LITERAL[fmt], a.runs)
+        mb = raw_bytes(path) / 1e6
+        row = {"label": label, "fmt": fmt, "path": path, "lines": res["lines_read"], "mb": mb,
+               "disk_mb": path.stat().st_size / 1e6, "res": res, "grep": g_secs, "grep_count": g_count}
+        if ref_root is not None:
+            row["base"] = run_child(ref_root, site_toml(name, fmt, path), name, path)
+        rows.append(row)
+        print(f"  {label:12s} {res['lines_read'] / res['seconds']:>12,.0f} lines/s  {mb / res['seconds']:7.1f} MB/s  "
+              f"peak {res['peak_mb']:6.0f} MB  runs {res['all_seconds']}  grep {g_secs:.2f} s"
+              + (f"  baseline {row['base']['lines_read'] / row['base']['seconds']:,.0f} lines/s" if ref_root else ""),
+              flush=True)
+
+    pf = None
+    if not a.no_pflogsumm and "postfix" in formats:
+        exe = ensure_pflogsumm()
+        pf_path = next(p for label, f, p in jobs if label == "postfix")
+        if exe:
+            secs, theirs = pflogsumm_totals(exe, pf_path)
+            ours = our_totals("postfix")
+            pf = {"secs": secs, "theirs": theirs, "ours": ours, "path": pf_path}
+        else:
+            print("pflogsumm could not be installed: comparison skipped", flush=True)
+
+    lin_rows = []
+    for n, path in lin:
+        res = measure(ROOT, "postfix", path, a.runs if n <= a.lines else 1, f"postfix_{n // 1_000_000}M")
+        lin_rows.append((n, path, res))
+        print(f"  postfix {n // 1_000_000:>3d}M  {res['lines_read'] / res['seconds']:>12,.0f} lines/s  "
+              f"{res['seconds']:.1f} s  peak {res['peak_mb']:.0f} MB", flush=True)
+
+    # -- print the table -------------------------------------------------------------------------
+    print()
+    head = ["file", "lines", "MB", "lines/s", "MB/s", "lines/CPU-s", "peak MB", "runs", "grep -c s", "x grep"]
+    if ref_root is not None:
+        head += [f"lines/s @{a.baseline}", "speed-up"]
+    table = []
+    for r in rows:
+        res = r["res"]
+        cells = [r["label"], f"{r['lines']:,}", f"{r['mb']:.0f}", f"{r['lines'] / res['seconds']:,.0f}",
+                 f"{r['mb'] / res['seconds']:.1f}", f"{r['lines'] / res['cpu']:,.0f}", f"{res['peak_mb']:.0f}",
+                 res["runs"], f"{r['grep']:.2f}",
+                 f"{res['seconds'] / r['grep']:.1f}"]
+        if ref_root is not None:
+            b = r["base"]
+            cells += [f"{b['lines_read'] / b['seconds']:,.0f}", f"{b['seconds'] / res['seconds']:.1f}"]
+        table.append(cells)
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *table, strict=True)]
+    print(fmt_row(head, widths))
+    print(fmt_row(["-" * w for w in widths], widths))
+    for cells in table:
+        print(fmt_row(cells, widths))
+    print("lines/s, MB/s: lines (uncompressed bytes) parsed into Parquet per second, median of the runs, in a fresh\n"
+          "process (imports excluded); lines/CPU-s: per second of CPU (user+sys, all threads; this machine is shared,\n"
+          "so wall time includes waiting for a core); peak MB: the process's maximum RSS; x grep: our time / grep -c's\n"
+          "on the same file (gzip -dc | grep -c for .gz).")
+
+    if lin_rows:
+        print("\nlinearity (postfix, plain):")
+        for n, _, res in lin_rows:
+            print(f"  {n:>12,} lines  {res['seconds']:7.2f} s  {res['lines_read'] / res['seconds']:>12,.0f} lines/s  "
+                  f"{res['seconds'] / n * 1e6:.3f} s per 1M lines  peak {res['peak_mb']:.0f} MB")
+    if pf:
+        ours, theirs = pf["ours"], pf["theirs"]
+        pr = next(r for r in rows if r["label"] == "postfix")
+        print(f"\npflogsumm on {pf['path'].name}: {pf['secs']:.1f} s = {pr['lines'] / pf['secs']:,.0f} lines/s "
+              f"(we are {pf['secs'] / pr['res']['seconds']:.1f}x faster)")
+        print("  count       pflogsumm        mmw  agree   (mmw: from with a client=; to sent; to deferred; "
+              "to bounced or user_unknown; reject)")
+        ok = True
+        for k in ("received", "delivered", "deferrals", "bounced", "rejected"):
+            same = theirs[k] == ours[k]
+            ok &= same or k == "rejected"
+            print(f"  {k:10s} {theirs[k]:>10,} {ours[k]:>10,}  {'yes' if same else 'NO'}")
+        print("  received/delivered/deferred/bounced agree" if ok else "  DISAGREEMENT (see above)")
+    print(f"\nbench took {time.perf_counter() - started:.0f} s (load average now {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

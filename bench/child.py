@@ -1,0 +1,31 @@
+"""One measurement, run as its own process so that its peak memory is its own (the parent reads
+it with os.wait4): parse one server's file for the bench day into the bench lake, exactly as
+`mmw run` does (ingest.parse_server_day), and print what it did as one JSON line.
+
+    python bench/child.py SITE.toml SERVER DAY FILE
+
+Run as a script (not -m) so that PYTHONPATH decides which mmw_tasks is measured (--baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def main() -> None:
+    config, server, day, path = sys.argv[1:5]
+    t_import = time.perf_counter()
+    from mmw_tasks import pipeline
+
+    t0 = time.perf_counter()
+    out = pipeline.parse(config, server, day, [path])
+    t1 = time.perf_counter()
+    print(json.dumps({"seconds": t1 - t0, "import_seconds": t0 - t_import, "rows": out["rows"],
+                      "lines_read": out["lines_read"], "parsed": out["parsed"], "ignored": out["ignored"],
+                      "malformed": out["malformed"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""What an interval of this day should look like, so that an abnormal one stands out.
+
+From history (the lake's trailing `baseline_days` days of the same kind, weekdays and weekends
+apart): per local time of day, the median and the MAD of each count over those days, pooling
+`baseline_window_bins` neighbouring bins on each side. A site with fewer than
+`baseline_min_days` such days (a new site) falls back to within-day statistics: the median and
+MAD of the day's own intervals. Either way the spread has a Poisson floor (sqrt of the level),
+so a quiet night with a MAD of zero does not turn every extra message into a peak.
+
+Dq has a second baseline: the model's own prediction m_s*N_from + m_p*N_pop. Its residual,
+divided by sqrt(prediction) (the noise of a count grows with it), is judged against the day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import duckdb
+import polars as pl
+
+from mmw_tasks import sql as sqlfiles
+from mmw_tasks.config import Site
+
+METRICS = ("dq", "n_from", "n_to", "n_smtp", "n_user_unknown")
+MAD_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+@dataclass
+class Baseline:
+    method: str  # "history" or "within-day"
+    history_days: list[date] = field(default_factory=list)
+    kind: str = "weekday"  # the kind of day compared: weekday or weekend
+    frame: pl.DataFrame | None = None  # interval_start, <metric>_level, <metric>_spread, <metric>_z
+
+    @property
+    def note(self) -> str:
+        if self.method == "history":
+            first, last = min(self.history_days), max(self.history_days)
+            return (
+                f"Baselines: history. Each interval is compared with the same time of day on "
+                f"{len(self.history_days)} earlier {self.kind}s ({first} to {last}; median and MAD)."
+            )
+        return (
+            f"Baselines: within-day statistics. The lake has fewer than the required earlier "
+            f"{self.kind}s for this site, so each interval is compared with the median and MAD of "
+            f"this day's own intervals; detection gets sharper once history accumulates."
+        )
+
+
+def minute_of_day(col: str, tz: str) -> pl.Expr:
+    local = pl.col(col).dt.convert_time_zone(tz)
+    return local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)
+
+
+def since(site: Site, day: date) -> date:
+    return day - timedelta(days=site.thresholds.baseline_days)
+
+
+def with_smtp(df: pl.DataFrame) -> pl.DataFrame:
+    """N_SMTP of the papers: the from= and to= lines of an interval."""
+    return df.with_columns(n_smtp=pl.col("n_from") + pl.col("n_to"))
+
+
+def _spread(level: pl.Expr, mad: pl.Expr) -> pl.Expr:
+    return pl.max_horizontal(MAD_SIGMA * mad, level.clip(0).sqrt(), pl.lit(1.0))
+
+
+def interval_baselines(con: duckdb.DuckDBPyConnection, site: Site, day: date, iv: pl.DataFrame) -> Baseline:
+    """The day's intervals with a level, a spread and a z-score for every metric."""
+    th = site.thresholds
+    weekend = day.weekday() >= 5
+    kind = "weekend day" if weekend else "weekday"
+    iv = with_smtp(iv).with_columns(minute_of_day=minute_of_day("interval_start", site.timezone))
+    hist = sqlfiles.query(
+        con, "detect/history_intervals", {"day": day, "since": since(site, day), "timezone": site.timezone}
+    ).pl()
+    hist = with_smtp(hist).filter(pl.col("weekend") == weekend)
+    per_day = hist.group_by("day").len()
+    full_days = sorted(per_day.filter(pl.col("len") >= 0.9 * iv.height)["day"].to_list())
+    if len(full_days) >= th.baseline_min_days:
+        hist = hist.filter(pl.col("day").is_in(full_days))
+        step = site.interval_minutes
+        w = th.baseline_window_bins
+        # every history row serves the bins within w steps of its own time of day
+        pooled = pl.concat(
+            [
+                hist.with_columns(minute_of_day=(pl.col("minute_of_day") + k * step) % 1440)
+                for k in range(-w, w + 1)
+            ]
+        )
+        levels = pooled.group_by("minute_of_day").agg(
+            *[pl.col(m).median().alias(f"{m}_level") for m in METRICS],
+            *[(pl.col(m) - pl.col(m).median()).abs().median().alias(f"{m}_mad") for m in METRICS],
+        )
+        out = iv.join(levels, on="minute_of_day", how="left")
+        base = Baseline("history", full_days, kind)
+    else:
+        out = iv.with_columns(
+            *[pl.col(m).median().alias(f"{m}_level") for m in METRICS],
+            *[(pl.col(m) - pl.col(m).median()).abs().median().alias(f"{m}_mad") for m in METRICS],
+        )
+        base = Baseline("within-day", [], kind)
+    out = out.with_columns(
+        *[
+            _spread(pl.col(f"{m}_level").fill_null(0), pl.col(f"{m}_mad").fill_null(0)).alias(f"{m}_spread")
+            for m in METRICS
+        ]
+    ).drop([f"{m}_mad" for m in METRICS])
+    base.frame = out.with_columns(
+        *[
+            ((pl.col(m) - pl.col(f"{m}_level").fill_null(0)) / pl.col(f"{m}_spread")).alias(f"{m}_z")
+            for m in METRICS
+        ]
+    )
+    return base
+
+
+def model_residuals(iv: pl.DataFrame, fit: dict) -> pl.DataFrame:
+    """Dq against the model's prediction: `pred`, `resid`, and `resid_z` (robust z over the day of
+    the residual divided by sqrt(pred)). Empty columns when the day has no fit."""
+    if fit.get("m_s") is None:
+        return iv.with_columns(
+            pred=pl.lit(None, pl.Float64), resid=pl.lit(None, pl.Float64), resid_z=pl.lit(None, pl.Float64)
+        )
+    pred = fit["m_s"] * pl.col("n_from") + (fit.get("m_p") or 0.0) * pl.col("n_pop")
+    out = iv.with_columns(pred=pred).with_columns(resid=pl.col("dq") - pl.col("pred"))
+    r = pl.col("resid") / (pl.col("pred").clip(0) + 25).sqrt()
+    out = out.with_columns(_r=r)
+    med = out["_r"].median()
+    mad = (out["_r"] - med).abs().median()
+    return out.with_columns(resid_z=(pl.col("_r") - med) / (MAD_SIGMA * mad + 0.5)).drop("_r")
+
+
+def prediction_model(con: duckdb.DuckDBPyConnection, site: Site, day: date, fit: dict) -> dict:
+    """The coefficients Dq is predicted with: the median over the trailing days' fits when there
+    are `baseline_min_days` of them (a day with an outbreak distorts its own fit), else the day's."""
+    fits = sqlfiles.query(con, "detect/history_fits", {"day": day, "since": since(site, day)}).pl()
+    if fits.height >= site.thresholds.baseline_min_days:
+        return {
+            "source": "history",
+            "days": fits.height,
+            "m_s": float(fits["m_s"].median()),
+            "m_p": float(fits["m_p"].median() or 0.0),
+        }
+    return {"source": "this day's fit", "days": 0, "m_s": fit.get("m_s"), "m_p": fit.get("m_p")}
+
+
+def lagged_correlation(a: pl.Series, b: pl.Series, max_lag: int) -> dict:
+    """The lag (in intervals; positive: b follows a) at which a and b correlate best, and r."""
+    best = {"lag": 0, "r": None}
+    for lag in range(-max_lag, max_lag + 1):
+        x = a if lag >= 0 else a.shift(-lag)
+        y = b.shift(-lag) if lag >= 0 else b
+        df = pl.DataFrame({"x": x, "y": y}).drop_nulls()
+        if df.height < 3 or df["x"].std() == 0 or df["y"].std() == 0:
+            continue
+        r = df.select(pl.corr("x", "y")).item()
+        if r is not None and (best["r"] is None or r > best["r"]):
+            best = {"lag": lag, "r": round(float(r), 3)}
+    return best

@@ -1,0 +1,10 @@
+-- query_lines: a few DNS query lines of one client between $start and $end (evidence).
+select
+    file,
+    line_no
+from dns_queries
+where
+    day = $day and client_ip = $client_ip::varchar
+    and ts >= $start::timestamptz and ts < $end::timestamptz
+order by ts
+limit 3

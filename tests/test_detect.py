@@ -1,0 +1,473 @@
+"""Detection: the classifier on hand-built cases, a hand-written day of logs through the whole job,
+and the papers' phenomena on a simulated site with history."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from mmw_tasks import lake, pipeline
+from mmw_tasks.classify import classify
+from mmw_tasks.config import Thresholds
+from mmw_tasks.simulate import simulate_site
+
+TH = Thresholds()
+JST = timezone(timedelta(hours=9))
+
+
+def features(**kw) -> dict:
+    """A burst as detect.py describes it; unspecified features are those of a quiet PC."""
+    base = {
+        "client_ip": "10.1.3.9",
+        "sender": None,
+        "client_kind": "local",
+        "messages": 0,
+        "refused_without_message": 0,
+        "distinct_senders": 1,
+        "foreign_sender_messages": 0,
+        "recipients_attempted": 0,
+        "distinct_recipients": 0,
+        "recipient_domains": 0,
+        "user_unknown": 0,
+        "near_constant_share": 0.0,
+        "median_size": 5000,
+        "sample_senders": ["tanaka@example.ac.jp"],
+        "bursts": 1,
+        "burst_minutes": 10,
+        "burst_intervals": 1,
+        "peak_messages": 0,
+        "history_peak_messages": None,
+        "regular_days": 0,
+        "allow": None,
+    }
+    return base | kw
+
+
+# -- the classifier on hand-built bursts ---------------------------------------------------------
+def test_a_list_post_is_a_mailing_list_even_with_stale_members():
+    post = features(
+        client_ip="127.0.0.1",
+        client_kind="localhost",
+        sender="lab-ml-owner@example.ac.jp",
+        sample_senders=["lab-ml-owner@example.ac.jp"],
+        messages=1,
+        recipients_attempted=420,
+        distinct_recipients=420,
+        recipient_domains=95,
+        user_unknown=12,
+        peak_messages=1,
+    )
+    v = classify(post, TH)
+    assert v.kind == "mailing_list" and v.score < TH.suspect_score
+    assert "list" in v.why
+    # an alias expanded by the server: one message from a PC to many recipients is a list too
+    alias = features(
+        messages=1, recipients_attempted=300, distinct_recipients=300, user_unknown=9, peak_messages=1
+    )
+    assert classify(alias, TH).kind == "mailing_list"
+
+
+def test_a_colleagues_bulk_mailing_is_benign():
+    bulk = features(
+        messages=700,
+        recipients_attempted=702,
+        distinct_recipients=700,
+        recipient_domains=240,
+        user_unknown=28,
+        near_constant_share=1.0,
+        median_size=48260,
+        burst_minutes=80,
+        burst_intervals=8,
+        peak_messages=105,
+        history_peak_messages=2,
+    )
+    v = classify(bulk, TH)
+    assert v.kind == "bulk_sender" and v.score < TH.suspect_score
+    # what it lacks is what would make it a worm: refused recipients and forged senders
+    assert {e["feature"] for e in v.evidence if e["points"] > 0} == {
+        "constant_size",
+        "rate",
+        "duration",
+        "new_behaviour",
+    }
+    assert "28 of 702" in v.why
+
+
+def test_a_forged_sender_worm_is_a_suspect_with_its_evidence():
+    klez = features(
+        messages=513,
+        distinct_senders=382,
+        foreign_sender_messages=512,
+        recipients_attempted=557,
+        distinct_recipients=274,
+        recipient_domains=120,
+        user_unknown=132,
+        near_constant_share=1.0,
+        median_size=134651,
+        burst_minutes=150,
+        burst_intervals=15,
+        peak_messages=44,
+        sample_senders=["akiko.matsuo@mobile.ne.jp", "koji_54@webnet.ne.jp"],
+    )
+    v = classify(klez, TH)
+    assert v.kind == "mmw_suspect" and v.score == 1.0
+    said = {e["feature"]: e for e in v.evidence}
+    assert said["distinct_senders"]["points"] > 0 and "forged" in said["distinct_senders"]["says"]
+    assert "132 of 557" in said["user_unknown"]["says"]
+    assert said["repeat_ratio"]["value"] == pytest.approx(557 / 274, abs=0.01)
+
+
+def test_a_slow_worm_with_its_owners_address_is_caught_within_twenty_minutes():
+    # 2-3 messages a minute for 20 minutes, the owner's own address, a quarter refused
+    slow = features(
+        messages=49,
+        recipients_attempted=55,
+        distinct_recipients=50,
+        recipient_domains=30,
+        user_unknown=8,
+        near_constant_share=1.0,
+        median_size=31337,
+        burst_minutes=20,
+        burst_intervals=2,
+        peak_messages=25,
+    )
+    v = classify(slow, TH)
+    assert v.kind == "mmw_suspect"
+    assert "distinct_senders" not in {e["feature"] for e in v.evidence}  # caught without forged senders
+
+
+def test_the_same_slow_burst_from_outside_or_on_the_allow_list_is_not_a_suspect():
+    slow = features(
+        messages=120,
+        recipients_attempted=130,
+        distinct_recipients=70,
+        user_unknown=30,
+        near_constant_share=1.0,
+        burst_minutes=40,
+        burst_intervals=4,
+        peak_messages=30,
+    )
+    assert classify(slow, TH).kind == "mmw_suspect"
+    remote = classify(slow | {"client_ip": "198.51.100.7", "client_kind": "remote"}, TH)
+    assert remote.kind == "bulk_sender" and "nothing to unplug" in remote.why
+    allowed = classify(slow | {"allow": "bulk_sender"}, TH)
+    assert allowed.kind == "bulk_sender" and allowed.score == 0.0
+
+
+def test_a_regular_schedule_lowers_the_score():
+    newsletter = features(
+        messages=250,
+        recipients_attempted=250,
+        distinct_recipients=250,
+        user_unknown=6,
+        near_constant_share=0.2,
+        burst_minutes=40,
+        burst_intervals=4,
+        peak_messages=70,
+    )
+    once = classify(newsletter, TH)
+    nightly = classify(newsletter | {"regular_days": 6}, TH)
+    assert nightly.score < once.score and nightly.kind == "bulk_sender"
+    assert any(e["feature"] == "regular" and "scheduled" in e["says"] for e in nightly.evidence)
+
+
+def test_thresholds_move_the_verdict():
+    slow = features(
+        messages=49,
+        recipients_attempted=55,
+        distinct_recipients=50,
+        user_unknown=8,
+        near_constant_share=1.0,
+        burst_minutes=20,
+        burst_intervals=2,
+        peak_messages=25,
+    )
+    assert classify(slow, TH).kind == "mmw_suspect"
+    assert classify(slow, Thresholds(unknown_ratio_high=0.5, unknown_ratio=0.3)).kind == "bulk_sender"
+
+
+# -- a hand-written day through the whole job ---------------------------------------------------
+DAY = date(2002, 2, 16)
+MX = "10.1.0.25"
+
+
+class LogWriter:
+    """Sendmail and iplog lines of one day, written in time order."""
+
+    def __init__(self):
+        self.mx: list[tuple[datetime, str]] = []
+        self.ns: list[tuple[datetime, str]] = []
+        self.n = 0
+
+    def dns(self, t: datetime, k: int) -> None:
+        for i in range(k):
+            self.ns.append(
+                (
+                    t - timedelta(seconds=1),
+                    f"iplog[312]: UDP: dgram to domain from {MX}:{1024 + i} (38 data bytes)",
+                )
+            )
+
+    def message(
+        self,
+        t: datetime,
+        ip: str,
+        host: str,
+        sender: str,
+        size: int,
+        rcpts: list[str],
+        unknown: list[str] = (),
+    ) -> None:
+        self.n += 1
+        qid = f"g1G{self.n:06d}ab{self.n % 9999:04d}"
+        for u in unknown:
+            self.mx.append((t, f"sendmail[{self.n}]: {qid}: <{u}>... User unknown"))
+        self.mx.append(
+            (
+                t,
+                f"sendmail[{self.n}]: {qid}: from=<{sender}>, size={size if rcpts else 0}, class=0, "
+                f"nrcpts={len(rcpts)}, proto=SMTP, daemon=MTA, relay={host} [{ip}]",
+            )
+        )
+        self.dns(t, 2)
+        for r in rcpts:
+            local = r.endswith("@example.ac.jp")
+            relay = "" if local else f", relay=mx.{r.split('@')[1]}. [198.18.0.1]"
+            self.mx.append(
+                (
+                    t + timedelta(seconds=1),
+                    f"sendmail[{self.n + 1}]: {qid}: to=<{r}>, delay=00:00:01, "
+                    f"xdelay=00:00:01, mailer={'local' if local else 'esmtp'}, "
+                    f"pri=30000{relay}, dsn=2.0.0, stat=Sent",
+                )
+            )
+            if not local:
+                self.dns(t + timedelta(seconds=1), 4)
+
+    def write(self, root: Path) -> None:
+        for sub, name, host, rows in (("1mx", "syslog", "mx", self.mx), ("1dns", "messages", "ns", self.ns)):
+            (root / "logs" / sub).mkdir(parents=True, exist_ok=True)
+            path = root / "logs" / sub / name
+            rows.sort(key=lambda r: r[0])
+            path.write_text("".join(f"{t:%b %d %H:%M:%S} {host} {body}\n" for t, body in rows))
+            end = datetime(2002, 2, 17, 0, 0, 30, tzinfo=JST).timestamp()
+            os.utime(path, (end, end))
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory) -> dict:
+    rng = random.Random(1)
+    w = LogWriter()
+    at = lambda h, m, s=0: datetime(2002, 2, 16, h, m, s, tzinfo=JST)  # noqa: E731
+    remote = [f"user{i}@remote{i % 40}.co.jp" for i in range(400)]
+    local = [f"staff{i}@example.ac.jp" for i in range(100)]
+    for _ in range(300):  # ordinary mail, 08:00-20:00, one PC per user
+        t = at(8, 0) + timedelta(seconds=rng.randrange(12 * 3600))
+        u = rng.randrange(60)
+        w.message(
+            t,
+            f"10.1.2.{30 + u}",
+            f"pc2{30 + u:03d}.example.ac.jp",
+            f"staff{u}@example.ac.jp",
+            2000 + rng.randrange(20000),
+            [rng.choice(remote + local)],
+        )
+    for i in range(110):  # a slow worm, the owner's address: 10:00-10:37, a quarter of its recipients made up
+        t = at(10, 0) + timedelta(seconds=20 * i + rng.randrange(5))
+        rcpt = rng.choice(remote[:40])
+        unknown = (
+            [f"{rng.choice(['sato', 'kato', 'ito'])}{rng.randrange(100, 999)}@example.ac.jp"]
+            if rng.random() < 0.3
+            else []
+        )
+        w.message(
+            t,
+            "10.1.3.9",
+            "pc9.example.ac.jp",
+            "tanaka@example.ac.jp",
+            31337 + 2 * len(rcpt),
+            [rcpt] if not unknown or rng.random() < 0.3 else [],
+            unknown,
+        )
+    for i in range(300):  # a forged-sender worm: 14:00-14:25, every 5 s
+        t = at(14, 0) + timedelta(seconds=5 * i)
+        unknown = [f"guess{rng.randrange(10000)}@example.ac.jp"] if rng.random() < 0.4 else []
+        w.message(
+            t,
+            "10.1.3.10",
+            "pc10.example.ac.jp",
+            f"{rng.choice(remote)}",
+            134651,
+            [] if unknown else [rng.choice(remote[:80])],
+            unknown,
+        )
+    for i in range(150):  # a colleague's announcement: each address once, a few stale
+        t = at(16, 0) + timedelta(seconds=8 * i)
+        stale = i % 50 == 7
+        w.message(
+            t,
+            "10.1.2.20",
+            "pc2020.example.ac.jp",
+            "sugimoto@example.ac.jp",
+            48213 + i % 7,
+            [] if stale else [remote[i + 100]],
+            [f"old{i}@example.ac.jp"] if stale else [],
+        )
+    for h in (12, 18):  # two posts re-injected by the list server
+        w.message(
+            at(h, 5),
+            "127.0.0.1",
+            "localhost",
+            "lab-ml-owner@example.ac.jp",
+            4000,
+            local[:60] + remote[200:230],
+            ["gone1@example.ac.jp"],
+        )
+    root = tmp_path_factory.mktemp("handmade")
+    w.write(root)
+    (root / "site.toml").write_text(
+        '[site]\nname = "hand"\ntimezone = "Asia/Tokyo"\nlake = "data_lake"\n'
+        'local_domains = ["example.ac.jp"]\n'
+        'interval = "10m"\n[[servers]]\nname = "1dns"\nrole = "dns"\nformat = "iplog"\n'
+        'source = "logs/1dns/messages*"\nmail_server_ips = ["10.1.0.25"]\n[[servers]]\nname = "1mx"\n'
+        'role = "mail"\nformat = "sendmail"\nsource = "logs/1mx/syslog*"\n'
+    )
+    pipeline.run_day(root / "site.toml", DAY, log=lambda m: None)
+    rep = json.loads((root / "data_lake/reports/day=2002-02-16/report.json").read_text())
+    return {
+        "root": root,
+        "rep": rep,
+        "by_ip": {i["client_ip"]: i for i in rep["incidents"] if i["client_ip"]},
+    }
+
+
+def test_handmade_day_names_both_worms_and_leaves_the_look_alikes(handmade):
+    by_ip = handmade["by_ip"]
+    kinds = {ip: i["kind"] for ip, i in by_ip.items()}
+    assert kinds["10.1.3.9"] == "mmw_suspect" and kinds["10.1.3.10"] == "mmw_suspect"
+    assert kinds["10.1.2.20"] == "bulk_sender" and kinds["127.0.0.1"] == "mailing_list"
+    assert [ip for ip, k in kinds.items() if k == "mmw_suspect"] == ["10.1.3.9", "10.1.3.10"]
+    slow, forged = by_ip["10.1.3.9"], by_ip["10.1.3.10"]
+    assert slow["sender"] == "tanaka@example.ac.jp" and forged["sender"] is None  # a forger has no one name
+    assert forged["evidence"]["distinct_senders"] > 100
+    # Postfix-free sendmail: nrcpts=0 messages (all refused) still count against the host
+    assert forged["evidence"]["all_rejected"] == 0 and forged["evidence"]["user_unknown"] > 80
+
+
+def test_handmade_first_flag_is_within_twenty_minutes(handmade):
+    for ip, onset in (
+        ("10.1.3.9", datetime(2002, 2, 16, 10, 0, tzinfo=JST)),
+        ("10.1.3.10", datetime(2002, 2, 16, 14, 0, tzinfo=JST)),
+    ):
+        flagged = datetime.fromisoformat(handmade["by_ip"][ip]["evidence"]["first_flagged"])
+        assert timedelta(0) < flagged - onset <= timedelta(minutes=20), ip
+
+
+def test_handmade_evidence_lines_are_the_lines_in_the_file(handmade):
+    inc = handmade["by_ip"]["10.1.3.10"]
+    assert inc["lines"]
+    for ln in inc["lines"]:
+        text = Path(ln["file"]).read_text().splitlines()[ln["line_no"] - 1]
+        assert ln["text"] == text
+        assert "10.1.3.10" in text or "User unknown" in text
+
+
+def test_handmade_report_says_which_baseline(handmade):
+    notes = handmade["rep"]["notes"]
+    assert any("within-day" in n for n in notes)
+
+
+# -- the papers' phenomena on a simulated site with history ---------------------------------------
+@pytest.fixture(scope="module")
+def history_site(tmp_path_factory) -> Path:
+    """Three clean weekdays, then one day with everything at once (small scale)."""
+    out = tmp_path_factory.mktemp("history")
+    toml = simulate_site(
+        out, date(2002, 2, 4), 4, scenario="clean,clean,clean,everything", seed=21, scale=0.3
+    )
+    for i in range(4):
+        pipeline.run_day(toml, date(2002, 2, 4) + timedelta(days=i), log=lambda m: None)
+    return toml
+
+
+def _day(toml: Path, d: str) -> tuple[dict, dict]:
+    truth = json.loads((toml.parent / "truth.json").read_text())["days"][d]
+    rep = json.loads((toml.parent / f"data_lake/reports/day={d}/report.json").read_text())
+    return truth, rep
+
+
+def test_clean_days_raise_no_alarm(history_site):
+    for d in ("2002-02-04", "2002-02-05", "2002-02-06"):
+        _, rep = _day(history_site, d)
+        alarms = [
+            i for i in rep["incidents"] if i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")
+        ]
+        assert alarms == [], d
+        assert {i["kind"] for i in rep["incidents"]} <= {"mailing_list", "bulk_sender"}
+
+
+def test_history_replaces_within_day_statistics_once_there_is_enough(history_site):
+    assert "within-day" in _day(history_site, "2002-02-04")[1]["notes"][0]
+    assert "history" in _day(history_site, "2002-02-07")[1]["notes"][0]
+    assert "3 earlier weekdays" in _day(history_site, "2002-02-07")[1]["notes"][0]
+
+
+def test_everything_at_once_every_host_and_domain_named(history_site):
+    truth, rep = _day(history_site, "2002-02-07")
+    planted = {
+        (t["kind"], t.get("domain") or t.get("client_ip"))
+        for t in truth["incidents"]
+        if t["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")
+    }
+    found = {
+        (i["kind"], i.get("domain") or i["client_ip"])
+        for i in rep["incidents"]
+        if i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")
+    }
+    assert found == planted
+    bulk = {t["client_ip"] for t in truth["incidents"] if t["kind"] == "bulk_sender"}
+    assert {i["client_ip"] for i in rep["incidents"] if i["kind"] == "bulk_sender"} == bulk
+
+
+def test_papers_figure_1_dq_peak_lines_up_with_the_worms_n_smtp(history_site):
+    truth, rep = _day(history_site, "2002-02-07")
+    klez = next(
+        t["client_ip"] for t in truth["incidents"] if t["kind"] == "mmw_suspect" and not t.get("variant")
+    )
+    inc = next(i for i in rep["incidents"] if i["client_ip"] == klez)
+    align = inc["evidence"]["dq_alignment"]
+    assert abs(align["lag"]) <= 1 and align["r"] > 0.3 and align["dq_excess"] > 0
+    # the abnormal intervals of the outbreak decompose onto the infected host
+    con = lake.connect(history_site.parent / "data_lake")
+    peaks = json.loads(con.sql("select peaks from detect_runs where day = '2002-02-07'").fetchone()[0])
+    tops = {p["hosts"][0]["client_ip"] for p in peaks if p["hosts"]}
+    assert klez in tops
+
+
+def test_papers_frethem_deferrals_retry_every_30_minutes_and_do_not_drive_the_residual(history_site):
+    _, rep = _day(history_site, "2002-02-07")
+    surge = next(
+        i for i in rep["incidents"] if i["kind"] == "deferred_surge" and i["domain"] == "bigisp.ne.jp"
+    )
+    ev = surge["evidence"]
+    assert 25 <= ev["retry_cadence"]["median_gap_minutes"] <= 35
+    assert ev["n_to_per_n_from"] > ev["n_to_per_n_from_elsewhere"]  # N_to outgrows N_from
+    assert ev["residual_vs_deferred"]["r2_sd"] < 0.2
+    assert ev["usual_daily_deferrals"] is not None and ev["deferred"] > 5 * ev["usual_daily_deferrals"]
+    assert all("bigisp.ne.jp" in ln["text"] and "Deferred" in ln["text"] for ln in surge["lines"])
+
+
+def test_dns_anomalies_of_the_mail_server_and_of_a_worms_own_smtp_engine(history_site):
+    truth, rep = _day(history_site, "2002-02-07")
+    dns = {i["evidence"]["source"]: i for i in rep["incidents"] if i["kind"] == "dns_anomaly"}
+    server, client = dns["mail_server"], dns["client"]
+    assert server["client_ip"] == "10.1.0.25"
+    assert datetime.fromisoformat(server["start"]).astimezone(JST).strftime("%H:%M") in ("01:00", "01:10")
+    engine = next(t for t in truth["incidents"] if t.get("variant") == "smtp_engine")
+    assert client["client_ip"] == engine["client_ip"]
+    assert client["evidence"]["messages_through_our_server"] == 0
