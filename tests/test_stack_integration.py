@@ -166,9 +166,10 @@ def test_backfill_runs_on_the_real_scheduler(stack, site, started):
         }
         for d in DAYS
     }
-    detects = [tis[d][("detect", -1)] for d in DAYS]
-    for before, after in zip(detects, detects[1:], strict=False):
-        assert after["start_date"] >= before["end_date"], (before, after)
+    for task in ("detect", "trends"):  # and the roll-ups in day order
+        ordered = [tis[d][(task, -1)] for d in DAYS]
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            assert after["start_date"] >= before["end_date"], (task, before, after)
     # fetch and parse are mapped over the site's servers
     assert sorted(i for (t, i) in tis[DAYS[0]] if t == "fetch") == list(range(len(cfg.servers)))
 
