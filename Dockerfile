@@ -14,7 +14,9 @@ COPY --chown=airflow:root mmw_tasks /opt/mmw/mmw_tasks
 COPY --chown=airflow:root sql /opt/mmw/sql
 RUN pip install --no-cache-dir --no-deps -e /opt/mmw
 
-# DAGs and plugin are baked in, so a worker on another machine runs exactly this code
-# (docker-compose.yml also mounts ./dags and ./plugins over them on this machine).
+# DAGs, plugin and local settings (preloads mmw into the scheduler and workers) are baked in, so a
+# worker on another machine runs exactly this code (docker-compose.yml mounts ./dags, ./plugins and
+# ./config over them on this machine).
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins
+COPY --chown=airflow:root config/airflow_local_settings.py /opt/airflow/config/

@@ -12,9 +12,9 @@ the next morning. `airflow backfill create --from-date D1 --to-date D2` runs the
 D1..D2. A manual run works on its `day` param, else the local day before its logical date.
 
 **Order.** fetch and parse are mapped over the site's servers and run in parallel, also across
-days of a backfill (`max_active_runs`); `detect` depends on the previous day's detection
-(`depends_on_past`), so baselines are built in day order. A failed day therefore holds back the
-detection of later days until it is cleared or re-run.
+days of a backfill (`max_active_runs`); `detect` and `trends` depend on the previous day's
+(`depends_on_past`), so baselines and roll-ups are built in day order. A failed day therefore
+holds back the detection of later days until it is cleared or re-run.
 
 **Missing servers.** fetch is retried with back-off (`[schedule].fetch_retries`); a server still
 missing is named in its task log and in the failure notification, and then `settle` applies
@@ -159,7 +159,7 @@ def build_daily(site: DagSite):
 
             return pipeline.make_report(run["config"], run["day"], run["missing"])
 
-        @task(outlets=_assets(site, "trends"))
+        @task(depends_on_past=True, outlets=_assets(site, "trends"))  # weekly/monthly roll-ups in day order
         def trends(run: dict, _reported: dict) -> dict:
             from mmw_tasks import pipeline
 

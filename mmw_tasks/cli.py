@@ -127,7 +127,9 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the timetable and notifiers
         # the DAGs' tasks import mmw_tasks from the same checkout as the DAG files
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        # ...and config/ holds airflow_local_settings.py, which preloads them into the scheduler
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(ROOT / "config"), str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",

@@ -348,11 +348,13 @@ def decompose(ivz: pl.DataFrame, ent: pl.DataFrame, ui: pl.DataFrame) -> list[di
     for r in ab.iter_rows(named=True):
         tot = max(r["n_smtp"], 1)
         hosts = (
-            by_host.filter(pl.col("interval_start") == r["interval_start"]).sort("n", descending=True).head(3)
+            by_host.filter(pl.col("interval_start") == r["interval_start"])
+            .sort(["n", "client_ip"], descending=[True, False], nulls_last=True)  # ties: same order every run
+            .head(3)
         )
         snd = (
             by_sender.filter(pl.col("interval_start") == r["interval_start"])
-            .sort("n", descending=True)
+            .sort(["n", "sender"], descending=[True, False], nulls_last=True)
             .head(3)
         )
         out.append(

@@ -67,7 +67,10 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            # mmw_tasks from this checkout, and config/airflow_local_settings.py (preloads it in the scheduler)
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT / "config"), str(ROOT), os.environ.get("PYTHONPATH")])
+            ),
             **extra_env,
         }
         self.procs: list[subprocess.Popen] = []

@@ -125,8 +125,8 @@ def test_dockerfile_installs_mmw_into_the_airflow_image():
         f"ARG AIRFLOW_VERSION={pinned}" in text
         and "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in text
     )
-    for path in ("requirements.lock", "mmw_tasks", "sql", "dags", "plugins"):
-        assert re.search(rf"(?m)^COPY .*\b{path}\b", text), path
+    for path in ("requirements.lock", "mmw_tasks", "sql", "dags", "plugins", "config/airflow_local_settings.py"):
+        assert re.search(rf"(?m)^COPY .*\b{re.escape(path)}\b", text), path
         assert (ROOT / path).exists(), path
     assert '"apache-airflow==${AIRFLOW_VERSION}" -r /opt/mmw/requirements.lock' in text
     assert "-e /opt/mmw" in text  # editable: mmw_tasks finds /opt/mmw/sql next to it

@@ -137,7 +137,8 @@ def test_one_dag_pair_per_site_from_the_environment(tmp_path, monkeypatch):
     north = bag.dags["mmw_daily__north"]
     assert north.timetable.serialize() == {"timezone": "Asia/Tokyo", "run_at": "05:10"}
     assert north.get_task("fetch").retries == 2 and north.get_task("fetch").retry_exponential_backoff
-    assert north.get_task("detect").depends_on_past
+    assert north.get_task("detect").depends_on_past and north.get_task("trends").depends_on_past
+    assert not north.get_task("parse").depends_on_past
     assert north.params["config"] == str(tmp_path / "sites" / "north" / "site.toml")
     outlets = {a.name for a in north.get_task("trends").outlets}
     assert outlets == {"mmw/north/daily_trends"}

@@ -166,11 +166,22 @@ def test_backfill_runs_on_the_real_scheduler(stack, site, started):
         }
         for d in DAYS
     }
-    detects = [tis[d][("detect", -1)] for d in DAYS]
-    for before, after in zip(detects, detects[1:], strict=False):
-        assert after["start_date"] >= before["end_date"], (before, after)
+    for task in ("detect", "trends"):  # and the roll-ups in day order
+        ordered = [tis[d][(task, -1)] for d in DAYS]
+        for before, after in zip(ordered, ordered[1:], strict=False):
+            assert after["start_date"] >= before["end_date"], (task, before, after)
     # fetch and parse are mapped over the site's servers
     assert sorted(i for (t, i) in tis[DAYS[0]] if t == "fetch") == list(range(len(cfg.servers)))
+
+
+def test_scheduler_forks_tasks_with_mmw_preloaded(stack):
+    """config/airflow_local_settings.py: tasks fork from a scheduler that has polars and DuckDB
+    loaded already, instead of importing them again in every task (about a second each)."""
+    scheduler = stack.procs[1]
+    maps = Path(f"/proc/{scheduler.pid}/maps").read_text()
+    assert "polars" in maps and "duckdb" in maps
+    api_server = stack.procs[0]
+    assert "polars" not in Path(f"/proc/{api_server.pid}/maps").read_text()
 
 
 def test_trends_dag_follows_the_daily_trends_asset(stack, site):
