@@ -219,8 +219,6 @@ def test_days_with_incidents_are_notified(stack, site, webhook):
     assert told == worth
 
 
-@pytest.mark.xfail(strict=False, reason="KNOWN BUG since detection history and report bands were merged: "
-                   "a forced mmw backfill over Airflow's days differs somewhere in the lake; see the issue 7 note")
 def test_mmw_backfill_skips_what_airflow_did_and_forced_gives_the_same_lake(stack, site):
     from mmw_tasks.config import load_site
 
