@@ -185,14 +185,38 @@ def _stamps(form: str, day: date) -> pl.Series:
     return pl.Series([t.strftime("%Y-%m-%dT%H:%M:%S") for t in secs])
 
 
+def _closed_at(bodies: list[str]) -> list[bool]:
+    """Per Postfix pool line: True when every message whose smtpd client= came so far also has
+    its qmgr from=, so that a file cut there counts the same messages for pflogsumm (client=
+    lines) and for the contract (from= of messages accepted into the queue)."""
+    open_: set[str] = set()
+    out = []
+    for b in bodies:
+        m = _PF.match(b)
+        if m:
+            _, daemon, _, qid, rest = m.groups()
+            if daemon == "smtpd" and rest.startswith("client="):
+                open_.add(qid)
+            elif daemon == "qmgr" and rest.startswith("from="):
+                open_.discard(qid)
+        out.append(not open_)
+    return out
+
+
 def write_log(root: Path, fmt: str, n_lines: int, gz: bool = False) -> Path:
-    """bench_out/<fmt>-<n>.log[.gz]: n_lines lines of the format's pool, spread over DAY (cached)."""
+    """bench_out/<fmt>-<n>.log[.gz]: n_lines lines of the format's pool, spread over DAY (cached).
+    A Postfix file runs on past n_lines to the next line where no message is half-logged."""
     name = f"{fmt}-{n_lines // 1_000_000}M.log" + (".gz" if gz else "")
     path = root / "logs" / name
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    bodies = pl.Series(pool(root, fmt))
+    lines = pool(root, fmt)
+    if fmt == "postfix":
+        closed = _closed_at(lines)
+        while not closed[(n_lines - 1) % len(lines)]:
+            n_lines += 1
+    bodies = pl.Series(lines)
     form = SOURCES[fmt][2]
     stamps = _stamps(form, DAY)
     tmp = path.with_name(path.name + ".tmp")
@@ -217,3 +241,16 @@ def write_log(root: Path, fmt: str, n_lines: int, gz: bool = False) -> Path:
             raw.close()
     tmp.rename(path)
     return path
+
+
+def main() -> None:
+    """python -m bench.gen ROOT FORMAT LINES [gz]: write one file (the bench runs this in a
+    process of its own, so that its memory never counts in the measured processes' peak)."""
+    import sys
+
+    root, fmt, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    print(write_log(root, fmt, n, gz=len(sys.argv) > 4 and sys.argv[4] == "gz"))
+
+
+if __name__ == "__main__":
+    main()

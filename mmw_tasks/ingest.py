@@ -19,7 +19,7 @@ from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_i
 from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
-from mmw_tasks.parse_util import in_file_order
+from mmw_tasks.parse_util import detached, in_file_order
 from mmw_tasks.syslog import (
     YearAnchor,
     expand_repeats,
@@ -129,8 +129,8 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
                 account.add(rows, fates)
                 bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
                 if bad.height:
-                    malformed.append(bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
-                        "server", "file", "line_no", "ts", "reason", "line"))
+                    malformed.append(detached(bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
+                        "server", "file", "line_no", "ts", "reason", "line")))
             acct_rows.append(account.frame())
         events_part.close(ok=True)
         ok = True

@@ -23,7 +23,7 @@ import polars as pl
 
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, addr, by_value, concat_fates, digits, domain, fates_of, finish, host_of, ip_of, slicer, unframed,
+    BASE, addr, by_value, concat_fates, detached, digits, domain, fates_of, finish, host_of, ip_of, slicer, unframed,
     user_unknown,
 )
 
@@ -176,8 +176,8 @@ class PostfixParser:
             _host=pl.when(~same).then(pl.coalesce("_host", pl.lit(_NONE))).otherwise("_host").forward_fill())
         allm = allm.with_columns(_ip=pl.col("_ip").replace(_NONE, None), _host=pl.col("_host").replace(_NONE, None))
         last = allm.filter(pl.col("_last"))
-        self.state = last.filter(pl.col("_m") != "R").select(
-            "queue_id", "_m", client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None))
+        self.state = detached(last.filter(pl.col("_m") != "R").select(
+            "queue_id", "_m", client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None)))
         fromrows = allm.filter((pl.col("_m") == "F") & (pl.col("line_no") >= 0)).select(
             "line_no", "copy", _new=pl.col("_prev").is_null() | (pl.col("_prev") != "F"),
             client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None))

@@ -38,6 +38,13 @@ FATE_SCHEMA = {"line_no": pl.Int64, "copy": pl.Int32, "fate": pl.String, "reason
 BASE = ["ts", "server", "file", "line_no", "copy", "repeat"]
 
 
+def detached(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy that owns its strings. Slices of a batch's lines point into the batch's buffer and
+    keep all of it alive: whatever outlives its batch (state, kept lines) is detached first, so
+    that memory stays bounded whatever the file size."""
+    return pl.from_arrow(frame.to_arrow())  # type: ignore[return-value]
+
+
 def of_day(rows: pl.DataFrame) -> pl.DataFrame:
     """The rows of the day (stateless parsers need nothing else)."""
     if "in_day" not in rows.columns or rows.select(pl.col("in_day").all()).item():
