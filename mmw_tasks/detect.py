@@ -233,7 +233,8 @@ def _first_flag(con, site: Site, day: date, ip, sender, rows: pl.DataFrame, kind
 
 
 def _peaks_of(rows: pl.DataFrame) -> list[dict]:
-    pk = rows.filter(pl.col("abnormal").fill_null(False)).sort("share", descending=True).head(5)
+    pk = rows.filter(pl.col("abnormal").fill_null(False))
+    pk = pk.sort("share", "interval_start", descending=[True, False]).head(5)
     return [
         {
             "interval_start": r["interval_start"],
@@ -348,12 +349,15 @@ def decompose(ivz: pl.DataFrame, ent: pl.DataFrame, ui: pl.DataFrame) -> list[di
     out = []
     for r in ab.iter_rows(named=True):
         tot = max(r["n_smtp"], 1)
+        # ties broken by name, so that a re-run writes the same bytes
         hosts = (
-            by_host.filter(pl.col("interval_start") == r["interval_start"]).sort("n", descending=True).head(3)
+            by_host.filter(pl.col("interval_start") == r["interval_start"])
+            .sort("n", "client_ip", descending=[True, False], nulls_last=True)
+            .head(3)
         )
         snd = (
             by_sender.filter(pl.col("interval_start") == r["interval_start"])
-            .sort("n", descending=True)
+            .sort("n", "sender", descending=[True, False], nulls_last=True)
             .head(3)
         )
         out.append(
@@ -390,6 +394,9 @@ def detect_day(
     rows += outbreak.deferred_surges(con, site, day, ivz, fit)
     rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
     rows += outbreak.dns_clients(con, site, day, day_start, ent)
+    # one order whatever the hash seed: a re-run writes the same rows
+    rows.sort(key=lambda r: (r["start"], r["kind"], r["client_ip"] or "", r["sender"] or "",
+                             r["domain"] or ""))
     attach_text([ln for r in rows for ln in r.get("lines") or []])
     for r in rows:
         r["evidence"] = json.dumps(local_times(r["evidence"], site), default=str)
