@@ -20,7 +20,6 @@ import ipaddress
 import json
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -234,7 +233,8 @@ def _first_flag(con, site: Site, day: date, ip, sender, rows: pl.DataFrame, kind
 
 
 def _peaks_of(rows: pl.DataFrame) -> list[dict]:
-    pk = rows.filter(pl.col("abnormal").fill_null(False)).sort("share", descending=True).head(5)
+    pk = rows.filter(pl.col("abnormal").fill_null(False))
+    pk = pk.sort("share", "interval_start", descending=[True, False]).head(5)
     return [
         {
             "interval_start": r["interval_start"],
@@ -278,33 +278,35 @@ def host_incidents(con, site: Site, day: date, ivz: pl.DataFrame, ent: pl.DataFr
         align["dq_abnormal_intervals"] = int(in_bursts["dq_abnormal"].sum())
         align["dq_excess"] = int((in_bursts["dq"] - in_bursts["dq_level"]).sum())
         distinct = f["distinct_senders"]
-        evidence = {
+        flagged = None
+        if v.kind == "mmw_suspect":
+            flagged = _first_flag(con, site, day, ip, sender, rows, kind, extra)
+        evidence = {  # the telling counts first: the report lists the first few
             "why": v.why,
-            "signals": v.evidence,
+            **({"first_flagged": flagged} if flagged else {}),
+            "messages": f["messages"],
+            "user_unknown": f["user_unknown"],
+            "recipients_attempted": f["recipients_attempted"],
+            "distinct_senders": distinct,
+            "recipients": f["distinct_recipients"],
+            "recipient_domains": f["recipient_domains"],
+            "median_size": f["median_size"],
+            "near_constant_share": round(f["near_constant_share"], 3),
+            "peak_messages_per_interval": f["peak_messages"],
+            "all_rejected": f["refused_without_message"],
             "client_kind": kind,
             "baseline": base.method,
             "peak_share": round(float(rows["share"].max()), 3),
             "abnormal_intervals": int(rows["abnormal"].sum()),
-            "messages": f["messages"],
-            "distinct_senders": distinct,
-            "recipients": f["distinct_recipients"],
-            "recipients_attempted": f["recipients_attempted"],
-            "recipient_domains": f["recipient_domains"],
-            "user_unknown": f["user_unknown"],
-            "all_rejected": f["refused_without_message"],
-            "median_size": f["median_size"],
-            "near_constant_share": round(f["near_constant_share"], 3),
-            "sample_senders": f["sample_senders"],
-            "peak_messages_per_interval": f["peak_messages"],
-            "bursts": [{"start": s, "end": e} for s, e in windows][:10],
             "regular_days": regular,
             "history_peak_messages": hist_peak,
+            "signals": v.evidence,
+            "sample_senders": f["sample_senders"],
+            "bursts": [{"start": s, "end": e} for s, e in windows][:10],
             "earlier_suspect_days": past,
             "dq_alignment": align,
             "peaks": _peaks_of(rows),
         }
-        if v.kind == "mmw_suspect":
-            evidence["first_flagged"] = _first_flag(con, site, day, ip, sender, rows, kind, extra)
         # a worm forges its senders: name one only when nearly all its messages carry it
         one_sender = sender or (
             f["top_sender"] if f["top_sender_messages"] >= 0.9 * max(f["messages"], 1) else None
@@ -347,6 +349,7 @@ def decompose(ivz: pl.DataFrame, ent: pl.DataFrame, ui: pl.DataFrame) -> list[di
     out = []
     for r in ab.iter_rows(named=True):
         tot = max(r["n_smtp"], 1)
+        # ties broken by name, so that a re-run writes the same bytes
         hosts = (
             by_host.filter(pl.col("interval_start") == r["interval_start"])
             .sort(["n", "client_ip"], descending=[True, False], nulls_last=True)  # ties: same order every run
@@ -391,6 +394,9 @@ def detect_day(
     rows += outbreak.deferred_surges(con, site, day, ivz, fit)
     rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
     rows += outbreak.dns_clients(con, site, day, day_start, ent)
+    # one order whatever the hash seed: a re-run writes the same rows
+    rows.sort(key=lambda r: (r["start"], r["kind"], r["client_ip"] or "", r["sender"] or "",
+                             r["domain"] or ""))
     attach_text([ln for r in rows for ln in r.get("lines") or []])
     for r in rows:
         r["evidence"] = json.dumps(local_times(r["evidence"], site), default=str)
@@ -432,25 +438,10 @@ def report_notes(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
 
 def attach_text(refs: list[dict], max_lines: int = 200) -> None:
     """Add each cited line's raw text (`text`) when its file is still readable."""
-    from mmw_tasks.syslog import LogFileError, iter_line_batches
+    from mmw_tasks.rawlines import read_lines
 
-    wanted: dict[str, set[int]] = {}
-    for r in refs[:max_lines]:
-        if r.get("file") and r.get("line_no"):
-            wanted.setdefault(r["file"], set()).add(int(r["line_no"]))
-    found: dict[tuple[str, int], str] = {}
-    for file, nos in wanted.items():
-        if not Path(file).is_file():
-            continue
-        last = max(nos)
-        try:
-            for first, lines in iter_line_batches(Path(file)):
-                for n in [n for n in nos if first <= n < first + len(lines)]:
-                    found[(file, n)] = lines[n - first]
-                if first + len(lines) > last:
-                    break
-        except (OSError, LogFileError):
-            continue
+    wanted = [(r["file"], int(r["line_no"])) for r in refs[:max_lines] if r.get("file") and r.get("line_no")]
+    found = read_lines(wanted)
     for r in refs:
         text = found.get((r.get("file"), int(r.get("line_no") or 0)))
         if text is not None:

@@ -51,7 +51,8 @@ def deferred_surges(
     dd = con.sql("select * from domain_deferrals where day = $day", params={"day": day}).pl()
     if dd.height == 0:
         return []
-    per = dd.group_by("recipient_domain").agg(pl.col("n_deferred").sum(), pl.col("n_to").sum())
+    per = dd.group_by("recipient_domain").agg(pl.col("n_deferred").sum(), pl.col("n_to").sum()).sort(
+        "recipient_domain")
     per = per.filter(
         (pl.col("n_deferred") >= th.deferred_min)
         & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))

@@ -219,13 +219,30 @@ def _when(start: str | None, end: str | None) -> str:
     return f"{a:%Y-%m-%d %H:%M:%S} to {tail} ({a.strftime('%z')[:3]}:{a.strftime('%z')[3:]})"
 
 
+def _plain(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_plain(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return "; ".join(_plain(x) for x in v)
+    return str(v)
+
+
+def _ev_cell(v) -> str:
+    """An evidence value as an administrator reads it: the detector's signals as sentences with
+    their points, nested values as plain words."""
+    if isinstance(v, list) and v and all(isinstance(x, dict) and "says" in x for x in v):
+        return "<ul>" + "".join(
+            f"<li>{escape(x['says'])}" + (f" ({x['points']:+g})" if x.get("points") else "") + "</li>"
+            for x in v) + "</ul>"
+    return escape(_plain(v) if isinstance(v, dict | list) else str(v))
+
+
 def incident_card(i: dict) -> str:
     color = svg.KIND_COLORS.get(i["kind"], "#999")
     ev = i.get("evidence") or {}
     host = i.get("client_ip") or "–"
     ev_rows = "".join(f"<tr><th class='l'>{escape(k.replace('_', ' '))}</th><td class='l'>"
-                      f"{escape(', '.join(map(str, v)) if isinstance(v, list) else str(v))}</td></tr>"
-                      for k, v in ev.items() if k != "why")
+                      f"{_ev_cell(v)}</td></tr>" for k, v in ev.items() if k != "why")
     raw = list(i.get("raw_lines", []))
     files = sorted({ln["file"] for ln in raw})
     raw_txt = "\n".join(f"{Path(ln['file']).name}:{ln['line_no']}  {ln['text']}" if ln.get("text") is not None

@@ -8,5 +8,5 @@ where
     day = $day and event = 'to' and status = 'deferred' and recipient_domain = $domain
     and coalesce(rcpt_index, 0) = 0
     and ts >= $start::timestamptz and ts < $end::timestamptz
-order by ts
+order by ts, file, line_no
 limit 3

@@ -82,9 +82,9 @@ select
     max(ts) as last_seen,
     list(distinct msg_sender order by msg_sender) filter (where event = 'from')[1:5] as sample_senders,
     list_concat(
-        list(struct_pack(file := file, line_no := line_no, event := event) order by ts)
+        list(struct_pack(file := file, line_no := line_no, event := event) order by ts, file, line_no)
             filter (where event = 'from')[1:3],
-        list(struct_pack(file := file, line_no := line_no, event := event) order by ts)
+        list(struct_pack(file := file, line_no := line_no, event := event) order by ts, file, line_no)
             filter (where status = 'user_unknown')[1:3]
     ) as sample_lines
 from mine cross join sizes

@@ -6,5 +6,5 @@ from dns_queries
 where
     day = $day and client_ip = $client_ip::varchar
     and ts >= $start::timestamptz and ts < $end::timestamptz
-order by ts
+order by ts, file, line_no
 limit 3
