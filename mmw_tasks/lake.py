@@ -164,6 +164,13 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPy
     for view in VIEWS:
         if has_files(lake, view):
             sqlfiles.execute(con, f"views/{view}", {})
+    return _macros(con, lake)
+
+
+def _macros(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
+    """Table macros over the views (a macro's query is bound when it is made: after its views)."""
+    if has_files(lake, "mail_events"):
+        sqlfiles.execute(con, "views/_mail_attributed", {})
     return con
 
 
@@ -183,7 +190,7 @@ def ensure_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyC
     for view in VIEWS:
         if view not in have and has_files(lake, view):
             sqlfiles.execute(con, f"views/{view}", {})
-    return con
+    return _macros(con, lake)
 
 
 def catalog_is_current(lake: Path) -> bool:
@@ -227,6 +234,7 @@ def write_catalog(lake: Path) -> Path:
             for view in VIEWS:
                 if has_files(lake, view):
                     sqlfiles.execute(con, f"views/{view}", {})
+            _macros(con, lake)
             con.execute("checkpoint")
         finally:
             con.close()

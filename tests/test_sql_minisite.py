@@ -12,6 +12,7 @@ import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -52,7 +53,7 @@ def test_every_sql_file_is_exercised():
                        # the report's and trends' files: tests/test_report.py and tests/test_trends.py
                        "report/top_sources", "report/most_deferred_domain", "report/reverse_names",
                        "report/evidence_lines", "trends/coefficient_bands", "trends/weekly_trends",
-                       "trends/monthly_trends", "views/_lake_rollup"}
+                       "trends/monthly_trends", "views/_lake_rollup", "views/_mail_attributed"}
     # the detect stage's queries (tests/test_detect.py checks what they find)
     run_by_pipeline |= {f"detect/{n}" for n in (
         "history_intervals", "history_fits", "host_history", "host_past_incidents", "dns_clients",
@@ -153,3 +154,17 @@ def test_rerun_replaces_partitions(mini):
     assert con2.sql("select count(*) from mail_events").fetchone()[0] == con.sql(
         "select count(*) from mail_events").fetchone()[0]
     assert not list((toml.parent / "data_lake").rglob("*.tmp"))
+
+
+def test_mail_attributed_puts_a_refused_recipient_on_the_host_that_sent_it(mini):
+    """The "User unknown" line comes before its from= and names no host; the analysts' macro (in
+    the session and in the catalog file) ties it to pc77 through the queue id."""
+    toml, con = mini
+    q = ("select host_ip, msg_sender, recipient from mail_attributed(date '2002-02-16') "
+         "where status = 'user_unknown'")
+    assert con.sql(q).fetchall() == [("10.1.3.77", "x@y.com", "nouser@example.ac.jp")]
+    catalog = duckdb.connect(str(lake.write_catalog(toml.parent / "data_lake")), read_only=True)
+    try:
+        assert catalog.sql(q).fetchall() == [("10.1.3.77", "x@y.com", "nouser@example.ac.jp")]
+    finally:
+        catalog.close()

@@ -1,43 +1,16 @@
 -- host_activity: what one client host (or one sender of localhost/a relay, or a sender with no
 -- client) did inside its bursts ($starts[i] to $ends[i]): the evidence behind an incident.
--- to= lines and "User unknown" rejections join their from= by queue id, so a worm's refused
--- recipients land on its host even when its senders are forged; a reject without a queue id
--- (Postfix NOQUEUE) names its client itself.
-with senders as (
-    select
-        queue_id,
-        any_value(sender) as sender,
-        any_value(client_ip) as client_ip
-    from mail_events
-    where day = $day and event = 'from' and queue_id is not null
-    group by queue_id
-),
-
-windows as (
+-- Lines count for the sender and host of their message (views/_mail_attributed.sql).
+with windows as (
     select
         unnest($starts::timestamptz []) as ws,
         unnest($ends::timestamptz []) as we
 ),
 
 attributed as (
-    select
-        e.ts,
-        e.file,
-        e.line_no,
-        e.event,
-        e.queue_id,
-        e.recipient,
-        e.recipient_domain,
-        e.status,
-        e.size,
-        coalesce(e.sender, s.sender) as msg_sender,
-        coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as host_ip
-    from mail_events as e
-    left join senders as s using (queue_id)
-    where
-        e.day = $day
-        and e.event in ('from', 'to', 'reject')
-        and exists (select 1 from windows where e.ts >= windows.ws and e.ts < windows.we)
+    select *
+    from mail_attributed($day::date) as e
+    where exists (select 1 from windows where e.ts >= windows.ws and e.ts < windows.we)
 ),
 
 mine as (
