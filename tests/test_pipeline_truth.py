@@ -141,3 +141,41 @@ def test_modern_frethem_deferrals_pile_up_for_one_domain(tmp_path):
     con = lake.connect(toml.parent / "data_lake")
     (requeues,), = con.sql("select count(*) from mail_events where event = 'requeue'").fetchall()
     assert requeues > 100
+
+
+# -- every scenario in both stacks ---------------------------------------------------------------
+# "everything" holds every scenario's events (klez, quiet, smtp_engine, frethem, outage,
+# dns_anomaly, bulk, heavy_list) and "holiday" the one it lacks.
+@pytest.fixture(scope="module")
+def both_stacks(tmp_path_factory) -> dict[str, Path]:
+    sites = {}
+    for style in ("2002", "modern"):
+        toml = simulate_site(tmp_path_factory.mktemp(f"all_{style}"), date(2002, 3, 11), 2,
+                             scenario="holiday,everything", seed=11, style=style, scale=0.4)
+        for day in ("2002-03-11", "2002-03-12"):
+            pipeline.run_day(toml, day, log=lambda m: None)
+        sites[style] = toml
+    return sites
+
+
+@pytest.mark.parametrize("style", ["2002", "modern"])
+@pytest.mark.parametrize("day", ["2002-03-11", "2002-03-12"])
+def test_every_scenario_totals_equal_truth_in_both_stacks(both_stacks, style, day):
+    toml = both_stacks[style]
+    truth = truth_of(toml)["days"][day]
+    rep = report_of(toml, day)
+    assert rep["totals"] == truth["totals"]
+    for t, g in zip(truth["intervals"], rep["intervals"], strict=True):
+        assert {k: g[k] for k in COUNTS} == {k: t[k] for k in COUNTS}, t["interval_start"]
+
+
+def test_both_stacks_report_the_same_kinds_of_incident(both_stacks):
+    kinds = {style: sorted({i["kind"] for i in report_of(toml, "2002-03-12")["incidents"]})
+             for style, toml in both_stacks.items()}
+    assert kinds["2002"] == kinds["modern"]
+    assert {"mmw_suspect", "deferred_surge", "dns_anomaly", "mailing_list", "bulk_sender"} <= set(kinds["2002"])
+    infected = {style: sorted(i["client_ip"] for i in report_of(toml, "2002-03-12")["incidents"]
+                              if i["kind"] == "mmw_suspect") for style, toml in both_stacks.items()}
+    planted = {style: sorted(i["client_ip"] for i in truth_of(toml)["days"]["2002-03-12"]["incidents"]
+                             if i["kind"] == "mmw_suspect") for style, toml in both_stacks.items()}
+    assert infected == planted
