@@ -56,7 +56,7 @@ def _num(v):
 
 def build(site: Site, day: date, totals: dict, fit: dict, incidents: list[dict], intervals: list[dict],
           notes: list[str], figures: dict | None = None, history: dict | None = None,
-          raw: dict | None = None, reverse_names: dict | None = None) -> dict:
+          raw: dict | None = None, reverse_names: dict | None = None, dq_by_type: dict | None = None) -> dict:
     """The report as a dict; `raw` maps (file, line_no) to the line's text."""
     tz = site.tz
     raw, reverse_names = raw or {}, reverse_names or {}
@@ -83,6 +83,7 @@ def build(site: Site, day: date, totals: dict, fit: dict, incidents: list[dict],
         "timezone": site.timezone,
         "interval_minutes": site.interval_minutes,
         "totals": {k: int(totals.get(k) or 0) for k in TOTAL_KEYS},
+        "dq_by_type": dq_by_type or {},
         "model": {k: _num(fit.get(k)) for k in MODEL_KEYS},
         "incidents": [incident(n, i) for n, i in enumerate(incidents, 1)],
         "notes": notes,
@@ -185,10 +186,13 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
     names = (dict(sqlfiles.query(con, "report/reverse_names", {"day": d, "client_ips": ips}).fetchall())
              if ips else {})
     history = history_of(con, site, d)
+    by_type = (dict(sqlfiles.query(con, "report/dq_by_type", {
+        "day": d, "mail_server_ips": list(site.mail_server_ips)}).fetchall())
+        if lake.has_files(site.lake, "dns_queries") else {})
     n_attention = sum(i["kind"] in ATTENTION for i in incidents)
     return build(site, d, totals, fit, incidents, iv.to_dicts(), notes + history_notes(history, n_attention),
                  figures=figures_of(con, site, d, iv["interval_start"].to_list()), history=history,
-                 raw=rawlines.read_lines(wanted), reverse_names=names)
+                 raw=rawlines.read_lines(wanted), reverse_names=names, dq_by_type=by_type)
 
 
 def _f(v, digits=2):
@@ -200,6 +204,11 @@ def who(i: dict) -> str:
                                    + (f" ({i['reverse_name']})" if i.get("reverse_name") else ""))
     return ", ".join(x for x in (host, i.get("sender") and f"sender {i['sender']}",
                                  i.get("domain") and f"domain {i['domain']}") if x) or "no single sender"
+
+
+def dq_types_known(rep: dict) -> bool:
+    """Whether the DNS log gave query types (iplog's have none: all 'unknown')."""
+    return any(k != "unknown" for k in rep.get("dq_by_type", {}))
 
 
 def markdown(rep: dict) -> str:
@@ -218,8 +227,10 @@ def markdown(rep: dict) -> str:
               "| DNS queries (Dq) | from= | to= | sent | deferred | POP3 logins | User unknown |",
               "|---:|---:|---:|---:|---:|---:|---:|",
               f"| {t['dq']} | {t['n_from']} | {t['n_to']} | {t['n_sent']} | {t['n_deferred']} | {t['n_pop']} "
-              f"| {t['n_user_unknown']} |", "",
-              "## Model", "",
+              f"| {t['n_user_unknown']} |", ""]
+    if dq_types_known(rep):
+        lines += ["Dq by query type: " + ", ".join(f"{k} {v}" for k, v in rep["dq_by_type"].items()) + ".", ""]
+    lines += ["## Model", "",
               f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
               f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
               f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "

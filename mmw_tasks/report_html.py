@@ -15,7 +15,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mmw_tasks import svg
-from mmw_tasks.report import ATTENTION, BAND_KEYS, COEFFICIENT_NAMES, DRIFT_CAUSES, TOTAL_KEYS, who
+from mmw_tasks.report import (
+    ATTENTION, BAND_KEYS, COEFFICIENT_NAMES, DRIFT_CAUSES, TOTAL_KEYS, dq_types_known, who,
+)
 
 CSS = """
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;color:#222;margin:0;
@@ -287,6 +289,11 @@ def render(rep: dict) -> str:
            f"<a rel='next' href='{escape(links.get('next', '#'))}'>next day →</a></nav>")
     totals = ("<table class='totals'><tr>" + "".join(f"<th>{k}</th>" for k in TOTAL_KEYS) + "</tr><tr>"
               + "".join(f"<td>{t[k]}</td>" for k in TOTAL_KEYS) + "</tr></table>")
+    if dq_types_known(rep):
+        by_type = rep["dq_by_type"]
+        totals += ("<table class='totals dq-by-type'><caption>Dq by query type</caption><tr>"
+                   + "".join(f"<th>{escape(k)}</th>" for k in by_type) + "</tr><tr>"
+                   + "".join(f"<td>{v}</td>" for v in by_type.values()) + "</tr></table>")
     cards = "".join(incident_card(i) for i in rep["incidents"]) or "<p>No incidents this day.</p>"
     notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in rep.get("notes", []))
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"

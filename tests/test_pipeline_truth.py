@@ -179,3 +179,19 @@ def test_both_stacks_report_the_same_kinds_of_incident(both_stacks):
     planted = {style: sorted(i["client_ip"] for i in truth_of(toml)["days"]["2002-03-12"]["incidents"]
                              if i["kind"] == "mmw_suspect") for style, toml in both_stacks.items()}
     assert infected == planted
+
+
+def test_dq_is_split_by_query_type_where_the_log_has_types(both_stacks):
+    """BIND logs the query type, iplog does not: the modern report splits Dq by type (the worm's
+    MX lookups), the 2002 one counts it all as 'unknown' and says nothing more."""
+    for style, toml in both_stacks.items():
+        path = Path(pipeline.make_report(toml, "2002-03-12")["report"])
+        rep = json.loads(path.read_text())
+        md, html = (path.parent / "report.md").read_text(), (path.parent / "report.html").read_text()
+        assert sum(rep["dq_by_type"].values()) == rep["totals"]["dq"]
+        if style == "2002":
+            assert list(rep["dq_by_type"]) == ["unknown"]
+            assert "Dq by query type" not in md and "Dq by query type" not in html
+        else:
+            assert "unknown" not in rep["dq_by_type"] and {"MX", "A"} <= set(rep["dq_by_type"])
+            assert f"MX {rep['dq_by_type']['MX']}" in md and "Dq by query type" in html

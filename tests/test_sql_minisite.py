@@ -52,7 +52,7 @@ def test_every_sql_file_is_exercised():
                        "model/model_fits", "trends/daily_trends", "detect/host_activity", "views/_lake_dataset",
                        # the report's and trends' files: tests/test_report.py and tests/test_trends.py
                        "report/top_sources", "report/most_deferred_domain", "report/reverse_names",
-                       "report/evidence_lines", "trends/coefficient_bands", "trends/weekly_trends",
+                       "report/evidence_lines", "report/dq_by_type", "trends/coefficient_bands", "trends/weekly_trends",
                        "trends/monthly_trends", "views/_lake_rollup", "views/_mail_attributed"}
     # the detect stage's queries (tests/test_detect.py checks what they find)
     run_by_pipeline |= {f"detect/{n}" for n in (
