@@ -171,6 +171,8 @@ def _macros(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnec
     """Table macros over the views (a macro's query is bound when it is made: after its views)."""
     if has_files(lake, "mail_events"):
         sqlfiles.execute(con, "views/_mail_attributed", {})
+    if has_files(lake, "daily_trends"):
+        sqlfiles.execute(con, "views/_trends_rollup", {})
     return con
 
 

@@ -53,7 +53,7 @@ def test_every_sql_file_is_exercised():
                        # the report's and trends' files: tests/test_report.py and tests/test_trends.py
                        "report/top_sources", "report/most_deferred_domain", "report/reverse_names",
                        "report/evidence_lines", "report/dq_by_type", "trends/coefficient_bands", "trends/weekly_trends",
-                       "trends/monthly_trends", "views/_lake_rollup", "views/_mail_attributed"}
+                       "trends/monthly_trends", "views/_lake_rollup", "views/_mail_attributed", "views/_trends_rollup"}
     # the detect stage's queries (tests/test_detect.py checks what they find)
     run_by_pipeline |= {f"detect/{n}" for n in (
         "history_intervals", "history_fits", "host_history", "host_past_incidents", "dns_clients",

@@ -1,35 +1,8 @@
--- weekly_trends: one row per (site, ISO week) from daily_trends, for the week that starts on Monday
--- $week_start: the totals, the median and range of the daily coefficients, and the incident counts.
--- deferral_rate = deferred / to= lines; days = the days of the period that have a daily_trends row.
+-- weekly_trends: one row per (site, ISO week) for the week that starts on Monday $week_start
+-- (the columns: views/_trends_rollup.sql).
 select
     site,
     strftime($week_start::date, '%G-W%V') as week,
     $week_start::date as week_start,
-    count(*) as days,
-    min(day) as first_day,
-    max(day) as last_day,
-    sum(dq)::bigint as dq,
-    sum(n_from)::bigint as n_from,
-    sum(n_to)::bigint as n_to,
-    sum(n_sent)::bigint as n_sent,
-    sum(n_deferred)::bigint as n_deferred,
-    sum(n_pop)::bigint as n_pop,
-    sum(n_user_unknown)::bigint as n_user_unknown,
-    sum(n_deferred) / nullif(sum(n_to), 0) as deferral_rate,
-    median(m_s) as m_s,
-    min(m_s) as m_s_min,
-    max(m_s) as m_s_max,
-    median(m_p) as m_p,
-    median(r2) as r2,
-    min(r2) as r2_min,
-    median(q) as q,
-    median(n) as n,
-    sum(n_mmw_suspect)::bigint as n_mmw_suspect,
-    sum(n_bulk_sender)::bigint as n_bulk_sender,
-    sum(n_mailing_list)::bigint as n_mailing_list,
-    sum(n_deferred_surge)::bigint as n_deferred_surge,
-    sum(n_dns_anomaly)::bigint as n_dns_anomaly,
-    count(*) filter (where n_mmw_suspect > 0) as days_with_mmw_suspect
-from daily_trends
-where day >= $week_start::date and day < $week_start::date + interval 7 day
-group by site
+    * exclude (site)
+from trends_rollup($week_start::date, $week_start::date + interval 7 day)
