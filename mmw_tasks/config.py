@@ -58,6 +58,8 @@ class Thresholds:
     deferred_min: int = 30  # deferrals to one domain in a day before it can be a surge
     deferred_share: float = 0.5  # ... and this share of the deliveries to it deferred
     deferred_factor: float = 5.0  # ... and this many times its usual (median) daily deferrals
+    deferred_early_messages: int = 4  # a surge's first flag: this many messages deferred to it ...
+    deferred_early_minutes: int = 30  # ... within this long, and none delivered to it meanwhile
     dns_excess_z: float = 6.0  # robust z of the normalised Dq residual with no sender to explain it
     dns_excess_ratio: float = 0.5  # ... and the excess at least this share of the model's prediction
     dns_excess_min: int = 100  # ... and at least this many queries in the interval

@@ -44,6 +44,21 @@ def _lines(con, name: str, params: dict) -> list[dict]:
 
 
 # -- deferrals -----------------------------------------------------------------------------------
+def _first_flag(mine: pl.DataFrame, onset: pl.DataFrame, th, interval, end):
+    """When a run on the logs up to then would have seen the surge (end of that interval): the day's
+    deferrals to the domain reach `deferred_min`, or, sooner, `deferred_early_messages` distinct
+    messages to it were deferred within `deferred_early_minutes` with none delivered to it meanwhile
+    (`onset`: sql/detect/deferral_onset.sql). One stale mailbox is one message, however often retried."""
+    times = []
+    cum = mine.sort("interval_start").filter(pl.col("n_deferred").cum_sum() >= th.deferred_min)
+    if cum.height:
+        times.append(cum["interval_start"].min())
+    early = onset.filter((pl.col("deferred_messages") >= th.deferred_early_messages) & (pl.col("delivered") == 0))
+    if early.height:
+        times.append(early["interval_start"].min())
+    return min(times) + interval if times else end
+
+
 def deferred_surges(
     con: duckdb.DuckDBPyConnection, site: Site, day: date, ivz: pl.DataFrame, fit: dict
 ) -> list[dict]:
@@ -81,9 +96,9 @@ def deferred_surges(
         cum = mine.with_columns(c=pl.col("n_deferred").cum_sum() / r["n_deferred"])
         start = cum.filter(pl.col("c") > 0.02)["interval_start"].min()
         end = cum.filter(pl.col("c") >= 0.98)["interval_start"].min() + site.interval
-        # when did the day's deferrals first reach deferred_min: the time a daily run could know
-        cum = mine.with_columns(c=pl.col("n_deferred").cum_sum()).filter(pl.col("c") >= th.deferred_min)
-        flagged = cum["interval_start"].min() + site.interval if cum.height else end
+        onset = sqlfiles.query(con, "detect/deferral_onset", {
+            "day": day, "domain": domain, "interval": site.interval, "minutes": th.deferred_early_minutes}).pl()
+        flagged = _first_flag(mine, onset, th, site.interval, end)
         inside = ivz.filter(pl.col("interval_start").is_between(start, end, closed="left"))
         outside = ivz.filter(~pl.col("interval_start").is_between(start, end, closed="left"))
         ratio_in = inside["n_to"].sum() / max(inside["n_from"].sum(), 1)

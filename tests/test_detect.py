@@ -9,9 +9,10 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from mmw_tasks import lake, pipeline
+from mmw_tasks import lake, outbreak, pipeline
 from mmw_tasks.classify import classify
 from mmw_tasks.config import Thresholds
 from mmw_tasks.simulate import simulate_site
@@ -189,6 +190,29 @@ def test_thresholds_move_the_verdict():
     )
     assert classify(slow, TH).kind == "mmw_suspect"
     assert classify(slow, Thresholds(unknown_ratio_high=0.5, unknown_ratio=0.3)).kind == "bulk_sender"
+
+
+def test_a_domain_that_stops_taking_mail_is_flagged_before_the_days_deferrals_add_up():
+    """outbreak._first_flag on one domain's intervals: (deferrals in the interval, distinct messages
+    deferred and deliveries made in the 30 minutes up to its end)."""
+    ten = timedelta(minutes=10)
+    t0, never = datetime(2002, 2, 16, 17, 0, tzinfo=timezone.utc), datetime(2002, 2, 17, tzinfo=timezone.utc)
+
+    def flag(rows: list[tuple[int, int, int]]):
+        starts = [t0 + i * ten for i in range(len(rows))]
+        mine = pl.DataFrame({"interval_start": starts, "n_deferred": [r[0] for r in rows]})
+        onset = pl.DataFrame({"interval_start": starts, "deferred_messages": [r[1] for r in rows],
+                              "delivered": [r[2] for r in rows]})
+        return outbreak._first_flag(mine, onset, TH, ten, never)
+
+    # two more messages refused every ten minutes, nothing delivered: 4 distinct in the second interval
+    assert flag([(2, 2, 0), (2, 4, 0), (2, 6, 0)] + [(2, 6, 0)] * 9) == t0 + 2 * ten
+    # three messages refused, then the domain takes mail again: below the early rule
+    assert flag([(1, 1, 0), (1, 2, 0), (1, 3, 0)] + [(0, 3, 1)] * 9) == never
+    # one stale mailbox retried all day is one message: only the day's 30 deferrals flag it
+    assert flag([(1, 1, 0)] * 40) == t0 + 30 * ten
+    # deliveries still getting through: not a domain that refuses us
+    assert flag([(2, 6, 1)] * 12) == never
 
 
 # -- a hand-written day through the whole job ---------------------------------------------------
@@ -450,7 +474,7 @@ def test_papers_figure_1_dq_peak_lines_up_with_the_worms_n_smtp(history_site):
 
 
 def test_papers_frethem_deferrals_retry_every_30_minutes_and_do_not_drive_the_residual(history_site):
-    _, rep = _day(history_site, "2002-02-07")
+    truth, rep = _day(history_site, "2002-02-07")
     surge = next(
         i for i in rep["incidents"] if i["kind"] == "deferred_surge" and i["domain"] == "bigisp.ne.jp"
     )
@@ -460,6 +484,10 @@ def test_papers_frethem_deferrals_retry_every_30_minutes_and_do_not_drive_the_re
     assert ev["residual_vs_deferred"]["r2_sd"] < 0.2
     assert ev["usual_daily_deferrals"] is not None and ev["deferred"] > 5 * ev["usual_daily_deferrals"]
     assert all("bigisp.ne.jp" in ln["text"] and "Deferred" in ln["text"] for ln in surge["lines"])
+    # flagged once several messages were refused, long before the day's deferrals added up
+    onset = next(datetime.fromisoformat(t["start"]) for t in truth["incidents"]
+                 if t["kind"] == "deferred_surge" and t["domain"] == "bigisp.ne.jp")
+    assert datetime.fromisoformat(ev["first_flagged"]) - onset <= timedelta(minutes=40)
 
 
 def test_dns_anomalies_of_the_mail_server_and_of_a_worms_own_smtp_engine(history_site):

@@ -57,7 +57,7 @@ def test_every_sql_file_is_exercised():
     # the detect stage's queries (tests/test_detect.py checks what they find)
     run_by_pipeline |= {f"detect/{n}" for n in (
         "history_intervals", "history_fits", "host_history", "host_past_incidents", "dns_clients",
-        "dns_client_history", "deferral_history", "retry_cadence", "query_lines", "domain_lines")}
+        "dns_client_history", "deferral_history", "deferral_onset", "retry_cadence", "query_lines", "domain_lines")}
     views = {f"views/{v}" for v in lake.VIEWS}
     assert names - run_by_pipeline - views == set()
 
