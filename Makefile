@@ -24,7 +24,7 @@ demo: $(STAMP)  ## simulate a worm outbreak, run the real Airflow DAG over it, p
 
 test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromium for the report test
 	bash tests/setup_chromium.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=8
 
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
