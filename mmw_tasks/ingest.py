@@ -21,6 +21,7 @@ from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
 from mmw_tasks.parse_util import detached, in_file_order
 from mmw_tasks.syslog import (
+    ProbeYears,
     YearAnchor,
     expand_repeats,
     frame_lines,
@@ -117,9 +118,14 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
             carry: dict = {}
             last_ts: datetime | None = None
             account = _FileAccount(server.name, path)
-            anchor = sources.years_for(site, server, path, day)  # the file's own years (manifest)
+            # the file's own years (manifest); a file not scanned yet is scanned only if it has
+            # year-less stamps, when the first of them is met (ProbeYears)
+            anchor = sources.known_years_for(site, server, path, day) or ProbeYears(day)
             for first_no, lines in prefetched(iter_line_batches(path)):
                 framed = frame_lines(lines, first_no, anchor, site.timezone)
+                if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
+                    anchor = sources.years_for(site, server, path, day)
+                    framed = frame_lines(lines, first_no, anchor, site.timezone)
                 rows, last_ts = _day_rows(expand_repeats(framed, carry), day, last_ts)
                 if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
                     continue

@@ -258,6 +258,17 @@ class YearAnchor:
                 .otherwise(y))
 
 
+class ProbeYears(YearAnchor):
+    """The anchor for a file not scanned yet: frames like YearAnchor(day) and records whether a
+    year-less stamp was met (`saw_yearless`). Until one is, the anchor cannot matter (every stamp
+    carries its year), so ingest reads such files without a scan and scans only a file that has
+    year-less stamps, from the batch where the first one appears."""
+
+    def __init__(self, day: date):
+        super().__init__(day)
+        object.__setattr__(self, "saw_yearless", False)
+
+
 @dataclass(frozen=True)
 class FileYears:
     """The years of one file's year-less stamps, found by `StampScan`: `breaks` holds
@@ -446,6 +457,9 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
         g = rest.with_columns(g=pl.col("h").str.extract_groups(_STAMP_RE[form]))
         hit = pl.col("g").struct.field("1").is_not_null()
         fields = _stamp_fields(form, pl.col("g").struct, anchor)
+        if form == "bsd" and isinstance(anchor, ProbeYears) and not anchor.saw_yearless:
+            yearless = g.select((hit & pl.col("g").struct.field("2").is_null()).any()).item()
+            object.__setattr__(anchor, "saw_yearless", bool(yearless))
         parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
                                           **{k: v for k, v in fields.items()}))
         rest = g.filter(~hit).select("i", "h", "line_no")
