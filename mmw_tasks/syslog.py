@@ -326,9 +326,10 @@ class StampScan:
 
     def feed(self, first_no: int, lines: pl.Series) -> None:
         self.lines += len(lines)
-        t = _stamp_times(_normalise_headers(lines), _Yearless(), "UTC", first_no)
-        df = t.select("ts_local", "ts_utc_given").with_columns(
-            line_no=pl.int_range(first_no, first_no + len(lines), dtype=pl.Int64))
+        # the runs' first lines only: a run's lines share its stamp, so they add no step, year
+        # change or extreme of their own
+        t, _, head_nos = _stamp_runs(_normalise_headers(lines), _Yearless(), "UTC", first_no)
+        df = t.select("ts_local", "ts_utc_given").with_columns(line_no=head_nos)
         local = pl.col("ts_local")
         yearless = df.filter(local.dt.year() == _YEARLESS_YEAR).select(
             "line_no", key=(local - pl.lit(_REF)).dt.total_seconds())
@@ -487,6 +488,13 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
 def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1
                  ) -> pl.DataFrame:
     """parse_stamps for every line, computed once per run of lines with the same stamp text."""
+    times, run, _ = _stamp_runs(lines, anchor, tz, first_line_no)
+    return times[run.cast(pl.Int64)] if times.height else times
+
+
+def _stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1
+                ) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+    """(parse_stamps of each run's first line, each line's run number, the runs' first line numbers)."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
     key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
@@ -502,8 +510,7 @@ def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, firs
     heads = lines.filter(first).str.slice(0, 48)
     head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True)
     head_nos = head_nos.filter(first)
-    times = parse_stamps(heads, anchor, tz, head_nos)
-    return times[run.cast(pl.Int64)] if times.height else times
+    return parse_stamps(heads, anchor, tz, head_nos), run, head_nos
 
 
 _FAST_BSD = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S")
