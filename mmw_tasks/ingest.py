@@ -40,6 +40,9 @@ MALFORMED_SCHEMA = {
     "reason": pl.String, "line": pl.String,
 }
 
+# what the parsers read (the raw line, host and stamp details stay behind for the malformed lines)
+PARSER_COLUMNS = ["line_no", "ts", "prog", "msg", "framed", "plain", "repeat", "copy", "in_day", "server", "file"]
+
 Parser = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 
@@ -130,7 +133,7 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
                 if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
                     continue
                 rows = rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
-                events, fates = parse(rows)
+                events, fates = parse(rows.select(PARSER_COLUMNS))  # each filter copies fewer columns
                 events_part.write(events)
                 account.add(rows, fates)
                 bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))

@@ -124,11 +124,13 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
                     to.filter(~sent).with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")))])
     to = by_value(to.with_columns(detail=pl.col("_stat")), "_relay", relay_host=host_of, client_ip=ip_of)
     multi = pl.col("recipient").str.contains(",", literal=True)
-    if to.select(multi.any()).item():
-        to = to.with_columns(recipient=pl.when(multi).then(pl.col("recipient").str.split(","))
-                             .otherwise(pl.concat_list("recipient"))).explode("recipient")
-        to = to.filter(pl.col("recipient") != "").with_columns(
+    to = to.with_columns(_multi=multi)
+    if to.select(pl.col("_multi").any()).item():  # lists are split on their own rows only
+        lists = to.filter("_multi").with_columns(pl.col("recipient").str.split(",")).explode("recipient")
+        lists = lists.filter(pl.col("recipient") != "").with_columns(
             rcpt_index=pl.int_range(pl.len()).over("line_no", "copy").cast(pl.Int32))
+        to = pl.concat([to.filter(~pl.col("_multi") & (pl.col("recipient") != ""))
+                        .with_columns(rcpt_index=pl.lit(0, pl.Int32)), lists])  # a line's rows stay together
     else:
         to = to.with_columns(rcpt_index=pl.lit(0, pl.Int32))
     to = to.with_columns(recipient=addr(pl.col("recipient")))
