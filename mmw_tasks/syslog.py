@@ -715,6 +715,9 @@ def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | No
     if df.select(pl.col("repeat_n").is_null().all()).item():
         _update_carry(df, carry)
         return df.with_columns(repeat=pl.lit(False), copy=pl.lit(0, pl.Int32))
+    done = _expand_after_previous_line(df, carry)
+    if done is not None:
+        return done
     is_rep = pl.col("repeat_n").is_not_null()
     inline = is_rep & pl.col("msg").str.contains(r"times: \[", literal=False)
     df = df.with_columns(
@@ -733,13 +736,45 @@ def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | No
     filled = filled.with_columns(
         [pl.when(from_prev).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
          for c in ("prog", "msg")]).drop("_src", "_inline")
-    _update_carry(filled.filter(~is_rep | pl.col("msg").is_not_null()), carry)
+    _update_carry(filled.select("host", "prog", "msg", "repeat_n").filter(~is_rep | pl.col("msg").is_not_null()), carry)
     # A repeat with nothing before it (its line was in an older file) stays one unexpanded line.
     ok = is_rep & pl.col("msg").is_not_null()
     out = filled.with_columns(
         _n=pl.when(ok).then(pl.col("repeat_n")).otherwise(1), repeat=ok,
     ).with_columns(copy=pl.int_ranges(0, pl.col("_n"))).explode("copy").drop("_n")
     return out.with_columns(pl.col("copy").cast(pl.Int32))
+
+
+def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame | None:
+    """expand_repeats for the usual batch: every repeat line says "last message repeated N
+    times" (N >= 1) right after a line of the same host that is not a repeat, so its text is
+    that line's. Works on the repeat lines' row numbers (few) and one gather for the copies,
+    where the general path forward-fills per host and explodes every row. None otherwise."""
+    n = df.height
+    reps = df.select(pl.arg_where(pl.col("repeat_n").is_not_null())).to_series().cast(pl.Int64)
+    if reps[0] == 0:
+        return None
+    prev = reps - 1
+    check = pl.DataFrame({"host": df["host"].gather(reps), "prev_host": df["host"].gather(prev),
+                          "prev_rep": df["repeat_n"].gather(prev), "n": df["repeat_n"].gather(reps),
+                          "msg": df["msg"].gather(reps)})
+    if not check.select(pl.col("host").eq_missing(pl.col("prev_host")).all() & pl.col("prev_rep").is_null().all()
+                        & (pl.col("n") >= 1).all()
+                        & ~pl.col("msg").str.contains(r"times: \[", literal=False).any()).item():
+        return None
+    src = np.arange(n, dtype=np.int64)
+    src[reps.to_numpy()] = prev.to_numpy()
+    src_s = pl.Series(src)
+    df = df.with_columns(prog=pl.col("prog").gather(src_s), msg=pl.col("msg").gather(src_s))
+    ok = pl.col("repeat_n").is_not_null() & pl.col("msg").is_not_null()
+    df = df.with_columns(repeat=ok)
+    _update_carry(df.select("host", "prog", "msg", "repeat_n").filter(
+        pl.col("repeat_n").is_null() | pl.col("msg").is_not_null()), carry)
+    counts = df.select(pl.when(pl.col("repeat")).then(pl.col("repeat_n")).otherwise(1))
+    counts = counts.to_series().to_numpy().astype(np.int64)
+    take = np.repeat(np.arange(n, dtype=np.int64), counts)
+    copy = np.arange(len(take), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return df[pl.Series(take)].with_columns(copy=pl.Series(copy, dtype=pl.Int32))
 
 
 def _update_carry(df: pl.DataFrame, carry: dict) -> None:
