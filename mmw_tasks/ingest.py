@@ -7,7 +7,7 @@ of `line_accounting` and of `malformed_lines`, each replaced atomically.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -109,6 +109,22 @@ class _FileAccount:
         }], schema=ACCOUNTING_SCHEMA)
 
 
+def _framed_batches(site: Site, server: Server, path: Path, day: date) -> Iterator[pl.DataFrame]:
+    """A file's batches read, framed and with repeats expanded, in order. ingest runs this in a
+    thread of its own (`prefetched`), so that framing the next batch overlaps parsing this one.
+
+    The years of year-less stamps are the file's own (manifest); a file not scanned yet is
+    scanned only if it has year-less stamps, when the first of them is met (ProbeYears)."""
+    carry: dict = {}
+    anchor = sources.known_years_for(site, server, path, day) or ProbeYears(day)
+    for first_no, lines in prefetched(iter_line_batches(path)):
+        framed = frame_lines(lines, first_no, anchor, site.timezone)
+        if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
+            anchor = sources.years_for(site, server, path, day)
+            framed = frame_lines(lines, first_no, anchor, site.timezone)
+        yield expand_repeats(framed, carry)
+
+
 def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -> dict:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI."""
     parse, dataset, schema = parser_for(server)
@@ -118,18 +134,10 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
     ok = False
     try:
         for path in files:
-            carry: dict = {}
             last_ts: datetime | None = None
             account = _FileAccount(server.name, path)
-            # the file's own years (manifest); a file not scanned yet is scanned only if it has
-            # year-less stamps, when the first of them is met (ProbeYears)
-            anchor = sources.known_years_for(site, server, path, day) or ProbeYears(day)
-            for first_no, lines in prefetched(iter_line_batches(path)):
-                framed = frame_lines(lines, first_no, anchor, site.timezone)
-                if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
-                    anchor = sources.years_for(site, server, path, day)
-                    framed = frame_lines(lines, first_no, anchor, site.timezone)
-                rows, last_ts = _day_rows(expand_repeats(framed, carry), day, last_ts)
+            for framed in prefetched(_framed_batches(site, server, path, day)):
+                rows, last_ts = _day_rows(framed, day, last_ts)
                 if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
                     continue
                 rows = rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
