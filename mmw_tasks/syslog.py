@@ -30,7 +30,7 @@ try:  # ISA-L inflates gzip about twice as fast as zlib; optional
 except ImportError:  # pragma: no cover - isal is in requirements.lock
     _igzip = None
 
-BATCH_BYTES = 16 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+BATCH_BYTES = 12 << 20  # decompressed bytes per batch: bounded memory whatever the file size
 READ_PIECE = 4 << 20  # read size inside a batch: at most this is lost before a damaged archive's break
 
 _MAGIC = (
