@@ -7,7 +7,7 @@ of `line_accounting` and of `malformed_lines`, each replaced atomically.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
 from mmw_tasks.parse_util import detached, in_file_order
 from mmw_tasks.syslog import (
+    ProbeYears,
     YearAnchor,
     expand_repeats,
     frame_lines,
@@ -38,6 +39,9 @@ MALFORMED_SCHEMA = {
     "server": pl.String, "file": pl.String, "line_no": pl.Int64, "ts": pl.Datetime("us", "UTC"),
     "reason": pl.String, "line": pl.String,
 }
+
+# what the parsers read (the raw line, host and stamp details stay behind for the malformed lines)
+PARSER_COLUMNS = ["line_no", "ts", "prog", "msg", "framed", "plain", "repeat", "copy", "in_day", "server", "file"]
 
 Parser = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
@@ -105,6 +109,22 @@ class _FileAccount:
         }], schema=ACCOUNTING_SCHEMA)
 
 
+def _framed_batches(site: Site, server: Server, path: Path, day: date) -> Iterator[pl.DataFrame]:
+    """A file's batches read, framed and with repeats expanded, in order. ingest runs this in a
+    thread of its own (`prefetched`), so that framing the next batch overlaps parsing this one.
+
+    The years of year-less stamps are the file's own (manifest); a file not scanned yet is
+    scanned only if it has year-less stamps, when the first of them is met (ProbeYears)."""
+    carry: dict = {}
+    anchor = sources.known_years_for(site, server, path, day) or ProbeYears(day)
+    for first_no, lines in prefetched(iter_line_batches(path)):
+        framed = frame_lines(lines, first_no, anchor, site.timezone)
+        if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
+            anchor = sources.years_for(site, server, path, day)
+            framed = frame_lines(lines, first_no, anchor, site.timezone)
+        yield expand_repeats(framed, carry)
+
+
 def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -> dict:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI."""
     parse, dataset, schema = parser_for(server)
@@ -114,17 +134,14 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
     ok = False
     try:
         for path in files:
-            carry: dict = {}
             last_ts: datetime | None = None
             account = _FileAccount(server.name, path)
-            anchor = sources.years_for(site, server, path, day)  # the file's own years (manifest)
-            for first_no, lines in prefetched(iter_line_batches(path)):
-                framed = frame_lines(lines, first_no, anchor, site.timezone)
-                rows, last_ts = _day_rows(expand_repeats(framed, carry), day, last_ts)
+            for framed in prefetched(_framed_batches(site, server, path, day)):
+                rows, last_ts = _day_rows(framed, day, last_ts)
                 if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
                     continue
                 rows = rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
-                events, fates = parse(rows)
+                events, fates = parse(rows.select(PARSER_COLUMNS))  # each filter copies fewer columns
                 events_part.write(events)
                 account.add(rows, fates)
                 bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))

@@ -186,14 +186,16 @@ def scan_file(
         error = str(e)
     anchor, how = year_anchor(path, st.st_mtime, tz)
     years, first, last = stamps.resolve(anchor, tz)
+    kind = compression_of(path)
+    plain_whole = kind is None and error is None and hasher.n == st.st_size  # the content is the file
     if error and last is None:
         last = anchor  # nothing readable: it ended where it was last written (choose() finds its start)
     return Entry(
         path=str(path),
         size=st.st_size,
         mtime=st.st_mtime,
-        sha256=file_sha256(path),
-        compression=compression_of(path),
+        sha256=hasher.sha.hexdigest() if plain_whole else file_sha256(path),
+        compression=kind,
         content_bytes=hasher.n,
         content_sha256=hasher.sha.hexdigest(),
         head_sha256=hasher.head_sha256(),

@@ -21,7 +21,7 @@ from mmw_tasks.parse_util import (
 
 EXIM_PROGS = ["exim", "exim4"]
 _ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
-_HEAD = rf"^(?:\[\d+\] )?(?:({_ID}) (?:([<=\-*>]{{2}}) )?)?"
+_HEAD = rf"^((?:\[\d+\] )?(?:({_ID}) (?:([<=\-*>]{{2}}) )?)?)"  # 1: all of it (ASCII), 2: id, 3: flag
 _QUIET = r"^(?:Completed|Start queue run|End queue run|exim [\d.]+ daemon started|Frozen|Message is frozen)"
 _FLAGS = {"<=": "from", "=>": "to", "->": "to", ">>": "to", "*>": "to", "==": "to", "**": "to"}
 
@@ -39,8 +39,8 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     is_exim = (prog.is_in(EXIM_PROGS) | (pl.col("plain") & prog.is_null())).fill_null(False)
     ex = framed.filter(is_exim).with_columns(g=msg.str.extract_groups(_HEAD))
     g = pl.col("g").struct
-    ex = ex.with_columns(queue_id=g.field("1"), _flag=g.field("2"),
-                         body=msg.str.replace(_HEAD, ""))
+    ex = ex.with_columns(queue_id=g.field("2"), _flag=g.field("3"),
+                         body=msg.str.slice(g.field("1").str.len_chars()))  # the head cut off, no 2nd regex
     body = pl.col("body")
     ex = ex.with_columns(event=pl.when(pl.col("_flag").is_not_null()).then(
         pl.col("_flag").replace_strict(_FLAGS, default="other"))

@@ -14,7 +14,7 @@ import polars as pl
 
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, EVENT_SCHEMA, addr, after, by_value, concat_fates, digits, domain, fates_of, finish, host_of, ip_of,
+    BASE, EVENT_SCHEMA, addr, afters, by_value, concat_fates, digits, domain, fates_of, finish, host_of, ip_of,
     of_day, slicer, unframed, user_unknown,
 )
 
@@ -100,8 +100,7 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     fr = fr.with_columns(_gt=body.str.find(">", literal=True), _c=body.str.find(",", literal=True))
     fr = fr.with_columns(sender=pl.when(body.str.starts_with("from=<") & pl.col("_gt").is_not_null())
                          .then(sl(body, 5, pl.col("_gt") - 4)).otherwise(sl(body, 5, pl.col("_c") - 5)))
-    fr = after(after(after(fr, "body", ", size=", "size", sl), "body", ", nrcpts=", "nrcpts", sl),
-               "body", ", relay=", "_relay", sl)
+    fr = afters(fr, "body", {"size": ", size=", "nrcpts": ", nrcpts=", "_relay": ", relay="}, sl)
     fr = fr.with_columns(sender=addr(pl.col("sender")), size=digits(pl.col("size")), nrcpts=digits(pl.col("nrcpts")))
     bad = pl.col("size").is_null() | pl.col("nrcpts").is_null()
     fates.append(fates_of(fr.filter(bad), "malformed", "from= line without size=/nrcpts="))
@@ -112,8 +111,7 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     to = _recipients(sm.filter(pl.col("event") == "to"), sl)
     bad = pl.col("recipient").is_null()
     fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
-    to = after(after(after(to.filter(~bad), "body", ", dsn=", "_dsn", sl), "body", ", mailer=", "mailer", sl),
-               "body", ", relay=", "_relay", sl)
+    to = afters(to.filter(~bad), "body", {"_dsn": ", dsn=", "mailer": ", mailer=", "_relay": ", relay="}, sl)
     to = to.with_columns(_stat=sl(body, body.str.find(", stat=", literal=True) + 7),
                          _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
     if to.select((pl.col("_stat").is_null() & body.str.contains("stat=", literal=True)).any()).item():
@@ -124,11 +122,13 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
                     to.filter(~sent).with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")))])
     to = by_value(to.with_columns(detail=pl.col("_stat")), "_relay", relay_host=host_of, client_ip=ip_of)
     multi = pl.col("recipient").str.contains(",", literal=True)
-    if to.select(multi.any()).item():
-        to = to.with_columns(recipient=pl.when(multi).then(pl.col("recipient").str.split(","))
-                             .otherwise(pl.concat_list("recipient"))).explode("recipient")
-        to = to.filter(pl.col("recipient") != "").with_columns(
+    to = to.with_columns(_multi=multi)
+    if to.select(pl.col("_multi").any()).item():  # lists are split on their own rows only
+        lists = to.filter("_multi").with_columns(pl.col("recipient").str.split(",")).explode("recipient")
+        lists = lists.filter(pl.col("recipient") != "").with_columns(
             rcpt_index=pl.int_range(pl.len()).over("line_no", "copy").cast(pl.Int32))
+        to = pl.concat([to.filter(~pl.col("_multi") & (pl.col("recipient") != ""))
+                        .with_columns(rcpt_index=pl.lit(0, pl.Int32)), lists])  # a line's rows stay together
     else:
         to = to.with_columns(rcpt_index=pl.lit(0, pl.Int32))
     to = to.with_columns(recipient=addr(pl.col("recipient")))

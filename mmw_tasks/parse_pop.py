@@ -77,31 +77,31 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     rows = rows.with_columns(_k=kind)
     g = pl.col("g").struct
     parts = []
-    fast, q = _qpopper_fast(rows.filter(pl.col("_k") == "qpopper").select(*base, "line", "msg"))
-    parts.append(fast.select(*base, "line", "user", "relay_host", "client_ip", mailer=pl.lit("pop3")))
+    fast, q = _qpopper_fast(rows.filter(pl.col("_k") == "qpopper").select(*base, "msg"))
+    parts.append(fast.select(*base, "user", "relay_host", "client_ip", mailer=pl.lit("pop3")))
     q = q.with_columns(g=msg.str.extract_groups(_QPOPPER))
-    parts.append(q.select(*base, "line", user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
+    parts.append(q.select(*base, user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
                           mailer=pl.lit("pop3")))
-    fast, d = _dovecot_fast(rows.filter(pl.col("_k") == "dovecot").select(*base, "line", "msg"))
-    parts.append(fast.select(*base, "line", "user", "client_ip", "mailer"))
+    fast, d = _dovecot_fast(rows.filter(pl.col("_k") == "dovecot").select(*base, "msg"))
+    parts.append(fast.select(*base, "user", "client_ip", "mailer"))
     d = d.with_columns(g=msg.str.extract_groups(_DOVECOT))
-    parts.append(d.select(*base, "line", user=g.field("2"), client_ip=g.field("3"), mailer=g.field("1")))
+    parts.append(d.select(*base, user=g.field("2"), client_ip=g.field("3"), mailer=g.field("1")))
     c = rows.filter(pl.col("_k") == "courier").with_columns(g=msg.str.extract_groups(_COURIER))
-    parts.append(c.select(*base, "line", user=g.field("1"), client_ip=g.field("2"),
+    parts.append(c.select(*base, user=g.field("1"), client_ip=g.field("2"),
                           mailer=pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap"))
                           .otherwise(pl.lit("pop3"))))
     u = rows.filter(pl.col("_k") == "uw").with_columns(g=msg.str.extract_groups(_UW))
-    parts.append(u.select(*base, "line", user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
+    parts.append(u.select(*base, user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
                           mailer=pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap"))
                           .otherwise(pl.lit("pop3"))))
     cols = {"user": pl.String, "relay_host": pl.String, "client_ip": pl.String, "mailer": pl.String}
     logins = pl.concat([p.with_columns([pl.lit(None, t).alias(c) for c, t in cols.items() if c not in p.columns])
-                        .select(*base, "line", *cols) for p in parts])
+                        .select(*base, *cols) for p in parts])
     bad = logins.filter(pl.col("user").is_null())
     logins = logins.filter(pl.col("user").is_not_null()).with_columns(
         event=pl.lit("pop_login"),
         user=pl.col("user").str.to_lowercase(),
         client_ip=pl.col("client_ip").str.strip_prefix("::ffff:"),
-        relay_host=pl.col("relay_host").str.to_lowercase()).drop("line")
+        relay_host=pl.col("relay_host").str.to_lowercase())
     other = rows.filter(pl.col("_k").is_null()).select(*base, event=pl.lit("pop_other"), detail=msg)
     return finish([logins, other]), fates_of(bad, "malformed", "login line not understood")

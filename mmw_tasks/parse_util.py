@@ -73,14 +73,11 @@ def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
 def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFrame:
     """Stack event frames of different kinds into `schema` (absent columns are null), kind by
     kind: `in_file_order` sorts them (ingest's Parquet writer does it in its own thread)."""
-    parts = [p for p in parts if p.height]
+    parts = [p.select([c for c in schema if c in p.columns]) for p in parts if p.height]
     if not parts:
         return pl.DataFrame(schema=schema)
-    out = []
-    for p in parts:
-        out.append(p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
-                             for c, t in schema.items()]))
-    return pl.concat(out)
+    df = pl.concat(parts, how="diagonal_relaxed")  # one cast per column, not one per column and kind
+    return df.select([pl.col(c).cast(t) if c in df.columns else pl.lit(None, t).alias(c) for c, t in schema.items()])
 
 
 def in_file_order(events: pl.DataFrame) -> pl.DataFrame:
@@ -104,6 +101,15 @@ def after(frame: pl.DataFrame, col: str, key: str, name: str, sl, stop: str | No
         return frame
     v = pl.col(name)
     return frame.with_columns(sl(v, 0, v.str.find(stop, literal=True)).alias(name))
+
+
+def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], sl, stop: str = ",") -> pl.DataFrame:
+    """`after` for several keys at once (name -> key): two passes in all, the fields side by side."""
+    c = pl.col(col)
+    frame = frame.with_columns([sl(c, c.str.find(key, literal=True) + len(key)).alias(name)
+                                for name, key in keys.items()])
+    return frame.with_columns([sl(pl.col(name), 0, pl.col(name).str.find(stop, literal=True)).alias(name)
+                               for name in keys])
 
 
 def digits(text: pl.Expr) -> pl.Expr:

@@ -313,6 +313,14 @@ def files_for_day(site: Site, server: Server, day: date, credentials=None) -> li
     return fetch_for_day(site, server, day, credentials).files
 
 
+def known_years_for(site: Site, server: Server, path: Path, day: date):
+    """years_for when the manifest already knows the file as it is now, else None (no scan)."""
+    e = Manifest(raw_dir(site, server) / "manifest.json").entries.get(str(Path(path).resolve()))
+    if e is None or not e.fresh(Path(path).resolve().stat()) or e.tz != site.timezone:
+        return None
+    return years_for(site, server, path, day)
+
+
 def years_for(site: Site, server: Server, path: Path, day: date):
     """The year anchor ingest frames a file with: the file's own years from the manifest (scanning
     it if it changed since). A file given for a day its span does not touch (a caller that chose

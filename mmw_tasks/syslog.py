@@ -30,7 +30,7 @@ try:  # ISA-L inflates gzip about twice as fast as zlib; optional
 except ImportError:  # pragma: no cover - isal is in requirements.lock
     _igzip = None
 
-BATCH_BYTES = 16 << 20  # decompressed bytes per batch: bounded memory whatever the file size
+BATCH_BYTES = 12 << 20  # decompressed bytes per batch: bounded memory whatever the file size
 READ_PIECE = 4 << 20  # read size inside a batch: at most this is lost before a damaged archive's break
 
 _MAGIC = (
@@ -258,6 +258,17 @@ class YearAnchor:
                 .otherwise(y))
 
 
+class ProbeYears(YearAnchor):
+    """The anchor for a file not scanned yet: frames like YearAnchor(day) and records whether a
+    year-less stamp was met (`saw_yearless`). Until one is, the anchor cannot matter (every stamp
+    carries its year), so ingest reads such files without a scan and scans only a file that has
+    year-less stamps, from the batch where the first one appears."""
+
+    def __init__(self, day: date):
+        super().__init__(day)
+        object.__setattr__(self, "saw_yearless", False)
+
+
 @dataclass(frozen=True)
 class FileYears:
     """The years of one file's year-less stamps, found by `StampScan`: `breaks` holds
@@ -315,9 +326,10 @@ class StampScan:
 
     def feed(self, first_no: int, lines: pl.Series) -> None:
         self.lines += len(lines)
-        t = _stamp_times(_normalise_headers(lines), _Yearless(), "UTC", first_no)
-        df = t.select("ts_local", "ts_utc_given").with_columns(
-            line_no=pl.int_range(first_no, first_no + len(lines), dtype=pl.Int64))
+        # the runs' first lines only: a run's lines share its stamp, so they add no step, year
+        # change or extreme of their own
+        t, _, head_nos = _stamp_runs(_normalise_headers(lines), _Yearless(), "UTC", first_no)
+        df = t.select("ts_local", "ts_utc_given").with_columns(line_no=head_nos)
         local = pl.col("ts_local")
         yearless = df.filter(local.dt.year() == _YEARLESS_YEAR).select(
             "line_no", key=(local - pl.lit(_REF)).dt.total_seconds())
@@ -446,6 +458,9 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
         g = rest.with_columns(g=pl.col("h").str.extract_groups(_STAMP_RE[form]))
         hit = pl.col("g").struct.field("1").is_not_null()
         fields = _stamp_fields(form, pl.col("g").struct, anchor)
+        if form == "bsd" and isinstance(anchor, ProbeYears) and not anchor.saw_yearless:
+            yearless = g.select((hit & pl.col("g").struct.field("2").is_null()).any()).item()
+            object.__setattr__(anchor, "saw_yearless", bool(yearless))
         parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
                                           **{k: v for k, v in fields.items()}))
         rest = g.filter(~hit).select("i", "h", "line_no")
@@ -473,6 +488,13 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
 def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1
                  ) -> pl.DataFrame:
     """parse_stamps for every line, computed once per run of lines with the same stamp text."""
+    times, run, _ = _stamp_runs(lines, anchor, tz, first_line_no)
+    return times[run.cast(pl.Int64)] if times.height else times
+
+
+def _stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1
+                ) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+    """(parse_stamps of each run's first line, each line's run number, the runs' first line numbers)."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
     key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
@@ -488,8 +510,7 @@ def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, firs
     heads = lines.filter(first).str.slice(0, 48)
     head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True)
     head_nos = head_nos.filter(first)
-    times = parse_stamps(heads, anchor, tz, head_nos)
-    return times[run.cast(pl.Int64)] if times.height else times
+    return parse_stamps(heads, anchor, tz, head_nos), run, head_nos
 
 
 _FAST_BSD = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S")
@@ -694,6 +715,9 @@ def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | No
     if df.select(pl.col("repeat_n").is_null().all()).item():
         _update_carry(df, carry)
         return df.with_columns(repeat=pl.lit(False), copy=pl.lit(0, pl.Int32))
+    done = _expand_after_previous_line(df, carry)
+    if done is not None:
+        return done
     is_rep = pl.col("repeat_n").is_not_null()
     inline = is_rep & pl.col("msg").str.contains(r"times: \[", literal=False)
     df = df.with_columns(
@@ -712,13 +736,45 @@ def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | No
     filled = filled.with_columns(
         [pl.when(from_prev).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
          for c in ("prog", "msg")]).drop("_src", "_inline")
-    _update_carry(filled.filter(~is_rep | pl.col("msg").is_not_null()), carry)
+    _update_carry(filled.select("host", "prog", "msg", "repeat_n").filter(~is_rep | pl.col("msg").is_not_null()), carry)
     # A repeat with nothing before it (its line was in an older file) stays one unexpanded line.
     ok = is_rep & pl.col("msg").is_not_null()
     out = filled.with_columns(
         _n=pl.when(ok).then(pl.col("repeat_n")).otherwise(1), repeat=ok,
     ).with_columns(copy=pl.int_ranges(0, pl.col("_n"))).explode("copy").drop("_n")
     return out.with_columns(pl.col("copy").cast(pl.Int32))
+
+
+def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame | None:
+    """expand_repeats for the usual batch: every repeat line says "last message repeated N
+    times" (N >= 1) right after a line of the same host that is not a repeat, so its text is
+    that line's. Works on the repeat lines' row numbers (few) and one gather for the copies,
+    where the general path forward-fills per host and explodes every row. None otherwise."""
+    n = df.height
+    reps = df.select(pl.arg_where(pl.col("repeat_n").is_not_null())).to_series().cast(pl.Int64)
+    if reps[0] == 0:
+        return None
+    prev = reps - 1
+    check = pl.DataFrame({"host": df["host"].gather(reps), "prev_host": df["host"].gather(prev),
+                          "prev_rep": df["repeat_n"].gather(prev), "n": df["repeat_n"].gather(reps),
+                          "msg": df["msg"].gather(reps)})
+    if not check.select(pl.col("host").eq_missing(pl.col("prev_host")).all() & pl.col("prev_rep").is_null().all()
+                        & (pl.col("n") >= 1).all()
+                        & ~pl.col("msg").str.contains(r"times: \[", literal=False).any()).item():
+        return None
+    src = np.arange(n, dtype=np.int64)
+    src[reps.to_numpy()] = prev.to_numpy()
+    src_s = pl.Series(src)
+    df = df.with_columns(prog=pl.col("prog").gather(src_s), msg=pl.col("msg").gather(src_s))
+    ok = pl.col("repeat_n").is_not_null() & pl.col("msg").is_not_null()
+    df = df.with_columns(repeat=ok)
+    _update_carry(df.select("host", "prog", "msg", "repeat_n").filter(
+        pl.col("repeat_n").is_null() | pl.col("msg").is_not_null()), carry)
+    counts = df.select(pl.when(pl.col("repeat")).then(pl.col("repeat_n")).otherwise(1))
+    counts = counts.to_series().to_numpy().astype(np.int64)
+    take = np.repeat(np.arange(n, dtype=np.int64), counts)
+    copy = np.arange(len(take), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    return df[pl.Series(take)].with_columns(copy=pl.Series(copy, dtype=pl.Int32))
 
 
 def _update_carry(df: pl.DataFrame, carry: dict) -> None:

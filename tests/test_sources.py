@@ -10,9 +10,10 @@ import os
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from logsite import bsd_line, count_truth, day_totals, make_site, site_toml, write_scheme
+from logsite import bsd_line, count_truth, day_totals, iso_line, make_site, site_toml, write_scheme
 
 from mmw_tasks import ingest, lake, manifest, pipeline
 from mmw_tasks.sources import SourceError
@@ -217,3 +218,34 @@ def test_truncated_archive_fails_the_days_it_holds_and_names_file_and_offset(new
         assert "1mx" in msg and str(day) in msg and "maillog.3.gz" in msg and f"at byte {cut} of {cut}" in msg
     assert pipeline.fetch(toml, "1mx", date(2002, 1, 2))["files"]  # other days are not blocked
     assert pipeline.fetch(toml, "1mx", date(2001, 12, 30))["files"]
+
+
+
+@pytest.mark.parametrize("batch_bytes", [None, 2048])
+def test_year_less_stamps_after_dated_ones_take_the_files_years_without_a_fetch(tmp_path, monkeypatch, batch_bytes):
+    """A file parsed without a fetch (so not scanned beforehand) whose first lines carry their
+    year (RFC 3339) and whose later ones do not (BSD, 13 months, Feb 16 twice): the year-less
+    lines still take the file's own years, so 2001-02-16 counts only its own lines."""
+    if batch_bytes:  # the dated lines fill the first batches, the year-less ones come later
+        monkeypatch.setattr("mmw_tasks.syslog.BATCH_BYTES", batch_bytes)
+    text = "1dns iplog[312]: UDP: dgram to domain from 10.1.0.25:1024 (38 data bytes)"
+    t, out, stamps = datetime(2001, 1, 10, 8, 0), [], []
+    while t < datetime(2002, 3, 1):
+        n = 3 if t.date() == date(2002, 2, 16) else 2 if t.date() == date(2001, 2, 16) else 1
+        for k in range(n):
+            at = t + timedelta(minutes=k)
+            out.append(iso_line(at, text, "UTC") if at < datetime(2001, 2, 1) else bsd_line(at, text))
+            stamps.append(at.date())
+        t += timedelta(hours=7)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "messages").write_text("\n".join(out) + "\n")
+    stamp = datetime(2002, 3, 1, 1, 0).replace(tzinfo=ZoneInfo("UTC")).timestamp()
+    os.utime(logs / "messages", (stamp, stamp))
+    toml = site_toml(
+        tmp_path,
+        {"1mx": "logs/none*", "2mx": "logs/none*", "1dns": "logs/messages*", "2dns": "logs/none*"},
+        "UTC",
+    )
+    for d in (date(2001, 2, 16), date(2002, 2, 16), date(2001, 1, 20)):
+        assert pipeline.parse(toml, "1dns", d, [str(logs / "messages")])["rows"] == stamps.count(d), d

@@ -65,6 +65,29 @@ def test_compression_detected_by_content_not_name(tmp_path):
 
 
 
+def test_fast_repeat_expansion_equals_the_general_path(tmp_path, monkeypatch):
+    """Repeats right after their host's line take the short path; it gives the general path's
+    rows, copies and carried lines exactly (a simulated 2002 day, whose DNS log repeats a lot)."""
+    from mmw_tasks.simulate import simulate_site
+
+    simulate_site(tmp_path, date(2002, 2, 16), 1, scenario="full", seed=1, style="2002", scale=0.1)
+    general = syslog._expand_after_previous_line
+    fast_used = 0
+    for path in sorted((tmp_path / "logs").rglob("*")):
+        if not path.is_file():
+            continue
+        carries: dict = {"fast": {}, "general": {}}
+        for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 16):
+            framed = syslog.frame_lines(lines, first, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
+            monkeypatch.setattr(syslog, "_expand_after_previous_line", general)
+            fast = syslog.expand_repeats(framed, carries["fast"])
+            fast_used += framed["repeat_n"].is_not_null().any() and general(framed, {}) is not None
+            monkeypatch.setattr(syslog, "_expand_after_previous_line", lambda df, carry: None)
+            assert fast.equals(syslog.expand_repeats(framed, carries["general"])), path
+            assert carries["fast"] == carries["general"]
+    assert fast_used > 0
+
+
 @pytest.mark.parametrize("style", ["2002", "modern"])
 def test_fast_framing_equals_the_general_path(tmp_path, style):
     """The fast path (BSD or RFC 3339 batches, ASCII) frames every line exactly as the general
