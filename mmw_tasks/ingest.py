@@ -109,24 +109,38 @@ class _FileAccount:
         }], schema=ACCOUNTING_SCHEMA)
 
 
-def _framed_batches(site: Site, server: Server, path: Path, day: date) -> Iterator[pl.DataFrame]:
+def _framed_batches(site: Site, server: Server, path: Path, day: date, online: bool = True
+                    ) -> Iterator[pl.DataFrame]:
     """A file's batches read, framed and with repeats expanded, in order. ingest runs this in a
     thread of its own (`prefetched`), so that framing the next batch overlaps parsing this one.
 
-    The years of year-less stamps are the file's own (manifest); a file not scanned yet is
-    scanned only if it has year-less stamps, when the first of them is met (ProbeYears)."""
+    The years of year-less stamps are the file's own (manifest). A file the manifest does not
+    know is framed with ProbeYears until a year-less stamp appears; from the first batch on,
+    its years are then found while it is read (OnlineYears; `online=False`, or year-less
+    stamps that begin later in the file, scan the whole file first)."""
     carry: dict = {}
     anchor = sources.known_years_for(site, server, path, day) or ProbeYears(day)
+    online_years: sources.OnlineYears | None = None
     for first_no, lines in prefetched(iter_line_batches(path)):
+        if online_years is not None:
+            anchor = online_years.next_anchor(first_no, lines)
         framed = frame_lines(lines, first_no, anchor, site.timezone)
         if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
-            anchor = sources.years_for(site, server, path, day)
+            if online and first_no == 1:
+                online_years = sources.OnlineYears(path, site.timezone, day)
+                anchor = online_years.next_anchor(first_no, lines)
+            else:
+                anchor = sources.years_for(site, server, path, day)
             framed = frame_lines(lines, first_no, anchor, site.timezone)
         yield expand_repeats(framed, carry)
+    if online_years is not None and not online_years.holds():
+        raise sources.YearsMoved(str(path))
 
 
-def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -> dict:
-    """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI."""
+def parse_server_day(site: Site, server: Server, day: date, files: list[Path], online_years: bool = True) -> dict:
+    """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
+    (When a file's years turn out other than those found while reading it, the day is parsed
+    again with the files scanned first: see _framed_batches.)"""
     parse, dataset, schema = parser_for(server)
     events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema, sort_by="line_no")
     acct_rows: list[pl.DataFrame] = []
@@ -136,7 +150,7 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
         for path in files:
             last_ts: datetime | None = None
             account = _FileAccount(server.name, path)
-            for framed in prefetched(_framed_batches(site, server, path, day)):
+            for framed in prefetched(_framed_batches(site, server, path, day, online_years)):
                 rows, last_ts = _day_rows(framed, day, last_ts)
                 if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
                     continue
@@ -151,9 +165,14 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path]) -
             acct_rows.append(account.frame())
         events_part.close(ok=True)
         ok = True
+    except sources.YearsMoved:
+        if not online_years:
+            raise
     finally:
         if not ok:
             events_part.close(ok=False)
+    if not ok:  # a file's years moved: nothing was written, parse again with scanned files
+        return parse_server_day(site, server, day, files, online_years=False)
 
     acct = pl.concat(acct_rows) if acct_rows else pl.DataFrame(schema=ACCOUNTING_SCHEMA)
     lake.write_frame(acct, lake.part_path(site.lake, "line_accounting", day, server.name))

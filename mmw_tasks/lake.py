@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+from polars import CompatLevel
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -85,12 +86,15 @@ class StreamingPart:
         self._tmp = self._ctx.__enter__()
         self._schema = schema
         self._sort_by = sort_by
-        self._arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+        # Arrow's string views are what polars holds: converting to them copies no text (large
+        # strings would copy every value); the file stores plain Parquet strings either way
+        self._arrow_schema = pl.DataFrame(schema=schema).to_arrow(compat_level=CompatLevel.newest()).schema
         # min/max statistics for times and numbers only (the filters that can skip row groups);
         # those of every text column cost a fifth of the writing and prune nothing
         stats = [f.name for f in self._arrow_schema if not pa.types.is_string(f.type)
                  and not pa.types.is_large_string(f.type) and not pa.types.is_string_view(f.type)]
-        self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd", write_statistics=stats)
+        self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd", write_statistics=stats,
+                                       store_schema=False)
         self.rows = 0
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -107,7 +111,8 @@ class StreamingPart:
             try:
                 if self._sort_by is not None:
                     df = df.sort(self._sort_by, maintain_order=True)
-                self._writer.write_table(df.select(list(self._schema)).to_arrow().cast(self._arrow_schema))
+                arrow = df.select(list(self._schema)).to_arrow(compat_level=CompatLevel.newest())
+                self._writer.write_table(arrow.cast(self._arrow_schema))
             except BaseException as e:  # re-raised in the producer
                 self._error = e
 

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
+
 from mmw_tasks.config import Server, Site
-from mmw_tasks.manifest import HEAD_BYTES, Entry, Manifest, file_sha256, locked
+from mmw_tasks.manifest import HEAD_BYTES, Entry, Manifest, file_sha256, locked, year_anchor
 from mmw_tasks.sftp import (
     Credentials,
     RemoteFile,
@@ -34,7 +36,7 @@ from mmw_tasks.sftp import (
     default_known_hosts,
     parse_sftp_url,
 )
-from mmw_tasks.syslog import _MAGIC, LogFileError, YearAnchor, compression_of
+from mmw_tasks.syslog import _MAGIC, FileYears, LogFileError, StampScan, YearAnchor, compression_of
 
 SUPERSEDED_GRACE = timedelta(days=1)  # a superseded raw copy stays this long for runs still reading it
 LIVE_SLACK = timedelta(minutes=10)  # lines a live file may still get that are older than its last one
@@ -332,8 +334,47 @@ def years_for(site: Site, server: Server, path: Path, day: date):
     e = man.entries.get(str(p))
     if e is None or not e.fresh(p.stat()) or e.tz != site.timezone:
         e = man.scan(p, site.timezone, server.name)
+    return _years_or_day(e.file_years(), e.first_dt, e.last_dt, day)
+
+
+def _years_or_day(years: FileYears | None, first: datetime | None, last: datetime | None, day: date):
     start = datetime(day.year, day.month, day.day)
-    years = e.file_years()
-    if years is None or e.first_dt is None or e.first_dt >= start + timedelta(days=1) or e.last_dt < start:
+    if years is None or first is None or first >= start + timedelta(days=1) or last < start:
         return YearAnchor(day)
     return years
+
+
+class YearsMoved(RuntimeError):
+    """OnlineYears found, at the end of a file, other years than those it framed it with."""
+
+
+class OnlineYears:
+    """years_for without a pass of its own, for a file not in the manifest whose stamps lack
+    years: each batch is fed to a StampScan just before it is framed, and framed with the years
+    the scan gives so far (the file's year changes up to that batch, placed by the stamps met
+    so far). Only the newest stamp can move them, so at the end `holds()` checks that the whole
+    file's scan gives every run head the year it was framed with; when it does not (rare: a
+    file whose later lines move its span), ingest parses the file again after a full scan."""
+
+    def __init__(self, path: Path, tz: str, day: date):
+        self.scan = StampScan(keep_heads=True)
+        self.anchor_at = year_anchor(Path(path).resolve(), Path(path).stat().st_mtime, tz)[0]
+        self.tz, self.day = tz, day
+        self.used: list[YearAnchor | FileYears] = []
+
+    def _decide(self) -> YearAnchor | FileYears:
+        years, first, last = self.scan.resolve(self.anchor_at, self.tz)
+        return _years_or_day(years, first, last, self.day)
+
+    def next_anchor(self, first_no: int, lines) -> YearAnchor | FileYears:
+        self.scan.feed(first_no, lines)
+        self.used.append(self._decide())
+        return self.used[-1]
+
+    def holds(self) -> bool:
+        final = self._decide()
+        for heads, used in zip(self.scan.heads, self.used, strict=True):
+            month = pl.col("month")
+            if heads.height and not heads.select((used.year_expr(month) == final.year_expr(month)).all()).item():
+                return False
+        return True

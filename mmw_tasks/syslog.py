@@ -311,8 +311,10 @@ class StampScan:
     last stamp (its mtime, dateext date or gzip header time).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_heads: bool = False) -> None:
         self.lines = 0
+        # (line_no, month) of each batch's year-less run heads, when kept (sources.OnlineYears)
+        self.heads: list[pl.DataFrame] | None = [] if keep_heads else None
         self._prev_key: int | None = None
         self._cum: int | None = None  # unwrapped position of the last year-less stamp (seconds)
         self._offset: int | None = None  # its year offset from the file's first such stamp
@@ -335,6 +337,9 @@ class StampScan:
             "line_no", key=(local - pl.lit(_REF)).dt.total_seconds())
         if yearless.height:
             self._unwrap(yearless)
+        if self.heads is not None:
+            self.heads.append(df.filter(local.dt.year() == _YEARLESS_YEAR).select(
+                "line_no", month=local.dt.month().cast(pl.Int32)))
         stats = df.select(
             lo=local.filter(local.dt.year() != _YEARLESS_YEAR).min(),
             hi=local.filter(local.dt.year() != _YEARLESS_YEAR).max(),

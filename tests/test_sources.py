@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 from logsite import bsd_line, count_truth, day_totals, iso_line, make_site, site_toml, write_scheme
 
@@ -249,3 +250,53 @@ def test_year_less_stamps_after_dated_ones_take_the_files_years_without_a_fetch(
     )
     for d in (date(2001, 2, 16), date(2002, 2, 16), date(2001, 1, 20)):
         assert pipeline.parse(toml, "1dns", d, [str(logs / "messages")])["rows"] == stamps.count(d), d
+
+
+def _iplog_file(tmp_path: Path, start: datetime, end: datetime, mtime: datetime) -> tuple[Path, Path, list]:
+    """A BSD-stamped iplog file from `start` to `end` (a line every 7 hours), its site and stamps."""
+    text = "1dns iplog[312]: UDP: dgram to domain from 10.1.0.25:1024 (38 data bytes)"
+    out, stamps, t = [], [], start
+    while t < end:
+        out.append(bsd_line(t, text))
+        stamps.append(t.date())
+        t += timedelta(hours=7)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "messages").write_text("\n".join(out) + "\n")
+    stamp = mtime.replace(tzinfo=ZoneInfo("UTC")).timestamp()
+    os.utime(logs / "messages", (stamp, stamp))
+    toml = site_toml(
+        tmp_path,
+        {"1mx": "logs/none*", "2mx": "logs/none*", "1dns": "logs/messages*", "2dns": "logs/none*"},
+        "UTC",
+    )
+    return toml, logs / "messages", stamps
+
+
+def test_years_found_while_reading_a_file_across_new_year(tmp_path, monkeypatch):
+    """A file not scanned beforehand (no fetch), in many batches, whose stamps lack years and
+    cross a new year: its years are found while it is read, and each day gets its own lines."""
+    monkeypatch.setattr("mmw_tasks.syslog.BATCH_BYTES", 2048)
+    toml, path, stamps = _iplog_file(tmp_path, datetime(2001, 12, 20), datetime(2002, 1, 12), datetime(2002, 1, 12, 1))
+    for d in (date(2001, 12, 31), date(2002, 1, 1), date(2002, 1, 11)):
+        assert pipeline.parse(toml, "1dns", d, [str(path)])["rows"] == stamps.count(d), d
+
+
+def test_a_file_whose_later_lines_move_its_years_is_read_again_with_a_scan(tmp_path, monkeypatch):
+    """A year of log in one file, parsed for December without a fetch: its first batch alone
+    (January) would be placed next to the run's day, in the following year; the whole file puts
+    it in its own year. The read-time years fail their check at the end, and the day is parsed
+    again after a scan: December 15 counts its own lines, once."""
+    from mmw_tasks.sources import OnlineYears
+    from mmw_tasks.syslog import iter_line_batches
+
+    monkeypatch.setattr("mmw_tasks.syslog.BATCH_BYTES", 2048)
+    toml, path, stamps = _iplog_file(tmp_path, datetime(2001, 1, 1), datetime(2002, 1, 1), datetime(2002, 1, 1, 0, 30))
+    online = OnlineYears(path, "UTC", date(2001, 12, 15))
+    for first_no, lines in iter_line_batches(path):
+        online.next_anchor(first_no, lines)
+    assert len(online.used) > 10 and not online.holds()
+    for d in (date(2001, 12, 15), date(2001, 1, 3)):
+        assert pipeline.parse(toml, "1dns", d, [str(path)])["rows"] == stamps.count(d), d
+    days = duckdb.sql(f"select distinct year(ts) as y from read_parquet('{tmp_path}/lake/dns_queries/*/*.parquet')").fetchall()
+    assert days == [(2001,)]
