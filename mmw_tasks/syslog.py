@@ -542,8 +542,9 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     ascii_ok = df.select(pl.col("line").str.len_bytes().sum() == pl.col("line").str.len_chars().sum()).item()
     if not ascii_ok:  # character and byte offsets differ: the general path works in bytes
         return None
-    first = pl.any_horizontal([k.ne_missing(k.shift(1)) for k in keys]).fill_null(True)
-    run = df.select(run=first.cum_sum().cast(pl.Int64) - 1, first=first)
+    kdf = df.select([k.alias(f"k{i}") for i, k in enumerate(keys)])  # each key sliced once, not twice
+    first = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in kdf.columns]).fill_null(True)
+    run = kdf.select(run=first.cum_sum().cast(pl.Int64) - 1, first=first)
     heads = lines.filter(run["first"]).str.slice(0, 48)
     head_nos = pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64, eager=True).filter(run["first"])
     times = parse_stamps(heads, anchor, tz, head_nos)  # line numbers: a FileYears anchor needs them
