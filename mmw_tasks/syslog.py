@@ -185,6 +185,48 @@ def split_lines(data: bytes | bytearray, end: int | None = None) -> pl.Series:
         eq = _scratch.eq = np.empty(max(end, 1 << 20), dtype=bool)
     np.equal(raw, 10, out=eq[:end])
     ends = np.flatnonzero(eq[:end])
+    if end >= 1 << 31:  # views hold 32-bit offsets
+        return _split_lines_wide(data, end, ends)
+    arr = _line_views(raw, ends)
+    try:
+        return pl.Series("line", arr, dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.PolarsError:  # not UTF-8: replace what is not, keep every line
+        text = bytes(memoryview(data)[:end]).decode("utf-8", errors="replace").encode("utf-8")
+        return split_lines(text)
+
+
+def _line_views(raw: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """An Arrow binary-view array of the lines (newline and the CR of CRLF left out) over `raw`:
+    one 16-byte view per line (length, first 4 bytes, offset) and the text of lines of up to 12
+    bytes inline, so no line is copied."""
+    n = len(ends)
+    starts = np.empty(n, dtype=np.int64)
+    if n:
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    lens = ends - starts
+    if n and (raw[ends - 1] == 13).any():  # CRLF: the CR is not part of the line
+        lens -= (raw[ends - 1] == 13) & (lens > 0)
+    views = np.zeros((n, 4), dtype=np.int32)  # length, prefix, buffer index (0), offset
+    views[:, 0] = lens
+    views[:, 3] = starts
+    long = lens > 12
+    pos = starts[long]
+    prefix = np.zeros(len(pos), dtype=np.uint32)
+    for k in range(4):
+        prefix |= raw[pos + k].astype(np.uint32) << np.uint32(8 * k)
+    views[long, 1] = prefix.view(np.int32)
+    short = np.flatnonzero(~long)
+    if len(short):  # the text itself, zero-padded, in the view's last 12 bytes
+        k = np.arange(12)
+        idx = np.minimum(starts[short][:, None] + k, max(len(raw) - 1, 0))
+        inline = np.where(k < lens[short][:, None], raw[idx] if len(raw) else 0, 0).astype(np.uint8)
+        views.view(np.uint8).reshape(n, 16)[short, 4:] = inline
+    return pa.Array.from_buffers(pa.binary_view(), n, [None, pa.py_buffer(views), pa.py_buffer(raw)])
+
+
+def _split_lines_wide(data, end: int, ends: np.ndarray) -> pl.Series:
+    """split_lines for a buffer of 2 GiB or more (64-bit offsets)."""
     offsets = np.empty(len(ends) + 1, dtype=np.int64)
     offsets[0] = 0
     offsets[1:] = ends + 1  # each value keeps its newline (Arrow values are contiguous) ...
@@ -195,12 +237,10 @@ def split_lines(data: bytes | bytearray, end: int | None = None) -> pl.Series:
         line.bin.slice(0, line.bin.size().cast(pl.Int64) - 1))  # ... cut here
     try:
         s = cut.select(line.cast(pl.String))
-    except pl.exceptions.PolarsError:  # not UTF-8: replace what is not, keep every line
+    except pl.exceptions.PolarsError:
         text = bytes(memoryview(data)[:end]).decode("utf-8", errors="replace").encode("utf-8")
         return split_lines(text)
-    if data.find(b"\r", 0, end) >= 0:
-        s = s.select(line.str.strip_suffix("\r"))
-    return s.to_series()
+    return s.select(line.str.strip_suffix("\r")).to_series()
 
 
 def prefetched(it: Iterator, depth: int = 1) -> Iterator:

@@ -112,3 +112,18 @@ def test_fast_framing_equals_the_general_path(tmp_path, style):
         args = (pl.Series("line", lines), 1, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
         assert syslog._frame_fast(*args) is not None
         assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False))
+
+
+def test_lines_are_split_exactly_whatever_their_length_ending_or_bytes():
+    """Lines of 0 to 13 bytes (held inside the view), longer ones (pointing into the buffer),
+    CRLF endings, multibyte and invalid UTF-8: each comes out as written (invalid bytes
+    replaced), and compares and counts as the same text built any other way."""
+    raw = [b"", b"a", b"x" * 11, b"y" * 12, b"z" * 13, b"Feb 16 14:30:01 mx sendmail[1]: long enough line",
+           b"crlf line\r", b"\r", "caf\u00e9 \u65e5\u672c".encode(), b"8-bit \xe9t\xe9 1996", b"y" * 12, b"a"]
+    data = b"\n".join(raw) + b"\n"
+    expected = [r.decode("utf-8", errors="replace").removesuffix("\r") for r in raw]
+    lines = syslog.split_lines(data)
+    assert lines.to_list() == expected
+    assert (lines == pl.Series(expected)).all()
+    assert lines.n_unique() == len(set(expected))
+    assert lines.str.len_bytes().to_list() == [len(e.encode()) for e in expected]
