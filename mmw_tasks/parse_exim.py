@@ -16,7 +16,7 @@ import polars as pl
 
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, addr, concat_fates, domain, fates_of, finish, ip_of, of_day, unframed, user_unknown,
+    BASE, addr, by_value, concat_fates, domain, fates_of, finish, ip_of, of_day, unframed, user_unknown,
 )
 
 EXIM_PROGS = ["exim", "exim4"]
@@ -55,8 +55,8 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     fr = ex.filter(pl.col("event") == "from").with_columns(
         sender=addr(body.str.extract(r"^(<>|\S+)", 1)), size=body.str.extract(r"\bS=(\d+)", 1),
         _h=body.str.extract(host, 1), _for=body.str.extract(r" for (.+)$", 1))
-    parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size",
-                           client_ip=ip_of(pl.col("_h")), relay_host=_exim_host(pl.col("_h")),
+    fr = by_value(fr, "_h", client_ip=ip_of, relay_host=_exim_host)  # a host's regexes once, not per line
+    parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "client_ip", "relay_host",
                            nrcpts=pl.col("_for").str.count_matches(" ") + 1))
 
     to = ex.filter(pl.col("event") == "to").with_columns(
@@ -68,18 +68,18 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
               .when((pl.col("_flag") == "**") & user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
               .when(pl.col("_flag") == "**").then(pl.lit("bounced"))
               .otherwise(pl.lit("sent")))
-    parts.append(to.select(*BASE, "event", "queue_id", "recipient", "mailer", "detail", status=status,
-                           rcpt_index=pl.lit(0, pl.Int32), client_ip=ip_of(pl.col("_h")),
-                           relay_host=_exim_host(pl.col("_h")), recipient_domain=domain(pl.col("recipient"))))
+    to = by_value(to, "_h", client_ip=ip_of, relay_host=_exim_host)
+    parts.append(to.select(*BASE, "event", "queue_id", "recipient", "mailer", "detail", "client_ip", "relay_host",
+                           status=status, rcpt_index=pl.lit(0, pl.Int32), recipient_domain=domain(pl.col("recipient"))))
 
     rj = ex.filter(pl.col("event") == "reject").with_columns(
         recipient=addr(body.str.extract(r" rejected RCPT <?([^>:\s]*)>?", 1)),
         sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)), _h=body.str.extract(host, 1),
         detail=body.str.extract(r" rejected RCPT [^:]*: (.*)$", 1))
-    parts.append(rj.select(*BASE, "event", "queue_id", "recipient", "sender", "detail",
+    rj = by_value(rj, "_h", client_ip=ip_of, relay_host=_exim_host)
+    parts.append(rj.select(*BASE, "event", "queue_id", "recipient", "sender", "detail", "client_ip", "relay_host",
                            status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
                            .otherwise(pl.lit("rejected")),
-                           client_ip=ip_of(pl.col("_h")), relay_host=_exim_host(pl.col("_h")),
                            recipient_domain=domain(pl.col("recipient"))))
     other = ex.filter(pl.col("event") == "other")
     parts.append(other.select(*BASE, "event", "queue_id", client_ip=ip_of(body.str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1)),
