@@ -3,6 +3,7 @@ it with os.wait4): parse one server's file for the bench day into the bench lake
 `mmw run` does (ingest.parse_server_day), and print what it did as one JSON line.
 
     python bench/child.py SITE.toml SERVER DAY FILE
+    python bench/child.py --scan FILE
 
 Run as a script (not -m) so that PYTHONPATH decides which mmw_tasks is measured (--baseline).
 """
@@ -14,7 +15,21 @@ import sys
 import time
 
 
+def scan(path: str) -> None:
+    """The manifest scan fetch makes of each new file (content hash, span, years of year-less
+    stamps): once per file, before any parse; `mmw parse` of a file not fetched skips it."""
+    from pathlib import Path
+
+    from mmw_tasks import manifest
+
+    t0 = time.perf_counter()
+    entry, _ = manifest.scan_file(Path(path), "Asia/Tokyo")
+    print(json.dumps({"seconds": time.perf_counter() - t0, "lines_read": entry.lines}))
+
+
 def main() -> None:
+    if sys.argv[1] == "--scan":
+        return scan(sys.argv[2])
     config, server, day, path = sys.argv[1:5]
     t_import = time.perf_counter()
     from mmw_tasks import pipeline
