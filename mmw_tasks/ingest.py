@@ -132,7 +132,8 @@ def _framed_batches(site: Site, server: Server, path: Path, day: date, online: b
             else:
                 anchor = sources.years_for(site, server, path, day)
             framed = frame_lines(lines, first_no, anchor, site.timezone)
-        yield expand_repeats(framed, carry)
+        # the stamp's parts stay behind: repeats copy every column they keep
+        yield expand_repeats(framed.drop("ts_local", "ts_utc_given"), carry)
     if online_years is not None and not online_years.holds():
         raise sources.YearsMoved(str(path))
 
