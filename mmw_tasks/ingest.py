@@ -7,7 +7,9 @@ of `line_accounting` and of `malformed_lines`, each replaced atomically.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -138,6 +140,37 @@ def _framed_batches(site: Site, server: Server, path: Path, day: date, online: b
         raise sources.YearsMoved(str(path))
 
 
+def _day_batches(framed_batches: Iterator[pl.DataFrame], day: date, server: Server, path: Path,
+                 parse: Parser) -> Iterator[pl.DataFrame]:
+    """The framed batches with `in_day`, `server` and `file`; batches with no line of the day
+    are left out (unless the parser keeps state from one batch to the next)."""
+    last_ts: datetime | None = None
+    for framed in framed_batches:
+        rows, last_ts = _day_rows(framed, day, last_ts)
+        if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
+            continue
+        yield rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
+
+
+def _parsed(parse: Parser, batches: Iterator[pl.DataFrame]) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """(rows, events, fates) per batch, in order. A stateless parser works on two batches at
+    once (polars releases the GIL), so one batch's single-threaded stretches overlap the other's."""
+    if getattr(parse, "stateful", False):
+        for rows in batches:
+            yield (rows, *parse(rows.select(PARSER_COLUMNS)))  # each filter copies fewer columns
+        return
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmw-parse") as pool:
+        for rows in batches:
+            pending.append((rows, pool.submit(parse, rows.select(PARSER_COLUMNS))))
+            if len(pending) == 2:
+                done, job = pending.popleft()
+                yield (done, *job.result())
+        while pending:
+            done, job = pending.popleft()
+            yield (done, *job.result())
+
+
 def parse_server_day(site: Site, server: Server, day: date, files: list[Path], online_years: bool = True) -> dict:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
     (When a file's years turn out other than those found while reading it, the day is parsed
@@ -149,14 +182,9 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path], o
     ok = False
     try:
         for path in files:
-            last_ts: datetime | None = None
             account = _FileAccount(server.name, path)
-            for framed in prefetched(_framed_batches(site, server, path, day, online_years)):
-                rows, last_ts = _day_rows(framed, day, last_ts)
-                if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
-                    continue
-                rows = rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
-                events, fates = parse(rows.select(PARSER_COLUMNS))  # each filter copies fewer columns
+            for rows, events, fates in _parsed(parse, _day_batches(
+                    prefetched(_framed_batches(site, server, path, day, online_years)), day, server, path, parse)):
                 events_part.write(events)
                 account.add(rows, fates)
                 bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
