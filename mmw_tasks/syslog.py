@@ -604,19 +604,17 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     df = df.with_columns(sp=sp_h)
     tag_start = pl.when(sp.is_null()).then(0).otherwise(sp + 1)
     tag_end = pl.when(b.is_not_null() & (b < c) & (b >= tag_start)).then(b).otherwise(c)
-    df = df.with_columns(
-        host=pl.when(sp.is_not_null()).then(rest.str.slice(0, sp)),
-        prog=pl.when(has_tag).then(rest.str.slice(tag_start, tag_end - tag_start)),
-        msg=pl.when(has_tag).then(rest.str.slice(c + 2)).when(sp.is_not_null()).then(rest.str.slice(sp + 1))
-        .otherwise(rest))
+    # integer offsets first, one slice per field (a null offset gives a null field; a null length
+    # would mean "to the end"), rather than whens that slice every row once per branch
+    df = df.with_columns(_ho=pl.when(sp.is_not_null()).then(0), _to=pl.when(has_tag).then(tag_start),
+                         _tl=tag_end - tag_start,
+                         _mo=pl.when(has_tag).then(c + 2).when(sp.is_not_null()).then(sp + 1).otherwise(0))
+    df = df.with_columns(host=rest.str.slice(pl.col("_ho"), sp), prog=rest.str.slice(pl.col("_to"), pl.col("_tl")),
+                         msg=rest.str.slice(pl.col("_mo")))
     if df.select(pl.col("host").str.starts_with("<").any() | pl.col("msg").str.starts_with("[ID ").any()
                  | pl.col("host").str.contains("@", literal=True).any()).item():
         return None  # FreeBSD's <facility.level>, Solaris message ids, forwarded src@host: the general path
-    rep = pl.col("msg").str.contains(_REPEAT)
-    if df.select(rep.any()).item():
-        df = df.with_columns(repeat_n=pl.when(rep).then(pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)))
-    else:
-        df = df.with_columns(repeat_n=pl.lit(None, pl.Int64))
+    df = df.with_columns(repeat_n=pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64))  # anchored: one quick pass
     return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
                      "repeat_n", framed=pl.lit(True), plain=pl.lit(False))
 
@@ -668,11 +666,7 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     df = df.with_columns(prog=bslice(pl.col("tag"), 0, pl.col("tag").str.find("[", literal=True)))
     if df.select(pl.col("msg").str.starts_with("[ID ").any()).item():  # Solaris message ids
         df = df.with_columns(msg=pl.col("msg").str.replace(r"^\[ID \d+ [\w.]+\] ", ""))
-    rep = pl.col("msg").str.contains(_REPEAT)
-    if df.select(rep.any()).item():
-        df = df.with_columns(repeat_n=pl.when(rep).then(pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)))
-    else:
-        df = df.with_columns(repeat_n=pl.lit(None, pl.Int64))
+    df = df.with_columns(repeat_n=pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64))  # anchored: one quick pass
     if lines is not original:
         df = df.with_columns(line=original)  # malformed lines are kept as they were written
     return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
