@@ -80,7 +80,8 @@ class StreamingPart:
     writer is raised by the next write() or by close().
     """
 
-    def __init__(self, path: Path, schema: dict[str, pl.DataType], sort_by: str | None = None, depth: int = 2):
+    def __init__(self, path: Path, schema: dict[str, pl.DataType], sort_by: str | None = None, depth: int = 2,
+                 dictionary: list[str] | None = None):
         self.path = path
         self._ctx = atomic_file(path)
         self._tmp = self._ctx.__enter__()
@@ -93,8 +94,10 @@ class StreamingPart:
         # those of every text column cost a fifth of the writing and prune nothing
         stats = [f.name for f in self._arrow_schema if not pa.types.is_string(f.type)
                  and not pa.types.is_large_string(f.type) and not pa.types.is_string_view(f.type)]
+        # `dictionary`: the columns worth dictionary-encoding (default all; for a column of mostly
+        # distinct values, such as DNS names, the dictionary costs time and saves no space)
         self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd", write_statistics=stats,
-                                       store_schema=False)
+                                       store_schema=False, use_dictionary=True if dictionary is None else dictionary)
         self.rows = 0
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -109,7 +112,7 @@ class StreamingPart:
             if self._error is not None:
                 continue  # drain after a failure
             try:
-                if self._sort_by is not None:
+                if self._sort_by is not None and not df[self._sort_by].is_sorted():
                     df = df.sort(self._sort_by, maintain_order=True)
                 arrow = df.select(list(self._schema)).to_arrow(compat_level=CompatLevel.newest())
                 self._writer.write_table(arrow.cast(self._arrow_schema))
