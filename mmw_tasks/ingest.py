@@ -157,22 +157,28 @@ def _day_batches(framed_batches: Iterator[pl.DataFrame], day: date, server: Serv
 
 
 def _parsed(parse: Parser, batches: Iterator[pl.DataFrame]) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
-    """(rows, events, fates) per batch, in order. A stateless parser works on two batches at
-    once (polars releases the GIL), so one batch's single-threaded stretches overlap the other's."""
-    if getattr(parse, "stateful", False):
+    """(rows, events, fates) per batch, in order. Two batches are parsed at once (polars releases
+    the GIL), so one batch's single-threaded stretches overlap the other's: the whole parse of a
+    stateless parser, or the `prepare` half of one that keeps state (Postfix), whose `complete`
+    half then runs batch by batch in file order."""
+    if getattr(parse, "stateful", False) and not hasattr(parse, "prepare"):
         for rows in batches:
             yield (rows, *parse(rows.select(PARSER_COLUMNS)))  # each filter copies fewer columns
         return
+    first, then = (parse.prepare, parse.complete) if hasattr(parse, "prepare") else (parse, None)
     pending: deque = deque()
+
+    def take() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        done, job = pending.popleft()
+        return (done, *(then(job.result()) if then else job.result()))
+
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmw-parse") as pool:
         for rows in batches:
-            pending.append((rows, pool.submit(parse, rows.select(PARSER_COLUMNS))))
+            pending.append((rows, pool.submit(first, rows.select(PARSER_COLUMNS))))
             if len(pending) == 2:
-                done, job = pending.popleft()
-                yield (done, *job.result())
+                yield take()
         while pending:
-            done, job = pending.popleft()
-            yield (done, *job.result())
+            yield take()
 
 
 def parse_server_day(site: Site, server: Server, day: date, files: list[Path], online_years: bool = True) -> dict:

@@ -78,6 +78,11 @@ class PostfixParser:
                                           "relay_host": pl.String})
 
     def __call__(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return self.complete(self.prepare(rows))
+
+    def prepare(self, rows: pl.DataFrame) -> dict:
+        """Everything that needs no state from earlier batches (ingest runs it on two batches at
+        once); `complete` then adds, batch by batch in order, what does."""
         prog, msg = pl.col("prog"), pl.col("msg")
         framed = rows.filter(pl.col("framed"))
         is_pf = prog.str.starts_with("postfix").fill_null(False)
@@ -92,15 +97,14 @@ class PostfixParser:
         pf = pf.drop("_h", "msg").with_columns(
             queue_id=pl.when(q.is_not_null() & (pl.col("queue_id") != "NOQUEUE")).then(pl.col("queue_id")))
         pf = with_kind(pf.with_columns(queue_id=pl.when(pl.col("queue_id") != "NOQUEUE").then(pl.col("queue_id"))))
-        fromrows = self._markers(pf, sl)
+        marks = _marks(pf, sl)
         day = pf.filter(pl.col("in_day")).drop("_q")
         parts: list[pl.DataFrame] = []
         fates = [unframed(rows.filter(pl.col("in_day"))),
                  fates_of(framed.filter(pl.col("in_day") & ~is_pf & ~is_pop(prog)), "ignored")]
         body = pl.col("body")
 
-        fr = day.filter(pl.col("event") == "from").join(fromrows, on=["line_no", "copy"], how="left",
-                                                         maintain_order="left")
+        fr = day.filter(pl.col("event") == "from")
         fr = fr.with_columns(_gt=body.str.find(">", literal=True), _s=body.str.find(", size=", literal=True),
                              _n=body.str.find(", nrcpt=", literal=True))
         fr = fr.with_columns(sender=pl.when(pl.col("_gt").is_not_null()).then(sl(body, 6, pl.col("_gt") - 6)),
@@ -109,9 +113,7 @@ class PostfixParser:
         fr = fr.with_columns(sender=addr(pl.col("sender")))
         bad = pl.col("size").is_null()
         fates.append(fates_of(fr.filter(bad), "malformed", "qmgr from= line without size="))
-        parts.append(fr.filter(~bad).select(*BASE, "queue_id", "sender", "size", "nrcpts", "client_ip",
-                                            "relay_host", event=pl.when(pl.col("_new")).then(pl.lit("from"))
-                                            .otherwise(pl.lit("requeue"))))
+        fr = fr.filter(~bad).select(*BASE, "queue_id", "sender", "size", "nrcpts")
 
         to = _to_fields(day.filter(pl.col("event") == "to"), sl)
         bad = pl.col("recipient").is_null() | pl.col("_status").is_null()
@@ -144,22 +146,20 @@ class PostfixParser:
         pop_events, pop_fates = parse_pop(framed.filter(pl.col("in_day") & is_pop(prog)), BASE)
         parts.append(pop_events)
         fates.append(pop_fates)
-        return finish(parts), concat_fates(fates)
+        return {"marks": marks, "from": fr, "parts": parts, "fates": fates}
 
-    def _markers(self, pf: pl.DataFrame, sl) -> pl.DataFrame:
+    def complete(self, prepared: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(events, fates) of a prepared batch: its from= rows learn, from the queue state, whether
+        they are new and which client sent them. Batches must come in file order."""
+        fromrows = self._markers(prepared["marks"])
+        fr = prepared["from"].join(fromrows, on=["line_no", "copy"], how="left", maintain_order="left")
+        fr = fr.select(*BASE, "queue_id", "sender", "size", "nrcpts", "client_ip", "relay_host",
+                       event=pl.when(pl.col("_new")).then(pl.lit("from")).otherwise(pl.lit("requeue")))
+        return finish([fr, *prepared["parts"]]), concat_fates(prepared["fates"])
+
+    def _markers(self, cur: pl.DataFrame) -> pl.DataFrame:
         """`_new` (a from= that is not a retry) and the message's client, per from= row
-        (line_no, copy); updates the state kept for the next batch."""
-        mk = pf.filter(pl.col("event").is_in(list(_MARKERS)) & pl.col("queue_id").is_not_null()).select(
-            "line_no", "copy", "queue_id", "event", "body")
-        ev = pl.col("event")
-        mk = mk.with_columns(_client=pl.when(ev == "client").then(pl.col("body").str.slice(7)))
-        mk = mk.with_columns(_client=sl(pl.col("_client"), 0, pl.col("_client").str.find(",", literal=True)))
-        mk = by_value(mk, "_client", _ip=lambda c: pl.coalesce(ip_of(c), pl.lit("")),
-                      _host=lambda c: pl.coalesce(host_of(c), pl.lit("")))
-        none = ev.is_in(["pickup", "removed"])
-        cur = mk.select("line_no", "copy", "queue_id", _m=ev.replace_strict(_MARKERS, return_dtype=pl.String),
-                        _ip=pl.when(none).then(pl.lit("")).otherwise("_ip"),
-                        _host=pl.when(none).then(pl.lit("")).otherwise("_host"))
+        (line_no, copy), from a batch's markers (`_marks`); updates the state kept for the next batch."""
         seed = self.state.select(pl.lit(-1, pl.Int64).alias("line_no"), pl.lit(0, pl.Int32).alias("copy"),
                                  "queue_id", "_m", _ip=pl.coalesce("client_ip", pl.lit("")),
                                  _host=pl.coalesce("relay_host", pl.lit("")))
@@ -182,6 +182,22 @@ class PostfixParser:
             "line_no", "copy", _new=pl.col("_prev").is_null() | (pl.col("_prev") != "F"),
             client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None))
         return fromrows
+
+
+def _marks(pf: pl.DataFrame, sl) -> pl.DataFrame:
+    """The marker lines of a batch (client=, pickup, cleanup, from=, removed) with their queue id,
+    marker letter and, for client=, the client's address and name ("" for none)."""
+    mk = pf.filter(pl.col("event").is_in(list(_MARKERS)) & pl.col("queue_id").is_not_null()).select(
+        "line_no", "copy", "queue_id", "event", "body")
+    ev = pl.col("event")
+    mk = mk.with_columns(_client=pl.when(ev == "client").then(pl.col("body").str.slice(7)))
+    mk = mk.with_columns(_client=sl(pl.col("_client"), 0, pl.col("_client").str.find(",", literal=True)))
+    mk = by_value(mk, "_client", _ip=lambda c: pl.coalesce(ip_of(c), pl.lit("")),
+                  _host=lambda c: pl.coalesce(host_of(c), pl.lit("")))
+    none = ev.is_in(["pickup", "removed"])
+    return mk.select("line_no", "copy", "queue_id", _m=ev.replace_strict(_MARKERS, return_dtype=pl.String),
+                     _ip=pl.when(none).then(pl.lit("")).otherwise("_ip"),
+                     _host=pl.when(none).then(pl.lit("")).otherwise("_host"))
 
 
 def _to_fields(to: pl.DataFrame, sl) -> pl.DataFrame:
