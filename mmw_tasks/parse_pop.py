@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from mmw_tasks.parse_util import fates_of, finish, slicer
+from mmw_tasks.parse_util import fates_of, slicer
 
 QPOPPER_PROGS = ["popper", "qpopper", "in.qpopper", "ipop3d"]
 DOVECOT_PROGS = ["dovecot", "Info", "imap-login", "pop3-login", "dovecot-auth", "auth", "auth-worker"]
@@ -30,78 +30,48 @@ def is_pop(prog: pl.Expr) -> pl.Expr:
     return prog.is_in(POP_PROGS).fill_null(False)
 
 
-_IP_HEAD = r"^([0-9A-Fa-f:.]+)"
-
-
-def _qpopper_fast(q: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(logins read by finds and slices, rows left for the regex) of qpopper login lines."""
-    msg, r = pl.col("msg"), pl.col("_r")
-    sl = slicer(q)
-    q = q.with_columns(_r=sl(msg, msg.str.find('POP login by user "', literal=True) + 19))
-    q = q.with_columns(_e=r.str.find('" at (', literal=True))
-    q = q.with_columns(user=sl(r, 0, pl.col("_e")), _r=sl(r, pl.col("_e") + 6))
-    q = q.with_columns(_p=r.str.find(") ", literal=True))
-    q = q.with_columns(relay_host=sl(r, 0, pl.col("_p")), client_ip=sl(r, pl.col("_p") + 2).str.extract(_IP_HEAD, 1))
-    ok = (pl.col("user").is_not_null() & pl.col("client_ip").is_not_null() & pl.col("_p").is_not_null()
-          & ~pl.col("user").str.contains('"', literal=True) & ~pl.col("relay_host").str.contains(")", literal=True))
-    q = q.with_columns(_ok=ok.fill_null(False))
-    return q.filter("_ok"), q.filter(~pl.col("_ok")).select(q.columns[:q.columns.index("msg") + 1])
-
-
-def _dovecot_fast(d: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(logins read by finds and slices, rows left for the regex) of Dovecot login lines that
-    begin "<service>-login: Login: user=<...>"."""
-    msg, r = pl.col("msg"), pl.col("_r")
-    sl = slicer(d)
-    d = d.with_columns(_s=msg.str.find("-login: Login: user=<", literal=True))
-    d = d.with_columns(mailer=sl(msg, 0, pl.col("_s")), _r=sl(msg, pl.col("_s") + 21))
-    d = d.with_columns(_g=r.str.find(">", literal=True))
-    d = d.with_columns(user=sl(r, 0, pl.col("_g")), _r=sl(r, pl.col("_g")))
-    d = d.with_columns(client_ip=sl(r, r.str.find("rip=", literal=True) + 4).str.extract(_IP_HEAD, 1))
-    ok = (pl.col("mailer").is_in(["pop3", "imap", "managesieve", "submission"]) & pl.col("user").is_not_null()
-          & pl.col("client_ip").is_not_null())
-    d = d.with_columns(_ok=ok.fill_null(False))
-    return d.filter("_ok"), d.filter(~pl.col("_ok")).select(d.columns[:d.columns.index("msg") + 1])
+# The common qpopper and Dovecot logins, read by one anchored regex each; a line these do not
+# take goes through the full pattern of its kind above
+_QPOPPER_TAIL = r'^([^"]*)" at \(([^)]*)\) ([0-9A-Fa-f:.]+)'  # after 'POP login by user "'
+_DOVECOT_HEAD = r"^(pop3|imap|managesieve|submission)-login: Login: user=<([^>]*)>.*?rip=([0-9A-Fa-f:.]+)"
 
 
 def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of POP/IMAP rows: `pop_login` (user, client_ip, relay_host, mailer = the
-    service) for each successful login, `pop_other` for the other lines of these programs."""
-    msg, prog = pl.col("msg"), pl.col("prog")
+    service) for each successful login, `pop_other` for the other lines of these programs.
+
+    One frame throughout: each kind's regexes run only on that kind's rows (the others are
+    masked to null first), and the full patterns only on the lines the short ones left."""
+    msg, prog, k = pl.col("msg"), pl.col("prog"), pl.col("_k")
     kind = (pl.when(msg.str.contains("POP login by user", literal=True)).then(pl.lit("qpopper"))
             .when(msg.str.contains("-login: ", literal=True) & msg.str.contains("Login: user=", literal=True))
             .then(pl.lit("dovecot"))
             .when(msg.str.starts_with("LOGIN, ")).then(pl.lit("courier"))
             .when(msg.str.starts_with("Login user=") | msg.str.starts_with("Authenticated user="))
             .then(pl.lit("uw")))
-    rows = rows.with_columns(_k=kind)
-    g = pl.col("g").struct
-    parts = []
-    fast, q = _qpopper_fast(rows.filter(pl.col("_k") == "qpopper").select(*base, "msg"))
-    parts.append(fast.select(*base, "user", "relay_host", "client_ip", mailer=pl.lit("pop3")))
-    q = q.with_columns(g=msg.str.extract_groups(_QPOPPER))
-    parts.append(q.select(*base, user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
-                          mailer=pl.lit("pop3")))
-    fast, d = _dovecot_fast(rows.filter(pl.col("_k") == "dovecot").select(*base, "msg"))
-    parts.append(fast.select(*base, "user", "client_ip", "mailer"))
-    d = d.with_columns(g=msg.str.extract_groups(_DOVECOT))
-    parts.append(d.select(*base, user=g.field("2"), client_ip=g.field("3"), mailer=g.field("1")))
-    c = rows.filter(pl.col("_k") == "courier").with_columns(g=msg.str.extract_groups(_COURIER))
-    parts.append(c.select(*base, user=g.field("1"), client_ip=g.field("2"),
-                          mailer=pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap"))
-                          .otherwise(pl.lit("pop3"))))
-    u = rows.filter(pl.col("_k") == "uw").with_columns(g=msg.str.extract_groups(_UW))
-    parts.append(u.select(*base, user=g.field("1"), relay_host=g.field("2"), client_ip=g.field("3"),
-                          mailer=pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap"))
-                          .otherwise(pl.lit("pop3"))))
-    cols = {"user": pl.String, "relay_host": pl.String, "client_ip": pl.String, "mailer": pl.String}
-    logins = pl.concat([p.with_columns([pl.lit(None, t).alias(c) for c, t in cols.items() if c not in p.columns])
-                        .select(*base, *cols) for p in parts])
-    bad = logins.filter(pl.col("user").is_null())
-    logins = logins.filter(pl.col("user").is_not_null()).with_columns(
-        event=pl.lit("pop_login"),
-        user=pl.col("user").str.to_lowercase(),
-        client_ip=pl.col("client_ip").str.strip_prefix("::ffff:"),
-        relay_host=pl.col("relay_host").str.to_lowercase())
-    other = rows.filter(pl.col("_k").is_null()).select(*base, event=pl.lit("pop_other"), detail=msg)
-    return finish([logins, other]), fates_of(bad, "malformed", "login line not understood")
+    sl = slicer(rows)
+    rows = rows.select(*base, "msg", "prog", _k=kind)
+    qp_tail = sl(msg, msg.str.find('POP login by user "', literal=True) + 19)
+    rows = rows.with_columns(_qf=pl.when(k == "qpopper").then(qp_tail).str.extract_groups(_QPOPPER_TAIL),
+                             _df=pl.when(k == "dovecot").then(msg).str.extract_groups(_DOVECOT_HEAD))
+    qf, df = pl.col("_qf").struct, pl.col("_df").struct
+    rows = rows.with_columns(
+        _qs=pl.when((k == "qpopper") & qf.field("1").is_null()).then(msg).str.extract_groups(_QPOPPER),
+        _ds=pl.when((k == "dovecot") & df.field("1").is_null()).then(msg).str.extract_groups(_DOVECOT),
+        _c=pl.when(k == "courier").then(msg).str.extract_groups(_COURIER),
+        _u=pl.when(k == "uw").then(msg).str.extract_groups(_UW))
+    qs, ds, c, u = (pl.col(x).struct for x in ("_qs", "_ds", "_c", "_u"))
+    imap_or_pop3 = pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(pl.lit("pop3"))
+    rows = rows.with_columns(
+        user=pl.coalesce(qf.field("1"), qs.field("1"), df.field("2"), ds.field("2"), c.field("1"), u.field("1")),
+        client_ip=pl.coalesce(qf.field("3"), qs.field("3"), df.field("3"), ds.field("3"), c.field("2"), u.field("3")),
+        relay_host=pl.coalesce(qf.field("2"), qs.field("2"), u.field("2")),
+        mailer=pl.when(k == "qpopper").then(pl.lit("pop3")).when(k == "dovecot")
+        .then(pl.coalesce(df.field("1"), ds.field("1"))).when(k.is_not_null()).then(imap_or_pop3))
+    bad = k.is_not_null() & pl.col("user").is_null()
+    events = rows.filter(~bad).select(
+        *base, event=pl.when(k.is_null()).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),
+        user=pl.col("user").str.to_lowercase(), client_ip=pl.col("client_ip").str.strip_prefix("::ffff:"),
+        relay_host=pl.col("relay_host").str.to_lowercase(), mailer=pl.col("mailer"),
+        detail=pl.when(k.is_null()).then(msg))
+    return events, fates_of(rows.filter(bad), "malformed", "login line not understood")
