@@ -93,10 +93,13 @@ def parse_bind(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     a file-channel stamp re-wrapped by syslog)."""
     rows = of_day(rows)
     msg = pl.col("msg")
-    framed = rows.filter(pl.col("framed"))
-    cand = ((msg.str.contains(": query: ", literal=True) & msg.str.contains("client ", literal=True))
-            | msg.str.starts_with("XX")).fill_null(False)
-    q = framed.filter(cand).select("ts", "server", "file", "line_no", "repeat", "copy", "msg")
+    # where ": query: " is, kept for the fast path; the test as a column, since an eager
+    # expression used twice (filter, ~filter) is computed twice
+    framed = rows.filter(pl.col("framed")).with_columns(_qi=msg.str.find(": query: ", literal=True))
+    framed = framed.with_columns(_cand=((pl.col("_qi").is_not_null() & msg.str.contains("client ", literal=True))
+                                        | msg.str.starts_with("XX")).fill_null(False))
+    cand = pl.col("_cand")
+    q = framed.filter(cand).select("ts", "server", "file", "line_no", "repeat", "copy", "msg", "_qi")
     fast, q = _bind_fast(q)
     q = q.with_columns(g9=msg.str.extract_groups(_BIND9), g8=msg.str.extract_groups(_BIND8))
     g9, g8 = pl.col("g9").struct, pl.col("g8").struct
@@ -118,8 +121,7 @@ def _bind_fast(q: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     through the regexes."""
     msg = pl.col("msg")
     sl = slicer(q)
-    q = q.with_columns(_qi=msg.str.find(": query: ", literal=True))
-    qi = pl.col("_qi")
+    qi = pl.col("_qi")  # where ": query: " begins (parse_bind found it)
     q = q.with_columns(_h=sl(msg, 0, qi).str.extract_groups(_BIND9_HEAD),
                        _t=sl(msg, qi + 9).str.splitn(" ", 4))
     h, t = pl.col("_h").struct, pl.col("_t").struct
@@ -142,8 +144,9 @@ _DNSMASQ = r"^(?:\d+ [0-9A-Fa-f:.]+/(\d+) )?(?:(?:TCP|UDP) )?query\[([^\]]+)\] (
 def parse_dnsmasq(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     msg = pl.col("msg")
-    framed = rows.filter(pl.col("framed"))
-    cand = ((pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)).fill_null(False)
+    framed = rows.filter(pl.col("framed")).with_columns(  # a column: used twice, computed once
+        _cand=((pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)).fill_null(False))
+    cand = pl.col("_cand")
     q = framed.filter(cand).with_columns(g=msg.str.extract_groups(_DNSMASQ))
     g = pl.col("g").struct
     q = q.with_columns(client_port=g.field("1").cast(pl.Int32, strict=False),
