@@ -352,9 +352,10 @@ class OnlineYears:
     """years_for without a pass of its own, for a file not in the manifest whose stamps lack
     years: each batch is fed to a StampScan just before it is framed, and framed with the years
     the scan gives so far (the file's year changes up to that batch, placed by the stamps met
-    so far). Only the newest stamp can move them, so at the end `holds()` checks that the whole
-    file's scan gives every run head the year it was framed with; when it does not (rare: a
-    file whose later lines move its span), ingest parses the file again after a full scan."""
+    so far). Later lines can still move them (the newest stamp fixes the years, the span decides
+    between them and the run's day), so at the end `holds()` checks that the whole file's scan
+    gives every run head the year it was framed with; when it does not (rare: a year of log
+    parsed for December), ingest parses the day again after a full scan."""
 
     def __init__(self, path: Path, tz: str, day: date):
         self.scan = StampScan(keep_heads=True)
