@@ -160,11 +160,8 @@ def _parsed(parse: Parser, batches: Iterator[pl.DataFrame]) -> Iterator[tuple[pl
     """(rows, events, fates) per batch, in order. Two batches are parsed at once (polars releases
     the GIL), so one batch's single-threaded stretches overlap the other's: the whole parse of a
     stateless parser, or the `prepare` half of one that keeps state (Postfix), whose `complete`
-    half then runs batch by batch in file order."""
-    if getattr(parse, "stateful", False) and not hasattr(parse, "prepare"):
-        for rows in batches:
-            yield (rows, *parse(rows.select(PARSER_COLUMNS)))  # each filter copies fewer columns
-        return
+    half then runs batch by batch in file order. Parsers get only PARSER_COLUMNS, so that each
+    of their filters copies fewer columns."""
     first, then = (parse.prepare, parse.complete) if hasattr(parse, "prepare") else (parse, None)
     pending: deque = deque()
 

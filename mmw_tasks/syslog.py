@@ -169,14 +169,16 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
 
 
 _scratch = threading.local()
+_VIEW_BYTES = (1 << 31) - 1  # the most bytes one view array's 32-bit offsets can address
 
 
 def split_lines(data: bytes | bytearray, end: int | None = None) -> pl.Series:
     """Lines of `data[:end]` (which ends with a newline) as a String Series, without a copy per
     line.
 
-    The newline positions become Arrow offsets over the same buffer. Invalid UTF-8 (8-bit mail
-    of 1996) is replaced, never dropped; the CR of CRLF lines is stripped.
+    Each line becomes an Arrow view into the same buffer (a buffer beyond what 32-bit offsets
+    address is split at a line end). Invalid UTF-8 (8-bit mail of 1996) is replaced, never
+    dropped; the CR of CRLF lines is left out.
     """
     end = len(data) if end is None else end
     raw = np.frombuffer(data, dtype=np.uint8, count=end)
@@ -185,8 +187,11 @@ def split_lines(data: bytes | bytearray, end: int | None = None) -> pl.Series:
         eq = _scratch.eq = np.empty(max(end, 1 << 20), dtype=bool)
     np.equal(raw, 10, out=eq[:end])
     ends = np.flatnonzero(eq[:end])
-    if end >= 1 << 31:  # views hold 32-bit offsets
-        return _split_lines_wide(data, end, ends)
+    if end > _VIEW_BYTES:  # views hold 32-bit offsets: split at the last line end that fits
+        cut = int(ends[max(int(np.searchsorted(ends, _VIEW_BYTES)) - 1, 0)]) + 1
+        if cut > _VIEW_BYTES:
+            raise ValueError(f"a line of more than {_VIEW_BYTES} bytes: not a log line")
+        return pl.concat([split_lines(data, cut), split_lines(memoryview(data)[cut:end])])
     arr = _line_views(raw, ends)
     try:
         return pl.Series("line", arr, dtype=pl.Binary).cast(pl.String)
@@ -205,8 +210,8 @@ def _line_views(raw: np.ndarray, ends: np.ndarray) -> pa.Array:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
     lens = ends - starts
-    if n and (raw[ends - 1] == 13).any():  # CRLF: the CR is not part of the line
-        lens -= (raw[ends - 1] == 13) & (lens > 0)
+    cr = (raw[ends - 1] == 13) & (lens > 0)  # CRLF: the CR is not part of the line
+    lens -= cr
     views = np.zeros((n, 4), dtype=np.int32)  # length, prefix, buffer index (0), offset
     views[:, 0] = lens
     views[:, 3] = starts
@@ -223,24 +228,6 @@ def _line_views(raw: np.ndarray, ends: np.ndarray) -> pa.Array:
         inline = np.where(k < lens[short][:, None], raw[idx] if len(raw) else 0, 0).astype(np.uint8)
         views.view(np.uint8).reshape(n, 16)[short, 4:] = inline
     return pa.Array.from_buffers(pa.binary_view(), n, [None, pa.py_buffer(views), pa.py_buffer(raw)])
-
-
-def _split_lines_wide(data, end: int, ends: np.ndarray) -> pl.Series:
-    """split_lines for a buffer of 2 GiB or more (64-bit offsets)."""
-    offsets = np.empty(len(ends) + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1  # each value keeps its newline (Arrow values are contiguous) ...
-    arr = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
-                                           [None, pa.py_buffer(offsets), pa.py_buffer(memoryview(data)[:end])])
-    line = pl.col("line")
-    cut = pl.DataFrame({"line": pl.Series("line", arr, dtype=pl.Binary)}).select(
-        line.bin.slice(0, line.bin.size().cast(pl.Int64) - 1))  # ... cut here
-    try:
-        s = cut.select(line.cast(pl.String))
-    except pl.exceptions.PolarsError:
-        text = bytes(memoryview(data)[:end]).decode("utf-8", errors="replace").encode("utf-8")
-        return split_lines(text)
-    return s.select(line.str.strip_suffix("\r")).to_series()
 
 
 def prefetched(it: Iterator, depth: int = 1) -> Iterator:

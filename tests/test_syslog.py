@@ -127,3 +127,15 @@ def test_lines_are_split_exactly_whatever_their_length_ending_or_bytes():
     assert (lines == pl.Series(expected)).all()
     assert lines.n_unique() == len(set(expected))
     assert lines.str.len_bytes().to_list() == [len(e.encode()) for e in expected]
+
+
+def test_a_buffer_beyond_the_views_offsets_is_split_at_line_ends(monkeypatch):
+    """Views address at most 2 GiB of one buffer: a larger one is cut at a line end into pieces
+    that each fit (here with the limit lowered to 64 bytes), and no line is lost or cut; a
+    single line longer than the limit is refused with a clear error."""
+    monkeypatch.setattr(syslog, "_VIEW_BYTES", 64)
+    raw = [f"Feb 16 14:30:{i:02d} mx sendmail[{i}]: line {i}".encode() for i in range(12)] + [b"", b"end\r"]
+    expected = [r.decode().removesuffix("\r") for r in raw]
+    assert syslog.split_lines(b"\n".join(raw) + b"\n").to_list() == expected
+    with pytest.raises(ValueError, match="a line of more than 64 bytes"):
+        syslog.split_lines(b"x" * 100 + b"\n")
