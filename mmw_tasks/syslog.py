@@ -126,38 +126,40 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
     fh, raw, kind = _open(path)
     out = 0
 
-    def read_batch() -> bytes:
-        parts: list[bytes] = []
-        got = 0
-        while got < batch_bytes:
+    def read_batch() -> tuple[bytearray, int]:
+        """(buffer holding the last batch's unfinished line, then up to batch_bytes read into it
+        in place, bytes used): no join of pieces, no copy to put the tail in front."""
+        buf = bytearray(len(tail) + batch_bytes)
+        buf[:len(tail)] = tail
+        view = memoryview(buf)
+        got = len(tail)
+        while got < len(buf):
             try:
-                piece = fh.read(min(batch_bytes - got, READ_PIECE))
+                n = fh.readinto(view[got:min(len(buf), got + READ_PIECE)])
             except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
-                lines_done = line_no - 1 + tail.count(b"\n") + sum(p.count(b"\n") for p in parts)
+                lines_done = line_no - 1 + buf.count(b"\n", 0, got)
                 raise LogFileError(
                     f"{path}: corrupt or truncated {kind or 'file'} data at byte {raw.consumed} of "
-                    f"{path.stat().st_size} on disk, after {out + got} decompressed bytes "
+                    f"{path.stat().st_size} on disk, after {out + got - len(tail)} decompressed bytes "
                     f"({lines_done} complete lines): {e}") from e
-            if not piece:
+            if not n:
                 break
-            parts.append(piece)
-            got += len(piece)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            got += n
+        return buf, got
 
     try:
         while True:
-            chunk = read_batch()
-            if not chunk:
+            data, got = read_batch()
+            if got == len(tail):
                 break
-            out += len(chunk)
+            out += got - len(tail)
             if on_chunk is not None:
-                on_chunk(chunk)
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n")
+                on_chunk(memoryview(data)[len(tail):got])
+            cut = data.rfind(b"\n", 0, got)
             if cut < 0:
-                tail = data
+                tail = bytes(data[:got])
                 continue
-            tail = data[cut + 1:]
+            tail = bytes(data[cut + 1:got])
             lines = split_lines(data, cut + 1)
             yield line_no, lines
             line_no += len(lines)
