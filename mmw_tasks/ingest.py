@@ -21,7 +21,7 @@ from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_i
 from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
-from mmw_tasks.parse_util import detached, in_file_order
+from mmw_tasks.parse_util import PER_BATCH, detached, in_file_order
 from mmw_tasks.syslog import (
     ProbeYears,
     YearAnchor,
@@ -42,8 +42,9 @@ MALFORMED_SCHEMA = {
     "reason": pl.String, "line": pl.String,
 }
 
-# what the parsers read (the raw line, host and stamp details stay behind for the malformed lines)
-PARSER_COLUMNS = ["line_no", "ts", "prog", "msg", "framed", "plain", "repeat", "copy", "in_day", "server", "file"]
+# what the parsers read (the raw line, host and stamp details stay behind for the malformed lines;
+# server and file, one value per batch, are added to the events as they are written)
+PARSER_COLUMNS = ["line_no", "ts", "prog", "msg", "framed", "plain", "repeat", "copy", "in_day"]
 
 # dns_queries: dictionaries for the columns of few values only (qname and the rest are mostly
 # distinct: encoding them cost 30% of the writing and made the file larger)
@@ -184,7 +185,7 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path], o
     again with the files scanned first: see _framed_batches.)"""
     parse, dataset, schema = parser_for(server)
     events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema, sort_by="line_no",
-                                     dictionary=DICTIONARY_COLUMNS.get(dataset))
+                                     dictionary=DICTIONARY_COLUMNS.get(dataset), constants=PER_BATCH)
     acct_rows: list[pl.DataFrame] = []
     malformed: list[pl.DataFrame] = []
     ok = False
@@ -193,7 +194,7 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path], o
             account = _FileAccount(server.name, path)
             for rows, events, fates in _parsed(parse, _day_batches(
                     prefetched(_framed_batches(site, server, path, day, online_years)), day, server, path, parse)):
-                events_part.write(events)
+                events_part.write(events, server=server.name, file=str(path))
                 account.add(rows, fates)
                 bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
                 if bad.height:
@@ -224,13 +225,13 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path], o
 def parse_lines(server: Server, lines: list[str], day: date, tz: str = "UTC") -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """What mmw makes of some lines of `server`'s format, with no lake and no day filter (every
     line counts; year-less stamps are placed next to `day`): (events, fates, counts)."""
-    parse, _, _ = parser_for(server)
+    parse, _, schema = parser_for(server)
     text = ("\n".join(lines) + "\n").encode("utf-8")
     framed = frame_lines(split_lines(text), 1, YearAnchor(day), tz)
     rows = expand_repeats(framed, {}).with_columns(
         in_day=pl.lit(True), server=pl.lit(server.name), file=pl.lit("<lines>"))
-    events, fates = parse(rows)
-    events = in_file_order(events)
+    events, fates = parse(rows.select(PARSER_COLUMNS))
+    events = in_file_order(events).with_columns(server=pl.lit(server.name), file=pl.lit("<lines>")).select(list(schema))
     acct = _FileAccount(server.name, Path("<lines>"))
     acct.add(rows, fates)
     counts = acct.frame().row(0, named=True)

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 from polars import CompatLevel
 import pyarrow as pa
@@ -81,19 +82,25 @@ class StreamingPart:
     """
 
     def __init__(self, path: Path, schema: dict[str, pl.DataType], sort_by: str | None = None, depth: int = 2,
-                 dictionary: list[str] | None = None):
+                 dictionary: list[str] | None = None, constants: tuple[str, ...] = ()):
         self.path = path
         self._ctx = atomic_file(path)
         self._tmp = self._ctx.__enter__()
         self._schema = schema
         self._sort_by = sort_by
+        # `constants`: columns of one value per batch (server, file), given to write() and
+        # handed to Parquet as a dictionary of that one value (no column of copies to build)
+        self._constants = constants
         # Arrow's string views are what polars holds: converting to them copies no text (large
         # strings would copy every value); the file stores plain Parquet strings either way
-        self._arrow_schema = pl.DataFrame(schema=schema).to_arrow(compat_level=CompatLevel.newest()).schema
+        views = pl.DataFrame(schema={c: t for c, t in schema.items() if c not in constants}).to_arrow(
+            compat_level=CompatLevel.newest()).schema
+        self._views_schema = views
+        self._arrow_schema = pa.schema([pa.field(c, pa.dictionary(pa.int32(), pa.string())) if c in constants
+                                        else views.field(c) for c in schema])
         # min/max statistics for times and numbers only (the filters that can skip row groups);
         # those of every text column cost a fifth of the writing and prune nothing
-        stats = [f.name for f in self._arrow_schema if not pa.types.is_string(f.type)
-                 and not pa.types.is_large_string(f.type) and not pa.types.is_string_view(f.type)]
+        stats = [c for c in schema if c in views.names and not pa.types.is_string_view(views.field(c).type)]
         # `dictionary`: the columns worth dictionary-encoding (default all; for a column of mostly
         # distinct values, such as DNS names, the dictionary costs time and saves no space)
         self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd", write_statistics=stats,
@@ -106,24 +113,32 @@ class StreamingPart:
 
     def _run(self) -> None:
         while True:
-            df = self._q.get()
-            if df is None:
+            item = self._q.get()
+            if item is None:
                 return
             if self._error is not None:
                 continue  # drain after a failure
+            df, constants = item
             try:
                 if self._sort_by is not None and not df[self._sort_by].is_sorted():
                     df = df.sort(self._sort_by, maintain_order=True)
-                arrow = df.select(list(self._schema)).to_arrow(compat_level=CompatLevel.newest())
-                self._writer.write_table(arrow.cast(self._arrow_schema))
+                arrow = df.select(self._views_schema.names).to_arrow(compat_level=CompatLevel.newest())
+                arrow = arrow.cast(self._views_schema)
+                one = pa.array(np.zeros(arrow.num_rows, dtype=np.int32))
+                columns = [pa.DictionaryArray.from_arrays(one, pa.array([constants[f.name]], pa.string()))
+                           if f.name in self._constants else arrow.column(f.name) for f in self._arrow_schema]
+                self._writer.write_table(pa.Table.from_arrays(columns, schema=self._arrow_schema))
             except BaseException as e:  # re-raised in the producer
                 self._error = e
 
-    def write(self, df: pl.DataFrame) -> None:
+    def write(self, df: pl.DataFrame, **constants) -> None:
+        """Queue a batch; `constants` gives the value of each of the part's constant columns."""
         if self._error is not None:
             raise self._error
+        if set(constants) != set(self._constants):
+            raise ValueError(f"constants {sorted(constants)} given for {sorted(self._constants)}")
         if df.height:
-            self._q.put(df)
+            self._q.put((df, constants))
             self.rows += df.height
 
     def close(self, ok: bool = True) -> None:

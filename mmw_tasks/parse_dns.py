@@ -40,7 +40,7 @@ def parse_iplog(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     msg = pl.col("msg")
     framed = rows.filter(pl.col("framed"))
     is_udp = ((pl.col("prog") == "iplog") & msg.str.starts_with("UDP: ")).fill_null(False)
-    udp = framed.filter(is_udp).select("ts", "server", "file", "line_no", "repeat", "copy", "msg")
+    udp = framed.filter(is_udp).select("ts", "line_no", "repeat", "copy", "msg")
     fast, udp = _iplog_fast(udp)
     u = udp.with_columns(g=msg.str.extract_groups(_IPLOG_UDP))
     g = pl.col("g").struct
@@ -99,7 +99,7 @@ def parse_bind(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     framed = framed.with_columns(_cand=((pl.col("_qi").is_not_null() & msg.str.contains("client ", literal=True))
                                         | msg.str.starts_with("XX")).fill_null(False))
     cand = pl.col("_cand")
-    q = framed.filter(cand).select("ts", "server", "file", "line_no", "repeat", "copy", "msg", "_qi")
+    q = framed.filter(cand).select("ts", "line_no", "repeat", "copy", "msg", "_qi")
     fast, q = _bind_fast(q)
     q = q.with_columns(g9=msg.str.extract_groups(_BIND9), g8=msg.str.extract_groups(_BIND8))
     g9, g8 = pl.col("g9").struct, pl.col("g8").struct
@@ -130,7 +130,7 @@ def _bind_fast(q: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     ok = (pl.col("client_ip").is_not_null() & pl.col("client_port").is_not_null() & (pl.col("qname") != "")
           & (pl.col("_class") != "") & pl.col("qtype").is_not_null() & (pl.col("qtype") != ""))
     q = q.with_columns(_ok=ok.fill_null(False))
-    cols = ["ts", "server", "file", "line_no", "repeat", "copy", "msg"]
+    cols = ["ts", "line_no", "repeat", "copy", "msg"]
     return q.filter("_ok"), q.filter(~pl.col("_ok")).select(cols)
 
 

@@ -35,7 +35,10 @@ EVENT_SCHEMA = {
     "detail": pl.String,
 }
 FATE_SCHEMA = {"line_no": pl.Int64, "copy": pl.Int32, "fate": pl.String, "reason": pl.String}
-BASE = ["ts", "server", "file", "line_no", "copy", "repeat"]
+BASE = ["ts", "line_no", "copy", "repeat"]
+# one value per batch: parsers never see them (carrying them through every filter, join and sort
+# cost a tenth of the sendmail parse); ingest adds them to the events after sorting
+PER_BATCH = ("server", "file")
 
 
 def detached(frame: pl.DataFrame) -> pl.DataFrame:
@@ -71,8 +74,10 @@ def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFrame:
-    """Stack event frames of different kinds into `schema` (absent columns are null), kind by
-    kind: `in_file_order` sorts them (ingest's Parquet writer does it in its own thread)."""
+    """Stack event frames of different kinds into `schema` (absent columns are null, PER_BATCH
+    columns left out), kind by kind: `in_file_order` sorts them (ingest's Parquet writer does it
+    in its own thread)."""
+    schema = {c: t for c, t in schema.items() if c not in PER_BATCH}
     parts = [p.select([c for c in schema if c in p.columns]) for p in parts if p.height]
     if not parts:
         return pl.DataFrame(schema=schema)

@@ -79,6 +79,26 @@ def test_postfix_day_across_batches_and_gzip(tmp_path, monkeypatch, compress):
     assert (bad["line_no"], bad["line"], bad["file"]) == (len(lines), "garbage without a stamp", str(path))
 
 
+def test_events_name_their_server_and_own_file(tmp_path, monkeypatch):
+    """server and file are not parsed but given to the writer per batch: a day read from two
+    files, in many batches, names for each event the file its line is in."""
+    monkeypatch.setattr(syslog, "BATCH_BYTES", 2048)
+    site, mx = _site(tmp_path, "postfix")
+    lines = _postfix_day(60)[:-1]
+    half = len(lines) // 2
+    paths = [tmp_path / "mx.1", tmp_path / "mx"]
+    for path, part in zip(paths, (lines[:half], lines[half:]), strict=True):
+        path.write_text("\n".join(part) + "\n")
+    ingest.parse_server_day(site, mx, DAY, paths)
+    ev = _lake(site, "mail_events")
+    assert set(ev["server"]) == {"mx"}
+    for path, part in zip(paths, (lines[:half], lines[half:]), strict=True):
+        mine = ev.filter(ev["file"] == str(path))
+        assert mine.height > 50
+        for line_no, queue_id in mine.select("line_no", "queue_id").drop_nulls().rows():
+            assert f" {queue_id}: " in part[line_no - 1]
+
+
 def test_dns_formats_count_mail_server_queries(tmp_path):
     site, ns = _site(tmp_path, "bind", role="dns")
     lines = []
