@@ -474,19 +474,15 @@ def _stamp_fields(form: str, g, anchor: YearAnchor) -> dict[str, pl.Expr]:
     return f
 
 
-def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
-                 line_nos: pl.Series | None = None) -> pl.DataFrame:
-    """Times of the stamps that begin `heads` (one per run of equal stamps, so few, in file order).
+_STAMP_SCHEMA = {"i": pl.UInt32, "plain": pl.Boolean, "off": pl.String, "epoch": pl.Int64, "stamp": pl.String,
+                 "year": pl.Int32, "month": pl.Int32, "dom": pl.Int32, "hms": pl.String}
 
-    Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
-    stamp), plain (the program wrote the stamp itself: no syslog host or tag follows).
-    Lines with no stamp we know get nulls. Stamps are kept to the second. `line_nos` (the heads'
-    line numbers) let a FileYears anchor give each line its file's year.
-    """
+
+def _stamp_forms(rest: pl.DataFrame, anchor) -> pl.DataFrame:
+    """The stamp fields of heads `rest` (i, h, line_no) in any form: each form's regex takes the
+    heads the ones before it left (most batches are all one form: the first takes every head)."""
     parts = []
-    rest = pl.DataFrame({"h": heads}).with_row_index("i")
-    rest = rest.with_columns(line_no=line_nos if line_nos is not None else pl.col("i").cast(pl.Int64) + 1)
-    for form in _STAMP_FORMS:  # most batches are all one form: the first regex takes every line
+    for form in _STAMP_FORMS:
         if rest.height == 0:
             break
         g = rest.with_columns(g=pl.col("h").str.extract_groups(_STAMP_RE[form]))
@@ -498,11 +494,59 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
         parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
                                           **{k: v for k, v in fields.items()}))
         rest = g.filter(~hit).select("i", "h", "line_no")
-    schema = {"i": pl.UInt32, "plain": pl.Boolean, "off": pl.String, "epoch": pl.Int64, "stamp": pl.String,
-              "year": pl.Int32, "month": pl.Int32, "dom": pl.Int32, "hms": pl.String}
     parts.append(rest.select("i", plain=pl.lit(True)))
-    df = pl.concat([p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
-                              for c, t in schema.items()]) for p in parts]).sort("i")
+    return pl.concat([p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
+                                for c, t in _STAMP_SCHEMA.items()]) for p in parts]).sort("i")
+
+
+# The two layouts of nearly every batch, read by slices when every head has one of them (a
+# regex with eight captures per head cost a quarter of the framing): classic syslog
+# "Feb 16 14:30:01 " (no year) and rsyslog's RFC 3339 "2024-03-05T00:40:00.123456+01:00 ".
+_FIXED_BSD = r"^[A-Za-z]{3} [ \d]\d \d\d:\d\d:\d\d "
+_FIXED_ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:[+-]\d\d:\d\d|Z) "
+
+
+def _fixed_stamps(rest: pl.DataFrame, anchor) -> pl.DataFrame | None:
+    """_stamp_forms' fields when every head has one fixed layout; None otherwise."""
+    h = pl.col("h")
+    if rest.height == 0:
+        return None
+    if rest.select(h.str.contains(_FIXED_BSD).all()).item():
+        mon = h.str.slice(0, 3).str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
+        df = rest.with_columns(month=mon)
+        if df.select(pl.col("month").is_null().any()).item():
+            return None  # not a month's name: the regexes decide what it is
+        if isinstance(anchor, ProbeYears):
+            object.__setattr__(anchor, "saw_yearless", True)
+        fields = {"off": pl.lit(None, pl.String), "epoch": pl.lit(None, pl.Int64), "stamp": h.str.slice(0, 15),
+                  "year": anchor.year_expr(pl.col("month")).cast(pl.Int32), "month": pl.col("month"),
+                  "dom": _num(h.str.slice(4, 2).str.strip_chars_start(" ")), "hms": h.str.slice(7, 8)}
+    elif rest.select(h.str.contains(_FIXED_ISO).all()).item():
+        zulu = h.str.slice(26, 1) == "Z"
+        df = rest
+        fields = {"off": pl.when(zulu).then(pl.lit("Z")).otherwise(h.str.slice(26, 6)), "epoch": pl.lit(None, pl.Int64),
+                  "stamp": h.str.slice(0, pl.when(zulu).then(27).otherwise(32)), "year": _num(h.str.slice(0, 4)),
+                  "month": _num(h.str.slice(5, 2)), "dom": _num(h.str.slice(8, 2)), "hms": h.str.slice(11, 8)}
+    else:
+        return None
+    return df.select(pl.col("i"), plain=pl.lit(False), **fields).select(
+        [pl.col(c).cast(t) for c, t in _STAMP_SCHEMA.items()])
+
+
+def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
+                 line_nos: pl.Series | None = None) -> pl.DataFrame:
+    """Times of the stamps that begin `heads` (one per run of equal stamps, so few, in file order).
+
+    Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
+    stamp), plain (the program wrote the stamp itself: no syslog host or tag follows).
+    Lines with no stamp we know get nulls. Stamps are kept to the second. `line_nos` (the heads'
+    line numbers) let a FileYears anchor give each line its file's year.
+    """
+    rest = pl.DataFrame({"h": heads}).with_row_index("i")
+    rest = rest.with_columns(line_no=line_nos if line_nos is not None else pl.col("i").cast(pl.Int64) + 1)
+    df = _fixed_stamps(rest, anchor)
+    if df is None:
+        df = _stamp_forms(rest, anchor)
     naive = pl.concat_str([pl.col("year"), pl.col("month"), pl.col("dom"), pl.col("hms")], separator=" ").str.strptime(
         pl.Datetime("us"), "%Y %m %d %H:%M:%S", strict=False)
     off = pl.col("off").str.replace(":", "", literal=True)

@@ -139,3 +139,26 @@ def test_a_buffer_beyond_the_views_offsets_is_split_at_line_ends(monkeypatch):
     assert syslog.split_lines(b"\n".join(raw) + b"\n").to_list() == expected
     with pytest.raises(ValueError, match="a line of more than 64 bytes"):
         syslog.split_lines(b"x" * 100 + b"\n")
+
+
+@pytest.mark.parametrize("anchor", [syslog.YearAnchor(date(2002, 1, 1)),
+                                    syslog.FileYears(breaks=((1, 2001), (3, 2002)))])
+def test_stamps_read_by_slices_equal_the_regexes(anchor):
+    """The two fixed layouts (classic syslog, rsyslog RFC 3339) are read by slices when every
+    head has one: the same fields as the regexes, including the days, months and offsets that
+    are easy to cut wrong, an impossible date, and each line's year from a file's year breaks."""
+    bsd = ["Dec 31 23:59:59 ", "Jan  1 00:00:01 ", "jan 01 00:00:02 ", "Feb 29 12:00:00 ", "Sep  9 09:09:09 "]
+    iso = ["2024-03-05T00:40:00.100000+01:00 ", "2024-10-27T02:30:00.000001-05:30 ",
+           "2024-12-31T23:59:59.999999Z ", "2023-02-29T12:00:00.000000+09:00 "]
+    for heads in (bsd, iso):
+        rest = pl.DataFrame({"h": heads}).with_row_index("i").with_columns(
+            line_no=pl.int_range(1, len(heads) + 1, dtype=pl.Int64))
+        fixed = syslog._fixed_stamps(rest, anchor)
+        assert fixed is not None
+        assert fixed.equals(syslog._stamp_forms(rest, anchor))
+    # anything else is left to the regexes
+    for odd in (["Feb 16 14:30:01.123 "], ["Foo 16 14:30:01 "], ["2024-03-05T00:40:00+01:00 "], bsd[:1] + iso[:1]):
+        rest = pl.DataFrame({"h": odd}).with_row_index("i").with_columns(line_no=pl.lit(1, pl.Int64))
+        assert syslog._fixed_stamps(rest, anchor) is None
+    times = syslog.parse_stamps(pl.Series(bsd), anchor, "Asia/Tokyo")
+    assert times["ts_local"].to_list()[3] is None  # no 29 February in 2001 or 2002
