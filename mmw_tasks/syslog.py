@@ -809,7 +809,7 @@ def expand_repeats(df: pl.DataFrame, carry: dict[str, tuple[str | None, str | No
     filled = filled.with_columns(
         [pl.when(from_prev).then(pl.col("_src").struct.field(c)).otherwise(pl.col(c)).alias(c)
          for c in ("prog", "msg")]).drop("_src", "_inline")
-    _update_carry(filled.select("host", "prog", "msg", "repeat_n").filter(~is_rep | pl.col("msg").is_not_null()), carry)
+    _update_carry(filled, carry, ~is_rep | pl.col("msg").is_not_null())
     # A repeat with nothing before it (its line was in an older file) stays one unexpanded line.
     ok = is_rep & pl.col("msg").is_not_null()
     out = filled.with_columns(
@@ -835,14 +835,12 @@ def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame |
                         & (pl.col("n") >= 1).all()
                         & ~pl.col("msg").str.contains(r"times: \[", literal=False).any()).item():
         return None
-    src = np.arange(n, dtype=np.int64)
-    src[reps.to_numpy()] = prev.to_numpy()
-    src_s = pl.Series(src)
-    df = df.with_columns(prog=pl.col("prog").gather(src_s), msg=pl.col("msg").gather(src_s))
+    # each repeat line takes its previous line's program and text (set in place: few rows)
+    df = df.with_columns(df["prog"].scatter(reps, df["prog"].gather(prev)),
+                         df["msg"].scatter(reps, df["msg"].gather(prev)))
     ok = pl.col("repeat_n").is_not_null() & pl.col("msg").is_not_null()
     df = df.with_columns(repeat=ok)
-    _update_carry(df.select("host", "prog", "msg", "repeat_n").filter(
-        pl.col("repeat_n").is_null() | pl.col("msg").is_not_null()), carry)
+    _update_carry(df, carry, pl.col("repeat_n").is_null() | pl.col("msg").is_not_null())
     counts = df.select(pl.when(pl.col("repeat")).then(pl.col("repeat_n")).otherwise(1))
     counts = counts.to_series().to_numpy().astype(np.int64)
     take = np.repeat(np.arange(n, dtype=np.int64), counts)
@@ -850,15 +848,16 @@ def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame |
     return df[pl.Series(take)].with_columns(copy=pl.Series(copy, dtype=pl.Int32))
 
 
-def _update_carry(df: pl.DataFrame, carry: dict) -> None:
-    rows = df.filter(pl.col("host").is_not_null())
-    if rows.height == 0:
+def _update_carry(df: pl.DataFrame, carry: dict, keep: pl.Expr | None = None) -> None:
+    """Note each host's last (prog, msg) among the rows `keep` marks (all rows by default)."""
+    usable = pl.col("host").is_not_null() if keep is None else pl.col("host").is_not_null() & keep
+    if df.select(pl.col("host").drop_nulls().n_unique()).item() <= 1:  # one host: its last row, no copy
+        last = df.select(pl.arg_where(usable).last()).item()
+        if last is not None:
+            host, prog, msg = df.select("host", "prog", "msg").row(last)
+            carry[host] = (prog, msg)
         return
-    if rows.select(pl.col("host").n_unique()).item() == 1:
-        host, prog, msg = rows.select("host", "prog", "msg").row(-1)
-        carry[host] = (prog, msg)
-        return
-    last = rows.group_by("host").agg(pl.col("prog").last(), pl.col("msg").last())
+    last = df.filter(usable).group_by("host").agg(pl.col("prog").last(), pl.col("msg").last())
     for host, prog, msg in last.iter_rows():
         carry[host] = (prog, msg)
 
