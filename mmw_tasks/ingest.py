@@ -230,8 +230,7 @@ def parse_lines(server: Server, lines: list[str], day: date, tz: str = "UTC") ->
     parse, _, schema = parser_for(server)
     text = ("\n".join(lines) + "\n").encode("utf-8")
     framed = frame_lines(split_lines(text), 1, YearAnchor(day), tz)
-    rows = expand_repeats(framed, {}).with_columns(
-        in_day=pl.lit(True), server=pl.lit(server.name), file=pl.lit("<lines>"))
+    rows = expand_repeats(framed, {}).with_columns(in_day=pl.lit(True))
     events, fates = parse(rows.select(PARSER_COLUMNS))
     events = in_file_order(events).with_columns(server=pl.lit(server.name), file=pl.lit("<lines>")).select(list(schema))
     acct = _FileAccount(server.name, Path("<lines>"))

@@ -37,7 +37,7 @@ EVENT_SCHEMA = {
 FATE_SCHEMA = {"line_no": pl.Int64, "copy": pl.Int32, "fate": pl.String, "reason": pl.String}
 BASE = ["ts", "line_no", "copy", "repeat"]
 # one value per batch: parsers never see them (carrying them through every filter, join and sort
-# cost a tenth of the sendmail parse); ingest adds them to the events after sorting
+# cost 5% of the sendmail parse); the Parquet writer adds them (lake.StreamingPart's constants)
 PER_BATCH = ("server", "file")
 
 

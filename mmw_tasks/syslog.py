@@ -126,41 +126,47 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
     fh, raw, kind = _open(path)
     out = 0
 
-    def read_batch() -> tuple[bytearray, int]:
-        """(buffer holding the last batch's unfinished line, then up to batch_bytes read into it
-        in place, bytes used): no join of pieces, no copy to put the tail in front."""
-        buf = bytearray(len(tail) + batch_bytes)
-        buf[:len(tail)] = tail
-        view = memoryview(buf)
-        got = len(tail)
-        while got < len(buf):
+    def read_batch() -> bytes:
+        """Up to batch_bytes: a plain file in one read (no join); a compressed stream in pieces,
+        so that a break loses at most a piece of what came before it."""
+        parts: list[bytes] = []
+        got = 0
+        piece = batch_bytes if kind is None else READ_PIECE
+        while got < batch_bytes:
             try:
-                n = fh.readinto(view[got:min(len(buf), got + READ_PIECE)])
+                data = fh.read(min(batch_bytes - got, piece))
             except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
-                lines_done = line_no - 1 + buf.count(b"\n", 0, got)
+                lines_done = line_no - 1 + tail.count(b"\n") + sum(p.count(b"\n") for p in parts)
                 raise LogFileError(
                     f"{path}: corrupt or truncated {kind or 'file'} data at byte {raw.consumed} of "
-                    f"{path.stat().st_size} on disk, after {out + got - len(tail)} decompressed bytes "
+                    f"{path.stat().st_size} on disk, after {out + got} decompressed bytes "
                     f"({lines_done} complete lines): {e}") from e
-            if not n:
+            if not data:
                 break
-            got += n
-        return buf, got
+            parts.append(data)
+            got += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     try:
         while True:
-            data, got = read_batch()
-            if got == len(tail):
+            chunk = read_batch()
+            if not chunk:
                 break
-            out += got - len(tail)
+            out += len(chunk)
             if on_chunk is not None:
-                on_chunk(memoryview(data)[len(tail):got])
-            cut = data.rfind(b"\n", 0, got)
+                on_chunk(chunk)
+            cut = chunk.rfind(b"\n")
             if cut < 0:
-                tail = bytes(data[:got])
+                tail += chunk
                 continue
-            tail = bytes(data[cut + 1:got])
-            lines = split_lines(data, cut + 1)
+            if tail:  # the last batch's unfinished line ends here: only that line is copied
+                nl = chunk.find(b"\n")
+                lines = split_lines(tail + chunk[:nl + 1])
+                if nl < cut:
+                    lines = pl.concat([lines, split_lines(chunk, cut + 1, start=nl + 1)], rechunk=True)
+            else:
+                lines = split_lines(chunk, cut + 1)
+            tail = chunk[cut + 1:]
             yield line_no, lines
             line_no += len(lines)
         if tail:
@@ -174,14 +180,16 @@ _scratch = threading.local()
 _VIEW_BYTES = (1 << 31) - 1  # the most bytes one view array's 32-bit offsets can address
 
 
-def split_lines(data: bytes | bytearray, end: int | None = None) -> pl.Series:
-    """Lines of `data[:end]` (which ends with a newline) as a String Series, without a copy per
-    line.
+def split_lines(data: bytes | bytearray | memoryview, end: int | None = None, start: int = 0) -> pl.Series:
+    """Lines of `data[start:end]` (which ends with a newline) as a String Series, without a copy
+    per line.
 
     Each line becomes an Arrow view into the same buffer (a buffer beyond what 32-bit offsets
     address is split at a line end). Invalid UTF-8 (8-bit mail of 1996) is replaced, never
     dropped; the CR of CRLF lines is left out.
     """
+    if start:
+        data, end = memoryview(data)[start:end], None
     end = len(data) if end is None else end
     raw = np.frombuffer(data, dtype=np.uint8, count=end)
     eq = getattr(_scratch, "eq", None)  # a reused scratch array: no fresh pages to fault in per batch

@@ -162,3 +162,14 @@ def test_stamps_read_by_slices_equal_the_regexes(anchor):
         assert syslog._fixed_stamps(rest, anchor) is None
     times = syslog.parse_stamps(pl.Series(bsd), anchor, "Asia/Tokyo")
     assert times["ts_local"].to_list()[3] is None  # no 29 February in 2001 or 2002
+
+
+def test_a_small_file_holds_no_batch_sized_buffer(tmp_path):
+    """Lines are views into the bytes read: a file smaller than a batch must not keep a whole
+    batch's worth of memory alive behind them (a day's many small rotated files add up)."""
+    path = tmp_path / "small"
+    path.write_bytes(b"Feb 16 14:30:01 mx sendmail[1]: a line of a small file\n" * 10)
+    (first, lines), = list(syslog.iter_line_batches(path))
+    held = sum(b.size for b in lines.to_arrow(compat_level=pl.CompatLevel.newest()).buffers() if b is not None)
+    assert (first, len(lines)) == (1, 10)
+    assert held < 4096, held
