@@ -31,6 +31,11 @@ def _exim_host(h: pl.Expr) -> pl.Expr:
     return h.str.extract(r"^([^\s\[(]+)", 1).str.to_lowercase()
 
 
+def _hosts(frame: pl.DataFrame) -> pl.DataFrame:
+    """client_ip and relay_host of the `_h` host field (a host's regexes once, not per line)."""
+    return by_value(frame, "_h", client_ip=ip_of, relay_host=_exim_host)
+
+
 def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of an Exim server's framed rows (see parse_util)."""
     rows = of_day(rows)
@@ -55,7 +60,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     fr = ex.filter(pl.col("event") == "from").with_columns(
         sender=addr(body.str.extract(r"^(<>|\S+)", 1)), size=body.str.extract(r"\bS=(\d+)", 1),
         _h=body.str.extract(host, 1), _for=body.str.extract(r" for (.+)$", 1))
-    fr = by_value(fr, "_h", client_ip=ip_of, relay_host=_exim_host)  # a host's regexes once, not per line
+    fr = _hosts(fr)
     parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "client_ip", "relay_host",
                            nrcpts=pl.col("_for").str.count_matches(" ") + 1))
 
@@ -68,7 +73,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
               .when((pl.col("_flag") == "**") & user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
               .when(pl.col("_flag") == "**").then(pl.lit("bounced"))
               .otherwise(pl.lit("sent")))
-    to = by_value(to, "_h", client_ip=ip_of, relay_host=_exim_host)
+    to = _hosts(to)
     parts.append(to.select(*BASE, "event", "queue_id", "recipient", "mailer", "detail", "client_ip", "relay_host",
                            status=status, rcpt_index=pl.lit(0, pl.Int32), recipient_domain=domain(pl.col("recipient"))))
 
@@ -76,7 +81,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         recipient=addr(body.str.extract(r" rejected RCPT <?([^>:\s]*)>?", 1)),
         sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)), _h=body.str.extract(host, 1),
         detail=body.str.extract(r" rejected RCPT [^:]*: (.*)$", 1))
-    rj = by_value(rj, "_h", client_ip=ip_of, relay_host=_exim_host)
+    rj = _hosts(rj)
     parts.append(rj.select(*BASE, "event", "queue_id", "recipient", "sender", "detail", "client_ip", "relay_host",
                            status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
                            .otherwise(pl.lit("rejected")),

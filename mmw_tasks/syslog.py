@@ -51,6 +51,7 @@ _ST_EPOCH = r"^(\[(\d{9,11})(?:\.\d+)?\]) "  # Unbound's own log file
 _ST_TAI64N = r"^(@(4[0-9a-f]{15})[0-9a-f]{8}) "  # daemontools multilog
 _REPEAT = (r"^ ?(?:last message repeated|last message buffered|above message repeats"
            r"|message repeated) (\d+) times?")
+_REPEAT_N = pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64)  # anchored: one quick pass
 
 
 class LogFileError(RuntimeError):
@@ -655,7 +656,7 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     if df.select(pl.col("host").str.starts_with("<").any() | pl.col("msg").str.starts_with("[ID ").any()
                  | pl.col("host").str.contains("@", literal=True).any()).item():
         return None  # FreeBSD's <facility.level>, Solaris message ids, forwarded src@host: the general path
-    df = df.with_columns(repeat_n=pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64))  # anchored: one quick pass
+    df = df.with_columns(repeat_n=_REPEAT_N)
     return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
                      "repeat_n", framed=pl.lit(True), plain=pl.lit(False))
 
@@ -707,7 +708,7 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     df = df.with_columns(prog=bslice(pl.col("tag"), 0, pl.col("tag").str.find("[", literal=True)))
     if df.select(pl.col("msg").str.starts_with("[ID ").any()).item():  # Solaris message ids
         df = df.with_columns(msg=pl.col("msg").str.replace(r"^\[ID \d+ [\w.]+\] ", ""))
-    df = df.with_columns(repeat_n=pl.col("msg").str.extract(_REPEAT, 1).cast(pl.Int64))  # anchored: one quick pass
+    df = df.with_columns(repeat_n=_REPEAT_N)
     if lines is not original:
         df = df.with_columns(line=original)  # malformed lines are kept as they were written
     return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
