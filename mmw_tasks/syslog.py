@@ -25,6 +25,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from mmw_tasks import kernels
+
 try:  # ISA-L inflates gzip about twice as fast as zlib; optional
     from isal import igzip as _igzip
 except ImportError:  # pragma: no cover - isal is in requirements.lock
@@ -177,7 +179,6 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
         raw.close()
 
 
-_scratch = threading.local()
 _VIEW_BYTES = (1 << 31) - 1  # the most bytes one view array's 32-bit offsets can address
 
 
@@ -185,25 +186,23 @@ def split_lines(data: bytes | bytearray | memoryview, end: int | None = None, st
     """Lines of `data[start:end]` (which ends with a newline) as a String Series, without a copy
     per line.
 
-    Each line becomes an Arrow view into the same buffer (a buffer beyond what 32-bit offsets
-    address is split at a line end). Invalid UTF-8 (8-bit mail of 1996) is replaced, never
-    dropped; the CR of CRLF lines is left out.
+    Each line becomes an Arrow view into the same buffer (16 bytes: its length and its first 4
+    bytes and offset, or its text when 12 bytes or fewer), written by one compiled pass
+    (kernels); a buffer beyond what 32-bit offsets address is split at a line end. Invalid
+    UTF-8 (8-bit mail of 1996) is replaced, never dropped; the CR of CRLF lines is left out.
     """
     if start:
         data, end = memoryview(data)[start:end], None
     end = len(data) if end is None else end
     raw = np.frombuffer(data, dtype=np.uint8, count=end)
-    eq = getattr(_scratch, "eq", None)  # a reused scratch array: no fresh pages to fault in per batch
-    if eq is None or eq.size < end:
-        eq = _scratch.eq = np.empty(max(end, 1 << 20), dtype=bool)
-    np.equal(raw, 10, out=eq[:end])
-    ends = np.flatnonzero(eq[:end])
     if end > _VIEW_BYTES:  # views hold 32-bit offsets: split at the last line end that fits
-        cut = int(ends[max(int(np.searchsorted(ends, _VIEW_BYTES)) - 1, 0)]) + 1
-        if cut > _VIEW_BYTES:
+        cut = _last_line_end(raw, _VIEW_BYTES)
+        if cut == 0:
             raise ValueError(f"a line of more than {_VIEW_BYTES} bytes: not a log line")
         return pl.concat([split_lines(data, cut), split_lines(memoryview(data)[cut:end])])
-    arr = _line_views(raw, ends)
+    views = np.empty((kernels.count_lines(raw), 4), dtype=np.int32)
+    n = kernels.line_views(raw, views)
+    arr = pa.Array.from_buffers(pa.binary_view(), n, [None, pa.py_buffer(views), pa.py_buffer(raw)])
     try:
         return pl.Series("line", arr, dtype=pl.Binary).cast(pl.String)
     except pl.exceptions.PolarsError:  # not UTF-8: replace what is not, keep every line
@@ -211,34 +210,16 @@ def split_lines(data: bytes | bytearray | memoryview, end: int | None = None, st
         return split_lines(text)
 
 
-def _line_views(raw: np.ndarray, ends: np.ndarray) -> pa.Array:
-    """An Arrow binary-view array of the lines (newline and the CR of CRLF left out) over `raw`:
-    one 16-byte view per line (length, first 4 bytes, offset) and the text of lines of up to 12
-    bytes inline, so no line is copied."""
-    n = len(ends)
-    starts = np.empty(n, dtype=np.int64)
-    if n:
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    lens = ends - starts
-    cr = (raw[ends - 1] == 13) & (lens > 0)  # CRLF: the CR is not part of the line
-    lens -= cr
-    views = np.zeros((n, 4), dtype=np.int32)  # length, prefix, buffer index (0), offset
-    views[:, 0] = lens
-    views[:, 3] = starts
-    long = lens > 12
-    pos = starts[long]
-    prefix = np.zeros(len(pos), dtype=np.uint32)
-    for k in range(4):
-        prefix |= raw[pos + k].astype(np.uint32) << np.uint32(8 * k)
-    views[long, 1] = prefix.view(np.int32)
-    short = np.flatnonzero(~long)
-    if len(short):  # the text itself, zero-padded, in the view's last 12 bytes
-        k = np.arange(12)
-        idx = np.minimum(starts[short][:, None] + k, max(len(raw) - 1, 0))
-        inline = np.where(k < lens[short][:, None], raw[idx] if len(raw) else 0, 0).astype(np.uint8)
-        views.view(np.uint8).reshape(n, 16)[short, 4:] = inline
-    return pa.Array.from_buffers(pa.binary_view(), n, [None, pa.py_buffer(views), pa.py_buffer(raw)])
+def _last_line_end(raw: np.ndarray, limit: int) -> int:
+    """The offset just after the last newline in raw[:limit] (0 when there is none)."""
+    hi = limit
+    while hi > 0:
+        lo = max(0, hi - (1 << 20))
+        nl = np.flatnonzero(raw[lo:hi] == 10)
+        if len(nl):
+            return lo + int(nl[-1]) + 1
+        hi = lo
+    return 0
 
 
 def prefetched(it: Iterator, depth: int = 1) -> Iterator:
@@ -607,58 +588,39 @@ _FAST_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:[+-]\d\d:\d\d|
 def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str) -> pl.DataFrame | None:
     """frame_lines for the common batch: ASCII syslog lines whose stamps are all BSD
     (`Feb 16 14:30:01 `) or all rsyslog RFC 3339 with microseconds. Every line's stamp is its
-    run head's (the run key covers the whole stamp and the space after it), so the per-line
-    work is a few finds and character slices. None when the batch is anything else (then the
-    general path below handles it, byte-exact)."""
+    run head's (the run key covers the whole stamp and the space after it), so the per-line work
+    is one compiled pass for the runs and one for the header fields (kernels). None when the
+    batch is anything else (then the general path below handles it, byte-exact)."""
     n = len(lines)
     if n == 0:
         return None
     head = lines[0]
     if _FAST_BSD.match(head):
-        keys = [pl.col("line").str.slice(0, 16)]  # the stamp and the space after it
+        iso = False  # key: the stamp and the space after it
     elif _FAST_ISO.match(head):
-        keys = [pl.col("line").str.slice(0, 19), pl.col("line").str.slice(26, 7)]  # seconds; offset + space
+        iso = True  # key: the seconds, and the offset and the space after it
     else:
         return None
-    df = pl.DataFrame({"line": lines})
-    ascii_ok = df.select(pl.col("line").str.len_bytes().sum() == pl.col("line").str.len_chars().sum()).item()
-    if not ascii_ok:  # character and byte offsets differ: the general path works in bytes
+    lb = kernels.line_buffers(lines)
+    first = kernels.runs(lb, iso) if lb is not None else None
+    if first is None:  # a line too short for a stamp, or not ASCII: the general path works in bytes
         return None
-    kdf = df.select([k.alias(f"k{i}") for i, k in enumerate(keys)])  # each key sliced once, not twice
-    first = pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in kdf.columns]).fill_null(True)
-    run = kdf.select(run=first.cum_sum().cast(pl.Int64) - 1, first=first)
-    heads = lines.filter(run["first"]).str.slice(0, 48)
-    head_nos = pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64, eager=True).filter(run["first"])
+    run = pl.Series("run", np.cumsum(first, dtype=np.int64) - 1)
+    head_nos = pl.Series("line_no", np.flatnonzero(first) + first_line_no)
+    heads = lines.filter(pl.Series(first)).str.slice(0, 48)
     times = parse_stamps(heads, anchor, tz, head_nos)  # line numbers: a FileYears anchor needs them
     if times.select(pl.col("plain").any() | pl.col("ts").is_null().any()
                     | (pl.col("body_at").n_unique() > 1)).item():
         return None  # an unframed line or another stamp form among them
-    at = int(times["body_at"][0])
-    df = df.hstack(times.drop("body_at", "plain")[run["run"]]).with_columns(
-        line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64),
-        rest=pl.col("line").str.slice(at))
-    rest = pl.col("rest")
-    df = df.with_columns(sp=rest.str.find(" ", literal=True), c=rest.str.find(": ", literal=True),
-                         b=rest.str.find("[", literal=True))
-    sp, c, b = pl.col("sp"), pl.col("c"), pl.col("b")
-    has_tag = (c > 0).fill_null(False)
-    sp_h = pl.when(has_tag & (sp >= c)).then(None).otherwise(sp)  # the space inside "host tag"
-    df = df.with_columns(sp=sp_h)
-    tag_start = pl.when(sp.is_null()).then(0).otherwise(sp + 1)
-    tag_end = pl.when(b.is_not_null() & (b < c) & (b >= tag_start)).then(b).otherwise(c)
-    # integer offsets first, one slice per field (a null offset gives a null field; a null length
-    # would mean "to the end"), rather than whens that slice every row once per branch
-    df = df.with_columns(_ho=pl.when(sp.is_not_null()).then(0), _to=pl.when(has_tag).then(tag_start),
-                         _tl=tag_end - tag_start,
-                         _mo=pl.when(has_tag).then(c + 2).when(sp.is_not_null()).then(sp + 1).otherwise(0))
-    df = df.with_columns(host=rest.str.slice(pl.col("_ho"), sp), prog=rest.str.slice(pl.col("_to"), pl.col("_tl")),
-                         msg=rest.str.slice(pl.col("_mo")))
-    if df.select(pl.col("host").str.starts_with("<").any() | pl.col("msg").str.starts_with("[ID ").any()
-                 | pl.col("host").str.contains("@", literal=True).any()).item():
+    flags, host, prog, msg = kernels.headers(lb, int(times["body_at"][0]))
+    if flags < 0 or flags & kernels.NEEDS_GENERAL:
         return None  # FreeBSD's <facility.level>, Solaris message ids, forwarded src@host: the general path
-    df = df.with_columns(repeat_n=_REPEAT_N)
+    df = times.drop("body_at", "plain")[run].with_columns(
+        line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64), line=lines, host=host, prog=prog,
+        msg=msg)
+    repeat_n = _REPEAT_N if flags & kernels.MAY_REPEAT else pl.lit(None, pl.Int64)
     return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
-                     "repeat_n", framed=pl.lit(True), plain=pl.lit(False))
+                     repeat_n.alias("repeat_n"), framed=pl.lit(True), plain=pl.lit(False))
 
 
 def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str = "UTC",

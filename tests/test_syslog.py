@@ -115,6 +115,30 @@ def test_fast_framing_equals_the_general_path(tmp_path, style):
         assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False))
 
 
+@pytest.mark.parametrize("stamp", ["Feb 16 14:30:01", "2002-02-16T14:30:01.000000+09:00"])
+def test_compiled_framing_reads_fields_across_read_buffers(tmp_path, stamp):
+    """The compiled header split (kernels) on lines whose fields are short (held in their views)
+    or long (pointing into a buffer), in batches that each start with a line left over from the
+    previous read (a second buffer): the fast path is taken for every batch and frames exactly as
+    the general path does."""
+    bodies = ["mx sendmail[12]: g1GBU1a12345: from=<a@b.example>, size=1",
+              "mail-relay-number-one.example.org postfix/smtpd[99999]: connect from x",
+              "ns named[1]: client 10.0.0.1#53: query: a.example IN MX +", "mx tag: ", "mx : empty tag",
+              "mx x[1]:", "mx -- MARK --", "mx", "h p: a: b: c", "mx kernel: [1.5] eth0: up", ": colon first",
+              "mx sendmail: no pid, a long message body that is longer than twelve bytes",
+              "mx last message repeated 2 times", "mx postfix/qmgr[3]:  last message repeated 2 times"]
+    lines = [f"{stamp} {b}" for b in bodies] * 7
+    path = tmp_path / "mixed.log"
+    path.write_text("\n".join(lines) + "\n")
+    anchor, seen = syslog.YearAnchor(date(2002, 2, 16)), 0
+    for first, batch in syslog.iter_line_batches(path, batch_bytes=300):
+        assert syslog._frame_fast(batch, first, anchor, "Asia/Tokyo") is not None
+        assert syslog.frame_lines(batch, first, anchor, "Asia/Tokyo").equals(
+            syslog.frame_lines(batch, first, anchor, "Asia/Tokyo", fast=False))
+        seen += len(batch)
+    assert seen == len(lines)
+
+
 def test_lines_are_split_exactly_whatever_their_length_ending_or_bytes():
     """Lines of 0 to 13 bytes (held inside the view), longer ones (pointing into the buffer),
     CRLF endings, multibyte and invalid UTF-8: each comes out as written (invalid bytes

@@ -1,0 +1,81 @@
+"""Compiled loops (C, `_kernels.c`) over a batch's lines, where polars would need many passes.
+
+A batch's lines are an Arrow string-view array over the buffers they were read into
+(syslog.split_lines). The kernels read those buffers in place and write views: `field_views`
+makes a string-view array of them over the same buffers, so no field is copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from mmw_tasks import _kernels
+
+count_lines = _kernels.count_lines  # (data) -> the number of newlines
+line_views = _kernels.line_views  # (data, views) -> n: each line's view, newline and CR left out
+NEEDS_GENERAL = _kernels.NEEDS_GENERAL  # a header the general framer must read ("<pri>", "src@host", "[ID ")
+MAY_REPEAT = _kernels.MAY_REPEAT  # some message may be "last message repeated N times" (or a variant)
+
+
+@dataclass
+class LineBuffers:
+    """The Arrow pieces of a Series of lines: 16-byte views and the buffers they point into."""
+
+    n: int
+    views: np.ndarray  # (n, 4) int32: length, first 4 bytes (or the text), buffer index, offset
+    addresses: np.ndarray  # uint64: where each data buffer is
+    data: list  # the data buffers (pyarrow): field arrays share them, which keeps them alive
+
+
+def line_buffers(lines: pl.Series) -> LineBuffers | None:
+    """The buffers of `lines`; None when they are not one null-free string-view chunk (the
+    caller then takes its general path)."""
+    arr = lines.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(arr, pa.ChunkedArray):
+        if arr.num_chunks != 1:
+            return None
+        arr = arr.chunk(0)
+    if arr.type != pa.string_view() or arr.null_count:
+        return None
+    bufs = arr.buffers()
+    views = np.frombuffer(bufs[1], dtype=np.int32).reshape(-1, 4)[arr.offset:arr.offset + len(arr)]
+    data = list(bufs[2:])
+    addresses = np.array([b.address for b in data], dtype=np.uint64)
+    return LineBuffers(len(arr), np.ascontiguousarray(views), addresses, data)
+
+
+def field_views(lb: LineBuffers, views: np.ndarray, valid: np.ndarray | None) -> pl.Series:
+    """A String Series of fields given as views into `lb`'s buffers (`valid`: False is null)."""
+    validity, nulls = None, 0
+    if valid is not None and not valid.all():
+        nulls = int(lb.n - np.count_nonzero(valid))
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    arr = pa.Array.from_buffers(pa.string_view(), lb.n, [validity, pa.py_buffer(views), *lb.data],
+                                null_count=nulls)
+    return pl.Series(arr)  # type: ignore[return-value]
+
+
+def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
+    """Which lines begin a run of lines with the same stamp key; None when a line is 12 bytes or
+    shorter (no stamp fits) or not ASCII."""
+    first = np.zeros(lb.n, dtype=np.bool_)
+    # BSD: the stamp and its space; RFC 3339: the seconds, then the offset and its space
+    if not _kernels.scan_runs(lb.views, lb.addresses, *((19, 26, 7) if iso else (16, 0, 0)), first):
+        return None
+    return first
+
+
+def headers(lb: LineBuffers, at: int) -> tuple[int, pl.Series, pl.Series, pl.Series]:
+    """(flags, host, prog, msg) of every line after its `at`-byte stamp; flags -1: a short line."""
+    n = lb.n
+    host, prog, msg = (np.empty((n, 4), dtype=np.int32) for _ in range(3))
+    host_ok, prog_ok = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    flags = _kernels.scan_headers(lb.views, lb.addresses, at, host, host_ok, prog, prog_ok, msg)
+    if flags < 0:
+        return flags, None, None, None  # type: ignore[return-value]
+    return (flags, field_views(lb, host, host_ok).alias("host"), field_views(lb, prog, prog_ok).alias("prog"),
+            field_views(lb, msg, None).alias("msg"))
