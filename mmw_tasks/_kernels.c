@@ -6,6 +6,7 @@
  * owns every array and keeps the buffers alive.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -165,6 +166,234 @@ static PyObject *scan_headers(PyObject *self, PyObject *args) {
     return PyLong_FromLong(flags);
 }
 
+static const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *pat) {
+    size_t m = strlen(pat);
+    if ((size_t)(end - p) < m) return NULL;
+    return memmem(p, (size_t)(end - p), pat, m);
+}
+
+static inline int is_addr_char(uint8_t ch) {  /* [0-9A-Fa-f:.] */
+    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f') || ch == ':' || ch == '.';
+}
+
+/* pop_logins(views, bufs, kind, f1, ok1, f2, ok2, f3, ok3) -> None
+ * Each message's login kind (parse_pop: 1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 none) and, for
+ * the common qpopper and Dovecot forms (parse_pop's _QPOPPER_TAIL and _DOVECOT_HEAD), their
+ * fields: qpopper user, host, address; Dovecot service, user, address (ok = 0: not that form). */
+static PyObject *pop_logins(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, kb, b1, k1, b2, k2, b3, k3;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*w*w*w*", &vb, &bb, &kb, &b1, &k1, &b2, &k2, &b3, &k3)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    int bad = n < 0 || kb.len < n || k1.len < n || k2.len < n || k3.len < n || b1.len < n * 16 || b2.len < n * 16
+              || b3.len < n * 16;
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        uint8_t *kind = kb.buf, *ok1 = k1.buf, *ok2 = k2.buf, *ok3 = k3.buf;
+        view_t *f1 = b1.buf, *f2 = b2.buf, *f3 = b3.buf;
+        static const char *services[] = {"pop3", "imap", "managesieve", "submission"};
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len, *p, *q;
+            memset(&f1[j], 0, 16); memset(&f2[j], 0, 16); memset(&f3[j], 0, 16);
+            ok1[j] = ok2[j] = ok3[j] = 0;
+            if ((p = find(t, end, "POP login by user")) != NULL) {
+                kind[j] = 1;
+                if ((p = find(t, end, "POP login by user \"")) == NULL) continue;
+                p += 19;  /* ([^"]*)" at \(([^)]*)\) ([0-9A-Fa-f:.]+) */
+                const uint8_t *u = p;
+                if ((q = memchr(p, '"', (size_t)(end - p))) == NULL || !starts(q, end, "\" at (")) continue;
+                const uint8_t *h = q + 6, *he = memchr(h, ')', (size_t)(end - h));
+                if (he == NULL || !starts(he, end, ") ")) continue;
+                const uint8_t *a = he + 2, *ae = a;
+                while (ae < end && is_addr_char(*ae)) ae++;
+                if (ae == a) continue;
+                put(&f1[j], line, u, t, (int32_t)(q - u)); ok1[j] = 1;
+                put(&f2[j], line, h, t, (int32_t)(he - h)); ok2[j] = 1;
+                put(&f3[j], line, a, t, (int32_t)(ae - a)); ok3[j] = 1;
+            } else if (find(t, end, "-login: ") && find(t, end, "Login: user=")) {
+                kind[j] = 2;  /* ^(pop3|imap|managesieve|submission)-login: Login: user=<([^>]*)>.*?rip=([0-9A-Fa-f:.]+) */
+                const uint8_t *sv = NULL;
+                for (int s = 0; s < 4 && sv == NULL; s++) {
+                    size_t m = strlen(services[s]);
+                    if ((size_t)(end - t) >= m && memcmp(t, services[s], m) == 0) sv = t + m;
+                }
+                if (sv == NULL || !starts(sv, end, "-login: Login: user=<")) continue;
+                const uint8_t *u = sv + 21, *ue = memchr(u, '>', (size_t)(end - u));
+                if (ue == NULL) continue;
+                const uint8_t *a = NULL, *ae = NULL;
+                for (p = ue + 1; (p = find(p, end, "rip=")) != NULL; p++) {
+                    ae = p + 4;
+                    while (ae < end && is_addr_char(*ae)) ae++;
+                    if (ae > p + 4) { a = p + 4; break; }
+                }
+                if (a == NULL) continue;
+                put(&f1[j], line, t, t, (int32_t)(sv - t)); ok1[j] = 1;
+                put(&f2[j], line, u, t, (int32_t)(ue - u)); ok2[j] = 1;
+                put(&f3[j], line, a, t, (int32_t)(ae - a)); ok3[j] = 1;
+            } else if (starts(t, end, "LOGIN, ")) {
+                kind[j] = 3;
+            } else if (starts(t, end, "Login user=") || starts(t, end, "Authenticated user=")) {
+                kind[j] = 4;
+            } else {
+                kind[j] = 0;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "pop_logins: output arrays too short");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&kb); PyBuffer_Release(&b1);
+    PyBuffer_Release(&k1); PyBuffer_Release(&b2); PyBuffer_Release(&k2); PyBuffer_Release(&b3);
+    PyBuffer_Release(&k3);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
+static inline int is_alnum(uint8_t ch) {
+    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+}
+
+static inline int is_space(uint8_t ch) {  /* ASCII whitespace, as \s reads it */
+    return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/* sendmail_heads(views, bufs, qid, qid_ok, body, kind) -> None
+ * Each sendmail message's queue id ("QID: " or "QID[n]: ", 7-20 letters and digits, within the
+ * first 26 bytes; the [n] left out), its body (after "QID: ", else the whole message) and the
+ * body's kind: 1 from=, 2 to=, 3 ruleset reject, 4 "<addr>... reason", 0 other, 255 when a byte
+ * that is not ASCII leaves the "addr... " pattern to the regex. */
+static PyObject *sendmail_heads(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, qb, qok, bdb, kb;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*", &vb, &bb, &qb, &qok, &bdb, &kb)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    int bad = n < 0 || qb.len < n * 16 || bdb.len < n * 16 || qok.len < n || kb.len < n;
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        view_t *qid = qb.buf, *body = bdb.buf;
+        uint8_t *qid_ok = qok.buf, *kind = kb.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len, *lim = t + (line->len < 26 ? line->len : 26);
+            const uint8_t *p = t, *b = t;
+            while (p < lim && is_alnum(*p)) p++;
+            const uint8_t *r = p;  /* the end of the letters and digits */
+            int ok = r - t >= 7 && r - t <= 20;
+            if (ok && p < lim && *p == '[') {
+                const uint8_t *d = ++p;
+                while (p < lim && *p >= '0' && *p <= '9') p++;
+                ok = p > d && p < lim && *p++ == ']';
+            }
+            ok = ok && p + 2 <= lim && p[0] == ':' && p[1] == ' ';
+            memset(&qid[j], 0, 16);
+            qid_ok[j] = (uint8_t)ok;
+            if (ok) {
+                put(&qid[j], line, t, t, (int32_t)(r - t));
+                b = p + 2;
+            }
+            put(&body[j], line, b, t, (int32_t)(end - b));
+            if (starts(b, end, "from=")) kind[j] = 1;
+            else if (starts(b, end, "to=")) kind[j] = 2;
+            else if (starts(b, end, "ruleset=") && find(b, end, ", reject=")) kind[j] = 3;
+            else if (find(b, end, ">... ")) kind[j] = 4;
+            else {  /* ^[^\s<>]+@[^\s]+\.\.\. : the first whitespace is the space after "..." */
+                const uint8_t *s = b, *at = NULL;
+                int angle = 0, wide = 0;
+                for (; s < end && !is_space(*s); s++) {
+                    if (*s >= 0x80) wide = 1;
+                    if (*s == '@' && s > b && at == NULL) at = s;
+                    if ((*s == '<' || *s == '>') && at == NULL) angle = 1;
+                }
+                if (wide) kind[j] = 255;
+                else kind[j] = (s < end && *s == ' ' && s - b >= 5 && at != NULL && !angle && at <= s - 5
+                                && memcmp(s - 3, "...", 3) == 0) ? 4 : 0;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "sendmail_heads: output arrays too short");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&qb); PyBuffer_Release(&qok);
+    PyBuffer_Release(&bdb); PyBuffer_Release(&kb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* after_keys(views, bufs, keys, stop, out, ok) -> None
+ * For each key (a tuple of bytes) and each string: the text after the key's first occurrence up
+ * to the next `stop` byte (or the end; stop < 0: the end), as views in out[key][row]; ok = 0
+ * where the key does not occur. */
+static PyObject *after_keys(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, ob, okb;
+    PyObject *keys;
+    int stop;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*O!iw*w*", &vb, &bb, &PyTuple_Type, &keys, &stop, &ob, &okb)) return NULL;
+    Py_ssize_t n = n_views(&vb), nk = PyTuple_GET_SIZE(keys);
+    int bad = n < 0 || nk > 16 || ob.len < nk * n * 16 || okb.len < nk * n;
+    const char *key[16];
+    Py_ssize_t klen[16];
+    for (Py_ssize_t i = 0; !bad && i < nk; i++) {
+        PyObject *k = PyTuple_GET_ITEM(keys, i);
+        if (!PyBytes_Check(k) || PyBytes_GET_SIZE(k) == 0) bad = 1;
+        else { key[i] = PyBytes_AS_STRING(k); klen[i] = PyBytes_GET_SIZE(k); }
+    }
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        view_t *out = ob.buf;
+        uint8_t *ok = okb.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len;
+            for (Py_ssize_t i = 0; i < nk; i++) {
+                view_t *o = &out[i * n + j];
+                const uint8_t *p = line->len >= klen[i] ? memmem(t, (size_t)line->len, key[i], (size_t)klen[i]) : NULL;
+                if (p == NULL) { memset(o, 0, 16); ok[i * n + j] = 0; continue; }
+                p += klen[i];
+                const uint8_t *e = stop >= 0 ? memchr(p, stop, (size_t)(end - p)) : NULL;
+                put(o, line, p, t, (int32_t)((e ? e : end) - p));
+                ok[i * n + j] = 1;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "after_keys: 1-16 non-empty bytes keys and outputs of their size");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&ob); PyBuffer_Release(&okb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* all_ascii(views, bufs) -> bool: no byte of any string is 0x80 or above */
+static PyObject *all_ascii(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*", &vb, &bb)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    uint8_t acc = 0;
+    if (n >= 0) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n && !(acc & 0x80); j++) {
+            const uint8_t *t = text_of(&views[j], bufs);
+            for (int32_t k = 0; k < views[j].len; k++) acc |= t[k];
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&bb);
+    if (n < 0) return NULL;
+    return PyBool_FromLong(!(acc & 0x80));
+}
+
 /* count_lines(data) -> the number of "\n" in data */
 static PyObject *count_lines(PyObject *self, PyObject *args) {
     Py_buffer db;
@@ -221,6 +450,10 @@ static PyObject *line_views(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
+    {"pop_logins", pop_logins, METH_VARARGS, "POP/IMAP login kinds and the fields of their common forms."},
+    {"sendmail_heads", sendmail_heads, METH_VARARGS, "sendmail queue ids, bodies and kinds."},
+    {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
+    {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
     {"count_lines", count_lines, METH_VARARGS, "The number of newlines in a buffer."},
     {"line_views", line_views, METH_VARARGS, "Arrow views of a buffer's lines."},
     {"scan_runs", scan_runs, METH_VARARGS, "Mark the lines that begin a run of equal stamp keys."},

@@ -59,6 +59,61 @@ def field_views(lb: LineBuffers, views: np.ndarray, valid: np.ndarray | None) ->
     return pl.Series(arr)  # type: ignore[return-value]
 
 
+def all_ascii(values: pl.Series) -> bool:
+    """Whether every byte of `values` is ASCII (one pass over the bytes; polars would count
+    characters). Null values are allowed."""
+    values = values.drop_nulls()
+    lb = line_buffers(values)
+    if lb is None:
+        return bool((values.str.len_bytes() == values.str.len_chars()).all())
+    return _kernels.all_ascii(lb.views, lb.addresses)
+
+
+def text_buffers(values: pl.Series) -> LineBuffers:
+    """line_buffers of any String Series (a null is read as an empty string)."""
+    lb = line_buffers(values)
+    if lb is None:
+        lb = line_buffers(values.fill_null("").rechunk())
+    assert lb is not None, "polars gave no string views"
+    return lb
+
+
+def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:
+    """parse_pop's login kinds (1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 other) and the fields of
+    the common qpopper (f1 user, f2 host, f3 address) and Dovecot (f1 service, f2 user, f3
+    address) forms; a field is null where the line is not of that form."""
+    lb = text_buffers(msg)
+    n = lb.n
+    kind = np.zeros(n, dtype=np.uint8)
+    fields = [np.empty((n, 4), dtype=np.int32) for _ in range(3)]
+    oks = [np.zeros(n, dtype=np.bool_) for _ in range(3)]
+    _kernels.pop_logins(lb.views, lb.addresses, kind, fields[0], oks[0], fields[1], oks[1], fields[2], oks[2])
+    out = {f"f{i + 1}": field_views(lb, fields[i], oks[i]) for i in range(3)}
+    return {"kind": pl.Series(kind), **out}
+
+
+def sendmail_heads(msg: pl.Series) -> dict[str, pl.Series]:
+    """Each sendmail message's queue_id (null without one), body and kind code (parse_mail's
+    _KINDS; 255: the regex decides)."""
+    lb = text_buffers(msg)
+    n = lb.n
+    qid, body = np.empty((n, 4), dtype=np.int32), np.empty((n, 4), dtype=np.int32)
+    qid_ok, kind = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.uint8)
+    _kernels.sendmail_heads(lb.views, lb.addresses, qid, qid_ok, body, kind)
+    return {"queue_id": field_views(lb, qid, qid_ok), "body": field_views(lb, body, None), "kind": pl.Series(kind)}
+
+
+def after_keys(values: pl.Series, keys: list[str], stop: str | None = ",") -> list[pl.Series]:
+    """For each key: the text of each value after the key's first occurrence, up to the next
+    `stop` (or the end; None: the end); null where the key does not occur (or the value is null)."""
+    lb = text_buffers(values)
+    n, nk = lb.n, len(keys)
+    out, ok = np.empty((nk, n, 4), dtype=np.int32), np.zeros((nk, n), dtype=np.bool_)
+    _kernels.after_keys(lb.views, lb.addresses, tuple(k.encode() for k in keys), -1 if stop is None else ord(stop),
+                        out, ok)
+    return [field_views(lb, out[i], ok[i]) for i in range(nk)]
+
+
 def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
     """Which lines begin a run of lines with the same stamp key; None when a line is 12 bytes or
     shorter (no stamp fits) or not ASCII."""

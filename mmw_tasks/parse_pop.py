@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from mmw_tasks.parse_util import fates_of, slicer
+from mmw_tasks import kernels
+from mmw_tasks.parse_util import fates_of
 
 QPOPPER_PROGS = ["popper", "qpopper", "in.qpopper", "ipop3d"]
 DOVECOT_PROGS = ["dovecot", "Info", "imap-login", "pop3-login", "dovecot-auth", "auth", "auth-worker"]
@@ -30,46 +31,42 @@ def is_pop(prog: pl.Expr) -> pl.Expr:
     return prog.is_in(POP_PROGS).fill_null(False)
 
 
-# The common qpopper and Dovecot logins, read by one anchored regex each; a line these do not
+# The common qpopper and Dovecot forms, read by kernels.pop_logins (the same patterns as these
+# anchored regexes: _QPOPPER_TAIL after 'POP login by user "', _DOVECOT_HEAD); a line it does not
 # take goes through the full pattern of its kind above
-_QPOPPER_TAIL = r'^([^"]*)" at \(([^)]*)\) ([0-9A-Fa-f:.]+)'  # after 'POP login by user "'
+_QPOPPER_TAIL = r'^([^"]*)" at \(([^)]*)\) ([0-9A-Fa-f:.]+)'
 _DOVECOT_HEAD = r"^(pop3|imap|managesieve|submission)-login: Login: user=<([^>]*)>.*?rip=([0-9A-Fa-f:.]+)"
+_KINDS = {1: "qpopper", 2: "dovecot", 3: "courier", 4: "uw"}
 
 
 def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of POP/IMAP rows: `pop_login` (user, client_ip, relay_host, mailer = the
     service) for each successful login, `pop_other` for the other lines of these programs.
 
-    One frame throughout: each kind's patterns read only that kind's rows (the others are
-    masked to null, so no pattern is applied to another kind's line), and the full patterns
-    only the lines the short ones left. (Masking is for correctness, not speed: polars' string
-    kernels still walk the values behind a null; see docs/speed.md.)"""
+    One compiled pass gives each line's kind and the fields of the common qpopper and Dovecot
+    forms (f1, f2, f3); the full patterns read only the lines it left, each kind's on its own
+    rows (the others are masked to null, so no pattern is applied to another kind's line)."""
     msg, prog, k = pl.col("msg"), pl.col("prog"), pl.col("_k")
-    kind = (pl.when(msg.str.contains("POP login by user", literal=True)).then(pl.lit("qpopper"))
-            .when(msg.str.contains("-login: ", literal=True) & msg.str.contains("Login: user=", literal=True))
-            .then(pl.lit("dovecot"))
-            .when(msg.str.starts_with("LOGIN, ")).then(pl.lit("courier"))
-            .when(msg.str.starts_with("Login user=") | msg.str.starts_with("Authenticated user="))
-            .then(pl.lit("uw")))
-    sl = slicer(rows)
-    rows = rows.select(*base, "msg", "prog", _k=kind)
-    qp_tail = sl(msg, msg.str.find('POP login by user "', literal=True) + 19)
-    rows = rows.with_columns(_qf=pl.when(k == "qpopper").then(qp_tail).str.extract_groups(_QPOPPER_TAIL),
-                             _df=pl.when(k == "dovecot").then(msg).str.extract_groups(_DOVECOT_HEAD))
-    qf, df = pl.col("_qf").struct, pl.col("_df").struct
+    found = kernels.pop_logins(rows["msg"])
+    rows = rows.select(*base, "msg", "prog").with_columns(
+        _k=found["kind"].replace_strict(_KINDS, default=None, return_dtype=pl.String),
+        _f1=found["f1"], _f2=found["f2"], _f3=found["f3"])
+    fast = pl.col("_f1").is_not_null()
     rows = rows.with_columns(
-        _qs=pl.when((k == "qpopper") & qf.field("1").is_null()).then(msg).str.extract_groups(_QPOPPER),
-        _ds=pl.when((k == "dovecot") & df.field("1").is_null()).then(msg).str.extract_groups(_DOVECOT),
+        _qs=pl.when((k == "qpopper") & ~fast).then(msg).str.extract_groups(_QPOPPER),
+        _ds=pl.when((k == "dovecot") & ~fast).then(msg).str.extract_groups(_DOVECOT),
         _c=pl.when(k == "courier").then(msg).str.extract_groups(_COURIER),
         _u=pl.when(k == "uw").then(msg).str.extract_groups(_UW))
+    f1, f2, f3 = (pl.when(k == "qpopper").then(pl.col(f)) for f in ("_f1", "_f2", "_f3"))  # user, host, address
+    d1, d2, d3 = (pl.when(k == "dovecot").then(pl.col(f)) for f in ("_f1", "_f2", "_f3"))  # service, user, address
     qs, ds, c, u = (pl.col(x).struct for x in ("_qs", "_ds", "_c", "_u"))
     imap_or_pop3 = pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(pl.lit("pop3"))
     rows = rows.with_columns(
-        user=pl.coalesce(qf.field("1"), qs.field("1"), df.field("2"), ds.field("2"), c.field("1"), u.field("1")),
-        client_ip=pl.coalesce(qf.field("3"), qs.field("3"), df.field("3"), ds.field("3"), c.field("2"), u.field("3")),
-        relay_host=pl.coalesce(qf.field("2"), qs.field("2"), u.field("2")),
+        user=pl.coalesce(f1, qs.field("1"), d2, ds.field("2"), c.field("1"), u.field("1")),
+        client_ip=pl.coalesce(f3, qs.field("3"), d3, ds.field("3"), c.field("2"), u.field("3")),
+        relay_host=pl.coalesce(f2, qs.field("2"), u.field("2")),
         mailer=pl.when(k == "qpopper").then(pl.lit("pop3")).when(k == "dovecot")
-        .then(pl.coalesce(df.field("1"), ds.field("1"))).when(k.is_not_null()).then(imap_or_pop3))
+        .then(pl.coalesce(d1, ds.field("1"))).when(k.is_not_null()).then(imap_or_pop3))
     bad = k.is_not_null() & pl.col("user").is_null()
     events = rows.filter(~bad).select(
         *base, event=pl.when(k.is_null()).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),

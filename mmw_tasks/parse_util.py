@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from mmw_tasks import kernels
 from mmw_tasks.syslog import bslice
 
 EVENT_SCHEMA = {
@@ -93,28 +94,15 @@ def in_file_order(events: pl.DataFrame) -> pl.DataFrame:
 def slicer(frame: pl.DataFrame, col: str = "msg"):
     """A slice function for offsets from `str.find` (bytes): `str.slice` when every value of
     `col` is ASCII (bytes are characters), else the byte-exact and slower `bslice`."""
-    ascii_ok = frame.height == 0 or frame.select(
-        (pl.col(col).str.len_bytes() == pl.col(col).str.len_chars()).all()).item()
+    ascii_ok = kernels.all_ascii(frame[col])
     return (lambda e, offset, length=None: e.str.slice(offset, length)) if ascii_ok else bslice
 
 
-def after(frame: pl.DataFrame, col: str, key: str, name: str, sl, stop: str | None = ",") -> pl.DataFrame:
-    """`name`: the text after the first `key` in `col` up to the next `stop` (or the end);
-    null without `key`. Two finds and two slices instead of a capturing regex."""
-    frame = frame.with_columns(sl(pl.col(col), pl.col(col).str.find(key, literal=True) + len(key)).alias(name))
-    if stop is None:
-        return frame
-    v = pl.col(name)
-    return frame.with_columns(sl(v, 0, v.str.find(stop, literal=True)).alias(name))
-
-
-def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], sl, stop: str = ",") -> pl.DataFrame:
-    """`after` for several keys at once (name -> key): two passes in all, the fields side by side."""
-    c = pl.col(col)
-    frame = frame.with_columns([sl(c, c.str.find(key, literal=True) + len(key)).alias(name)
-                                for name, key in keys.items()])
-    return frame.with_columns([sl(pl.col(name), 0, pl.col(name).str.find(stop, literal=True)).alias(name)
-                               for name in keys])
+def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], stop: str = ",") -> pl.DataFrame:
+    """Columns name -> the text of `col` after the first `key` up to the next `stop` (or the
+    end); null without `key`. One compiled pass for all keys (kernels.after_keys)."""
+    values = kernels.after_keys(frame[col], list(keys.values()), stop)
+    return frame.with_columns([v.alias(name) for name, v in zip(keys, values)])
 
 
 def digits(text: pl.Expr) -> pl.Expr:

@@ -1,0 +1,123 @@
+"""The compiled kernels (mmw_tasks/_kernels.c) against the regexes they stand for."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from conftest import sample_block
+
+from mmw_tasks import kernels, parse_pop
+
+POP_MESSAGES = [
+    '(v4.0.9) POP login by user "nick" at (host.example) 74.125.46.35 [pop_log.c:244]',
+    'POP login by user "Mixed Case" at () 2001:db8::1',
+    'POP login by user "" at (h) 10.0.0.1',
+    'POP login by user "usér" at (hôte) 10.0.0.2',  # not ASCII: the fields are cut by bytes
+    'POP login by user "x" at (h)10.0.0.3',  # no space after ")": not the common form
+    'POP login by user "x" at (h) -',  # no address
+    'POP login by user nick at (h) 10.0.0.4',  # no quotes
+    "Stats: nick 0 0 1 731 host 10.0.0.5",
+    "pop3-login: Login: user=<a@b.example>, method=PLAIN, rip=78.55.5.173, lip=172.18.0.2, TLS",
+    "imap-login: Login: user=<>, method=PLAIN, rip=::ffff:10.1.2.3, lip=::ffff:10.0.0.1",
+    "managesieve-login: Login: user=<u>, orip=x, rip=, rip=10.9.8.7",  # the first rip= with an address
+    "submission-login: Login: user=<u> rip=zz",  # no address after any rip=
+    "pop3-login: Info: Login: user=<u>, rip=10.0.0.6",  # Dovecot 1.x: the full pattern's
+    "dovecot: imap-login: Login: user=<u>, rip=10.0.0.7",  # not at the start
+    "pop3-login: Aborted login (no auth attempts): rip=190.210.136.21",
+    "LOGIN, user=u, ip=[::ffff:10.0.0.8], port=[1]",
+    "Login user=u host=h [10.0.0.9]",
+    "Authenticated user=u host=h [10.0.0.10]",
+    "", "POP login by user", 'POP login by user "',
+]
+
+
+def _reference(msg: pl.Series) -> pl.DataFrame:
+    """The kinds and fields by the polars expressions the kernel replaced."""
+    m = pl.col("msg")
+    kind = (pl.when(m.str.contains("POP login by user", literal=True)).then(1)
+            .when(m.str.contains("-login: ", literal=True) & m.str.contains("Login: user=", literal=True)).then(2)
+            .when(m.str.starts_with("LOGIN, ")).then(3)
+            .when(m.str.starts_with("Login user=") | m.str.starts_with("Authenticated user=")).then(4)
+            .otherwise(0))
+    df = pl.DataFrame({"msg": msg}).with_columns(kind=kind.cast(pl.UInt8))
+    df = df.with_columns(tail=m.str.splitn('POP login by user "', 2).struct.field("field_1"))  # after the first
+    q = pl.when(pl.col("kind") == 1).then(pl.col("tail")).str.extract_groups(parse_pop._QPOPPER_TAIL).struct
+    d = pl.when(pl.col("kind") == 2).then(m).str.extract_groups(parse_pop._DOVECOT_HEAD).struct
+    return df.select("kind", *[pl.coalesce(q.field(str(i)), d.field(str(i))).alias(f"f{i}") for i in (1, 2, 3)])
+
+
+@pytest.mark.parametrize("with_samples", [False, True])
+def test_pop_login_kernel_reads_what_the_regexes_read(with_samples):
+    messages = []
+    if with_samples:
+        lines = sample_block("Dovecot pop3-login/imap-login") + sample_block("Dovecot (1.x-2.4)")
+        messages = [ln.split(": ", 1)[1] for ln in lines]
+    msg = pl.Series("msg", messages + POP_MESSAGES)
+    got = kernels.pop_logins(msg)
+    want = _reference(msg)
+    assert got["kind"].to_list() == want["kind"].to_list()
+    for f in ("f1", "f2", "f3"):
+        assert got[f].to_list() == want[f].to_list(), f
+    n = len(messages)
+    assert got["f2"][n] == "host.example" and got["f1"][n + 8] == "pop3"  # not null = null
+    assert sorted(set(got["kind"].to_list())) == [0, 1, 2, 3, 4]
+
+
+def test_pop_login_kernel_reads_nulls_and_chunks():
+    """A null message is no login; a Series of several chunks is read whole."""
+    msg = pl.concat([pl.Series("msg", POP_MESSAGES[:3]), pl.Series("msg", [None, POP_MESSAGES[8]])], rechunk=False)
+    got = kernels.pop_logins(msg)
+    assert got["kind"].to_list() == [1, 1, 1, 0, 2]
+    assert got["f1"].to_list() == ["nick", "Mixed Case", "", None, "pop3"]
+
+
+SENDMAIL_MESSAGES = [
+    "g1GBU1a12345: from=<a@b.example>, size=1, class=0, nrcpts=1",
+    "g1GBU1a12345[2]: to=<x@y.example>, delay=00:00:01, stat=Sent",
+    "AB12345: to=x", "AB1234: to=x", "A" * 20 + ": from=<>", "A" * 21 + ": from=<>",
+    "A" * 16 + "[12345]: to=x",  # the id and its [n] end past the first 26 characters
+    "ABCDEFG[]: x", "ABCDEFG[1a]: x", "ABCDEFG[١]: x", "ABCDEFG:x", "ABCDEFG: ", "ABCDEFGé: to=x",
+    "g1GBU1a12345: ruleset=check_rcpt, arg1=<u@v>, relay=h [10.0.0.1], reject=550 5.1.1 <u@v>... User unknown",
+    "ruleset=check_mail, arg1=x, relay=h", "g1GBU1a12345: <bad@x.example>... User unknown",
+    "g1GBU1a12345: bad@x.example... User unknown", "@x... y", "a@... y", "a@b... y", "a<b@c... x", "a@b<c... x",
+    "a@b...\tx", "ä@b.example... x", "naïve text@b... x",
+    "a\u00a0b@c... x",  # a no-break space is whitespace to the regex: the kernel leaves it to the regex
+    "", "not from=<x>", "STARTTLS=client, relay=x",
+]
+
+
+def test_sendmail_head_kernel_reads_what_the_regexes_read():
+    from mmw_tasks import parse_mail
+
+    msg = pl.Series("msg", SENDMAIL_MESSAGES)
+    got = parse_mail._heads(pl.DataFrame({"msg": msg}))
+    m, h = pl.col("msg"), pl.col("msg").str.slice(0, 26)  # the polars expressions the kernel replaced
+    q = pl.when(h.str.contains(parse_mail._QID_HEAD)).then(h.str.find(": ", literal=True))
+    want = pl.DataFrame({"msg": msg}).with_columns(
+        queue_id=pl.when(q.is_not_null()).then(h.str.slice(0, q)).str.replace(r"\[[0-9]+\]$", ""),
+        body=m.str.slice(q.fill_null(-2) + 2))
+    body = pl.col("body")
+    want = want.with_columns(
+        event=pl.when(body.str.starts_with("from=")).then(pl.lit("from"))
+        .when(body.str.starts_with("to=")).then(pl.lit("to"))
+        .when(body.str.starts_with("ruleset=") & body.str.contains(", reject=", literal=True))
+        .then(pl.lit("ruleset_reject"))
+        .when(body.str.contains(">... ", literal=True) | body.str.contains(parse_mail._ADDR_DOTS))
+        .then(pl.lit("reject")).otherwise(pl.lit("other")))
+    for col in ("queue_id", "body", "event"):
+        assert got[col].to_list() == want[col].to_list(), col
+    assert got["queue_id"][1] == "g1GBU1a12345" and got["event"].to_list().count("reject") == 5
+
+
+@pytest.mark.parametrize("stop", [",", None])
+def test_after_keys_reads_the_first_occurrence_up_to_the_stop(stop):
+    values = pl.Series("v", ["to=<a>, delay=1, mailer=esmtp, relay=h [1.2.3.4], dsn=2.0.0, stat=Sent (ok, queued)",
+                             "x, size=", "ü ñ, size=12, mailer=local", "mailer=nocomma, size=3", None, "",
+                             "a, relay=one, relay=two", ", dsn=5.1.1, stat=Deferred: Connection refused by h.example"])
+    keys = [", size=", ", mailer=", ", relay=", ", stat="]
+    got = kernels.after_keys(values, keys, stop)
+    for key, series in zip(keys, got):
+        after = values.str.splitn(key, 2).struct.field("field_1")  # after the first occurrence
+        want = after if stop is None else after.str.split(stop).list.first()
+        assert series.to_list() == want.to_list(), key
+    assert got[2][6] == ("one" if stop else "one, relay=two") and got[0][1] == "" and got[0][4] is None
