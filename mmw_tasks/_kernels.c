@@ -371,6 +371,78 @@ static PyObject *after_keys(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static inline int is_upper_hex(uint8_t ch) { return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F'); }
+
+/* the Postfix kinds of postfix_heads, by the first words of the body (parse_postfix._LEAD) */
+static const struct { const char *lead; uint8_t kind; } postfix_leads[] = {
+    {"to=", 1}, {"from=<", 2}, {"client=", 3}, {"message-id=", 4}, {"removed", 5}, {"uid=", 6}, {"sender=", 6},
+    {"reject: ", 7}, {"milter-reject: ", 7}, {"proxy-reject: ", 7}, {"connect from ", 8}, {"disconnect from ", 8},
+    {"Anonymous TLS", 8}, {"Trusted TLS", 8}, {"Untrusted TLS", 8}, {"Verified TLS", 8},
+};
+
+/* [a-z]+ (?:non-)?delivery (?:status )?notification: */
+static int dsn_lead(const uint8_t *p, const uint8_t *end) {
+    const uint8_t *w = p;
+    while (p < end && *p >= 'a' && *p <= 'z') p++;
+    if (p == w || !starts(p, end, " ")) return 0;
+    p += 1;
+    if (starts(p, end, "non-")) p += 4;
+    if (!starts(p, end, "delivery ")) return 0;
+    p += 9;
+    if (starts(p, end, "status ")) p += 7;
+    return starts(p, end, "notification: ");
+}
+
+/* postfix_heads(views, bufs, qid, qid_ok, body, kind) -> None
+ * Each Postfix message's queue id (parse_postfix._QID_HEAD in the first 22 bytes: 5-20 upper-case
+ * hex digits, NOQUEUE (no id) or 12-20 letters and digits, then ": "), its body (after the id,
+ * else the whole message) and the body's kind: 1 to, 2 from, 3 client, 4 cleanup, 5 removed,
+ * 6 pickup, 7 reject, 8 quiet, 9 dsn, 10 expired (a from= with ", status=expired"), 0 other. */
+static PyObject *postfix_heads(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, qb, qok, bdb, kb;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*", &vb, &bb, &qb, &qok, &bdb, &kb)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    int bad = n < 0 || qb.len < n * 16 || bdb.len < n * 16 || qok.len < n || kb.len < n;
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        view_t *qid = qb.buf, *body = bdb.buf;
+        uint8_t *qid_ok = qok.buf, *kind = kb.buf;
+        const size_t n_leads = sizeof postfix_leads / sizeof postfix_leads[0];
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len, *lim = t + (line->len < 22 ? line->len : 22);
+            const uint8_t *r = t, *b = t;
+            int hex = 1;
+            while (r < lim && is_alnum(*r)) { hex &= is_upper_hex(*r); r++; }
+            size_t len = (size_t)(r - t);
+            int head = r + 2 <= lim && r[0] == ':' && r[1] == ' ';
+            int noqueue = head && len == 7 && memcmp(t, "NOQUEUE", 7) == 0;
+            int id = head && !noqueue && ((hex && len >= 5 && len <= 20) || (len >= 12 && len <= 20));
+            memset(&qid[j], 0, 16);
+            qid_ok[j] = (uint8_t)id;
+            if (id) put(&qid[j], line, t, t, (int32_t)len);
+            if (id || noqueue) b = r + 2;
+            put(&body[j], line, b, t, (int32_t)(end - b));
+            uint8_t k = 0;
+            for (size_t i = 0; i < n_leads && !k; i++)
+                if (starts(b, end, postfix_leads[i].lead)) k = postfix_leads[i].kind;
+            if (!k && dsn_lead(b, end)) k = 9;
+            if (k == 2 && find(b, end, ", status=expired")) k = 10;
+            kind[j] = k;
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "postfix_heads: output arrays too short");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&qb); PyBuffer_Release(&qok);
+    PyBuffer_Release(&bdb); PyBuffer_Release(&kb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* all_ascii(views, bufs) -> bool: no byte of any string is 0x80 or above */
 static PyObject *all_ascii(PyObject *self, PyObject *args) {
     Py_buffer vb, bb;
@@ -453,6 +525,7 @@ static PyMethodDef methods[] = {
     {"pop_logins", pop_logins, METH_VARARGS, "POP/IMAP login kinds and the fields of their common forms."},
     {"sendmail_heads", sendmail_heads, METH_VARARGS, "sendmail queue ids, bodies and kinds."},
     {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
+    {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
     {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
     {"count_lines", count_lines, METH_VARARGS, "The number of newlines in a buffer."},
     {"line_views", line_views, METH_VARARGS, "Arrow views of a buffer's lines."},

@@ -92,15 +92,26 @@ def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:
     return {"kind": pl.Series(kind), **out}
 
 
-def sendmail_heads(msg: pl.Series) -> dict[str, pl.Series]:
-    """Each sendmail message's queue_id (null without one), body and kind code (parse_mail's
-    _KINDS; 255: the regex decides)."""
+def _heads(kernel, msg: pl.Series) -> dict[str, pl.Series]:
     lb = text_buffers(msg)
     n = lb.n
     qid, body = np.empty((n, 4), dtype=np.int32), np.empty((n, 4), dtype=np.int32)
     qid_ok, kind = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.uint8)
-    _kernels.sendmail_heads(lb.views, lb.addresses, qid, qid_ok, body, kind)
-    return {"queue_id": field_views(lb, qid, qid_ok), "body": field_views(lb, body, None), "kind": pl.Series(kind)}
+    kernel(lb.views, lb.addresses, qid, qid_ok, body, kind)
+    return {"queue_id": field_views(lb, qid, qid_ok), "body": field_views(lb, body, None),
+            "kind": pl.Series(kind)}
+
+
+def sendmail_heads(msg: pl.Series) -> dict[str, pl.Series]:
+    """Each sendmail message's queue_id (null without one), body and kind code (parse_mail's
+    _KINDS; 255: the regex decides)."""
+    return _heads(_kernels.sendmail_heads, msg)
+
+
+def postfix_heads(msg: pl.Series) -> dict[str, pl.Series]:
+    """Each Postfix message's queue_id (null without one, or NOQUEUE), body and kind code
+    (parse_postfix._KINDS)."""
+    return _heads(_kernels.postfix_heads, msg)
 
 
 def after_keys(values: pl.Series, keys: list[str], stop: str | None = ",") -> list[pl.Series]:
@@ -109,8 +120,8 @@ def after_keys(values: pl.Series, keys: list[str], stop: str | None = ",") -> li
     lb = text_buffers(values)
     n, nk = lb.n, len(keys)
     out, ok = np.empty((nk, n, 4), dtype=np.int32), np.zeros((nk, n), dtype=np.bool_)
-    _kernels.after_keys(lb.views, lb.addresses, tuple(k.encode() for k in keys), -1 if stop is None else ord(stop),
-                        out, ok)
+    stop_byte = -1 if stop is None else ord(stop)
+    _kernels.after_keys(lb.views, lb.addresses, tuple(k.encode() for k in keys), stop_byte, out, ok)
     return [field_views(lb, out[i], ok[i]) for i in range(nk)]
 
 

@@ -15,8 +15,8 @@ import polars as pl
 from mmw_tasks import kernels
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, EVENT_SCHEMA, addr, afters, by_value, concat_fates, digits, domain, fates_of, finish, host_of, ip_of,
-    of_day, slicer, unframed, user_unknown,
+    BASE, EVENT_SCHEMA, addr, afters, by_value, concat_fates, digits, domain, fates_of, finish, host_of,
+    ip_of, of_day, slicer, unframed, user_unknown,
 )
 
 __all__ = ["EVENT_SCHEMA", "SENDMAIL_PROGS", "parse_mail", "sendmail_status"]
@@ -59,8 +59,9 @@ def _heads(sm: pl.DataFrame) -> pl.DataFrame:
         sm = sm.with_columns(body=pl.when(pl.col("msg").is_not_null()).then(pl.col("body")))
     kind = pl.col("_kind")
     if sm.select((kind == 255).any()).item():  # not ASCII before the first space: the regex decides
-        sm = sm.with_columns(_kind=pl.when(kind != 255).then(kind).when(pl.col("body").str.contains(_ADDR_DOTS))
-                             .then(pl.lit(4, pl.UInt8)).otherwise(pl.lit(0, pl.UInt8)))
+        dots = pl.col("body").str.contains(_ADDR_DOTS)
+        sm = sm.with_columns(_kind=pl.when(kind != 255).then(kind).when(dots).then(pl.lit(4, pl.UInt8))
+                             .otherwise(pl.lit(0, pl.UInt8)))
     return sm.with_columns(event=kind.replace_strict(_KINDS, return_dtype=pl.String)).drop("_kind", "msg")
 
 

@@ -57,8 +57,9 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
         _ds=pl.when((k == "dovecot") & ~fast).then(msg).str.extract_groups(_DOVECOT),
         _c=pl.when(k == "courier").then(msg).str.extract_groups(_COURIER),
         _u=pl.when(k == "uw").then(msg).str.extract_groups(_UW))
-    f1, f2, f3 = (pl.when(k == "qpopper").then(pl.col(f)) for f in ("_f1", "_f2", "_f3"))  # user, host, address
-    d1, d2, d3 = (pl.when(k == "dovecot").then(pl.col(f)) for f in ("_f1", "_f2", "_f3"))  # service, user, address
+    fields = ("_f1", "_f2", "_f3")
+    f1, f2, f3 = (pl.when(k == "qpopper").then(pl.col(f)) for f in fields)  # user, host, address
+    d1, d2, d3 = (pl.when(k == "dovecot").then(pl.col(f)) for f in fields)  # service, user, address
     qs, ds, c, u = (pl.col(x).struct for x in ("_qs", "_ds", "_c", "_u"))
     imap_or_pop3 = pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(pl.lit("pop3"))
     rows = rows.with_columns(

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from mmw_tasks import kernels
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, addr, by_value, concat_fates, detached, digits, domain, fates_of, finish, host_of, ip_of, slicer, unframed,
-    user_unknown,
+    BASE, addr, by_value, concat_fates, detached, digits, domain, fates_of, finish, host_of, ip_of, slicer,
+    unframed, user_unknown,
 )
 
+# What kernels.postfix_heads reads (tests/test_kernels.py compares the two): the queue id, then the
+# kind from the first words of the body
 _QID_HEAD = r"^(?:[0-9A-F]{5,20}|NOQUEUE|[0-9A-Za-z]{12,20}): "
 _NONE = "\x00"  # a group's "nothing yet", so that a forward fill never crosses into the next message
 _MARKERS = {"client": "K", "pickup": "P", "cleanup": "C", "from": "F", "removed": "R"}
@@ -41,19 +44,21 @@ _LEAD_KIND = {"to=": "to", "from=<": "from", "client=": "client", "message-id=":
               "Anonymous TLS": "quiet", "Trusted TLS": "quiet", "Untrusted TLS": "quiet", "Verified TLS": "quiet"}
 
 
-def with_kind(frame: pl.DataFrame) -> pl.DataFrame:
-    """`event`: the line's kind from its first words (one anchored pass); from= lines of an
-    expired message are `expired`. (Intermediate columns are materialised: an eager expression
-    used twice is computed twice.)"""
-    body = pl.col("body")
-    frame = frame.with_columns(_lead=body.str.extract(_LEAD, 1))
-    frame = frame.with_columns(_kind=pl.col("_lead").replace_strict(_LEAD_KIND, default=None, return_dtype=pl.String),
-                               _exp=body.str.contains(", status=expired", literal=True))
-    kind = pl.col("_kind")
-    return frame.with_columns(event=pl.when(pl.col("_lead").is_null()).then(pl.lit("other"))
-                              .when(kind.is_null()).then(pl.lit("dsn"))
-                              .when((kind == "from") & pl.col("_exp")).then(pl.lit("expired"))
-                              .otherwise(kind)).drop("_lead", "_kind", "_exp")
+_KINDS = {0: "other", 1: "to", 2: "from", 3: "client", 4: "cleanup", 5: "removed", 6: "pickup", 7: "reject",
+          8: "quiet", 9: "dsn", 10: "expired"}
+
+
+def heads(pf: pl.DataFrame) -> pl.DataFrame:
+    """queue_id ("QID: body"; null for NOQUEUE and lines of no message), body and `event` of each
+    message (`msg`), by one compiled pass (kernels.postfix_heads): _QID_HEAD in the first 22
+    characters, the kind from the body's first words (_LEAD, _LEAD_KIND: a lead not in the
+    table is `dsn`, no lead is `other`), and from= lines of an expired message are `expired`."""
+    found = kernels.postfix_heads(pf["msg"])
+    pf = pf.with_columns(queue_id=found["queue_id"], body=found["body"],
+                         event=found["kind"].replace_strict(_KINDS, return_dtype=pl.String))
+    if pf.select(pl.col("msg").is_null().any()).item():
+        pf = pf.with_columns(body=pl.when(pl.col("msg").is_not_null()).then(pl.col("body")))
+    return pf.drop("msg")
 
 
 def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
@@ -66,8 +71,8 @@ def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
 class PostfixParser:
     """Callable parser; keeps, per queue id still in flight, the last marker line and client.
 
-    Cheap literal tests (starts_with on the text after the queue id) sort the lines by kind;
-    fields come from finds and slices on each kind's own rows; the regex helpers (addresses,
+    One compiled pass (heads) splits off the queue id and sorts the lines by kind; fields come
+    from finds and slices on each kind's own rows; the regex helpers (addresses,
     hosts) run on distinct values only. Every line keeps its fate as before.
     """
 
@@ -83,22 +88,14 @@ class PostfixParser:
     def prepare(self, rows: pl.DataFrame) -> dict:
         """Everything that needs no state from earlier batches (ingest runs it on two batches at
         once); `complete` then adds, batch by batch in order, what does."""
-        prog, msg = pl.col("prog"), pl.col("msg")
+        prog = pl.col("prog")
         framed = rows.filter(pl.col("framed"))
         is_pf = prog.str.starts_with("postfix").fill_null(False)
         pf = framed.filter(is_pf).select(*BASE, "in_day", "prog", "msg")
         sl = slicer(pf)
-        # "QID: body": queue ids are ASCII and at most 20 characters, so 22 characters hold them
-        h = pl.col("_h")
-        pf = pf.with_columns(_h=msg.str.slice(0, 22))
-        pf = pf.with_columns(_q=pl.when(h.str.contains(_QID_HEAD)).then(h.str.find(": ", literal=True)))
-        q = pl.col("_q")
-        pf = pf.with_columns(queue_id=h.str.slice(0, q.fill_null(0)), body=msg.str.slice(q.fill_null(-2) + 2))
-        pf = pf.drop("_h", "msg").with_columns(
-            queue_id=pl.when(q.is_not_null() & (pl.col("queue_id") != "NOQUEUE")).then(pl.col("queue_id")))
-        pf = with_kind(pf.with_columns(queue_id=pl.when(pl.col("queue_id") != "NOQUEUE").then(pl.col("queue_id"))))
+        pf = heads(pf)
         marks = _marks(pf, sl)
-        day = pf.filter(pl.col("in_day")).drop("_q")
+        day = pf.filter(pl.col("in_day"))
         parts: list[pl.DataFrame] = []
         fates = [unframed(rows.filter(pl.col("in_day"))),
                  fates_of(framed.filter(pl.col("in_day") & ~is_pf & ~is_pop(prog)), "ignored")]

@@ -121,3 +121,38 @@ def test_after_keys_reads_the_first_occurrence_up_to_the_stop(stop):
         want = after if stop is None else after.str.split(stop).list.first()
         assert series.to_list() == want.to_list(), key
     assert got[2][6] == ("one" if stop else "one, relay=two") and got[0][1] == "" and got[0][4] is None
+
+
+POSTFIX_MESSAGES = [
+    "3FA2B1C0D9: client=unknown[10.0.0.1]", "3FA2B1C0D9: from=<a@b.example>, size=10, nrcpt=1 (queue active)",
+    "3FA2B1C0D9: from=<a@b.example>, status=expired, returned to sender", "NOQUEUE: reject: RCPT from x",
+    "3FA2B: to=<x@y>, relay=none, status=bounced", "3FA2: to=x", "3fa2b1c0d9: to=x",  # 4 digits; lower-case hex
+    "4Bq3Xj2H9Zz1kP: message-id=<m@x>", "4Bq3Xj2H9Zz: removed", "A" * 20 + ": removed", "A" * 21 + ": removed",
+    "3FA2B1C0D9:removed", "3FA2B1C0D9: uid=0 from=<root>", "3FA2B1C0D9: sender=x", "3FA2B1C0D9: milter-reject: END",
+    "3FA2B1C0D9: proxy-reject: END", "connect from h[1.2.3.4]", "disconnect from h[1.2.3.4] ehlo=1",
+    "Anonymous TLS connection established", "Untrusted TLS", "3FA2B1C0D9: sender non-delivery notification: 4C",
+    "3FA2B1C0D9: sender delivery status notification: 4C", "3FA2B1C0D9: Sender delivery notification: x",
+    "removed delivery notification: x", "warning: hostname x does not resolve", "NOQUEUE: filter: RCPT",
+    "3FA2B1C0D9: from=x", "", "NOQUEUE", "ÄÖ: to=x", "3FA2B1C0D9: to=<ü@x>, status=sent",
+]
+
+
+def test_postfix_head_kernel_reads_what_the_regexes_read():
+    from mmw_tasks import parse_postfix as pp
+
+    msg = pl.Series("msg", POSTFIX_MESSAGES)
+    got = pp.heads(pl.DataFrame({"msg": msg}))
+    m, h = pl.col("msg"), pl.col("msg").str.slice(0, 22)  # the polars expressions the kernel replaced
+    q = pl.when(h.str.contains(pp._QID_HEAD)).then(h.str.find(": ", literal=True))
+    want = pl.DataFrame({"msg": msg}).with_columns(
+        queue_id=pl.when(q.is_not_null() & (h.str.slice(0, q) != "NOQUEUE")).then(h.str.slice(0, q)),
+        body=m.str.slice(q.fill_null(-2) + 2))
+    body = pl.col("body")
+    lead = body.str.extract(pp._LEAD, 1)
+    kind = lead.replace_strict(pp._LEAD_KIND, default=None, return_dtype=pl.String)
+    want = want.with_columns(event=pl.when(lead.is_null()).then(pl.lit("other")).when(kind.is_null())
+                             .then(pl.lit("dsn")).when((kind == "from") & body.str.contains(", status=expired"))
+                             .then(pl.lit("expired")).otherwise(kind))
+    for col in ("queue_id", "body", "event"):
+        assert got[col].to_list() == want[col].to_list(), col
+    assert set(got["event"]) == set(pp._KINDS.values())
