@@ -443,6 +443,84 @@ static PyObject *postfix_heads(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static const uint8_t *alnum_run(const uint8_t *p, const uint8_t *end) {
+    while (p < end && is_alnum(*p)) p++;
+    return p;
+}
+
+static inline int exim_flag_char(uint8_t ch) { return ch == '<' || ch == '=' || ch == '-' || ch == '*' || ch == '>'; }
+
+/* exim_heads(views, bufs, qid, qid_ok, flag, flag_ok, body, kind) -> None
+ * parse_exim._HEAD on each message: an optional "[pid] ", then optionally the message id
+ * (6-(6..11)-(2..4) letters and digits) and a space, then optionally a two-character flag
+ * ([<=\-*>]) and a space; body is what follows. kind: 1 from (<=), 2 to (=> -> >> *> == **),
+ * 3 reject (no flag, " rejected RCPT "), 4 quiet (no flag, parse_exim._QUIET), 0 other. */
+static PyObject *exim_heads(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, qb, qok, fb, fok, bdb, kb;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*w*w*", &vb, &bb, &qb, &qok, &fb, &fok, &bdb, &kb)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    int bad = n < 0 || qb.len < n * 16 || fb.len < n * 16 || bdb.len < n * 16 || qok.len < n || fok.len < n
+              || kb.len < n;
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        view_t *qid = qb.buf, *flag = fb.buf, *body = bdb.buf;
+        uint8_t *qid_ok = qok.buf, *flag_ok = fok.buf, *kind = kb.buf;
+        static const char *to_flags[] = {"=>", "->", ">>", "*>", "==", "**"};
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len, *p = t, *q;
+            memset(&qid[j], 0, 16); memset(&flag[j], 0, 16);
+            qid_ok[j] = flag_ok[j] = 0;
+            if (p < end && *p == '[') {  /* \[[0-9]+\] */
+                q = p + 1;
+                while (q < end && *q >= '0' && *q <= '9') q++;
+                if (q > p + 1 && starts(q, end, "] ")) p = q + 2;
+            }
+            const uint8_t *a = alnum_run(p, end), *b, *c;
+            int id = a - p == 6 && starts(a, end, "-");
+            if (id) { b = alnum_run(a + 1, end); id = b - (a + 1) >= 6 && b - (a + 1) <= 11 && starts(b, end, "-"); }
+            if (id) { c = alnum_run(b + 1, end); id = c - (b + 1) >= 2 && c - (b + 1) <= 4 && starts(c, end, " "); }
+            uint8_t k = 0;
+            if (id) {
+                put(&qid[j], line, p, t, (int32_t)(c - p));
+                qid_ok[j] = 1;
+                p = c + 1;
+                if (end - p >= 3 && exim_flag_char(p[0]) && exim_flag_char(p[1]) && p[2] == ' ') {
+                    put(&flag[j], line, p, t, 2);
+                    flag_ok[j] = 1;
+                    if (p[0] == '<' && p[1] == '=') k = 1;
+                    for (int f = 0; f < 6 && !k; f++)
+                        if (p[0] == to_flags[f][0] && p[1] == to_flags[f][1]) k = 2;
+                    p += 3;
+                }
+            }
+            put(&body[j], line, p, t, (int32_t)(end - p));
+            if (!flag_ok[j]) {
+                if (find(p, end, " rejected RCPT ")) k = 3;
+                else if (starts(p, end, "Completed") || starts(p, end, "Start queue run")
+                         || starts(p, end, "End queue run") || starts(p, end, "Frozen")
+                         || starts(p, end, "Message is frozen")) k = 4;
+                else if (starts(p, end, "exim ")) {  /* exim [0-9.]+ daemon started */
+                    q = p + 5;
+                    while (q < end && ((*q >= '0' && *q <= '9') || *q == '.')) q++;
+                    if (q > p + 5 && starts(q, end, " daemon started")) k = 4;
+                }
+            }
+            kind[j] = k;
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "exim_heads: output arrays too short");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&qb); PyBuffer_Release(&qok);
+    PyBuffer_Release(&fb); PyBuffer_Release(&fok); PyBuffer_Release(&bdb); PyBuffer_Release(&kb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* all_ascii(views, bufs) -> bool: no byte of any string is 0x80 or above */
 static PyObject *all_ascii(PyObject *self, PyObject *args) {
     Py_buffer vb, bb;
@@ -526,6 +604,7 @@ static PyMethodDef methods[] = {
     {"sendmail_heads", sendmail_heads, METH_VARARGS, "sendmail queue ids, bodies and kinds."},
     {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
     {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
+    {"exim_heads", exim_heads, METH_VARARGS, "Exim message ids, flags, bodies and kinds."},
     {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
     {"count_lines", count_lines, METH_VARARGS, "The number of newlines in a buffer."},
     {"line_views", line_views, METH_VARARGS, "Arrow views of a buffer's lines."},

@@ -125,6 +125,18 @@ def after_keys(values: pl.Series, keys: list[str], stop: str | None = ",") -> li
     return [field_views(lb, out[i], ok[i]) for i in range(nk)]
 
 
+def exim_heads(msg: pl.Series) -> dict[str, pl.Series]:
+    """Each Exim message's queue_id and two-character flag (null without), body and kind code
+    (parse_exim._KINDS)."""
+    lb = text_buffers(msg)
+    n = lb.n
+    qid, flag, body = (np.empty((n, 4), dtype=np.int32) for _ in range(3))
+    qid_ok, flag_ok, kind = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.uint8)
+    _kernels.exim_heads(lb.views, lb.addresses, qid, qid_ok, flag, flag_ok, body, kind)
+    return {"queue_id": field_views(lb, qid, qid_ok), "flag": field_views(lb, flag, flag_ok),
+            "body": field_views(lb, body, None), "kind": pl.Series(kind)}
+
+
 def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
     """Which lines begin a run of lines with the same stamp key; None when a line is 12 bytes or
     shorter (no stamp fits) or not ASCII."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from mmw_tasks import kernels
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
     BASE, addr, by_value, concat_fates, domain, fates_of, finish, ip_of, of_day, unframed, user_unknown,
@@ -21,9 +22,23 @@ from mmw_tasks.parse_util import (
 
 EXIM_PROGS = ["exim", "exim4"]
 _ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
-_HEAD = rf"^((?:\[\d+\] )?(?:({_ID}) (?:([<=\-*>]{{2}}) )?)?)"  # 1: all of it (ASCII), 2: id, 3: flag
-_QUIET = r"^(?:Completed|Start queue run|End queue run|exim [\d.]+ daemon started|Frozen|Message is frozen)"
+# What kernels.exim_heads reads (tests/test_kernels.py compares the two)
+_HEAD = rf"^((?:\[[0-9]+\] )?(?:({_ID}) (?:([<=\-*>]{{2}}) )?)?)"  # 1: all of it (ASCII), 2: id, 3: flag
+_QUIET = r"^(?:Completed|Start queue run|End queue run|exim [0-9.]+ daemon started|Frozen|Message is frozen)"
 _FLAGS = {"<=": "from", "=>": "to", "->": "to", ">>": "to", "*>": "to", "==": "to", "**": "to"}
+_KINDS = {0: "other", 1: "from", 2: "to", 3: "reject", 4: "quiet"}
+
+
+def heads(ex: pl.DataFrame) -> pl.DataFrame:
+    """queue_id, _flag, body and `event` of each message (`msg`), by one compiled pass
+    (kernels.exim_heads: _HEAD, then the flag's kind (_FLAGS), or " rejected RCPT " (reject),
+    or _QUIET (quiet), else other)."""
+    found = kernels.exim_heads(ex["msg"])
+    ex = ex.with_columns(queue_id=found["queue_id"], _flag=found["flag"], body=found["body"],
+                         event=found["kind"].replace_strict(_KINDS, return_dtype=pl.String))
+    if ex.select(pl.col("msg").is_null().any()).item():
+        ex = ex.with_columns(body=pl.when(pl.col("msg").is_not_null()).then(pl.col("body")))
+    return ex
 
 
 def _exim_host(h: pl.Expr) -> pl.Expr:
@@ -39,20 +54,11 @@ def _hosts(frame: pl.DataFrame) -> pl.DataFrame:
 def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of an Exim server's framed rows (see parse_util)."""
     rows = of_day(rows)
-    prog, msg = pl.col("prog"), pl.col("msg")
+    prog = pl.col("prog")
     framed = rows.filter(pl.col("framed"))
     is_exim = (prog.is_in(EXIM_PROGS) | (pl.col("plain") & prog.is_null())).fill_null(False)
-    ex = framed.filter(is_exim).with_columns(g=msg.str.extract_groups(_HEAD))
-    g = pl.col("g").struct
-    ex = ex.with_columns(queue_id=g.field("2"), _flag=g.field("3"),
-                         body=msg.str.slice(g.field("1").str.len_chars()))  # the head cut off, no 2nd regex
+    ex = heads(framed.filter(is_exim))
     body = pl.col("body")
-    ex = ex.with_columns(event=pl.when(pl.col("_flag").is_not_null()).then(
-        pl.col("_flag").replace_strict(_FLAGS, default="other"))
-        .when(body.str.contains(" rejected RCPT ", literal=True)).then(pl.lit("reject"))
-        .when(body.str.contains(_QUIET))
-        .then(pl.lit("quiet"))
-        .otherwise(pl.lit("other")))
     parts: list[pl.DataFrame] = []
     fates = [unframed(rows), fates_of(framed.filter(~is_exim & ~is_pop(prog)), "ignored")]
 

@@ -51,23 +51,28 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     rows = rows.select(*base, "msg", "prog").with_columns(
         _k=found["kind"].replace_strict(_KINDS, default=None, return_dtype=pl.String),
         _f1=found["f1"], _f2=found["f2"], _f3=found["f3"])
-    fast = pl.col("_f1").is_not_null()
-    rows = rows.with_columns(
-        _qs=pl.when((k == "qpopper") & ~fast).then(msg).str.extract_groups(_QPOPPER),
-        _ds=pl.when((k == "dovecot") & ~fast).then(msg).str.extract_groups(_DOVECOT),
-        _c=pl.when(k == "courier").then(msg).str.extract_groups(_COURIER),
-        _u=pl.when(k == "uw").then(msg).str.extract_groups(_UW))
     fields = ("_f1", "_f2", "_f3")
-    f1, f2, f3 = (pl.when(k == "qpopper").then(pl.col(f)) for f in fields)  # user, host, address
+    q1, q2, q3 = (pl.when(k == "qpopper").then(pl.col(f)) for f in fields)  # user, host, address
     d1, d2, d3 = (pl.when(k == "dovecot").then(pl.col(f)) for f in fields)  # service, user, address
-    qs, ds, c, u = (pl.col(x).struct for x in ("_qs", "_ds", "_c", "_u"))
+    user, ip, host, service = [q1, d2], [q3, d3], [q2], [d1]
+    # the full patterns, each on the rows of its kind the kernel did not read (most batches: none)
+    kinds, fast = found["kind"].to_numpy(), found["f1"].is_not_null().to_numpy()
+    full = {"_qs": (_QPOPPER, ((kinds == 1) & ~fast).any(), {"1": user, "2": host, "3": ip}),
+            "_ds": (_DOVECOT, ((kinds == 2) & ~fast).any(), {"1": service, "2": user, "3": ip}),
+            "_c": (_COURIER, (kinds == 3).any(), {"1": user, "2": ip}),
+            "_u": (_UW, (kinds == 4).any(), {"1": user, "2": host, "3": ip})}
+    kind_of = {"_qs": "qpopper", "_ds": "dovecot", "_c": "courier", "_u": "uw"}
+    for col, (pattern, needed, groups) in full.items():
+        if needed:
+            rows = rows.with_columns(pl.when((k == kind_of[col]) & pl.col("_f1").is_null()).then(msg)
+                                     .str.extract_groups(pattern).alias(col))
+            for group, into in groups.items():
+                into.append(pl.col(col).struct.field(group))
     imap_or_pop3 = pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(pl.lit("pop3"))
     rows = rows.with_columns(
-        user=pl.coalesce(f1, qs.field("1"), d2, ds.field("2"), c.field("1"), u.field("1")),
-        client_ip=pl.coalesce(f3, qs.field("3"), d3, ds.field("3"), c.field("2"), u.field("3")),
-        relay_host=pl.coalesce(f2, qs.field("2"), u.field("2")),
+        user=pl.coalesce(user), client_ip=pl.coalesce(ip), relay_host=pl.coalesce(host),
         mailer=pl.when(k == "qpopper").then(pl.lit("pop3")).when(k == "dovecot")
-        .then(pl.coalesce(d1, ds.field("1"))).when(k.is_not_null()).then(imap_or_pop3))
+        .then(pl.coalesce(service)).when(k.is_not_null()).then(imap_or_pop3))
     bad = k.is_not_null() & pl.col("user").is_null()
     events = rows.filter(~bad).select(
         *base, event=pl.when(k.is_null()).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),

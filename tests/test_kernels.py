@@ -156,3 +156,61 @@ def test_postfix_head_kernel_reads_what_the_regexes_read():
     for col in ("queue_id", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert set(got["event"]) == set(pp._KINDS.values())
+
+
+def test_pop_logins_the_kernel_leaves_go_through_the_full_patterns():
+    """Courier, UW and Dovecot 1.x logins are read by the full patterns after the kernel: each
+    gives its user, address, host and service; a login line no pattern reads is malformed."""
+    from datetime import datetime
+
+    from mmw_tasks.parse_util import BASE
+
+    lines = [("popper", '(v4.0.9) POP login by user "Nick" at (host.example) 74.125.46.35 [pop_log.c:244]'),
+             ("dovecot", "pop3-login: Info: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.6, lip=10.0.0.1"),
+             ("imapd", "LOGIN, user=bob, ip=[::ffff:10.0.0.8], port=[4712], protocol=IMAP"),
+             ("ipop3d", "Login user=carol host=pc.example [10.0.0.9]"),
+             ("dovecot", "imap-login: Login: user=<dave>, method=PLAIN, rip=10.0.0.7, lip=10.0.0.1"),
+             ("popper", 'POP login by user "x" at (h)10.0.0.3'),
+             ("popper", "Stats: nick 0 0 1 731 host 10.0.0.5")]
+    rows = pl.DataFrame({"ts": [datetime(2002, 2, 16)] * len(lines), "line_no": range(1, len(lines) + 1),
+                         "copy": [0] * len(lines), "repeat": [False] * len(lines),
+                         "prog": [p for p, _ in lines], "msg": [m for _, m in lines]})
+    events, fates = parse_pop.parse_pop(rows, BASE)
+    got = events.sort("line_no").select("line_no", "event", "user", "client_ip", "relay_host", "mailer").rows()
+    assert got == [(1, "pop_login", "nick", "74.125.46.35", "host.example", "pop3"),
+                   (2, "pop_login", "ann", "10.0.0.6", None, "pop3"),
+                   (3, "pop_login", "bob", "10.0.0.8", None, "imap"),
+                   (4, "pop_login", "carol", "10.0.0.9", "pc.example", "pop3"),
+                   (5, "pop_login", "dave", "10.0.0.7", None, "imap"),
+                   (7, "pop_other", None, None, None, None)]
+    assert fates.select("line_no", "fate").rows() == [(6, "malformed")]
+
+
+EXIM_MESSAGES = [
+    "1MUhnF-0000JZ-OX <= a@b.example H=h [1.2.3.4] P=esmtp S=123", "[1234] 1MUhnF-0000JZ-OX => x@y R=r T=smtp",
+    "1MUhnF-0000JZ-OX -> x2@y", "1MUhnF-0000JZ-OX >> x@y", "1MUhnF-0000JZ-OX *> x@y", "1MUhnF-0000JZ-OX == x@y",
+    "1MUhnF-0000JZ-OX ** x@y: Unrouteable address", "1MUhnF-0000JZ-OX << weird", "1MUhnF-0000JZ-OX Completed",
+    "1MUhnF-0000JZ-OX =>x", "1rWzOe-000000004yO-2Awl <= a@b", "1MUhnFX-0000JZ-OX <= a", "1MUhnF-0000JZ-OXXXX <= a",
+    "1MUhnF-00000-OX <= a", "1MUhnF-0000JZ-OX", "[12] H=x rejected RCPT <u@v>: unknown", "[] 1MUhnF-0000JZ-OX <= a",
+    "[١٢] 1MUhnF-0000JZ-OX <= a", "exim 4.96 daemon started: pid=1", "exim x daemon started", "Start queue run: pid=2",
+    "End queue run: pid=2", "Frozen (delivery error message)", "Message is frozen", "",
+    "H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted", "1MUhnF-0000JZ-OX ** é@x: no",
+]
+
+
+def test_exim_head_kernel_reads_what_the_regexes_read():
+    from mmw_tasks import parse_exim as px
+
+    msg = pl.Series("msg", EXIM_MESSAGES)
+    got = px.heads(pl.DataFrame({"msg": msg}))
+    g = pl.col("g").struct  # the polars expressions the kernel replaced
+    want = pl.DataFrame({"msg": msg}).with_columns(g=pl.col("msg").str.extract_groups(px._HEAD))
+    want = want.with_columns(queue_id=g.field("2"), _flag=g.field("3"),
+                             body=pl.col("msg").str.slice(g.field("1").str.len_chars()))
+    body, flag = pl.col("body"), pl.col("_flag")
+    want = want.with_columns(event=pl.when(flag.is_not_null()).then(flag.replace_strict(px._FLAGS, default="other"))
+                             .when(body.str.contains(" rejected RCPT ", literal=True)).then(pl.lit("reject"))
+                             .when(body.str.contains(px._QUIET)).then(pl.lit("quiet")).otherwise(pl.lit("other")))
+    for col in ("queue_id", "_flag", "body", "event"):
+        assert got[col].to_list() == want[col].to_list(), col
+    assert set(got["event"]) == set(px._KINDS.values()) and got["queue_id"][10] == "1rWzOe-000000004yO-2Awl"
