@@ -521,6 +521,65 @@ static PyObject *exim_heads(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* postfix_to(views, bufs, out, ok) -> None
+ * The fields of Postfix to= bodies, as views out[field][row] (ok = 0: null): 0 recipient
+ * (^to=<?([^,>]*)>?,), 1 relay (after ", relay=" up to ","), 2 status (the word after
+ * ", status=" when it is [a-z-]+), 3 detail (what the parentheses after that word hold, when
+ * they end the line). */
+static PyObject *postfix_to(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, ob, okb;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*", &vb, &bb, &ob, &okb)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    int bad = n < 0 || ob.len < 4 * n * 16 || okb.len < 4 * n;
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        view_t *out = ob.buf;
+        uint8_t *ok = okb.buf;
+        memset(out, 0, (size_t)(4 * n * 16));
+        memset(ok, 0, (size_t)(4 * n));
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len, *p, *q;
+            if (starts(t, end, "to=")) {
+                p = t + 3;
+                if (p < end && *p == '<') p++;
+                for (q = p; q < end && *q != ',' && *q != '>'; q++) {}
+                const uint8_t *c = (q < end && *q == '>') ? q + 1 : q;
+                if (c < end && *c == ',') { put(&out[j], line, p, t, (int32_t)(q - p)); ok[j] = 1; }
+            }
+            if ((p = find(t, end, ", relay=")) != NULL) {
+                p += 8;
+                q = memchr(p, ',', (size_t)(end - p));
+                put(&out[n + j], line, p, t, (int32_t)((q ? q : end) - p));
+                ok[n + j] = 1;
+            }
+            if ((p = find(t, end, ", status=")) != NULL) {
+                p += 9;  /* the word, up to a space or the end */
+                const uint8_t *sp = memchr(p, ' ', (size_t)(end - p)), *we = sp ? sp : end;
+                int word = we > p;
+                for (q = p; q < we && word; q++) word = (*q >= 'a' && *q <= 'z') || *q == '-';
+                if (word) {
+                    put(&out[2 * n + j], line, p, t, (int32_t)(we - p));
+                    ok[2 * n + j] = 1;
+                    if (sp && end - sp >= 3 && sp[1] == '(' && end[-1] == ')') {
+                        put(&out[3 * n + j], line, sp + 2, t, (int32_t)(end - 1 - (sp + 2)));
+                        ok[3 * n + j] = 1;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "postfix_to: output arrays too short");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&ob); PyBuffer_Release(&okb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* all_ascii(views, bufs) -> bool: no byte of any string is 0x80 or above */
 static PyObject *all_ascii(PyObject *self, PyObject *args) {
     Py_buffer vb, bb;
@@ -605,6 +664,7 @@ static PyMethodDef methods[] = {
     {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
     {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
     {"exim_heads", exim_heads, METH_VARARGS, "Exim message ids, flags, bodies and kinds."},
+    {"postfix_to", postfix_to, METH_VARARGS, "The recipient, relay, status and detail of Postfix to= lines."},
     {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
     {"count_lines", count_lines, METH_VARARGS, "The number of newlines in a buffer."},
     {"line_views", line_views, METH_VARARGS, "Arrow views of a buffer's lines."},

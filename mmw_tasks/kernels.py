@@ -137,6 +137,14 @@ def exim_heads(msg: pl.Series) -> dict[str, pl.Series]:
             "body": field_views(lb, body, None), "kind": pl.Series(kind)}
 
 
+def postfix_to(body: pl.Series) -> dict[str, pl.Series]:
+    """recipient, relay, status and detail of Postfix to= bodies (see _kernels.c)."""
+    lb = text_buffers(body)
+    out, ok = np.empty((4, lb.n, 4), dtype=np.int32), np.zeros((4, lb.n), dtype=np.bool_)
+    _kernels.postfix_to(lb.views, lb.addresses, out, ok)
+    return {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(("recipient", "relay", "status", "detail"))}
+
+
 def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
     """Which lines begin a run of lines with the same stamp key; None when a line is 12 bytes or
     shorter (no stamp fits) or not ASCII."""

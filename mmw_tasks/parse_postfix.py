@@ -112,7 +112,7 @@ class PostfixParser:
         fates.append(fates_of(fr.filter(bad), "malformed", "qmgr from= line without size="))
         fr = fr.filter(~bad).select(*BASE, "queue_id", "sender", "size", "nrcpts")
 
-        to = _to_fields(day.filter(pl.col("event") == "to"), sl)
+        to = _to_fields(day.filter(pl.col("event") == "to"))
         bad = pl.col("recipient").is_null() | pl.col("_status").is_null()
         fates.append(fates_of(to.filter(bad), "malformed", "to= line without status="))
         to = to.filter(~bad).with_columns(status=postfix_status(pl.col("_status"), pl.col("detail")))
@@ -197,28 +197,16 @@ def _marks(pf: pl.DataFrame, sl) -> pl.DataFrame:
                      _host=pl.when(none).then(pl.lit("")).otherwise("_host"))
 
 
-def _to_fields(to: pl.DataFrame, sl) -> pl.DataFrame:
-    """recipient, _relay, _status and detail of to= rows, by finds and slices."""
-    body = pl.col("body")
-    to = to.with_columns(_gt=body.str.find(">,", literal=True), _r=body.str.find(", relay=", literal=True),
-                         _st=body.str.find(", status=", literal=True))
-    to = to.with_columns(
-        recipient=pl.when(body.str.starts_with("to=<") & pl.col("_gt").is_not_null())
-        .then(sl(body, 4, pl.col("_gt") - 4)),
-        _relay=sl(body, pl.col("_r") + 8), _after=sl(body, pl.col("_st") + 9))
-    rc = pl.col("recipient")
-    odd = rc.is_null() | rc.str.contains(r"[,>]")
-    if to.select(odd.any()).item():  # "to=a@b," without brackets, or something else: the regex decides
-        to = to.with_columns(recipient=pl.when(odd).then(body.str.extract(r"^to=<?([^,>]*)>?,", 1)).otherwise(rc))
-    after, relay = pl.col("_after"), pl.col("_relay")
-    to = to.with_columns(_relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(",", literal=True))),
-                         _sp=after.str.find(" ", literal=True))
-    word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
-    to = to.with_columns(_status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
-                         _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"))
-    to = to.with_columns(detail=pl.when(pl.col("_ok") & pl.col("_status").is_not_null()).then(
-        sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)))
-    return to.with_columns(recipient=addr(pl.col("recipient")))
+_TO_RECIPIENT = r"^to=<?([^,>]*)>?,"  # what kernels.postfix_to reads (tests/test_kernels.py compares)
+
+
+def _to_fields(to: pl.DataFrame) -> pl.DataFrame:
+    """recipient, _relay, _status and detail of to= rows, by one compiled pass (kernels.postfix_to):
+    the recipient by _TO_RECIPIENT, the relay up to its comma, the status word after ", status="
+    when it is [a-z-]+, and as detail the parenthesised reply after it when that ends the line."""
+    found = kernels.postfix_to(to["body"])
+    return to.with_columns(recipient=addr(found["recipient"]), _relay=found["relay"], _status=found["status"],
+                           detail=found["detail"])
 
 
 def parse_postfix(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -214,3 +214,45 @@ def test_exim_head_kernel_reads_what_the_regexes_read():
     for col in ("queue_id", "_flag", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert set(got["event"]) == set(px._KINDS.values()) and got["queue_id"][10] == "1rWzOe-000000004yO-2Awl"
+
+
+POSTFIX_TO_BODIES = [
+    "to=<a@b.example>, relay=mx.b.example[10.0.0.2]:25, delay=1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)",
+    "to=<a@b.example>, relay=none, delay=30, dsn=4.4.1, status=deferred (connect to x[10.0.0.3]:25: Connection refused)",
+    "to=<u@c.example>, relay=c[10.0.0.4]:25, dsn=5.1.1, status=bounced (host c said: 550 no (in reply to RCPT TO))",
+    "to=<u@c.example>, orig_to=<u>, relay=local, status=sent (delivered to mailbox)", "to=<a@b>, status=sent",
+    "to=<a@b>, status=deferred (x) extra", "to=<a@b>, status=Sent (x)", "to=<a@b>, status=sent ()", "to=<a@b>, status=s (",
+    "to=a@b, relay=h[1.2.3.4]:25, status=sent (ok)", "to=<a>b>, relay=x", "to=<a@b>x, relay=y", "to=<a,b@c>, relay=z",
+    "to=<ü@x.example>, relay=ħ[10.0.0.5]:25, status=sent (250 ök)", "to=<a@b>, relay=x", "", "to=", "to=<>,",
+    "to=<a@b>, status=expired, returned to sender", "to=<a@b>, status=undeliverable-mailbox (x)",
+]
+
+
+def test_postfix_to_kernel_reads_what_the_finds_and_slices_read():
+    """kernels.postfix_to against the polars code it replaced (finds, slices, the recipient regex)."""
+    from mmw_tasks import parse_postfix as pp
+    from mmw_tasks.parse_util import addr, bslice
+
+    got = pp._to_fields(pl.DataFrame({"body": POSTFIX_TO_BODIES}))
+    body, sl = pl.col("body"), bslice
+    want = pl.DataFrame({"body": POSTFIX_TO_BODIES}).with_columns(
+        _gt=body.str.find(">,", literal=True), _r=body.str.find(", relay=", literal=True),
+        _st=body.str.find(", status=", literal=True))
+    want = want.with_columns(recipient=pl.when(body.str.starts_with("to=<") & pl.col("_gt").is_not_null())
+                             .then(sl(body, 4, pl.col("_gt") - 4)),
+                             _relay=sl(body, pl.col("_r") + 8), _after=sl(body, pl.col("_st") + 9))
+    rc = pl.col("recipient")
+    odd = rc.is_null() | rc.str.contains(r"[,>]")
+    want = want.with_columns(recipient=pl.when(odd).then(body.str.extract(pp._TO_RECIPIENT, 1)).otherwise(rc))
+    after, relay = pl.col("_after"), pl.col("_relay")
+    want = want.with_columns(_relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(","))),
+                             _sp=after.str.find(" ", literal=True))
+    word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
+    want = want.with_columns(_status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
+                             _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"))
+    want = want.with_columns(detail=pl.when(pl.col("_ok") & pl.col("_status").is_not_null()).then(
+        sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)))
+    want = want.with_columns(recipient=addr(pl.col("recipient")))
+    for col in ("recipient", "_relay", "_status", "detail"):
+        assert got[col].to_list() == want[col].to_list(), col
+    assert got["detail"][2] == "host c said: 550 no (in reply to RCPT TO)" and got["recipient"][12] == "a"
