@@ -580,6 +580,134 @@ static PyObject *postfix_to(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static inline int is_word(uint8_t ch) { return is_alnum(ch) || ch == '_'; }
+
+static const uint8_t *nonspace_run(const uint8_t *p, const uint8_t *end) {
+    while (p < end && !is_space(*p)) p++;
+    return p;
+}
+
+/* the leftmost "KEY" (2 bytes, a word character first) with a word boundary before it that
+ * `tail` accepts; returns the match's end or NULL, *value the value's start */
+typedef const uint8_t *(*tail_fn)(const uint8_t *p, const uint8_t *end);
+
+static const uint8_t *keyed(const uint8_t *t, const uint8_t *end, const char *key, tail_fn tail,
+                            const uint8_t **value) {
+    for (const uint8_t *p = t; (p = find(p, end, key)) != NULL; p++) {
+        if (p > t && is_word(p[-1])) continue;
+        const uint8_t *e = tail(p + 2, end);
+        if (e) { *value = p + 2; return e; }
+    }
+    return NULL;
+}
+
+static const uint8_t *digits_tail(const uint8_t *p, const uint8_t *end) {  /* \d+ */
+    const uint8_t *q = p;
+    while (q < end && *q >= '0' && *q <= '9') q++;
+    return q > p ? q : NULL;
+}
+
+static const uint8_t *nonspace_tail(const uint8_t *p, const uint8_t *end) {  /* \S+ */
+    const uint8_t *q = nonspace_run(p, end);
+    return q > p ? q : NULL;
+}
+
+/* ([^\s\[(]+ )?(\([^)]*\) )?\[[0-9A-Fa-f:.]+\] in the regex's order of preference */
+static const uint8_t *host_tail(const uint8_t *p, const uint8_t *end) {
+    const uint8_t *name = p;
+    while (name < end && !is_space(*name) && *name != '[' && *name != '(') name++;
+    const uint8_t *after_name = (name > p && name < end && *name == ' ') ? name + 1 : NULL;
+    const uint8_t *starts_at[2] = {after_name, p};
+    for (int a = 0; a < 2; a++) {
+        const uint8_t *q = starts_at[a];
+        if (q == NULL) continue;
+        const uint8_t *after_helo = NULL;
+        if (q < end && *q == '(') {
+            const uint8_t *c = memchr(q + 1, ')', (size_t)(end - q - 1));
+            if (c && c + 1 < end && c[1] == ' ') after_helo = c + 2;
+        }
+        const uint8_t *cs[2] = {after_helo, q};
+        for (int b = 0; b < 2; b++) {
+            const uint8_t *r = cs[b];
+            if (r == NULL || r >= end || *r != '[') continue;
+            const uint8_t *x = r + 1;
+            while (x < end && is_addr_char(*x)) x++;
+            if (x > r + 1 && x < end && *x == ']') return x + 1;
+        }
+    }
+    return NULL;
+}
+
+#define EXIM_FIELDS 5
+/* exim_fields(views, bufs, to, out, ok, wide) -> None
+ * parse_exim's field regexes on ASCII bodies (wide = 1: a byte that is not ASCII, left to the
+ * regexes). from= rows (to = 0): 0 sender ^(<>|\S+), 1 size \bS=(\d+), 2 host (parse_exim._HOST),
+ * 3 for-list " for (.+)$". Deliveries (to = 1): 0 first word ^(\S+), 1 original recipient
+ * ^\S+ <([^>]+)>, 2 host, 3 mailer \bT=(\S+), 4 detail ^\S+(?: <[^>]*>)?:? (.*)$. */
+static PyObject *exim_fields(PyObject *self, PyObject *args) {
+    Py_buffer vb, bb, ob, okb, wb;
+    int to;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*y*iw*w*w*", &vb, &bb, &to, &ob, &okb, &wb)) return NULL;
+    Py_ssize_t n = n_views(&vb);
+    int bad = n < 0 || ob.len < EXIM_FIELDS * n * 16 || okb.len < EXIM_FIELDS * n || wb.len < n;
+    if (!bad) {
+        const view_t *views = vb.buf;
+        const uint64_t *bufs = bb.buf;
+        view_t *out = ob.buf;
+        uint8_t *ok = okb.buf, *wide = wb.buf;
+        memset(out, 0, (size_t)(EXIM_FIELDS * n * 16));
+        memset(ok, 0, (size_t)(EXIM_FIELDS * n));
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < n; j++) {
+            const view_t *line = &views[j];
+            const uint8_t *t = text_of(line, bufs), *end = t + line->len, *v = NULL, *e, *w;
+            uint8_t acc = 0;
+            for (const uint8_t *p = t; p < end; p++) acc |= *p;
+            wide[j] = acc >> 7;
+            if (wide[j]) continue;
+#define SET(f, from, to_) do { put(&out[(f) * n + j], line, (from), t, (int32_t)((to_) - (from))); ok[(f) * n + j] = 1; } while (0)
+            w = nonspace_run(t, end);  /* the first word */
+            if ((e = keyed(t, end, "H=", host_tail, &v)) != NULL) SET(2, v, e);
+            if (!to) {
+                if (starts(t, end, "<>")) SET(0, t, t + 2);
+                else if (w > t) SET(0, t, w);
+                if ((e = keyed(t, end, "S=", digits_tail, &v)) != NULL) SET(1, v, e);
+                const uint8_t *f = find(t, end, " for ");
+                if (f && f + 5 < end) SET(3, f + 5, end);
+                continue;
+            }
+            if ((e = keyed(t, end, "T=", nonspace_tail, &v)) != NULL) SET(3, v, e);
+            if (w == t) continue;
+            SET(0, t, w);
+            if (w + 1 < end && w[0] == ' ' && w[1] == '<') {
+                const uint8_t *gt = memchr(w + 2, '>', (size_t)(end - w - 2));
+                if (gt && gt > w + 2) SET(1, w + 2, gt);
+            }
+            if (w < end && *w == ' ') {  /* the detail: after " <orig>:? " if that fits, else after the space */
+                const uint8_t *d = w + 1;
+                if (w + 1 < end && w[1] == '<') {
+                    const uint8_t *gt = memchr(w + 2, '>', (size_t)(end - w - 2));
+                    if (gt) {
+                        const uint8_t *c = gt + 1;
+                        if (c < end && *c == ':') c++;
+                        if (c < end && *c == ' ') d = c + 1;
+                    }
+                }
+                SET(4, d, end);
+            }
+#undef SET
+        }
+        Py_END_ALLOW_THREADS
+    } else if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "exim_fields: output arrays too short");
+    }
+    PyBuffer_Release(&vb); PyBuffer_Release(&bb); PyBuffer_Release(&ob); PyBuffer_Release(&okb);
+    PyBuffer_Release(&wb);
+    if (bad) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* all_ascii(views, bufs) -> bool: no byte of any string is 0x80 or above */
 static PyObject *all_ascii(PyObject *self, PyObject *args) {
     Py_buffer vb, bb;
@@ -665,6 +793,7 @@ static PyMethodDef methods[] = {
     {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
     {"exim_heads", exim_heads, METH_VARARGS, "Exim message ids, flags, bodies and kinds."},
     {"postfix_to", postfix_to, METH_VARARGS, "The recipient, relay, status and detail of Postfix to= lines."},
+    {"exim_fields", exim_fields, METH_VARARGS, "The fields of Exim arrival and delivery lines."},
     {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
     {"count_lines", count_lines, METH_VARARGS, "The number of newlines in a buffer."},
     {"line_views", line_views, METH_VARARGS, "Arrow views of a buffer's lines."},

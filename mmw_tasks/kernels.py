@@ -145,6 +145,20 @@ def postfix_to(body: pl.Series) -> dict[str, pl.Series]:
     return {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(("recipient", "relay", "status", "detail"))}
 
 
+EXIM_FIELDS = {False: ("sender", "size", "host", "for"), True: ("first", "orig", "host", "mailer", "detail")}
+
+
+def exim_fields(body: pl.Series, to: bool) -> dict[str, pl.Series]:
+    """The fields parse_exim reads from arrival (to=False) or delivery (to=True) bodies, and
+    `wide`: rows with a byte that is not ASCII, whose fields are null (the regexes read them)."""
+    lb = text_buffers(body)
+    out, ok = np.empty((5, lb.n, 4), dtype=np.int32), np.zeros((5, lb.n), dtype=np.bool_)
+    wide = np.zeros(lb.n, dtype=np.bool_)
+    _kernels.exim_fields(lb.views, lb.addresses, int(to), out, ok, wide)
+    fields = {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(EXIM_FIELDS[to])}
+    return {**fields, "wide": pl.Series(wide)}
+
+
 def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
     """Which lines begin a run of lines with the same stamp key; None when a line is 12 bytes or
     shorter (no stamp fits) or not ASCII."""

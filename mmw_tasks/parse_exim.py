@@ -41,6 +41,26 @@ def heads(ex: pl.DataFrame) -> pl.DataFrame:
     return ex
 
 
+# What kernels.exim_fields reads on ASCII bodies (tests/test_kernels.py compares): arrivals, deliveries
+_HOST = r"\bH=((?:[^\s\[(]+ )?(?:\([^)]*\) )?\[[0-9A-Fa-f:.]+\])"
+_FROM_FIELDS = {"sender": r"^(<>|\S+)", "size": r"\bS=(\d+)", "host": _HOST, "for": r" for (.+)$"}
+_TO_FIELDS = {"first": r"^(\S+)", "orig": r"^\S+ <([^>]+)>", "host": _HOST, "mailer": r"\bT=(\S+)",
+              "detail": r"^\S+(?: <[^>]*>)?:? (.*)$"}
+
+
+def _fields(frame: pl.DataFrame, to: bool) -> pl.DataFrame:
+    """Columns _<field> of _TO_FIELDS (deliveries) or _FROM_FIELDS (arrivals): one compiled pass
+    for ASCII bodies; the regexes read the others (their character classes are Unicode)."""
+    patterns = _TO_FIELDS if to else _FROM_FIELDS
+    found = kernels.exim_fields(frame["body"], to)
+    frame = frame.with_columns([found[k].alias(f"_{k}") for k in patterns])
+    if found["wide"].any():
+        wide = found["wide"]
+        frame = frame.with_columns([pl.when(wide).then(pl.col("body")).str.extract(rx, 1).fill_null(pl.col(f"_{k}"))
+                                    .alias(f"_{k}") for k, rx in patterns.items()])
+    return frame
+
+
 def _exim_host(h: pl.Expr) -> pl.Expr:
     """The name in "H=name (helo) [ip]" ("H=(helo) [ip]" has none)."""
     return h.str.extract(r"^([^\s\[(]+)", 1).str.to_lowercase()
@@ -62,18 +82,14 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     parts: list[pl.DataFrame] = []
     fates = [unframed(rows), fates_of(framed.filter(~is_exim & ~is_pop(prog)), "ignored")]
 
-    host = r"\bH=((?:[^\s\[(]+ )?(?:\([^)]*\) )?\[[0-9A-Fa-f:.]+\])"
-    fr = ex.filter(pl.col("event") == "from").with_columns(
-        sender=addr(body.str.extract(r"^(<>|\S+)", 1)), size=body.str.extract(r"\bS=(\d+)", 1),
-        _h=body.str.extract(host, 1), _for=body.str.extract(r" for (.+)$", 1))
-    fr = _hosts(fr)
+    fr = _fields(ex.filter(pl.col("event") == "from"), to=False)
+    fr = _hosts(fr.with_columns(sender=addr(pl.col("_sender")), size=pl.col("_size"), _h=pl.col("_host")))
     parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "client_ip", "relay_host",
                            nrcpts=pl.col("_for").str.count_matches(" ") + 1))
 
-    to = ex.filter(pl.col("event") == "to").with_columns(
-        _first=body.str.extract(r"^(\S+)", 1), _orig=body.str.extract(r"^\S+ <([^>]+)>", 1),
-        mailer=body.str.extract(r"\bT=(\S+)", 1), _h=body.str.extract(host, 1),
-        detail=pl.when(pl.col("_flag").is_in(["==", "**"])).then(body.str.extract(r"^\S+(?: <[^>]*>)?:? (.*)$", 1)))
+    to = _fields(ex.filter(pl.col("event") == "to"), to=True).with_columns(
+        mailer=pl.col("_mailer"), _h=pl.col("_host"),
+        detail=pl.when(pl.col("_flag").is_in(["==", "**"])).then(pl.col("_detail")))
     to = to.with_columns(recipient=addr(pl.coalesce("_orig", pl.col("_first").str.strip_suffix(":"))))
     status = (pl.when(pl.col("_flag") == "==").then(pl.lit("deferred"))
               .when((pl.col("_flag") == "**") & user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
@@ -85,7 +101,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
     rj = ex.filter(pl.col("event") == "reject").with_columns(
         recipient=addr(body.str.extract(r" rejected RCPT <?([^>:\s]*)>?", 1)),
-        sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)), _h=body.str.extract(host, 1),
+        sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)), _h=body.str.extract(_HOST, 1),
         detail=body.str.extract(r" rejected RCPT [^:]*: (.*)$", 1))
     rj = _hosts(rj)
     parts.append(rj.select(*BASE, "event", "queue_id", "recipient", "sender", "detail", "client_ip", "relay_host",

@@ -256,3 +256,36 @@ def test_postfix_to_kernel_reads_what_the_finds_and_slices_read():
     for col in ("recipient", "_relay", "_status", "detail"):
         assert got[col].to_list() == want[col].to_list(), col
     assert got["detail"][2] == "host c said: 550 no (in reply to RCPT TO)" and got["recipient"][12] == "a"
+
+
+EXIM_ARRIVALS = [
+    "a@b.example H=mx.b.example (helo) [10.0.0.1] P=esmtp S=1234 id=x for c@d e@f",
+    "<> R=1MUhnF-0000JZ-OX U=Debian-exim P=local S=890", "<>x S=1", "a@b H=(helo) [10.0.0.1]:25 S=12",
+    "a@b H=[10.0.0.1] S=x S=15", "a@b XS=10 S=11", "a@b H=name [xyz] H=ok [1.2.3.4]",
+    "a@b H=name (helo with space) [1.2.3.4]", "a@b H=name(helo) [1.2.3.4]", "a@b H=(helo)[1.2.3.4]",
+    "a@b H= [1.2.3.4]", "a@b H=n (h) [] H=m [::1]", "a@b for", "a@b for ", "a@b for x", "", " leading space",
+    "ü@b H=h [10.0.0.1] S=5", "a@b\u00a0H=h [1.2.3.4] S=6", "a@b\tS=7 for  two", "a_H=h [1.2.3.4]",
+]
+EXIM_DELIVERIES = [
+    'c@d R=dnslookup T=remote_smtp H=mx.d [10.0.0.2] X=TLS C="250 OK"', "c@d <orig@d> R=r T=local_delivery",
+    "c@d: Unrouteable address", "c@d <o@d>: mailbox full", "c@d <o@d> retry timeout exceeded", "c@d <>: x",
+    "c@d\tT=x", "c@dT=x", "c@d <o@d>", "  x T=y", "c@d <o@d:x", "c@d T=", "c@d T=a T=b", "é@d T=x <o>: y",
+    "c@d <o@d>:x", "c@d <o@d>: ", "c@d ", "c@d", "",
+]
+
+
+@pytest.mark.parametrize("to", [False, True])
+def test_exim_field_kernel_reads_what_the_regexes_read(to):
+    from mmw_tasks import parse_exim as px
+
+    bodies = EXIM_DELIVERIES if to else EXIM_ARRIVALS
+    got = px._fields(pl.DataFrame({"body": bodies}), to)
+    patterns = px._TO_FIELDS if to else px._FROM_FIELDS
+    want = pl.DataFrame({"body": bodies}).select([pl.col("body").str.extract(rx, 1).alias(k)
+                                                  for k, rx in patterns.items()])
+    for k in patterns:
+        assert got[f"_{k}"].to_list() == want[k].to_list(), k
+    if to:
+        assert got["_detail"][3] == "mailbox full" and got["_mailer"][12] == "a" and got["_orig"][1] == "orig@d"
+    else:
+        assert got["_size"][5] == "11" and got["_host"][6] == "ok [1.2.3.4]" and got["_sender"][17] == "ü@b"
