@@ -1,4 +1,4 @@
-"""Compiled loops (C, `_kernels.c`) over a batch's lines, where polars would need many passes.
+"""Compiled loops (C, `mmw_tasks/csrc/`) over a batch's lines, where polars would need many passes.
 
 A batch's lines are an Arrow string-view array over the buffers they were read into
 (syslog.split_lines). The kernels read those buffers in place and write views: `field_views`
@@ -117,6 +117,8 @@ def postfix_heads(msg: pl.Series) -> dict[str, pl.Series]:
 def after_keys(values: pl.Series, keys: list[str], stop: str | None = ",") -> list[pl.Series]:
     """For each key: the text of each value after the key's first occurrence, up to the next
     `stop` (or the end; None: the end); null where the key does not occur (or the value is null)."""
+    if stop is not None and not (len(stop) == 1 and stop.isascii()):
+        raise ValueError(f"after_keys: the stop must be one ASCII character, not {stop!r}")
     lb = text_buffers(values)
     n, nk = lb.n, len(keys)
     out, ok = np.empty((nk, n, 4), dtype=np.int32), np.zeros((nk, n), dtype=np.bool_)
@@ -138,7 +140,7 @@ def exim_heads(msg: pl.Series) -> dict[str, pl.Series]:
 
 
 def postfix_to(body: pl.Series) -> dict[str, pl.Series]:
-    """recipient, relay, status and detail of Postfix to= bodies (see _kernels.c)."""
+    """recipient, relay, status and detail of Postfix to= bodies (see csrc/mail.c)."""
     lb = text_buffers(body)
     out, ok = np.empty((4, lb.n, 4), dtype=np.int32), np.zeros((4, lb.n), dtype=np.bool_)
     _kernels.postfix_to(lb.views, lb.addresses, out, ok)

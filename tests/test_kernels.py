@@ -1,4 +1,4 @@
-"""The compiled kernels (mmw_tasks/_kernels.c) against the regexes they stand for."""
+"""The compiled kernels (mmw_tasks/csrc/) against the regexes they stand for."""
 
 from __future__ import annotations
 
@@ -289,3 +289,16 @@ def test_exim_field_kernel_reads_what_the_regexes_read(to):
         assert got["_detail"][3] == "mailbox full" and got["_mailer"][12] == "a" and got["_orig"][1] == "orig@d"
     else:
         assert got["_size"][5] == "11" and got["_host"][6] == "ok [1.2.3.4]" and got["_sender"][17] == "ü@b"
+
+
+def test_postfix_to_reads_a_reply_that_is_not_ascii_after_the_status_word():
+    """The finds and slices this kernel replaced stopped the whole batch with "invalid utf8" when
+    a character that is not ASCII followed the status word's space (a byte offset cut it)."""
+    from mmw_tasks import parse_postfix as pp
+
+    got = pp._to_fields(pl.DataFrame({"body": ["to=<a@b>, relay=x, status=bounced \u2003(x)",
+                                               "to=<a@b>, relay=x, status=bounced (ünïcode reply)"]}))
+    assert got.select("recipient", "_relay", "_status", "detail").rows() == [
+        ("a@b", "x", "bounced", None), ("a@b", "x", "bounced", "ünïcode reply")]
+    with pytest.raises(ValueError, match="one ASCII character"):
+        kernels.after_keys(pl.Series(["k=aé b"]), ["k="], "é")
