@@ -29,6 +29,7 @@ class LineBuffers:
     views: np.ndarray  # (n, 4) int32: length, first 4 bytes (or the text), buffer index, offset
     addresses: np.ndarray  # uint64: where each data buffer is
     data: list  # the data buffers (pyarrow): field arrays share them, which keeps them alive
+    valid: np.ndarray | None = None  # which values were not null (text_buffers read nulls as "")
 
 
 def line_buffers(lines: pl.Series) -> LineBuffers | None:
@@ -49,7 +50,10 @@ def line_buffers(lines: pl.Series) -> LineBuffers | None:
 
 
 def field_views(lb: LineBuffers, views: np.ndarray, valid: np.ndarray | None) -> pl.Series:
-    """A String Series of fields given as views into `lb`'s buffers (`valid`: False is null)."""
+    """A String Series of fields given as views into `lb`'s buffers (`valid`: False is null; the
+    field of a null value is null)."""
+    if lb.valid is not None:
+        valid = lb.valid if valid is None else valid & lb.valid
     validity, nulls = None, 0
     if valid is not None and not valid.all():
         nulls = int(lb.n - np.count_nonzero(valid))
@@ -59,23 +63,23 @@ def field_views(lb: LineBuffers, views: np.ndarray, valid: np.ndarray | None) ->
     return pl.Series(arr)  # type: ignore[return-value]
 
 
-def all_ascii(values: pl.Series) -> bool:
-    """Whether every byte of `values` is ASCII (one pass over the bytes; polars would count
-    characters). Null values are allowed."""
-    values = values.drop_nulls()
-    lb = line_buffers(values)
-    if lb is None:
-        return bool((values.str.len_bytes() == values.str.len_chars()).all())
-    return _kernels.all_ascii(lb.views, lb.addresses)
-
-
 def text_buffers(values: pl.Series) -> LineBuffers:
-    """line_buffers of any String Series (a null is read as an empty string)."""
+    """line_buffers of any String Series (a null is read as an empty string, and its fields are
+    null)."""
     lb = line_buffers(values)
     if lb is None:
         lb = line_buffers(values.fill_null("").rechunk())
-    assert lb is not None, "polars gave no string views"
+        assert lb is not None, "polars gave no string views"
+        if values.null_count():
+            lb.valid = values.is_not_null().to_numpy()
     return lb
+
+
+def all_ascii(values: pl.Series) -> bool:
+    """Whether every byte of `values` is ASCII (one pass over the bytes; polars would count
+    characters). Null values are allowed."""
+    lb = text_buffers(values)
+    return _kernels.all_ascii(lb.views, lb.addresses)
 
 
 def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:

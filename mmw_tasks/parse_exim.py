@@ -36,8 +36,6 @@ def heads(ex: pl.DataFrame) -> pl.DataFrame:
     found = kernels.exim_heads(ex["msg"])
     ex = ex.with_columns(queue_id=found["queue_id"], _flag=found["flag"], body=found["body"],
                          event=found["kind"].replace_strict(_KINDS, return_dtype=pl.String))
-    if ex.select(pl.col("msg").is_null().any()).item():
-        ex = ex.with_columns(body=pl.when(pl.col("msg").is_not_null()).then(pl.col("body")))
     return ex
 
 

@@ -55,8 +55,6 @@ def _heads(sm: pl.DataFrame) -> pl.DataFrame:
     _QID_HEAD in the first 26 characters, then cheap literal tests on the body)."""
     found = kernels.sendmail_heads(sm["msg"])
     sm = sm.with_columns(queue_id=found["queue_id"], body=found["body"], _kind=found["kind"])
-    if sm.select(pl.col("msg").is_null().any()).item():
-        sm = sm.with_columns(body=pl.when(pl.col("msg").is_not_null()).then(pl.col("body")))
     kind = pl.col("_kind")
     if sm.select((kind == 255).any()).item():  # not ASCII before the first space: the regex decides
         dots = pl.col("body").str.contains(_ADDR_DOTS)

@@ -56,8 +56,6 @@ def heads(pf: pl.DataFrame) -> pl.DataFrame:
     found = kernels.postfix_heads(pf["msg"])
     pf = pf.with_columns(queue_id=found["queue_id"], body=found["body"],
                          event=found["kind"].replace_strict(_KINDS, return_dtype=pl.String))
-    if pf.select(pl.col("msg").is_null().any()).item():
-        pf = pf.with_columns(body=pl.when(pl.col("msg").is_not_null()).then(pl.col("body")))
     return pf.drop("msg")
 
 

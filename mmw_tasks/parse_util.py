@@ -102,7 +102,7 @@ def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], stop: str = ",")
     """Columns name -> the text of `col` after the first `key` up to the next `stop` (or the
     end); null without `key`. One compiled pass for all keys (kernels.after_keys)."""
     values = kernels.after_keys(frame[col], list(keys.values()), stop)
-    return frame.with_columns([v.alias(name) for name, v in zip(keys, values)])
+    return frame.with_columns([v.alias(name) for name, v in zip(keys, values, strict=True)])
 
 
 def digits(text: pl.Expr) -> pl.Expr:

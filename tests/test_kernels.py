@@ -82,7 +82,7 @@ SENDMAIL_MESSAGES = [
     "g1GBU1a12345: bad@x.example... User unknown", "@x... y", "a@... y", "a@b... y", "a<b@c... x", "a@b<c... x",
     "a@b...\tx", "ä@b.example... x", "naïve text@b... x",
     "a\u00a0b@c... x",  # a no-break space is whitespace to the regex: the kernel leaves it to the regex
-    "", "not from=<x>", "STARTTLS=client, relay=x",
+    "", "not from=<x>", "STARTTLS=client, relay=x", None,  # a null message has a null body
 ]
 
 
@@ -133,7 +133,7 @@ POSTFIX_MESSAGES = [
     "Anonymous TLS connection established", "Untrusted TLS", "3FA2B1C0D9: sender non-delivery notification: 4C",
     "3FA2B1C0D9: sender delivery status notification: 4C", "3FA2B1C0D9: Sender delivery notification: x",
     "removed delivery notification: x", "warning: hostname x does not resolve", "NOQUEUE: filter: RCPT",
-    "3FA2B1C0D9: from=x", "", "NOQUEUE", "ÄÖ: to=x", "3FA2B1C0D9: to=<ü@x>, status=sent",
+    "3FA2B1C0D9: from=x", "", "NOQUEUE", "ÄÖ: to=x", "3FA2B1C0D9: to=<ü@x>, status=sent", None,
 ]
 
 
@@ -194,7 +194,7 @@ EXIM_MESSAGES = [
     "1MUhnF-00000-OX <= a", "1MUhnF-0000JZ-OX", "[12] H=x rejected RCPT <u@v>: unknown", "[] 1MUhnF-0000JZ-OX <= a",
     "[١٢] 1MUhnF-0000JZ-OX <= a", "exim 4.96 daemon started: pid=1", "exim x daemon started", "Start queue run: pid=2",
     "End queue run: pid=2", "Frozen (delivery error message)", "Message is frozen", "",
-    "H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted", "1MUhnF-0000JZ-OX ** é@x: no",
+    "H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted", "1MUhnF-0000JZ-OX ** é@x: no", None,
 ]
 
 
