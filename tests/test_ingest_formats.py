@@ -8,9 +8,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
-from mmw_tasks import ingest, syslog
+from mmw_tasks import ingest, parse_postfix, syslog
 from mmw_tasks.config import Server, site_from_dict
 
 DAY = date(2024, 3, 5)
@@ -77,6 +78,26 @@ def test_postfix_day_across_batches_and_gzip(tmp_path, monkeypatch, compress):
     assert (acct["malformed"], acct["ignored"]) == (1, 0)
     bad = _lake(site, "malformed_lines").row(0, named=True)
     assert (bad["line_no"], bad["line"], bad["file"]) == (len(lines), "garbage without a stamp", str(path))
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_postfix_retries_of_interleaved_messages(monkeypatch, collide):
+    """Two messages whose lines interleave: the retry of one is a requeue and each keeps its own
+    client. With every queue id given the same hash the messages must still not mix."""
+    if collide:
+        monkeypatch.setattr(parse_postfix, "qid_hash", lambda qid: pl.repeat(7, len(qid), dtype=pl.UInt64, eager=True))
+    t = "Mar  5 10:00:0{} mx postfix/{}: {}"
+    lines = [t.format(0, "smtpd[1]", "AAAA1: client=one.example[192.0.2.1]"),
+             t.format(1, "smtpd[2]", "BBBB2: client=two.example[192.0.2.2]"),
+             t.format(2, "qmgr[3]", "AAAA1: from=<a@example.com>, size=10, nrcpt=1 (queue active)"),
+             t.format(3, "qmgr[3]", "BBBB2: from=<b@example.com>, size=20, nrcpt=1 (queue active)"),
+             t.format(4, "qmgr[3]", "AAAA1: from=<a@example.com>, size=10, nrcpt=1 (queue active)"),
+             t.format(5, "qmgr[3]", "BBBB2: removed"),
+             t.format(6, "qmgr[3]", "AAAA1: from=<a@example.com>, size=10, nrcpt=1 (queue active)")]
+    ev, _, _ = ingest.parse_lines(Server("mx", "mail", "postfix", "x"), lines, DAY)
+    got = ev.select("line_no", "event", "client_ip", "relay_host").rows()
+    assert got == [(3, "from", "192.0.2.1", "one.example"), (4, "from", "192.0.2.2", "two.example"),
+                   (5, "requeue", "192.0.2.1", "one.example"), (7, "requeue", "192.0.2.1", "one.example")]
 
 
 def test_events_name_their_server_and_own_file(tmp_path, monkeypatch):
