@@ -115,10 +115,13 @@ def by_value(frame: pl.DataFrame, col: str, **fields) -> pl.DataFrame:
     a lot: a regex over a few hundred values instead of every row). fields: name -> fn(expr)."""
     if frame.height == 0:
         return frame.with_columns([pl.lit(None, pl.String).alias(k) for k in fields])
-    frame = frame.drop([k for k in fields if k in frame.columns])
-    values = frame.select(pl.col(col).unique()).filter(pl.col(col).is_not_null())
-    values = values.with_columns([fn(pl.col(col)).alias(k) for k, fn in fields.items()])
-    return frame.join(values, on=col, how="left", maintain_order="left")
+    # each row's value numbered by a categorical of its own (a mapping private to this call, freed
+    # with it): the fields of the distinct values, gathered by those numbers (half a join's cost)
+    codes = frame[col].cast(pl.Categorical(pl.Categories.random()))
+    values = pl.DataFrame({col: codes.cat.get_categories()})
+    values = values.select([fn(pl.col(col)).alias(k) for k, fn in fields.items()])
+    number = codes.to_physical()
+    return frame.with_columns([values[k].gather(number).alias(k) for k in fields])
 
 
 def addr(expr: pl.Expr) -> pl.Expr:
