@@ -822,7 +822,8 @@ def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame |
 def _update_carry(df: pl.DataFrame, carry: dict, keep: pl.Expr | None = None) -> None:
     """Note each host's last (prog, msg) among the rows `keep` marks (all rows by default)."""
     usable = pl.col("host").is_not_null() if keep is None else pl.col("host").is_not_null() & keep
-    if df.select(pl.col("host").drop_nulls().n_unique()).item() <= 1:  # one host: its last row, no copy
+    host = pl.col("host")
+    if df.select((host.is_null() | (host == host.drop_nulls().first())).all()).item():  # one host: its last row
         last = df.select(pl.arg_where(usable).last()).item()
         if last is not None:
             host, prog, msg = df.select("host", "prog", "msg").row(last)
