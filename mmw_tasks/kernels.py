@@ -112,6 +112,29 @@ def sendmail_heads(msg: pl.Series) -> dict[str, pl.Series]:
     return _heads(_kernels.sendmail_heads, msg)
 
 
+def sendmail_from(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """(fast, fields) of sendmail from= bodies: sender, size, nrcpts and relay, read where `fast`
+    (the common form, see csrc/sendmail.c); elsewhere the fields are null."""
+    lb = text_buffers(body)
+    out, ok = np.empty((2, lb.n, 4), dtype=np.int32), np.zeros((2, lb.n), dtype=np.bool_)
+    nums, fast = np.empty((2, lb.n), dtype=np.int64), np.zeros(lb.n, dtype=np.bool_)
+    _kernels.sendmail_from(lb.views, lb.addresses, out, ok, nums, fast)
+    return fast, {"sender": field_views(lb, out[0], ok[0]), "size": pl.Series(nums[0]).set(pl.Series(~fast), None),
+                  "nrcpts": pl.Series(nums[1].astype(np.int32)).set(pl.Series(~fast), None),
+                  "_relay": field_views(lb, out[1], ok[1])}
+
+
+def sendmail_to(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """(fast, fields) of sendmail to= bodies: recipient, recipient_domain, mailer, relay and stat,
+    read where `fast` (one recipient, delivered: see csrc/sendmail.c); elsewhere null."""
+    lb = text_buffers(body)
+    out, ok = np.empty((5, lb.n, 4), dtype=np.int32), np.zeros((5, lb.n), dtype=np.bool_)
+    fast = np.zeros(lb.n, dtype=np.bool_)
+    _kernels.sendmail_to(lb.views, lb.addresses, out, ok, fast)
+    names = ("recipient", "recipient_domain", "mailer", "_relay", "_stat")
+    return fast, {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(names)}
+
+
 def postfix_heads(msg: pl.Series) -> dict[str, pl.Series]:
     """Each Postfix message's queue_id (null without one, or NOQUEUE), body and kind code
     (parse_postfix._KINDS)."""

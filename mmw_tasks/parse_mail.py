@@ -6,10 +6,13 @@ program deliveries, with or without stat=), "<addr>... User unknown" and every o
 "<addr>... reason", ruleset rejects (check_rcpt, check_mail, check_relay), DSN/clone lines.
 
 Cheap literal tests pick each line's kind; each kind then gets one capture pass over its own rows.
+from= lines and delivered to= lines of one recipient, most of a log, are read whole by compiled
+passes (kernels.sendmail_from/_to); the expressions here read the rest.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from mmw_tasks import kernels
@@ -78,6 +81,63 @@ def _recipients(to: pl.DataFrame, sl) -> pl.DataFrame:
     return to
 
 
+_FROM = ["sender", "size", "nrcpts", "_relay"]
+_TO = ["recipient", "rcpt_index", "status", "mailer", "_relay", "detail", "recipient_domain"]
+
+
+def _fast_or_slow(rows: pl.DataFrame, fast: np.ndarray, found: dict[str, pl.Series], slow_fields, fields: list[str]
+                  ) -> pl.DataFrame:
+    """`rows` with `fields`: from the kernel's `found` where it read the line (`fast`), from
+    `slow_fields` (the expressions) on the other rows."""
+    done = rows.with_columns(**found)
+    if "rcpt_index" in fields:  # a delivered single recipient
+        done = done.with_columns(rcpt_index=pl.lit(0, pl.Int32), status=pl.lit("sent"), detail=pl.col("_stat"))
+    cols = [*rows.columns, *fields]
+    if fast.all():
+        return done.select(cols)
+    mask = pl.Series(fast)
+    return pl.concat([done.filter(mask).select(cols), slow_fields(rows.filter(~mask)).select(cols)])
+
+
+def _from_fields(fr: pl.DataFrame, sl) -> pl.DataFrame:
+    """sender, size, nrcpts and _relay of from= rows by expressions (what kernels.sendmail_from
+    reads in the common form)."""
+    body = pl.col("body")
+    fr = fr.with_columns(_gt=body.str.find(">", literal=True), _c=body.str.find(",", literal=True))
+    fr = fr.with_columns(sender=pl.when(body.str.starts_with("from=<") & pl.col("_gt").is_not_null())
+                         .then(sl(body, 5, pl.col("_gt") - 4)).otherwise(sl(body, 5, pl.col("_c") - 5)))
+    fr = afters(fr, "body", {"size": ", size=", "nrcpts": ", nrcpts=", "_relay": ", relay="})
+    return fr.with_columns(sender=addr(pl.col("sender")), size=digits(pl.col("size"), pl.Int64),
+                           nrcpts=digits(pl.col("nrcpts"), pl.Int32))
+
+
+def _to_fields(to: pl.DataFrame, sl, fates: list[pl.DataFrame]) -> pl.DataFrame:
+    """The _TO fields of to= rows by expressions, a row per recipient of a list (what
+    kernels.sendmail_to reads for a delivered single recipient); truncated lines go to `fates`."""
+    body = pl.col("body")
+    to = _recipients(to, sl)
+    bad = pl.col("recipient").is_null()
+    fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
+    to = afters(to.filter(~bad), "body", {"_dsn": ", dsn=", "mailer": ", mailer=", "_relay": ", relay="})
+    to = to.with_columns(_stat=sl(body, body.str.find(", stat=", literal=True) + 7),
+                         _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
+    if to.select((pl.col("_stat").is_null() & body.str.contains("stat=", literal=True)).any()).item():
+        to = to.with_columns(_stat=pl.coalesce("_stat", body.str.extract(r"(?:, ?|^)stat=(.*)$", 1)))
+    to = to.with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")), detail=pl.col("_stat"))
+    multi = pl.col("recipient").str.contains(",", literal=True)
+    to = to.with_columns(_multi=multi)
+    if to.select(pl.col("_multi").any()).item():  # lists are split on their own rows only
+        lists = to.filter("_multi").with_columns(pl.col("recipient").str.split(",")).explode("recipient")
+        lists = lists.filter(pl.col("recipient") != "").with_columns(
+            rcpt_index=pl.int_range(pl.len()).over("line_no", "copy").cast(pl.Int32))
+        to = pl.concat([to.filter(~pl.col("_multi") & (pl.col("recipient") != ""))
+                        .with_columns(rcpt_index=pl.lit(0, pl.Int32)), lists])  # a line's rows stay together
+    else:
+        to = to.with_columns(rcpt_index=pl.lit(0, pl.Int32))
+    to = to.with_columns(recipient=addr(pl.col("recipient")))
+    return to.with_columns(recipient_domain=domain(pl.col("recipient")))
+
+
 def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of a sendmail server's framed rows (see parse_util)."""
     rows = of_day(rows)
@@ -94,43 +154,20 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
     # from=: one accepted message
     fr = sm.filter(pl.col("event") == "from")
-    fr = fr.with_columns(_gt=body.str.find(">", literal=True), _c=body.str.find(",", literal=True))
-    fr = fr.with_columns(sender=pl.when(body.str.starts_with("from=<") & pl.col("_gt").is_not_null())
-                         .then(sl(body, 5, pl.col("_gt") - 4)).otherwise(sl(body, 5, pl.col("_c") - 5)))
-    fr = afters(fr, "body", {"size": ", size=", "nrcpts": ", nrcpts=", "_relay": ", relay="})
-    fr = fr.with_columns(sender=addr(pl.col("sender")), size=digits(pl.col("size")), nrcpts=digits(pl.col("nrcpts")))
+    fr = _fast_or_slow(fr, *kernels.sendmail_from(fr["body"]), lambda slow: _from_fields(slow, sl), _FROM)
     bad = pl.col("size").is_null() | pl.col("nrcpts").is_null()
     fates.append(fates_of(fr.filter(bad), "malformed", "from= line without size=/nrcpts="))
     fr = by_value(fr.filter(~bad), "_relay", client_ip=ip_of, relay_host=host_of)
     parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "nrcpts", "client_ip", "relay_host"))
 
     # to=: one delivery attempt, for one recipient or a comma-separated list of them
-    to = _recipients(sm.filter(pl.col("event") == "to"), sl)
-    bad = pl.col("recipient").is_null()
-    fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
-    to = afters(to.filter(~bad), "body", {"_dsn": ", dsn=", "mailer": ", mailer=", "_relay": ", relay="})
-    to = to.with_columns(_stat=sl(body, body.str.find(", stat=", literal=True) + 7),
-                         _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
-    if to.select((pl.col("_stat").is_null() & body.str.contains("stat=", literal=True)).any()).item():
-        to = to.with_columns(_stat=pl.coalesce("_stat", body.str.extract(r"(?:, ?|^)stat=(.*)$", 1)))
-    # the status: "Sent" decides most lines at once, the rest go through every wording
-    sent = pl.col("_stat").str.starts_with("Sent").fill_null(False)
-    to = pl.concat([to.filter(sent).with_columns(status=pl.lit("sent")),
-                    to.filter(~sent).with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")))])
-    to = by_value(to.with_columns(detail=pl.col("_stat")), "_relay", relay_host=host_of, client_ip=ip_of)
-    multi = pl.col("recipient").str.contains(",", literal=True)
-    to = to.with_columns(_multi=multi)
-    if to.select(pl.col("_multi").any()).item():  # lists are split on their own rows only
-        lists = to.filter("_multi").with_columns(pl.col("recipient").str.split(",")).explode("recipient")
-        lists = lists.filter(pl.col("recipient") != "").with_columns(
-            rcpt_index=pl.int_range(pl.len()).over("line_no", "copy").cast(pl.Int32))
-        to = pl.concat([to.filter(~pl.col("_multi") & (pl.col("recipient") != ""))
-                        .with_columns(rcpt_index=pl.lit(0, pl.Int32)), lists])  # a line's rows stay together
-    else:
-        to = to.with_columns(rcpt_index=pl.lit(0, pl.Int32))
-    to = to.with_columns(recipient=addr(pl.col("recipient")))
+    to = sm.filter(pl.col("event") == "to")
+    to_fates: list[pl.DataFrame] = []
+    to = _fast_or_slow(to, *kernels.sendmail_to(to["body"]), lambda slow: _to_fields(slow, sl, to_fates), _TO)
+    fates.extend(to_fates)
+    to = by_value(to, "_relay", relay_host=host_of, client_ip=ip_of)
     parts.append(to.select(*BASE, "event", "queue_id", "recipient", "rcpt_index", "status", "mailer",
-                           "client_ip", "relay_host", "detail", recipient_domain=domain(pl.col("recipient"))))
+                           "client_ip", "relay_host", "detail", "recipient_domain"))
 
     # "<addr>... User unknown" and ruleset rejects: a refused recipient (or sender, or client)
     rj = sm.filter(pl.col("event") == "reject").with_columns(

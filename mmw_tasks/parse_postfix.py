@@ -103,8 +103,8 @@ class PostfixParser:
         fr = fr.with_columns(_gt=body.str.find(">", literal=True), _s=body.str.find(", size=", literal=True),
                              _n=body.str.find(", nrcpt=", literal=True))
         fr = fr.with_columns(sender=pl.when(pl.col("_gt").is_not_null()).then(sl(body, 6, pl.col("_gt") - 6)),
-                             size=digits(sl(body, pl.col("_s") + 7, 20)),
-                             nrcpts=digits(sl(body, pl.col("_n") + 8, 11)))
+                             size=digits(sl(body, pl.col("_s") + 7, 20), pl.Int64),
+                             nrcpts=digits(sl(body, pl.col("_n") + 8, 11), pl.Int32))
         fr = fr.with_columns(sender=addr(pl.col("sender")))
         bad = pl.col("size").is_null()
         fates.append(fates_of(fr.filter(bad), "malformed", "qmgr from= line without size="))

@@ -105,9 +105,10 @@ def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], stop: str = ",")
     return frame.with_columns([v.alias(name) for name, v in zip(keys, values, strict=True)])
 
 
-def digits(text: pl.Expr) -> pl.Expr:
-    """The number a text starts with (null when it does not)."""
-    return text.str.extract(r"^(\d+)", 1)
+def digits(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """The number a text starts with, as `dtype` (null when it does not, or when it does not fit:
+    the line is then malformed, not the batch)."""
+    return text.str.extract(r"^(\d+)", 1).cast(dtype, strict=False)
 
 
 def by_value(frame: pl.DataFrame, col: str, **fields) -> pl.DataFrame:

@@ -120,6 +120,25 @@ def test_events_name_their_server_and_own_file(tmp_path, monkeypatch):
             assert f" {queue_id}: " in part[line_no - 1]
 
 
+@pytest.mark.parametrize("fmt", ["sendmail", "postfix"])
+def test_a_size_too_large_for_its_column_is_a_malformed_line(fmt):
+    """A size or recipient count that does not fit its column makes its line malformed; it used
+    to stop the whole batch when the column was cast."""
+    huge = "9" * 20
+    if fmt == "sendmail":
+        tmpl = "Mar  5 10:00:00 mx sendmail[1]: g25A0001{}: from=<a@b.example>, size={}, class=0, nrcpts={}"
+    else:
+        tmpl = "Mar  5 10:00:00 mx postfix/qmgr[1]: AAAA{}: from=<a@b.example>, size={}, nrcpt={} (queue active)"
+    lines = [tmpl.format(1, 10, 1), tmpl.format(2, huge, 1), tmpl.format(3, 10, 3000000000)]
+    ev, fates, counts = ingest.parse_lines(Server("mx", "mail", fmt, "x"), lines, DAY)
+    if fmt == "sendmail":  # sendmail's from= needs both
+        assert ev.select("size", "nrcpts").rows() == [(10, 1)]
+        assert (counts["malformed"], fates["line_no"].to_list()) == (2, [2, 3])
+    else:  # Postfix's needs its size (nrcpt, like a missing one, is null)
+        assert ev.select("size", "nrcpts").rows() == [(10, 1), (10, None)]
+        assert (counts["malformed"], fates["line_no"].to_list()) == (1, [2])
+
+
 def test_dns_formats_count_mail_server_queries(tmp_path):
     site, ns = _site(tmp_path, "bind", role="dns")
     lines = []

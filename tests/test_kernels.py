@@ -302,3 +302,56 @@ def test_postfix_to_reads_a_reply_that_is_not_ascii_after_the_status_word():
         ("a@b", "x", "bounced", None), ("a@b", "x", "bounced", "ünïcode reply")]
     with pytest.raises(ValueError, match="one ASCII character"):
         kernels.after_keys(pl.Series(["k=aé b"]), ["k="], "é")
+
+
+SENDMAIL_FROM_BODIES = [  # (body, read by the kernel)
+    ("from=<takeda11@example.ac.jp>, size=2610, class=0, nrcpts=1, msgid=<2002.914C@example.ac.jp>, "
+     "proto=ESMTP, daemon=MTA, relay=pc2069.example.ac.jp [10.1.2.69]", True),
+    ("from=<>, size=1234, class=0, nrcpts=0, proto=ESMTP, relay=mx.example [192.0.2.1]", True),
+    ("from=MAILER-DAEMON, size=10, class=0, nrcpts=1", False), ("from=daemon, size=10, nrcpts=1", True),
+    ("from=<a@b>, size=12x, nrcpts=3", True),
+    ("from= <a@b> , size=05, nrcpts=007, relay=", True), ("from=<a>b>, size=1, nrcpts=1", True),
+    ("from=x, y>, size=1, nrcpts=1, relay=r1, relay=r2", True), ("from=<a@b>, size=123456789012345678, nrcpts=1", True),
+    ("from=<A@B.example>, size=1, nrcpts=1", False), ("from=<a@b>, size=, nrcpts=1", False),
+    ("from=<a@b>, nrcpts=1", False), ("from=a@b", False), ("from=<a@b>, size=1234567890123456789, nrcpts=1", False),
+    ("from=<a@b>, size=1, nrcpts=1234567890", False), ("from=<a@ü.example>, size=1, nrcpts=1", False),
+    ("from=<a@b>, size=\u0661\u0662, nrcpts=1", False), ("from=<a@b>, size=99999999999999999999, nrcpts=1", False),
+]
+SENDMAIL_TO_BODIES = [
+    ("to=<kumiko.ono@mobile.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=32610, "
+     "relay=mx1.mobile.ne.jp. [198.18.0.4], dsn=2.0.0, stat=Sent (Ok: queued as 52634C9)", True),
+    ("to=<kudo10@example.ac.jp>, delay=00:00:03, xdelay=00:00:00, mailer=local, pri=31413, dsn=2.0.0, stat=Sent", True),
+    ('to="|/usr/bin/procmail -f-", ctladdr=<u@x> (1/2), delay=00:00:01, mailer=prog, stat=Sent', True),
+    ("to=a@b, ctladdr=x, delay=1, stat=Sent", True), ("to=<a@b>, delay=1, ctladdr=x, stat=Sent", True), ("to=<a@b.>, delay=1, stat=Sent", True),
+    ("to=<a@>, delay=1, stat=Sent", True), ("to=<a@b c>, delay=1, stat=Sent", True),
+    ('to=<a"b@c">, delay=1, stat=Sent', True), ("to=<>, delay=1, stat=Sent", True),
+    ("to=<a@b>, delay=1, mailer=esmtp, relay=, stat=Sent", True), ("to=<a@b>, delay=1, stat=Sent, mailer=x", True),
+    ("to=<a@b>, delay=1, xstat=1, stat=Sent", True), ("to=<a@b.>, [more], stat=Sent", True),
+    ("to=<a@b>,<c@d>, delay=1, stat=Sent", False), ("to=<a@b>, [more]", False),
+    ("to=<a@b>, delay=1, dsn=4.0.0, stat=Deferred: Connection refused", False),
+    ("to=<a@b>, delay=1, stat=sent", False), ("to=<A@b>, delay=1, stat=Sent", False),
+    ("to=, delay=1, stat=Sent", False), ("to=<a@b>,delay=1, stat=Sent", False),
+    ("to=<a@b>, delay=1,stat=Sent", False), ("to=<a@b>, delay=1, stat=Sent ü", False),
+    ("to=<a@b>, delay=1", False),
+]
+
+
+@pytest.mark.parametrize("to", [False, True])
+def test_sendmail_field_kernels_read_what_the_expressions_read(to):
+    """kernels.sendmail_from/_to against parse_mail's expressions (its path for the lines they
+    leave): the same fields on every line they read, and they leave the odd ones."""
+    from mmw_tasks import parse_mail as pm
+    from mmw_tasks.parse_util import bslice
+
+    cases = SENDMAIL_TO_BODIES if to else SENDMAIL_FROM_BODIES
+    rows = pl.DataFrame({"line_no": range(len(cases)), "copy": [0] * len(cases), "body": [b for b, _ in cases]})
+    fast, found = (kernels.sendmail_to if to else kernels.sendmail_from)(rows["body"])
+    assert fast.tolist() == [read for _, read in cases]
+    want = pm._to_fields(rows, bslice, []) if to else pm._from_fields(rows, bslice)
+    got = rows.with_columns(**found).filter(pl.Series(fast))
+    if to:
+        got = got.with_columns(detail=pl.col("_stat"), status=pl.lit("sent"), rcpt_index=pl.lit(0, pl.Int32))
+    fields = pm._TO if to else pm._FROM
+    want = want.filter(pl.col("line_no").is_in(got["line_no"].to_list()))
+    assert got.select("line_no", *fields).rows() == want.select("line_no", *fields).rows()
+    assert got.height == sum(read for _, read in cases)

@@ -1,4 +1,4 @@
-/* The mmw_tasks._kernels module: its functions (lines.c, mail.c) and the argument helper. */
+/* The mmw_tasks._kernels module: its functions (lines.c, mail.c, sendmail.c, exim.c) and the argument helper. */
 #include "views.h"
 
 int rows_open(rows_t *r, PyObject *args, int first, const int *width, int nout, const char *name) {
@@ -53,6 +53,8 @@ static PyMethodDef methods[] = {
     {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
     {"pop_logins", pop_logins, METH_VARARGS, "POP/IMAP login kinds and the fields of their common forms."},
     {"sendmail_heads", sendmail_heads, METH_VARARGS, "sendmail queue ids, bodies and kinds."},
+    {"sendmail_from", sendmail_from, METH_VARARGS, "The fields of sendmail from= lines of the common form."},
+    {"sendmail_to", sendmail_to, METH_VARARGS, "The fields of sendmail to= lines of one delivered recipient."},
     {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
     {"postfix_to", postfix_to, METH_VARARGS, "The recipient, relay, status and detail of Postfix to= lines."},
     {"exim_heads", exim_heads, METH_VARARGS, "Exim message ids, flags, bodies and kinds."},

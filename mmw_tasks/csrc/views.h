@@ -92,6 +92,8 @@ PyObject *after_keys(PyObject *self, PyObject *args);
 PyObject *pop_logins(PyObject *self, PyObject *args);
 PyObject *sendmail_heads(PyObject *self, PyObject *args);
 PyObject *postfix_heads(PyObject *self, PyObject *args);
+PyObject *sendmail_from(PyObject *self, PyObject *args);
+PyObject *sendmail_to(PyObject *self, PyObject *args);
 PyObject *postfix_to(PyObject *self, PyObject *args);
 PyObject *exim_heads(PyObject *self, PyObject *args);
 PyObject *exim_fields(PyObject *self, PyObject *args);

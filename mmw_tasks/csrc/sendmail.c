@@ -1,0 +1,143 @@
+/* sendmail from= and to= lines (parse_mail): every field of the common form in one pass.
+ * A line not in that form gets fast = 0 and parse_mail's expressions read it, as before:
+ * a byte that is not ASCII (those expressions read Unicode digits, spaces and case), an upper-case
+ * address (lower-cased there), a missing or overlong number, a list of recipients, a status other
+ * than "Sent...". tests/test_kernels.py compares the two on the lines this one takes. */
+#include "views.h"
+
+typedef struct {
+    const uint8_t *p, *e;
+} span_t;
+
+static int ascii_only(const uint8_t *p, const uint8_t *end) {
+    uint8_t acc = 0;
+    for (; p < end; p++) acc |= *p;
+    return acc < 0x80;
+}
+
+/* the text after the first `key`, up to the next comma or the end (afters in parse_util) */
+static int after(const uint8_t *t, const uint8_t *end, const char *key, span_t *out) {
+    const uint8_t *p = find(t, end, key);
+    if (p == NULL) return 0;
+    out->p = p + strlen(key);
+    const uint8_t *c = memchr(out->p, ',', (size_t)(end - out->p));
+    out->e = c ? c : end;
+    return 1;
+}
+
+/* the number the span starts with (parse_util.digits), 1 to `most` ASCII digits; 0: none or longer */
+static int number(const span_t *s, int most, int64_t *value) {
+    const uint8_t *p = s->p;
+    int64_t v = 0;
+    while (p < s->e && *p >= '0' && *p <= '9') {
+        if (p - s->p == most) return 0;
+        v = v * 10 + (*p++ - '0');
+    }
+    *value = v;
+    return p > s->p;
+}
+
+/* parse_util.addr on ASCII text: spaces and angle brackets off both ends; 0 when a capital
+ * letter is left (the expressions lower-case it) */
+static int address(span_t *s) {
+    while (s->p < s->e && (*s->p == ' ' || *s->p == '<' || *s->p == '>')) s->p++;
+    while (s->e > s->p && (s->e[-1] == ' ' || s->e[-1] == '<' || s->e[-1] == '>')) s->e--;
+    for (const uint8_t *p = s->p; p < s->e; p++)
+        if (*p >= 'A' && *p <= 'Z') return 0;
+    return 1;
+}
+
+/* parse_util.domain: what follows the last @ when none of @ > " or a space is in it, less one
+ * final dot */
+static int domain_of(const span_t *a, span_t *d) {
+    const uint8_t *at = NULL;
+    for (const uint8_t *p = a->p; p < a->e; p++)
+        if (*p == '@') at = p;
+    if (at == NULL || at + 1 == a->e) return 0;
+    for (const uint8_t *p = at + 1; p < a->e; p++)
+        if (*p == '>' || *p == '"' || is_space(*p)) return 0;
+    d->p = at + 1;
+    d->e = a->e[-1] == '.' ? a->e - 1 : a->e;
+    return 1;
+}
+
+static void put_span(view_t *out, uint8_t *ok, const view_t *line, const uint8_t *t, const span_t *s) {
+    put(out, line, s->p, t, (int32_t)(s->e - s->p));
+    *ok = 1;
+}
+
+/* sendmail_from(views, bufs, out, ok, nums, fast) -> None
+ * from= bodies: out[0] sender, out[1] relay (ok = 0: null), nums[0] size, nums[1] nrcpts. */
+PyObject *sendmail_from(PyObject *self, PyObject *args) {
+    static const int width[] = {2 * 16, 2, 2 * 8, 1};
+    rows_t r;
+    (void)self;
+    if (rows_open(&r, args, 2, width, 4, "sendmail_from") < 0) return NULL;
+    view_t *out = ROWS_OUT(&r, 0);
+    uint8_t *ok = ROWS_OUT(&r, 1), *fast = ROWS_OUT(&r, 3);
+    int64_t *nums = ROWS_OUT(&r, 2);
+    Py_ssize_t n = r.n;
+    memset(out, 0, (size_t)(2 * n * 16));
+    memset(ok, 0, (size_t)(2 * n));
+    memset(nums, 0, (size_t)(2 * n * 8));
+    memset(fast, 0, (size_t)n);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < n; j++) {
+        const view_t *line = &r.views[j];
+        const uint8_t *t = text_of(line, r.bufs), *end = t + line->len;
+        span_t sender, size, nrcpts, relay;
+        if (!starts(t, end, "from=") || !ascii_only(t, end)) continue;
+        /* "from=<addr>" up to the first '>', else up to the first comma */
+        const uint8_t *gt = memchr(t, '>', (size_t)line->len), *comma = memchr(t, ',', (size_t)line->len);
+        sender.p = t + 5;
+        sender.e = (starts(t, end, "from=<") && gt) ? gt + 1 : (comma ? comma : end);
+        if (!address(&sender) || !after(t, end, ", size=", &size) || !after(t, end, ", nrcpts=", &nrcpts)
+            || !number(&size, 18, &nums[j]) || !number(&nrcpts, 9, &nums[n + j]))
+            continue;
+        put_span(&out[j], &ok[j], line, t, &sender);
+        if (after(t, end, ", relay=", &relay)) put_span(&out[n + j], &ok[n + j], line, t, &relay);
+        fast[j] = 1;
+    }
+    Py_END_ALLOW_THREADS
+    rows_close(&r);
+    Py_RETURN_NONE;
+}
+
+/* sendmail_to(views, bufs, out, ok, fast) -> None
+ * to= bodies of one recipient delivered ("stat=Sent..."): out[0] recipient, out[1] its domain,
+ * out[2] mailer, out[3] relay, out[4] stat (to the end of the line). */
+PyObject *sendmail_to(PyObject *self, PyObject *args) {
+    static const int width[] = {5 * 16, 5, 1};
+    static const char *ends[] = {", ctladdr=", ", delay=", ", [more]"};
+    rows_t r;
+    (void)self;
+    if (rows_open(&r, args, 2, width, 3, "sendmail_to") < 0) return NULL;
+    view_t *out = ROWS_OUT(&r, 0);
+    uint8_t *ok = ROWS_OUT(&r, 1), *fast = ROWS_OUT(&r, 2);
+    Py_ssize_t n = r.n;
+    memset(out, 0, (size_t)(5 * n * 16));
+    memset(ok, 0, (size_t)(5 * n));
+    memset(fast, 0, (size_t)n);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < n; j++) {
+        const view_t *line = &r.views[j];
+        const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p;
+        span_t rcpt = {t + 3, NULL}, dom, mailer, relay, stat;
+        if (!starts(t, end, "to=") || !ascii_only(t, end)) continue;
+        for (int k = 0; k < 3; k++) /* the list ends at the first of these */
+            if ((p = find(t, end, ends[k])) != NULL && (rcpt.e == NULL || p < rcpt.e)) rcpt.e = p;
+        if (rcpt.e == NULL || rcpt.e == rcpt.p || memchr(rcpt.p, ',', (size_t)(rcpt.e - rcpt.p))) continue;
+        if ((p = find(t, end, ", stat=")) == NULL || !starts(p + 7, end, "Sent") || !address(&rcpt)) continue;
+        stat.p = p + 7;
+        stat.e = end;
+        put_span(&out[j], &ok[j], line, t, &rcpt);
+        if (domain_of(&rcpt, &dom)) put_span(&out[n + j], &ok[n + j], line, t, &dom);
+        if (after(t, end, ", mailer=", &mailer)) put_span(&out[2 * n + j], &ok[2 * n + j], line, t, &mailer);
+        if (after(t, end, ", relay=", &relay)) put_span(&out[3 * n + j], &ok[3 * n + j], line, t, &relay);
+        put_span(&out[4 * n + j], &ok[4 * n + j], line, t, &stat);
+        fast[j] = 1;
+    }
+    Py_END_ALLOW_THREADS
+    rows_close(&r);
+    Py_RETURN_NONE;
+}
