@@ -133,16 +133,16 @@ def _framed_batches(site: Site, server: Server, path: Path, day: date, online: b
     for first_no, lines in prefetched(iter_line_batches(path)):
         if online_years is not None:
             anchor = online_years.next_anchor(first_no, lines)
-        framed = frame_lines(lines, first_no, anchor, site.timezone)
+        # without the stamp's parts: repeats copy every column they keep
+        framed = frame_lines(lines, first_no, anchor, site.timezone, stamp_parts=False)
         if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
             if online and first_no == 1:
                 online_years = sources.OnlineYears(path, site.timezone, day)
                 anchor = online_years.next_anchor(first_no, lines)
             else:
                 anchor = sources.years_for(site, server, path, day)
-            framed = frame_lines(lines, first_no, anchor, site.timezone)
-        # the stamp's parts stay behind: repeats copy every column they keep
-        yield expand_repeats(framed.drop("ts_local", "ts_utc_given"), carry)
+            framed = frame_lines(lines, first_no, anchor, site.timezone, stamp_parts=False)
+        yield expand_repeats(framed, carry)
     if online_years is not None and not online_years.holds():
         raise sources.YearsMoved(str(path))
 

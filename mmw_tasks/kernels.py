@@ -198,13 +198,14 @@ def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
     return first
 
 
-def headers(lb: LineBuffers, at: int) -> tuple[int, pl.Series, pl.Series, pl.Series]:
-    """(flags, host, prog, msg) of every line after its `at`-byte stamp; flags -1: a short line."""
+def headers(lb: LineBuffers, at: int) -> tuple[int, pl.Series, pl.Series, pl.Series, np.ndarray]:
+    """(flags, host, prog, msg, may_repeat) of every line after its `at`-byte stamp; flags -1: a
+    short line. may_repeat marks the messages that may be a "last message repeated" notice."""
     n = lb.n
     host, prog, msg = (np.empty((n, 4), dtype=np.int32) for _ in range(3))
-    host_ok, prog_ok = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
-    flags = _kernels.scan_headers(lb.views, lb.addresses, at, host, host_ok, prog, prog_ok, msg)
+    host_ok, prog_ok, may = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    flags = _kernels.scan_headers(lb.views, lb.addresses, at, host, host_ok, prog, prog_ok, msg, may)
     if flags < 0:
-        return flags, None, None, None  # type: ignore[return-value]
+        return flags, None, None, None, may  # type: ignore[return-value]
     return (flags, field_views(lb, host, host_ok).alias("host"), field_views(lb, prog, prog_ok).alias("prog"),
-            field_views(lb, msg, None).alias("msg"))
+            field_views(lb, msg, None).alias("msg"), may)

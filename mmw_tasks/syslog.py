@@ -586,7 +586,8 @@ _FAST_BSD = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S")
 _FAST_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:[+-]\d\d:\d\d|Z) \S")
 
 
-def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str) -> pl.DataFrame | None:
+def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str,
+                stamp_parts: bool = True) -> pl.DataFrame | None:
     """frame_lines for the common batch: ASCII syslog lines whose stamps are all BSD
     (`Feb 16 14:30:01 `) or all rsyslog RFC 3339 with microseconds. Every line's stamp is its
     run head's (the run key covers the whole stamp and the space after it), so the per-line work
@@ -613,27 +614,34 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     if times.select(pl.col("plain").any() | pl.col("ts").is_null().any()
                     | (pl.col("body_at").n_unique() > 1)).item():
         return None  # an unframed line or another stamp form among them
-    flags, host, prog, msg = kernels.headers(lb, int(times["body_at"][0]))
+    flags, host, prog, msg, may_repeat = kernels.headers(lb, int(times["body_at"][0]))
     if flags < 0 or flags & kernels.NEEDS_GENERAL:
         return None  # FreeBSD's <facility.level>, Solaris message ids, forwarded src@host: the general path
-    df = times.drop("body_at", "plain")[run].with_columns(
+    stamp = ["ts", "ts_site", *(("ts_local", "ts_utc_given") if stamp_parts else ())]
+    df = times.select(stamp)[run].with_columns(
         line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64), line=lines, host=host, prog=prog,
         msg=msg)
-    repeat_n = _REPEAT_N if flags & kernels.MAY_REPEAT else pl.lit(None, pl.Int64)
-    return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
-                     repeat_n.alias("repeat_n"), framed=pl.lit(True), plain=pl.lit(False))
+    if flags & kernels.MAY_REPEAT:  # the pattern read on the messages the kernel marked only
+        marked = np.flatnonzero(may_repeat)
+        counts = pl.DataFrame({"msg": msg.gather(marked)}).select(_REPEAT_N).to_series()
+        repeat_n = pl.repeat(None, n, dtype=pl.Int64, eager=True).scatter(marked, counts)
+    else:
+        repeat_n = pl.repeat(None, n, dtype=pl.Int64, eager=True)
+    return df.select("line_no", "line", *stamp, "host", "prog", "msg", repeat_n=repeat_n.alias("repeat_n"),
+                     framed=pl.lit(True), plain=pl.lit(False))
 
 
 def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str = "UTC",
-                fast: bool = True) -> pl.DataFrame:
+                fast: bool = True, stamp_parts: bool = True) -> pl.DataFrame:
     """Split raw lines into header fields.
 
-    Columns: line_no, line, ts (UTC), ts_site (naive site-local), host, prog, msg, repeat_n,
-    framed (the line has a stamp we could read), plain (the stamp was the program's own, as in
-    Exim's main log or BIND's file channel: no syslog host or tag). `fast=False` skips the fast
-    path (tests compare the two).
+    Columns: line_no, line, ts (UTC), ts_site (naive site-local), ts_local and ts_utc_given (the
+    stamp's parts, unless `stamp_parts` is False), host, prog, msg, repeat_n, framed (the line has
+    a stamp we could read), plain (the stamp was the program's own, as in Exim's main log or
+    BIND's file channel: no syslog host or tag). `fast=False` skips the fast path (tests compare
+    the two).
     """
-    done = _frame_fast(lines, first_line_no, anchor, tz) if fast else None
+    done = _frame_fast(lines, first_line_no, anchor, tz, stamp_parts) if fast else None
     if done is not None:
         return done
     n = len(lines)
@@ -674,7 +682,8 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     df = df.with_columns(repeat_n=_REPEAT_N)
     if lines is not original:
         df = df.with_columns(line=original)  # malformed lines are kept as they were written
-    return df.select("line_no", "line", "ts", "ts_site", "ts_local", "ts_utc_given", "host", "prog", "msg",
+    stamp = ["ts", "ts_site", *(("ts_local", "ts_utc_given") if stamp_parts else ())]
+    return df.select("line_no", "line", *stamp, "host", "prog", "msg",
                      "repeat_n", framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
 
 

@@ -126,7 +126,9 @@ def test_compiled_framing_reads_fields_across_read_buffers(tmp_path, stamp):
               "ns named[1]: client 10.0.0.1#53: query: a.example IN MX +", "mx tag: ", "mx : empty tag",
               "mx x[1]:", "mx -- MARK --", "mx", "h p: a: b: c", "mx kernel: [1.5] eth0: up", ": colon first",
               "mx sendmail: no pid, a long message body that is longer than twelve bytes",
-              "mx last message repeated 2 times", "mx postfix/qmgr[3]:  last message repeated 2 times"]
+              "mx last message repeated 2 times", "mx postfix/qmgr[3]:  last message repeated 2 times",
+              "mx above message repeats 3 times", "mx rsyslogd: message repeated 4 times: [ x]",
+              "mx last message buffered 1 time", "mx last message was not a repeat"]
     lines = [f"{stamp} {b}" for b in bodies] * 7
     path = tmp_path / "mixed.log"
     path.write_text("\n".join(lines) + "\n")

@@ -98,23 +98,23 @@ PyObject *scan_runs(PyObject *self, PyObject *args) {
     return PyBool_FromLong(ok);
 }
 
-/* scan_headers(views, bufs, at, host, host_ok, prog, prog_ok, msg) -> int
+/* scan_headers(views, bufs, at, host, host_ok, prog, prog_ok, msg, may_repeat) -> int
  * Splits "host tag: msg" after each line's `at`-byte stamp into views, by syslog._frame_fast's
- * rules (ASCII lines). Returns NEEDS_GENERAL | MAY_REPEAT bits, or -1 when a line is shorter
- * than its stamp. */
+ * rules (ASCII lines), and marks the messages that may be a "last message repeated" notice.
+ * Returns NEEDS_GENERAL | MAY_REPEAT bits, or -1 when a line is shorter than its stamp. */
 PyObject *scan_headers(PyObject *self, PyObject *args) {
-    static const int width[] = {16, 1, 16, 1, 16};
+    static const int width[] = {16, 1, 16, 1, 16, 1};
     rows_t r;
     int at;
     long flags = 0;
     (void)self;
-    if (rows_open(&r, args, 3, width, 5, "scan_headers") < 0) return NULL;
+    if (rows_open(&r, args, 3, width, 6, "scan_headers") < 0) return NULL;
     if (int_arg(args, 2, &at) < 0) {
         rows_close(&r);
         return NULL;
     }
     view_t *host = ROWS_OUT(&r, 0), *prog = ROWS_OUT(&r, 2), *msg = ROWS_OUT(&r, 4);
-    uint8_t *host_ok = ROWS_OUT(&r, 1), *prog_ok = ROWS_OUT(&r, 3);
+    uint8_t *host_ok = ROWS_OUT(&r, 1), *prog_ok = ROWS_OUT(&r, 3), *may = ROWS_OUT(&r, 5);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < r.n; j++) {
         const view_t *line = &r.views[j];
@@ -153,8 +153,8 @@ PyObject *scan_headers(PyObject *self, PyObject *args) {
         put(&msg[j], line, m, t, (int32_t)(end - m));
         if (starts(m, end, "[ID ")) flags |= NEEDS_GENERAL; /* Solaris message ids */
         const uint8_t *h = (m < end && *m == ' ') ? m + 1 : m;
-        if (starts(h, end, "last message ") || starts(h, end, "above message ") || starts(h, end, "message repeated "))
-            flags |= MAY_REPEAT;
+        may[j] = starts(h, end, "last message ") || starts(h, end, "above message ") || starts(h, end, "message repeated ");
+        if (may[j]) flags |= MAY_REPEAT;
     }
     Py_END_ALLOW_THREADS
     rows_close(&r);
