@@ -341,13 +341,12 @@ def test_sendmail_field_kernels_read_what_the_expressions_read(to):
     """kernels.sendmail_from/_to against parse_mail's expressions (its path for the lines they
     leave): the same fields on every line they read, and they leave the odd ones."""
     from mmw_tasks import parse_mail as pm
-    from mmw_tasks.parse_util import bslice
 
     cases = SENDMAIL_TO_BODIES if to else SENDMAIL_FROM_BODIES
     rows = pl.DataFrame({"line_no": range(len(cases)), "copy": [0] * len(cases), "body": [b for b, _ in cases]})
     fast, found = (kernels.sendmail_to if to else kernels.sendmail_from)(rows["body"])
     assert fast.tolist() == [read for _, read in cases]
-    want = pm._to_fields(rows, bslice, []) if to else pm._from_fields(rows, bslice)
+    want = pm._to_fields(rows, []) if to else pm._from_fields(rows)
     got = rows.with_columns(**found).filter(pl.Series(fast))
     if to:
         got = got.with_columns(detail=pl.col("_stat"), status=pl.lit("sent"), rcpt_index=pl.lit(0, pl.Int32))
