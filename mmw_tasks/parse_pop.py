@@ -36,7 +36,7 @@ def is_pop(prog: pl.Expr) -> pl.Expr:
 # take goes through the full pattern of its kind above
 _QPOPPER_TAIL = r'^([^"]*)" at \(([^)]*)\) ([0-9A-Fa-f:.]+)'
 _DOVECOT_HEAD = r"^(pop3|imap|managesieve|submission)-login: Login: user=<([^>]*)>.*?rip=([0-9A-Fa-f:.]+)"
-_KINDS = {1: "qpopper", 2: "dovecot", 3: "courier", 4: "uw"}
+# kernel kinds: 1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 not a login
 
 
 def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -44,39 +44,43 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     service) for each successful login, `pop_other` for the other lines of these programs.
 
     One compiled pass gives each line's kind and the fields of the common qpopper and Dovecot
-    forms (f1, f2, f3); the full patterns read only the lines it left, each kind's on its own
-    rows (the others are masked to null, so no pattern is applied to another kind's line)."""
-    msg, prog, k = pl.col("msg"), pl.col("prog"), pl.col("_k")
+    forms; the full patterns read only the login lines it left, on their own rows."""
     found = kernels.pop_logins(rows["msg"])
-    rows = rows.select(*base, "msg", "prog").with_columns(
-        _k=found["kind"].replace_strict(_KINDS, default=None, return_dtype=pl.String),
-        _f1=found["f1"], _f2=found["f2"], _f3=found["f3"])
-    fields = ("_f1", "_f2", "_f3")
-    q1, q2, q3 = (pl.when(k == "qpopper").then(pl.col(f)) for f in fields)  # user, host, address
-    d1, d2, d3 = (pl.when(k == "dovecot").then(pl.col(f)) for f in fields)  # service, user, address
-    user, ip, host, service = [q1, d2], [q3, d3], [q2], [d1]
-    # the full patterns, each on the rows of its kind the kernel did not read (most batches: none)
-    kinds, fast = found["kind"].to_numpy(), found["f1"].is_not_null().to_numpy()
-    full = {"_qs": (_QPOPPER, ((kinds == 1) & ~fast).any(), {"1": user, "2": host, "3": ip}),
-            "_ds": (_DOVECOT, ((kinds == 2) & ~fast).any(), {"1": service, "2": user, "3": ip}),
-            "_c": (_COURIER, (kinds == 3).any(), {"1": user, "2": ip}),
-            "_u": (_UW, (kinds == 4).any(), {"1": user, "2": host, "3": ip})}
-    kind_of = {"_qs": "qpopper", "_ds": "dovecot", "_c": "courier", "_u": "uw"}
-    for col, (pattern, needed, groups) in full.items():
-        if needed:
-            rows = rows.with_columns(pl.when((k == kind_of[col]) & pl.col("_f1").is_null()).then(msg)
-                                     .str.extract_groups(pattern).alias(col))
-            for group, into in groups.items():
-                into.append(pl.col(col).struct.field(group))
-    imap_or_pop3 = pl.when(prog.str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(pl.lit("pop3"))
-    rows = rows.with_columns(
-        user=pl.coalesce(user), client_ip=pl.coalesce(ip), relay_host=pl.coalesce(host),
-        mailer=pl.when(k == "qpopper").then(pl.lit("pop3")).when(k == "dovecot")
-        .then(pl.coalesce(service)).when(k.is_not_null()).then(imap_or_pop3))
-    bad = k.is_not_null() & pl.col("user").is_null()
+    kinds, read = found["kind"].to_numpy(), found["f1"].is_not_null().to_numpy()
+    k, f1, f2 = pl.col("_k"), pl.col("_f1"), pl.col("_f2")
+    rows = rows.select(*base, "msg", "prog").with_columns(_k=found["kind"], _f1=found["f1"], _f2=found["f2"],
+                                                          client_ip=found["f3"])
+    # qpopper's fields are user, host, address; Dovecot's service, user, address
+    rows = rows.with_columns(user=pl.when(k == 2).then(f2).otherwise(f1), relay_host=pl.when(k == 1).then(f2),
+                             _service=pl.when(k == 2).then(f1)).drop("_f1", "_f2")
+    full = (kinds >= 3) | ((kinds > 0) & ~read)  # Courier, UW, and the forms the kernel does not read
+    if full.any():
+        mask = pl.Series(full)
+        rows = pl.concat([rows.filter(~mask), _full_patterns(rows.filter(mask))])
+    imap_or_pop3 = pl.when(pl.col("prog").str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(
+        pl.lit("pop3"))
+    bad = (k != 0) & pl.col("user").is_null()
     events = rows.filter(~bad).select(
-        *base, event=pl.when(k.is_null()).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),
+        *base, event=pl.when(k == 0).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),
         user=pl.col("user").str.to_lowercase(), client_ip=pl.col("client_ip").str.strip_prefix("::ffff:"),
-        relay_host=pl.col("relay_host").str.to_lowercase(), mailer=pl.col("mailer"),
-        detail=pl.when(k.is_null()).then(msg))
+        relay_host=pl.col("relay_host").str.to_lowercase(),
+        mailer=pl.when(k == 1).then(pl.lit("pop3")).when(k == 2).then(pl.col("_service"))
+        .when(k != 0).then(imap_or_pop3),
+        detail=pl.when(k == 0).then(pl.col("msg")))
     return events, fates_of(rows.filter(bad), "malformed", "login line not understood")
+
+
+def _full_patterns(rows: pl.DataFrame) -> pl.DataFrame:
+    """user, relay_host, client_ip and _service of login rows by the full pattern of their kind."""
+    k, msg = pl.col("_k"), pl.col("msg")
+    fields = {1: (_QPOPPER, {"user": "1", "relay_host": "2", "client_ip": "3"}),
+              2: (_DOVECOT, {"_service": "1", "user": "2", "client_ip": "3"}),
+              3: (_COURIER, {"user": "1", "client_ip": "2"}),
+              4: (_UW, {"user": "1", "relay_host": "2", "client_ip": "3"})}
+    rows = rows.with_columns([pl.when(k == kind).then(msg).str.extract_groups(pattern).alias(f"_g{kind}")
+                              for kind, (pattern, _) in fields.items()])
+    cols = ("user", "relay_host", "client_ip", "_service")
+    return rows.with_columns([pl.coalesce([pl.col(f"_g{kind}").struct.field(groups[c])
+                                           for kind, (_, groups) in fields.items() if c in groups]
+                                          + [pl.lit(None, pl.String)]).alias(c) for c in cols]
+                             ).drop([f"_g{kind}" for kind in fields])
