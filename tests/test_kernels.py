@@ -28,6 +28,7 @@ POP_MESSAGES = [
     "Login user=u host=h [10.0.0.9]",
     "Authenticated user=u host=h [10.0.0.10]",
     "", "POP login by user", 'POP login by user "',
+    'POP login by usex "x" at (h) 10.0.0.1', "pop3-login: Login: user_<u>, rip=10.0.0.1",  # one byte off
 ]
 
 
@@ -78,7 +79,8 @@ SENDMAIL_MESSAGES = [
     "A" * 16 + "[12345]: to=x",  # the id and its [n] end past the first 26 characters
     "ABCDEFG[]: x", "ABCDEFG[1a]: x", "ABCDEFG[١]: x", "ABCDEFG:x", "ABCDEFG: ", "ABCDEFGé: to=x",
     "g1GBU1a12345: ruleset=check_rcpt, arg1=<u@v>, relay=h [10.0.0.1], reject=550 5.1.1 <u@v>... User unknown",
-    "ruleset=check_mail, arg1=x, relay=h", "g1GBU1a12345: <bad@x.example>... User unknown",
+    "ruleset=check_mail, arg1=x, relay=h", "ruleset=check_mail, arg1=x, rejectx550",
+    "g1GBU1a12345: <bad@x.example>... User unknown",
     "g1GBU1a12345: bad@x.example... User unknown", "@x... y", "a@... y", "a@b... y", "a<b@c... x", "a@b<c... x",
     "a@b...\tx", "ä@b.example... x", "naïve text@b... x",
     "a\u00a0b@c... x",  # a no-break space is whitespace to the regex: the kernel leaves it to the regex

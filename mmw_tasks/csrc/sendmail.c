@@ -15,11 +15,26 @@ static int ascii_only(const uint8_t *p, const uint8_t *end) {
     return acc < 0x80;
 }
 
-/* the text after the first `key`, up to the next comma or the end (afters in parse_util) */
-static int after(const uint8_t *t, const uint8_t *end, const char *key, span_t *out) {
-    const uint8_t *p = find(t, end, key);
-    if (p == NULL) return 0;
-    out->p = p + strlen(key);
+/* For each key, where ", key" first occurs (NULL: nowhere), in one pass over the commas: every
+ * occurrence of ", key" begins at a comma, so the first comma followed by " key" is memmem's. */
+static void keys_at_commas(const uint8_t *t, const uint8_t *end, const char *const *keys, int nk,
+                           const uint8_t **at) {
+    size_t len[8];
+    int left = nk;
+    for (int k = 0; k < nk; k++) { at[k] = NULL; len[k] = strlen(keys[k]); }
+    for (const uint8_t *p = t; left > 0 && (p = memchr(p, ',', (size_t)(end - p))) != NULL; p++) {
+        if (end - p < 3 || p[1] != ' ') continue;
+        const uint8_t *w = p + 2;
+        for (int k = 0; k < nk; k++)
+            if (at[k] == NULL && *w == (uint8_t)keys[k][0] && (size_t)(end - w) >= len[k]
+                && memcmp(w, keys[k], len[k]) == 0) { at[k] = p; left--; }
+    }
+}
+
+/* the text after ", key" found at `at`, up to the next comma or the end (afters in parse_util) */
+static int after(const uint8_t *at, const uint8_t *end, const char *key, span_t *out) {
+    if (at == NULL) return 0;
+    out->p = at + 2 + strlen(key);
     const uint8_t *c = memchr(out->p, ',', (size_t)(end - out->p));
     out->e = c ? c : end;
     return 1;
@@ -66,6 +81,8 @@ static void put_span(view_t *out, uint8_t *ok, const view_t *line, const uint8_t
     *ok = 1;
 }
 
+static const char *const from_keys[] = {"size=", "nrcpts=", "relay="};
+
 /* sendmail_from(views, bufs, out, ok, nums, fast) -> None
  * from= bodies: out[0] sender, out[1] relay (ok = 0: null), nums[0] size, nums[1] nrcpts. */
 PyObject *sendmail_from(PyObject *self, PyObject *args) {
@@ -86,16 +103,18 @@ PyObject *sendmail_from(PyObject *self, PyObject *args) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len;
         span_t sender, size, nrcpts, relay;
+        const uint8_t *at[3];
         if (!starts(t, end, "from=") || !ascii_only(t, end)) continue;
         /* "from=<addr>" up to the first '>', else up to the first comma */
         const uint8_t *gt = memchr(t, '>', (size_t)line->len), *comma = memchr(t, ',', (size_t)line->len);
         sender.p = t + 5;
         sender.e = (starts(t, end, "from=<") && gt) ? gt + 1 : (comma ? comma : end);
-        if (!address(&sender) || !after(t, end, ", size=", &size) || !after(t, end, ", nrcpts=", &nrcpts)
+        keys_at_commas(t, end, from_keys, 3, at);
+        if (!address(&sender) || !after(at[0], end, "size=", &size) || !after(at[1], end, "nrcpts=", &nrcpts)
             || !number(&size, 18, &nums[j]) || !number(&nrcpts, 9, &nums[n + j]))
             continue;
         put_span(&out[j], &ok[j], line, t, &sender);
-        if (after(t, end, ", relay=", &relay)) put_span(&out[n + j], &ok[n + j], line, t, &relay);
+        if (after(at[2], end, "relay=", &relay)) put_span(&out[n + j], &ok[n + j], line, t, &relay);
         fast[j] = 1;
     }
     Py_END_ALLOW_THREADS
@@ -108,7 +127,8 @@ PyObject *sendmail_from(PyObject *self, PyObject *args) {
  * out[2] mailer, out[3] relay, out[4] stat (to the end of the line). */
 PyObject *sendmail_to(PyObject *self, PyObject *args) {
     static const int width[] = {5 * 16, 5, 1};
-    static const char *ends[] = {", ctladdr=", ", delay=", ", [more]"};
+    /* the list ends at the first of the first three; then the fields */
+    static const char *const keys[] = {"ctladdr=", "delay=", "[more]", "stat=", "mailer=", "relay="};
     rows_t r;
     (void)self;
     if (rows_open(&r, args, 2, width, 3, "sendmail_to") < 0) return NULL;
@@ -121,19 +141,20 @@ PyObject *sendmail_to(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
-        const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p;
+        const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *at[6];
         span_t rcpt = {t + 3, NULL}, dom, mailer, relay, stat;
         if (!starts(t, end, "to=") || !ascii_only(t, end)) continue;
-        for (int k = 0; k < 3; k++) /* the list ends at the first of these */
-            if ((p = find(t, end, ends[k])) != NULL && (rcpt.e == NULL || p < rcpt.e)) rcpt.e = p;
+        keys_at_commas(t, end, keys, 6, at);
+        for (int k = 0; k < 3; k++)
+            if (at[k] != NULL && (rcpt.e == NULL || at[k] < rcpt.e)) rcpt.e = at[k];
         if (rcpt.e == NULL || rcpt.e == rcpt.p || memchr(rcpt.p, ',', (size_t)(rcpt.e - rcpt.p))) continue;
-        if ((p = find(t, end, ", stat=")) == NULL || !starts(p + 7, end, "Sent") || !address(&rcpt)) continue;
-        stat.p = p + 7;
+        if (at[3] == NULL || !starts(at[3] + 7, end, "Sent") || !address(&rcpt)) continue;
+        stat.p = at[3] + 7;
         stat.e = end;
         put_span(&out[j], &ok[j], line, t, &rcpt);
         if (domain_of(&rcpt, &dom)) put_span(&out[n + j], &ok[n + j], line, t, &dom);
-        if (after(t, end, ", mailer=", &mailer)) put_span(&out[2 * n + j], &ok[2 * n + j], line, t, &mailer);
-        if (after(t, end, ", relay=", &relay)) put_span(&out[3 * n + j], &ok[3 * n + j], line, t, &relay);
+        if (after(at[4], end, "mailer=", &mailer)) put_span(&out[2 * n + j], &ok[2 * n + j], line, t, &mailer);
+        if (after(at[5], end, "relay=", &relay)) put_span(&out[3 * n + j], &ok[3 * n + j], line, t, &relay);
         put_span(&out[4 * n + j], &ok[4 * n + j], line, t, &stat);
         fast[j] = 1;
     }
