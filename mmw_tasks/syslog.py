@@ -331,8 +331,9 @@ class StampScan:
     last stamp (its mtime, dateext date or gzip header time).
     """
 
-    def __init__(self, keep_heads: bool = False) -> None:
+    def __init__(self, keep_heads: bool = False, fast: bool = True) -> None:
         self.lines = 0
+        self.fast = fast  # runs found by the compiled pass where the batch allows (tests compare)
         # (line_no, month) of each batch's year-less run heads, when kept (sources.OnlineYears)
         self.heads: list[pl.DataFrame] | None = [] if keep_heads else None
         self._prev_key: int | None = None
@@ -350,7 +351,14 @@ class StampScan:
         self.lines += len(lines)
         # the runs' first lines only: a run's lines share its stamp, so they add no step, year
         # change or extreme of their own
-        t, _, head_nos = _stamp_runs(_normalise_headers(lines), _Yearless(), "UTC", first_no)
+        runs = _run_heads(lines, first_no) if self.fast else None
+        if runs is not None:
+            t = parse_stamps(runs[0], _Yearless(), "UTC", runs[1])
+            head_nos = runs[1]
+            if t.select((pl.col("ts_local").is_null() & pl.col("ts_utc_given").is_null()).any()).item():
+                runs = None  # a line the compiled runs do not read (a relay's <pri>, no stamp): the general path
+        if runs is None:
+            t, _, head_nos = _stamp_runs(_normalise_headers(lines), _Yearless(), "UTC", first_no)
         df = t.select("ts_local", "ts_utc_given").with_columns(line_no=head_nos)
         local = pl.col("ts_local")
         yearless = df.filter(local.dt.year() == _YEARLESS_YEAR).select(
@@ -586,6 +594,27 @@ _FAST_BSD = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S")
 _FAST_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:[+-]\d\d:\d\d|Z) \S")
 
 
+def _run_heads(lines: pl.Series, first_line_no: int, lb: kernels.LineBuffers | None = None
+               ) -> tuple[pl.Series, pl.Series, np.ndarray] | None:
+    """(heads, their line numbers, which lines begin a run) of the runs of lines with the same
+    stamp, by one compiled pass, for a batch of ASCII lines that begins with a BSD stamp
+    (`Feb 16 14:30:01 `) or an rsyslog RFC 3339 one with microseconds; None otherwise."""
+    if len(lines) == 0:
+        return None
+    if _FAST_BSD.match(lines[0]):
+        iso = False  # key: the stamp and the space after it
+    elif _FAST_ISO.match(lines[0]):
+        iso = True  # key: the seconds, and the offset and the space after it
+    else:
+        return None
+    lb = lb if lb is not None else kernels.line_buffers(lines)
+    first = kernels.runs(lb, iso) if lb is not None else None
+    if first is None:  # a line too short for a stamp, or not ASCII: the general path works in bytes
+        return None
+    head_nos = pl.Series("line_no", np.flatnonzero(first) + first_line_no)
+    return lines.filter(pl.Series(first)).str.slice(0, 48), head_nos, first
+
+
 def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str,
                 stamp_parts: bool = True) -> pl.DataFrame | None:
     """frame_lines for the common batch: ASCII syslog lines whose stamps are all BSD
@@ -596,20 +625,12 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     n = len(lines)
     if n == 0:
         return None
-    head = lines[0]
-    if _FAST_BSD.match(head):
-        iso = False  # key: the stamp and the space after it
-    elif _FAST_ISO.match(head):
-        iso = True  # key: the seconds, and the offset and the space after it
-    else:
-        return None
     lb = kernels.line_buffers(lines)
-    first = kernels.runs(lb, iso) if lb is not None else None
-    if first is None:  # a line too short for a stamp, or not ASCII: the general path works in bytes
+    runs = _run_heads(lines, first_line_no, lb)
+    if runs is None:
         return None
+    heads, head_nos, first = runs
     run = pl.Series("run", np.cumsum(first, dtype=np.int64) - 1)
-    head_nos = pl.Series("line_no", np.flatnonzero(first) + first_line_no)
-    heads = lines.filter(pl.Series(first)).str.slice(0, 48)
     times = parse_stamps(heads, anchor, tz, head_nos)  # line numbers: a FileYears anchor needs them
     if times.select(pl.col("plain").any() | pl.col("ts").is_null().any()
                     | (pl.col("body_at").n_unique() > 1)).item():

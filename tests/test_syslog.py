@@ -115,6 +115,30 @@ def test_fast_framing_equals_the_general_path(tmp_path, style):
         assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False))
 
 
+@pytest.mark.parametrize("style", ["2002", "modern"])
+def test_compiled_runs_scan_years_as_the_general_path_does(tmp_path, style):
+    """The year scan (StampScan) finds the same years, span and year changes with the compiled
+    runs as with the general path: simulated files of both stacks, and a year's end with a
+    relay's <pri> line, a line without a stamp and an ISO stamp among BSD ones."""
+    from mmw_tasks.simulate import simulate_site
+
+    simulate_site(tmp_path, date(2002, 2, 16), 1, scenario="full", seed=1, style=style, scale=0.1)
+    files = [p for p in sorted((tmp_path / "logs").rglob("*")) if p.is_file()]
+    year_end = tmp_path / "year-end.log"
+    year_end.write_text("\n".join(
+        ["Dec 31 23:59:58 mx p[1]: a", "Dec 31 23:59:59 mx p[1]: b", "<13>Jan  1 00:00:00 mx p[1]: c",
+         "Jan  1 00:00:01 mx p[1]: d", "no stamp at all", "2003-01-01T00:00:02.000000+09:00 mx p[1]: e",
+         "Jan  1 00:00:03 mx p[1]: f"] * 3 + ["Jan  2 10:00:00 mx p[1]: g", "<13>Jan  3 10:00:00 mx p[1]: h"]) + "\n")
+    for path in [*files, year_end]:
+        scans = {fast: syslog.StampScan(keep_heads=True, fast=fast) for fast in (True, False)}
+        for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 20):
+            for scan in scans.values():
+                scan.feed(first, lines)
+        for anchor in (datetime(2002, 2, 17), datetime(2003, 1, 3)):
+            assert scans[True].resolve(anchor, "Asia/Tokyo") == scans[False].resolve(anchor, "Asia/Tokyo"), path
+        assert scans[True].offsets == scans[False].offsets and scans[True].lines == scans[False].lines
+
+
 @pytest.mark.parametrize("stamp", ["Feb 16 14:30:01", "2002-02-16T14:30:01.000000+09:00"])
 def test_compiled_framing_reads_fields_across_read_buffers(tmp_path, stamp):
     """The compiled header split (kernels) on lines whose fields are short (held in their views)
