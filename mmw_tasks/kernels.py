@@ -188,6 +188,17 @@ def exim_fields(body: pl.Series, to: bool) -> dict[str, pl.Series]:
     return {**fields, "wide": pl.Series(wide)}
 
 
+def bsd_stamps(heads: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(month, day of the month, seconds of the day) of the BSD stamps that begin `heads`
+    (syslog._FIXED_BSD; the day unchecked, seconds -1 for a time that is none), or None when some
+    head is not of that form or `heads` is not one null-free chunk of string views."""
+    lb = line_buffers(heads)
+    if lb is None:
+        return None
+    month, dom, sod = (np.zeros(lb.n, dtype=np.int32) for _ in range(3))
+    return (month, dom, sod) if _kernels.bsd_stamps(lb.views, lb.addresses, month, dom, sod) else None
+
+
 def runs(lb: LineBuffers, iso: bool) -> np.ndarray | None:
     """Which lines begin a run of lines with the same stamp key; None when a line is 12 bytes or
     shorter (no stamp fits) or not ASCII."""

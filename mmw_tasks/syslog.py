@@ -541,8 +541,12 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
     Lines with no stamp we know get nulls. Stamps are kept to the second. `line_nos` (the heads'
     line numbers) let a FileYears anchor give each line its file's year.
     """
-    rest = pl.DataFrame({"h": heads}).with_row_index("i")
-    rest = rest.with_columns(line_no=line_nos if line_nos is not None else pl.col("i").cast(pl.Int64) + 1)
+    line_nos = line_nos if line_nos is not None else pl.int_range(1, len(heads) + 1, dtype=pl.Int64, eager=True)
+    fields = kernels.bsd_stamps(heads)
+    if fields is not None:  # every head a BSD stamp: its time by arithmetic, no text to parse
+        return to_utc(_bsd_times(*fields, anchor, line_nos), tz).select(
+            "ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
+    rest = pl.DataFrame({"h": heads}).with_row_index("i").with_columns(line_no=line_nos)
     df = _fixed_stamps(rest, anchor)
     if df is None:
         df = _stamp_forms(rest, anchor)
@@ -560,6 +564,30 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
     out = df.select(body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
                     ts_local=local, ts_utc_given=given_utc)
     return to_utc(out, tz).select("ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
+
+
+def _bsd_times(month: np.ndarray, dom: np.ndarray, sod: np.ndarray, anchor, line_nos: pl.Series) -> pl.DataFrame:
+    """parse_stamps' columns for BSD stamps read by kernels.bsd_stamps: the year from `anchor`,
+    then the day number by the civil-calendar formula (a day the month lacks, or a time that is
+    none, is null, as strptime reads them)."""
+    if isinstance(anchor, ProbeYears):
+        object.__setattr__(anchor, "saw_yearless", True)
+    df = pl.DataFrame({"month": month, "dom": dom, "sod": sod, "line_no": line_nos})
+    m, d, sod_e = pl.col("month"), pl.col("dom"), pl.col("sod")
+    y = pl.col("year")
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    days_in_month = (pl.when(m == 2).then(pl.when(leap).then(29).otherwise(28))
+                     .when(m.is_in([4, 6, 9, 11])).then(30).otherwise(31))
+    ys = y - (m <= 2).cast(pl.Int32)  # years from March: the leap day ends the year
+    era, mp = ys // 400, (m + 9) % 12
+    yoe = ys - era * 400
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + (153 * mp + 2) // 5 + d - 1 - 719468
+    seconds = days.cast(pl.Int64) * 86400 + sod_e
+    valid = (d >= 1) & (d <= days_in_month) & (sod_e >= 0)
+    return df.with_columns(year=anchor.year_expr(m).cast(pl.Int32)).select(
+        body_at=pl.lit(16, pl.Int64), plain=pl.lit(False),
+        ts_local=pl.when(valid).then(pl.from_epoch(seconds, time_unit="s")).cast(pl.Datetime("us")),
+        ts_utc_given=pl.lit(None, pl.Datetime("us", "UTC")))
 
 
 def _stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1

@@ -234,3 +234,46 @@ PyObject *after_keys(PyObject *self, PyObject *args) {
     rows_close(&r);
     Py_RETURN_NONE;
 }
+
+/* bsd_stamps(views, bufs, month, dom, sod) -> bool
+ * The fields of BSD stamps that begin each string (syslog._FIXED_BSD: "Mmm dd hh:mm:ss ", the
+ * month's name in any case, the day with a space or a 0 before one digit): month 1-12, day
+ * of the month (unchecked), and seconds of the day (-1: not a time of day, as strptime reads
+ * %H:%M:%S). False as soon as a string is not of that form (parse_stamps then reads them its
+ * general way). */
+PyObject *bsd_stamps(PyObject *self, PyObject *args) {
+    static const int width[] = {4, 4, 4};
+    static const char names[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+    rows_t r;
+    int ok = 1;
+    (void)self;
+    if (rows_open(&r, args, 2, width, 3, "bsd_stamps") < 0) return NULL;
+    int32_t *month = ROWS_OUT(&r, 0), *dom = ROWS_OUT(&r, 1), *sod = ROWS_OUT(&r, 2);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < r.n && ok; j++) {
+        const view_t *line = &r.views[j];
+        const uint8_t *t = text_of(line, r.bufs);
+        ok = line->len >= 16;
+        for (int k = 0; k < 16 && ok; k++) {
+            uint8_t ch = t[k];
+            if (k < 3) ok = (ch | 0x20) >= 'a' && (ch | 0x20) <= 'z';
+            else if (k == 3 || k == 6 || k == 15) ok = ch == ' ';
+            else if (k == 9 || k == 12) ok = ch == ':';
+            else if (k == 4) ok = ch == ' ' || (ch >= '0' && ch <= '9');
+            else ok = ch >= '0' && ch <= '9';
+        }
+        if (!ok) break;
+        month[j] = 0;
+        for (int m = 0; m < 12 && !month[j]; m++)
+            if ((t[0] | 0x20) == names[3 * m] && (t[1] | 0x20) == names[3 * m + 1] && (t[2] | 0x20) == names[3 * m + 2])
+                month[j] = m + 1;
+        ok = month[j] != 0;
+        dom[j] = (t[4] == ' ' ? 0 : (t[4] - '0') * 10) + (t[5] - '0');
+        int hh = (t[7] - '0') * 10 + (t[8] - '0'), mm = (t[10] - '0') * 10 + (t[11] - '0');
+        int ss = (t[13] - '0') * 10 + (t[14] - '0'); /* 60: a leap second, read as the next minute's 0 */
+        sod[j] = hh <= 23 && mm <= 59 && ss <= 60 ? hh * 3600 + mm * 60 + ss : -1;
+    }
+    Py_END_ALLOW_THREADS
+    rows_close(&r);
+    return PyBool_FromLong(ok);
+}

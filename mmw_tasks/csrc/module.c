@@ -49,6 +49,7 @@ static PyMethodDef methods[] = {
     {"line_views", line_views, METH_VARARGS, "Arrow views of a buffer's lines."},
     {"scan_runs", scan_runs, METH_VARARGS, "Mark the lines that begin a run of equal stamp keys."},
     {"scan_headers", scan_headers, METH_VARARGS, "Split syslog headers into host, tag and message views."},
+    {"bsd_stamps", bsd_stamps, METH_VARARGS, "The month, day and seconds of the day of BSD stamps."},
     {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
     {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
     {"pop_logins", pop_logins, METH_VARARGS, "POP/IMAP login kinds and the fields of their common forms."},
