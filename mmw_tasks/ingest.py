@@ -131,10 +131,12 @@ def _framed_batches(site: Site, server: Server, path: Path, day: date, online: b
     anchor = sources.known_years_for(site, server, path, day) or ProbeYears(day)
     online_years: sources.OnlineYears | None = None
     for first_no, lines in prefetched(iter_line_batches(path)):
+        runs = None
         if online_years is not None:
             anchor = online_years.next_anchor(first_no, lines)
+            runs = online_years.scan.last_runs  # found for the scan: not again for the framing
         # without the stamp's parts: repeats copy every column they keep
-        framed = frame_lines(lines, first_no, anchor, site.timezone, stamp_parts=False)
+        framed = frame_lines(lines, first_no, anchor, site.timezone, stamp_parts=False, runs=runs)
         if isinstance(anchor, ProbeYears) and anchor.saw_yearless:
             if online and first_no == 1:
                 online_years = sources.OnlineYears(path, site.timezone, day)

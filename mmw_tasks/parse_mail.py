@@ -123,6 +123,24 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
             .with_columns(recipient_domain=domain(recipient)).collect())
 
 
+def _rejects(sm: pl.DataFrame) -> list[pl.DataFrame]:
+    """reject events of "<addr>... reason" lines and ruleset rejects."""
+    body, g = pl.col("body"), pl.col("g").struct
+    rj = sm.filter(pl.col("event") == "reject").with_columns(
+        g=body.str.extract_groups(r"^<?([^>\s]*?)>?\.\.\. (.*)$"))
+    rj = rj.select(*BASE, "queue_id", recipient=addr(g.field("1")), detail=g.field("2"))
+    rr = sm.filter(pl.col("event") == "ruleset_reject").with_columns(
+        g=body.str.extract_groups(r"^ruleset=([^,]*), arg1=([^,]*),.*? relay=(.*?), reject=(.*)$"))
+    rr = rr.select(*BASE, "queue_id", recipient=pl.when(g.field("1") == "check_rcpt").then(addr(g.field("2"))),
+                   sender=pl.when(g.field("1") == "check_mail").then(addr(g.field("2"))),
+                   client_ip=ip_of(g.field("3")), relay_host=host_of(g.field("3")),
+                   detail=pl.concat_str([g.field("1"), g.field("4")], separator=": "))
+    return [frame.with_columns(
+        event=pl.lit("reject"),
+        status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
+        recipient_domain=domain(pl.col("recipient"))) for frame in (rj, rr) if frame.height]
+
+
 def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of a sendmail server's framed rows (see parse_util)."""
     rows = of_day(rows)
@@ -134,7 +152,6 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     body = pl.col("body")
     parts: list[pl.DataFrame] = []
     fates = [unframed(rows), fates_of(framed.filter(~is_sm & ~is_pop(prog)), "ignored")]
-    g = pl.col("g").struct
 
     # from=: one accepted message
     fr = sm.filter(pl.col("event") == "from")
@@ -154,20 +171,8 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
                            "client_ip", "relay_host", "detail", "recipient_domain"))
 
     # "<addr>... User unknown" and ruleset rejects: a refused recipient (or sender, or client)
-    rj = sm.filter(pl.col("event") == "reject").with_columns(
-        g=body.str.extract_groups(r"^<?([^>\s]*?)>?\.\.\. (.*)$"))
-    rj = rj.select(*BASE, "queue_id", recipient=addr(g.field("1")), detail=g.field("2"))
-    rr = sm.filter(pl.col("event") == "ruleset_reject").with_columns(
-        g=body.str.extract_groups(r"^ruleset=([^,]*), arg1=([^,]*),.*? relay=(.*?), reject=(.*)$"))
-    rr = rr.select(*BASE, "queue_id", recipient=pl.when(g.field("1") == "check_rcpt").then(addr(g.field("2"))),
-                   sender=pl.when(g.field("1") == "check_mail").then(addr(g.field("2"))),
-                   client_ip=ip_of(g.field("3")), relay_host=host_of(g.field("3")),
-                   detail=pl.concat_str([g.field("1"), g.field("4")], separator=": "))
-    for frame in (rj, rr):
-        parts.append(frame.with_columns(
-            event=pl.lit("reject"),
-            status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
-            recipient_domain=domain(pl.col("recipient"))))
+    if (sm["event"] == "reject").any() or (sm["event"] == "ruleset_reject").any():
+        parts.extend(_rejects(sm))
 
     other = sm.filter(pl.col("event") == "other")
     parts.append(other.select(*BASE, "event", "queue_id", detail=body))

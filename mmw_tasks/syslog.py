@@ -334,6 +334,7 @@ class StampScan:
     def __init__(self, keep_heads: bool = False, fast: bool = True) -> None:
         self.lines = 0
         self.fast = fast  # runs found by the compiled pass where the batch allows (tests compare)
+        self.last_runs: tuple | None = None  # the last batch's compiled runs, for its framing (frame_lines)
         # (line_no, month) of each batch's year-less run heads, when kept (sources.OnlineYears)
         self.heads: list[pl.DataFrame] | None = [] if keep_heads else None
         self._prev_key: int | None = None
@@ -351,7 +352,7 @@ class StampScan:
         self.lines += len(lines)
         # the runs' first lines only: a run's lines share its stamp, so they add no step, year
         # change or extreme of their own
-        runs = _run_heads(lines, first_no) if self.fast else None
+        runs = self.last_runs = _run_heads(lines, first_no) if self.fast else None
         if runs is not None:
             t = parse_stamps(runs[0], _Yearless(), "UTC", runs[1])
             head_nos = runs[1]
@@ -644,7 +645,7 @@ def _run_heads(lines: pl.Series, first_line_no: int, lb: kernels.LineBuffers | N
 
 
 def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str,
-                stamp_parts: bool = True) -> pl.DataFrame | None:
+                stamp_parts: bool = True, runs: tuple | None = None) -> pl.DataFrame | None:
     """frame_lines for the common batch: ASCII syslog lines whose stamps are all BSD
     (`Feb 16 14:30:01 `) or all rsyslog RFC 3339 with microseconds. Every line's stamp is its
     run head's (the run key covers the whole stamp and the space after it), so the per-line work
@@ -654,7 +655,7 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     if n == 0:
         return None
     lb = kernels.line_buffers(lines)
-    runs = _run_heads(lines, first_line_no, lb)
+    runs = runs or _run_heads(lines, first_line_no, lb)
     if runs is None:
         return None
     heads, head_nos, first = runs
@@ -681,16 +682,16 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
 
 
 def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str = "UTC",
-                fast: bool = True, stamp_parts: bool = True) -> pl.DataFrame:
+                fast: bool = True, stamp_parts: bool = True, runs: tuple | None = None) -> pl.DataFrame:
     """Split raw lines into header fields.
 
     Columns: line_no, line, ts (UTC), ts_site (naive site-local), ts_local and ts_utc_given (the
     stamp's parts, unless `stamp_parts` is False), host, prog, msg, repeat_n, framed (the line has
     a stamp we could read), plain (the stamp was the program's own, as in Exim's main log or
     BIND's file channel: no syslog host or tag). `fast=False` skips the fast path (tests compare
-    the two).
+    the two). `runs`: these lines' runs as the year scan found them (StampScan.last_runs), if it did.
     """
-    done = _frame_fast(lines, first_line_no, anchor, tz, stamp_parts) if fast else None
+    done = _frame_fast(lines, first_line_no, anchor, tz, stamp_parts, runs) if fast else None
     if done is not None:
         return done
     n = len(lines)
