@@ -135,6 +135,17 @@ def sendmail_to(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
     return fast, {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(names)}
 
 
+def sendmail_reject(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """(fast, fields) of sendmail "<addr>... reason" bodies: recipient, recipient_domain and
+    detail, read where `fast` (see csrc/sendmail.c); elsewhere null."""
+    lb = text_buffers(body)
+    out, ok = np.empty((3, lb.n, 4), dtype=np.int32), np.zeros((3, lb.n), dtype=np.bool_)
+    fast = np.zeros(lb.n, dtype=np.bool_)
+    _kernels.sendmail_reject(lb.views, lb.addresses, out, ok, fast)
+    return fast, {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(("recipient", "recipient_domain",
+                                                                                   "detail"))}
+
+
 def postfix_heads(msg: pl.Series) -> dict[str, pl.Series]:
     """Each Postfix message's queue_id (null without one, or NOQUEUE), body and kind code
     (parse_postfix._KINDS)."""

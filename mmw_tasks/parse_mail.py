@@ -123,22 +123,34 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
             .with_columns(recipient_domain=domain(recipient)).collect())
 
 
+_REJECT = r"^<?([^>\s]*?)>?\.\.\. (.*)$"  # what kernels.sendmail_reject reads (tests compare)
+
+
+def _reject_fields(rj: pl.DataFrame) -> pl.DataFrame:
+    """recipient, its domain and detail of "<addr>... reason" rows by the expressions."""
+    g = pl.col("body").str.extract_groups(_REJECT).struct
+    return rj.with_columns(recipient=addr(g.field("1")), detail=g.field("2")).with_columns(
+        recipient_domain=domain(pl.col("recipient")))
+
+
 def _rejects(sm: pl.DataFrame) -> list[pl.DataFrame]:
     """reject events of "<addr>... reason" lines and ruleset rejects."""
     body, g = pl.col("body"), pl.col("g").struct
-    rj = sm.filter(pl.col("event") == "reject").with_columns(
-        g=body.str.extract_groups(r"^<?([^>\s]*?)>?\.\.\. (.*)$"))
-    rj = rj.select(*BASE, "queue_id", recipient=addr(g.field("1")), detail=g.field("2"))
+    rj = sm.filter(pl.col("event") == "reject")
+    rj = _fast_or_slow(rj, *kernels.sendmail_reject(rj["body"]), _reject_fields, ["recipient", "recipient_domain",
+                                                                                   "detail"])
+    rj = rj.select(*BASE, "queue_id", "recipient", "recipient_domain", "detail")
     rr = sm.filter(pl.col("event") == "ruleset_reject").with_columns(
         g=body.str.extract_groups(r"^ruleset=([^,]*), arg1=([^,]*),.*? relay=(.*?), reject=(.*)$"))
     rr = rr.select(*BASE, "queue_id", recipient=pl.when(g.field("1") == "check_rcpt").then(addr(g.field("2"))),
                    sender=pl.when(g.field("1") == "check_mail").then(addr(g.field("2"))),
                    client_ip=ip_of(g.field("3")), relay_host=host_of(g.field("3")),
                    detail=pl.concat_str([g.field("1"), g.field("4")], separator=": "))
+    rr = rr.with_columns(recipient_domain=domain(pl.col("recipient")))
     return [frame.with_columns(
         event=pl.lit("reject"),
-        status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
-        recipient_domain=domain(pl.col("recipient"))) for frame in (rj, rr) if frame.height]
+        status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")))
+        for frame in (rj, rr) if frame.height]
 
 
 def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

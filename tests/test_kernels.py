@@ -356,3 +356,26 @@ def test_sendmail_field_kernels_read_what_the_expressions_read(to):
     want = want.filter(pl.col("line_no").is_in(got["line_no"].to_list()))
     assert got.select("line_no", *fields).rows() == want.select("line_no", *fields).rows()
     assert got.height == sum(read for _, read in cases)
+
+
+SENDMAIL_REJECTS = [  # (body, read by the kernel)
+    ("<matsuda39x@example.ac.jp>... User unknown", True), ("a@b.example... User unknown", True),
+    ("<a@b.... x", True), ("<<a@b>... x", True), ("<>... x", True), ("<a@b>... x... y", True), ("...  x", True),
+    ("<a@b.>... 550 5.1.1 no", True), ("<a b>... x", False), ("<a@b>...x", False), ("<a@B>... x", False),
+    ("a>b... x", False), ("<a@b>>... x", False), ("<a@ü.example>... x", False), ("<a@b>\t... x", False), ("", False),
+]
+
+
+def test_sendmail_reject_kernel_reads_what_the_regex_reads():
+    """kernels.sendmail_reject against parse_mail._REJECT (with addr and domain after it) on the
+    lines it reads; it leaves the others, which the regex reads (or finds no match in)."""
+    from mmw_tasks import parse_mail as pm
+
+    rows = pl.DataFrame({"line_no": range(len(SENDMAIL_REJECTS)), "body": [b for b, _ in SENDMAIL_REJECTS]})
+    fast, found = kernels.sendmail_reject(rows["body"])
+    assert fast.tolist() == [read for _, read in SENDMAIL_REJECTS]
+    cols = ["line_no", "recipient", "recipient_domain", "detail"]
+    got = rows.with_columns(**found).filter(pl.Series(fast)).select(cols)
+    want = pm._reject_fields(rows).filter(pl.Series(fast)).select(cols)
+    assert got.rows() == want.rows()
+    assert got.row(0) == (0, "matsuda39x@example.ac.jp", "example.ac.jp", "User unknown")

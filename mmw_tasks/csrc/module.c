@@ -56,6 +56,7 @@ static PyMethodDef methods[] = {
     {"sendmail_heads", sendmail_heads, METH_VARARGS, "sendmail queue ids, bodies and kinds."},
     {"sendmail_from", sendmail_from, METH_VARARGS, "The fields of sendmail from= lines of the common form."},
     {"sendmail_to", sendmail_to, METH_VARARGS, "The fields of sendmail to= lines of one delivered recipient."},
+    {"sendmail_reject", sendmail_reject, METH_VARARGS, "The recipient and reason of sendmail's \"<addr>... reason\" lines."},
     {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
     {"postfix_to", postfix_to, METH_VARARGS, "The recipient, relay, status and detail of Postfix to= lines."},
     {"exim_heads", exim_heads, METH_VARARGS, "Exim message ids, flags, bodies and kinds."},

@@ -162,3 +162,45 @@ PyObject *sendmail_to(PyObject *self, PyObject *args) {
     rows_close(&r);
     Py_RETURN_NONE;
 }
+
+/* sendmail_reject(views, bufs, out, ok, fast) -> None
+ * "<addr>... reason" bodies, as parse_mail._REJECT reads them (^<?([^>\s]*?)>?\.\.\. (.*)$, the
+ * shortest address, with and then without the '<'): out[0] the recipient (parse_util.addr),
+ * out[1] its domain, out[2] the reason. fast = 0: not ASCII, a capital in the address, or no match. */
+PyObject *sendmail_reject(PyObject *self, PyObject *args) {
+    static const int width[] = {3 * 16, 3, 1};
+    rows_t r;
+    (void)self;
+    if (rows_open(&r, args, 2, width, 3, "sendmail_reject") < 0) return NULL;
+    view_t *out = ROWS_OUT(&r, 0);
+    uint8_t *ok = ROWS_OUT(&r, 1), *fast = ROWS_OUT(&r, 2);
+    Py_ssize_t n = r.n;
+    memset(out, 0, (size_t)(3 * n * 16));
+    memset(ok, 0, (size_t)(3 * n));
+    memset(fast, 0, (size_t)n);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < n; j++) {
+        const view_t *line = &r.views[j];
+        const uint8_t *t = text_of(line, r.bufs), *end = t + line->len;
+        span_t rcpt = {NULL, NULL}, dom, reason = {NULL, end};
+        if (!ascii_only(t, end)) continue;
+        for (int with_angle = 1; with_angle >= 0 && reason.p == NULL; with_angle--) {
+            if (with_angle && (t == end || *t != '<')) continue;
+            const uint8_t *e = t + with_angle;
+            for (; e < end; e++) {
+                if (*e == '>' && starts(e + 1, end, "... ")) { reason.p = e + 5; break; }
+                if (starts(e, end, "... ")) { reason.p = e + 4; break; }
+                if (*e == '>' || is_space(*e)) break;
+            }
+            if (reason.p != NULL) { rcpt.p = t + with_angle; rcpt.e = e; }
+        }
+        if (reason.p == NULL || !address(&rcpt)) continue;
+        put_span(&out[j], &ok[j], line, t, &rcpt);
+        if (domain_of(&rcpt, &dom)) put_span(&out[n + j], &ok[n + j], line, t, &dom);
+        put_span(&out[2 * n + j], &ok[2 * n + j], line, t, &reason);
+        fast[j] = 1;
+    }
+    Py_END_ALLOW_THREADS
+    rows_close(&r);
+    Py_RETURN_NONE;
+}
