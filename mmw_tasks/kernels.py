@@ -185,6 +185,17 @@ def postfix_to(body: pl.Series) -> dict[str, pl.Series]:
     return {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(("recipient", "relay", "status", "detail"))}
 
 
+def relay_fields(relay: pl.Series) -> tuple[pl.Series, pl.Series] | None:
+    """(host, address) of each relay as parse_util.host_of and ip_of read them (see csrc/mail.c);
+    None when some relay is not ASCII or has a capital in its host."""
+    lb = text_buffers(relay)
+    host, ip = np.empty((lb.n, 4), dtype=np.int32), np.empty((lb.n, 4), dtype=np.int32)
+    host_ok, ip_ok = np.zeros(lb.n, dtype=np.bool_), np.zeros(lb.n, dtype=np.bool_)
+    if not _kernels.relay_fields(lb.views, lb.addresses, host, host_ok, ip, ip_ok):
+        return None
+    return field_views(lb, host, host_ok), field_views(lb, ip, ip_ok)
+
+
 EXIM_FIELDS = {False: ("sender", "size", "host", "for"), True: ("first", "orig", "host", "mailer", "detail")}
 
 

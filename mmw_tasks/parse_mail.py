@@ -18,8 +18,8 @@ import polars as pl
 from mmw_tasks import kernels
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, EVENT_SCHEMA, addr, afters, by_value, concat_fates, digits, domain, fates_of, finish, host_of,
-    ip_of, of_day, slicer, unframed, user_unknown,
+    BASE, EVENT_SCHEMA, addr, afters, concat_fates, digits, domain, fates_of, finish, host_of, ip_of, of_day,
+    relays, slicer, unframed, user_unknown,
 )
 
 __all__ = ["EVENT_SCHEMA", "SENDMAIL_PROGS", "parse_mail", "sendmail_status"]
@@ -170,7 +170,7 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     fr = _fast_or_slow(fr, *kernels.sendmail_from(fr["body"]), _from_fields, _FROM)
     bad = pl.col("size").is_null() | pl.col("nrcpts").is_null()
     fates.append(fates_of(fr.filter(bad), "malformed", "from= line without size=/nrcpts="))
-    fr = by_value(fr.filter(~bad), "_relay", client_ip=ip_of, relay_host=host_of)
+    fr = relays(fr.filter(~bad), "_relay")
     parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "nrcpts", "client_ip", "relay_host"))
 
     # to=: one delivery attempt, for one recipient or a comma-separated list of them
@@ -178,7 +178,7 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     to_fates: list[pl.DataFrame] = []
     to = _fast_or_slow(to, *kernels.sendmail_to(to["body"]), lambda slow: _to_fields(slow, to_fates), _TO)
     fates.extend(to_fates)
-    to = by_value(to, "_relay", relay_host=host_of, client_ip=ip_of)
+    to = relays(to, "_relay")
     parts.append(to.select(*BASE, "event", "queue_id", "recipient", "rcpt_index", "status", "mailer",
                            "client_ip", "relay_host", "detail", "recipient_domain"))
 

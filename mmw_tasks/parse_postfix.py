@@ -24,7 +24,7 @@ import polars as pl
 from mmw_tasks import kernels
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, addr, by_value, concat_fates, detached, digits, domain, fates_of, finish, host_of, ip_of, slicer,
+    BASE, addr, by_value, concat_fates, detached, digits, domain, fates_of, finish, host_of, ip_of, relays, slicer,
     unframed, user_unknown,
 )
 
@@ -114,7 +114,7 @@ class PostfixParser:
         bad = pl.col("recipient").is_null() | pl.col("_status").is_null()
         fates.append(fates_of(to.filter(bad), "malformed", "to= line without status="))
         to = to.filter(~bad).with_columns(status=postfix_status(pl.col("_status"), pl.col("detail")))
-        to = by_value(to, "_relay", relay_host=host_of, client_ip=ip_of)
+        to = relays(to, "_relay")
         to = by_value(to, "prog", mailer=lambda p: p.str.extract(r"([^/]+)$", 1))
         parts.append(to.select(*BASE, "event", "queue_id", "recipient", "status", "mailer", "relay_host",
                                "client_ip", "detail", rcpt_index=pl.lit(0, pl.Int32),
@@ -125,7 +125,7 @@ class PostfixParser:
             sender=addr(body.str.extract(r"\bfrom=<([^>]*)>", 1)),
             _client=body.str.extract(r" from ([^\s\[]*\[[0-9A-Fa-f:.]+\])", 1),
             detail=pl.coalesce(body.str.extract(r": ([45]\d\d [^;]*)", 1), body))
-        rj = by_value(rj, "_client", client_ip=ip_of, relay_host=host_of)
+        rj = relays(rj, "_client")
         parts.append(rj.select(
             *BASE, "queue_id", "sender", "recipient", "detail", "client_ip", "relay_host", event=pl.lit("reject"),
             status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),

@@ -125,6 +125,15 @@ def by_value(frame: pl.DataFrame, col: str, **fields) -> pl.DataFrame:
     return frame.with_columns([values[k].gather(number).alias(k) for k in fields])
 
 
+def relays(frame: pl.DataFrame, col: str, host: str = "relay_host", ip: str = "client_ip") -> pl.DataFrame:
+    """Columns `host` and `ip` (host_of, ip_of) of the relays in `col`: one compiled pass
+    (kernels.relay_fields), or by_value when some relay needs the expressions."""
+    found = kernels.relay_fields(frame[col]) if frame.height else None
+    if found is None:
+        return by_value(frame, col, **{host: host_of, ip: ip_of})
+    return frame.with_columns(found[0].alias(host), found[1].alias(ip))
+
+
 def addr(expr: pl.Expr) -> pl.Expr:
     """An address as users read it: no angle brackets, no spaces, lower case."""
     return expr.str.strip_chars(" <>").str.to_lowercase()

@@ -379,3 +379,25 @@ def test_sendmail_reject_kernel_reads_what_the_regex_reads():
     want = pm._reject_fields(rows).filter(pl.Series(fast)).select(cols)
     assert got.rows() == want.rows()
     assert got.row(0) == (0, "matsuda39x@example.ac.jp", "example.ac.jp", "User unknown")
+
+
+RELAYS = ["mx1.mobile.ne.jp. [198.18.0.4]", "mx.example[203.0.113.9]:25", "[IPv6:2001:db8::1]", "[ipv6:::1]",
+          "local", "none", "", ".", "h [nope] [10.0.0.1]", "h [] [10.0.0.2]", "h [10.0.0.3", "h\t[10.0.0.4]",
+          "h [IPV6:2001:db8::2]", "h [IPv6:] [10.0.0.5]", "x.example. [10.0.0.6] (may be forged)", " lead [10.0.0.7]",
+          None, "h[fe80::1%eth0]", "h [10.0.0.8][10.0.0.9]"]
+
+
+def test_relay_kernel_reads_what_host_of_and_ip_of_read():
+    """kernels.relay_fields against parse_util.host_of and ip_of; a relay whose host has a capital
+    or that is not ASCII makes it decline the batch (the expressions read it)."""
+    from mmw_tasks.parse_util import host_of, ip_of, relays
+
+    values = pl.Series("r", RELAYS)
+    host, ip = kernels.relay_fields(values)
+    want = pl.DataFrame({"r": values}).select(host=host_of(pl.col("r")), ip=ip_of(pl.col("r")))
+    assert host.to_list() == want["host"].to_list() and ip.to_list() == want["ip"].to_list()
+    assert host[0] == "mx1.mobile.ne.jp" and ip[2] == "2001:db8::1"
+    for odd in ("MX.example [10.0.0.1]", "h\u00a0x [10.0.0.1]"):
+        assert kernels.relay_fields(pl.Series([*RELAYS, odd])) is None
+        got = relays(pl.DataFrame({"r": [*RELAYS, odd]}), "r")
+        assert got.row(-1)[1:] == pl.select(host_of(pl.lit(odd)).alias("h"), ip_of(pl.lit(odd)).alias("i")).row(0)

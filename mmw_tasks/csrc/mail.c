@@ -242,3 +242,46 @@ PyObject *postfix_to(PyObject *self, PyObject *args) {
     rows_close(&r);
     Py_RETURN_NONE;
 }
+
+/* relay_fields(views, bufs, host, host_ok, ip, ip_ok) -> bool
+ * parse_util.host_of and ip_of of relays ("host [1.2.3.4]", "host[1.2.3.4]:25",
+ * "[IPv6:2001:db8::1]"): the host is what precedes the first space or '[' (one final dot left
+ * out), the address what the first "[...]" of [0-9A-Fa-f:.] (after IPv6: or ipv6:) holds.
+ * False when some relay is not ASCII or its host has a capital (host_of lower-cases it). */
+PyObject *relay_fields(PyObject *self, PyObject *args) {
+    static const int width[] = {16, 1, 16, 1};
+    rows_t r;
+    int ok = 1;
+    (void)self;
+    if (rows_open(&r, args, 2, width, 4, "relay_fields") < 0) return NULL;
+    view_t *host = ROWS_OUT(&r, 0), *ip = ROWS_OUT(&r, 2);
+    uint8_t *host_ok = ROWS_OUT(&r, 1), *ip_ok = ROWS_OUT(&r, 3);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < r.n && ok; j++) {
+        const view_t *line = &r.views[j];
+        const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p;
+        memset(&host[j], 0, 16); memset(&ip[j], 0, 16);
+        host_ok[j] = ip_ok[j] = 0;
+        for (p = t; p < end && !is_space(*p) && *p != '['; p++) {
+            if (*p >= 0x80 || (*p >= 'A' && *p <= 'Z')) { ok = 0; break; }
+        }
+        if (!ok) break;
+        if (p > t) {
+            const uint8_t *he = (p[-1] == '.') ? p - 1 : p;
+            put(&host[j], line, t, t, (int32_t)(he - t));
+            host_ok[j] = 1;
+        }
+        for (; p < end; p++) {
+            if (*p >= 0x80) { ok = 0; break; }
+            if (*p != '[' || ip_ok[j]) continue;
+            const uint8_t *a = p + 1;
+            if (starts(a, end, "IPv6:") || starts(a, end, "ipv6:")) a += 5;
+            const uint8_t *ae = a;
+            while (ae < end && is_addr_char(*ae)) ae++;
+            if (ae > a && ae < end && *ae == ']') { put(&ip[j], line, a, t, (int32_t)(ae - a)); ip_ok[j] = 1; }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    rows_close(&r);
+    return PyBool_FromLong(ok);
+}

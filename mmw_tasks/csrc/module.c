@@ -59,6 +59,7 @@ static PyMethodDef methods[] = {
     {"sendmail_reject", sendmail_reject, METH_VARARGS, "The recipient and reason of sendmail's \"<addr>... reason\" lines."},
     {"postfix_heads", postfix_heads, METH_VARARGS, "Postfix queue ids, bodies and kinds."},
     {"postfix_to", postfix_to, METH_VARARGS, "The recipient, relay, status and detail of Postfix to= lines."},
+    {"relay_fields", relay_fields, METH_VARARGS, "The host and address of relays."},
     {"exim_heads", exim_heads, METH_VARARGS, "Exim message ids, flags, bodies and kinds."},
     {"exim_fields", exim_fields, METH_VARARGS, "The fields of Exim arrival and delivery lines."},
     {NULL, NULL, 0, NULL},

@@ -108,6 +108,7 @@ PyObject *sendmail_from(PyObject *self, PyObject *args);
 PyObject *sendmail_to(PyObject *self, PyObject *args);
 PyObject *sendmail_reject(PyObject *self, PyObject *args);
 PyObject *postfix_to(PyObject *self, PyObject *args);
+PyObject *relay_fields(PyObject *self, PyObject *args);
 PyObject *exim_heads(PyObject *self, PyObject *args);
 PyObject *exim_fields(PyObject *self, PyObject *args);
 
