@@ -68,9 +68,9 @@ def _heads(sm: pl.DataFrame) -> pl.DataFrame:
 
 def _recipients(body: pl.Expr, sl) -> pl.Expr:
     """The list after "to=", up to ", ctladdr=", ", delay=" or ", [more]" (the first of them);
-    other spacings go through the regex."""
+    other spacings go through _RCPTS (see _to_fields)."""
     end = pl.min_horizontal([body.str.find(k, literal=True) for k in (", ctladdr=", ", delay=", ", [more]")])
-    return pl.coalesce(pl.when(end.is_not_null()).then(sl(body, 3, end - 3)), body.str.extract(_RCPTS, 1))
+    return pl.when(end.is_not_null()).then(sl(body, 3, end - 3))
 
 
 _FROM = ["sender", "size", "nrcpts", "_relay"]
@@ -108,18 +108,24 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
     kernels.sendmail_to reads for a delivered single recipient); truncated lines go to `fates`."""
     body, sl = pl.col("body"), slicer(to, "body")
     to = afters(to, "body", {"_dsn": ", dsn=", "mailer": ", mailer=", "_relay": ", relay="})
-    stat = pl.coalesce(sl(body, body.str.find(", stat=", literal=True) + 7),
-                       body.str.extract(r"(?:, ?|^)stat=(.*)$", 1))
-    to = to.with_columns(recipient=_recipients(body, sl), _stat=stat, _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
+    to = to.with_columns(recipient=_recipients(body, sl), _stat=sl(body, body.str.find(", stat=", literal=True) + 7),
+                         _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
+    # other spacings: the regexes (the recipient's backtracks), on the rows that need them only
+    odd = pl.col("recipient").is_null() | (pl.col("_stat").is_null() & body.str.contains("stat=", literal=True))
+    if to.select(odd.any()).item():
+        to = to.with_columns(recipient=pl.coalesce("recipient", pl.when(odd).then(body).str.extract(_RCPTS, 1)),
+                             _stat=pl.coalesce("_stat", pl.when(odd).then(body).str.extract(r"(?:, ?|^)stat=(.*)$", 1)))
     bad = pl.col("recipient").is_null()
     fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
     recipient = pl.col("recipient")
+    listed = recipient.str.split(",").list.eval(pl.element().filter(pl.element() != ""))
     return (to.lazy().filter(~bad)
             .with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")), detail=pl.col("_stat"),
-                          recipient=recipient.str.split(","))
-            .explode("recipient").filter(recipient != "")  # a list's recipients, in order, on rows of their own
-            .with_columns(rcpt_index=pl.int_range(pl.len()).over("line_no", "copy").cast(pl.Int32),
-                          recipient=addr(recipient))
+                          recipient=listed)
+            .with_columns(rcpt_index=pl.int_ranges(0, recipient.list.len(), dtype=pl.Int32))
+            .explode("recipient", "rcpt_index")  # a list's recipients, in order, on rows of their own
+            .filter(recipient.is_not_null())  # (a list of none leaves a null)
+            .with_columns(recipient=addr(recipient))
             .with_columns(recipient_domain=domain(recipient)).collect())
 
 
