@@ -353,7 +353,10 @@ class StampScan:
         # the runs' first lines only: a run's lines share its stamp, so they add no step, year
         # change or extreme of their own
         runs = self.last_runs = _run_heads(lines, first_no) if self.fast else None
-        if runs is not None:
+        fields = kernels.bsd_stamps(runs[0]) if runs is not None else None
+        if fields is not None:  # BSD stamps: only their year-less local times are needed here
+            t, head_nos = _bsd_times(*fields, _Yearless(), runs[1]), runs[1]
+        elif runs is not None:
             t = parse_stamps(runs[0], _Yearless(), "UTC", runs[1])
             head_nos = runs[1]
             if t.select((pl.col("ts_local").is_null() & pl.col("ts_utc_given").is_null()).any()).item():
