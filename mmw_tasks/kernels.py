@@ -85,15 +85,17 @@ def all_ascii(values: pl.Series) -> bool:
 def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:
     """parse_pop's login kinds (1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 other) and the fields of
     the common qpopper (f1 user, f2 host, f3 address) and Dovecot (f1 service, f2 user, f3
-    address) forms; a field is null where the line is not of that form."""
+    address) forms; a field is null where the line is not of that form. `cased`: some user or
+    host read has a capital or is not ASCII; `mapped`: some address read begins "::ffff:"."""
     lb = text_buffers(msg)
     n = lb.n
     kind = np.zeros(n, dtype=np.uint8)
     fields = [np.empty((n, 4), dtype=np.int32) for _ in range(3)]
     oks = [np.zeros(n, dtype=np.bool_) for _ in range(3)]
-    _kernels.pop_logins(lb.views, lb.addresses, kind, fields[0], oks[0], fields[1], oks[1], fields[2], oks[2])
+    flags = _kernels.pop_logins(lb.views, lb.addresses, kind, fields[0], oks[0], fields[1], oks[1], fields[2], oks[2])
     out = {f"f{i + 1}": field_views(lb, fields[i], oks[i]) for i in range(3)}
-    return {"kind": pl.Series(kind), **out}
+    return {"kind": pl.Series(kind), **out, "cased": bool(flags & _kernels.POP_CASED),
+            "mapped": bool(flags & _kernels.POP_MAPPED)}
 
 
 def _heads(kernel, msg: pl.Series) -> dict[str, pl.Series]:

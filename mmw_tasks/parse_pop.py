@@ -60,10 +60,14 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     imap_or_pop3 = pl.when(pl.col("prog").str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(
         pl.lit("pop3"))
     bad = (k != 0) & pl.col("user").is_null()
+    user, host, ip = pl.col("user"), pl.col("relay_host"), pl.col("client_ip")
+    if found["cased"] or full.any():  # (else lower-casing would change nothing)
+        user, host = user.str.to_lowercase(), host.str.to_lowercase()
+    if found["mapped"] or full.any():
+        ip = ip.str.strip_prefix("::ffff:")
     events = rows.filter(~bad).select(
         *base, event=pl.when(k == 0).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),
-        user=pl.col("user").str.to_lowercase(), client_ip=pl.col("client_ip").str.strip_prefix("::ffff:"),
-        relay_host=pl.col("relay_host").str.to_lowercase(),
+        user=user, client_ip=ip, relay_host=host,
         mailer=pl.when(k == 1).then(pl.lit("pop3")).when(k == 2).then(pl.col("_service"))
         .when(k != 0).then(imap_or_pop3),
         detail=pl.when(k == 0).then(pl.col("msg")))

@@ -188,6 +188,27 @@ def test_pop_logins_the_kernel_leaves_go_through_the_full_patterns():
     assert fates.select("line_no", "fate").rows() == [(6, "malformed")]
 
 
+@pytest.mark.parametrize(("prog", "msg", "want"), [
+    ("popper", '(v4.0.9) POP login by user "nick" at (Host.Example) 10.0.0.1', ("nick", "10.0.0.1", "host.example")),
+    ("popper", '(v4.0.9) POP login by user "Nick" at (host) 10.0.0.5', ("nick", "10.0.0.5", "host")),
+    ("popper", '(v4.0.9) POP login by user "nick" at (host) ::ffff:10.0.0.2', ("nick", "10.0.0.2", "host")),
+    ("dovecot", "imap-login: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.3, lip=10.0.0.9", ("ann", "10.0.0.3", None)),
+    ("dovecot", "imap-login: Login: user=<Ännä>, method=PLAIN, rip=10.0.0.4, lip=10.0.0.9", ("ännä", "10.0.0.4", None)),
+])
+def test_pop_logins_read_by_the_kernel_alone_are_lower_cased_and_unmapped(prog, msg, want):
+    """Users and hosts are lower-cased, and "::ffff:" addresses unmapped, also in a batch whose
+    every login the kernel reads (parse_pop then skips what would change nothing)."""
+    from datetime import datetime
+
+    from mmw_tasks.parse_util import BASE
+
+    plain = ("popper", '(v4.0.9) POP login by user "x" at (h) 10.0.0.9')
+    rows = pl.DataFrame({"ts": [datetime(2002, 2, 16)] * 2, "line_no": [1, 2], "copy": [0, 0], "repeat": [False] * 2,
+                         "prog": [plain[0], prog], "msg": [plain[1], msg]})
+    events, _ = parse_pop.parse_pop(rows, BASE)
+    assert events.sort("line_no").select("user", "client_ip", "relay_host").rows() == [("x", "10.0.0.9", "h"), want]
+
+
 EXIM_MESSAGES = [
     "1MUhnF-0000JZ-OX <= a@b.example H=h [1.2.3.4] P=esmtp S=123", "[1234] 1MUhnF-0000JZ-OX => x@y R=r T=smtp",
     "1MUhnF-0000JZ-OX -> x2@y", "1MUhnF-0000JZ-OX >> x@y", "1MUhnF-0000JZ-OX *> x@y", "1MUhnF-0000JZ-OX == x@y",

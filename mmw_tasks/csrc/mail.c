@@ -5,13 +5,22 @@
 
 /* ---- POP/IMAP logins (parse_pop) ---- */
 
-/* pop_logins(views, bufs, kind, f1, ok1, f2, ok2, f3, ok3) -> None
+/* pop_logins(views, bufs, kind, f1, ok1, f2, ok2, f3, ok3) -> int
  * Each message's login kind (1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 none) and, for the common
  * qpopper and Dovecot forms (parse_pop._QPOPPER_TAIL, _DOVECOT_HEAD), their fields: qpopper user,
- * host, address; Dovecot service, user, address (ok = 0: not that form). */
+ * host, address; Dovecot service, user, address (ok = 0: not that form). Returns POP_CASED when
+ * some user or host read has a capital or a byte that is not ASCII (parse_pop lower-cases them),
+ * | POP_MAPPED when some address read begins "::ffff:" (parse_pop leaves that out). */
+static int cased(const uint8_t *p, const uint8_t *e) {
+    for (; p < e; p++)
+        if ((*p >= 'A' && *p <= 'Z') || *p >= 0x80) return 1;
+    return 0;
+}
+
 PyObject *pop_logins(PyObject *self, PyObject *args) {
     static const int width[] = {1, 16, 1, 16, 1, 16, 1};
     static const char *services[] = {"pop3", "imap", "managesieve", "submission"};
+    long flags = 0;
     rows_t r;
     (void)self;
     if (rows_open(&r, args, 2, width, 7, "pop_logins") < 0) return NULL;
@@ -38,6 +47,8 @@ PyObject *pop_logins(PyObject *self, PyObject *args) {
             put(&f1[j], line, u, t, (int32_t)(q - u)); ok1[j] = 1;
             put(&f2[j], line, h, t, (int32_t)(he - h)); ok2[j] = 1;
             put(&f3[j], line, a, t, (int32_t)(ae - a)); ok3[j] = 1;
+            if (cased(u, q) || cased(h, he)) flags |= POP_CASED;
+            if (starts(a, ae, "::ffff:")) flags |= POP_MAPPED;
         } else if (find(t, end, "-login: ") && find(t, end, "Login: user=")) {
             kind[j] = 2; /* ^(pop3|imap|managesieve|submission)-login: Login: user=<([^>]*)>.*?rip=([0-9A-Fa-f:.]+) */
             const uint8_t *sv = NULL;
@@ -56,6 +67,8 @@ PyObject *pop_logins(PyObject *self, PyObject *args) {
             put(&f1[j], line, t, t, (int32_t)(sv - t)); ok1[j] = 1;
             put(&f2[j], line, u, t, (int32_t)(ue - u)); ok2[j] = 1;
             put(&f3[j], line, a, t, (int32_t)(ae - a)); ok3[j] = 1;
+            if (cased(u, ue)) flags |= POP_CASED;
+            if (starts(a, ae, "::ffff:")) flags |= POP_MAPPED;
         } else if (starts(t, end, "LOGIN, ")) {
             kind[j] = 3;
         } else if (starts(t, end, "Login user=") || starts(t, end, "Authenticated user=")) {
@@ -64,7 +77,7 @@ PyObject *pop_logins(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     rows_close(&r);
-    Py_RETURN_NONE;
+    return PyLong_FromLong(flags);
 }
 
 /* ---- queue id, body and kind: sendmail and Postfix ---- */

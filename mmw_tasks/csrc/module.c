@@ -70,7 +70,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels", NULL, -1,
 PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddIntConstant(m, "NEEDS_GENERAL", NEEDS_GENERAL) < 0
-              || PyModule_AddIntConstant(m, "MAY_REPEAT", MAY_REPEAT) < 0)) {
+              || PyModule_AddIntConstant(m, "MAY_REPEAT", MAY_REPEAT) < 0
+              || PyModule_AddIntConstant(m, "POP_CASED", POP_CASED) < 0
+              || PyModule_AddIntConstant(m, "POP_MAPPED", POP_MAPPED) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

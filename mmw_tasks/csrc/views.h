@@ -18,6 +18,8 @@
 
 #define NEEDS_GENERAL 1 /* scan_headers: a header the general framer must read */
 #define MAY_REPEAT 2    /* scan_headers: some message may be a "last message repeated" notice */
+#define POP_CASED 1     /* pop_logins: some user or host read has a capital or is not ASCII */
+#define POP_MAPPED 2    /* pop_logins: some address read is "::ffff:" and IPv4 */
 
 typedef struct {
     int32_t len, prefix, buf, offset;
