@@ -24,7 +24,7 @@ import polars as pl
 from mmw_tasks import kernels
 from mmw_tasks.parse_pop import is_pop, parse_pop
 from mmw_tasks.parse_util import (
-    BASE, addr, by_value, concat_fates, detached, digits, domain, fates_of, finish, host_of, ip_of, relays, slicer,
+    BASE, addr, afters, by_value, concat_fates, detached, digits, domain, fates_of, finish, relays, slicer,
     unframed, user_unknown,
 )
 
@@ -92,7 +92,7 @@ class PostfixParser:
         pf = framed.filter(is_pf).select(*BASE, "in_day", "prog", "msg")
         sl = slicer(pf)
         pf = heads(pf)
-        marks = _marks(pf, sl)
+        marks = _marks(pf)
         day = pf.filter(pl.col("in_day"))
         parts: list[pl.DataFrame] = []
         fates = [unframed(rows.filter(pl.col("in_day"))),
@@ -195,20 +195,18 @@ def _by_queue_id(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop("_h")
 
 
-def _marks(pf: pl.DataFrame, sl) -> pl.DataFrame:
+def _marks(pf: pl.DataFrame) -> pl.DataFrame:
     """The marker lines of a batch (client=, pickup, cleanup, from=, removed) with their queue id,
     marker letter and, for client=, the client's address and name ("" for none)."""
     mk = pf.filter(pl.col("event").is_in(list(_MARKERS)) & pl.col("queue_id").is_not_null()).select(
         "line_no", "copy", "queue_id", "event", "body")
     ev = pl.col("event")
-    mk = mk.with_columns(_client=pl.when(ev == "client").then(pl.col("body").str.slice(7)))
-    mk = mk.with_columns(_client=sl(pl.col("_client"), 0, pl.col("_client").str.find(",", literal=True)))
-    mk = by_value(mk, "_client", _ip=lambda c: pl.coalesce(ip_of(c), pl.lit("")),
-                  _host=lambda c: pl.coalesce(host_of(c), pl.lit("")))
-    none = ev.is_in(["pickup", "removed"])
+    client, none = ev == "client", ev.is_in(["pickup", "removed"])
+    mk = afters(mk, "body", {"_client": "client="}).with_columns(_client=pl.when(client).then(pl.col("_client")))
+    mk = relays(mk, "_client", host="_host", ip="_ip")
     return mk.select("line_no", "copy", "queue_id", _m=ev.replace_strict(_MARKERS, return_dtype=pl.String),
-                     _ip=pl.when(none).then(pl.lit("")).otherwise("_ip"),
-                     _host=pl.when(none).then(pl.lit("")).otherwise("_host"))
+                     _ip=pl.when(none).then(pl.lit("")).when(client).then(pl.coalesce("_ip", pl.lit(""))),
+                     _host=pl.when(none).then(pl.lit("")).when(client).then(pl.coalesce("_host", pl.lit(""))))
 
 
 _TO_RECIPIENT = r"^to=<?([^,>]*)>?,"  # what kernels.postfix_to reads (tests/test_kernels.py compares)
