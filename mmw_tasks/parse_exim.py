@@ -35,7 +35,7 @@ def heads(ex: pl.DataFrame) -> pl.DataFrame:
     or _QUIET (quiet), else other)."""
     found = kernels.exim_heads(ex["msg"])
     ex = ex.with_columns(queue_id=found["queue_id"], _flag=found["flag"], body=found["body"],
-                         event=found["kind"].replace_strict(_KINDS, return_dtype=pl.String))
+                         event=kernels.names_of(found["kind"], _KINDS))
     return ex
 
 

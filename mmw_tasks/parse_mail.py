@@ -63,7 +63,7 @@ def _heads(sm: pl.DataFrame) -> pl.DataFrame:
         dots = pl.col("body").str.contains(_ADDR_DOTS)
         sm = sm.with_columns(_kind=pl.when(kind != 255).then(kind).when(dots).then(pl.lit(4, pl.UInt8))
                              .otherwise(pl.lit(0, pl.UInt8)))
-    return sm.with_columns(event=kind.replace_strict(_KINDS, return_dtype=pl.String)).drop("_kind", "msg")
+    return sm.with_columns(event=kernels.names_of(sm["_kind"], _KINDS)).drop("_kind", "msg")
 
 
 def _recipients(body: pl.Expr, sl) -> pl.Expr:

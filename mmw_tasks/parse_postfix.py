@@ -55,7 +55,7 @@ def heads(pf: pl.DataFrame) -> pl.DataFrame:
     table is `dsn`, no lead is `other`), and from= lines of an expired message are `expired`."""
     found = kernels.postfix_heads(pf["msg"])
     pf = pf.with_columns(queue_id=found["queue_id"], body=found["body"],
-                         event=found["kind"].replace_strict(_KINDS, return_dtype=pl.String))
+                         event=kernels.names_of(found["kind"], _KINDS))
     return pf.drop("msg")
 
 

@@ -422,3 +422,14 @@ def test_relay_kernel_reads_what_host_of_and_ip_of_read():
         assert kernels.relay_fields(pl.Series([*RELAYS, odd])) is None
         got = relays(pl.DataFrame({"r": [*RELAYS, odd]}), "r")
         assert got.row(-1)[1:] == pl.select(host_of(pl.lit(odd)).alias("h"), ip_of(pl.lit(odd)).alias("i")).row(0)
+
+
+def test_names_of_gives_each_code_its_name():
+    """kernels.names_of against replace_strict: names of 12 bytes or fewer (held in the view) and
+    longer (in a buffer), a code without a name (null), every code of a byte."""
+    import numpy as np
+
+    names = {0: "other", 1: "to", 2: "exactly12byt", 3: "ruleset_reject", 7: "delivery_notification", 255: "ü-name"}
+    codes = pl.Series(np.arange(256, dtype=np.uint8)).append(pl.Series([3, 3, 1, 7], dtype=pl.UInt8))
+    want = codes.replace_strict(names, default=None, return_dtype=pl.String)
+    assert kernels.names_of(codes, names).to_list() == want.to_list()
