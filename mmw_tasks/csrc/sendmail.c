@@ -81,6 +81,21 @@ static void put_span(view_t *out, uint8_t *ok, const view_t *line, const uint8_t
     *ok = 1;
 }
 
+/* rows_open for a kernel that writes `nf` view fields, their ok flags and a fast flag per row:
+ * args (views, bufs, out, ok, fast), all zeroed; 0 or -1 */
+static int fields_open(rows_t *r, PyObject *args, int nf, const char *name, view_t **out, uint8_t **ok,
+                       uint8_t **fast) {
+    const int width[] = {nf * 16, nf, 1};
+    if (rows_open(r, args, 2, width, 3, name) < 0) return -1;
+    *out = ROWS_OUT(r, 0);
+    *ok = ROWS_OUT(r, 1);
+    *fast = ROWS_OUT(r, 2);
+    memset(*out, 0, (size_t)(nf * r->n * 16));
+    memset(*ok, 0, (size_t)(nf * r->n));
+    memset(*fast, 0, (size_t)r->n);
+    return 0;
+}
+
 static const char *const from_keys[] = {"size=", "nrcpts=", "relay="};
 
 /* sendmail_from(views, bufs, out, ok, nums, fast) -> None
@@ -126,18 +141,14 @@ PyObject *sendmail_from(PyObject *self, PyObject *args) {
  * to= bodies of one recipient delivered ("stat=Sent..."): out[0] recipient, out[1] its domain,
  * out[2] mailer, out[3] relay, out[4] stat (to the end of the line). */
 PyObject *sendmail_to(PyObject *self, PyObject *args) {
-    static const int width[] = {5 * 16, 5, 1};
     /* the list ends at the first of the first three; then the fields */
     static const char *const keys[] = {"ctladdr=", "delay=", "[more]", "stat=", "mailer=", "relay="};
     rows_t r;
+    view_t *out;
+    uint8_t *ok, *fast;
     (void)self;
-    if (rows_open(&r, args, 2, width, 3, "sendmail_to") < 0) return NULL;
-    view_t *out = ROWS_OUT(&r, 0);
-    uint8_t *ok = ROWS_OUT(&r, 1), *fast = ROWS_OUT(&r, 2);
+    if (fields_open(&r, args, 5, "sendmail_to", &out, &ok, &fast) < 0) return NULL;
     Py_ssize_t n = r.n;
-    memset(out, 0, (size_t)(5 * n * 16));
-    memset(ok, 0, (size_t)(5 * n));
-    memset(fast, 0, (size_t)n);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
@@ -168,16 +179,12 @@ PyObject *sendmail_to(PyObject *self, PyObject *args) {
  * shortest address, with and then without the '<'): out[0] the recipient (parse_util.addr),
  * out[1] its domain, out[2] the reason. fast = 0: not ASCII, a capital in the address, or no match. */
 PyObject *sendmail_reject(PyObject *self, PyObject *args) {
-    static const int width[] = {3 * 16, 3, 1};
     rows_t r;
+    view_t *out;
+    uint8_t *ok, *fast;
     (void)self;
-    if (rows_open(&r, args, 2, width, 3, "sendmail_reject") < 0) return NULL;
-    view_t *out = ROWS_OUT(&r, 0);
-    uint8_t *ok = ROWS_OUT(&r, 1), *fast = ROWS_OUT(&r, 2);
+    if (fields_open(&r, args, 3, "sendmail_reject", &out, &ok, &fast) < 0) return NULL;
     Py_ssize_t n = r.n;
-    memset(out, 0, (size_t)(3 * n * 16));
-    memset(ok, 0, (size_t)(3 * n));
-    memset(fast, 0, (size_t)n);
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
