@@ -115,16 +115,16 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
     if to.select(odd.any()).item():
         to = to.with_columns(recipient=pl.coalesce("recipient", pl.when(odd).then(body).str.extract(_RCPTS, 1)),
                              _stat=pl.coalesce("_stat", pl.when(odd).then(body).str.extract(r"(?:, ?|^)stat=(.*)$", 1)))
-    bad = pl.col("recipient").is_null()
-    fates.append(fates_of(to.filter(bad), "malformed", "to= line truncated (no delay=/stat=)"))
     recipient = pl.col("recipient")
-    listed = recipient.str.split(",").list.eval(pl.element().filter(pl.element() != ""))
-    return (to.lazy().filter(~bad)
+    fates.append(fates_of(to.filter(recipient.is_null()), "malformed", "to= line truncated (no delay=/stat=)"))
+    to = to.filter(recipient.is_not_null()).with_columns(
+        recipient=recipient.str.split(",").list.eval(pl.element().filter(pl.element() != "")))
+    none = recipient.list.len() == 0
+    fates.append(fates_of(to.filter(none), "malformed", "to= line without a recipient"))
+    return (to.lazy().filter(~none)
             .with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")), detail=pl.col("_stat"),
-                          recipient=listed)
-            .with_columns(rcpt_index=pl.int_ranges(0, recipient.list.len(), dtype=pl.Int32))
+                          rcpt_index=pl.int_ranges(0, recipient.list.len(), dtype=pl.Int32))
             .explode("recipient", "rcpt_index")  # a list's recipients, in order, on rows of their own
-            .filter(recipient.is_not_null())  # (a list of none leaves a null)
             .with_columns(recipient=addr(recipient))
             .with_columns(recipient_domain=domain(recipient)).collect())
 

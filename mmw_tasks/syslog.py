@@ -354,14 +354,9 @@ class StampScan:
         # change or extreme of their own
         runs = self.last_runs = _run_heads(lines, first_no) if self.fast else None
         fields = kernels.bsd_stamps(runs[0]) if runs is not None else None
-        if fields is not None:  # BSD stamps: only their year-less local times are needed here
-            t, head_nos = _bsd_times(*fields, _Yearless(), runs[1]), runs[1]
-        elif runs is not None:
-            t = parse_stamps(runs[0], _Yearless(), "UTC", runs[1])
-            head_nos = runs[1]
-            if t.select((pl.col("ts_local").is_null() & pl.col("ts_utc_given").is_null()).any()).item():
-                runs = None  # a line the compiled runs do not read (a relay's <pri>, no stamp): the general path
-        if runs is None:
+        if fields is not None:  # every run head a BSD stamp, which its run key holds whole:
+            t, head_nos = _bsd_times(*fields, _Yearless(), runs[1]), runs[1]  # its year-less time
+        else:  # another form among them (its seconds may lie past that key): the general runs
             t, _, head_nos = _stamp_runs(_normalise_headers(lines), _Yearless(), "UTC", first_no)
         df = t.select("ts_local", "ts_utc_given").with_columns(line_no=head_nos)
         local = pl.col("ts_local")

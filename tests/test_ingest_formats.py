@@ -139,6 +139,18 @@ def test_a_size_too_large_for_its_column_is_a_malformed_line(fmt):
         assert (counts["malformed"], fates["line_no"].to_list()) == (1, [2])
 
 
+def test_a_sendmail_to_line_without_a_recipient_is_malformed():
+    """"to=," names no recipient: the line is malformed (it made no event and no fate, so it was
+    counted as parsed), and a list's empty items are skipped, not delivered to ""."""
+    t = "Mar  5 10:00:0{} mx sendmail[1]: g25A0001{}: to={}, delay=00:00:01, mailer=esmtp, stat=Sent"
+    lines = [t.format(1, 1, ""), t.format(2, 2, "<a@b.example>,,<c@d.example>"), t.format(3, 3, ",")]
+    ev, fates, counts = ingest.parse_lines(Server("mx", "mail", "sendmail", "x"), lines, DAY)
+    assert ev.select("line_no", "recipient", "rcpt_index").rows() == [(2, "a@b.example", 0), (2, "c@d.example", 1)]
+    assert fates.select("line_no", "reason").rows() == [(1, "to= line without a recipient"),
+                                                        (3, "to= line without a recipient")]
+    assert (counts["lines_read"], counts["parsed"], counts["malformed"]) == (3, 1, 2)
+
+
 def test_dns_formats_count_mail_server_queries(tmp_path):
     site, ns = _site(tmp_path, "bind", role="dns")
     lines = []

@@ -129,7 +129,10 @@ def test_compiled_runs_scan_years_as_the_general_path_does(tmp_path, style):
         ["Dec 31 23:59:58 mx p[1]: a", "Dec 31 23:59:59 mx p[1]: b", "<13>Jan  1 00:00:00 mx p[1]: c",
          "Jan  1 00:00:01 mx p[1]: d", "no stamp at all", "2003-01-01T00:00:02.000000+09:00 mx p[1]: e",
          "Jan  1 00:00:03 mx p[1]: f"] * 3 + ["Jan  2 10:00:00 mx p[1]: g", "<13>Jan  3 10:00:00 mx p[1]: h"]) + "\n")
-    for path in [*files, year_end]:
+    mixed = tmp_path / "mixed-forms.log"  # a BSD batch with stamps whose seconds lie past a BSD run key
+    mixed.write_text("Feb 16 10:00:00 mx p[1]: a\n2002-02-16T10:00:01.000000+09:00 mx p[1]: b\n"
+                     "2002-02-16T10:00:59.000000+09:00 mx p[1]: c\n")
+    for path in [*files, year_end, mixed]:
         scans = {fast: syslog.StampScan(keep_heads=True, fast=fast) for fast in (True, False)}
         for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 20):
             for scan in scans.values():
