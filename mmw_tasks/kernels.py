@@ -145,26 +145,25 @@ def sendmail_from(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
                   "_relay": field_views(lb, out[1], ok[1])}
 
 
-def sendmail_to(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
-    """(fast, fields) of sendmail to= bodies: recipient, recipient_domain, mailer, relay and stat,
-    read where `fast` (one recipient, delivered: see csrc/sendmail.c); elsewhere null."""
+def _fast_fields(kernel, body: pl.Series, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """(fast, fields) of a kernel that reads whole lines of one form (see csrc/sendmail.c): the
+    fields `names` where `fast`, null elsewhere."""
     lb = text_buffers(body)
-    out, ok = np.empty((5, lb.n, 4), dtype=np.int32), np.zeros((5, lb.n), dtype=np.bool_)
+    out, ok = np.empty((len(names), lb.n, 4), dtype=np.int32), np.zeros((len(names), lb.n), dtype=np.bool_)
     fast = np.zeros(lb.n, dtype=np.bool_)
-    _kernels.sendmail_to(lb.views, lb.addresses, out, ok, fast)
-    names = ("recipient", "recipient_domain", "mailer", "_relay", "_stat")
+    kernel(lb.views, lb.addresses, out, ok, fast)
     return fast, {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(names)}
 
 
+def sendmail_to(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
+    """(fast, fields) of sendmail to= bodies of one recipient delivered: recipient,
+    recipient_domain, mailer, relay and stat."""
+    return _fast_fields(_kernels.sendmail_to, body, ("recipient", "recipient_domain", "mailer", "_relay", "_stat"))
+
+
 def sendmail_reject(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
-    """(fast, fields) of sendmail "<addr>... reason" bodies: recipient, recipient_domain and
-    detail, read where `fast` (see csrc/sendmail.c); elsewhere null."""
-    lb = text_buffers(body)
-    out, ok = np.empty((3, lb.n, 4), dtype=np.int32), np.zeros((3, lb.n), dtype=np.bool_)
-    fast = np.zeros(lb.n, dtype=np.bool_)
-    _kernels.sendmail_reject(lb.views, lb.addresses, out, ok, fast)
-    return fast, {name: field_views(lb, out[i], ok[i]) for i, name in enumerate(("recipient", "recipient_domain",
-                                                                                   "detail"))}
+    """(fast, fields) of sendmail "<addr>... reason" bodies: recipient, recipient_domain, detail."""
+    return _fast_fields(_kernels.sendmail_reject, body, ("recipient", "recipient_domain", "detail"))
 
 
 def postfix_heads(msg: pl.Series) -> dict[str, pl.Series]:

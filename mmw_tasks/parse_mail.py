@@ -6,8 +6,8 @@ program deliveries, with or without stat=), "<addr>... User unknown" and every o
 "<addr>... reason", ruleset rejects (check_rcpt, check_mail, check_relay), DSN/clone lines.
 
 Cheap literal tests pick each line's kind; each kind then gets one capture pass over its own rows.
-from= lines and delivered to= lines of one recipient, most of a log, are read whole by compiled
-passes (kernels.sendmail_from/_to); the expressions here read the rest.
+from= lines, delivered to= lines of one recipient and "<addr>... reason" lines, most of a log, are
+read whole by compiled passes (kernels.sendmail_from/_to/_reject); the expressions here read the rest.
 """
 
 from __future__ import annotations
@@ -77,13 +77,12 @@ _FROM = ["sender", "size", "nrcpts", "_relay"]
 _TO = ["recipient", "rcpt_index", "status", "mailer", "_relay", "detail", "recipient_domain"]
 
 
-def _fast_or_slow(rows: pl.DataFrame, fast: np.ndarray, found: dict[str, pl.Series], slow_fields, fields: list[str]
-                  ) -> pl.DataFrame:
-    """`rows` with `fields`: from the kernel's `found` where it read the line (`fast`), from
-    `slow_fields` (the expressions) on the other rows."""
+def _fast_or_slow(rows: pl.DataFrame, fast: np.ndarray, found: dict[str, pl.Series], slow_fields, fields: list[str],
+                  **known: pl.Expr) -> pl.DataFrame:
+    """`rows` with `fields`: from the kernel's `found` (and `known`, what the kernel's form implies)
+    where it read the line (`fast`), from `slow_fields` (the expressions) on the other rows."""
     done = rows.with_columns(**found)
-    if "rcpt_index" in fields:  # a delivered single recipient
-        done = done.with_columns(rcpt_index=pl.lit(0, pl.Int32), status=pl.lit("sent"), detail=pl.col("_stat"))
+    done = done.with_columns(**known) if known else done  # (known may use what the kernel found)
     cols = [*rows.columns, *fields]
     if fast.all():
         return done.select(cols)
@@ -182,14 +181,15 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     # to=: one delivery attempt, for one recipient or a comma-separated list of them
     to = sm.filter(pl.col("event") == "to")
     to_fates: list[pl.DataFrame] = []
-    to = _fast_or_slow(to, *kernels.sendmail_to(to["body"]), lambda slow: _to_fields(slow, to_fates), _TO)
+    to = _fast_or_slow(to, *kernels.sendmail_to(to["body"]), lambda slow: _to_fields(slow, to_fates), _TO,
+                       rcpt_index=pl.lit(0, pl.Int32), status=pl.lit("sent"), detail=pl.col("_stat"))
     fates.extend(to_fates)
     to = relays(to, "_relay")
     parts.append(to.select(*BASE, "event", "queue_id", "recipient", "rcpt_index", "status", "mailer",
                            "client_ip", "relay_host", "detail", "recipient_domain"))
 
     # "<addr>... User unknown" and ruleset rejects: a refused recipient (or sender, or client)
-    if (sm["event"] == "reject").any() or (sm["event"] == "ruleset_reject").any():
+    if sm["event"].is_in(["reject", "ruleset_reject"]).any():
         parts.extend(_rejects(sm))
 
     other = sm.filter(pl.col("event") == "other")

@@ -642,6 +642,10 @@ def _run_heads(lines: pl.Series, first_line_no: int, lb: kernels.LineBuffers | N
     return lines.filter(pl.Series(first)).str.slice(0, 48), head_nos, first
 
 
+def _stamp_columns(stamp_parts: bool) -> list[str]:
+    return ["ts", "ts_site", *(("ts_local", "ts_utc_given") if stamp_parts else ())]
+
+
 def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileYears, tz: str,
                 stamp_parts: bool = True, runs: tuple | None = None) -> pl.DataFrame | None:
     """frame_lines for the common batch: ASCII syslog lines whose stamps are all BSD
@@ -665,7 +669,7 @@ def _frame_fast(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     flags, host, prog, msg, may_repeat = kernels.headers(lb, int(times["body_at"][0]))
     if flags < 0 or flags & kernels.NEEDS_GENERAL:
         return None  # FreeBSD's <facility.level>, Solaris message ids, forwarded src@host: the general path
-    stamp = ["ts", "ts_site", *(("ts_local", "ts_utc_given") if stamp_parts else ())]
+    stamp = _stamp_columns(stamp_parts)
     df = times.select(stamp)[run].with_columns(
         line_no=pl.int_range(first_line_no, first_line_no + n, dtype=pl.Int64), line=lines, host=host, prog=prog,
         msg=msg)
@@ -730,8 +734,7 @@ def frame_lines(lines: pl.Series, first_line_no: int, anchor: YearAnchor | FileY
     df = df.with_columns(repeat_n=_REPEAT_N)
     if lines is not original:
         df = df.with_columns(line=original)  # malformed lines are kept as they were written
-    stamp = ["ts", "ts_site", *(("ts_local", "ts_utc_given") if stamp_parts else ())]
-    return df.select("line_no", "line", *stamp, "host", "prog", "msg",
+    return df.select("line_no", "line", *_stamp_columns(stamp_parts), "host", "prog", "msg",
                      "repeat_n", framed=pl.col("ts").is_not_null(), plain=pl.col("plain").fill_null(False))
 
 
@@ -880,8 +883,8 @@ def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame |
 def _update_carry(df: pl.DataFrame, carry: dict, keep: pl.Expr | None = None) -> None:
     """Note each host's last (prog, msg) among the rows `keep` marks (all rows by default)."""
     usable = pl.col("host").is_not_null() if keep is None else pl.col("host").is_not_null() & keep
-    host = pl.col("host")
-    if df.select((host.is_null() | (host == host.drop_nulls().first())).all()).item():  # one host: its last row
+    h = pl.col("host")
+    if df.select((h.is_null() | (h == h.drop_nulls().first())).all()).item():  # one host: its last row
         last = df.select(pl.arg_where(usable).last()).item()
         if last is not None:
             host, prog, msg = df.select("host", "prog", "msg").row(last)
