@@ -188,7 +188,7 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path], o
     (When a file's years turn out other than those found while reading it, the day is parsed
     again with the files scanned first: see _framed_batches.)"""
     parse, dataset, schema = parser_for(server)
-    events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema, sort_by="line_no",
+    events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema,
                                      dictionary=DICTIONARY_COLUMNS.get(dataset), constants=PER_BATCH)
     acct_rows: list[pl.DataFrame] = []
     malformed: list[pl.DataFrame] = []

@@ -4,11 +4,13 @@ dns_queries, line_accounting, malformed_lines), across batches, gzip and day bou
 from __future__ import annotations
 
 import gzip
+import itertools
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from mmw_tasks import ingest, parse_postfix, syslog
@@ -78,6 +80,26 @@ def test_postfix_day_across_batches_and_gzip(tmp_path, monkeypatch, compress):
     assert (acct["malformed"], acct["ignored"]) == (1, 0)
     bad = _lake(site, "malformed_lines").row(0, named=True)
     assert (bad["line_no"], bad["line"], bad["file"]) == (len(lines), "garbage without a stamp", str(path))
+
+
+def test_row_groups_follow_the_batches(tmp_path, monkeypatch):
+    """Rows are not sorted inside a batch (data_lake/README.md, "Row order"), but each batch is
+    one row group after the one before: their line and time ranges do not overlap, so a filter
+    on time skips row groups."""
+    monkeypatch.setattr(syslog, "BATCH_BYTES", 4096)
+    site, mx = _site(tmp_path, "postfix")
+    path = tmp_path / "mx"
+    path.write_text("\n".join(_postfix_day(300)) + "\n")
+    ingest.parse_server_day(site, mx, DAY, [path])
+    (part,) = (site.lake / "mail_events").glob("*/*.parquet")
+    meta = pq.ParquetFile(part).metadata
+    names = meta.schema.to_arrow_schema().names
+    ranges = [tuple((g.column(names.index(c)).statistics.min, g.column(names.index(c)).statistics.max)
+                    for c in ("line_no", "ts")) for g in (meta.row_group(i) for i in range(meta.num_row_groups))]
+    assert len(ranges) > 10
+    for (lines, times), (next_lines, next_times) in itertools.pairwise(ranges):
+        assert lines[1] < next_lines[0] and times[1] <= next_times[0]
+    assert sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 300 * 3 + 2
 
 
 @pytest.mark.parametrize("collide", [False, True])
