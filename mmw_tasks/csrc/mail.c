@@ -97,6 +97,7 @@ static PyObject *heads(PyObject *args, head_fn fn, const char *name) {
     for (Py_ssize_t j = 0; j < r.n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs);
+        if (j + 8 < r.n) __builtin_prefetch(text_of(&r.views[j + 8], r.bufs));
         memset(&qid[j], 0, 16);
         qid_ok[j] = 0;
         kind[j] = fn(line, t, t + line->len, &qid[j], &qid_ok[j], &body[j]);
@@ -192,8 +193,8 @@ static uint8_t postfix_head(const view_t *line, const uint8_t *t, const uint8_t 
     if (id || noqueue) b = r + 2;
     put(body, line, b, t, (int32_t)(end - b));
     uint8_t k = 0;
-    for (size_t i = 0; i < sizeof postfix_leads / sizeof postfix_leads[0] && !k; i++)
-        if (starts(b, end, postfix_leads[i].lead)) k = postfix_leads[i].kind;
+    for (size_t i = 0; i < sizeof postfix_leads / sizeof postfix_leads[0] && !k && b < end; i++)
+        if (*b == (uint8_t)postfix_leads[i].lead[0] && starts(b, end, postfix_leads[i].lead)) k = postfix_leads[i].kind;
     if (!k && dsn_lead(b, end)) k = 9;
     if (k == 2 && find(b, end, ", status=expired")) k = 10;
     return k;
