@@ -223,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mmw_tasks.logfiles import LogFileError
     from mmw_tasks.sources import SourceError
-    from mmw_tasks.syslog import LogFileError
 
     args = build_parser().parse_args(argv)
     try:

@@ -17,20 +17,14 @@ import polars as pl
 
 from mmw_tasks import lake, sources
 from mmw_tasks.config import Server, Site
+from mmw_tasks.logfiles import iter_line_batches, prefetched, split_lines
 from mmw_tasks.parse_dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_iplog, parse_unbound
 from mmw_tasks.parse_exim import parse_exim
 from mmw_tasks.parse_mail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse_postfix import PostfixParser
 from mmw_tasks.parse_util import PER_BATCH, detached, in_file_order
-from mmw_tasks.syslog import (
-    ProbeYears,
-    YearAnchor,
-    expand_repeats,
-    frame_lines,
-    iter_line_batches,
-    prefetched,
-    split_lines,
-)
+from mmw_tasks.stamps import ProbeYears, YearAnchor
+from mmw_tasks.syslog import expand_repeats, frame_lines
 
 ACCOUNTING_SCHEMA = {
     "server": pl.String, "file": pl.String, "lines_read": pl.Int64, "parsed": pl.Int64,

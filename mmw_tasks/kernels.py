@@ -1,7 +1,7 @@
 """Compiled loops (C, `mmw_tasks/csrc/`) over a batch's lines, where polars would need many passes.
 
 A batch's lines are an Arrow string-view array over the buffers they were read into
-(syslog.split_lines). The kernels read those buffers in place and write views: `field_views`
+(logfiles.split_lines). The kernels read those buffers in place and write views: `field_views`
 makes a string-view array of them over the same buffers, so no field is copied.
 """
 
@@ -232,7 +232,7 @@ def exim_fields(body: pl.Series, to: bool) -> dict[str, pl.Series]:
 
 def bsd_stamps(heads: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(month, day of the month, seconds of the day) of the BSD stamps that begin `heads`
-    (syslog._FIXED_BSD; the day unchecked, seconds -1 for a time that is none), or None when some
+    (stamps._FIXED_BSD; the day unchecked, seconds -1 for a time that is none), or None when some
     head is not of that form or `heads` is not one null-free chunk of string views."""
     lb = line_buffers(heads)
     if lb is None:

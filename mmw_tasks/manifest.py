@@ -3,7 +3,7 @@
 An entry describes one file: where it is (a local source file, or the raw copy of a pulled one),
 its size, mtime and sha256, its compression (by content), the sha256 and length of its
 decompressed content, its first and last site-local time, and the year of every year-less stamp
-(`years`, see syslog.StampScan). Entries are keyed by local path and trusted while the file's size
+(`years`, see years.StampScan). Entries are keyed by local path and trusted while the file's size
 and mtime are unchanged, so a backfill opens only the files that cover each day.
 
 Snapshots: a file whose content starts with the whole content of another (yesterday's pull of the
@@ -28,7 +28,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mmw_tasks import lake
-from mmw_tasks.syslog import FileYears, LogFileError, StampScan, compression_of, iter_line_batches
+from mmw_tasks.logfiles import LogFileError, compression_of, iter_line_batches
+from mmw_tasks.stamps import FileYears
+from mmw_tasks.years import StampScan
 
 HEAD_BYTES = 4096  # a file's "head": its first line, at most this long
 SCAN_BATCH = 16 << 20

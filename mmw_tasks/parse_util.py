@@ -12,7 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from mmw_tasks import kernels
-from mmw_tasks.syslog import bslice
+from mmw_tasks.logfiles import bslice
 
 EVENT_SCHEMA = {
     "ts": pl.Datetime("us", "UTC"),

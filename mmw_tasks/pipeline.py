@@ -15,7 +15,7 @@ from pathlib import Path
 from mmw_tasks import detect, ingest, lake, report, sources, trends_report
 from mmw_tasks.config import Site, load_site
 from mmw_tasks.sources import SourceError
-from mmw_tasks.syslog import local_day_bounds
+from mmw_tasks.stamps import local_day_bounds
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
 

@@ -1,6 +1,6 @@
 """Read raw log lines back by file and line number (the lines behind an incident).
 
-Files are streamed in batches (compressed or not, as mmw_tasks.syslog reads them) only as far as
+Files are streamed in batches (compressed or not, as mmw_tasks.logfiles reads them) only as far as
 the last wanted line, so a report costs one partial pass over each file it cites.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mmw_tasks.syslog import LogFileError, iter_line_batches
+from mmw_tasks.logfiles import LogFileError, iter_line_batches
 
 MAX_LINE_CHARS = 2000  # a report shows lines, not megabyte-long garbage
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from mmw_tasks.config import Server, Site
+from mmw_tasks.logfiles import MAGIC, LogFileError, compression_of
 from mmw_tasks.manifest import HEAD_BYTES, Entry, Manifest, file_sha256, locked, year_anchor
 from mmw_tasks.sftp import (
     Credentials,
@@ -36,7 +37,8 @@ from mmw_tasks.sftp import (
     default_known_hosts,
     parse_sftp_url,
 )
-from mmw_tasks.syslog import _MAGIC, FileYears, LogFileError, StampScan, YearAnchor, compression_of
+from mmw_tasks.stamps import FileYears, YearAnchor
+from mmw_tasks.years import StampScan
 
 SUPERSEDED_GRACE = timedelta(days=1)  # a superseded raw copy stays this long for runs still reading it
 LIVE_SLACK = timedelta(minutes=10)  # lines a live file may still get that are older than its last one
@@ -186,7 +188,7 @@ def _grown_from(session: Session, rf: RemoteFile, man: Manifest) -> Entry | None
     remote file still has that name or a rotation renamed it. Then only the new bytes are pulled.
     Logs are append-only; the whole result is checked again by the manifest's prefix hash."""
     head = session.read_range(rf.path, 0, HEAD_BYTES)
-    if any(head.startswith(m) for m, _ in _MAGIC):
+    if any(head.startswith(m) for m, _ in MAGIC):
         return None
     first_line = hashlib.sha256(head.split(b"\n", 1)[0]).hexdigest()
     cands = [

@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from mmw_tasks import ingest, parse_postfix, syslog
+from mmw_tasks import ingest, logfiles, parse_postfix
 from mmw_tasks.config import Server, site_from_dict
 
 DAY = date(2024, 3, 5)
@@ -63,7 +63,7 @@ def _postfix_day(n: int) -> list[str]:
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_postfix_day_across_batches_and_gzip(tmp_path, monkeypatch, compress):
-    monkeypatch.setattr(syslog, "BATCH_BYTES", 4096)  # many batches: state must carry between them
+    monkeypatch.setattr(logfiles, "BATCH_BYTES", 4096)  # many batches: state must carry between them
     site, mx = _site(tmp_path, "postfix")
     lines = _postfix_day(300)
     data = ("\n".join(lines) + "\n").encode()
@@ -86,7 +86,7 @@ def test_row_groups_follow_the_batches(tmp_path, monkeypatch):
     """Rows are not sorted inside a batch (data_lake/README.md, "Row order"), but each batch is
     one row group after the one before: their line and time ranges do not overlap, so a filter
     on time skips row groups."""
-    monkeypatch.setattr(syslog, "BATCH_BYTES", 4096)
+    monkeypatch.setattr(logfiles, "BATCH_BYTES", 4096)
     site, mx = _site(tmp_path, "postfix")
     path = tmp_path / "mx"
     path.write_text("\n".join(_postfix_day(300)) + "\n")
@@ -125,7 +125,7 @@ def test_postfix_retries_of_interleaved_messages(monkeypatch, collide):
 def test_events_name_their_server_and_own_file(tmp_path, monkeypatch):
     """server and file are not parsed but given to the writer per batch: a day read from two
     files, in many batches, names for each event the file its line is in."""
-    monkeypatch.setattr(syslog, "BATCH_BYTES", 2048)
+    monkeypatch.setattr(logfiles, "BATCH_BYTES", 2048)
     site, mx = _site(tmp_path, "postfix")
     lines = _postfix_day(60)[:-1]
     half = len(lines) // 2

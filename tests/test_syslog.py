@@ -11,7 +11,7 @@ import pytest
 from conftest import frame
 from test_sql_minisite import DAY, copy_minisite
 
-from mmw_tasks import pipeline, syslog
+from mmw_tasks import logfiles, pipeline, stamps, syslog, years
 from mmw_tasks.config import load_site
 
 
@@ -42,7 +42,7 @@ def test_small_batches_give_the_same_day(tmp_path, monkeypatch):
     site = load_site(toml)
     whole = {s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"])
              for s in site.servers}
-    monkeypatch.setattr(syslog, "BATCH_BYTES", 150)
+    monkeypatch.setattr(logfiles, "BATCH_BYTES", 150)
     small = {s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"])
              for s in site.servers}
     assert small == whole
@@ -53,15 +53,15 @@ def test_truncated_gzip_names_the_file(tmp_path):
     path = tmp_path / "messages.2.gz"
     data = gzip.compress(b"Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from 10.1.0.25:1053 (38 data bytes)\n" * 5000)
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(syslog.LogFileError, match="messages.2.gz: corrupt or truncated"):
-        for _ in syslog.iter_line_batches(path):
+    with pytest.raises(logfiles.LogFileError, match="messages.2.gz: corrupt or truncated"):
+        for _ in logfiles.iter_line_batches(path):
             pass
 
 
 def test_compression_detected_by_content_not_name(tmp_path):
     path = tmp_path / "messages.1"  # no .gz suffix, gzip inside
     path.write_bytes(gzip.compress(b"Feb 16 14:30:01 ns x[1]: y\nFeb 16 14:30:02 ns x[1]: z\n"))
-    batches = list(syslog.iter_line_batches(path))
+    batches = list(logfiles.iter_line_batches(path))
     assert [b.to_list() for _, b in batches] == [["Feb 16 14:30:01 ns x[1]: y", "Feb 16 14:30:02 ns x[1]: z"]]
 
 
@@ -78,8 +78,8 @@ def test_fast_repeat_expansion_equals_the_general_path(tmp_path, monkeypatch):
         if not path.is_file():
             continue
         carries: dict = {"fast": {}, "general": {}}
-        for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 16):
-            framed = syslog.frame_lines(lines, first, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
+        for first, lines in logfiles.iter_line_batches(path, batch_bytes=1 << 16):
+            framed = syslog.frame_lines(lines, first, stamps.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
             monkeypatch.setattr(syslog, "_expand_after_previous_line", general)
             fast = syslog.expand_repeats(framed, carries["fast"])
             fast_used += framed["repeat_n"].is_not_null().any() and general(framed, {}) is not None
@@ -101,8 +101,8 @@ def test_fast_framing_equals_the_general_path(tmp_path, style):
     for path in sorted((tmp_path / "logs").rglob("*")):
         if not path.is_file():
             continue
-        for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 20):
-            args = (lines, first, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
+        for first, lines in logfiles.iter_line_batches(path, batch_bytes=1 << 20):
+            args = (lines, first, stamps.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
             assert syslog._frame_fast(*args) is not None, path
             assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False)), path
     odd = ["Feb 16 14:30:01 mx: no host, only a tag", "Feb 16 14:30:01 mx sendmail: no pid: two colons",
@@ -110,7 +110,7 @@ def test_fast_framing_equals_the_general_path(tmp_path, style):
            "Feb 16 14:30:02 ns x[1]:", "Feb 16 14:30:03 ns : empty tag", "Feb 16 14:30:03 ns",
            "Feb 16 14:30:04 ns kernel: [12345.6] eth0: link up"]
     for lines in (odd, sample_block("Postfix with RFC 3339")):
-        args = (pl.Series("line", lines), 1, syslog.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
+        args = (pl.Series("line", lines), 1, stamps.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
         assert syslog._frame_fast(*args) is not None
         assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False))
 
@@ -133,8 +133,8 @@ def test_compiled_runs_scan_years_as_the_general_path_does(tmp_path, style):
     mixed.write_text("Feb 16 10:00:00 mx p[1]: a\n2002-02-16T10:00:01.000000+09:00 mx p[1]: b\n"
                      "2002-02-16T10:00:59.000000+09:00 mx p[1]: c\n")
     for path in [*files, year_end, mixed]:
-        scans = {fast: syslog.StampScan(keep_heads=True, fast=fast) for fast in (True, False)}
-        for first, lines in syslog.iter_line_batches(path, batch_bytes=1 << 20):
+        scans = {fast: years.StampScan(keep_heads=True, fast=fast) for fast in (True, False)}
+        for first, lines in logfiles.iter_line_batches(path, batch_bytes=1 << 20):
             for scan in scans.values():
                 scan.feed(first, lines)
         for anchor in (datetime(2002, 2, 17), datetime(2003, 1, 3)):
@@ -159,8 +159,8 @@ def test_compiled_framing_reads_fields_across_read_buffers(tmp_path, stamp):
     lines = [f"{stamp} {b}" for b in bodies] * 7
     path = tmp_path / "mixed.log"
     path.write_text("\n".join(lines) + "\n")
-    anchor, seen = syslog.YearAnchor(date(2002, 2, 16)), 0
-    for first, batch in syslog.iter_line_batches(path, batch_bytes=300):
+    anchor, seen = stamps.YearAnchor(date(2002, 2, 16)), 0
+    for first, batch in logfiles.iter_line_batches(path, batch_bytes=300):
         assert syslog._frame_fast(batch, first, anchor, "Asia/Tokyo") is not None
         assert syslog.frame_lines(batch, first, anchor, "Asia/Tokyo").equals(
             syslog.frame_lines(batch, first, anchor, "Asia/Tokyo", fast=False))
@@ -176,7 +176,7 @@ def test_lines_are_split_exactly_whatever_their_length_ending_or_bytes():
            b"crlf line\r", b"\r", "caf\u00e9 \u65e5\u672c".encode(), b"8-bit \xe9t\xe9 1996", b"y" * 12, b"a"]
     data = b"\n".join(raw) + b"\n"
     expected = [r.decode("utf-8", errors="replace").removesuffix("\r") for r in raw]
-    lines = syslog.split_lines(data)
+    lines = logfiles.split_lines(data)
     assert lines.to_list() == expected
     assert (lines == pl.Series(expected)).all()
     assert lines.n_unique() == len(set(expected))
@@ -187,16 +187,16 @@ def test_a_buffer_beyond_the_views_offsets_is_split_at_line_ends(monkeypatch):
     """Views address at most 2 GiB of one buffer: a larger one is cut at a line end into pieces
     that each fit (here with the limit lowered to 64 bytes), and no line is lost or cut; a
     single line longer than the limit is refused with a clear error."""
-    monkeypatch.setattr(syslog, "_VIEW_BYTES", 64)
+    monkeypatch.setattr(logfiles, "_VIEW_BYTES", 64)
     raw = [f"Feb 16 14:30:{i:02d} mx sendmail[{i}]: line {i}".encode() for i in range(12)] + [b"", b"end\r"]
     expected = [r.decode().removesuffix("\r") for r in raw]
-    assert syslog.split_lines(b"\n".join(raw) + b"\n").to_list() == expected
+    assert logfiles.split_lines(b"\n".join(raw) + b"\n").to_list() == expected
     with pytest.raises(ValueError, match="a line of more than 64 bytes"):
-        syslog.split_lines(b"x" * 100 + b"\n")
+        logfiles.split_lines(b"x" * 100 + b"\n")
 
 
-@pytest.mark.parametrize("anchor", [syslog.YearAnchor(date(2002, 1, 1)),
-                                    syslog.FileYears(breaks=((1, 2001), (3, 2002)))])
+@pytest.mark.parametrize("anchor", [stamps.YearAnchor(date(2002, 1, 1)),
+                                    stamps.FileYears(breaks=((1, 2001), (3, 2002)))])
 def test_stamps_read_by_slices_equal_the_regexes(anchor):
     """The two fixed layouts (classic syslog, rsyslog RFC 3339) are read by slices when every
     head has one: the same fields as the regexes, including the days, months and offsets that
@@ -207,14 +207,14 @@ def test_stamps_read_by_slices_equal_the_regexes(anchor):
     for heads in (bsd, iso):
         rest = pl.DataFrame({"h": heads}).with_row_index("i").with_columns(
             line_no=pl.int_range(1, len(heads) + 1, dtype=pl.Int64))
-        fixed = syslog._fixed_stamps(rest, anchor)
+        fixed = stamps._fixed_stamps(rest, anchor)
         assert fixed is not None
-        assert fixed.equals(syslog._stamp_forms(rest, anchor))
+        assert fixed.equals(stamps._stamp_forms(rest, anchor))
     # anything else is left to the regexes
     for odd in (["Feb 16 14:30:01.123 "], ["Foo 16 14:30:01 "], ["2024-03-05T00:40:00+01:00 "], bsd[:1] + iso[:1]):
         rest = pl.DataFrame({"h": odd}).with_row_index("i").with_columns(line_no=pl.lit(1, pl.Int64))
-        assert syslog._fixed_stamps(rest, anchor) is None
-    times = syslog.parse_stamps(pl.Series(bsd), anchor, "Asia/Tokyo")
+        assert stamps._fixed_stamps(rest, anchor) is None
+    times = stamps.parse_stamps(pl.Series(bsd), anchor, "Asia/Tokyo")
     assert times["ts_local"].to_list()[3] is None  # no 29 February in 2001 or 2002
 
 
@@ -228,7 +228,7 @@ def test_small_files_hold_no_batch_sized_buffers(tmp_path):
     path = tmp_path / "small"
     path.write_bytes(b"Feb 16 14:30:01 mx sendmail[1]: a line of a small file\n" * 10)
     before = _rss_mb()
-    kept = [lines for _ in range(40) for _, lines in syslog.iter_line_batches(path)]
+    kept = [lines for _ in range(40) for _, lines in logfiles.iter_line_batches(path)]
     grown = _rss_mb() - before
     assert [len(lines) for lines in kept] == [10] * 40
     assert grown < 100, f"40 ten-line files hold {grown:.0f} MB"

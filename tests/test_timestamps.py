@@ -12,8 +12,10 @@ import polars as pl
 import pytest
 from logsite import day_totals, make_site, site_toml, write_scheme
 
-from mmw_tasks import kernels, pipeline, syslog
-from mmw_tasks.syslog import FileYears, StampScan, YearAnchor, frame_lines
+from mmw_tasks import kernels, pipeline, stamps, syslog
+from mmw_tasks.stamps import FileYears, YearAnchor
+from mmw_tasks.syslog import frame_lines
+from mmw_tasks.years import StampScan
 
 FEB_16 = YearAnchor(date(2002, 2, 16))
 
@@ -222,9 +224,9 @@ BSD_HEADS += ["Feb 16 23:59:60 mx p: leap second", "Feb 16 24:00:00 mx p: x", "F
               "Nov  3 01:10:00 mx p: the repeated hour, second pass"]
 
 
-@pytest.mark.parametrize("anchor", [syslog.YearAnchor(date(2002, 2, 16)), syslog.YearAnchor(date(2004, 1, 2)),
-                                    syslog.YearAnchor(date(2000, 12, 30)), syslog._Yearless(),
-                                    syslog.FileYears(((1, 2003), (100, 2004)))], ids=repr)
+@pytest.mark.parametrize("anchor", [stamps.YearAnchor(date(2002, 2, 16)), stamps.YearAnchor(date(2004, 1, 2)),
+                                    stamps.YearAnchor(date(2000, 12, 30)), stamps.Yearless(),
+                                    stamps.FileYears(((1, 2003), (100, 2004)))], ids=repr)
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo", "America/New_York"])
 def test_compiled_bsd_stamps_read_as_the_general_path(monkeypatch, anchor, tz):
     """kernels.bsd_stamps and the day arithmetic after it give every BSD stamp the times the
@@ -232,9 +234,9 @@ def test_compiled_bsd_stamps_read_as_the_general_path(monkeypatch, anchor, tz):
     that are none, DST's gap and repeated hour."""
     heads = pl.Series(BSD_HEADS)
     line_nos = pl.Series(range(1, len(heads) + 1), dtype=pl.Int64)
-    fast = syslog.parse_stamps(heads, anchor, tz, line_nos)
+    fast = stamps.parse_stamps(heads, anchor, tz, line_nos)
     monkeypatch.setattr(kernels, "bsd_stamps", lambda heads: None)
-    general = syslog.parse_stamps(heads, anchor, tz, line_nos)
+    general = stamps.parse_stamps(heads, anchor, tz, line_nos)
     assert fast.equals(general)
     assert fast["ts_local"].null_count() > 20 and fast["ts_local"].drop_nulls().dt.second().max() <= 59
 
@@ -244,6 +246,6 @@ def test_a_probe_anchor_learns_that_a_stamp_has_no_year():
     years only when a stamp without one appears: the compiled stamp reader must say so too."""
     for lines, yearless in ((["Feb 16 14:30:01 mx p[1]: x"], True),
                             (["2002-02-16T14:30:01.000000+09:00 mx p[1]: x"], False)):
-        probe = syslog.ProbeYears(date(2002, 2, 16))
+        probe = stamps.ProbeYears(date(2002, 2, 16))
         syslog.frame_lines(pl.Series(lines), 1, probe, "Asia/Tokyo")
         assert probe.saw_yearless is yearless

@@ -236,7 +236,7 @@ PyObject *after_keys(PyObject *self, PyObject *args) {
 }
 
 /* bsd_stamps(views, bufs, month, dom, sod) -> bool
- * The fields of BSD stamps that begin each string (syslog._FIXED_BSD: "Mmm dd hh:mm:ss ", the
+ * The fields of BSD stamps that begin each string (stamps._FIXED_BSD: "Mmm dd hh:mm:ss ", the
  * month's name in any case, the day with a space or a 0 before one digit): month 1-12, day
  * of the month (unchecked), and seconds of the day (-1: not a time of day, as strptime reads
  * %H:%M:%S). False as soon as a string is not of that form (parse_stamps then reads them its
