@@ -26,6 +26,7 @@ PyObject *exim_heads(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < r.n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p = t, *q;
+        prefetch_text(r.views, j, r.n, r.bufs);
         memset(&qid[j], 0, 16); memset(&flag[j], 0, 16);
         qid_ok[j] = flag_ok[j] = 0;
         if (p < end && *p == '[') { /* \[[0-9]+\] */
@@ -153,6 +154,7 @@ PyObject *exim_fields(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *v = NULL, *e, *w;
+        prefetch_text(r.views, j, r.n, r.bufs);
         uint8_t acc = 0;
         for (const uint8_t *p = t; p < end; p++) acc |= *p;
         wide[j] = acc >> 7;

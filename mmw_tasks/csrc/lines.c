@@ -76,6 +76,7 @@ PyObject *scan_runs(PyObject *self, PyObject *args) {
         int32_t len = r.views[j].len;
         if (len <= 12) { ok = 0; break; }
         const uint8_t *t = text_of(&r.views[j], r.bufs);
+        prefetch_text(r.views, j, r.n, r.bufs);
         uint8_t acc = 0;
         for (int32_t k = 0; k < len; k++) acc |= t[k];
         if (acc & 0x80) { ok = 0; break; }
@@ -121,6 +122,7 @@ PyObject *scan_headers(PyObject *self, PyObject *args) {
         int32_t len = line->len;
         if (len < at) { flags = -1; break; }
         const uint8_t *t = text_of(line, r.bufs), *rest = t + at, *end = t + len;
+        prefetch_text(r.views, j, r.n, r.bufs);
         int32_t rlen = len - at, sp = -1, c = -1, b = -1; /* first " ", ": ", "[" in the rest */
         for (int32_t k = 0; k < rlen; k++) {
             uint8_t ch = rest[k];
@@ -170,6 +172,7 @@ PyObject *all_ascii(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < r.n && !(acc & 0x80); j++) {
         const uint8_t *t = text_of(&r.views[j], r.bufs);
+        prefetch_text(r.views, j, r.n, r.bufs);
         for (int32_t k = 0; k < r.views[j].len; k++) acc |= t[k];
     }
     Py_END_ALLOW_THREADS
@@ -220,6 +223,7 @@ PyObject *after_keys(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len;
+        prefetch_text(r.views, j, r.n, r.bufs);
         for (Py_ssize_t i = 0; i < nk; i++) {
             view_t *o = &out[i * n + j];
             const uint8_t *p = line->len >= klen[i] ? memmem(t, (size_t)line->len, key[i], (size_t)klen[i]) : NULL;
@@ -253,6 +257,7 @@ PyObject *bsd_stamps(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < r.n && ok; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs);
+        prefetch_text(r.views, j, r.n, r.bufs);
         ok = line->len >= 16;
         for (int k = 0; k < 16 && ok; k++) {
             uint8_t ch = t[k];

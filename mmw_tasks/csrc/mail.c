@@ -30,6 +30,7 @@ PyObject *pop_logins(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < r.n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p, *q;
+        prefetch_text(r.views, j, r.n, r.bufs);
         memset(&f1[j], 0, 16); memset(&f2[j], 0, 16); memset(&f3[j], 0, 16);
         ok1[j] = ok2[j] = ok3[j] = 0;
         kind[j] = 0;
@@ -97,7 +98,7 @@ static PyObject *heads(PyObject *args, head_fn fn, const char *name) {
     for (Py_ssize_t j = 0; j < r.n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs);
-        if (j + 8 < r.n) __builtin_prefetch(text_of(&r.views[j + 8], r.bufs));
+        prefetch_text(r.views, j, r.n, r.bufs);
         memset(&qid[j], 0, 16);
         qid_ok[j] = 0;
         kind[j] = fn(line, t, t + line->len, &qid[j], &qid_ok[j], &body[j]);
@@ -224,6 +225,7 @@ PyObject *postfix_to(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p, *q;
+        prefetch_text(r.views, j, r.n, r.bufs);
         if (starts(t, end, "to=")) {
             p = t + 3;
             if (p < end && *p == '<') p++;
@@ -274,6 +276,7 @@ PyObject *relay_fields(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < r.n && ok; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *p;
+        prefetch_text(r.views, j, r.n, r.bufs);
         memset(&host[j], 0, 16); memset(&ip[j], 0, 16);
         host_ok[j] = ip_ok[j] = 0;
         for (p = t; p < end && !is_space(*p) && *p != '['; p++) {

@@ -117,6 +117,7 @@ PyObject *sendmail_from(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len;
+        prefetch_text(r.views, j, r.n, r.bufs);
         span_t sender, size, nrcpts, relay;
         const uint8_t *at[3];
         if (!starts(t, end, "from=") || !ascii_only(t, end)) continue;
@@ -153,6 +154,7 @@ PyObject *sendmail_to(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len, *at[6];
+        prefetch_text(r.views, j, r.n, r.bufs);
         span_t rcpt = {t + 3, NULL}, dom, mailer, relay, stat;
         if (!starts(t, end, "to=") || !ascii_only(t, end)) continue;
         keys_at_commas(t, end, keys, 6, at);
@@ -189,6 +191,7 @@ PyObject *sendmail_reject(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < n; j++) {
         const view_t *line = &r.views[j];
         const uint8_t *t = text_of(line, r.bufs), *end = t + line->len;
+        prefetch_text(r.views, j, r.n, r.bufs);
         span_t rcpt = {NULL, NULL}, dom, reason = {NULL, end};
         if (!ascii_only(t, end)) continue;
         for (int with_angle = 1; with_angle >= 0 && reason.p == NULL; with_angle--) {
