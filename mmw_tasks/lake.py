@@ -75,7 +75,7 @@ def write_frame(df: pl.DataFrame, path: Path) -> Path:
 class StreamingPart:
     """A Parquet part written batch by batch (bounded memory), moved into place on close.
 
-    Batches are written as given, not sorted (docs/analysts.md, "Row order"): converted to Arrow
+    Batches are written as given, not sorted (data_lake/README.md, "Row order"): converted to Arrow
     and written by a background thread, so that the next batch's parsing overlaps this one's
     writing (polars and pyarrow release the GIL). At most `depth` batches wait (one: a second
     raised the peak memory of a 5M-line sendmail parse by 55 MB and its speed by nothing); an

@@ -2,6 +2,7 @@
 
 A batch is one Arrow string-view array over one read buffer (no copy per line), and bounded in
 bytes, so memory stays flat whatever the file's size; a damaged archive names itself.
+`prefetched` reads ahead in a thread; `bslice` slices such lines by byte offsets.
 """
 
 from __future__ import annotations

@@ -76,8 +76,8 @@ def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
 
 def finish(parts: list[pl.DataFrame], schema: dict = EVENT_SCHEMA) -> pl.DataFrame:
     """Stack event frames of different kinds into `schema` (absent columns are null, PER_BATCH
-    columns left out), kind by kind: `in_file_order` sorts them (ingest's Parquet writer does it
-    in its own thread)."""
+    columns left out), kind by kind. ingest writes them so (data_lake/README.md, "Row order");
+    `in_file_order` sorts them for parse_lines."""
     schema = {c: t for c, t in schema.items() if c not in PER_BATCH}
     parts = [p.select([c for c in schema if c in p.columns]) for p in parts if p.height]
     if not parts:

@@ -1,5 +1,5 @@
-"""Syslog timestamps into times: every stamp form mmw reads, the years of year-less (BSD) stamps,
-local time to UTC across DST.
+"""Syslog timestamps into times: every stamp form mmw reads, the anchors that give year-less (BSD)
+stamps their year (years.py finds a file's years), local time to UTC across DST.
 
 A busy log has thousands of lines a second but one stamp text per second, so stamps are read once
 per *run* of equal stamps (`run_heads`, `stamp_runs`), by arithmetic for BSD stamps and by slices

@@ -15,8 +15,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mmw_tasks import lake, rawlines, report, report_html
-from mmw_tasks.config import load_site
+from mmw_tasks import ingest, lake, rawlines, report, report_html
+from mmw_tasks import sql as sqlfiles
+from mmw_tasks.config import load_site, site_from_dict
 
 DAY = "2002-02-16"  # the klez_site day with the outbreak
 
@@ -151,6 +152,23 @@ def test_raw_lines_from_plain_and_gzip_files(tmp_path):
                                (str(tmp_path / "gone"), 3)])
     assert got == {(str(plain), 1): "line 1", (str(plain), 4321): "line 4321", (str(gz), 5000): "line 5000",
                    (str(gz), 7000): None, (str(tmp_path / "gone"), 3): None}
+
+
+def test_a_host_logged_under_two_names_as_often_gets_the_earlier(tmp_path):
+    """The reverse name the report prints for a host is the name it was logged under most; on a
+    tie the earlier one, wherever the parser put the rows (a sender that is not ASCII takes
+    the expression path, whose rows come after the kernel's in the batch)."""
+    site = site_from_dict({"site": {"name": "t", "timezone": "UTC", "lake": "lake", "local_domains": ["example.jp"]},
+                           "servers": [{"name": "mx", "role": "mail", "format": "sendmail", "source": "mx*"}]},
+                          tmp_path / "site.toml")
+    tail = "size=321, class=0, nrcpts=1, msgid=<x@y>, proto=ESMTP, daemon=MTA, relay={} [192.0.2.8]"
+    lines = ["Feb 16 09:00:00 mx sendmail[1]: g1G1000000001: from=<t\u00e4ro@example.jp>, " + tail.format("a.example.jp"),
+             "Feb 16 14:00:00 mx sendmail[1]: g1G1000000002: from=<jiro@example.jp>, " + tail.format("b.example.jp")]
+    (tmp_path / "mx").write_text("\n".join(lines) + "\n")
+    ingest.parse_server_day(site, site.servers[0], date(2002, 2, 16), [tmp_path / "mx"])
+    con = lake.connect(site.lake)
+    names = sqlfiles.query(con, "report/reverse_names", {"day": date(2002, 2, 16), "client_ips": ["192.0.2.8"]})
+    assert names.fetchall() == [("192.0.2.8", "a.example.jp")]
 
 
 def _fits_lake(tmp_path: Path, m_s: list[float]) -> Path:

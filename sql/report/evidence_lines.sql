@@ -2,7 +2,7 @@
 -- deferred deliveries to $domain (a deferred_surge), else the mail servers' DNS queries between
 -- $start and $end (a dns_anomaly). File and line number; the report reads the text back.
 (
-    select
+    select distinct  -- a deferred list of recipients is one line
         file,
         line_no,
         'to' as event,
@@ -16,7 +16,7 @@
         and recipient_domain = $domain::varchar
         and ts >= $start::timestamptz
         and ts < $end::timestamptz
-    order by ts, line_no
+    order by ts, file, line_no
     limit $limit
 )
 union all
@@ -33,7 +33,7 @@ union all
         and list_contains($mail_server_ips::varchar[], client_ip)
         and ts >= $start::timestamptz
         and ts < $end::timestamptz
-    order by ts, line_no
+    order by ts, file, line_no
     limit $limit
 )
-order by ts, line_no
+order by ts, file, line_no

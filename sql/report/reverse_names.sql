@@ -1,8 +1,8 @@
 -- reverse_names: the name sendmail logged for each client host of the day (relay=name [ip]),
--- the most frequent one when a host was logged under several.
+-- the most frequent one when a host was logged under several (a tie: the earliest logged).
 select
     client_ip,
-    mode(relay_host) as reverse_name
+    mode(relay_host order by ts, file, line_no) as reverse_name
 from mail_events
 where
     day = $day

@@ -33,7 +33,7 @@ ranked as (
 names as (
     select
         client_ip,
-        mode(relay_host) as reverse_name
+        mode(relay_host order by ts, file, line_no) as reverse_name
     from mail_events
     where day = $day and event = 'from' and client_ip is not null
     group by client_ip

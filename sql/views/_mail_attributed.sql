@@ -1,16 +1,18 @@
 -- mail_attributed(d): the local day d's from=, to= and reject lines, each with the sender and the
--- client host of its message. A to= line or a "User unknown" rejection joins its from= by queue id,
+-- client host of its message. A to= line or a "User unknown" rejection joins its from= by queue id
+-- (on the same server; a message's first from= when a queue id has several),
 -- so a worm's refused recipients land on the host that sent them even when its senders are forged;
 -- a reject without a queue id (Postfix NOQUEUE) names its client itself.
 create or replace macro mail_attributed(d) as table
 with senders as (
     select
+        server,
         queue_id,
-        any_value(sender) as sender,
-        any_value(client_ip) as client_ip
+        any_value(sender order by ts, file, line_no) as sender,
+        any_value(client_ip order by ts, file, line_no) as client_ip
     from mail_events
     where day = d and event = 'from' and queue_id is not null
-    group by queue_id
+    group by server, queue_id
 )
 
 select
@@ -18,5 +20,5 @@ select
     coalesce(e.sender, s.sender) as msg_sender,
     coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as host_ip
 from mail_events as e
-left join senders as s using (queue_id)
+left join senders as s using (server, queue_id)
 where e.day = d and e.event in ('from', 'to', 'reject');
