@@ -30,11 +30,6 @@ _QID_HEAD = r"^[A-Za-z0-9]{7,20}(?:\[[0-9]+\])?: "  # what kernels.sendmail_head
 _RCPTS = r"^to=(.*?),? (?:\[more\]|ctladdr=|delay=)"  # "a,b" ; "[more]" marks a list cut in two
 
 
-def field(expr: pl.Expr, key: str, value: str = r"[^,]*") -> pl.Expr:
-    """The value of ", key=value" (one short capture; a whole-line regex costs ten times more)."""
-    return expr.str.extract(f", {key}=({value})", 1)
-
-
 def sendmail_status(stat: pl.Expr, dsn: pl.Expr) -> pl.Expr:
     """sent, deferred, user_unknown, queued or bounced, from stat= (or dsn= when stat= is absent)."""
     return (pl.when(stat.str.starts_with("Sent")).then(pl.lit("sent"))
