@@ -9,7 +9,7 @@ COPY --chown=airflow:root requirements.lock /opt/mmw/requirements.lock
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/mmw/requirements.lock
 
 # mmw itself, editable so mmw_tasks finds /opt/mmw/sql; gives the `mmw` command too. Its kernels
-# (mmw_tasks/csrc/*.c) are compiled at install: the image's Python has its headers, gcc is added.
+# (mmw_tasks/parse/csrc/*.c) are compiled at install: the image's Python has its headers, gcc is added.
 USER root
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && apt-get clean && rm -rf /var/lib/apt/lists/*

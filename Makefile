@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): requirements.lock pyproject.toml $(wildcard mmw_tasks/csrc/*.[ch])
+$(STAMP): requirements.lock pyproject.toml $(wildcard mmw_tasks/parse/csrc/*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
@@ -36,4 +36,4 @@ lock:  ## re-resolve requirements.lock from requirements.in
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
 
 clean:  ## remove the venv, demo output and local Airflow home
-	rm -rf $(VENV) .airflow demo mmw_tasks/*.so
+	rm -rf $(VENV) .airflow demo mmw_tasks/parse/*.so

@@ -20,7 +20,7 @@ def scan(path: str) -> None:
     stamps): once per file, before any parse; `mmw parse` of a file not fetched skips it."""
     from pathlib import Path
 
-    from mmw_tasks import manifest
+    from mmw_tasks.fetch import manifest
 
     t0 = time.perf_counter()
     entry, _ = manifest.scan_file(Path(path), "Asia/Tokyo")

@@ -124,7 +124,8 @@ def build_daily(site: DagSite):
         def parse(fetched: dict) -> dict:
             from mmw_tasks import pipeline
 
-            return pipeline.parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"])
+            return pipeline.parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"],
+                                  fetched.get("years"))
 
         @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
         def settle(jobs: list, ti=None) -> dict:

@@ -162,8 +162,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
             return 1
         print(f"airflow dags test mmw_daily ({d}): success in {time.monotonic() - t0:.0f}s")
     from mmw_tasks.config import load_site
-    from mmw_tasks.report import report_dir
-    from mmw_tasks.trends_report import page_path as trends_page
+    from mmw_tasks.report.model import report_dir
+    from mmw_tasks.report.trends import page_path as trends_page
 
     site = load_site(toml)
     last = report_dir(site, days[-1])
@@ -223,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mmw_tasks.logfiles import LogFileError
-    from mmw_tasks.sources import SourceError
+    from mmw_tasks.fetch.sources import SourceError
+    from mmw_tasks.parse.logfiles import LogFileError
 
     args = build_parser().parse_args(argv)
     try:

@@ -5,6 +5,7 @@ Every error names the file and the key, so `mmw` can exit 2 with a one-line reas
 
 from __future__ import annotations
 
+import posixpath
 import re
 import tomllib
 import zoneinfo
@@ -295,8 +296,6 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
             raise ConfigError(f"{sw}: key 'name' repeats another server's name")
         source = _get(s, "source", sw, str)
         if source.startswith("sftp://"):
-            from mmw_tasks.sftp import parse_sftp_url
-
             try:
                 parse_sftp_url(source)
             except ValueError as e:
@@ -464,3 +463,52 @@ def _networks(nets: tuple[str, ...], where: str) -> tuple[str, ...]:
             raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network "
                               "like 10.1.0.0/16") from None
     return nets
+
+
+# -- sftp:// sources --------------------------------------------------------------------------------
+SFTP_URL = re.compile(
+    r"^sftp://(?:(?P<user>[^@:/]+)(?::(?P<password>[^@/]*))?@)?"
+    r"(?P<host>\[[^\]]+\]|[^:/\[\]]+)(?::(?P<port>\d+))?(?P<path>/.*)$"
+)
+@dataclass(frozen=True)
+class SftpSource:
+    user: str | None
+    host: str
+    port: int
+    directory: str
+    pattern: str  # a glob of file names in `directory`
+
+    @property
+    def where(self) -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+    def url(self, name: str | None = None) -> str:
+        return f"sftp://{self.where}{posixpath.join(self.directory, name or self.pattern)}"
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+def parse_sftp_url(url: str) -> SftpSource:
+    """`sftp://user@host:port/path/glob`; a password in the URL is refused (ValueError)."""
+    m = SFTP_URL.match(url)
+    if not m:
+        raise ValueError(f"{url!r} is not like sftp://user@host:port/var/log/maillog*")
+    if m.group("password") is not None:
+        raise ValueError(
+            "a password does not belong in the config file; use connection_id (Airflow) "
+            "or an SSH key/agent (CLI)"
+        )
+    directory, pattern = posixpath.split(m.group("path"))
+    if any(c in directory for c in "*?["):
+        raise ValueError(f"{url!r}: only the file name may hold wildcards, not the directory")
+    if not pattern:
+        raise ValueError(f"{url!r}: the path must end in a file name or glob")
+    return SftpSource(
+        user=m.group("user"),
+        host=m.group("host").strip("[]"),
+        port=int(m.group("port") or 22),
+        directory=directory or "/",
+        pattern=pattern,
+    )

@@ -20,9 +20,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
-from polars import CompatLevel
 import pyarrow as pa
 import pyarrow.parquet as pq
+from polars import CompatLevel
 
 from mmw_tasks import sql as sqlfiles
 

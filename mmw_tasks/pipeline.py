@@ -12,10 +12,15 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from mmw_tasks import detect, ingest, lake, report, sources, trends_report
+from mmw_tasks import lake
 from mmw_tasks.config import Site, load_site
-from mmw_tasks.sources import SourceError
-from mmw_tasks.stamps import local_day_bounds
+from mmw_tasks.detect import day as detect
+from mmw_tasks.fetch import sources
+from mmw_tasks.fetch.sources import SourceError
+from mmw_tasks.parse import ingest
+from mmw_tasks.parse.stamps import local_day_bounds
+from mmw_tasks.report import build as report
+from mmw_tasks.report import trends as trends_report
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
 
@@ -46,12 +51,19 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: dict | 
     site, d = _site_day(config, day)
     got = sources.fetch_for_day(site, _server(site, server), d, credentials)
     return {"server": server, "day": str(d), "files": [str(p) for p in got.files],
-            "pulled": got.pulled, "gaps": got.gaps}
+            "pulled": got.pulled, "gaps": got.gaps, "years": got.years}
 
 
-def parse(config: str | Path, server: str, day: str | date, files: list[str]) -> dict:
+def parse(config: str | Path, server: str, day: str | date, files: list[str],
+          years: dict[str, list] | None = None) -> dict:
+    """Parse a server's files for the day; `years`: what fetch found of each file's years (else
+    what the manifest knows of them)."""
     site, d = _site_day(config, day)
-    return ingest.parse_server_day(site, _server(site, server), d, [Path(f) for f in files])
+    srv = _server(site, server)
+    paths = [Path(f) for f in files]
+    if years is None:
+        years = sources.known_years(site, srv, d, paths)
+    return ingest.parse_server_day(site, srv, d, paths, years)
 
 
 def _params(site: Site, d: date) -> dict:
@@ -155,7 +167,7 @@ def deliver(config: str | Path, day: str | date) -> dict:
     site, d = _site_day(config, day)
     if site.report.email is None:
         return {"day": str(d), "sent": False}
-    from mmw_tasks import deliver as mail
+    from mmw_tasks.report import deliver as mail
 
     return {"sent": True, **mail.send_report(site, d)}
 
@@ -192,7 +204,7 @@ def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -
     for s in site.servers:
         try:
             fetched = fetch(config, s.name, d)
-            out["servers"][s.name] = parse(config, s.name, d, fetched["files"])
+            out["servers"][s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
         except Exception as e:
             if site.on_missing_server == "fail":
                 raise

@@ -130,7 +130,7 @@ class WebhookNotifier(BaseNotifier):
         return f"{scheme}://{c.host}{f':{c.port}' if c.port else ''}/{(c.schema or '').lstrip('/')}"
 
     def notify(self, context) -> None:
-        from mmw_tasks.notify import post_json
+        from mmw_tasks.report.notify import post_json
 
         post_json(self.target(), self.message, timeout=self.timeout)
 
@@ -199,7 +199,7 @@ class MmwNotifier(BaseNotifier):
                    webhook_conn_id=n.webhook_conn_id, incident_kinds=n.incident_kinds)
 
     def message(self, context) -> dict | None:
-        from mmw_tasks import notify
+        from mmw_tasks.report import notify
 
         day = _day_of_run(context, self.timezone)
         dag = context.get("dag")
@@ -223,7 +223,7 @@ class MmwNotifier(BaseNotifier):
     @staticmethod
     def _report_path(context, day: str | None) -> Path | None:
         from mmw_tasks.config import load_site
-        from mmw_tasks.report import report_dir
+        from mmw_tasks.report.build import report_dir
 
         jobs = _jobs(context)
         config = (jobs[0]["config"] if jobs else None) or (context.get("params") or {}).get("config")
@@ -242,7 +242,7 @@ class MmwNotifier(BaseNotifier):
         if self.email:
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-            from mmw_tasks.notify import as_html
+            from mmw_tasks.report.notify import as_html
 
             channels.append(SmtpNotifier(to=list(self.email), from_email=self.email_from,
                                          subject=msg["subject"], html_content=as_html(msg),

@@ -43,8 +43,8 @@ def sample_block(title_part: str) -> list[str]:
 
 def frame(lines: list[str], day: date = date(2002, 2, 16), tz: str = "UTC") -> pl.DataFrame:
     """Lines as the parsers receive them from ingest (framed, repeats expanded, tagged)."""
-    from mmw_tasks.stamps import YearAnchor, to_utc
-    from mmw_tasks.syslog import expand_repeats, frame_lines
+    from mmw_tasks.parse.stamps import YearAnchor, to_utc
+    from mmw_tasks.parse.syslog import expand_repeats, frame_lines
 
     framed = frame_lines(pl.Series("line", lines), 1, YearAnchor(day))
     return to_utc(expand_repeats(framed, {}), tz).with_columns(

@@ -223,9 +223,9 @@ def simulated_servers(toml: Path) -> list[ServerLog]:
     import polars as pl
 
     from mmw_tasks.config import load_site
-    from mmw_tasks.logfiles import iter_line_batches
-    from mmw_tasks.sources import local_entries, years_for
-    from mmw_tasks.syslog import frame_lines
+    from mmw_tasks.fetch.sources import local_entries, years_for
+    from mmw_tasks.parse.logfiles import iter_line_batches
+    from mmw_tasks.parse.syslog import frame_lines
 
     site = load_site(toml)
     out = []

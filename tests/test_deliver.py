@@ -15,7 +15,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from mmw_tasks import pipeline
 from mmw_tasks.config import ConfigError, load_site
-from mmw_tasks.report import report_dir
+from mmw_tasks.report.model import report_dir
 
 DAY = "2002-02-16"
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mmw_tasks import lake, outbreak, pipeline
-from mmw_tasks.classify import classify
+from mmw_tasks import lake, pipeline
 from mmw_tasks.config import Thresholds
+from mmw_tasks.detect import outbreak
+from mmw_tasks.detect.classify import classify
 from mmw_tasks.simulate import simulate_site
 
 TH = Thresholds()

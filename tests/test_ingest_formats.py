@@ -13,8 +13,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from mmw_tasks import ingest, logfiles, parse_postfix
 from mmw_tasks.config import Server, site_from_dict
+from mmw_tasks.parse import ingest, logfiles
+from mmw_tasks.parse import postfix as parse_postfix
 
 DAY = date(2024, 3, 5)
 
@@ -206,7 +207,7 @@ def test_parse_lines_has_every_format():
 def test_non_ascii_lines_keep_their_fields():
     """Fields are cut at byte offsets: a line with UTF-8 before them (an SMTPUTF8 address, a
     remote reply in Japanese) gives the same fields as its ASCII twin, in every mail format."""
-    from mmw_tasks.ingest import parse_lines
+    from mmw_tasks.parse.ingest import parse_lines
 
     pf = ("Feb 16 10:00:00 mx postfix/smtp[1]: ABCDE12345: to=<{r}>, relay=mx.example.jp[192.0.2.9]:25, "
           "delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 {t})")

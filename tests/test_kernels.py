@@ -1,4 +1,4 @@
-"""The compiled kernels (mmw_tasks/csrc/) against the regexes they stand for."""
+"""The compiled kernels (mmw_tasks/parse/csrc/) against the regexes they stand for."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import polars as pl
 import pytest
 from conftest import sample_block
 
-from mmw_tasks import kernels, parse_pop
+from mmw_tasks.parse import kernels
+from mmw_tasks.parse import pop as parse_pop
 
 POP_MESSAGES = [
     '(v4.0.9) POP login by user "nick" at (host.example) 74.125.46.35 [pop_log.c:244]',
@@ -89,7 +90,7 @@ SENDMAIL_MESSAGES = [
 
 
 def test_sendmail_head_kernel_reads_what_the_regexes_read():
-    from mmw_tasks import parse_mail
+    from mmw_tasks.parse import sendmail as parse_mail
 
     msg = pl.Series("msg", SENDMAIL_MESSAGES)
     got = parse_mail._heads(pl.DataFrame({"msg": msg}))
@@ -140,7 +141,7 @@ POSTFIX_MESSAGES = [
 
 
 def test_postfix_head_kernel_reads_what_the_regexes_read():
-    from mmw_tasks import parse_postfix as pp
+    from mmw_tasks.parse import postfix as pp
 
     msg = pl.Series("msg", POSTFIX_MESSAGES)
     got = pp.heads(pl.DataFrame({"msg": msg}))
@@ -165,7 +166,7 @@ def test_pop_logins_the_kernel_leaves_go_through_the_full_patterns():
     gives its user, address, host and service; a login line no pattern reads is malformed."""
     from datetime import datetime
 
-    from mmw_tasks.parse_util import BASE
+    from mmw_tasks.parse.fields import BASE
 
     lines = [("popper", '(v4.0.9) POP login by user "Nick" at (host.example) 74.125.46.35 [pop_log.c:244]'),
              ("dovecot", "pop3-login: Info: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.6, lip=10.0.0.1"),
@@ -200,7 +201,7 @@ def test_pop_logins_read_by_the_kernel_alone_are_lower_cased_and_unmapped(prog, 
     every login the kernel reads (parse_pop then skips what would change nothing)."""
     from datetime import datetime
 
-    from mmw_tasks.parse_util import BASE
+    from mmw_tasks.parse.fields import BASE
 
     plain = ("popper", '(v4.0.9) POP login by user "x" at (h) 10.0.0.9')
     rows = pl.DataFrame({"ts": [datetime(2002, 2, 16)] * 2, "line_no": [1, 2], "copy": [0, 0], "repeat": [False] * 2,
@@ -222,7 +223,7 @@ EXIM_MESSAGES = [
 
 
 def test_exim_head_kernel_reads_what_the_regexes_read():
-    from mmw_tasks import parse_exim as px
+    from mmw_tasks.parse import exim as px
 
     msg = pl.Series("msg", EXIM_MESSAGES)
     got = px.heads(pl.DataFrame({"msg": msg}))
@@ -253,8 +254,8 @@ POSTFIX_TO_BODIES = [
 
 def test_postfix_to_kernel_reads_what_the_finds_and_slices_read():
     """kernels.postfix_to against the polars code it replaced (finds, slices, the recipient regex)."""
-    from mmw_tasks import parse_postfix as pp
-    from mmw_tasks.parse_util import addr, bslice
+    from mmw_tasks.parse import postfix as pp
+    from mmw_tasks.parse.fields import addr, bslice
 
     got = pp._to_fields(pl.DataFrame({"body": POSTFIX_TO_BODIES}))
     body, sl = pl.col("body"), bslice
@@ -299,7 +300,7 @@ EXIM_DELIVERIES = [
 
 @pytest.mark.parametrize("to", [False, True])
 def test_exim_field_kernel_reads_what_the_regexes_read(to):
-    from mmw_tasks import parse_exim as px
+    from mmw_tasks.parse import exim as px
 
     bodies = EXIM_DELIVERIES if to else EXIM_ARRIVALS
     got = px._fields(pl.DataFrame({"body": bodies}), to)
@@ -317,7 +318,7 @@ def test_exim_field_kernel_reads_what_the_regexes_read(to):
 def test_postfix_to_reads_a_reply_that_is_not_ascii_after_the_status_word():
     """The finds and slices this kernel replaced stopped the whole batch with "invalid utf8" when
     a character that is not ASCII followed the status word's space (a byte offset cut it)."""
-    from mmw_tasks import parse_postfix as pp
+    from mmw_tasks.parse import postfix as pp
 
     got = pp._to_fields(pl.DataFrame({"body": ["to=<a@b>, relay=x, status=bounced \u2003(x)",
                                                "to=<a@b>, relay=x, status=bounced (ünïcode reply)"]}))
@@ -363,7 +364,7 @@ SENDMAIL_TO_BODIES = [
 def test_sendmail_field_kernels_read_what_the_expressions_read(to):
     """kernels.sendmail_from/_to against parse_mail's expressions (its path for the lines they
     leave): the same fields on every line they read, and they leave the odd ones."""
-    from mmw_tasks import parse_mail as pm
+    from mmw_tasks.parse import sendmail as pm
 
     cases = SENDMAIL_TO_BODIES if to else SENDMAIL_FROM_BODIES
     rows = pl.DataFrame({"line_no": range(len(cases)), "copy": [0] * len(cases), "body": [b for b, _ in cases]})
@@ -390,7 +391,7 @@ SENDMAIL_REJECTS = [  # (body, read by the kernel)
 def test_sendmail_reject_kernel_reads_what_the_regex_reads():
     """kernels.sendmail_reject against parse_mail._REJECT (with addr and domain after it) on the
     lines it reads; it leaves the others, which the regex reads (or finds no match in)."""
-    from mmw_tasks import parse_mail as pm
+    from mmw_tasks.parse import sendmail as pm
 
     rows = pl.DataFrame({"line_no": range(len(SENDMAIL_REJECTS)), "body": [b for b, _ in SENDMAIL_REJECTS]})
     fast, found = kernels.sendmail_reject(rows["body"])
@@ -411,7 +412,7 @@ RELAYS = ["mx1.mobile.ne.jp. [198.18.0.4]", "mx.example[203.0.113.9]:25", "[IPv6
 def test_relay_kernel_reads_what_host_of_and_ip_of_read():
     """kernels.relay_fields against parse_util.host_of and ip_of; a relay whose host has a capital
     or that is not ASCII makes it decline the batch (the expressions read it)."""
-    from mmw_tasks.parse_util import host_of, ip_of, relays
+    from mmw_tasks.parse.fields import host_of, ip_of, relays
 
     values = pl.Series("r", RELAYS)
     host, ip = kernels.relay_fields(values)

@@ -12,7 +12,8 @@ from conftest import ROOT
 from notify_sinks import SmtpSink, WebhookSink
 from test_sql_minisite import copy_minisite
 
-from mmw_tasks import notify, pipeline
+from mmw_tasks import pipeline
+from mmw_tasks.report import notify
 
 sys.path.insert(0, str(ROOT / "plugins"))
 

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from conftest import frame, sample_block
 
-from mmw_tasks.parse_dns import parse_iplog
-from mmw_tasks.parse_mail import parse_mail
+from mmw_tasks.parse.dns import parse_iplog
+from mmw_tasks.parse.sendmail import parse_mail
 
 
 def events_of(lines, day=date(1996, 6, 13)):

@@ -15,9 +15,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mmw_tasks import ingest, lake, rawlines, report, report_html
+from mmw_tasks import lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import load_site, site_from_dict
+from mmw_tasks.parse import ingest, rawlines
+from mmw_tasks.report import build as report
+from mmw_tasks.report import html as report_html
 
 DAY = "2002-02-16"  # the klez_site day with the outbreak
 

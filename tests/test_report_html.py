@@ -14,8 +14,8 @@ import pytest
 from conftest import ROOT
 
 from mmw_tasks.config import load_site
-from mmw_tasks.report import report_dir
-from mmw_tasks.trends_report import page_path
+from mmw_tasks.report.model import report_dir
+from mmw_tasks.report.trends import page_path
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from mmw_tasks.config import Server
-from mmw_tasks.ingest import parse_lines
+from mmw_tasks.parse.ingest import parse_lines
 
 SAMPLES = Path(__file__).parent / "data" / "sample-lines.txt"
 HDR = "Feb 16 10:00:00 mx "

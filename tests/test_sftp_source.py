@@ -17,7 +17,7 @@ from sftp_server import PASSWORD, USER, LoopbackSFTPServer
 
 from mmw_tasks import pipeline
 from mmw_tasks.config import ConfigError, load_site
-from mmw_tasks.sources import SourceError
+from mmw_tasks.fetch.sources import SourceError
 
 START = date(2002, 2, 15)
 DAYS = [START + timedelta(days=i) for i in range(3)]
@@ -165,7 +165,7 @@ def test_cut_connection_is_retried_and_leaves_no_partial_file(remote, tmp_path):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_transfer_that_keeps_failing_leaves_nothing_half_pulled(remote, tmp_path, monkeypatch):
-    from mmw_tasks import sftp
+    from mmw_tasks.fetch import sftp
 
     site = make_site(START, 1, seed=15, per_day=400)
     toml = _sftp_site(remote, site, tmp_path / "site")

@@ -16,9 +16,11 @@ import duckdb
 import pytest
 from logsite import bsd_line, count_truth, day_totals, iso_line, make_site, site_toml, write_scheme
 
-from mmw_tasks import ingest, lake, manifest, pipeline
-from mmw_tasks.logfiles import LogFileError
-from mmw_tasks.sources import SourceError
+from mmw_tasks import lake, pipeline
+from mmw_tasks.fetch import manifest
+from mmw_tasks.fetch.sources import SourceError
+from mmw_tasks.parse import ingest
+from mmw_tasks.parse.logfiles import LogFileError
 
 START = date(2001, 12, 30)
 DAYS = [START + timedelta(days=i) for i in range(4)]  # 2001-12-30 .. 2002-01-02
@@ -228,7 +230,7 @@ def test_year_less_stamps_after_dated_ones_take_the_files_years_without_a_fetch(
     year (RFC 3339) and whose later ones do not (BSD, 13 months, Feb 16 twice): the year-less
     lines still take the file's own years, so 2001-02-16 counts only its own lines."""
     if batch_bytes:  # the dated lines fill the first batches, the year-less ones come later
-        monkeypatch.setattr("mmw_tasks.logfiles.BATCH_BYTES", batch_bytes)
+        monkeypatch.setattr("mmw_tasks.parse.logfiles.BATCH_BYTES", batch_bytes)
     text = "1dns iplog[312]: UDP: dgram to domain from 10.1.0.25:1024 (38 data bytes)"
     t, out, stamps = datetime(2001, 1, 10, 8, 0), [], []
     while t < datetime(2002, 3, 1):
@@ -276,7 +278,7 @@ def _iplog_file(tmp_path: Path, start: datetime, end: datetime, mtime: datetime)
 def test_years_found_while_reading_a_file_across_new_year(tmp_path, monkeypatch):
     """A file not scanned beforehand (no fetch), in many batches, whose stamps lack years and
     cross a new year: its years are found while it is read, and each day gets its own lines."""
-    monkeypatch.setattr("mmw_tasks.logfiles.BATCH_BYTES", 2048)
+    monkeypatch.setattr("mmw_tasks.parse.logfiles.BATCH_BYTES", 2048)
     toml, path, stamps = _iplog_file(tmp_path, datetime(2001, 12, 20), datetime(2002, 1, 12), datetime(2002, 1, 12, 1))
     for d in (date(2001, 12, 31), date(2002, 1, 1), date(2002, 1, 11)):
         assert pipeline.parse(toml, "1dns", d, [str(path)])["rows"] == stamps.count(d), d
@@ -287,10 +289,10 @@ def test_a_file_whose_later_lines_move_its_years_is_read_again_with_a_scan(tmp_p
     (January) would be placed next to the run's day, in the following year; the whole file puts
     it in its own year. The read-time years fail their check at the end, and the day is parsed
     again after a scan: December 15 counts its own lines, once."""
-    from mmw_tasks.logfiles import iter_line_batches
-    from mmw_tasks.sources import OnlineYears
+    from mmw_tasks.parse.logfiles import iter_line_batches
+    from mmw_tasks.parse.years import OnlineYears
 
-    monkeypatch.setattr("mmw_tasks.logfiles.BATCH_BYTES", 2048)
+    monkeypatch.setattr("mmw_tasks.parse.logfiles.BATCH_BYTES", 2048)
     toml, path, stamps = _iplog_file(tmp_path, datetime(2001, 1, 1), datetime(2002, 1, 1), datetime(2002, 1, 1, 0, 30))
     online = OnlineYears(path, "UTC", date(2001, 12, 15))
     for first_no, lines in iter_line_batches(path):

@@ -187,7 +187,7 @@ def test_scheduler_forks_tasks_with_mmw_preloaded(stack):
 def test_trends_dag_follows_the_daily_trends_asset(stack, site):
     """The daily runs leave the trends page to mmw_trends, which the daily_trends asset triggers."""
     from mmw_tasks.config import load_site
-    from mmw_tasks.trends_report import page_path
+    from mmw_tasks.report.trends import page_path
 
     page = page_path(load_site(site))
 

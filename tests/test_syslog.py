@@ -11,8 +11,9 @@ import pytest
 from conftest import frame
 from test_sql_minisite import DAY, copy_minisite
 
-from mmw_tasks import logfiles, pipeline, stamps, syslog, years
+from mmw_tasks import pipeline
 from mmw_tasks.config import load_site
+from mmw_tasks.parse import logfiles, stamps, syslog, years
 
 
 def test_year_follows_the_run_day_across_new_year():

@@ -12,10 +12,11 @@ import polars as pl
 import pytest
 from logsite import day_totals, make_site, site_toml, write_scheme
 
-from mmw_tasks import kernels, pipeline, stamps, syslog
-from mmw_tasks.stamps import FileYears, YearAnchor
-from mmw_tasks.syslog import frame_lines
-from mmw_tasks.years import StampScan
+from mmw_tasks import pipeline
+from mmw_tasks.parse import kernels, stamps, syslog
+from mmw_tasks.parse.stamps import FileYears, YearAnchor
+from mmw_tasks.parse.syslog import frame_lines
+from mmw_tasks.parse.years import StampScan
 
 FEB_16 = YearAnchor(date(2002, 2, 16))
 

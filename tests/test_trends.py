@@ -17,7 +17,7 @@ from conftest import OUTBREAK_DAYS, SIXTY_START
 from mmw_tasks import lake, pipeline
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import load_site
-from mmw_tasks.trends_report import page_path
+from mmw_tasks.report.trends import page_path
 
 DAYS = [SIXTY_START + timedelta(days=k) for k in range(60)]
 

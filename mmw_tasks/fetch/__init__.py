@@ -1,0 +1,1 @@
+"""Fetch: each server's rotated log files for a day, local or pulled over SFTP into the raw area, and the manifest that remembers them."""

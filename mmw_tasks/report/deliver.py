@@ -1,0 +1,68 @@
+"""Mail a day's report through an SMTP server ([report.email] in the site config).
+
+A plain function, so `mmw run`, an Airflow notifier or a cron job can all call it. The body is
+report.md as text with report.html as its HTML alternative, and report.json attached. The
+password, when the server wants one, is read from the environment variable the config names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import ssl
+from datetime import date
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from mmw_tasks.config import ConfigError, EmailSettings, Site
+from mmw_tasks.report.model import ATTENTION, report_dir
+
+
+def subject(prefix: str, rep: dict) -> str:
+    found = sum(i["kind"] in ATTENTION for i in rep["incidents"])
+    what = f"{found} incident(s) need attention" if found else "no incidents"
+    drift = rep.get("history", {}).get("drift", [])
+    tail = f", drift in {', '.join(drift)}" if drift else ""
+    return f"{prefix} {rep['site']} {rep['day']}: {what}{tail}"
+
+
+def message(site: Site, day: date | str, email: EmailSettings) -> EmailMessage:
+    folder = report_dir(site, day)
+    rep = json.loads((folder / "report.json").read_text())
+    msg = EmailMessage()
+    msg["Subject"] = subject(email.subject_prefix, rep)
+    msg["From"] = email.sender
+    msg["To"] = ", ".join(email.to)
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid(domain=email.sender.rpartition("@")[2] or None)
+    msg.set_content((folder / "report.md").read_text())
+    msg.add_alternative((folder / "report.html").read_text(), subtype="html")
+    msg.add_attachment((folder / "report.json").read_bytes(), maintype="application", subtype="json",
+                       filename=f"mmw-{rep['site']}-{rep['day']}.json")
+    return msg
+
+
+def send_report(site: Site, day: date | str, email: EmailSettings | None = None) -> dict:
+    """Send the day's report; returns who it went to. Raises on SMTP errors (the caller decides)."""
+    email = email or site.report.email
+    if email is None:
+        raise ConfigError(f"{site.config_path}: no [report.email] table: nowhere to send the report")
+    password = None
+    if email.password_env:
+        password = os.environ.get(email.password_env)
+        if password is None:
+            raise ConfigError(f"{site.config_path}: [report.email] key 'password_env': the environment "
+                              f"variable {email.password_env} is not set")
+    msg = message(site, day, email)
+    context = ssl.create_default_context()
+    smtp_class = smtplib.SMTP_SSL if email.ssl else smtplib.SMTP
+    kwargs = {"context": context} if email.ssl else {}
+    with smtp_class(email.host, email.port, timeout=email.timeout, **kwargs) as smtp:
+        if email.starttls and not email.ssl:
+            smtp.starttls(context=context)
+        if email.username:
+            smtp.login(email.username, password or "")
+        refused = smtp.send_message(msg)
+    return {"day": str(day), "to": [a for a in email.to if a not in refused], "refused": sorted(refused),
+            "subject": msg["Subject"]}
