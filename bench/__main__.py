@@ -33,8 +33,15 @@ from bench.gen import DAY, ROLE
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench_out"
 FORMATS = ("sendmail", "postfix", "exim", "iplog", "bind", "dnsmasq", "unbound")
-GREP_LITERAL = {"sendmail": "from=", "postfix": "status=", "exim": " <= ", "iplog": "dgram to domain",
-                "bind": ": query: ", "dnsmasq": "query[", "unbound": " info: "}
+GREP_LITERAL = {
+    "sendmail": "from=",
+    "postfix": "status=",
+    "exim": " <= ",
+    "iplog": "dgram to domain",
+    "bind": ": query: ",
+    "dnsmasq": "query[",
+    "unbound": " info: ",
+}
 TARGET = 1_000_000  # lines/s, the issue's target for every format
 SLOW_RUN = 30.0  # seconds: above this, one run is enough (keeps make bench near 20 minutes)
 
@@ -42,22 +49,31 @@ SLOW_RUN = 30.0  # seconds: above this, one run is enough (keeps make bench near
 def write_log(root: Path, fmt: str, n: int, gz: bool = False) -> Path:
     """bench.gen.write_log in a process of its own: on Linux a child's peak RSS starts from its
     parent's at fork, so the measuring parent must stay small."""
-    r = subprocess.run([sys.executable, "-m", "bench.gen", str(root), fmt, str(n), *(["gz"] if gz else [])],
-                       cwd=ROOT, capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.gen", str(root), fmt, str(n), *(["gz"] if gz else [])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return Path(r.stdout.strip().splitlines()[-1])
 
 
 def site_toml(name: str, fmt: str, path: Path) -> Path:
     """A one-server site (plus a placeholder server of the other role) for one bench file."""
-    other = ('[[servers]]\nname = "none"\nrole = "mail"\nformat = "sendmail"\nsource = "none/*"\n'
-             if ROLE[fmt] == "dns" else
-             '[[servers]]\nname = "none"\nrole = "dns"\nformat = "bind"\nsource = "none/*"\n'
-             'mail_server_ips = ["10.1.0.25"]\n')
+    other = (
+        '[[servers]]\nname = "none"\nrole = "mail"\nformat = "sendmail"\nsource = "none/*"\n'
+        if ROLE[fmt] == "dns"
+        else '[[servers]]\nname = "none"\nrole = "dns"\nformat = "bind"\nsource = "none/*"\n'
+        'mail_server_ips = ["10.1.0.25"]\n'
+    )
     ips = 'mail_server_ips = ["10.1.0.25"]\n' if ROLE[fmt] == "dns" else ""
-    text = (f'[site]\nname = "bench"\ntimezone = "Asia/Tokyo"\nlake = "{OUT / "lake"}"\n'
-            f'local_domains = ["example.ac.jp"]\ninterval = "10m"\n\n'
-            f'[[servers]]\nname = "{name}"\nrole = "{ROLE[fmt]}"\nformat = "{fmt}"\nsource = "{path}"\n{ips}\n'
-            f"{other}")
+    text = (
+        f'[site]\nname = "bench"\ntimezone = "Asia/Tokyo"\nlake = "{OUT / "lake"}"\n'
+        f'local_domains = ["example.ac.jp"]\ninterval = "10m"\n\n'
+        f'[[servers]]\nname = "{name}"\nrole = "{ROLE[fmt]}"\nformat = "{fmt}"\nsource = "{path}"\n{ips}\n'
+        f"{other}"
+    )
     p = OUT / "sites" / f"{name}.toml"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text)
@@ -69,8 +85,13 @@ def run_child(code_root: Path, config: Path, server: str, path: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code_root)}
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "child.py"), str(config), server,
-                              DAY.isoformat(), str(path)], stdout=subprocess.PIPE, stderr=err, env=env, cwd=OUT)
+        p = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "child.py"), str(config), server, DAY.isoformat(), str(path)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            cwd=OUT,
+        )
         out = p.stdout.read()
         p.stdout.close()
         _, status, usage = os.wait4(p.pid, 0)
@@ -88,14 +109,23 @@ def run_child(code_root: Path, config: Path, server: str, path: Path) -> dict:
 
 def scan_seconds(path: Path) -> float:
     """The manifest scan of `path` (what fetch does once per new file), in a child."""
-    r = subprocess.run([sys.executable, str(ROOT / "bench" / "child.py"), "--scan", str(path)],
-                       capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=OUT)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "child.py"), "--scan", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=OUT,
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def grep_seconds(path: Path, literal: str, runs: int) -> tuple[float, int]:
-    cmd = (f"gzip -dc {path} | grep -c -F -- '{literal}'" if path.name.endswith(".gz")
-           else f"grep -c -F -- '{literal}' {path}")
+    cmd = (
+        f"gzip -dc {path} | grep -c -F -- '{literal}'"
+        if path.name.endswith(".gz")
+        else f"grep -c -F -- '{literal}' {path}"
+    )
     times, count = [], 0
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -113,8 +143,14 @@ def measure(code_root: Path, fmt: str, path: Path, runs: int, name: str) -> dict
         results += [run_child(code_root, config, name, path) for _ in range(runs - 1)]
     secs = statistics.median(r["seconds"] for r in results)
     cpu = statistics.median(r["cpu"] - r["import_seconds"] for r in results)
-    return {**first, "seconds": secs, "cpu": cpu, "runs": len(results), "peak_mb": max(r["peak_mb"] for r in results),
-            "all_seconds": [round(r["seconds"], 2) for r in results]}
+    return {
+        **first,
+        "seconds": secs,
+        "cpu": cpu,
+        "runs": len(results),
+        "peak_mb": max(r["peak_mb"] for r in results),
+        "all_seconds": [round(r["seconds"], 2) for r in results],
+    }
 
 
 def raw_bytes(path: Path) -> int:
@@ -203,7 +239,9 @@ def our_totals(server: str) -> dict:
 
 # -- the table ----------------------------------------------------------------------------------
 def fmt_row(cells: list, widths: list[int]) -> str:
-    return "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "  ".join(
+        str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
 
 
 def main() -> int:
@@ -220,8 +258,11 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     shutil.rmtree(OUT / "lake", ignore_errors=True)
     started = time.perf_counter()
-    print(f"mmw bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
-          f"files of {a.lines:,} lines under {OUT}", flush=True)
+    print(
+        f"mmw bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
+        f"files of {a.lines:,} lines under {OUT}",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     jobs = []  # (label, fmt, path)
@@ -243,16 +284,27 @@ def main() -> int:
         g_secs, g_count = grep_seconds(path, GREP_LITERAL[fmt], a.runs)
         s_secs = scan_seconds(path)
         mb = raw_bytes(path) / 1e6
-        row = {"label": label, "fmt": fmt, "path": path, "lines": res["lines_read"], "mb": mb,
-               "disk_mb": path.stat().st_size / 1e6, "res": res, "grep": g_secs, "grep_count": g_count,
-               "scan": s_secs}
+        row = {
+            "label": label,
+            "fmt": fmt,
+            "path": path,
+            "lines": res["lines_read"],
+            "mb": mb,
+            "disk_mb": path.stat().st_size / 1e6,
+            "res": res,
+            "grep": g_secs,
+            "grep_count": g_count,
+            "scan": s_secs,
+        }
         if ref_root is not None:
             row["base"] = run_child(ref_root, site_toml(name, fmt, path), name, path)
         rows.append(row)
-        print(f"  {label:12s} {res['lines_read'] / res['seconds']:>12,.0f} lines/s  {mb / res['seconds']:7.1f} MB/s  "
-              f"peak {res['peak_mb']:6.0f} MB  runs {res['all_seconds']}  grep {g_secs:.2f} s"
-              + (f"  baseline {row['base']['lines_read'] / row['base']['seconds']:,.0f} lines/s" if ref_root else ""),
-              flush=True)
+        print(
+            f"  {label:12s} {res['lines_read'] / res['seconds']:>12,.0f} lines/s  {mb / res['seconds']:7.1f} MB/s  "
+            f"peak {res['peak_mb']:6.0f} MB  runs {res['all_seconds']}  grep {g_secs:.2f} s"
+            + (f"  baseline {row['base']['lines_read'] / row['base']['seconds']:,.0f} lines/s" if ref_root else ""),
+            flush=True,
+        )
 
     pf = None
     if not a.no_pflogsumm and "postfix" in formats:
@@ -268,25 +320,51 @@ def main() -> int:
     lin_rows = []
     for n, path in lin:
         done = next((r for r in rows if r["path"] == path), None)  # the postfix file measured above
-        res = done["res"] if done else measure(ROOT, "postfix", path, a.runs if n <= a.lines else 1,
-                                               f"postfix_{n // 1_000_000}M")
+        res = (
+            done["res"]
+            if done
+            else measure(ROOT, "postfix", path, a.runs if n <= a.lines else 1, f"postfix_{n // 1_000_000}M")
+        )
         lin_rows.append((n, path, res))
-        print(f"  postfix {n // 1_000_000:>3d}M  {res['lines_read'] / res['seconds']:>12,.0f} lines/s  "
-              f"{res['seconds']:.1f} s  peak {res['peak_mb']:.0f} MB", flush=True)
+        print(
+            f"  postfix {n // 1_000_000:>3d}M  {res['lines_read'] / res['seconds']:>12,.0f} lines/s  "
+            f"{res['seconds']:.1f} s  peak {res['peak_mb']:.0f} MB",
+            flush=True,
+        )
 
     # -- print the table -------------------------------------------------------------------------
     print()
-    head = ["file", "lines", "MB", "lines/s", "MB/s", "lines/CPU-s", "peak MB", "runs", "grep -c s", "x grep",
-            "scan lines/s"]
+    head = [
+        "file",
+        "lines",
+        "MB",
+        "lines/s",
+        "MB/s",
+        "lines/CPU-s",
+        "peak MB",
+        "runs",
+        "grep -c s",
+        "x grep",
+        "scan lines/s",
+    ]
     if ref_root is not None:
         head += [f"lines/s @{a.baseline}", "speed-up"]
     table = []
     for r in rows:
         res = r["res"]
-        cells = [r["label"], f"{r['lines']:,}", f"{r['mb']:.0f}", f"{r['lines'] / res['seconds']:,.0f}",
-                 f"{r['mb'] / res['seconds']:.1f}", f"{r['lines'] / res['cpu']:,.0f}", f"{res['peak_mb']:.0f}",
-                 res["runs"], f"{r['grep']:.2f}",
-                 f"{res['seconds'] / r['grep']:.1f}", f"{r['lines'] / r['scan']:,.0f}"]
+        cells = [
+            r["label"],
+            f"{r['lines']:,}",
+            f"{r['mb']:.0f}",
+            f"{r['lines'] / res['seconds']:,.0f}",
+            f"{r['mb'] / res['seconds']:.1f}",
+            f"{r['lines'] / res['cpu']:,.0f}",
+            f"{res['peak_mb']:.0f}",
+            res["runs"],
+            f"{r['grep']:.2f}",
+            f"{res['seconds'] / r['grep']:.1f}",
+            f"{r['lines'] / r['scan']:,.0f}",
+        ]
         if ref_root is not None:
             b = r["base"]
             cells += [f"{b['lines_read'] / b['seconds']:,.0f}", f"{b['seconds'] / res['seconds']:.1f}"]
@@ -296,11 +374,13 @@ def main() -> int:
     print(fmt_row(["-" * w for w in widths], widths))
     for cells in table:
         print(fmt_row(cells, widths))
-    print("lines/s, MB/s: lines (uncompressed bytes) parsed into Parquet per second, median of the runs, in a fresh\n"
-          "process (imports excluded); lines/CPU-s: per second of CPU (user+sys, all threads; this machine is shared,\n"
-          "so wall time includes waiting for a core); peak MB: the process's maximum RSS; x grep: our time / grep -c's\n"
-          "on the same file (gzip -dc | grep -c for .gz); scan lines/s: the manifest scan fetch makes once of each new\n"
-          "file (content hash, span, years), one run, not part of the parse (a file parsed without a fetch skips it).")
+    print(
+        "lines/s, MB/s: lines (uncompressed bytes) parsed into Parquet per second, median of the runs, in a fresh\n"
+        "process (imports excluded); lines/CPU-s: per second of CPU (user+sys, all threads; this machine is shared,\n"
+        "so wall time includes waiting for a core); peak MB: the process's maximum RSS; x grep: our time / grep -c's\n"
+        "on the same file (gzip -dc | grep -c for .gz); scan lines/s: the manifest scan fetch makes once of each new\n"
+        "file (content hash, span, years), one run, not part of the parse (a file parsed without a fetch skips it)."
+    )
     met = [r["label"] for r in rows if r["lines"] / r["res"]["seconds"] >= TARGET]
     missed = [r["label"] for r in rows if r["label"] not in met]
     print(f"target {TARGET:,} lines/s: met by {', '.join(met) or 'none'}; not by {', '.join(missed) or 'none'}")
@@ -308,15 +388,21 @@ def main() -> int:
     if lin_rows:
         print("\nlinearity (postfix, plain):")
         for n, _, res in lin_rows:
-            print(f"  {n:>12,} lines  {res['seconds']:7.2f} s  {res['lines_read'] / res['seconds']:>12,.0f} lines/s  "
-                  f"{res['seconds'] / n * 1e6:.3f} s per 1M lines  peak {res['peak_mb']:.0f} MB")
+            print(
+                f"  {n:>12,} lines  {res['seconds']:7.2f} s  {res['lines_read'] / res['seconds']:>12,.0f} lines/s  "
+                f"{res['seconds'] / n * 1e6:.3f} s per 1M lines  peak {res['peak_mb']:.0f} MB"
+            )
     if pf:
         ours, theirs = pf["ours"], pf["theirs"]
         pr = next(r for r in rows if r["label"] == "postfix")
-        print(f"\npflogsumm on {pf['path'].name}: {pf['secs']:.1f} s = {pr['lines'] / pf['secs']:,.0f} lines/s "
-              f"(we are {pf['secs'] / pr['res']['seconds']:.1f}x faster)")
-        print("  count       pflogsumm        mmw  agree   (mmw: from with a client=; to sent; to deferred; "
-              "to bounced or user_unknown; reject)")
+        print(
+            f"\npflogsumm on {pf['path'].name}: {pf['secs']:.1f} s = {pr['lines'] / pf['secs']:,.0f} lines/s "
+            f"(we are {pf['secs'] / pr['res']['seconds']:.1f}x faster)"
+        )
+        print(
+            "  count       pflogsumm        mmw  agree   (mmw: from with a client=; to sent; to deferred; "
+            "to bounced or user_unknown; reject)"
+        )
         ok = True
         for k in ("received", "delivered", "deferrals", "bounced", "rejected"):
             same = theirs[k] == ours[k]

@@ -37,9 +37,19 @@ def main() -> None:
     t0 = time.perf_counter()
     out = pipeline.parse(config, server, day, [path])
     t1 = time.perf_counter()
-    print(json.dumps({"seconds": t1 - t0, "import_seconds": t0 - t_import, "rows": out["rows"],
-                      "lines_read": out["lines_read"], "parsed": out["parsed"], "ignored": out["ignored"],
-                      "malformed": out["malformed"]}))
+    print(
+        json.dumps(
+            {
+                "seconds": t1 - t0,
+                "import_seconds": t0 - t_import,
+                "rows": out["rows"],
+                "lines_read": out["lines_read"],
+                "parsed": out["parsed"],
+                "ignored": out["ignored"],
+                "malformed": out["malformed"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,23 @@ _MON = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 # format -> (simulator style, host log, stamp form)
 SOURCES = {
-    "sendmail": ("2002", "1mx", "bsd"), "iplog": ("2002", "1dns", "bsd"),
-    "postfix": ("modern", "1mx", "iso"), "bind": ("modern", "1dns", "iso"),
-    "dnsmasq": ("modern", "1dns", "iso"), "unbound": ("modern", "1dns", "iso"),
+    "sendmail": ("2002", "1mx", "bsd"),
+    "iplog": ("2002", "1dns", "bsd"),
+    "postfix": ("modern", "1mx", "iso"),
+    "bind": ("modern", "1dns", "iso"),
+    "dnsmasq": ("modern", "1dns", "iso"),
+    "unbound": ("modern", "1dns", "iso"),
     "exim": ("modern", "1mx", "iso"),
 }
-ROLE = {"sendmail": "mail", "postfix": "mail", "exim": "mail",
-        "iplog": "dns", "bind": "dns", "dnsmasq": "dns", "unbound": "dns"}
+ROLE = {
+    "sendmail": "mail",
+    "postfix": "mail",
+    "exim": "mail",
+    "iplog": "dns",
+    "bind": "dns",
+    "dnsmasq": "dns",
+    "unbound": "dns",
+}
 
 
 def _read(path: Path) -> list[str]:
@@ -90,8 +100,11 @@ def _dnsmasq(bodies: list[str]) -> list[str]:
             continue
         host, ip, _, _, name, qt = m.groups()
         out.append(f"{host} dnsmasq[611]: query[{qt}] {name} from {ip}")
-        out.append(f"{host} dnsmasq[611]: forwarded {name} to 192.0.2.1" if i % 3 else
-                   f"{host} dnsmasq[611]: cached {name} is 198.18.{i % 200}.{i % 250 + 1}")
+        out.append(
+            f"{host} dnsmasq[611]: forwarded {name} to 192.0.2.1"
+            if i % 3
+            else f"{host} dnsmasq[611]: cached {name} is 198.18.{i % 200}.{i % 250 + 1}"
+        )
     return out
 
 
@@ -144,7 +157,7 @@ def _exim(bodies: list[str]) -> list[str]:
             if qid in ids:  # a retry: Exim logs nothing for it
                 continue
             eid = ids[qid] = f"{_b62(len(ids) * 7919 + 1013800000, 6)}-{_b62(int(pid), 6)}-{_b62(len(ids), 2)}"
-            sender = rest[6:rest.index(">")] or "<>"
+            sender = rest[6 : rest.index(">")] or "<>"
             size = rest.split("size=")[1].split(",")[0]
             h = f" H={clients[qid]}" if qid in clients else " U=Debian-exim"
             out.append(f"{tag} {eid} <= {sender}{h} P=esmtp S={size} id={msgids.get(qid, qid)}")
@@ -152,18 +165,23 @@ def _exim(bodies: list[str]) -> list[str]:
             eid = ids.get(qid)
             if eid is None:
                 continue
-            rcpt = rest[4:rest.index(">")]
+            rcpt = rest[4 : rest.index(">")]
             status = rest.split("status=")[1].split(" ")[0]
             relay = rest.split("relay=")[1].split(",")[0]
             if status == "sent":
-                how = ("R=local_user T=local_delivery" if relay == "local" else
-                       f"R=dnslookup T=remote_smtp H={relay.split('[')[0]} [{relay.split('[')[1].split(']')[0]}]")
+                how = (
+                    "R=local_user T=local_delivery"
+                    if relay == "local"
+                    else f"R=dnslookup T=remote_smtp H={relay.split('[')[0]} [{relay.split('[')[1].split(']')[0]}]"
+                )
                 out.append(f'{tag} {eid} => {rcpt} {how} C="250 OK"')
             elif status == "deferred":
                 out.append(f"{tag} {eid} == {rcpt} R=dnslookup T=remote_smtp defer (110): Connection timed out")
             else:
-                out.append(f"{tag} {eid} ** {rcpt} R=dnslookup T=remote_smtp: SMTP error from remote mail server "
-                           f"after RCPT TO:<{rcpt}>: 554 5.0.0 Service unavailable")
+                out.append(
+                    f"{tag} {eid} ** {rcpt} R=dnslookup T=remote_smtp: SMTP error from remote mail server "
+                    f"after RCPT TO:<{rcpt}>: 554 5.0.0 Service unavailable"
+                )
         elif rest == "removed":
             if qid in ids:
                 out.append(f"{tag} {ids[qid]} Completed")
@@ -230,8 +248,16 @@ def write_log(root: Path, fmt: str, n_lines: int, gz: bool = False) -> Path:
             stamp = stamps.gather(usec // 1_000_000)
             df = pl.DataFrame({"s": stamp, "b": body, "u": usec % 1_000_000})
             if form == "iso":
-                line = pl.concat_str([pl.col("s"), pl.lit("."), pl.col("u").cast(pl.String).str.zfill(6),
-                                      pl.lit("+09:00 "), pl.col("b"), pl.lit("\n")])
+                line = pl.concat_str(
+                    [
+                        pl.col("s"),
+                        pl.lit("."),
+                        pl.col("u").cast(pl.String).str.zfill(6),
+                        pl.lit("+09:00 "),
+                        pl.col("b"),
+                        pl.lit("\n"),
+                    ]
+                )
             else:
                 line = pl.concat_str([pl.col("s"), pl.lit(" "), pl.col("b"), pl.lit("\n")])
             fh.write(df.select(line.str.join("")).item().encode())

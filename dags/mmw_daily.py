@@ -55,11 +55,17 @@ def sftp_credentials(config: str, server: str) -> dict | None:
         v = extra.get(key, default)
         return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
 
-    return {"username": conn.login or None, "password": conn.password or None,
-            "key_file": extra.get("key_file"), "private_key": extra.get("private_key"),
-            "passphrase": extra.get("private_key_passphrase"), "host_key": extra.get("host_key"),
-            "known_hosts": extra.get("known_hosts"), "allow_agent": flag("allow_agent", False),
-            "look_for_keys": flag("look_for_keys", False)}
+    return {
+        "username": conn.login or None,
+        "password": conn.password or None,
+        "key_file": extra.get("key_file"),
+        "private_key": extra.get("private_key"),
+        "passphrase": extra.get("private_key_passphrase"),
+        "host_key": extra.get("host_key"),
+        "known_hosts": extra.get("known_hosts"),
+        "allow_agent": flag("allow_agent", False),
+        "look_for_keys": flag("look_for_keys", False),
+    }
 
 
 def _assets(site: DagSite, stage: str) -> list[Asset]:
@@ -88,28 +94,35 @@ def build_daily(site: DagSite):
             "day": Param(None, type=["null", "string"], description="local day YYYY-MM-DD to (re)process"),
             "force": Param(False, type="boolean", description="redo the day even if its report exists"),
         },
-        default_args={"owner": "mmw", "retries": 0,
-                      "on_failure_callback": [on_failure] if on_failure else []},
+        default_args={"owner": "mmw", "retries": 0, "on_failure_callback": [on_failure] if on_failure else []},
         tags=["mmw", site.name],
         doc_md=__doc__,
     )
     def mmw_daily():
         @task
-        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None,
-                    run_after=None) -> list:
+        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None) -> list:
             """The day to work on, as one job per server (what fetch is mapped over)."""
             from mmw_tasks import pipeline
 
             automated = str(getattr(dag_run.run_type, "value", dag_run.run_type)) in ("scheduled", "backfill")
-            run = pipeline.resolve_run(params["config"], params.get("day"), logical_date or run_after,
-                                       data_interval_start if automated else None)
+            run = pipeline.resolve_run(
+                params["config"],
+                params.get("day"),
+                logical_date or run_after,
+                data_interval_start if automated else None,
+            )
             if not params.get("force") and pipeline.is_done(run["config"], run["day"]):
-                raise AirflowSkipException(f"{run['day']} is done already (report and trend row in the "
-                                           "lake); set the force param to redo it")
+                raise AirflowSkipException(
+                    f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
+                )
             return [{**run, "server": name} for name in run["servers"]]
 
-        @task(retries=sched.fetch_retries, retry_delay=sched.fetch_retry_delay,
-              retry_exponential_backoff=True, max_retry_delay=sched.fetch_max_retry_delay)
+        @task(
+            retries=sched.fetch_retries,
+            retry_delay=sched.fetch_retry_delay,
+            retry_exponential_backoff=True,
+            max_retry_delay=sched.fetch_max_retry_delay,
+        )
         def fetch(job: dict) -> dict:
             from mmw_tasks import pipeline
 
@@ -124,8 +137,9 @@ def build_daily(site: DagSite):
         def parse(fetched: dict) -> dict:
             from mmw_tasks import pipeline
 
-            return pipeline.parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"],
-                                  fetched.get("years"))
+            return pipeline.parse(
+                fetched["config"], fetched["server"], fetched["day"], fetched["files"], fetched.get("years")
+            )
 
         @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
         def settle(jobs: list, ti=None) -> dict:

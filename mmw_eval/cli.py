@@ -43,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         names = a.sites.split(",")
         unknown = set(names) - {s.name for s in specs}
         if unknown:
-            p.error(
-                f"unknown site(s) {', '.join(sorted(unknown))}; the suite has "
-                f"{', '.join(s.name for s in specs)}"
-            )
+            p.error(f"unknown site(s) {', '.join(sorted(unknown))}; the suite has {', '.join(s.name for s in specs)}")
         specs = [s for s in specs if s.name in names]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,8 +36,7 @@ def run_site(spec: SiteSpec, out: Path) -> dict:
         pipeline.run_day(toml, d, log=lambda m: None)
         con = lake.connect(where / "data_lake")
         inc = con.sql(
-            'select kind, start, "end", sender, client_ip, domain, score, evidence from incidents '
-            "where day = $day",
+            'select kind, start, "end", sender, client_ip, domain, score, evidence from incidents where day = $day',
             params={"day": d},
         ).pl()
         run = con.sql("select baseline from detect_runs where day = $day", params={"day": d}).fetchone()

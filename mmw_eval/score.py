@@ -71,8 +71,7 @@ def match_day(day: dict) -> tuple[list[dict], list[dict]]:
 
 def is_infected(item: dict) -> bool:
     return item["kind"] == "mmw_suspect" or (
-        item["kind"] == "dns_anomaly"
-        and (item.get("variant") == "smtp_engine" or item.get("source") == "client")
+        item["kind"] == "dns_anomaly" and (item.get("variant") == "smtp_engine" or item.get("source") == "client")
     )
 
 

@@ -32,8 +32,7 @@ def _day(text: str) -> date:
 def cmd_simulate(a: argparse.Namespace) -> int:
     from mmw_tasks.simulate import simulate_site
 
-    toml = simulate_site(Path(a.out), a.start, a.days, scenario=a.scenario, seed=a.seed, style=a.style,
-                         scale=a.scale)
+    toml = simulate_site(Path(a.out), a.start, a.days, scenario=a.scenario, seed=a.seed, style=a.style, scale=a.scale)
     print(toml)
     return 0
 
@@ -50,8 +49,7 @@ def _progress(i: int, n: int, label: str, t0: float) -> None:
     width = 30
     filled = int(width * i / max(n, 1))
     rate = (time.monotonic() - t0) / max(i, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {label} "
-                     f"(~{rate * (n - i):.0f}s left)   ")
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {label} (~{rate * (n - i):.0f}s left)   ")
     sys.stderr.flush()
 
 
@@ -107,8 +105,13 @@ def cmd_sql(a: argparse.Namespace) -> int:
 
     df = rel.pl()
     # DuckDB's sum() of integers is a HUGEINT/DECIMAL: show it as the number it is
-    df = df.with_columns([pl.col(c).cast(pl.Int64 if t.scale == 0 else pl.Float64)
-                          for c, t in df.schema.items() if isinstance(t, pl.Decimal)])
+    df = df.with_columns(
+        [
+            pl.col(c).cast(pl.Int64 if t.scale == 0 else pl.Float64)
+            for c, t in df.schema.items()
+            if isinstance(t, pl.Decimal)
+        ]
+    )
     if a.format == "csv":
         sys.stdout.write(df.write_csv())
     elif a.format == "json":
@@ -128,8 +131,7 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the timetable and notifiers
         # the DAGs' tasks import mmw_tasks from the same checkout as the DAG files
         # ...and config/ holds airflow_local_settings.py, which preloads them into the scheduler
-        "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT / "config"), str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "config"), str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -154,8 +156,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
     for d in days:
         conf = json.dumps({"config": str(toml), "day": str(d)})
         t0 = time.monotonic()
-        r = subprocess.run([airflow, "dags", "test", "mmw_daily", f"{d + timedelta(days=1)}T06:30:00+09:00",
-                            "-c", conf], env=env, capture_output=True, text=True)
+        r = subprocess.run(
+            [airflow, "dags", "test", "mmw_daily", f"{d + timedelta(days=1)}T06:30:00+09:00", "-c", conf],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
             print(f"airflow dags test mmw_daily failed for {d}", file=sys.stderr)
@@ -169,8 +175,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
     last = report_dir(site, days[-1])
     rep = json.loads((last / "report.json").read_text())
     for i in rep["incidents"]:
-        print(f"  {i['kind']:15s} {i.get('client_ip') or i.get('domain') or i.get('sender')}  "
-              f"{i['start']} .. {i['end']}  score {i['score']}")
+        print(
+            f"  {i['kind']:15s} {i.get('client_ip') or i.get('domain') or i.get('sender')}  "
+            f"{i['start']} .. {i['end']}  score {i['score']}"
+        )
     print(f"report: {last / 'report.html'}")
     print(f"report: {last / 'report.json'}")
     print(f"trends: {trends_page(site)}")
@@ -185,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--start", required=True, type=_day)
     s.add_argument("--days", required=True, type=int)
-    s.add_argument("--scenario", default="klez",
-                   help="a scenario for every day, or one per day comma-separated (the last repeats)")
+    s.add_argument(
+        "--scenario", default="klez", help="a scenario for every day, or one per day comma-separated (the last repeats)"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--style", choices=["2002", "modern"], default="2002")
     s.add_argument("--scale", type=float, default=1.0, help="multiply all traffic volumes")

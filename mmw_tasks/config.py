@@ -194,8 +194,9 @@ def parse_interval(text: str) -> timedelta:
     if not m:
         raise ValueError(f"interval {text!r} is not like '10m', '1h' or '300s'")
     n, unit = int(m.group(1)), m.group(2)
-    td = {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n),
-          "h": timedelta(hours=n)}[unit]
+    td = {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n)}[
+        unit
+    ]
     if td < timedelta(minutes=1) or timedelta(days=1) % td:
         raise ValueError(f"interval {text!r} must be at least 1 minute and divide a day evenly")
     return td
@@ -207,8 +208,9 @@ def parse_duration(text: str) -> timedelta:
     if not m:
         raise ValueError(f"duration {text!r} is not like '30s', '5m' or '1h'")
     n, unit = int(m.group(1)), m.group(2)
-    return {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n),
-            "h": timedelta(hours=n)}[unit]
+    return {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n)}[
+        unit
+    ]
 
 
 def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any = ...) -> Any:
@@ -300,13 +302,20 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
                 parse_sftp_url(source)
             except ValueError as e:
                 raise ConfigError(f"{sw}: key 'source': {e}") from None
-        servers.append(Server(name=name, role=role, format=fmt, source=source,
-                              mail_server_ips=ips,
-                              connection_id=_get(s, "connection_id", sw, str, None),
-                              known_hosts=_path_key(s, "known_hosts", sw, base),
-                              identity_file=_path_key(s, "identity_file", sw, base)))
+        servers.append(
+            Server(
+                name=name,
+                role=role,
+                format=fmt,
+                source=source,
+                mail_server_ips=ips,
+                connection_id=_get(s, "connection_id", sw, str, None),
+                known_hosts=_path_key(s, "known_hosts", sw, base),
+                identity_file=_path_key(s, "identity_file", sw, base),
+            )
+        )
     if not any(s.role == "mail" for s in servers):
-        raise ConfigError(f"{path}: no [[servers]] with role = \"mail\"")
+        raise ConfigError(f'{path}: no [[servers]] with role = "mail"')
 
     allow = raw.get("allow", {})
     return Site(
@@ -379,11 +388,15 @@ def _schedule(raw: dict[str, Any], path: Path) -> Schedule:
     if start and end and end < start:
         raise ConfigError(f"{w}: key 'end' ({end}) is before 'start' ({start})")
     sched = Schedule(
-        run_at=run_at, start=start, end=end, catchup=_get(t, "catchup", w, bool, d.catchup),
+        run_at=run_at,
+        start=start,
+        end=end,
+        catchup=_get(t, "catchup", w, bool, d.catchup),
         max_active_runs=_get(t, "max_active_runs", w, int, d.max_active_runs),
         fetch_retries=_get(t, "fetch_retries", w, int, d.fetch_retries),
         fetch_retry_delay=_duration_key(t, "fetch_retry_delay", w, d.fetch_retry_delay),
-        fetch_max_retry_delay=_duration_key(t, "fetch_max_retry_delay", w, d.fetch_max_retry_delay))
+        fetch_max_retry_delay=_duration_key(t, "fetch_max_retry_delay", w, d.fetch_max_retry_delay),
+    )
     if sched.max_active_runs < 1 or sched.fetch_retries < 0:
         raise ConfigError(f"{w}: keys 'max_active_runs' (>= 1) and 'fetch_retries' (>= 0) are out of range")
     return sched
@@ -397,11 +410,14 @@ def _notify(raw: dict[str, Any], path: Path) -> Notify:
     if webhook is not None and not webhook.startswith(("http://", "https://")):
         raise ConfigError(f"{w}: key 'webhook' must be an http(s) URL, got {webhook!r}")
     return Notify(
-        email=email, email_from=_get(t, "email_from", w, str, None),
-        smtp_conn_id=_get(t, "smtp_conn_id", w, str, d.smtp_conn_id), webhook=webhook,
+        email=email,
+        email_from=_get(t, "email_from", w, str, None),
+        smtp_conn_id=_get(t, "smtp_conn_id", w, str, d.smtp_conn_id),
+        webhook=webhook,
         webhook_conn_id=_get(t, "webhook_conn_id", w, str, None),
         on_failure=_get(t, "on_failure", w, bool, d.on_failure),
-        incident_kinds=_get(t, "incident_kinds", w, tuple, d.incident_kinds))
+        incident_kinds=_get(t, "incident_kinds", w, tuple, d.incident_kinds),
+    )
 
 
 def _number(table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
@@ -423,18 +439,32 @@ def report_settings(raw: Any, path: Path) -> ReportSettings:
     for key in raw:
         if key != "email" and not hasattr(d, key):
             raise ConfigError(f"{w}: unknown key '{key}'")
-    nums = {k: _number(raw, k, w, type(getattr(d, k)), getattr(d, k))
-            for k in ("history_days", "band_k", "band_floor", "min_history", "top_sources", "raw_lines")}
+    nums = {
+        k: _number(raw, k, w, type(getattr(d, k)), getattr(d, k))
+        for k in ("history_days", "band_k", "band_floor", "min_history", "top_sources", "raw_lines")
+    }
     email = raw.get("email")
     if email is not None:
         we = f"{path}: [report.email]"
         if not isinstance(email, dict):
             raise ConfigError(f"{we} must be a table")
         if "password" in email:
-            raise ConfigError(f"{we}: key 'password' is not allowed: put the password in an environment "
-                              "variable and name it with 'password_env'")
-        known = {"host", "port", "from", "to", "starttls", "ssl", "username", "password_env",
-                 "subject_prefix", "timeout"}
+            raise ConfigError(
+                f"{we}: key 'password' is not allowed: put the password in an environment "
+                "variable and name it with 'password_env'"
+            )
+        known = {
+            "host",
+            "port",
+            "from",
+            "to",
+            "starttls",
+            "ssl",
+            "username",
+            "password_env",
+            "subject_prefix",
+            "timeout",
+        }
         for key in email:
             if key not in known:
                 raise ConfigError(f"{we}: unknown key '{key}'")
@@ -443,13 +473,17 @@ def report_settings(raw: Any, path: Path) -> ReportSettings:
         if not to:
             raise ConfigError(f"{we}: key 'to' needs at least one address")
         email = EmailSettings(
-            host=_get(email, "host", we, str), sender=_get(email, "from", we, str), to=to,
+            host=_get(email, "host", we, str),
+            sender=_get(email, "from", we, str),
+            to=to,
             port=_number(email, "port", we, int, 25),
-            starttls=_get(email, "starttls", we, bool, False), ssl=_get(email, "ssl", we, bool, False),
+            starttls=_get(email, "starttls", we, bool, False),
+            ssl=_get(email, "ssl", we, bool, False),
             username=_get(email, "username", we, str, None),
             password_env=_get(email, "password_env", we, str, None),
             subject_prefix=_get(email, "subject_prefix", we, str, "[mmw]"),
-            timeout=_number(email, "timeout", we, float, 30.0))
+            timeout=_number(email, "timeout", we, float, 30.0),
+        )
     return ReportSettings(**nums, email=email)
 
 
@@ -460,8 +494,7 @@ def _networks(nets: tuple[str, ...], where: str) -> tuple[str, ...]:
         try:
             ipaddress.ip_network(n, strict=False)
         except ValueError:
-            raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network "
-                              "like 10.1.0.0/16") from None
+            raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network like 10.1.0.0/16") from None
     return nets
 
 
@@ -470,6 +503,8 @@ SFTP_URL = re.compile(
     r"^sftp://(?:(?P<user>[^@:/]+)(?::(?P<password>[^@/]*))?@)?"
     r"(?P<host>\[[^\]]+\]|[^:/\[\]]+)(?::(?P<port>\d+))?(?P<path>/.*)$"
 )
+
+
 @dataclass(frozen=True)
 class SftpSource:
     user: str | None
@@ -497,8 +532,7 @@ def parse_sftp_url(url: str) -> SftpSource:
         raise ValueError(f"{url!r} is not like sftp://user@host:port/var/log/maillog*")
     if m.group("password") is not None:
         raise ValueError(
-            "a password does not belong in the config file; use connection_id (Airflow) "
-            "or an SSH key/agent (CLI)"
+            "a password does not belong in the config file; use connection_id (Airflow) or an SSH key/agent (CLI)"
         )
     directory, pattern = posixpath.split(m.group("path"))
     if any(c in directory for c in "*?["):

@@ -27,9 +27,21 @@ from polars import CompatLevel
 from mmw_tasks import sql as sqlfiles
 
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
-VIEWS = ("mail_events", "dns_queries", "line_accounting", "malformed_lines", "intervals",
-         "user_intervals", "domain_deferrals", "model_fits", "incidents", "daily_trends",
-         "weekly_trends", "monthly_trends", "detect_runs")
+VIEWS = (
+    "mail_events",
+    "dns_queries",
+    "line_accounting",
+    "malformed_lines",
+    "intervals",
+    "user_intervals",
+    "domain_deferrals",
+    "model_fits",
+    "incidents",
+    "daily_trends",
+    "weekly_trends",
+    "monthly_trends",
+    "detect_runs",
+)
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
 VIEW_NAMES = "select view_name from duckdb_views() where not internal"
@@ -82,8 +94,14 @@ class StreamingPart:
     error in the writer is raised by the next write() or by close().
     """
 
-    def __init__(self, path: Path, schema: dict[str, pl.DataType], depth: int = 1,
-                 dictionary: list[str] | None = None, constants: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        path: Path,
+        schema: dict[str, pl.DataType],
+        depth: int = 1,
+        dictionary: list[str] | None = None,
+        constants: tuple[str, ...] = (),
+    ):
         self.path = path
         self._ctx = atomic_file(path)
         self._tmp = self._ctx.__enter__()
@@ -93,18 +111,28 @@ class StreamingPart:
         self._constants = constants
         # Arrow's string views are what polars holds: converting to them copies no text (large
         # strings would copy every value); the file stores plain Parquet strings either way
-        views = pl.DataFrame(schema={c: t for c, t in schema.items() if c not in constants}).to_arrow(
-            compat_level=CompatLevel.newest()).schema
+        views = (
+            pl.DataFrame(schema={c: t for c, t in schema.items() if c not in constants})
+            .to_arrow(compat_level=CompatLevel.newest())
+            .schema
+        )
         self._views_schema = views
-        self._arrow_schema = pa.schema([pa.field(c, pa.dictionary(pa.int32(), pa.string())) if c in constants
-                                        else views.field(c) for c in schema])
+        self._arrow_schema = pa.schema(
+            [pa.field(c, pa.dictionary(pa.int32(), pa.string())) if c in constants else views.field(c) for c in schema]
+        )
         # min/max statistics for times and numbers only (the filters that can skip row groups);
         # those of every text column cost a fifth of the writing and prune nothing
         stats = [c for c in schema if c in views.names and not pa.types.is_string_view(views.field(c).type)]
         # `dictionary`: the columns worth dictionary-encoding (default all; for a column of mostly
         # distinct values, such as DNS names, the dictionary costs time and saves no space)
-        self._writer = pq.ParquetWriter(self._tmp, self._arrow_schema, compression="zstd", write_statistics=stats,
-                                       store_schema=False, use_dictionary=True if dictionary is None else dictionary)
+        self._writer = pq.ParquetWriter(
+            self._tmp,
+            self._arrow_schema,
+            compression="zstd",
+            write_statistics=stats,
+            store_schema=False,
+            use_dictionary=True if dictionary is None else dictionary,
+        )
         self.rows = 0
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -123,8 +151,12 @@ class StreamingPart:
                 arrow = df.select(self._views_schema.names).to_arrow(compat_level=CompatLevel.newest())
                 arrow = arrow.cast(self._views_schema)
                 one = pa.array(np.zeros(arrow.num_rows, dtype=np.int32))
-                columns = [pa.DictionaryArray.from_arrays(one, pa.array([constants[f.name]], pa.string()))
-                           if f.name in self._constants else arrow.column(f.name) for f in self._arrow_schema]
+                columns = [
+                    pa.DictionaryArray.from_arrays(one, pa.array([constants[f.name]], pa.string()))
+                    if f.name in self._constants
+                    else arrow.column(f.name)
+                    for f in self._arrow_schema
+                ]
                 self._writer.write_table(pa.Table.from_arrays(columns, schema=self._arrow_schema))
             except BaseException as e:  # re-raised in the producer
                 self._error = e

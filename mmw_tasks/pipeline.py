@@ -50,12 +50,19 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: dict | 
     the server's Airflow connection; without them the SSH agent and key files are used."""
     site, d = _site_day(config, day)
     got = sources.fetch_for_day(site, _server(site, server), d, credentials)
-    return {"server": server, "day": str(d), "files": [str(p) for p in got.files],
-            "pulled": got.pulled, "gaps": got.gaps, "years": got.years}
+    return {
+        "server": server,
+        "day": str(d),
+        "files": [str(p) for p in got.files],
+        "pulled": got.pulled,
+        "gaps": got.gaps,
+        "years": got.years,
+    }
 
 
-def parse(config: str | Path, server: str, day: str | date, files: list[str],
-          years: dict[str, list] | None = None) -> dict:
+def parse(
+    config: str | Path, server: str, day: str | date, files: list[str], years: dict[str, list] | None = None
+) -> dict:
     """Parse a server's files for the day; `years`: what fetch found of each file's years (else
     what the manifest knows of them)."""
     site, d = _site_day(config, day)
@@ -68,8 +75,15 @@ def parse(config: str | Path, server: str, day: str | date, files: list[str],
 
 def _params(site: Site, d: date) -> dict:
     start, end = local_day_bounds(d, site.timezone)
-    return {"day": d, "day_start": start, "day_end": end, "interval": site.interval, "site": site.name,
-            "mail_server_ips": list(site.mail_server_ips), "local_domains": list(site.local_domains)}
+    return {
+        "day": d,
+        "day_start": start,
+        "day_end": end,
+        "interval": site.interval,
+        "site": site.name,
+        "mail_server_ips": list(site.mail_server_ips),
+        "local_domains": list(site.local_domains),
+    }
 
 
 def aggregate(config: str | Path, day: str | date) -> dict:
@@ -99,8 +113,11 @@ def run_detect(config: str | Path, day: str | date) -> dict:
     start, end = local_day_bounds(d, site.timezone)
     found = detect.detect_day(con, site, d, start, end, _fit_row(con, d))
     lake.write_frame(found, lake.part_path(site.lake, "incidents", d))
-    return {"day": str(d), "incidents": found.height,
-            "by_kind": dict(found.group_by("kind").len().iter_rows()) if found.height else {}}
+    return {
+        "day": str(d),
+        "incidents": found.height,
+        "by_kind": dict(found.group_by("kind").len().iter_rows()) if found.height else {},
+    }
 
 
 def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict | None = None) -> dict:
@@ -118,10 +135,10 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
     why = "; ".join(f"{m}: {reasons.get(m, 'fetch or parse failed, see its task log')}" for m in missing)
     mail_left = [s for s in site.servers_by_role("mail") if s.name not in missing]
     if site.on_missing_server == "fail" or not mail_left:
-        rule = ("on_missing_server = \"fail\"" if site.on_missing_server == "fail"
-                else "no mail server arrived")
-        raise MissingServersError(f"day {d}: no data from server(s) {', '.join(missing)} ({why}); "
-                                  f"{rule}, so the day is not analysed")
+        rule = 'on_missing_server = "fail"' if site.on_missing_server == "fail" else "no mail server arrived"
+        raise MissingServersError(
+            f"day {d}: no data from server(s) {', '.join(missing)} ({why}); {rule}, so the day is not analysed"
+        )
     import polars as pl
 
     for m in missing:  # an empty part, so the day's totals count nothing (not stale data) from it
@@ -136,30 +153,41 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
     con = lake.connect(site.lake)
     notes = detect.report_notes(con, d)
     if missing:
-        notes.insert(0, f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
-                        "the other servers only (on_missing_server = \"partial\").")
+        notes.insert(
+            0,
+            f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
+            'the other servers only (on_missing_server = "partial").',
+        )
     rep = report.gather(con, site, d, notes)
     rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
     path = report.write(site, rep)
-    return {"day": str(d), "report": str(path), "incidents": len(rep["incidents"]),
-            "drift": rep["history"].get("drift", []), "partial": bool(missing),
-            "missing_servers": list(missing or [])}
+    return {
+        "day": str(d),
+        "report": str(path),
+        "incidents": len(rep["incidents"]),
+        "drift": rep["history"].get("drift", []),
+        "partial": bool(missing),
+        "missing_servers": list(missing or []),
+    }
 
 
 def trends(config: str | Path, day: str | date, with_page: bool = True) -> dict:
     """`with_page=False`: leave the site's trends page to trends_page() (the Airflow deployment)."""
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    lake.copy_query(con, "trends/daily_trends", _params(site, d),
-                    lake.part_path(site.lake, "daily_trends", d))
+    lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
     rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
     page = trends_report.write_page(lake.ensure_views(con, site.lake), site) if with_page else None
     fresh = lake.catalog_is_current(site.lake)
     if not fresh:
         lake.write_catalog(site.lake)
-    return {"day": str(d), **rolled, "trends_page": page and str(page),
-            "catalog": str(Path(site.lake) / lake.CATALOG),
-            "catalog_rewritten": not fresh}
+    return {
+        "day": str(d),
+        **rolled,
+        "trends_page": page and str(page),
+        "catalog": str(Path(site.lake) / lake.CATALOG),
+        "catalog_rewritten": not fresh,
+    }
 
 
 def deliver(config: str | Path, day: str | date) -> dict:
@@ -177,8 +205,9 @@ def trends_page(config: str | Path) -> dict:
     runs once for a batch of days, instead of each day's trends task re-rendering it)."""
     site = load_site(config)
     con = lake.ensure_views(lake.connect(site.lake), site.lake)
-    days = con.sql("select count(*) from daily_trends").fetchone()[0] if lake.has_files(
-        site.lake, "daily_trends") else 0
+    days = (
+        con.sql("select count(*) from daily_trends").fetchone()[0] if lake.has_files(site.lake, "daily_trends") else 0
+    )
     return {"days": days, "trends_page": str(trends_report.write_page(con, site)) if days else None}
 
 
@@ -211,8 +240,10 @@ def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -
             reasons[s.name] = f"{type(e).__name__}: {e}"
             log(f"{d} {s.name}: missing ({reasons[s.name]})")
             continue
-        log(f"{d} {s.name}: {out['servers'][s.name]['lines_read']} lines from "
-            f"{len(fetched['files'])} file(s), {out['servers'][s.name]['malformed']} malformed")
+        log(
+            f"{d} {s.name}: {out['servers'][s.name]['lines_read']} lines from "
+            f"{len(fetched['files'])} file(s), {out['servers'][s.name]['malformed']} malformed"
+        )
     out["settle"] = settle(config, d, list(out["servers"]), reasons)
     out["aggregate"] = aggregate(config, d)
     out["fit"] = fit(config, d)

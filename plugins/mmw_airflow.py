@@ -64,13 +64,15 @@ class LocalDayTimetable(Timetable):
         return pendulum.datetime(day.year, day.month, day.day, tz=self._tz)
 
     def interval_of(self, day: dt.date) -> DataInterval:
-        return DataInterval(self._midnight(day).in_timezone(UTC),
-                            self._midnight(day + dt.timedelta(days=1)).in_timezone(UTC))
+        return DataInterval(
+            self._midnight(day).in_timezone(UTC), self._midnight(day + dt.timedelta(days=1)).in_timezone(UTC)
+        )
 
     def run_after_of(self, day: dt.date) -> pendulum.DateTime:
         nxt = day + dt.timedelta(days=1)
-        return pendulum.datetime(nxt.year, nxt.month, nxt.day, self._run_at.hour, self._run_at.minute,
-                                 tz=self._tz).in_timezone(UTC)
+        return pendulum.datetime(
+            nxt.year, nxt.month, nxt.day, self._run_at.hour, self._run_at.minute, tz=self._tz
+        ).in_timezone(UTC)
 
     def day_of(self, when: dt.datetime) -> dt.date:
         return pendulum.instance(when).in_timezone(self._tz).date()
@@ -81,8 +83,9 @@ class LocalDayTimetable(Timetable):
     def infer_manual_data_interval(self, *, run_after: dt.datetime) -> DataInterval:
         return self.interval_of(self.day_of(run_after) - dt.timedelta(days=1))
 
-    def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
-                         restriction: TimeRestriction) -> DagRunInfo | None:
+    def next_dagrun_info(
+        self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
+    ) -> DagRunInfo | None:
         if last_automated_data_interval is not None:
             day = self.day_of(last_automated_data_interval.start) + dt.timedelta(days=1)
         elif restriction.earliest is not None:
@@ -103,8 +106,7 @@ class LocalDayTimetable(Timetable):
         kind = getattr(run_type, "value", str(run_type))
         if data_interval is not None and kind == "scheduled":
             return f"{kind}__{self.day_of(data_interval.start)}"
-        return super().generate_run_id(run_type=run_type, run_after=run_after, data_interval=data_interval,
-                                       **extra)
+        return super().generate_run_id(run_type=run_type, run_after=run_after, data_interval=data_interval, **extra)
 
 
 class WebhookNotifier(BaseNotifier):
@@ -113,8 +115,9 @@ class WebhookNotifier(BaseNotifier):
 
     template_fields = ("url",)
 
-    def __init__(self, *, message: dict, url: str | None = None, conn_id: str | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, message: dict, url: str | None = None, conn_id: str | None = None, timeout: float = 10.0
+    ) -> None:
         super().__init__()
         self.message, self.url, self.conn_id, self.timeout = message, url, conn_id, timeout
 
@@ -176,10 +179,19 @@ class MmwNotifier(BaseNotifier):
     provider's SmtpNotifier and a JSON POST through WebhookNotifier. Every channel is tried; the
     first error is raised afterwards, so a broken webhook does not silence the e-mail."""
 
-    def __init__(self, *, event: str, site: str, timezone: str, email: tuple[str, ...] = (),
-                 email_from: str | None = None, smtp_conn_id: str = "smtp_default",
-                 webhook: str | None = None, webhook_conn_id: str | None = None,
-                 incident_kinds: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        event: str,
+        site: str,
+        timezone: str,
+        email: tuple[str, ...] = (),
+        email_from: str | None = None,
+        smtp_conn_id: str = "smtp_default",
+        webhook: str | None = None,
+        webhook_conn_id: str | None = None,
+        incident_kinds: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         if event not in ("failure", "incidents"):
             raise ValueError(f"event must be 'failure' or 'incidents', got {event!r}")
@@ -194,9 +206,17 @@ class MmwNotifier(BaseNotifier):
         n = dag_site.notify
         if not n.enabled or (event == "failure" and not n.on_failure):
             return None
-        return cls(event=event, site=dag_site.name, timezone=dag_site.timezone, email=n.email,
-                   email_from=n.email_from, smtp_conn_id=n.smtp_conn_id, webhook=n.webhook,
-                   webhook_conn_id=n.webhook_conn_id, incident_kinds=n.incident_kinds)
+        return cls(
+            event=event,
+            site=dag_site.name,
+            timezone=dag_site.timezone,
+            email=n.email,
+            email_from=n.email_from,
+            smtp_conn_id=n.smtp_conn_id,
+            webhook=n.webhook,
+            webhook_conn_id=n.webhook_conn_id,
+            incident_kinds=n.incident_kinds,
+        )
 
     def message(self, context) -> dict | None:
         from mmw_tasks.report import notify
@@ -212,13 +232,21 @@ class MmwNotifier(BaseNotifier):
             else:
                 error = exc or context.get("reason")
             ti = context.get("ti")
-            return notify.failure_message(self.site, day, dag_id, run_id, _task_label(context),
-                                          str(error) if error else None, getattr(ti, "try_number", None))
+            return notify.failure_message(
+                self.site,
+                day,
+                dag_id,
+                run_id,
+                _task_label(context),
+                str(error) if error else None,
+                getattr(ti, "try_number", None),
+            )
         report_path = self._report_path(context, day)
         if report_path is None or not report_path.is_file():
             return None
-        return notify.incident_message(self.site, json.loads(report_path.read_text()), report_path,
-                                       self.incident_kinds, dag_id, run_id)
+        return notify.incident_message(
+            self.site, json.loads(report_path.read_text()), report_path, self.incident_kinds, dag_id, run_id
+        )
 
     @staticmethod
     def _report_path(context, day: str | None) -> Path | None:
@@ -244,9 +272,15 @@ class MmwNotifier(BaseNotifier):
 
             from mmw_tasks.report.notify import as_html
 
-            channels.append(SmtpNotifier(to=list(self.email), from_email=self.email_from,
-                                         subject=msg["subject"], html_content=as_html(msg),
-                                         smtp_conn_id=self.smtp_conn_id))
+            channels.append(
+                SmtpNotifier(
+                    to=list(self.email),
+                    from_email=self.email_from,
+                    subject=msg["subject"],
+                    html_content=as_html(msg),
+                    smtp_conn_id=self.smtp_conn_id,
+                )
+            )
         for channel in channels:
             try:
                 channel.notify(context)

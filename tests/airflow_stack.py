@@ -175,9 +175,7 @@ class AirflowStack:
             if ti["state"] == "failed":
                 try:
                     lines.append(
-                        self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])[
-                            -3000:
-                        ]
+                        self.task_log(dag_id, run_id, ti["task_id"], ti["try_number"], ti["map_index"])[-3000:]
                     )
                 except OSError as e:
                     lines.append(str(e))

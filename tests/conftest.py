@@ -47,8 +47,7 @@ def frame(lines: list[str], day: date = date(2002, 2, 16), tz: str = "UTC") -> p
     from mmw_tasks.parse.syslog import expand_repeats, frame_lines
 
     framed = frame_lines(pl.Series("line", lines), 1, YearAnchor(day))
-    return to_utc(expand_repeats(framed, {}), tz).with_columns(
-        server=pl.lit("test"), file=pl.lit("sample"))
+    return to_utc(expand_repeats(framed, {}), tz).with_columns(server=pl.lit("test"), file=pl.lit("sample"))
 
 
 @pytest.fixture(scope="session")

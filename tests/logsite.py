@@ -46,9 +46,7 @@ def make_site(
     t0 = datetime(start.year, start.month, start.day) - timedelta(hours=6)
     t1 = datetime(start.year, start.month, start.day) + timedelta(days=days, hours=6)
     span = (t1 - t0).total_seconds()
-    servers = {
-        n: ServerLog(n, r) for n, r in (("1mx", "mail"), ("2mx", "mail"), ("1dns", "dns"), ("2dns", "dns"))
-    }
+    servers = {n: ServerLog(n, r) for n, r in (("1mx", "mail"), ("2mx", "mail"), ("1dns", "dns"), ("2dns", "dns"))}
     n_events = int(per_day * (span / 86400))
     qid = 0
     for _ in range(n_events):
@@ -81,8 +79,7 @@ def make_site(
         servers[dns].lines.append(
             (
                 tq,
-                f"{dns} iplog[312]: UDP: dgram to domain from {MX_IPS[mx]}:{1024 + qid % 5000} "
-                f"(38 data bytes)",
+                f"{dns} iplog[312]: UDP: dgram to domain from {MX_IPS[mx]}:{1024 + qid % 5000} (38 data bytes)",
             )
         )
         if nq > 1:
@@ -254,9 +251,7 @@ def site_toml(
     """A site config for the four servers; `sources` overrides a server's source (e.g. sftp://)."""
     sources = sources or {}
     extra = extra or {}
-    parts = [
-        f'[site]\nname = "test"\ntimezone = "{tz}"\nlake = "{lake}"\nlocal_domains = ["example.ac.jp"]\n'
-    ]
+    parts = [f'[site]\nname = "test"\ntimezone = "{tz}"\nlake = "{lake}"\nlocal_domains = ["example.ac.jp"]\n']
     for name, role in (("1mx", "mail"), ("2mx", "mail"), ("1dns", "dns"), ("2dns", "dns")):
         src = sources.get(name, globs[name])
         fmt = "sendmail" if role == "mail" else "iplog"

@@ -47,8 +47,9 @@ def catalog(sixty_days):
     con.close()
 
 
-@pytest.mark.parametrize(("heading", "query"), QUERIES, ids=[f"{h.split('.')[0]}-{k}" for k, (h, _) in
-                                                              enumerate(QUERIES)])
+@pytest.mark.parametrize(
+    ("heading", "query"), QUERIES, ids=[f"{h.split('.')[0]}-{k}" for k, (h, _) in enumerate(QUERIES)]
+)
 def test_documented_query_answers(views, catalog, heading, query):
     rows = views.sql(query).fetchall()
     assert rows, f"'{heading}' returned nothing on a lake with planted outbreaks"
@@ -57,8 +58,12 @@ def test_documented_query_answers(views, catalog, heading, query):
 
 def test_a_documented_query_through_mmw_sql(sixty_days):
     heading, query = next((h, q) for h, q in QUERIES if "User unknown" in h)
-    r = subprocess.run([sys.executable, "-m", "mmw_tasks", "sql", "--config", str(sixty_days),
-                        "--format", "csv", query], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "mmw_tasks", "sql", "--config", str(sixty_days), "--format", "csv", query],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     header, first = r.stdout.splitlines()[:2]
     assert header == "host_or_sender,user_unknown,messages,days" and int(first.split(",")[1]) > 0

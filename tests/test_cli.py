@@ -30,8 +30,14 @@ def test_run_prints_report_path(site):
 
 def test_sql_formats(site):
     mmw("run", "--config", str(site), "--date", "2002-02-16")
-    r = mmw("sql", "--config", str(site), "--format", "csv",
-            "select server, sum(lines_read) as lines from line_accounting group by all order by server")
+    r = mmw(
+        "sql",
+        "--config",
+        str(site),
+        "--format",
+        "csv",
+        "select server, sum(lines_read) as lines from line_accounting group by all order by server",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["server,lines", "1dns,9", "1mx,13"]
     j = json.loads(mmw("sql", "--config", str(site), "--format", "json", "select sum(dq) as dq from intervals").stdout)

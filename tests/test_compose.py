@@ -48,9 +48,7 @@ def _targets(service: dict) -> set[str]:
 
 def test_all_services_of_the_official_layout(compose):
     assert set(compose["services"]) >= {"postgres", "redis"} | AIRFLOW_SERVICES
-    commands = {
-        name: compose["services"][name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}
-    }
+    commands = {name: compose["services"][name].get("command") for name in AIRFLOW_SERVICES - {"airflow-init"}}
     assert commands == {
         "airflow-apiserver": "api-server",
         "airflow-scheduler": "scheduler",
@@ -106,25 +104,20 @@ def test_secrets_come_from_an_uncommitted_env_file(compose):
     example = (ROOT / ".env.example").read_text()
     defined = set(re.findall(r"(?m)^([A-Z_][A-Z0-9_]*)=", example))
     assert required <= defined, required - defined
-    assert not re.search(
-        r"(?i)password\s*[:=]\s*['\"]?(?!\$\{)[a-z0-9]", text.replace("POSTGRES_PASSWORD:", "")
-    ), "a literal password in docker-compose.yml"
+    assert not re.search(r"(?i)password\s*[:=]\s*['\"]?(?!\$\{)[a-z0-9]", text.replace("POSTGRES_PASSWORD:", "")), (
+        "a literal password in docker-compose.yml"
+    )
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0
     tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".env"], cwd=ROOT, capture_output=True)
     assert ignored and tracked.returncode != 0
 
 
 def test_dockerfile_installs_mmw_into_the_airflow_image():
-    lines = [
-        ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.strip() and not ln.startswith("#")
-    ]
+    lines = [ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert len(lines) <= 20, "keep the Dockerfile short enough to read"
     pinned = re.search(r"(?m)^apache-airflow==([\d.]+)$", (ROOT / "requirements.in").read_text()).group(1)
     text = "\n".join(lines)
-    assert (
-        f"ARG AIRFLOW_VERSION={pinned}" in text
-        and "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in text
-    )
+    assert f"ARG AIRFLOW_VERSION={pinned}" in text and "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in text
     for path in ("requirements.lock", "mmw_tasks", "sql", "dags", "plugins", "config/airflow_local_settings.py"):
         assert re.search(rf"(?m)^COPY .*\b{re.escape(path)}\b", text), path
         assert (ROOT / path).exists(), path

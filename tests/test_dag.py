@@ -37,8 +37,10 @@ def test_daily_dag_wires_stages_in_order(dagbag):
 
 
 def test_mmw_tasks_never_imports_airflow():
-    code = ("import sys, mmw_tasks.cli, mmw_tasks.pipeline, mmw_tasks.simulate; "
-            "print([m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')])")
+    code = (
+        "import sys, mmw_tasks.cli, mmw_tasks.pipeline, mmw_tasks.simulate; "
+        "print([m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -52,10 +54,29 @@ def test_airflow_dags_test_runs_a_day(tmp_path):
     env = airflow_env(home)
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    r = subprocess.run([airflow, "dags", "test", "mmw_daily", "2002-02-17T06:30:00+09:00", "-c",
-                        json.dumps({"config": str(toml), "day": "2002-02-16"})],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            airflow,
+            "dags",
+            "test",
+            "mmw_daily",
+            "2002-02-17T06:30:00+09:00",
+            "-c",
+            json.dumps({"config": str(toml), "day": "2002-02-16"}),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads((tmp_path / "site/data_lake/reports/day=2002-02-16/report.json").read_text())
-    assert report["totals"] == {"dq": 8, "n_from": 2, "n_to": 3, "n_sent": 2, "n_deferred": 1, "n_pop": 2,
-                                "n_user_unknown": 1}
+    assert report["totals"] == {
+        "dq": 8,
+        "n_from": 2,
+        "n_to": 3,
+        "n_sent": 2,
+        "n_deferred": 1,
+        "n_pop": 2,
+        "n_user_unknown": 1,
+    }

@@ -40,12 +40,10 @@ def smtp():
     sink = Sink()
 
     def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = (isinstance(auth_data, LoginPassword)
-              and (auth_data.login, auth_data.password) == (b"mmw", b"s3cret"))
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"mmw", b"s3cret")
         return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 on a failure
 
-    ctl = Controller(sink, hostname="127.0.0.1", port=_free_port(), authenticator=authenticate,
-                     auth_require_tls=False)
+    ctl = Controller(sink, hostname="127.0.0.1", port=_free_port(), authenticator=authenticate, auth_require_tls=False)
     ctl.start()
     yield ctl, sink
     ctl.stop()
@@ -53,7 +51,9 @@ def smtp():
 
 def _mail_config(site_toml, port: int, extra: str = "") -> str:
     cfg = site_toml.with_name("site-mail.toml")  # beside the original: the same lake
-    cfg.write_text(site_toml.read_text() + f"""
+    cfg.write_text(
+        site_toml.read_text()
+        + f"""
 [report.email]
 host = "127.0.0.1"
 port = {port}
@@ -61,7 +61,8 @@ from = "mmw@example.ac.jp"
 to = ["postmaster@example.ac.jp", "noc@example.ac.jp"]
 username = "mmw"
 password_env = "MMW_TEST_SMTP_PASSWORD"
-{extra}""")
+{extra}"""
+    )
     return str(cfg)
 
 
@@ -77,6 +78,7 @@ def test_report_arrives_as_text_html_and_json(klez_site, smtp, monkeypatch):
     rep = json.loads((folder / "report.json").read_text())
     found = sum(i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly") for i in rep["incidents"])
     assert msg["Subject"].startswith(f"[mmw] example-u {DAY}: {found} incident(s) need attention")
+
     def text(part) -> str:  # SMTP carries CRLF line ends
         return part.get_content().replace("\r\n", "\n")
 
@@ -100,12 +102,15 @@ def test_missing_password_variable_names_the_key(klez_site, smtp, monkeypatch):
         pipeline.deliver(_mail_config(klez_site, smtp[0].port), DAY)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ('password = "hunter2"', "key 'password' is not allowed"),
-    ("hots = 1", "unknown key 'hots'"),
-    ("timeout = \"soon\"", "key 'timeout' must be a number"),
-    ("starttls = \"yes\"", "key 'starttls' must be a bool"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('password = "hunter2"', "key 'password' is not allowed"),
+        ("hots = 1", "unknown key 'hots'"),
+        ('timeout = "soon"', "key 'timeout' must be a number"),
+        ('starttls = "yes"', "key 'starttls' must be a bool"),
+    ],
+)
 def test_bad_email_config_names_the_key(klez_site, extra, message):
     with pytest.raises(ConfigError, match=message):
         load_site(_mail_config(klez_site, 25, extra))

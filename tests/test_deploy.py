@@ -85,9 +85,7 @@ def test_manual_run_and_scheduler_without_catchup():
     assert (
         tt.next_dagrun_info(
             last_automated_data_interval=None,
-            restriction=TimeRestriction(
-                pendulum.datetime(2002, 2, 15), pendulum.datetime(2002, 2, 17), catchup=False
-            ),
+            restriction=TimeRestriction(pendulum.datetime(2002, 2, 15), pendulum.datetime(2002, 2, 17), catchup=False),
         )
         is None
     )
@@ -104,9 +102,7 @@ def test_timetable_survives_serialization_and_names_runs_by_day():
     assert back.serialize() == {"timezone": "Asia/Tokyo", "run_at": "05:45"}
     info = back.info_for(dt.date(2002, 2, 16))
     assert (
-        back.generate_run_id(
-            run_type=DagRunType.SCHEDULED, run_after=info.run_after, data_interval=info.data_interval
-        )
+        back.generate_run_id(run_type=DagRunType.SCHEDULED, run_after=info.run_after, data_interval=info.data_interval)
         == "scheduled__2002-02-16"
     )
 

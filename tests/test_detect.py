@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
@@ -68,9 +68,7 @@ def test_a_list_post_is_a_mailing_list_even_with_stale_members():
     assert v.kind == "mailing_list" and v.score < TH.suspect_score
     assert "list" in v.why
     # an alias expanded by the server: one message from a PC to many recipients is a list too
-    alias = features(
-        messages=1, recipients_attempted=300, distinct_recipients=300, user_unknown=9, peak_messages=1
-    )
+    alias = features(messages=1, recipients_attempted=300, distinct_recipients=300, user_unknown=9, peak_messages=1)
     assert classify(alias, TH).kind == "mailing_list"
 
 
@@ -197,13 +195,14 @@ def test_a_domain_that_stops_taking_mail_is_flagged_before_the_days_deferrals_ad
     """outbreak._first_flag on one domain's intervals: (deferrals in the interval, distinct messages
     deferred and deliveries made in the 30 minutes up to its end)."""
     ten = timedelta(minutes=10)
-    t0, never = datetime(2002, 2, 16, 17, 0, tzinfo=timezone.utc), datetime(2002, 2, 17, tzinfo=timezone.utc)
+    t0, never = datetime(2002, 2, 16, 17, 0, tzinfo=UTC), datetime(2002, 2, 17, tzinfo=UTC)
 
     def flag(rows: list[tuple[int, int, int]]):
         starts = [t0 + i * ten for i in range(len(rows))]
         mine = pl.DataFrame({"interval_start": starts, "n_deferred": [r[0] for r in rows]})
-        onset = pl.DataFrame({"interval_start": starts, "deferred_messages": [r[1] for r in rows],
-                              "delivered": [r[2] for r in rows]})
+        onset = pl.DataFrame(
+            {"interval_start": starts, "deferred_messages": [r[1] for r in rows], "delivered": [r[2] for r in rows]}
+        )
         return outbreak._first_flag(mine, onset, TH, ten, never)
 
     # two more messages refused every ten minutes, nothing delivered: 4 distinct in the second interval
@@ -412,9 +411,7 @@ def test_handmade_report_says_which_baseline(handmade):
 def history_site(tmp_path_factory) -> Path:
     """Three clean weekdays, then one day with everything at once (small scale)."""
     out = tmp_path_factory.mktemp("history")
-    toml = simulate_site(
-        out, date(2002, 2, 4), 4, scenario="clean,clean,clean,everything", seed=21, scale=0.3
-    )
+    toml = simulate_site(out, date(2002, 2, 4), 4, scenario="clean,clean,clean,everything", seed=21, scale=0.3)
     for i in range(4):
         pipeline.run_day(toml, date(2002, 2, 4) + timedelta(days=i), log=lambda m: None)
     return toml
@@ -429,9 +426,7 @@ def _day(toml: Path, d: str) -> tuple[dict, dict]:
 def test_clean_days_raise_no_alarm(history_site):
     for d in ("2002-02-04", "2002-02-05", "2002-02-06"):
         _, rep = _day(history_site, d)
-        alarms = [
-            i for i in rep["incidents"] if i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")
-        ]
+        alarms = [i for i in rep["incidents"] if i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")]
         assert alarms == [], d
         assert {i["kind"] for i in rep["incidents"]} <= {"mailing_list", "bulk_sender"}
 
@@ -461,9 +456,7 @@ def test_everything_at_once_every_host_and_domain_named(history_site):
 
 def test_papers_figure_1_dq_peak_lines_up_with_the_worms_n_smtp(history_site):
     truth, rep = _day(history_site, "2002-02-07")
-    klez = next(
-        t["client_ip"] for t in truth["incidents"] if t["kind"] == "mmw_suspect" and not t.get("variant")
-    )
+    klez = next(t["client_ip"] for t in truth["incidents"] if t["kind"] == "mmw_suspect" and not t.get("variant"))
     inc = next(i for i in rep["incidents"] if i["client_ip"] == klez)
     align = inc["evidence"]["dq_alignment"]
     assert abs(align["lag"]) <= 1 and align["r"] > 0.3 and align["dq_excess"] > 0
@@ -476,9 +469,7 @@ def test_papers_figure_1_dq_peak_lines_up_with_the_worms_n_smtp(history_site):
 
 def test_papers_frethem_deferrals_retry_every_30_minutes_and_do_not_drive_the_residual(history_site):
     truth, rep = _day(history_site, "2002-02-07")
-    surge = next(
-        i for i in rep["incidents"] if i["kind"] == "deferred_surge" and i["domain"] == "bigisp.ne.jp"
-    )
+    surge = next(i for i in rep["incidents"] if i["kind"] == "deferred_surge" and i["domain"] == "bigisp.ne.jp")
     ev = surge["evidence"]
     assert 25 <= ev["retry_cadence"]["median_gap_minutes"] <= 35
     assert ev["n_to_per_n_from"] > ev["n_to_per_n_from_elsewhere"]  # N_to outgrows N_from
@@ -486,8 +477,11 @@ def test_papers_frethem_deferrals_retry_every_30_minutes_and_do_not_drive_the_re
     assert ev["usual_daily_deferrals"] is not None and ev["deferred"] > 5 * ev["usual_daily_deferrals"]
     assert all("bigisp.ne.jp" in ln["text"] and "Deferred" in ln["text"] for ln in surge["lines"])
     # flagged once several messages were refused, long before the day's deferrals added up
-    onset = next(datetime.fromisoformat(t["start"]) for t in truth["incidents"]
-                 if t["kind"] == "deferred_surge" and t["domain"] == "bigisp.ne.jp")
+    onset = next(
+        datetime.fromisoformat(t["start"])
+        for t in truth["incidents"]
+        if t["kind"] == "deferred_surge" and t["domain"] == "bigisp.ne.jp"
+    )
     assert datetime.fromisoformat(ev["first_flagged"]) - onset <= timedelta(minutes=40)
 
 

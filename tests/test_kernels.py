@@ -16,7 +16,7 @@ POP_MESSAGES = [
     'POP login by user "usér" at (hôte) 10.0.0.2',  # not ASCII: the fields are cut by bytes
     'POP login by user "x" at (h)10.0.0.3',  # no space after ")": not the common form
     'POP login by user "x" at (h) -',  # no address
-    'POP login by user nick at (h) 10.0.0.4',  # no quotes
+    "POP login by user nick at (h) 10.0.0.4",  # no quotes
     "Stats: nick 0 0 1 731 host 10.0.0.5",
     "pop3-login: Login: user=<a@b.example>, method=PLAIN, rip=78.55.5.173, lip=172.18.0.2, TLS",
     "imap-login: Login: user=<>, method=PLAIN, rip=::ffff:10.1.2.3, lip=::ffff:10.0.0.1",
@@ -28,19 +28,28 @@ POP_MESSAGES = [
     "LOGIN, user=u, ip=[::ffff:10.0.0.8], port=[1]",
     "Login user=u host=h [10.0.0.9]",
     "Authenticated user=u host=h [10.0.0.10]",
-    "", "POP login by user", 'POP login by user "',
-    'POP login by usex "x" at (h) 10.0.0.1', "pop3-login: Login: user_<u>, rip=10.0.0.1",  # one byte off
+    "",
+    "POP login by user",
+    'POP login by user "',
+    'POP login by usex "x" at (h) 10.0.0.1',
+    "pop3-login: Login: user_<u>, rip=10.0.0.1",  # one byte off
 ]
 
 
 def _reference(msg: pl.Series) -> pl.DataFrame:
     """The kinds and fields by the polars expressions the kernel replaced."""
     m = pl.col("msg")
-    kind = (pl.when(m.str.contains("POP login by user", literal=True)).then(1)
-            .when(m.str.contains("-login: ", literal=True) & m.str.contains("Login: user=", literal=True)).then(2)
-            .when(m.str.starts_with("LOGIN, ")).then(3)
-            .when(m.str.starts_with("Login user=") | m.str.starts_with("Authenticated user=")).then(4)
-            .otherwise(0))
+    kind = (
+        pl.when(m.str.contains("POP login by user", literal=True))
+        .then(1)
+        .when(m.str.contains("-login: ", literal=True) & m.str.contains("Login: user=", literal=True))
+        .then(2)
+        .when(m.str.starts_with("LOGIN, "))
+        .then(3)
+        .when(m.str.starts_with("Login user=") | m.str.starts_with("Authenticated user="))
+        .then(4)
+        .otherwise(0)
+    )
     df = pl.DataFrame({"msg": msg}).with_columns(kind=kind.cast(pl.UInt8))
     df = df.with_columns(tail=m.str.splitn('POP login by user "', 2).struct.field("field_1"))  # after the first
     q = pl.when(pl.col("kind") == 1).then(pl.col("tail")).str.extract_groups(parse_pop._QPOPPER_TAIL).struct
@@ -76,16 +85,35 @@ def test_pop_login_kernel_reads_nulls_and_chunks():
 SENDMAIL_MESSAGES = [
     "g1GBU1a12345: from=<a@b.example>, size=1, class=0, nrcpts=1",
     "g1GBU1a12345[2]: to=<x@y.example>, delay=00:00:01, stat=Sent",
-    "AB12345: to=x", "AB1234: to=x", "A" * 20 + ": from=<>", "A" * 21 + ": from=<>",
+    "AB12345: to=x",
+    "AB1234: to=x",
+    "A" * 20 + ": from=<>",
+    "A" * 21 + ": from=<>",
     "A" * 16 + "[12345]: to=x",  # the id and its [n] end past the first 26 characters
-    "ABCDEFG[]: x", "ABCDEFG[1a]: x", "ABCDEFG[١]: x", "ABCDEFG:x", "ABCDEFG: ", "ABCDEFGé: to=x",
+    "ABCDEFG[]: x",
+    "ABCDEFG[1a]: x",
+    "ABCDEFG[١]: x",
+    "ABCDEFG:x",
+    "ABCDEFG: ",
+    "ABCDEFGé: to=x",
     "g1GBU1a12345: ruleset=check_rcpt, arg1=<u@v>, relay=h [10.0.0.1], reject=550 5.1.1 <u@v>... User unknown",
-    "ruleset=check_mail, arg1=x, relay=h", "ruleset=check_mail, arg1=x, rejectx550",
+    "ruleset=check_mail, arg1=x, relay=h",
+    "ruleset=check_mail, arg1=x, rejectx550",
     "g1GBU1a12345: <bad@x.example>... User unknown",
-    "g1GBU1a12345: bad@x.example... User unknown", "@x... y", "a@... y", "a@b... y", "a<b@c... x", "a@b<c... x",
-    "a@b...\tx", "ä@b.example... x", "naïve text@b... x",
+    "g1GBU1a12345: bad@x.example... User unknown",
+    "@x... y",
+    "a@... y",
+    "a@b... y",
+    "a<b@c... x",
+    "a@b<c... x",
+    "a@b...\tx",
+    "ä@b.example... x",
+    "naïve text@b... x",
     "a\u00a0b@c... x",  # a no-break space is whitespace to the regex: the kernel leaves it to the regex
-    "", "not from=<x>", "STARTTLS=client, relay=x", None,  # a null message has a null body
+    "",
+    "not from=<x>",
+    "STARTTLS=client, relay=x",
+    None,  # a null message has a null body
 ]
 
 
@@ -98,15 +126,20 @@ def test_sendmail_head_kernel_reads_what_the_regexes_read():
     q = pl.when(h.str.contains(parse_mail._QID_HEAD)).then(h.str.find(": ", literal=True))
     want = pl.DataFrame({"msg": msg}).with_columns(
         queue_id=pl.when(q.is_not_null()).then(h.str.slice(0, q)).str.replace(r"\[[0-9]+\]$", ""),
-        body=m.str.slice(q.fill_null(-2) + 2))
+        body=m.str.slice(q.fill_null(-2) + 2),
+    )
     body = pl.col("body")
     want = want.with_columns(
-        event=pl.when(body.str.starts_with("from=")).then(pl.lit("from"))
-        .when(body.str.starts_with("to=")).then(pl.lit("to"))
+        event=pl.when(body.str.starts_with("from="))
+        .then(pl.lit("from"))
+        .when(body.str.starts_with("to="))
+        .then(pl.lit("to"))
         .when(body.str.starts_with("ruleset=") & body.str.contains(", reject=", literal=True))
         .then(pl.lit("ruleset_reject"))
         .when(body.str.contains(">... ", literal=True) | body.str.contains(parse_mail._ADDR_DOTS))
-        .then(pl.lit("reject")).otherwise(pl.lit("other")))
+        .then(pl.lit("reject"))
+        .otherwise(pl.lit("other"))
+    )
     for col in ("queue_id", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert got["queue_id"][1] == "g1GBU1a12345" and got["event"].to_list().count("reject") == 5
@@ -114,12 +147,22 @@ def test_sendmail_head_kernel_reads_what_the_regexes_read():
 
 @pytest.mark.parametrize("stop", [",", None])
 def test_after_keys_reads_the_first_occurrence_up_to_the_stop(stop):
-    values = pl.Series("v", ["to=<a>, delay=1, mailer=esmtp, relay=h [1.2.3.4], dsn=2.0.0, stat=Sent (ok, queued)",
-                             "x, size=", "ü ñ, size=12, mailer=local", "mailer=nocomma, size=3", None, "",
-                             "a, relay=one, relay=two", ", dsn=5.1.1, stat=Deferred: Connection refused by h.example"])
+    values = pl.Series(
+        "v",
+        [
+            "to=<a>, delay=1, mailer=esmtp, relay=h [1.2.3.4], dsn=2.0.0, stat=Sent (ok, queued)",
+            "x, size=",
+            "ü ñ, size=12, mailer=local",
+            "mailer=nocomma, size=3",
+            None,
+            "",
+            "a, relay=one, relay=two",
+            ", dsn=5.1.1, stat=Deferred: Connection refused by h.example",
+        ],
+    )
     keys = [", size=", ", mailer=", ", relay=", ", stat="]
     got = kernels.after_keys(values, keys, stop)
-    for key, series in zip(keys, got):
+    for key, series in zip(keys, got, strict=True):
         after = values.str.splitn(key, 2).struct.field("field_1")  # after the first occurrence
         want = after if stop is None else after.str.split(stop).list.first()
         assert series.to_list() == want.to_list(), key
@@ -127,16 +170,38 @@ def test_after_keys_reads_the_first_occurrence_up_to_the_stop(stop):
 
 
 POSTFIX_MESSAGES = [
-    "3FA2B1C0D9: client=unknown[10.0.0.1]", "3FA2B1C0D9: from=<a@b.example>, size=10, nrcpt=1 (queue active)",
-    "3FA2B1C0D9: from=<a@b.example>, status=expired, returned to sender", "NOQUEUE: reject: RCPT from x",
-    "3FA2B: to=<x@y>, relay=none, status=bounced", "3FA2: to=x", "3fa2b1c0d9: to=x",  # 4 digits; lower-case hex
-    "4Bq3Xj2H9Zz1kP: message-id=<m@x>", "4Bq3Xj2H9Zz: removed", "A" * 20 + ": removed", "A" * 21 + ": removed",
-    "3FA2B1C0D9:removed", "3FA2B1C0D9: uid=0 from=<root>", "3FA2B1C0D9: sender=x", "3FA2B1C0D9: milter-reject: END",
-    "3FA2B1C0D9: proxy-reject: END", "connect from h[1.2.3.4]", "disconnect from h[1.2.3.4] ehlo=1",
-    "Anonymous TLS connection established", "Untrusted TLS", "3FA2B1C0D9: sender non-delivery notification: 4C",
-    "3FA2B1C0D9: sender delivery status notification: 4C", "3FA2B1C0D9: Sender delivery notification: x",
-    "removed delivery notification: x", "warning: hostname x does not resolve", "NOQUEUE: filter: RCPT",
-    "3FA2B1C0D9: from=x", "", "NOQUEUE", "ÄÖ: to=x", "3FA2B1C0D9: to=<ü@x>, status=sent", None,
+    "3FA2B1C0D9: client=unknown[10.0.0.1]",
+    "3FA2B1C0D9: from=<a@b.example>, size=10, nrcpt=1 (queue active)",
+    "3FA2B1C0D9: from=<a@b.example>, status=expired, returned to sender",
+    "NOQUEUE: reject: RCPT from x",
+    "3FA2B: to=<x@y>, relay=none, status=bounced",
+    "3FA2: to=x",
+    "3fa2b1c0d9: to=x",  # 4 digits; lower-case hex
+    "4Bq3Xj2H9Zz1kP: message-id=<m@x>",
+    "4Bq3Xj2H9Zz: removed",
+    "A" * 20 + ": removed",
+    "A" * 21 + ": removed",
+    "3FA2B1C0D9:removed",
+    "3FA2B1C0D9: uid=0 from=<root>",
+    "3FA2B1C0D9: sender=x",
+    "3FA2B1C0D9: milter-reject: END",
+    "3FA2B1C0D9: proxy-reject: END",
+    "connect from h[1.2.3.4]",
+    "disconnect from h[1.2.3.4] ehlo=1",
+    "Anonymous TLS connection established",
+    "Untrusted TLS",
+    "3FA2B1C0D9: sender non-delivery notification: 4C",
+    "3FA2B1C0D9: sender delivery status notification: 4C",
+    "3FA2B1C0D9: Sender delivery notification: x",
+    "removed delivery notification: x",
+    "warning: hostname x does not resolve",
+    "NOQUEUE: filter: RCPT",
+    "3FA2B1C0D9: from=x",
+    "",
+    "NOQUEUE",
+    "ÄÖ: to=x",
+    "3FA2B1C0D9: to=<ü@x>, status=sent",
+    None,
 ]
 
 
@@ -149,13 +214,20 @@ def test_postfix_head_kernel_reads_what_the_regexes_read():
     q = pl.when(h.str.contains(pp._QID_HEAD)).then(h.str.find(": ", literal=True))
     want = pl.DataFrame({"msg": msg}).with_columns(
         queue_id=pl.when(q.is_not_null() & (h.str.slice(0, q) != "NOQUEUE")).then(h.str.slice(0, q)),
-        body=m.str.slice(q.fill_null(-2) + 2))
+        body=m.str.slice(q.fill_null(-2) + 2),
+    )
     body = pl.col("body")
     lead = body.str.extract(pp._LEAD, 1)
     kind = lead.replace_strict(pp._LEAD_KIND, default=None, return_dtype=pl.String)
-    want = want.with_columns(event=pl.when(lead.is_null()).then(pl.lit("other")).when(kind.is_null())
-                             .then(pl.lit("dsn")).when((kind == "from") & body.str.contains(", status=expired"))
-                             .then(pl.lit("expired")).otherwise(kind))
+    want = want.with_columns(
+        event=pl.when(lead.is_null())
+        .then(pl.lit("other"))
+        .when(kind.is_null())
+        .then(pl.lit("dsn"))
+        .when((kind == "from") & body.str.contains(", status=expired"))
+        .then(pl.lit("expired"))
+        .otherwise(kind)
+    )
     for col in ("queue_id", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert set(got["event"]) == set(pp._KINDS.values())
@@ -168,34 +240,60 @@ def test_pop_logins_the_kernel_leaves_go_through_the_full_patterns():
 
     from mmw_tasks.parse.fields import BASE
 
-    lines = [("popper", '(v4.0.9) POP login by user "Nick" at (host.example) 74.125.46.35 [pop_log.c:244]'),
-             ("dovecot", "pop3-login: Info: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.6, lip=10.0.0.1"),
-             ("imapd", "LOGIN, user=bob, ip=[::ffff:10.0.0.8], port=[4712], protocol=IMAP"),
-             ("ipop3d", "Login user=carol host=pc.example [10.0.0.9]"),
-             ("dovecot", "imap-login: Login: user=<dave>, method=PLAIN, rip=10.0.0.7, lip=10.0.0.1"),
-             ("popper", 'POP login by user "x" at (h)10.0.0.3'),
-             ("popper", "Stats: nick 0 0 1 731 host 10.0.0.5")]
-    rows = pl.DataFrame({"ts": [datetime(2002, 2, 16)] * len(lines), "line_no": range(1, len(lines) + 1),
-                         "copy": [0] * len(lines), "repeat": [False] * len(lines),
-                         "prog": [p for p, _ in lines], "msg": [m for _, m in lines]})
+    lines = [
+        ("popper", '(v4.0.9) POP login by user "Nick" at (host.example) 74.125.46.35 [pop_log.c:244]'),
+        ("dovecot", "pop3-login: Info: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.6, lip=10.0.0.1"),
+        ("imapd", "LOGIN, user=bob, ip=[::ffff:10.0.0.8], port=[4712], protocol=IMAP"),
+        ("ipop3d", "Login user=carol host=pc.example [10.0.0.9]"),
+        ("dovecot", "imap-login: Login: user=<dave>, method=PLAIN, rip=10.0.0.7, lip=10.0.0.1"),
+        ("popper", 'POP login by user "x" at (h)10.0.0.3'),
+        ("popper", "Stats: nick 0 0 1 731 host 10.0.0.5"),
+    ]
+    rows = pl.DataFrame(
+        {
+            "ts": [datetime(2002, 2, 16)] * len(lines),
+            "line_no": range(1, len(lines) + 1),
+            "copy": [0] * len(lines),
+            "repeat": [False] * len(lines),
+            "prog": [p for p, _ in lines],
+            "msg": [m for _, m in lines],
+        }
+    )
     events, fates = parse_pop.parse_pop(rows, BASE)
     got = events.sort("line_no").select("line_no", "event", "user", "client_ip", "relay_host", "mailer").rows()
-    assert got == [(1, "pop_login", "nick", "74.125.46.35", "host.example", "pop3"),
-                   (2, "pop_login", "ann", "10.0.0.6", None, "pop3"),
-                   (3, "pop_login", "bob", "10.0.0.8", None, "imap"),
-                   (4, "pop_login", "carol", "10.0.0.9", "pc.example", "pop3"),
-                   (5, "pop_login", "dave", "10.0.0.7", None, "imap"),
-                   (7, "pop_other", None, None, None, None)]
+    assert got == [
+        (1, "pop_login", "nick", "74.125.46.35", "host.example", "pop3"),
+        (2, "pop_login", "ann", "10.0.0.6", None, "pop3"),
+        (3, "pop_login", "bob", "10.0.0.8", None, "imap"),
+        (4, "pop_login", "carol", "10.0.0.9", "pc.example", "pop3"),
+        (5, "pop_login", "dave", "10.0.0.7", None, "imap"),
+        (7, "pop_other", None, None, None, None),
+    ]
     assert fates.select("line_no", "fate").rows() == [(6, "malformed")]
 
 
-@pytest.mark.parametrize(("prog", "msg", "want"), [
-    ("popper", '(v4.0.9) POP login by user "nick" at (Host.Example) 10.0.0.1', ("nick", "10.0.0.1", "host.example")),
-    ("popper", '(v4.0.9) POP login by user "Nick" at (host) 10.0.0.5', ("nick", "10.0.0.5", "host")),
-    ("popper", '(v4.0.9) POP login by user "nick" at (host) ::ffff:10.0.0.2', ("nick", "10.0.0.2", "host")),
-    ("dovecot", "imap-login: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.3, lip=10.0.0.9", ("ann", "10.0.0.3", None)),
-    ("dovecot", "imap-login: Login: user=<Ännä>, method=PLAIN, rip=10.0.0.4, lip=10.0.0.9", ("ännä", "10.0.0.4", None)),
-])
+@pytest.mark.parametrize(
+    ("prog", "msg", "want"),
+    [
+        (
+            "popper",
+            '(v4.0.9) POP login by user "nick" at (Host.Example) 10.0.0.1',
+            ("nick", "10.0.0.1", "host.example"),
+        ),
+        ("popper", '(v4.0.9) POP login by user "Nick" at (host) 10.0.0.5', ("nick", "10.0.0.5", "host")),
+        ("popper", '(v4.0.9) POP login by user "nick" at (host) ::ffff:10.0.0.2', ("nick", "10.0.0.2", "host")),
+        (
+            "dovecot",
+            "imap-login: Login: user=<Ann>, method=PLAIN, rip=::ffff:10.0.0.3, lip=10.0.0.9",
+            ("ann", "10.0.0.3", None),
+        ),
+        (
+            "dovecot",
+            "imap-login: Login: user=<Ännä>, method=PLAIN, rip=10.0.0.4, lip=10.0.0.9",
+            ("ännä", "10.0.0.4", None),
+        ),
+    ],
+)
 def test_pop_logins_read_by_the_kernel_alone_are_lower_cased_and_unmapped(prog, msg, want):
     """Users and hosts are lower-cased, and "::ffff:" addresses unmapped, also in a batch whose
     every login the kernel reads (parse_pop then skips what would change nothing)."""
@@ -204,21 +302,49 @@ def test_pop_logins_read_by_the_kernel_alone_are_lower_cased_and_unmapped(prog, 
     from mmw_tasks.parse.fields import BASE
 
     plain = ("popper", '(v4.0.9) POP login by user "x" at (h) 10.0.0.9')
-    rows = pl.DataFrame({"ts": [datetime(2002, 2, 16)] * 2, "line_no": [1, 2], "copy": [0, 0], "repeat": [False] * 2,
-                         "prog": [plain[0], prog], "msg": [plain[1], msg]})
+    rows = pl.DataFrame(
+        {
+            "ts": [datetime(2002, 2, 16)] * 2,
+            "line_no": [1, 2],
+            "copy": [0, 0],
+            "repeat": [False] * 2,
+            "prog": [plain[0], prog],
+            "msg": [plain[1], msg],
+        }
+    )
     events, _ = parse_pop.parse_pop(rows, BASE)
     assert events.sort("line_no").select("user", "client_ip", "relay_host").rows() == [("x", "10.0.0.9", "h"), want]
 
 
 EXIM_MESSAGES = [
-    "1MUhnF-0000JZ-OX <= a@b.example H=h [1.2.3.4] P=esmtp S=123", "[1234] 1MUhnF-0000JZ-OX => x@y R=r T=smtp",
-    "1MUhnF-0000JZ-OX -> x2@y", "1MUhnF-0000JZ-OX >> x@y", "1MUhnF-0000JZ-OX *> x@y", "1MUhnF-0000JZ-OX == x@y",
-    "1MUhnF-0000JZ-OX ** x@y: Unrouteable address", "1MUhnF-0000JZ-OX << weird", "1MUhnF-0000JZ-OX Completed",
-    "1MUhnF-0000JZ-OX =>x", "1rWzOe-000000004yO-2Awl <= a@b", "1MUhnFX-0000JZ-OX <= a", "1MUhnF-0000JZ-OXXXX <= a",
-    "1MUhnF-00000-OX <= a", "1MUhnF-0000JZ-OX", "[12] H=x rejected RCPT <u@v>: unknown", "[] 1MUhnF-0000JZ-OX <= a",
-    "[١٢] 1MUhnF-0000JZ-OX <= a", "exim 4.96 daemon started: pid=1", "exim x daemon started", "Start queue run: pid=2",
-    "End queue run: pid=2", "Frozen (delivery error message)", "Message is frozen", "",
-    "H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted", "1MUhnF-0000JZ-OX ** é@x: no", None,
+    "1MUhnF-0000JZ-OX <= a@b.example H=h [1.2.3.4] P=esmtp S=123",
+    "[1234] 1MUhnF-0000JZ-OX => x@y R=r T=smtp",
+    "1MUhnF-0000JZ-OX -> x2@y",
+    "1MUhnF-0000JZ-OX >> x@y",
+    "1MUhnF-0000JZ-OX *> x@y",
+    "1MUhnF-0000JZ-OX == x@y",
+    "1MUhnF-0000JZ-OX ** x@y: Unrouteable address",
+    "1MUhnF-0000JZ-OX << weird",
+    "1MUhnF-0000JZ-OX Completed",
+    "1MUhnF-0000JZ-OX =>x",
+    "1rWzOe-000000004yO-2Awl <= a@b",
+    "1MUhnFX-0000JZ-OX <= a",
+    "1MUhnF-0000JZ-OXXXX <= a",
+    "1MUhnF-00000-OX <= a",
+    "1MUhnF-0000JZ-OX",
+    "[12] H=x rejected RCPT <u@v>: unknown",
+    "[] 1MUhnF-0000JZ-OX <= a",
+    "[١٢] 1MUhnF-0000JZ-OX <= a",
+    "exim 4.96 daemon started: pid=1",
+    "exim x daemon started",
+    "Start queue run: pid=2",
+    "End queue run: pid=2",
+    "Frozen (delivery error message)",
+    "Message is frozen",
+    "",
+    "H=(x) [1.2.3.4] F=<a@b> rejected RCPT <c@d>: relay not permitted",
+    "1MUhnF-0000JZ-OX ** é@x: no",
+    None,
 ]
 
 
@@ -229,12 +355,19 @@ def test_exim_head_kernel_reads_what_the_regexes_read():
     got = px.heads(pl.DataFrame({"msg": msg}))
     g = pl.col("g").struct  # the polars expressions the kernel replaced
     want = pl.DataFrame({"msg": msg}).with_columns(g=pl.col("msg").str.extract_groups(px._HEAD))
-    want = want.with_columns(queue_id=g.field("2"), _flag=g.field("3"),
-                             body=pl.col("msg").str.slice(g.field("1").str.len_chars()))
+    want = want.with_columns(
+        queue_id=g.field("2"), _flag=g.field("3"), body=pl.col("msg").str.slice(g.field("1").str.len_chars())
+    )
     body, flag = pl.col("body"), pl.col("_flag")
-    want = want.with_columns(event=pl.when(flag.is_not_null()).then(flag.replace_strict(px._FLAGS, default="other"))
-                             .when(body.str.contains(" rejected RCPT ", literal=True)).then(pl.lit("reject"))
-                             .when(body.str.contains(px._QUIET)).then(pl.lit("quiet")).otherwise(pl.lit("other")))
+    want = want.with_columns(
+        event=pl.when(flag.is_not_null())
+        .then(flag.replace_strict(px._FLAGS, default="other"))
+        .when(body.str.contains(" rejected RCPT ", literal=True))
+        .then(pl.lit("reject"))
+        .when(body.str.contains(px._QUIET))
+        .then(pl.lit("quiet"))
+        .otherwise(pl.lit("other"))
+    )
     for col in ("queue_id", "_flag", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert set(got["event"]) == set(px._KINDS.values()) and got["queue_id"][10] == "1rWzOe-000000004yO-2Awl"
@@ -242,13 +375,25 @@ def test_exim_head_kernel_reads_what_the_regexes_read():
 
 POSTFIX_TO_BODIES = [
     "to=<a@b.example>, relay=mx.b.example[10.0.0.2]:25, delay=1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)",
-    "to=<a@b.example>, relay=none, delay=30, dsn=4.4.1, status=deferred (connect to x[10.0.0.3]:25: Connection refused)",
+    "to=<a@b.example>, relay=none, delay=30, dsn=4.4.1, status=deferred (connect to x[10.0.0.3]:25: Connection refused)",  # noqa: E501 (a real log line)
     "to=<u@c.example>, relay=c[10.0.0.4]:25, dsn=5.1.1, status=bounced (host c said: 550 no (in reply to RCPT TO))",
-    "to=<u@c.example>, orig_to=<u>, relay=local, status=sent (delivered to mailbox)", "to=<a@b>, status=sent",
-    "to=<a@b>, status=deferred (x) extra", "to=<a@b>, status=Sent (x)", "to=<a@b>, status=sent ()", "to=<a@b>, status=s (",
-    "to=a@b, relay=h[1.2.3.4]:25, status=sent (ok)", "to=<a>b>, relay=x", "to=<a@b>x, relay=y", "to=<a,b@c>, relay=z",
-    "to=<ü@x.example>, relay=ħ[10.0.0.5]:25, status=sent (250 ök)", "to=<a@b>, relay=x", "", "to=", "to=<>,",
-    "to=<a@b>, status=expired, returned to sender", "to=<a@b>, status=undeliverable-mailbox (x)",
+    "to=<u@c.example>, orig_to=<u>, relay=local, status=sent (delivered to mailbox)",
+    "to=<a@b>, status=sent",
+    "to=<a@b>, status=deferred (x) extra",
+    "to=<a@b>, status=Sent (x)",
+    "to=<a@b>, status=sent ()",
+    "to=<a@b>, status=s (",
+    "to=a@b, relay=h[1.2.3.4]:25, status=sent (ok)",
+    "to=<a>b>, relay=x",
+    "to=<a@b>x, relay=y",
+    "to=<a,b@c>, relay=z",
+    "to=<ü@x.example>, relay=ħ[10.0.0.5]:25, status=sent (250 ök)",
+    "to=<a@b>, relay=x",
+    "",
+    "to=",
+    "to=<>,",
+    "to=<a@b>, status=expired, returned to sender",
+    "to=<a@b>, status=undeliverable-mailbox (x)",
 ]
 
 
@@ -260,22 +405,35 @@ def test_postfix_to_kernel_reads_what_the_finds_and_slices_read():
     got = pp._to_fields(pl.DataFrame({"body": POSTFIX_TO_BODIES}))
     body, sl = pl.col("body"), bslice
     want = pl.DataFrame({"body": POSTFIX_TO_BODIES}).with_columns(
-        _gt=body.str.find(">,", literal=True), _r=body.str.find(", relay=", literal=True),
-        _st=body.str.find(", status=", literal=True))
-    want = want.with_columns(recipient=pl.when(body.str.starts_with("to=<") & pl.col("_gt").is_not_null())
-                             .then(sl(body, 4, pl.col("_gt") - 4)),
-                             _relay=sl(body, pl.col("_r") + 8), _after=sl(body, pl.col("_st") + 9))
+        _gt=body.str.find(">,", literal=True),
+        _r=body.str.find(", relay=", literal=True),
+        _st=body.str.find(", status=", literal=True),
+    )
+    want = want.with_columns(
+        recipient=pl.when(body.str.starts_with("to=<") & pl.col("_gt").is_not_null()).then(
+            sl(body, 4, pl.col("_gt") - 4)
+        ),
+        _relay=sl(body, pl.col("_r") + 8),
+        _after=sl(body, pl.col("_st") + 9),
+    )
     rc = pl.col("recipient")
     odd = rc.is_null() | rc.str.contains(r"[,>]")
     want = want.with_columns(recipient=pl.when(odd).then(body.str.extract(pp._TO_RECIPIENT, 1)).otherwise(rc))
     after, relay = pl.col("_after"), pl.col("_relay")
-    want = want.with_columns(_relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(","))),
-                             _sp=after.str.find(" ", literal=True))
+    want = want.with_columns(
+        _relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(","))),
+        _sp=after.str.find(" ", literal=True),
+    )
     word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
-    want = want.with_columns(_status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
-                             _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"))
-    want = want.with_columns(detail=pl.when(pl.col("_ok") & pl.col("_status").is_not_null()).then(
-        sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)))
+    want = want.with_columns(
+        _status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
+        _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"),
+    )
+    want = want.with_columns(
+        detail=pl.when(pl.col("_ok") & pl.col("_status").is_not_null()).then(
+            sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)
+        )
+    )
     want = want.with_columns(recipient=addr(pl.col("recipient")))
     for col in ("recipient", "_relay", "_status", "detail"):
         assert got[col].to_list() == want[col].to_list(), col
@@ -284,17 +442,47 @@ def test_postfix_to_kernel_reads_what_the_finds_and_slices_read():
 
 EXIM_ARRIVALS = [
     "a@b.example H=mx.b.example (helo) [10.0.0.1] P=esmtp S=1234 id=x for c@d e@f",
-    "<> R=1MUhnF-0000JZ-OX U=Debian-exim P=local S=890", "<>x S=1", "a@b H=(helo) [10.0.0.1]:25 S=12",
-    "a@b H=[10.0.0.1] S=x S=15", "a@b XS=10 S=11", "a@b H=name [xyz] H=ok [1.2.3.4]",
-    "a@b H=name (helo with space) [1.2.3.4]", "a@b H=name(helo) [1.2.3.4]", "a@b H=(helo)[1.2.3.4]",
-    "a@b H= [1.2.3.4]", "a@b H=n (h) [] H=m [::1]", "a@b for", "a@b for ", "a@b for x", "", " leading space",
-    "ü@b H=h [10.0.0.1] S=5", "a@b\u00a0H=h [1.2.3.4] S=6", "a@b\tS=7 for  two", "a_H=h [1.2.3.4]",
+    "<> R=1MUhnF-0000JZ-OX U=Debian-exim P=local S=890",
+    "<>x S=1",
+    "a@b H=(helo) [10.0.0.1]:25 S=12",
+    "a@b H=[10.0.0.1] S=x S=15",
+    "a@b XS=10 S=11",
+    "a@b H=name [xyz] H=ok [1.2.3.4]",
+    "a@b H=name (helo with space) [1.2.3.4]",
+    "a@b H=name(helo) [1.2.3.4]",
+    "a@b H=(helo)[1.2.3.4]",
+    "a@b H= [1.2.3.4]",
+    "a@b H=n (h) [] H=m [::1]",
+    "a@b for",
+    "a@b for ",
+    "a@b for x",
+    "",
+    " leading space",
+    "ü@b H=h [10.0.0.1] S=5",
+    "a@b\u00a0H=h [1.2.3.4] S=6",
+    "a@b\tS=7 for  two",
+    "a_H=h [1.2.3.4]",
 ]
 EXIM_DELIVERIES = [
-    'c@d R=dnslookup T=remote_smtp H=mx.d [10.0.0.2] X=TLS C="250 OK"', "c@d <orig@d> R=r T=local_delivery",
-    "c@d: Unrouteable address", "c@d <o@d>: mailbox full", "c@d <o@d> retry timeout exceeded", "c@d <>: x",
-    "c@d\tT=x", "c@dT=x", "c@d <o@d>", "  x T=y", "c@d <o@d:x", "c@d T=", "c@d T=a T=b", "é@d T=x <o>: y",
-    "c@d <o@d>:x", "c@d <o@d>: ", "c@d ", "c@d", "",
+    'c@d R=dnslookup T=remote_smtp H=mx.d [10.0.0.2] X=TLS C="250 OK"',
+    "c@d <orig@d> R=r T=local_delivery",
+    "c@d: Unrouteable address",
+    "c@d <o@d>: mailbox full",
+    "c@d <o@d> retry timeout exceeded",
+    "c@d <>: x",
+    "c@d\tT=x",
+    "c@dT=x",
+    "c@d <o@d>",
+    "  x T=y",
+    "c@d <o@d:x",
+    "c@d T=",
+    "c@d T=a T=b",
+    "é@d T=x <o>: y",
+    "c@d <o@d>:x",
+    "c@d <o@d>: ",
+    "c@d ",
+    "c@d",
+    "",
 ]
 
 
@@ -305,8 +493,9 @@ def test_exim_field_kernel_reads_what_the_regexes_read(to):
     bodies = EXIM_DELIVERIES if to else EXIM_ARRIVALS
     got = px._fields(pl.DataFrame({"body": bodies}), to)
     patterns = px._TO_FIELDS if to else px._FROM_FIELDS
-    want = pl.DataFrame({"body": bodies}).select([pl.col("body").str.extract(rx, 1).alias(k)
-                                                  for k, rx in patterns.items()])
+    want = pl.DataFrame({"body": bodies}).select(
+        [pl.col("body").str.extract(rx, 1).alias(k) for k, rx in patterns.items()]
+    )
     for k in patterns:
         assert got[f"_{k}"].to_list() == want[k].to_list(), k
     if to:
@@ -320,42 +509,76 @@ def test_postfix_to_reads_a_reply_that_is_not_ascii_after_the_status_word():
     a character that is not ASCII followed the status word's space (a byte offset cut it)."""
     from mmw_tasks.parse import postfix as pp
 
-    got = pp._to_fields(pl.DataFrame({"body": ["to=<a@b>, relay=x, status=bounced \u2003(x)",
-                                               "to=<a@b>, relay=x, status=bounced (ünïcode reply)"]}))
+    got = pp._to_fields(
+        pl.DataFrame(
+            {
+                "body": [
+                    "to=<a@b>, relay=x, status=bounced \u2003(x)",
+                    "to=<a@b>, relay=x, status=bounced (ünïcode reply)",
+                ]
+            }
+        )
+    )
     assert got.select("recipient", "_relay", "_status", "detail").rows() == [
-        ("a@b", "x", "bounced", None), ("a@b", "x", "bounced", "ünïcode reply")]
+        ("a@b", "x", "bounced", None),
+        ("a@b", "x", "bounced", "ünïcode reply"),
+    ]
     with pytest.raises(ValueError, match="one ASCII character"):
         kernels.after_keys(pl.Series(["k=aé b"]), ["k="], "é")
 
 
 SENDMAIL_FROM_BODIES = [  # (body, read by the kernel)
-    ("from=<takeda11@example.ac.jp>, size=2610, class=0, nrcpts=1, msgid=<2002.914C@example.ac.jp>, "
-     "proto=ESMTP, daemon=MTA, relay=pc2069.example.ac.jp [10.1.2.69]", True),
+    (
+        "from=<takeda11@example.ac.jp>, size=2610, class=0, nrcpts=1, msgid=<2002.914C@example.ac.jp>, "
+        "proto=ESMTP, daemon=MTA, relay=pc2069.example.ac.jp [10.1.2.69]",
+        True,
+    ),
     ("from=<>, size=1234, class=0, nrcpts=0, proto=ESMTP, relay=mx.example [192.0.2.1]", True),
-    ("from=MAILER-DAEMON, size=10, class=0, nrcpts=1", False), ("from=daemon, size=10, nrcpts=1", True),
+    ("from=MAILER-DAEMON, size=10, class=0, nrcpts=1", False),
+    ("from=daemon, size=10, nrcpts=1", True),
     ("from=<a@b>, size=12x, nrcpts=3", True),
-    ("from= <a@b> , size=05, nrcpts=007, relay=", True), ("from=<a>b>, size=1, nrcpts=1", True),
-    ("from=x, y>, size=1, nrcpts=1, relay=r1, relay=r2", True), ("from=<a@b>, size=123456789012345678, nrcpts=1", True),
-    ("from=<A@B.example>, size=1, nrcpts=1", False), ("from=<a@b>, size=, nrcpts=1", False),
-    ("from=<a@b>, nrcpts=1", False), ("from=a@b", False), ("from=<a@b>, size=1234567890123456789, nrcpts=1", False),
-    ("from=<a@b>, size=1, nrcpts=1234567890", False), ("from=<a@ü.example>, size=1, nrcpts=1", False),
-    ("from=<a@b>, size=\u0661\u0662, nrcpts=1", False), ("from=<a@b>, size=99999999999999999999, nrcpts=1", False),
+    ("from= <a@b> , size=05, nrcpts=007, relay=", True),
+    ("from=<a>b>, size=1, nrcpts=1", True),
+    ("from=x, y>, size=1, nrcpts=1, relay=r1, relay=r2", True),
+    ("from=<a@b>, size=123456789012345678, nrcpts=1", True),
+    ("from=<A@B.example>, size=1, nrcpts=1", False),
+    ("from=<a@b>, size=, nrcpts=1", False),
+    ("from=<a@b>, nrcpts=1", False),
+    ("from=a@b", False),
+    ("from=<a@b>, size=1234567890123456789, nrcpts=1", False),
+    ("from=<a@b>, size=1, nrcpts=1234567890", False),
+    ("from=<a@ü.example>, size=1, nrcpts=1", False),
+    ("from=<a@b>, size=\u0661\u0662, nrcpts=1", False),
+    ("from=<a@b>, size=99999999999999999999, nrcpts=1", False),
 ]
 SENDMAIL_TO_BODIES = [
-    ("to=<kumiko.ono@mobile.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=32610, "
-     "relay=mx1.mobile.ne.jp. [198.18.0.4], dsn=2.0.0, stat=Sent (Ok: queued as 52634C9)", True),
+    (
+        "to=<kumiko.ono@mobile.ne.jp>, delay=00:00:03, xdelay=00:00:01, mailer=esmtp, pri=32610, "
+        "relay=mx1.mobile.ne.jp. [198.18.0.4], dsn=2.0.0, stat=Sent (Ok: queued as 52634C9)",
+        True,
+    ),
     ("to=<kudo10@example.ac.jp>, delay=00:00:03, xdelay=00:00:00, mailer=local, pri=31413, dsn=2.0.0, stat=Sent", True),
     ('to="|/usr/bin/procmail -f-", ctladdr=<u@x> (1/2), delay=00:00:01, mailer=prog, stat=Sent', True),
-    ("to=a@b, ctladdr=x, delay=1, stat=Sent", True), ("to=<a@b>, delay=1, ctladdr=x, stat=Sent", True), ("to=<a@b.>, delay=1, stat=Sent", True),
-    ("to=<a@>, delay=1, stat=Sent", True), ("to=<a@b c>, delay=1, stat=Sent", True),
-    ('to=<a"b@c">, delay=1, stat=Sent', True), ("to=<>, delay=1, stat=Sent", True),
-    ("to=<a@b>, delay=1, mailer=esmtp, relay=, stat=Sent", True), ("to=<a@b>, delay=1, stat=Sent, mailer=x", True),
-    ("to=<a@b>, delay=1, xstat=1, stat=Sent", True), ("to=<a@b.>, [more], stat=Sent", True),
-    ("to=<a@b>,<c@d>, delay=1, stat=Sent", False), ("to=<a@b>, [more]", False),
+    ("to=a@b, ctladdr=x, delay=1, stat=Sent", True),
+    ("to=<a@b>, delay=1, ctladdr=x, stat=Sent", True),
+    ("to=<a@b.>, delay=1, stat=Sent", True),
+    ("to=<a@>, delay=1, stat=Sent", True),
+    ("to=<a@b c>, delay=1, stat=Sent", True),
+    ('to=<a"b@c">, delay=1, stat=Sent', True),
+    ("to=<>, delay=1, stat=Sent", True),
+    ("to=<a@b>, delay=1, mailer=esmtp, relay=, stat=Sent", True),
+    ("to=<a@b>, delay=1, stat=Sent, mailer=x", True),
+    ("to=<a@b>, delay=1, xstat=1, stat=Sent", True),
+    ("to=<a@b.>, [more], stat=Sent", True),
+    ("to=<a@b>,<c@d>, delay=1, stat=Sent", False),
+    ("to=<a@b>, [more]", False),
     ("to=<a@b>, delay=1, dsn=4.0.0, stat=Deferred: Connection refused", False),
-    ("to=<a@b>, delay=1, stat=sent", False), ("to=<A@b>, delay=1, stat=Sent", False),
-    ("to=, delay=1, stat=Sent", False), ("to=<a@b>,delay=1, stat=Sent", False),
-    ("to=<a@b>, delay=1,stat=Sent", False), ("to=<a@b>, delay=1, stat=Sent ü", False),
+    ("to=<a@b>, delay=1, stat=sent", False),
+    ("to=<A@b>, delay=1, stat=Sent", False),
+    ("to=, delay=1, stat=Sent", False),
+    ("to=<a@b>,delay=1, stat=Sent", False),
+    ("to=<a@b>, delay=1,stat=Sent", False),
+    ("to=<a@b>, delay=1, stat=Sent ü", False),
     ("to=<a@b>, delay=1", False),
 ]
 
@@ -381,10 +604,22 @@ def test_sendmail_field_kernels_read_what_the_expressions_read(to):
 
 
 SENDMAIL_REJECTS = [  # (body, read by the kernel)
-    ("<matsuda39x@example.ac.jp>... User unknown", True), ("a@b.example... User unknown", True),
-    ("<a@b.... x", True), ("<<a@b>... x", True), ("<>... x", True), ("<a@b>... x... y", True), ("...  x", True),
-    ("<a@b.>... 550 5.1.1 no", True), ("<a b>... x", False), ("<a@b>...x", False), ("<a@B>... x", False),
-    ("a>b... x", False), ("<a@b>>... x", False), ("<a@ü.example>... x", False), ("<a@b>\t... x", False), ("", False),
+    ("<matsuda39x@example.ac.jp>... User unknown", True),
+    ("a@b.example... User unknown", True),
+    ("<a@b.... x", True),
+    ("<<a@b>... x", True),
+    ("<>... x", True),
+    ("<a@b>... x... y", True),
+    ("...  x", True),
+    ("<a@b.>... 550 5.1.1 no", True),
+    ("<a b>... x", False),
+    ("<a@b>...x", False),
+    ("<a@B>... x", False),
+    ("a>b... x", False),
+    ("<a@b>>... x", False),
+    ("<a@ü.example>... x", False),
+    ("<a@b>\t... x", False),
+    ("", False),
 ]
 
 
@@ -403,10 +638,27 @@ def test_sendmail_reject_kernel_reads_what_the_regex_reads():
     assert got.row(0) == (0, "matsuda39x@example.ac.jp", "example.ac.jp", "User unknown")
 
 
-RELAYS = ["mx1.mobile.ne.jp. [198.18.0.4]", "mx.example[203.0.113.9]:25", "[IPv6:2001:db8::1]", "[ipv6:::1]",
-          "local", "none", "", ".", "h [nope] [10.0.0.1]", "h [] [10.0.0.2]", "h [10.0.0.3", "h\t[10.0.0.4]",
-          "h [IPV6:2001:db8::2]", "h [IPv6:] [10.0.0.5]", "x.example. [10.0.0.6] (may be forged)", " lead [10.0.0.7]",
-          None, "h[fe80::1%eth0]", "h [10.0.0.8][10.0.0.9]"]
+RELAYS = [
+    "mx1.mobile.ne.jp. [198.18.0.4]",
+    "mx.example[203.0.113.9]:25",
+    "[IPv6:2001:db8::1]",
+    "[ipv6:::1]",
+    "local",
+    "none",
+    "",
+    ".",
+    "h [nope] [10.0.0.1]",
+    "h [] [10.0.0.2]",
+    "h [10.0.0.3",
+    "h\t[10.0.0.4]",
+    "h [IPV6:2001:db8::2]",
+    "h [IPv6:] [10.0.0.5]",
+    "x.example. [10.0.0.6] (may be forged)",
+    " lead [10.0.0.7]",
+    None,
+    "h[fe80::1%eth0]",
+    "h [10.0.0.8][10.0.0.9]",
+]
 
 
 def test_relay_kernel_reads_what_host_of_and_ip_of_read():

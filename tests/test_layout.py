@@ -55,8 +55,9 @@ def imports() -> set[tuple[str, str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             targets: list[str] = []
             if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("mmw_tasks"):
-                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in mods else node.module
-                           for a in node.names]
+                targets = [
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in mods else node.module for a in node.names
+                ]
                 targets = [t for t in targets if t != "mmw_tasks.parse._kernels"] or [node.module]
             elif isinstance(node, ast.ImportFrom) and node.level:
                 raise AssertionError(f"{path}: relative import; write the module's whole name")
@@ -69,15 +70,20 @@ def imports() -> set[tuple[str, str]]:
 def test_stage_packages_exist_and_nothing_parse_like_is_left_at_the_top():
     top = {p.name for p in PKG.iterdir() if not p.name.startswith((".", "_"))}
     assert {"fetch", "parse", "detect", "report", "simulate"} <= top
-    assert not [n for n in top if n.startswith("parse_") or n.endswith(".py") and n[:-3] not in
-                CORE | {"pipeline", "cli", "deploy"}], sorted(top)
+    assert not [
+        n
+        for n in top
+        if n.startswith("parse_") or n.endswith(".py") and n[:-3] not in CORE | {"pipeline", "cli", "deploy"}
+    ], sorted(top)
     assert (PKG / "parse" / "csrc").is_dir()
 
 
 def test_imports_point_down_the_stages():
-    wrong = sorted(f"{a} -> {b}" for a, b in imports()
-                   if room(a) != room(b) and room(b) not in ALLOWED[room(a)])
-    assert not wrong, "imports against the order core <- parse <- fetch, parse <- detect <- report <- pipeline <- cli:\n" + "\n".join(wrong)
+    wrong = sorted(f"{a} -> {b}" for a, b in imports() if room(a) != room(b) and room(b) not in ALLOWED[room(a)])
+    assert not wrong, (
+        "imports against the order core <- parse <- fetch, parse <- detect <- report <- pipeline <- cli:\n"
+        + "\n".join(wrong)
+    )
 
 
 def test_no_import_circles():
@@ -134,8 +140,8 @@ def test_mmw_tasks_never_imports_airflow():
 def test_every_path_in_the_readme_layout_table_exists():
     """Each row's path, and the files it names inside that path, are there."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Layout"):]
-    section = section[:section.index("\n## ", 4)]
+    section = readme[readme.index("## Layout") :]
+    section = section[: section.index("\n## ", 4)]
     rows = [r for r in section.splitlines() if r.startswith("| `")]
     assert len(rows) >= 15, rows
     missing = []

@@ -51,9 +51,7 @@ def test_a_broken_webhook_does_not_silence_the_email(monkeypatch):
     with WebhookSink(status=500) as hook, SmtpSink() as smtp:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_MMW", smtp.conn_uri())
         with pytest.raises(Exception, match="500"):
-            _notifier("failure", webhook=hook.url, email=("noc@example.ac.jp",), smtp_conn_id="smtp_mmw")(
-                context
-            )
+            _notifier("failure", webhook=hook.url, email=("noc@example.ac.jp",), smtp_conn_id="smtp_mmw")(context)
         assert len(hook.received) == 1 and len(smtp.messages) == 1
 
 
@@ -61,9 +59,7 @@ def test_webhook_url_from_an_airflow_connection(monkeypatch):
     with WebhookSink() as hook:
         monkeypatch.setenv(
             "AIRFLOW_CONN_MMW_HOOK",
-            json.dumps(
-                {"conn_type": "http", "host": "127.0.0.1", "port": hook.port, "schema": "hook/token-123"}
-            ),
+            json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": hook.port, "schema": "hook/token-123"}),
         )
         _notifier("failure", webhook_conn_id="mmw_hook")({"run_id": "r", "params": {"day": "2002-02-16"}})
         assert [m["path"] for m in hook.received] == ["/hook/token-123"]

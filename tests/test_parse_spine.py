@@ -6,7 +6,7 @@ iplog and qpopper lines follow the formats documented in log-formats.md (§5.1, 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -29,14 +29,13 @@ def test_sendmail_87_from_and_to_lines():
     assert frm["sender"] == "joinkids@foo.phyast.pitt.edu"
     assert frm["size"] == 5357 and frm["nrcpts"] == 1
     assert frm["client_ip"] == "136.142.111.40" and frm["relay_host"] == "hamlet.phyast.pitt.edu"
-    assert frm["ts"] == datetime(1996, 6, 13, 1, 38, 10, tzinfo=timezone.utc)
+    assert frm["ts"] == datetime(1996, 6, 13, 1, 38, 10, tzinfo=UTC)
     # majordomo re-injection: relay=user@localhost has no address
     local = events.filter(pl.col("queue_id") == "OAA20646", pl.col("event") == "from").row(0, named=True)
     assert local["sender"] == "unique1@usa.healthnet.org" and local["client_ip"] is None
     # a comma-separated recipient list is one to= line with two recipients
     multi = events.filter(pl.col("queue_id") == "GAA01612", pl.col("event") == "to")
-    assert multi["recipient"].to_list() == ["unione@ok.wpgate.galaxy.dnet.yorkhospital.edu",
-                                            "unitwo@ok.healthnet.org"]
+    assert multi["recipient"].to_list() == ["unione@ok.wpgate.galaxy.dnet.yorkhospital.edu", "unitwo@ok.healthnet.org"]
     assert multi["rcpt_index"].to_list() == [0, 1]
     deferred = events.filter(pl.col("queue_id") == "DAA29033", pl.col("event") == "to").row(0, named=True)
     assert deferred["status"] == "deferred" and deferred["recipient_domain"] == "ign.healthnet.org"
@@ -60,9 +59,18 @@ def test_user_unknown_in_every_form():
     lines = sample_block("sendmail 8.14-8.16")
     events, fates = events_of(lines, day=date(2014, 2, 25))
     unknown = events.filter(pl.col("status") == "user_unknown")
-    assert sorted(unknown["recipient"].to_list()) == sorted([
-        "non-existing-user@example.com", "arhipov@domain.com", "anatoliy@domain.com", "artem@domain.com",
-        "anto@domain.com", "davaojk25@domain.com", "anton@domain.com", "baduser@yourhost.com"])
+    assert sorted(unknown["recipient"].to_list()) == sorted(
+        [
+            "non-existing-user@example.com",
+            "arhipov@domain.com",
+            "anatoliy@domain.com",
+            "artem@domain.com",
+            "anto@domain.com",
+            "davaojk25@domain.com",
+            "anton@domain.com",
+            "baduser@yourhost.com",
+        ]
+    )
     rule = unknown.filter(pl.col("recipient") == "non-existing-user@example.com").row(0, named=True)
     assert rule["client_ip"] == "189.30.205.74" and rule["queue_id"] == "s1REn1un088377"
     # relaying denied is a rejection, not an unknown user
@@ -78,8 +86,9 @@ def test_user_unknown_in_every_form():
 def test_truncated_to_line_is_malformed_not_dropped():
     events, fates = events_of(sample_block("sendmail truncated to= line"))
     assert events.height == 0
-    assert fates.to_dicts() == [{"line_no": 1, "copy": 0, "fate": "malformed",
-                                 "reason": "to= line truncated (no delay=/stat=)"}]
+    assert fates.to_dicts() == [
+        {"line_no": 1, "copy": 0, "fate": "malformed", "reason": "to= line truncated (no delay=/stat=)"}
+    ]
 
 
 def test_to_line_without_stat_takes_status_from_dsn():
@@ -89,8 +98,10 @@ def test_to_line_without_stat_takes_status_from_dsn():
 
 
 def test_solaris_message_id_is_stripped():
-    line = ("Feb 16 09:00:01 mx sendmail[12325]: [ID 801593 mail.info] r72DY20O010335: to=root, "
-            "delay=00:00:01, xdelay=00:00:00, mailer=local, pri=30000, dsn=2.0.0, stat=Sent")
+    line = (
+        "Feb 16 09:00:01 mx sendmail[12325]: [ID 801593 mail.info] r72DY20O010335: to=root, "
+        "delay=00:00:01, xdelay=00:00:00, mailer=local, pri=30000, dsn=2.0.0, stat=Sent"
+    )
     events, _ = events_of([line], day=date(2002, 2, 16))
     assert events.row(0, named=True)["queue_id"] == "r72DY20O010335"
     assert events.row(0, named=True)["recipient"] == "root"
@@ -98,7 +109,7 @@ def test_solaris_message_id_is_stripped():
 
 def test_qpopper_login_and_stats():
     lines = [
-        'Feb 16 21:03:12 mx popper[4021]: (v4.0.5) POP login by user "tanaka" at (dialup12.isp.example.net) 198.51.100.33',
+        'Feb 16 21:03:12 mx popper[4021]: (v4.0.5) POP login by user "tanaka" at (dialup12.isp.example.net) 198.51.100.33',  # noqa: E501 (a real log line)
         'Feb 16 21:03:14 mx in.qpopper[7597]: (v4.0.9) POP login by user "nick" at (host) 74.125.46.35 [pop_log.c:244]',
         "Feb 16 21:03:15 mx popper[4021]: Stats: tanaka 0 0 3 12034 dialup12.isp.example.net 198.51.100.33",
     ]
@@ -109,15 +120,30 @@ def test_qpopper_login_and_stats():
     assert fates.height == 0  # every line parsed
 
 
-@pytest.mark.parametrize("line, ip, port, name", [
-    ("Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from 10.1.0.25:1053 (38 data bytes)",
-     "10.1.0.25", 1053, None),
-    ("Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from mx.example.ac.jp (10.1.0.25):1054 (41 data bytes)",
-     "10.1.0.25", 1054, "mx.example.ac.jp"),
-    ("Feb 16 14:30:01 ns iplog[312]: UDP: dgram to ns.example.ac.jp:domain from 10.1.0.25:1055 (38 data bytes)",
-     "10.1.0.25", 1055, None),
-    ("Feb 16 14:30:01 ns iplog[312]: UDP: to domain from 10.1.0.25:1056 (38 data bytes)", "10.1.0.25", 1056, None),
-])
+@pytest.mark.parametrize(
+    "line, ip, port, name",
+    [
+        (
+            "Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from 10.1.0.25:1053 (38 data bytes)",
+            "10.1.0.25",
+            1053,
+            None,
+        ),
+        (
+            "Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from mx.example.ac.jp (10.1.0.25):1054 (41 data bytes)",  # noqa: E501 (a real log line)
+            "10.1.0.25",
+            1054,
+            "mx.example.ac.jp",
+        ),
+        (
+            "Feb 16 14:30:01 ns iplog[312]: UDP: dgram to ns.example.ac.jp:domain from 10.1.0.25:1055 (38 data bytes)",
+            "10.1.0.25",
+            1055,
+            None,
+        ),
+        ("Feb 16 14:30:01 ns iplog[312]: UDP: to domain from 10.1.0.25:1056 (38 data bytes)", "10.1.0.25", 1056, None),
+    ],
+)
 def test_iplog_dns_query_forms(line, ip, port, name):
     queries, fates = parse_iplog(frame([line]))
     assert fates.height == 0  # parsed

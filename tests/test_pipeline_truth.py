@@ -44,7 +44,7 @@ def test_model_equals_least_squares_on_truth(klez_site):
     y = np.array([r["dq"] for r in iv], dtype=float)
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     resid = y - x @ coef
-    r2 = 1 - (resid ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (resid**2).sum() / ((y - y.mean()) ** 2).sum()
     model = report_of(klez_site, "2002-02-16")["model"]
     assert model["m_s"] == pytest.approx(coef[0], abs=1e-6)
     assert model["m_p"] == pytest.approx(coef[1], abs=1e-6)
@@ -123,8 +123,9 @@ def test_modern_infected_host_is_named(modern_klez):
     assert {i["client_ip"] for i in suspects} == infected
     assert all(i["evidence"]["user_unknown"] >= 5 for i in suspects)
     con = lake.connect(modern_klez.parent / "data_lake")
-    (uu,), = con.sql("select sum(n_user_unknown) from user_intervals where client_ip = $ip",
-                     params={"ip": infected.pop()}).fetchall()
+    ((uu,),) = con.sql(
+        "select sum(n_user_unknown) from user_intervals where client_ip = $ip", params={"ip": infected.pop()}
+    ).fetchall()
     assert uu > 300  # NOQUEUE rejects land on the host that sent them
 
 
@@ -139,7 +140,7 @@ def test_modern_frethem_deferrals_pile_up_for_one_domain(tmp_path):
     assert not [i for i in rep["incidents"] if i["kind"] == "mmw_suspect"]
     # qmgr's retries log from= again: requeues in the lake, never counted as messages
     con = lake.connect(toml.parent / "data_lake")
-    (requeues,), = con.sql("select count(*) from mail_events where event = 'requeue'").fetchall()
+    ((requeues,),) = con.sql("select count(*) from mail_events where event = 'requeue'").fetchall()
     assert requeues > 100
 
 
@@ -150,8 +151,15 @@ def test_modern_frethem_deferrals_pile_up_for_one_domain(tmp_path):
 def both_stacks(tmp_path_factory) -> dict[str, Path]:
     sites = {}
     for style in ("2002", "modern"):
-        toml = simulate_site(tmp_path_factory.mktemp(f"all_{style}"), date(2002, 3, 11), 2,
-                             scenario="holiday,everything", seed=11, style=style, scale=0.4)
+        toml = simulate_site(
+            tmp_path_factory.mktemp(f"all_{style}"),
+            date(2002, 3, 11),
+            2,
+            scenario="holiday,everything",
+            seed=11,
+            style=style,
+            scale=0.4,
+        )
         for day in ("2002-03-11", "2002-03-12"):
             pipeline.run_day(toml, day, log=lambda m: None)
         sites[style] = toml
@@ -170,14 +178,22 @@ def test_every_scenario_totals_equal_truth_in_both_stacks(both_stacks, style, da
 
 
 def test_both_stacks_report_the_same_kinds_of_incident(both_stacks):
-    kinds = {style: sorted({i["kind"] for i in report_of(toml, "2002-03-12")["incidents"]})
-             for style, toml in both_stacks.items()}
+    kinds = {
+        style: sorted({i["kind"] for i in report_of(toml, "2002-03-12")["incidents"]})
+        for style, toml in both_stacks.items()
+    }
     assert kinds["2002"] == kinds["modern"]
     assert {"mmw_suspect", "deferred_surge", "dns_anomaly", "mailing_list", "bulk_sender"} <= set(kinds["2002"])
-    infected = {style: sorted(i["client_ip"] for i in report_of(toml, "2002-03-12")["incidents"]
-                              if i["kind"] == "mmw_suspect") for style, toml in both_stacks.items()}
-    planted = {style: sorted(i["client_ip"] for i in truth_of(toml)["days"]["2002-03-12"]["incidents"]
-                             if i["kind"] == "mmw_suspect") for style, toml in both_stacks.items()}
+    infected = {
+        style: sorted(i["client_ip"] for i in report_of(toml, "2002-03-12")["incidents"] if i["kind"] == "mmw_suspect")
+        for style, toml in both_stacks.items()
+    }
+    planted = {
+        style: sorted(
+            i["client_ip"] for i in truth_of(toml)["days"]["2002-03-12"]["incidents"] if i["kind"] == "mmw_suspect"
+        )
+        for style, toml in both_stacks.items()
+    }
     assert infected == planted
 
 

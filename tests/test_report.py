@@ -35,9 +35,13 @@ def _strict_json(text: str):
 @pytest.fixture(scope="module")
 def rep(klez_site):
     folder = report.report_dir(load_site(klez_site), DAY)
-    return {"dir": folder, "json": _strict_json((folder / "report.json").read_text()),
-            "html": (folder / "report.html").read_text(), "md": (folder / "report.md").read_text(),
-            "con": lake.connect(load_site(klez_site).lake)}
+    return {
+        "dir": folder,
+        "json": _strict_json((folder / "report.json").read_text()),
+        "html": (folder / "report.html").read_text(),
+        "md": (folder / "report.md").read_text(),
+        "con": lake.connect(load_site(klez_site).lake),
+    }
 
 
 def test_json_has_the_contract_and_strict_numbers(rep):
@@ -63,8 +67,12 @@ def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
             actual = fh.read().splitlines()[ln["line_no"] - 1]
         assert ln["text"] == actual
         assert w["client_ip"] in actual or "User unknown" in actual or "user unknown" in actual.lower()
-    card = re.search(rf"<article class='incident-card kind-mmw_suspect' id='incident-{w['number']}'"
-                     r".*?</article>", rep["html"], re.S)
+    card = re.search(
+        rf"<article class='incident-card kind-mmw_suspect' id='incident-{w['number']}'"
+        r".*?</article>",
+        rep["html"],
+        re.S,
+    )
     assert card, "one card per incident"
     body = card.group(0)
     for text in (w["client_ip"], w["reverse_name"], str(w["score"])):
@@ -83,8 +91,7 @@ def test_one_card_and_one_marker_per_figure_per_incident(rep):
 
 def test_figure1_plots_the_lake_intervals_per_second(rep):
     """The Dq polyline's highest point is the interval with the most DNS queries."""
-    iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start",
-                        params={"d": DAY}).pl()
+    iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start", params={"d": DAY}).pl()
     fig1 = re.search(r"<section id='figure1'>.*?</section>", rep["html"], re.S).group(0)
     first_svg = fig1.split("</svg>")[0]
     polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', first_svg)
@@ -99,9 +106,12 @@ def test_figure2_top_sources_match_mail_events(rep):
     j, con = rep["json"], rep["con"]
     tops = j["figures"]["top_sources"]
     assert 1 <= len(tops) <= 6
-    by_host = con.sql("""select client_ip, count(*) as n from mail_events
+    by_host = con.sql(
+        """select client_ip, count(*) as n from mail_events
                          where day = $d and event = 'from' and client_ip is not null
-                         group by all order by n desc, client_ip limit 1""", params={"d": DAY}).fetchone()
+                         group by all order by n desc, client_ip limit 1""",
+        params={"d": DAY},
+    ).fetchone()
     assert (tops[0]["client_ip"], tops[0]["total_from"]) == by_host
     assert sum(tops[0]["n_from"]) == tops[0]["total_from"]
     total = [r["n_from"] for r in j["intervals"]]
@@ -151,22 +161,34 @@ def test_raw_lines_from_plain_and_gzip_files(tmp_path):
     plain.write_text("\n".join(lines) + "\n")
     with gzip.open(gz, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
-    got = rawlines.read_lines([(str(plain), 1), (str(plain), 4321), (str(gz), 5000), (str(gz), 7000),
-                               (str(tmp_path / "gone"), 3)])
-    assert got == {(str(plain), 1): "line 1", (str(plain), 4321): "line 4321", (str(gz), 5000): "line 5000",
-                   (str(gz), 7000): None, (str(tmp_path / "gone"), 3): None}
+    got = rawlines.read_lines(
+        [(str(plain), 1), (str(plain), 4321), (str(gz), 5000), (str(gz), 7000), (str(tmp_path / "gone"), 3)]
+    )
+    assert got == {
+        (str(plain), 1): "line 1",
+        (str(plain), 4321): "line 4321",
+        (str(gz), 5000): "line 5000",
+        (str(gz), 7000): None,
+        (str(tmp_path / "gone"), 3): None,
+    }
 
 
 def test_a_host_logged_under_two_names_as_often_gets_the_earlier(tmp_path):
     """The reverse name the report prints for a host is the name it was logged under most; on a
     tie the earlier one, wherever the parser put the rows (a sender that is not ASCII takes
     the expression path, whose rows come after the kernel's in the batch)."""
-    site = site_from_dict({"site": {"name": "t", "timezone": "UTC", "lake": "lake", "local_domains": ["example.jp"]},
-                           "servers": [{"name": "mx", "role": "mail", "format": "sendmail", "source": "mx*"}]},
-                          tmp_path / "site.toml")
+    site = site_from_dict(
+        {
+            "site": {"name": "t", "timezone": "UTC", "lake": "lake", "local_domains": ["example.jp"]},
+            "servers": [{"name": "mx", "role": "mail", "format": "sendmail", "source": "mx*"}],
+        },
+        tmp_path / "site.toml",
+    )
     tail = "size=321, class=0, nrcpts=1, msgid=<x@y>, proto=ESMTP, daemon=MTA, relay={} [192.0.2.8]"
-    lines = ["Feb 16 09:00:00 mx sendmail[1]: g1G1000000001: from=<t\u00e4ro@example.jp>, " + tail.format("a.example.jp"),
-             "Feb 16 14:00:00 mx sendmail[1]: g1G1000000002: from=<jiro@example.jp>, " + tail.format("b.example.jp")]
+    lines = [
+        "Feb 16 09:00:00 mx sendmail[1]: g1G1000000001: from=<t\u00e4ro@example.jp>, " + tail.format("a.example.jp"),
+        "Feb 16 14:00:00 mx sendmail[1]: g1G1000000002: from=<jiro@example.jp>, " + tail.format("b.example.jp"),
+    ]
     (tmp_path / "mx").write_text("\n".join(lines) + "\n")
     ingest.parse_server_day(site, site.servers[0], date(2002, 2, 16), [tmp_path / "mx"])
     con = lake.connect(site.lake)
@@ -177,15 +199,29 @@ def test_a_host_logged_under_two_names_as_often_gets_the_earlier(tmp_path):
 def _fits_lake(tmp_path: Path, m_s: list[float]) -> Path:
     """A site whose lake holds only model_fits, one day per value."""
     site = tmp_path / "site.toml"
-    site.write_text('[site]\nname = "fits"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\nlake = "lake"\n'
-                    '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n')
+    site.write_text(
+        '[site]\nname = "fits"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\nlake = "lake"\n'
+        '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n'
+    )
     start = date(2002, 1, 1)
     for k, v in enumerate(m_s):
-        lake.write_frame(pl.DataFrame({"site": ["fits"], "m_s": [v], "m_p": [1.0], "r2": [0.97], "q": [0.5],
-                                       "n": [(v - 2) / 2], "m_sd": [None], "r2_sd": [None],
-                                       "n_intervals": [144]},
-                                      schema_overrides={"m_sd": pl.Float64, "r2_sd": pl.Float64}),
-                         lake.part_path(tmp_path / "lake", "model_fits", start + timedelta(days=k)))
+        lake.write_frame(
+            pl.DataFrame(
+                {
+                    "site": ["fits"],
+                    "m_s": [v],
+                    "m_p": [1.0],
+                    "r2": [0.97],
+                    "q": [0.5],
+                    "n": [(v - 2) / 2],
+                    "m_sd": [None],
+                    "r2_sd": [None],
+                    "n_intervals": [144],
+                },
+                schema_overrides={"m_sd": pl.Float64, "r2_sd": pl.Float64},
+            ),
+            lake.part_path(tmp_path / "lake", "model_fits", start + timedelta(days=k)),
+        )
     return site
 
 
@@ -219,8 +255,10 @@ def test_short_history_says_so_and_never_alerts(tmp_path):
 def test_report_settings_from_the_config(tmp_path):
     from mmw_tasks.config import ConfigError
 
-    base = ('[site]\nname = "s"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\n'
-            '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n')
+    base = (
+        '[site]\nname = "s"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\n'
+        '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "none*"\n'
+    )
     cfg = tmp_path / "site.toml"
     cfg.write_text(base + "[report]\nhistory_days = 56\nband_k = 3\n")
     r = load_site(cfg).report

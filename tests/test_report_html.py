@@ -17,9 +17,17 @@ from mmw_tasks.config import load_site
 from mmw_tasks.report.model import report_dir
 from mmw_tasks.report.trends import page_path
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 
 
 def _chromium() -> tuple[str, str]:
@@ -61,8 +69,7 @@ def _open(d, path: Path, shot: Path) -> list[dict]:
 
 
 def _box(d, el) -> dict:
-    return d.execute_script("const r = arguments[0].getBoundingClientRect(); "
-                            "return {w: r.width, h: r.height};", el)
+    return d.execute_script("const r = arguments[0].getBoundingClientRect(); return {w: r.width, h: r.height};", el)
 
 
 def test_report_renders_figures_and_cards(browser, klez_site, tmp_path):
@@ -86,8 +93,7 @@ def test_report_renders_figures_and_cards(browser, klez_site, tmp_path):
     worm = next(i for i in rep["incidents"] if i["kind"] == "mmw_suspect")
     card = browser.find_element("id", f"incident-{worm['number']}")
     assert worm["client_ip"] in card.text and worm["raw_lines"][0]["text"][:40] in card.text
-    markers = css("css selector",
-                  f"#figure1 g.incident-marker[data-incident='incident-{worm['number']}'] rect")
+    markers = css("css selector", f"#figure1 g.incident-marker[data-incident='incident-{worm['number']}'] rect")
     assert len(markers) == 3 and all(_box(browser, m)["w"] > 1 for m in markers)
     assert shot.stat().st_size > 50_000
 

@@ -10,7 +10,7 @@ syslog header first; the wrapper is named in BLOCKS.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -58,15 +58,23 @@ def malformed_lines(fates: pl.DataFrame) -> list[int]:
 
 # --- checks, one per block ---------------------------------------------------------------------
 
+
 def chk_sendmail_1996(ev, fates, c):
     assert c["ignored"] == 2 and c["malformed"] == 0  # in.identd and vmunix lines
     r = one(ev, event="from", queue_id="BAA26050")
     assert (r["sender"], r["size"], r["nrcpts"], r["client_ip"], r["relay_host"]) == (
-        "joinkids@foo.phyast.pitt.edu", 5357, 1, "136.142.111.40", "hamlet.phyast.pitt.edu")
-    assert r["ts"] == datetime(2002, 6, 13, 1, 38, 10, tzinfo=timezone.utc)
+        "joinkids@foo.phyast.pitt.edu",
+        5357,
+        1,
+        "136.142.111.40",
+        "hamlet.phyast.pitt.edu",
+    )
+    assert r["ts"] == datetime(2002, 6, 13, 1, 38, 10, tzinfo=UTC)
     multi = rows(ev, event="to", queue_id="GAA01612")
-    assert [m["recipient"] for m in multi] == ["unione@ok.wpgate.galaxy.dnet.yorkhospital.edu",
-                                               "unitwo@ok.healthnet.org"]
+    assert [m["recipient"] for m in multi] == [
+        "unione@ok.wpgate.galaxy.dnet.yorkhospital.edu",
+        "unitwo@ok.healthnet.org",
+    ]
     assert [m["rcpt_index"] for m in multi] == [0, 1] and multi[0]["client_ip"] == "192.206.231.90"
     d = one(ev, event="to", queue_id="DAA29033")
     assert d["status"] == "deferred" and d["detail"].startswith("Deferred: 451")
@@ -94,7 +102,12 @@ def chk_sendmail_812(ev, fates, c):
     assert c["parsed"] == 16
     r = one(ev, event="to", queue_id="j061bXn5000812")
     assert (r["recipient"], r["status"], r["mailer"], r["relay_host"], r["client_ip"]) == (
-        "cpan-testers@perl.org", "sent", "esmtp", "mx.develooper.com", "63.251.223.176")
+        "cpan-testers@perl.org",
+        "sent",
+        "esmtp",
+        "mx.develooper.com",
+        "63.251.223.176",
+    )
     assert one(ev, event="from", queue_id="j061bW9V000809")["sender"] == "maddingue"
     assert len(rows(ev, event="other")) == 8  # start-up lines of the daemon
 
@@ -129,8 +142,11 @@ def chk_clone(ev, fates, c):
 def chk_sendmail_reject(ev, fates, c):
     assert c["malformed"] == 0 and c["ignored"] == 0
     uu = rows(ev, status="user_unknown")
-    assert {r["recipient"] for r in uu} >= {"non-existing-user@example.com", "arhipov@domain.com",
-                                            "baduser@yourhost.com"}
+    assert {r["recipient"] for r in uu} >= {
+        "non-existing-user@example.com",
+        "arhipov@domain.com",
+        "baduser@yourhost.com",
+    }
     relay = rows(ev, event="reject", client_ip="192.0.2.123")[0]
     assert relay["recipient"] is None and relay["detail"].startswith("check_relay: 421")
     assert one(ev, event="from", queue_id="rA37ZTSC026254")["nrcpts"] == 0
@@ -154,23 +170,34 @@ def chk_postfix_21(ev, fates, c):
     assert c["parsed"] == 10
     f = rows(ev, event="from")
     assert [(x["queue_id"], x["sender"], x["size"]) for x in f] == [
-        ("0D7037A4", "root@fangorn.maddingue.net", 567), ("CCAE27A4", "cpanplus@fangorn.maddingue.net", 3255)]
+        ("0D7037A4", "root@fangorn.maddingue.net", 567),
+        ("CCAE27A4", "cpanplus@fangorn.maddingue.net", 3255),
+    ]
     t = one(ev, event="to", queue_id="CCAE27A4")
     assert (t["recipient"], t["status"], t["client_ip"], t["mailer"]) == (
-        "cpan-testers@perl.org", "sent", "63.251.223.176", "smtp")
+        "cpan-testers@perl.org",
+        "sent",
+        "63.251.223.176",
+        "smtp",
+    )
 
 
 def chk_postfix_bounce(ev, fates, c):
     assert one(ev, event="to")["status"] == "bounced"
     r = one(ev, event="reject")
     assert (r["sender"], r["recipient"], r["client_ip"]) == (
-        "bcfxhdfyrey4l@easterndalek.com", "service@exterminate.com", "192.168.7.245")
+        "bcfxhdfyrey4l@easterndalek.com",
+        "service@exterminate.com",
+        "192.168.7.245",
+    )
 
 
 def chk_postfix_flow(ev, fates, c):
     f = rows(ev, event="from")
     assert [(x["queue_id"], x["client_ip"], x["nrcpts"]) for x in f] == [
-        ("BA8F630001DA", "89.247.252.52", 5), ("1310930001DB", "127.0.0.1", 5)]
+        ("BA8F630001DA", "89.247.252.52", 5),
+        ("1310930001DB", "127.0.0.1", 5),
+    ]
     assert len(rows(ev, event="to")) == 2
 
 
@@ -194,14 +221,19 @@ def chk_postfix_expired(ev, fates, c):
 def chk_postfix_submission(ev, fates, c):
     r = one(ev, event="reject")
     assert (r["queue_id"], r["recipient"], r["client_ip"], r["status"]) == (
-        "D155CDC24C3", "h-2d34d8bb8@h-93a1a37cd1.com", "30.207.11.100", "rejected")
+        "D155CDC24C3",
+        "h-2d34d8bb8@h-93a1a37cd1.com",
+        "30.207.11.100",
+        "rejected",
+    )
 
 
 def chk_dovecot_in_postfix(ev, fates, c):
     lg = rows(ev, event="pop_login")
     assert [(x["user"], x["client_ip"], x["mailer"]) for x in lg] == [
         ("discourse@some.example.com", "78.55.5.173", "pop3"),
-        ("another.user@some.example.com", "79.106.69.106", "imap")]
+        ("another.user@some.example.com", "79.106.69.106", "imap"),
+    ]
 
 
 def chk_postfix_rejects(ev, fates, c):
@@ -216,7 +248,7 @@ def chk_postfix_rejects(ev, fates, c):
 
 
 def chk_postfix_rfc3339(ev, fates, c):
-    assert ev["ts"].to_list()[0] == datetime(2016, 3, 23, 0, 9, 28, tzinfo=timezone.utc)
+    assert ev["ts"].to_list()[0] == datetime(2016, 3, 23, 0, 9, 28, tzinfo=UTC)
     assert set(ev["event"]) == {"other"}
 
 
@@ -250,6 +282,7 @@ def to_check(recipient, status, mailer, client_ip=None):
         assert (r["recipient"], r["status"], r["mailer"]) == (recipient, status, mailer)
         if client_ip:
             assert r["client_ip"] == client_ip
+
     return chk
 
 
@@ -261,7 +294,11 @@ def chk_exim_crowdsec(ev, fates, c):
     assert c["malformed"] == 0
     r = one(ev, event="reject", recipient="sales@toto.com.au")
     assert (r["status"], r["sender"], r["client_ip"], r["relay_host"]) == (
-        "user_unknown", "jack@test.biz", "1.2.3.4", "imfo.test.biz")
+        "user_unknown",
+        "jack@test.biz",
+        "1.2.3.4",
+        "imfo.test.biz",
+    )
     assert one(ev, event="reject", recipient="tutu@titi.com.au")["relay_host"] is None  # H=(helo) [ip]
     assert len(rows(ev, event="reject")) == 4
 
@@ -270,7 +307,10 @@ def chk_exim_fail2ban(ev, fates, c):
     assert malformed_lines(fates) == [15]  # no stamp at the start of the line
     r = one(ev, event="reject")
     assert (r["recipient"], r["sender"], r["client_ip"]) == (
-        "dir@ml3.ru", "menacedsj04@listserv.eurasia.org", "202.132.70.178")
+        "dir@ml3.ru",
+        "menacedsj04@listserv.eurasia.org",
+        "202.132.70.178",
+    )
 
 
 def chk_exim_0224(ev, fates, c):
@@ -279,9 +319,14 @@ def chk_exim_0224(ev, fates, c):
     assert [x["sender"] for x in f] == ["caller@test.ex", "", "caller@test.ex", ""]
     to = rows(ev, event="to")
     assert [(t["recipient"], t["status"]) for t in to] == [
-        ("useryx@test.ex", "user_unknown"), ("userxx@test.ex", "user_unknown"), ("caller@test.ex", "sent"),
-        ("useryy@test.ex", "deferred"), ("userxy@test.ex", "deferred"), ("file@test.ex", "deferred"),
-        ("caller@test.ex", "sent")]
+        ("useryx@test.ex", "user_unknown"),
+        ("userxx@test.ex", "user_unknown"),
+        ("caller@test.ex", "sent"),
+        ("useryy@test.ex", "deferred"),
+        ("userxy@test.ex", "deferred"),
+        ("file@test.ex", "deferred"),
+        ("caller@test.ex", "sent"),
+    ]
     assert ev.filter(pl.col("event") == "other").height == 0  # Completed, queue runs: no rows
 
 
@@ -294,26 +339,36 @@ def chk_exim_476(ev, fates, c):
 def dns_none(n_ignored, n_malformed=0):
     def chk(ev, fates, c):
         assert ev.height == 0 and (c["ignored"], c["malformed"]) == (n_ignored, n_malformed)
+
     return chk
 
 
 def chk_bind_querylog(ev, fates, c):
     assert [(r["client_ip"], r["client_port"], r["qname"], r["qtype"]) for r in rows(ev)] == [
-        ("172.26.0.1", 12345, "test.example.com", "A"), ("192.168.10.48", 60061, "91.2.10.170.in-addr.internal", "PTR")]
-    assert ev["ts"].to_list()[0] == datetime(2018, 2, 17, 23, 6, 56, tzinfo=timezone.utc)
+        ("172.26.0.1", 12345, "test.example.com", "A"),
+        ("192.168.10.48", 60061, "91.2.10.170.in-addr.internal", "PTR"),
+    ]
+    assert ev["ts"].to_list()[0] == datetime(2018, 2, 17, 23, 6, 56, tzinfo=UTC)
     assert malformed_lines(fates) == [3]  # journal line without a stamp
 
 
 def chk_dnsmasq_extra(ev, fates, c):
     r = one(ev)
-    assert (r["client_ip"], r["client_port"], r["qname"], r["qtype"]) == ("10.10.10.33", 59490, "server.example.com", "A")
+    assert (r["client_ip"], r["client_port"], r["qname"], r["qtype"]) == (
+        "10.10.10.33",
+        59490,
+        "server.example.com",
+        "A",
+    )
     assert c["ignored"] == 2  # forwarded, reply
 
 
 def chk_unbound_syslog(ev, fates, c):
     assert [(r["client_ip"], r["qname"], r["qtype"]) for r in rows(ev)] == [
-        ("127.0.0.1", "talkgadget.google.com", "A"), ("127.0.0.1", "github.com", "AAAA")]
-    assert ev["ts"].to_list()[1] == datetime(2014, 7, 14, 19, 5, 7, tzinfo=timezone.utc)
+        ("127.0.0.1", "talkgadget.google.com", "A"),
+        ("127.0.0.1", "github.com", "AAAA"),
+    ]
+    assert ev["ts"].to_list()[1] == datetime(2014, 7, 14, 19, 5, 7, tzinfo=UTC)
 
 
 def chk_dovecot_f2b(ev, fates, c):
@@ -337,8 +392,10 @@ def chk_courier_2003(ev, fates, c):
 def chk_uw(ev, fates, c):
     lg = rows(ev, event="pop_login")
     assert [(x["user"], x["client_ip"], x["relay_host"]) for x in lg] == [
-        ("joao", "200.255.5.8", "bahiana.resenet.com.br"), ("tiago", "200.255.5.8", "bahiana.resenet.com.br"),
-        ("tiago", "200.255.5.8", "bahiana.resenet.com.br")]
+        ("joao", "200.255.5.8", "bahiana.resenet.com.br"),
+        ("tiago", "200.255.5.8", "bahiana.resenet.com.br"),
+        ("tiago", "200.255.5.8", "bahiana.resenet.com.br"),
+    ]
 
 
 def chk_vpopmail(ev, fates, c):
@@ -409,24 +466,48 @@ BLOCKS = {
     "test/smtpd_0018.yaml": ("postfix", HDR + "postfix/smtpd[1]: ", chk_pf_reject_vrfy),
     "test/smtpd_0028.yaml": ("postfix", HDR + "postfix/smtpd[1]: ", chk_pf_quiet),
     "test/smtpd_0032.yaml": ("postfix", HDR + "postfix/smtpd[1]: ", chk_pf_quiet),
-    "test/smtp_0001.yaml": ("postfix", HDR + "postfix/smtp[1]: ",
-                            to_check("admin@example.com", "sent", "smtp", "127.0.0.1")),
-    "test/smtp_0002.yaml": ("postfix", HDR + "postfix/smtp[1]: ",
-                            to_check("jos@example.com", "sent", "smtp", "10.74.103.11")),
-    "test/smtp_0018.yaml": ("postfix", HDR + "postfix/smtp[1]: ",
-                            to_check("redacted@gmail.com", "bounced", "smtp", "2607:f8b0:400e:c04::1b")),
-    "test/smtp_0026.yaml": ("postfix", HDR + "postfix/smtp[1]: ",
-                            to_check("whatever-user@lists.example.org", "deferred", "smtp", "10.49.140.10")),
+    "test/smtp_0001.yaml": (
+        "postfix",
+        HDR + "postfix/smtp[1]: ",
+        to_check("admin@example.com", "sent", "smtp", "127.0.0.1"),
+    ),
+    "test/smtp_0002.yaml": (
+        "postfix",
+        HDR + "postfix/smtp[1]: ",
+        to_check("jos@example.com", "sent", "smtp", "10.74.103.11"),
+    ),
+    "test/smtp_0018.yaml": (
+        "postfix",
+        HDR + "postfix/smtp[1]: ",
+        to_check("redacted@gmail.com", "bounced", "smtp", "2607:f8b0:400e:c04::1b"),
+    ),
+    "test/smtp_0026.yaml": (
+        "postfix",
+        HDR + "postfix/smtp[1]: ",
+        to_check("whatever-user@lists.example.org", "deferred", "smtp", "10.49.140.10"),
+    ),
     "test/lmtp_0001.yaml": ("postfix", HDR + "postfix/lmtp[1]: ", to_check("admin@example.com", "sent", "lmtp")),
-    "test/local_0001.yaml": ("postfix", HDR + "postfix/local[1]: ",
-                             to_check("user@hostname.example.com", "sent", "local")),
-    "test/local_0002.yaml": ("postfix", HDR + "postfix/local[1]: ",
-                             to_check("ghdsgfhdslfh@localhost", "user_unknown", "local")),
-    "test/virtual_0001.yaml": ("postfix", HDR + "postfix/virtual[1]: ",
-                               to_check("postmaster@example.com", "sent", "virtual")),
+    "test/local_0001.yaml": (
+        "postfix",
+        HDR + "postfix/local[1]: ",
+        to_check("user@hostname.example.com", "sent", "local"),
+    ),
+    "test/local_0002.yaml": (
+        "postfix",
+        HDR + "postfix/local[1]: ",
+        to_check("ghdsgfhdslfh@localhost", "user_unknown", "local"),
+    ),
+    "test/virtual_0001.yaml": (
+        "postfix",
+        HDR + "postfix/virtual[1]: ",
+        to_check("postmaster@example.com", "sent", "virtual"),
+    ),
     "test/error_0001.yaml": ("postfix", HDR + "postfix/error[1]: ", to_check("user@yahoo.com", "deferred", "error")),
-    "test/error_0002.yaml": ("postfix", HDR + "postfix/error[1]: ",
-                             to_check("user@yahoo.com", "user_unknown", "error")),
+    "test/error_0002.yaml": (
+        "postfix",
+        HDR + "postfix/error[1]: ",
+        to_check("user@yahoo.com", "user_unknown", "error"),
+    ),
     "test/bounce_0001.yaml": ("postfix", HDR + "postfix/bounce[1]: ", chk_pf_dsn),
     "test/bounce_0004.yaml": ("postfix", HDR + "postfix/bounce[1]: ", chk_pf_dsn),
     "test/pickup_0001.yaml": ("postfix", HDR + "postfix/pickup[1]: ", chk_pf_quiet),

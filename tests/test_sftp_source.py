@@ -32,9 +32,7 @@ def remote(tmp_path):
         yield srv
 
 
-def _sftp_site(
-    srv: LoopbackSFTPServer, site, root: Path, scheme="numbered", extra_keys: str | None = None
-) -> Path:
+def _sftp_site(srv: LoopbackSFTPServer, site, root: Path, scheme="numbered", extra_keys: str | None = None) -> Path:
     globs = write_scheme(site, srv.root / "logs", scheme)
     sources = {n: srv.url(f"/logs/{g}") for n, g in globs.items()}
     keys = (
@@ -193,8 +191,7 @@ def test_unknown_or_changed_host_key_is_refused(remote, tmp_path):
     site = make_site(START, 1, seed=16, per_day=20)
     other = tmp_path / "other_known_hosts"
     other.write_text(
-        f"[127.0.0.1]:{remote.port} ssh-ed25519 "
-        "AAAAC3NzaC1lZDI1NTE5AAAAIIm6bSFYrkG2rQnO3A9R2bKmtwxhtqJlWIpf3q8kF0Le\n"
+        f"[127.0.0.1]:{remote.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIm6bSFYrkG2rQnO3A9R2bKmtwxhtqJlWIpf3q8kF0Le\n"
     )
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
@@ -280,8 +277,7 @@ def test_airflow_dag_pulls_with_the_connection(remote, tmp_path):
     for glob in ("logs/1dns/messages*", "logs/1mx/syslog*"):
         cfg = cfg.replace(
             f'source = "{glob}"',
-            f'source = "{remote.url("/" + glob)}"\n'
-            f'connection_id = "mmw_logs"\nknown_hosts = "{remote.known_hosts}"',
+            f'source = "{remote.url("/" + glob)}"\nconnection_id = "mmw_logs"\nknown_hosts = "{remote.known_hosts}"',
         )
     site = tmp_path / "pulled"
     site.mkdir()

@@ -29,20 +29,28 @@ MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oc
 BSD = re.compile(r"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\S+) (.*)$")
 ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{6}\+09:00 (\S+) (.*)$")
 REPEAT = re.compile(r"^last message repeated (\d+) times$")
-DQ = re.compile(r"^iplog\[\d+\]: UDP: dgram to domain from (?:10\.1\.0\.25|\S+ \(10\.1\.0\.25\)):\d+ "
-                r"\(\d+ data bytes\)$")
+DQ = re.compile(
+    r"^iplog\[\d+\]: UDP: dgram to domain from (?:10\.1\.0\.25|\S+ \(10\.1\.0\.25\)):\d+ "
+    r"\(\d+ data bytes\)$"
+)
 FROM = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): from=<([^>]*)>, size=(\d+), .*relay=(.*)$")
 TO = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): to=.*, stat=(\w+)")
 UU = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): <[^>]+>\.\.\. User unknown$")
 POP = re.compile(r'^popper\[\d+\]: \(v[\d.]+\) POP login by user "[^"]+" at \(')
 # the modern stack: BIND 9 query log, Postfix 3, Dovecot 2
-DQ_BIND = re.compile(r"^named\[\d+\]: client @0x[0-9a-f]+ 10\.1\.0\.25#\d+ \([^)]+\): query: \S+ IN [A-Z]+ "
-                     r"\+\w*(?:\(0\)K)? \(10\.1\.0\.53\)$")
+DQ_BIND = re.compile(
+    r"^named\[\d+\]: client @0x[0-9a-f]+ 10\.1\.0\.25#\d+ \([^)]+\): query: \S+ IN [A-Z]+ "
+    r"\+\w*(?:\(0\)K)? \(10\.1\.0\.53\)$"
+)
 PF_FROM = re.compile(r"^postfix/qmgr\[\d+\]: ([0-9A-F]{10}): from=<[^>]*>, size=\d+, nrcpt=\d+ \(queue active\)$")
-PF_TO = re.compile(r"^postfix/(?:smtp|local|error)\[\d+\]: [0-9A-F]{10}: to=<[^>]+>,(?: orig_to=<[^>]+>,)? "
-                   r"relay=\S+, delay=[\d.]+, delays=[\d./]+, dsn=\d\.\d\.\d, status=(\w+) \(")
-PF_UU = re.compile(r"^postfix/smtpd\[\d+\]: (?:NOQUEUE|[0-9A-F]{10}): reject: RCPT from \S+: 550 5\.1\.1 <[^>]+>: "
-                   r"Recipient address rejected: User unknown in local recipient table; ")
+PF_TO = re.compile(
+    r"^postfix/(?:smtp|local|error)\[\d+\]: [0-9A-F]{10}: to=<[^>]+>,(?: orig_to=<[^>]+>,)? "
+    r"relay=\S+, delay=[\d.]+, delays=[\d./]+, dsn=\d\.\d\.\d, status=(\w+) \("
+)
+PF_UU = re.compile(
+    r"^postfix/smtpd\[\d+\]: (?:NOQUEUE|[0-9A-F]{10}): reject: RCPT from \S+: 550 5\.1\.1 <[^>]+>: "
+    r"Recipient address rejected: User unknown in local recipient table; "
+)
 DOVECOT = re.compile(r"^dovecot: pop3-login: Login: user=<[^>]+>, method=PLAIN, rip=[\d.]+, lip=10\.1\.0\.25, ")
 
 
@@ -178,8 +186,10 @@ def test_site_toml_points_at_the_files(klez):
 def test_same_seed_same_bytes(tmp_path_factory):
     a = sim(tmp_path_factory, "det_a", scenario="full", seed=3, scale=0.2)
     b = tmp_path_factory.mktemp("det_b")  # another process, another str hash seed
-    code = ("from datetime import date; from mmw_tasks.simulate import simulate_site; "
-            f"simulate_site({str(b)!r}, date(2002, 2, 15), 1, scenario='full', seed=3, scale=0.2)")
+    code = (
+        "from datetime import date; from mmw_tasks.simulate import simulate_site; "
+        f"simulate_site({str(b)!r}, date(2002, 2, 15), 1, scenario='full', seed=3, scale=0.2)"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "4321", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
     c = sim(tmp_path_factory, "det_c", scenario="full", seed=4, scale=0.2)
@@ -210,6 +220,7 @@ def _oldest_first(paths: list[Path]) -> list[Path]:
     def age(p: Path) -> int:
         m = re.search(r"\.(\d+)(?:\.gz)?$", p.name)
         return -1 if m is None else int(m.group(1))
+
     return sorted(paths, key=age, reverse=True)
 
 
@@ -328,12 +339,11 @@ def test_klez_user_unknown_only_inside_window(klez):
     worm_uu = [ts for ts, rest in rows if (m := UU.match(rest)) and f"[{ip}]" in relay_of[m.group(1)]]
     assert len(worm_uu) > 300
     assert all(lo <= ts < hi for ts in worm_uu)
-    (size, n), = sizes.most_common(1)  # one constant message size (its owner's own mail aside)
+    ((size, n),) = sizes.most_common(1)  # one constant message size (its owner's own mail aside)
     assert n > 1000 and n > 0.97 * sum(sizes.values())
     senders = {m.group(2) for _, rest in rows if (m := FROM.match(rest)) and f"[{ip}]" in m.group(4)}
     assert len(senders) > 500  # forged, many distinct
-    assert any(re.search(r"from=<[^>]*>, size=0, class=0, nrcpts=0, .*\[" + re.escape(ip) + r"\]", r)
-               for _, r in rows)
+    assert any(re.search(r"from=<[^>]*>, size=0, class=0, nrcpts=0, .*\[" + re.escape(ip) + r"\]", r) for _, r in rows)
 
 
 def test_frethem_deferrals_pile_up_and_retry_every_30_minutes(frethem):

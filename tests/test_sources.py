@@ -50,8 +50,7 @@ def test_new_year_site_gets_every_line_into_its_day(newyear, tmp_path):
         assert _totals(toml, d) == day_totals(newyear, d), d
     con = lake.connect(tmp_path / "lake")
     mail = con.sql(
-        "select server, day::varchar, count(*) filter (event = 'from') as n_from from mail_events "
-        "group by all"
+        "select server, day::varchar, count(*) filter (event = 'from') as n_from from mail_events group by all"
     ).fetchall()
     dns = con.sql("select server, day::varchar, count(*) from dns_queries group by all").fetchall()
     want_mail = {
@@ -68,9 +67,7 @@ def test_new_year_site_gets_every_line_into_its_day(newyear, tmp_path):
     }
     assert set(mail) == want_mail and set(dns) == want_dns
     assert {s for s, _, _ in mail} == {"1mx", "2mx"} and {s for s, _, _ in dns} == {"1dns", "2dns"}
-    years = con.sql(
-        "select distinct year(ts at time zone 'Asia/Tokyo') from mail_events order by 1"
-    ).fetchall()
+    years = con.sql("select distinct year(ts at time zone 'Asia/Tokyo') from mail_events order by 1").fetchall()
     assert years == [(2001,), (2002,)]
 
 
@@ -133,8 +130,7 @@ def test_february_29_only_where_the_year_has_one(tmp_path):
     ]  # mtime: 2004-03-01
     (d / "messages").write_text(
         "".join(
-            bsd_line(t, "1dns iplog[1]: UDP: dgram to domain from 10.1.0.25:1 (1 data bytes)") + "\n"
-            for t, _ in lines
+            bsd_line(t, "1dns iplog[1]: UDP: dgram to domain from 10.1.0.25:1 (1 data bytes)") + "\n" for t, _ in lines
         )
     )
     stamp = datetime(2004, 3, 1, 1, 0).timestamp()
@@ -156,9 +152,7 @@ def test_backfill_opens_only_the_files_that_cover_its_day(tmp_path, monkeypatch)
     pipeline.fetch(toml, "1mx", date(2002, 2, 3))  # the first fetch scans the archive once
     scans, opened = [], []
     real_scan, real_iter = manifest.scan_file, ingest.iter_line_batches
-    monkeypatch.setattr(
-        manifest, "scan_file", lambda p, *a, **k: scans.append(Path(p).name) or real_scan(p, *a, **k)
-    )
+    monkeypatch.setattr(manifest, "scan_file", lambda p, *a, **k: scans.append(Path(p).name) or real_scan(p, *a, **k))
     monkeypatch.setattr(
         ingest, "iter_line_batches", lambda p, *a, **k: opened.append(Path(p).name) or real_iter(p, *a, **k)
     )
@@ -221,7 +215,6 @@ def test_truncated_archive_fails_the_days_it_holds_and_names_file_and_offset(new
         assert "1mx" in msg and str(day) in msg and "maillog.3.gz" in msg and f"at byte {cut} of {cut}" in msg
     assert pipeline.fetch(toml, "1mx", date(2002, 1, 2))["files"]  # other days are not blocked
     assert pipeline.fetch(toml, "1mx", date(2001, 12, 30))["files"]
-
 
 
 @pytest.mark.parametrize("batch_bytes", [None, 2048])
@@ -300,5 +293,7 @@ def test_a_file_whose_later_lines_move_its_years_is_read_again_with_a_scan(tmp_p
     assert len(online.used) > 10 and not online.holds()
     for d in (date(2001, 12, 15), date(2001, 1, 3)):
         assert pipeline.parse(toml, "1dns", d, [str(path)])["rows"] == stamps.count(d), d
-    days = duckdb.sql(f"select distinct year(ts) as y from read_parquet('{tmp_path}/lake/dns_queries/*/*.parquet')").fetchall()
+    days = duckdb.sql(
+        f"select distinct year(ts) as y from read_parquet('{tmp_path}/lake/dns_queries/*/*.parquet')"
+    ).fetchall()
     assert days == [(2001,)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -48,16 +48,44 @@ def mini(tmp_path_factory):
 def test_every_sql_file_is_exercised():
     """A new SQL file must get a test here or in another test module."""
     names = {str(p.relative_to(sqlfiles.SQL_DIR).with_suffix("")) for p in sqlfiles.SQL_DIR.rglob("*.sql")}
-    run_by_pipeline = {"aggregate/intervals", "aggregate/user_intervals", "aggregate/domain_deferrals",
-                       "model/model_fits", "trends/daily_trends", "detect/host_activity", "views/_lake_dataset",
-                       # the report's and trends' files: tests/test_report.py and tests/test_trends.py
-                       "report/top_sources", "report/most_deferred_domain", "report/reverse_names",
-                       "report/evidence_lines", "report/dq_by_type", "trends/coefficient_bands", "trends/weekly_trends",
-                       "trends/monthly_trends", "views/_lake_rollup", "views/_mail_attributed", "views/_trends_rollup"}
+    run_by_pipeline = {
+        "aggregate/intervals",
+        "aggregate/user_intervals",
+        "aggregate/domain_deferrals",
+        "model/model_fits",
+        "trends/daily_trends",
+        "detect/host_activity",
+        "views/_lake_dataset",
+        # the report's and trends' files: tests/test_report.py and tests/test_trends.py
+        "report/top_sources",
+        "report/most_deferred_domain",
+        "report/reverse_names",
+        "report/evidence_lines",
+        "report/dq_by_type",
+        "trends/coefficient_bands",
+        "trends/weekly_trends",
+        "trends/monthly_trends",
+        "views/_lake_rollup",
+        "views/_mail_attributed",
+        "views/_trends_rollup",
+    }
     # the detect stage's queries (tests/test_detect.py checks what they find)
-    run_by_pipeline |= {f"detect/{n}" for n in (
-        "history_intervals", "history_fits", "host_history", "host_past_incidents", "dns_clients",
-        "dns_client_history", "deferral_history", "deferral_onset", "retry_cadence", "query_lines", "domain_lines")}
+    run_by_pipeline |= {
+        f"detect/{n}"
+        for n in (
+            "history_intervals",
+            "history_fits",
+            "host_history",
+            "host_past_incidents",
+            "dns_clients",
+            "dns_client_history",
+            "deferral_history",
+            "deferral_onset",
+            "retry_cadence",
+            "query_lines",
+            "domain_lines",
+        )
+    }
     views = {f"views/{v}" for v in lake.VIEWS}
     assert names - run_by_pipeline - views == set()
 
@@ -70,8 +98,10 @@ def test_files_chosen_for_the_day(mini):
 
 def test_line_accounting_counts_every_line_of_the_day(mini):
     _, con = mini
-    acct = con.sql("select server, parse_filename(file) as f, lines_read, parsed, ignored, malformed, "
-                   "repeats_expanded from line_accounting order by server, f").pl()
+    acct = con.sql(
+        "select server, parse_filename(file) as f, lines_read, parsed, ignored, malformed, "
+        "repeats_expanded from line_accounting order by server, f"
+    ).pl()
     assert acct.rows() == [
         ("1dns", "messages", 6, 4, 2, 0, 3),
         ("1dns", "messages.1", 3, 3, 0, 0, 0),
@@ -85,7 +115,7 @@ def test_line_accounting_counts_every_line_of_the_day(mini):
 def test_intervals(mini):
     _, con = mini
     iv = con.sql("select * exclude (site, day) from intervals order by interval_start").pl()
-    assert iv.height == 144 and iv["interval_start"][0] == datetime(2002, 2, 15, 15, 0, tzinfo=timezone.utc)
+    assert iv.height == 144 and iv["interval_start"][0] == datetime(2002, 2, 15, 15, 0, tzinfo=UTC)
     busy = iv.filter(pl.sum_horizontal(pl.exclude("interval_start")) > 0)
     local = [t.astimezone(JST).strftime("%H:%M") for t in busy["interval_start"]]
     assert local == ["00:00", "03:00", "14:30"]
@@ -95,15 +125,18 @@ def test_intervals(mini):
 
 def test_user_intervals_attribute_rejections_to_the_sending_host(mini):
     _, con = mini
-    ui = con.sql("select sender, client_ip, n_from, n_to, n_deferred, n_user_unknown, n_recipients "
-                 "from user_intervals where hour(interval_start) = 5 order by sender nulls last").fetchall()
+    ui = con.sql(
+        "select sender, client_ip, n_from, n_to, n_deferred, n_user_unknown, n_recipients "
+        "from user_intervals where hour(interval_start) = 5 order by sender nulls last"
+    ).fetchall()
     assert ui == [("x@y.com", "10.1.3.77", 1, 1, 0, 1, 3), (None, None, 0, 1, 1, 0, 1)]
 
 
 def test_domain_deferrals(mini):
     _, con = mini
-    rows = con.sql("select recipient_domain, sum(n_to), sum(n_sent), sum(n_deferred) from domain_deferrals "
-                   "group by 1 order by 1").fetchall()
+    rows = con.sql(
+        "select recipient_domain, sum(n_to), sum(n_sent), sum(n_deferred) from domain_deferrals group by 1 order by 1"
+    ).fetchall()
     assert rows == [("bigisp.ne.jp", 1, 0, 1), ("example.ac.jp", 1, 1, 0), ("remote.com", 2, 2, 0)]
 
 
@@ -114,7 +147,7 @@ def test_model_fit_equals_direct_least_squares(mini):
     y = iv["dq"].to_numpy().astype(float)
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
     resid = y - x @ coef
-    r2 = 1 - (resid ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (resid**2).sum() / ((y - y.mean()) ** 2).sum()
     slope, _ = np.polyfit(iv["n_deferred"].to_numpy().astype(float), resid, 1)
     fit = con.sql("select * from model_fits").pl().row(0, named=True)
     assert fit["m_s"] == pytest.approx(coef[0], abs=1e-9) and fit["m_p"] == pytest.approx(coef[1], abs=1e-9)
@@ -129,17 +162,35 @@ def test_daily_trends_row(mini):
     _, con = mini
     row = con.sql("select * from daily_trends").pl().row(0, named=True)
     assert (row["site"], row["day"], row["dq"], row["n_from"], row["n_to"], row["n_pop"]) == (
-        "mini", date(2002, 2, 16), 8, 2, 3, 2)
+        "mini",
+        date(2002, 2, 16),
+        8,
+        2,
+        3,
+        2,
+    )
 
 
 def test_host_activity_evidence(mini):
     _, con = mini
-    start = datetime(2002, 2, 16, 5, 30, tzinfo=timezone.utc)
-    act = sqlfiles.query(con, "detect/host_activity", {
-        "day": date(2002, 2, 16), "starts": [start], "ends": [start + timedelta(minutes=10)],
-        "client_ip": "10.1.3.77", "sender": None, "local_domains": ["example.ac.jp"]}).pl().row(0, named=True)
-    assert (act["messages"], act["user_unknown"], act["recipients_attempted"],
-            act["distinct_senders"]) == (1, 1, 3, 1)
+    start = datetime(2002, 2, 16, 5, 30, tzinfo=UTC)
+    act = (
+        sqlfiles.query(
+            con,
+            "detect/host_activity",
+            {
+                "day": date(2002, 2, 16),
+                "starts": [start],
+                "ends": [start + timedelta(minutes=10)],
+                "client_ip": "10.1.3.77",
+                "sender": None,
+                "local_domains": ["example.ac.jp"],
+            },
+        )
+        .pl()
+        .row(0, named=True)
+    )
+    assert (act["messages"], act["user_unknown"], act["recipients_attempted"], act["distinct_senders"]) == (1, 1, 3, 1)
     assert (act["distinct_recipients"], act["recipient_domains"], act["foreign_sender_messages"]) == (3, 2, 1)
     assert sorted(ln["line_no"] for ln in act["sample_lines"]) == [2, 3]
 
@@ -151,8 +202,10 @@ def test_rerun_replaces_partitions(mini):
     after = {p: p.read_bytes() for p in (toml.parent / "data_lake").rglob("*.parquet")}
     assert after.keys() == before.keys()
     con2 = lake.connect(toml.parent / "data_lake")
-    assert con2.sql("select count(*) from mail_events").fetchone()[0] == con.sql(
-        "select count(*) from mail_events").fetchone()[0]
+    assert (
+        con2.sql("select count(*) from mail_events").fetchone()[0]
+        == con.sql("select count(*) from mail_events").fetchone()[0]
+    )
     assert not list((toml.parent / "data_lake").rglob("*.tmp"))
 
 
@@ -160,8 +213,7 @@ def test_mail_attributed_puts_a_refused_recipient_on_the_host_that_sent_it(mini)
     """The "User unknown" line comes before its from= and names no host; the analysts' macro (in
     the session and in the catalog file) ties it to pc77 through the queue id."""
     toml, con = mini
-    q = ("select host_ip, msg_sender, recipient from mail_attributed(date '2002-02-16') "
-         "where status = 'user_unknown'")
+    q = "select host_ip, msg_sender, recipient from mail_attributed(date '2002-02-16') where status = 'user_unknown'"
     assert con.sql(q).fetchall() == [("10.1.3.77", "x@y.com", "nouser@example.ac.jp")]
     catalog = duckdb.connect(str(lake.write_catalog(toml.parent / "data_lake")), read_only=True)
     try:

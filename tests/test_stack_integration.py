@@ -123,9 +123,7 @@ def started(stack, site):
     broken = {}
     for policy in ("partial", "fail"):
         conf = {"config": str(site.with_name(f"broken_{policy}.toml")), "day": str(DAYS[1]), "force": True}
-        broken[policy] = stack.post("/dags/mmw_daily/dagRuns", {"logical_date": None, "conf": conf})[
-            "dag_run_id"
-        ]
+        broken[policy] = stack.post("/dags/mmw_daily/dagRuns", {"logical_date": None, "conf": conf})["dag_run_id"]
     return {"t0": t0, "broken": broken}
 
 
@@ -144,9 +142,9 @@ def test_backfill_runs_on_the_real_scheduler(stack, site, started):
         print(stack.timeline("mmw_daily", r["dag_run_id"]), file=sys.stderr)
         assert r["state"] == "success", stack.explain("mmw_daily", r["dag_run_id"])
     # the days are done now: a run for one of them without force must skip it (checked below)
-    started["skip"] = stack.post(
-        "/dags/mmw_daily/dagRuns", {"logical_date": None, "conf": {"day": str(DAYS[0])}}
-    )["dag_run_id"]
+    started["skip"] = stack.post("/dags/mmw_daily/dagRuns", {"logical_date": None, "conf": {"day": str(DAYS[0])}})[
+        "dag_run_id"
+    ]
     cfg = load_site(site)
     by_day = {_day_of(r, cfg.timezone): r for r in runs}
     assert sorted(by_day) == [str(d) for d in DAYS]  # --from-date/--to-date are the site's local days
@@ -160,10 +158,7 @@ def test_backfill_runs_on_the_real_scheduler(stack, site, started):
 
     # detection ran in day order (baselines), each day's after the day before had finished
     tis = {
-        d: {
-            (t["task_id"], t["map_index"]): t
-            for t in stack.task_instances("mmw_daily", by_day[str(d)]["dag_run_id"])
-        }
+        d: {(t["task_id"], t["map_index"]): t for t in stack.task_instances("mmw_daily", by_day[str(d)]["dag_run_id"])}
         for d in DAYS
     }
     for task in ("detect", "trends"):  # and the roll-ups in day order
@@ -213,9 +208,7 @@ def test_days_with_incidents_are_notified(stack, site, webhook):
         )
     }
     assert worth, "the klez outbreak should give at least one day worth telling"
-    told = {
-        m["day"] for m in webhook.received if m["event"] == "incidents" and m["run_id"].startswith("backfill")
-    }
+    told = {m["day"] for m in webhook.received if m["event"] == "incidents" and m["run_id"].startswith("backfill")}
     assert told == worth
 
 
@@ -275,9 +268,7 @@ def test_unfetchable_server_is_retried_named_and_handled_by_policy(stack, site, 
         log = stack.task_log("mmw_daily", run_id, "fetch", 2, dns_index)
         assert f"server {dns.name}: cannot fetch {day}" in log
         told = webhook.wait_for(
-            lambda m, r=run_id: (
-                m["event"] == "failure" and m["run_id"] == r and m["task"] == f"fetch[{dns.name}]"
-            )
+            lambda m, r=run_id: m["event"] == "failure" and m["run_id"] == r and m["task"] == f"fetch[{dns.name}]"
         )
         assert told and dns.name in told[0]["error"] and told[0]["day"] == day and told[0]["tries"] == 2
 
@@ -300,8 +291,6 @@ def test_unfetchable_server_is_retried_named_and_handled_by_policy(stack, site, 
     assert states["settle"] == "failed" and states["aggregate"] == "upstream_failed", states
     log = stack.task_log("mmw_daily", ids["fail"], "settle", 1)
     assert f"no data from server(s) {dns.name}" in log and "on_missing_server" in log
-    told = webhook.wait_for(
-        lambda m: m["event"] == "failure" and m["run_id"] == ids["fail"] and m["task"] == "settle"
-    )
+    told = webhook.wait_for(lambda m: m["event"] == "failure" and m["run_id"] == ids["fail"] and m["task"] == "settle")
     assert told and dns.name in told[0]["error"]
     assert not (load_site(site.with_name("broken_fail.toml")).lake / "reports" / f"day={day}").exists()

@@ -41,18 +41,22 @@ def test_small_batches_give_the_same_day(tmp_path, monkeypatch):
     """Streaming must not change a single count: repeats and unframed lines cross batch edges."""
     toml = copy_minisite(tmp_path / "a")
     site = load_site(toml)
-    whole = {s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"])
-             for s in site.servers}
+    whole = {
+        s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"]) for s in site.servers
+    }
     monkeypatch.setattr(logfiles, "BATCH_BYTES", 150)
-    small = {s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"])
-             for s in site.servers}
+    small = {
+        s.name: pipeline.parse(toml, s.name, DAY, pipeline.fetch(toml, s.name, DAY)["files"]) for s in site.servers
+    }
     assert small == whole
     assert whole["1dns"]["rows"] == 9 and whole["1mx"]["lines_read"] == 13
 
 
 def test_truncated_gzip_names_the_file(tmp_path):
     path = tmp_path / "messages.2.gz"
-    data = gzip.compress(b"Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from 10.1.0.25:1053 (38 data bytes)\n" * 5000)
+    data = gzip.compress(
+        b"Feb 16 14:30:01 ns iplog[312]: UDP: dgram to domain from 10.1.0.25:1053 (38 data bytes)\n" * 5000
+    )
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(logfiles.LogFileError, match="messages.2.gz: corrupt or truncated"):
         for _ in logfiles.iter_line_batches(path):
@@ -64,7 +68,6 @@ def test_compression_detected_by_content_not_name(tmp_path):
     path.write_bytes(gzip.compress(b"Feb 16 14:30:01 ns x[1]: y\nFeb 16 14:30:02 ns x[1]: z\n"))
     batches = list(logfiles.iter_line_batches(path))
     assert [b.to_list() for _, b in batches] == [["Feb 16 14:30:01 ns x[1]: y", "Feb 16 14:30:02 ns x[1]: z"]]
-
 
 
 def test_fast_repeat_expansion_equals_the_general_path(tmp_path, monkeypatch):
@@ -106,10 +109,16 @@ def test_fast_framing_equals_the_general_path(tmp_path, style):
             args = (lines, first, stamps.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
             assert syslog._frame_fast(*args) is not None, path
             assert syslog.frame_lines(*args).equals(syslog.frame_lines(*args, fast=False)), path
-    odd = ["Feb 16 14:30:01 mx: no host, only a tag", "Feb 16 14:30:01 mx sendmail: no pid: two colons",
-           "Feb 16 14:30:02 ns last message repeated 3 times", "Feb 16 14:30:02 ns -- MARK --",
-           "Feb 16 14:30:02 ns x[1]:", "Feb 16 14:30:03 ns : empty tag", "Feb 16 14:30:03 ns",
-           "Feb 16 14:30:04 ns kernel: [12345.6] eth0: link up"]
+    odd = [
+        "Feb 16 14:30:01 mx: no host, only a tag",
+        "Feb 16 14:30:01 mx sendmail: no pid: two colons",
+        "Feb 16 14:30:02 ns last message repeated 3 times",
+        "Feb 16 14:30:02 ns -- MARK --",
+        "Feb 16 14:30:02 ns x[1]:",
+        "Feb 16 14:30:03 ns : empty tag",
+        "Feb 16 14:30:03 ns",
+        "Feb 16 14:30:04 ns kernel: [12345.6] eth0: link up",
+    ]
     for lines in (odd, sample_block("Postfix with RFC 3339")):
         args = (pl.Series("line", lines), 1, stamps.YearAnchor(date(2002, 2, 16)), "Asia/Tokyo")
         assert syslog._frame_fast(*args) is not None
@@ -126,13 +135,27 @@ def test_compiled_runs_scan_years_as_the_general_path_does(tmp_path, style):
     simulate_site(tmp_path, date(2002, 2, 16), 1, scenario="full", seed=1, style=style, scale=0.1)
     files = [p for p in sorted((tmp_path / "logs").rglob("*")) if p.is_file()]
     year_end = tmp_path / "year-end.log"
-    year_end.write_text("\n".join(
-        ["Dec 31 23:59:58 mx p[1]: a", "Dec 31 23:59:59 mx p[1]: b", "<13>Jan  1 00:00:00 mx p[1]: c",
-         "Jan  1 00:00:01 mx p[1]: d", "no stamp at all", "2003-01-01T00:00:02.000000+09:00 mx p[1]: e",
-         "Jan  1 00:00:03 mx p[1]: f"] * 3 + ["Jan  2 10:00:00 mx p[1]: g", "<13>Jan  3 10:00:00 mx p[1]: h"]) + "\n")
+    year_end.write_text(
+        "\n".join(
+            [
+                "Dec 31 23:59:58 mx p[1]: a",
+                "Dec 31 23:59:59 mx p[1]: b",
+                "<13>Jan  1 00:00:00 mx p[1]: c",
+                "Jan  1 00:00:01 mx p[1]: d",
+                "no stamp at all",
+                "2003-01-01T00:00:02.000000+09:00 mx p[1]: e",
+                "Jan  1 00:00:03 mx p[1]: f",
+            ]
+            * 3
+            + ["Jan  2 10:00:00 mx p[1]: g", "<13>Jan  3 10:00:00 mx p[1]: h"]
+        )
+        + "\n"
+    )
     mixed = tmp_path / "mixed-forms.log"  # a BSD batch with stamps whose seconds lie past a BSD run key
-    mixed.write_text("Feb 16 10:00:00 mx p[1]: a\n2002-02-16T10:00:01.000000+09:00 mx p[1]: b\n"
-                     "2002-02-16T10:00:59.000000+09:00 mx p[1]: c\n")
+    mixed.write_text(
+        "Feb 16 10:00:00 mx p[1]: a\n2002-02-16T10:00:01.000000+09:00 mx p[1]: b\n"
+        "2002-02-16T10:00:59.000000+09:00 mx p[1]: c\n"
+    )
     for path in [*files, year_end, mixed]:
         scans = {fast: years.StampScan(keep_heads=True, fast=fast) for fast in (True, False)}
         for first, lines in logfiles.iter_line_batches(path, batch_bytes=1 << 20):
@@ -149,14 +172,26 @@ def test_compiled_framing_reads_fields_across_read_buffers(tmp_path, stamp):
     or long (pointing into a buffer), in batches that each start with a line left over from the
     previous read (a second buffer): the fast path is taken for every batch and frames exactly as
     the general path does."""
-    bodies = ["mx sendmail[12]: g1GBU1a12345: from=<a@b.example>, size=1",
-              "mail-relay-number-one.example.org postfix/smtpd[99999]: connect from x",
-              "ns named[1]: client 10.0.0.1#53: query: a.example IN MX +", "mx tag: ", "mx : empty tag",
-              "mx x[1]:", "mx -- MARK --", "mx", "h p: a: b: c", "mx kernel: [1.5] eth0: up", ": colon first",
-              "mx sendmail: no pid, a long message body that is longer than twelve bytes",
-              "mx last message repeated 2 times", "mx postfix/qmgr[3]:  last message repeated 2 times",
-              "mx above message repeats 3 times", "mx rsyslogd: message repeated 4 times: [ x]",
-              "mx last message buffered 1 time", "mx last message was not a repeat"]
+    bodies = [
+        "mx sendmail[12]: g1GBU1a12345: from=<a@b.example>, size=1",
+        "mail-relay-number-one.example.org postfix/smtpd[99999]: connect from x",
+        "ns named[1]: client 10.0.0.1#53: query: a.example IN MX +",
+        "mx tag: ",
+        "mx : empty tag",
+        "mx x[1]:",
+        "mx -- MARK --",
+        "mx",
+        "h p: a: b: c",
+        "mx kernel: [1.5] eth0: up",
+        ": colon first",
+        "mx sendmail: no pid, a long message body that is longer than twelve bytes",
+        "mx last message repeated 2 times",
+        "mx postfix/qmgr[3]:  last message repeated 2 times",
+        "mx above message repeats 3 times",
+        "mx rsyslogd: message repeated 4 times: [ x]",
+        "mx last message buffered 1 time",
+        "mx last message was not a repeat",
+    ]
     lines = [f"{stamp} {b}" for b in bodies] * 7
     path = tmp_path / "mixed.log"
     path.write_text("\n".join(lines) + "\n")
@@ -164,7 +199,8 @@ def test_compiled_framing_reads_fields_across_read_buffers(tmp_path, stamp):
     for first, batch in logfiles.iter_line_batches(path, batch_bytes=300):
         assert syslog._frame_fast(batch, first, anchor, "Asia/Tokyo") is not None
         assert syslog.frame_lines(batch, first, anchor, "Asia/Tokyo").equals(
-            syslog.frame_lines(batch, first, anchor, "Asia/Tokyo", fast=False))
+            syslog.frame_lines(batch, first, anchor, "Asia/Tokyo", fast=False)
+        )
         seen += len(batch)
     assert seen == len(lines)
 
@@ -173,8 +209,20 @@ def test_lines_are_split_exactly_whatever_their_length_ending_or_bytes():
     """Lines of 0 to 13 bytes (held inside the view), longer ones (pointing into the buffer),
     CRLF endings, multibyte and invalid UTF-8: each comes out as written (invalid bytes
     replaced), and compares and counts as the same text built any other way."""
-    raw = [b"", b"a", b"x" * 11, b"y" * 12, b"z" * 13, b"Feb 16 14:30:01 mx sendmail[1]: long enough line",
-           b"crlf line\r", b"\r", "caf\u00e9 \u65e5\u672c".encode(), b"8-bit \xe9t\xe9 1996", b"y" * 12, b"a"]
+    raw = [
+        b"",
+        b"a",
+        b"x" * 11,
+        b"y" * 12,
+        b"z" * 13,
+        b"Feb 16 14:30:01 mx sendmail[1]: long enough line",
+        b"crlf line\r",
+        b"\r",
+        "caf\u00e9 \u65e5\u672c".encode(),
+        b"8-bit \xe9t\xe9 1996",
+        b"y" * 12,
+        b"a",
+    ]
     data = b"\n".join(raw) + b"\n"
     expected = [r.decode("utf-8", errors="replace").removesuffix("\r") for r in raw]
     lines = logfiles.split_lines(data)
@@ -196,18 +244,26 @@ def test_a_buffer_beyond_the_views_offsets_is_split_at_line_ends(monkeypatch):
         logfiles.split_lines(b"x" * 100 + b"\n")
 
 
-@pytest.mark.parametrize("anchor", [stamps.YearAnchor(date(2002, 1, 1)),
-                                    stamps.FileYears(breaks=((1, 2001), (3, 2002)))])
+@pytest.mark.parametrize(
+    "anchor", [stamps.YearAnchor(date(2002, 1, 1)), stamps.FileYears(breaks=((1, 2001), (3, 2002)))]
+)
 def test_stamps_read_by_slices_equal_the_regexes(anchor):
     """The two fixed layouts (classic syslog, rsyslog RFC 3339) are read by slices when every
     head has one: the same fields as the regexes, including the days, months and offsets that
     are easy to cut wrong, an impossible date, and each line's year from a file's year breaks."""
     bsd = ["Dec 31 23:59:59 ", "Jan  1 00:00:01 ", "jan 01 00:00:02 ", "Feb 29 12:00:00 ", "Sep  9 09:09:09 "]
-    iso = ["2024-03-05T00:40:00.100000+01:00 ", "2024-10-27T02:30:00.000001-05:30 ",
-           "2024-12-31T23:59:59.999999Z ", "2023-02-29T12:00:00.000000+09:00 "]
+    iso = [
+        "2024-03-05T00:40:00.100000+01:00 ",
+        "2024-10-27T02:30:00.000001-05:30 ",
+        "2024-12-31T23:59:59.999999Z ",
+        "2023-02-29T12:00:00.000000+09:00 ",
+    ]
     for heads in (bsd, iso):
-        rest = pl.DataFrame({"h": heads}).with_row_index("i").with_columns(
-            line_no=pl.int_range(1, len(heads) + 1, dtype=pl.Int64))
+        rest = (
+            pl.DataFrame({"h": heads})
+            .with_row_index("i")
+            .with_columns(line_no=pl.int_range(1, len(heads) + 1, dtype=pl.Int64))
+        )
         fixed = stamps._fixed_stamps(rest, anchor)
         assert fixed is not None
         assert fixed.equals(stamps._stamp_forms(rest, anchor))

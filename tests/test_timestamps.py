@@ -70,8 +70,7 @@ HEADER_FORMS = [
         "g16: to=<c@d>, stat=Sent",
     ),
     (
-        '<30>1 2002-02-06T06:30:01+01:00 ns unbound - LOG [origin ip="10.0.0.1"][x@1 a="b\\]"] '
-        "info: 1.2.3.4 a. A IN",
+        '<30>1 2002-02-06T06:30:01+01:00 ns unbound - LOG [origin ip="10.0.0.1"][x@1 a="b\\]"] info: 1.2.3.4 a. A IN',
         datetime(2002, 2, 6, 5, 30, 1),
         "ns",
         "unbound",
@@ -115,9 +114,7 @@ HEADER_FORMS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "line,utc,host,prog,msg", HEADER_FORMS, ids=[f"form{i}" for i in range(len(HEADER_FORMS))]
-)
+@pytest.mark.parametrize("line,utc,host,prog,msg", HEADER_FORMS, ids=[f"form{i}" for i in range(len(HEADER_FORMS))])
 def test_header_forms(line, utc, host, prog, msg):
     row = _framed([line]).row(0, named=True)
     assert row["framed"]
@@ -217,17 +214,34 @@ def test_dst_days_count_all_their_lines(tmp_path, start):
     assert {k: rep["totals"][k] for k in ("dq", "n_from", "n_to", "n_sent")} == day_totals(site, d)
 
 
-BSD_HEADS = [f"{m} {d} {t} mx p[1]: x" for m in ("Jan", "feb", "MAR", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                                  "Nov", "Dec")
-             for d in (" 1", "01", "28", "29", "30", "31", "00", "32", " 0") for t in ("00:00:00", "23:59:59")]
-BSD_HEADS += ["Feb 16 23:59:60 mx p: leap second", "Feb 16 24:00:00 mx p: x", "Feb 16 12:60:00 mx p: x",
-              "Feb 16 12:00:61 mx p: x", "Mar 10 02:30:00 mx p: a spring-forward gap", "Nov  3 01:30:00 mx p: x",
-              "Nov  3 01:10:00 mx p: the repeated hour, second pass"]
+BSD_HEADS = [
+    f"{m} {d} {t} mx p[1]: x"
+    for m in ("Jan", "feb", "MAR", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    for d in (" 1", "01", "28", "29", "30", "31", "00", "32", " 0")
+    for t in ("00:00:00", "23:59:59")
+]
+BSD_HEADS += [
+    "Feb 16 23:59:60 mx p: leap second",
+    "Feb 16 24:00:00 mx p: x",
+    "Feb 16 12:60:00 mx p: x",
+    "Feb 16 12:00:61 mx p: x",
+    "Mar 10 02:30:00 mx p: a spring-forward gap",
+    "Nov  3 01:30:00 mx p: x",
+    "Nov  3 01:10:00 mx p: the repeated hour, second pass",
+]
 
 
-@pytest.mark.parametrize("anchor", [stamps.YearAnchor(date(2002, 2, 16)), stamps.YearAnchor(date(2004, 1, 2)),
-                                    stamps.YearAnchor(date(2000, 12, 30)), stamps.Yearless(),
-                                    stamps.FileYears(((1, 2003), (100, 2004)))], ids=repr)
+@pytest.mark.parametrize(
+    "anchor",
+    [
+        stamps.YearAnchor(date(2002, 2, 16)),
+        stamps.YearAnchor(date(2004, 1, 2)),
+        stamps.YearAnchor(date(2000, 12, 30)),
+        stamps.Yearless(),
+        stamps.FileYears(((1, 2003), (100, 2004))),
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo", "America/New_York"])
 def test_compiled_bsd_stamps_read_as_the_general_path(monkeypatch, anchor, tz):
     """kernels.bsd_stamps and the day arithmetic after it give every BSD stamp the times the
@@ -245,8 +259,10 @@ def test_compiled_bsd_stamps_read_as_the_general_path(monkeypatch, anchor, tz):
 def test_a_probe_anchor_learns_that_a_stamp_has_no_year():
     """ingest frames a file the manifest does not know with a ProbeYears anchor, and scans it for
     years only when a stamp without one appears: the compiled stamp reader must say so too."""
-    for lines, yearless in ((["Feb 16 14:30:01 mx p[1]: x"], True),
-                            (["2002-02-16T14:30:01.000000+09:00 mx p[1]: x"], False)):
+    for lines, yearless in (
+        (["Feb 16 14:30:01 mx p[1]: x"], True),
+        (["2002-02-16T14:30:01.000000+09:00 mx p[1]: x"], False),
+    ):
         probe = stamps.ProbeYears(date(2002, 2, 16))
         syslog.frame_lines(pl.Series(lines), 1, probe, "Asia/Tokyo")
         assert probe.saw_yearless is yearless

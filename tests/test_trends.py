@@ -26,9 +26,13 @@ DAYS = [SIXTY_START + timedelta(days=k) for k in range(60)]
 def sixty(sixty_days):
     site = load_site(sixty_days)
     con = lake.connect(site.lake)
-    return {"site": site, "con": con, "toml": sixty_days,
-            "daily": con.sql("select * from daily_trends order by day").pl(),
-            "truth": json.loads((sixty_days.parent / "truth.json").read_text())}
+    return {
+        "site": site,
+        "con": con,
+        "toml": sixty_days,
+        "daily": con.sql("select * from daily_trends order by day").pl(),
+        "truth": json.loads((sixty_days.parent / "truth.json").read_text()),
+    }
 
 
 def planted_worm_days(truth: dict) -> dict[date, set[str]]:
@@ -46,15 +50,26 @@ def test_every_day_has_a_trend_row(sixty):
     assert sixty["daily"]["m_s"].null_count() == 0
 
 
-@pytest.mark.parametrize(("dataset", "key", "label"), [
-    ("weekly_trends", "week", pl.col("day").dt.strftime("%G-W%V")),
-    ("monthly_trends", "month", pl.col("day").dt.strftime("%Y-%m")),
-])
+@pytest.mark.parametrize(
+    ("dataset", "key", "label"),
+    [
+        ("weekly_trends", "week", pl.col("day").dt.strftime("%G-W%V")),
+        ("monthly_trends", "month", pl.col("day").dt.strftime("%Y-%m")),
+    ],
+)
 def test_rollups_add_up_to_the_days(sixty, dataset, key, label):
     got = sixty["con"].sql(f"select * from {dataset} order by {key}").pl()
-    want = sixty["daily"].group_by(label.alias(key)).agg(
-        pl.len().alias("days"), pl.col("n_from", "dq", "n_user_unknown", "n_mmw_suspect").sum(),
-        pl.col("m_s").median().alias("m_s"), pl.col("m_s").max().alias("m_s_max")).sort(key)
+    want = (
+        sixty["daily"]
+        .group_by(label.alias(key))
+        .agg(
+            pl.len().alias("days"),
+            pl.col("n_from", "dq", "n_user_unknown", "n_mmw_suspect").sum(),
+            pl.col("m_s").median().alias("m_s"),
+            pl.col("m_s").max().alias("m_s_max"),
+        )
+        .sort(key)
+    )
     assert got[key].to_list() == want[key].to_list()
     for c in ("days", "n_from", "dq", "n_user_unknown", "n_mmw_suspect"):
         assert got[c].cast(pl.Int64).to_list() == want[c].cast(pl.Int64).to_list(), c
@@ -76,9 +91,12 @@ def test_planted_incidents_show_in_the_trends(sixty):
     flagged = dict(sixty["daily"].select("day", "n_mmw_suspect").iter_rows())
     for day, hosts in worms.items():
         assert flagged[day] >= 1, f"{day}: planted outbreak not in daily_trends"
-        found = {r[0] for r in sixty["con"].sql(
-            "select client_ip from incidents where day = $d and kind = 'mmw_suspect'",
-            params={"d": day}).fetchall()}
+        found = {
+            r[0]
+            for r in sixty["con"]
+            .sql("select client_ip from incidents where day = $d and kind = 'mmw_suspect'", params={"d": day})
+            .fetchall()
+        }
         assert hosts <= found
     false_alarms = [d for d, n in flagged.items() if n and d not in worms]
     assert len(false_alarms) <= 1, false_alarms
@@ -93,9 +111,20 @@ def test_m_s_band_is_stable(sixty):
     """With a month of history the band settles: its centre wanders by a small part of its width,
     its width stays put, and no quiet day leaves it (the outbreak days may)."""
     r = sixty["site"].report
-    bands = sqlfiles.query(sixty["con"], "trends/coefficient_bands", {
-        "history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor,
-        "min_history": r.min_history}).pl().filter(pl.col("coefficient") == "m_s")
+    bands = (
+        sqlfiles.query(
+            sixty["con"],
+            "trends/coefficient_bands",
+            {
+                "history_days": r.history_days,
+                "band_k": r.band_k,
+                "band_floor": r.band_floor,
+                "min_history": r.min_history,
+            },
+        )
+        .pl()
+        .filter(pl.col("coefficient") == "m_s")
+    )
     full = bands.filter(pl.col("history_days") >= r.history_days)
     assert full.height == 60 - r.history_days
     centre, half = full["median"], (full["hi"] - full["lo"]) / 2
@@ -123,15 +152,29 @@ print(json.dumps({v: con.sql(f"select count(*) from {v}").fetchone()[0] for v in
 
 
 def _counts_with_plain_duckdb(catalog, views, cwd) -> dict:
-    r = subprocess.run([sys.executable, "-c", PLAIN_DUCKDB, str(catalog), *views], cwd=cwd,
-                       capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, "-c", PLAIN_DUCKDB, str(catalog), *views],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
 
 def test_catalog_opens_from_another_directory(sixty, tmp_path):
-    views = ["mail_events", "dns_queries", "intervals", "user_intervals", "daily_trends", "incidents",
-             "line_accounting", "weekly_trends", "monthly_trends"]
+    views = [
+        "mail_events",
+        "dns_queries",
+        "intervals",
+        "user_intervals",
+        "daily_trends",
+        "incidents",
+        "line_accounting",
+        "weekly_trends",
+        "monthly_trends",
+    ]
     want = {v: sixty["con"].sql(f"select count(*) from {v}").fetchone()[0] for v in views}
     assert min(want.values()) > 0
     catalog = sixty["site"].lake / lake.CATALOG

@@ -84,10 +84,7 @@ def interval_baselines(con: duckdb.DuckDBPyConnection, site: Site, day: date, iv
         w = th.baseline_window_bins
         # every history row serves the bins within w steps of its own time of day
         pooled = pl.concat(
-            [
-                hist.with_columns(minute_of_day=(pl.col("minute_of_day") + k * step) % 1440)
-                for k in range(-w, w + 1)
-            ]
+            [hist.with_columns(minute_of_day=(pl.col("minute_of_day") + k * step) % 1440) for k in range(-w, w + 1)]
         )
         levels = pooled.group_by("minute_of_day").agg(
             *[pl.col(m).median().alias(f"{m}_level") for m in METRICS],
@@ -108,10 +105,7 @@ def interval_baselines(con: duckdb.DuckDBPyConnection, site: Site, day: date, iv
         ]
     ).drop([f"{m}_mad" for m in METRICS])
     base.frame = out.with_columns(
-        *[
-            ((pl.col(m) - pl.col(f"{m}_level").fill_null(0)) / pl.col(f"{m}_spread")).alias(f"{m}_z")
-            for m in METRICS
-        ]
+        *[((pl.col(m) - pl.col(f"{m}_level").fill_null(0)) / pl.col(f"{m}_spread")).alias(f"{m}_z") for m in METRICS]
     )
     return base
 

@@ -105,8 +105,7 @@ def classify(f: dict, th: Thresholds) -> Verdict:
                 "fanout",
                 round(fanout, 1),
                 0.0,
-                f"{sessions} message(s) to {attempted} recipients: "
-                "one message fanned out, as a list or alias does",
+                f"{sessions} message(s) to {attempted} recipients: one message fanned out, as a list or alias does",
             )
         return Verdict("mailing_list", 0.05, "; ".join(e["says"] for e in ev), ev)
 
@@ -206,8 +205,7 @@ def classify(f: dict, th: Thresholds) -> Verdict:
             "client_kind",
             kind_of_client,
             0.0,
-            "looks like a worm, but the client is not one of our machines, "
-            "so there is nothing to unplug here",
+            "looks like a worm, but the client is not one of our machines, so there is nothing to unplug here",
         )
     benign = [e["says"] for e in ev if e["points"] <= 0]
     why = (

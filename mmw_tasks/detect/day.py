@@ -61,9 +61,7 @@ def entity_intervals(ui: pl.DataFrame, site: Site) -> pl.DataFrame:
         client_kind=pl.col("client_ip").replace_strict(kinds, default="unknown", return_dtype=pl.String)
     )
     ui = ui.with_columns(
-        ent_sender=pl.when(pl.col("client_kind").is_in(["localhost", "server", "unknown"])).then(
-            pl.col("sender")
-        )
+        ent_sender=pl.when(pl.col("client_kind").is_in(["localhost", "server", "unknown"])).then(pl.col("sender"))
     )
     return ui.group_by("interval_start", "client_ip", "ent_sender", "client_kind").agg(
         pl.col("n_from").sum(),
@@ -79,9 +77,7 @@ def find_bursts(ent: pl.DataFrame, ivz: pl.DataFrame, site: Site) -> pl.DataFram
     """Hot (interval, entity) rows, with their share of the interval's N_SMTP and burst number."""
     th = site.thresholds
     e = ent.join(
-        ivz.select(
-            "interval_start", "abnormal", tot=pl.col("n_smtp"), z_smtp=pl.col("n_smtp_z"), z_dq=pl.col("dq_z")
-        ),
+        ivz.select("interval_start", "abnormal", tot=pl.col("n_smtp"), z_smtp=pl.col("n_smtp_z"), z_dq=pl.col("dq_z")),
         on="interval_start",
         how="left",
     )
@@ -107,11 +103,7 @@ def find_bursts(ent: pl.DataFrame, ivz: pl.DataFrame, site: Site) -> pl.DataFram
 
 def burst_windows(rows: pl.DataFrame, step: timedelta) -> list[tuple[datetime, datetime]]:
     """(start, end) of each burst of one entity's hot rows."""
-    w = (
-        rows.group_by("burst")
-        .agg(s=pl.col("interval_start").min(), e=pl.col("interval_start").max())
-        .sort("s")
-    )
+    w = rows.group_by("burst").agg(s=pl.col("interval_start").min(), e=pl.col("interval_start").max()).sort("s")
     return [(r["s"], r["e"] + step) for r in w.iter_rows(named=True)]
 
 
@@ -176,9 +168,7 @@ def _history(con, site: Site, day: date, ip, sender, windows) -> tuple[int, int]
     ).pl()
     if hist.height == 0:
         return 0, 0
-    hot = hist.filter(
-        (pl.col("n_from") >= th.host_min_messages) | (pl.col("n_recipients") >= th.host_min_recipients)
-    )
+    hot = hist.filter((pl.col("n_from") >= th.host_min_messages) | (pl.col("n_recipients") >= th.host_min_recipients))
     starts = [int(s.astimezone(site.tz).hour * 60 + s.astimezone(site.tz).minute) for s, _ in windows]
     near = pl.lit(False)
     for m in starts:
@@ -229,17 +219,13 @@ def host_incidents(con, site: Site, day: date, ivz: pl.DataFrame, ent: pl.DataFr
     step = site.interval
     dq_series = ivz.sort("interval_start").select("interval_start", "dq")
     out = []
-    for (ip, sender, kind), rows in hot.group_by(
-        ["client_ip", "ent_sender", "client_kind"], maintain_order=True
-    ):
+    for (ip, sender, kind), rows in hot.group_by(["client_ip", "ent_sender", "client_kind"], maintain_order=True):
         windows = burst_windows(rows, step)
         f = _features(con, site, day, ip, sender, windows, rows, kind)
         if not f["messages"] and not f["recipients_attempted"]:
             continue
         past = _past_suspect_days(con, site, day, ip) if kind == "local" else []
-        regular, hist_peak = (
-            _history(con, site, day, ip, sender, windows) if base.method == "history" else (0, None)
-        )
+        regular, hist_peak = _history(con, site, day, ip, sender, windows) if base.method == "history" else (0, None)
         extra = {
             "regular_days": 0 if past else regular,
             "history_peak_messages": hist_peak,
@@ -285,9 +271,7 @@ def host_incidents(con, site: Site, day: date, ivz: pl.DataFrame, ent: pl.DataFr
             "peaks": _peaks_of(rows),
         }
         # a worm forges its senders: name one only when nearly all its messages carry it
-        one_sender = sender or (
-            f["top_sender"] if f["top_sender_messages"] >= 0.9 * max(f["messages"], 1) else None
-        )
+        one_sender = sender or (f["top_sender"] if f["top_sender_messages"] >= 0.9 * max(f["messages"], 1) else None)
         out.append(
             {
                 "kind": v.kind,
@@ -372,8 +356,7 @@ def detect_day(
     rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
     rows += outbreak.dns_clients(con, site, day, day_start, ent)
     # one order whatever the hash seed: a re-run writes the same rows
-    rows.sort(key=lambda r: (r["start"], r["kind"], r["client_ip"] or "", r["sender"] or "",
-                             r["domain"] or ""))
+    rows.sort(key=lambda r: (r["start"], r["kind"], r["client_ip"] or "", r["sender"] or "", r["domain"] or ""))
     for r in rows:
         r["evidence"] = json.dumps(local_times(r["evidence"], site), default=str)
         r["lines"] = json.dumps(r.get("lines") or [], default=str)

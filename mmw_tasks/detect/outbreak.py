@@ -39,8 +39,7 @@ def _lines(con, name: str, params: dict) -> list[dict]:
     rel = sqlfiles.query(con, name, params)
     cols = rel.columns
     return [
-        dict(zip(cols, r, strict=True)) | ({"event": "query"} if "event" not in cols else {})
-        for r in rel.fetchall()
+        dict(zip(cols, r, strict=True)) | ({"event": "query"} if "event" not in cols else {}) for r in rel.fetchall()
     ]
 
 
@@ -60,24 +59,18 @@ def _first_flag(mine: pl.DataFrame, onset: pl.DataFrame, th, interval, end):
     return min(times) + interval if times else end
 
 
-def deferred_surges(
-    con: duckdb.DuckDBPyConnection, site: Site, day: date, ivz: pl.DataFrame, fit: dict
-) -> list[dict]:
+def deferred_surges(con: duckdb.DuckDBPyConnection, site: Site, day: date, ivz: pl.DataFrame, fit: dict) -> list[dict]:
     th = site.thresholds
     dd = con.sql("select * from domain_deferrals where day = $day", params={"day": day}).pl()
     if dd.height == 0:
         return []
-    per = dd.group_by("recipient_domain").agg(pl.col("n_deferred").sum(), pl.col("n_to").sum()).sort(
-        "recipient_domain")
+    per = dd.group_by("recipient_domain").agg(pl.col("n_deferred").sum(), pl.col("n_to").sum()).sort("recipient_domain")
     per = per.filter(
-        (pl.col("n_deferred") >= th.deferred_min)
-        & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))
+        (pl.col("n_deferred") >= th.deferred_min) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))
     )
     if per.height == 0:
         return []
-    hist = sqlfiles.query(
-        con, "detect/deferral_history", {"day": day, "since": baseline.since(site, day)}
-    ).pl()
+    hist = sqlfiles.query(con, "detect/deferral_history", {"day": day, "since": baseline.since(site, day)}).pl()
     hist_days = hist["day"].n_unique()
     out = []
     for r in per.iter_rows(named=True):
@@ -90,25 +83,22 @@ def deferred_surges(
             if r["n_deferred"] < th.deferred_factor * (usual + 1):
                 continue
         mine = dd.filter(pl.col("recipient_domain") == domain).sort("interval_start")
-        bad = mine.filter(
-            (pl.col("n_deferred") > 0) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))
-        )
+        bad = mine.filter((pl.col("n_deferred") > 0) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to")))
         # the surge's span: from 2% to 98% of its deferrals (ordinary ones at night stay outside)
         cum = mine.with_columns(c=pl.col("n_deferred").cum_sum() / r["n_deferred"])
         start = cum.filter(pl.col("c") > 0.02)["interval_start"].min()
         end = cum.filter(pl.col("c") >= 0.98)["interval_start"].min() + site.interval
-        onset = sqlfiles.query(con, "detect/deferral_onset", {
-            "day": day, "domain": domain, "interval": site.interval, "minutes": th.deferred_early_minutes}).pl()
+        onset = sqlfiles.query(
+            con,
+            "detect/deferral_onset",
+            {"day": day, "domain": domain, "interval": site.interval, "minutes": th.deferred_early_minutes},
+        ).pl()
         flagged = _first_flag(mine, onset, th, site.interval, end)
         inside = ivz.filter(pl.col("interval_start").is_between(start, end, closed="left"))
         outside = ivz.filter(~pl.col("interval_start").is_between(start, end, closed="left"))
         ratio_in = inside["n_to"].sum() / max(inside["n_from"].sum(), 1)
         ratio_out = outside["n_to"].sum() / max(outside["n_from"].sum(), 1)
-        cad = (
-            sqlfiles.query(con, "detect/retry_cadence", {"day": day, "domain": domain})
-            .pl()
-            .row(0, named=True)
-        )
+        cad = sqlfiles.query(con, "detect/retry_cadence", {"day": day, "domain": domain}).pl().row(0, named=True)
         gap = cad["median_gap_minutes"]
         says = [
             f"{r['n_deferred']} of {r['n_to']} delivery attempts to {domain} were deferred "
@@ -145,15 +135,11 @@ def deferred_surges(
                     "baseline": "history" if usual is not None else "within-day",
                     "n_to_per_n_from": round(ratio_in, 3),
                     "n_to_per_n_from_elsewhere": round(ratio_out, 3),
-                    "retry_cadence": {
-                        k: (round(v, 1) if isinstance(v, float) else v) for k, v in cad.items()
-                    },
+                    "retry_cadence": {k: (round(v, 1) if isinstance(v, float) else v) for k, v in cad.items()},
                     "residual_vs_deferred": {"m_sd": fit.get("m_sd"), "r2_sd": fit.get("r2_sd")},
                     "first_flagged": flagged,
                 },
-                "lines": _lines(
-                    con, "detect/domain_lines", {"day": day, "domain": domain, "start": start, "end": end}
-                ),
+                "lines": _lines(con, "detect/domain_lines", {"day": day, "domain": domain, "start": start, "end": end}),
             }
         )
     return out
@@ -263,21 +249,17 @@ def dns_clients(
         if h.height and h["days"][0] >= th.baseline_min_days:
             usual, basis = max(usual, float(h["p95_queries"][0])), "history"
         hot = rows.filter(
-            (pl.col("queries") >= th.dns_client_min)
-            & (pl.col("queries") >= th.dns_client_factor * max(usual, 1.0))
+            (pl.col("queries") >= th.dns_client_min) & (pl.col("queries") >= th.dns_client_factor * max(usual, 1.0))
         )
         if hot.height == 0:
             continue
         start, end = hot["interval_start"].min(), hot["interval_start"].max() + step
         span = rows.filter(pl.col("interval_start").is_between(start, end, closed="left"))
         queries, mx = int(span["queries"].sum()), int(span["mx_queries"].sum())
-        sent = ent.filter(
-            (pl.col("client_ip") == ip) & pl.col("interval_start").is_between(start, end, closed="left")
-        )
+        sent = ent.filter((pl.col("client_ip") == ip) & pl.col("interval_start").is_between(start, end, closed="left"))
         n_sent = int(sent["n_from"].sum())
         typed = con.sql(
-            "select count(*) filter (where qtype is not null) from dns_queries where day = $day "
-            "and client_ip = $ip",
+            "select count(*) filter (where qtype is not null) from dns_queries where day = $day and client_ip = $ip",
             params={"day": day, "ip": ip},
         ).fetchone()[0]
         says = [
@@ -317,9 +299,7 @@ def dns_clients(
                     "messages_through_our_server": n_sent,
                     "first_flagged": start + step,
                 },
-                "lines": _lines(
-                    con, "detect/query_lines", {"day": day, "client_ip": ip, "start": start, "end": end}
-                ),
+                "lines": _lines(con, "detect/query_lines", {"day": day, "client_ip": ip, "start": start, "end": end}),
             }
         )
     return out

@@ -1,1 +1,2 @@
-"""Fetch: each server's rotated log files for a day, local or pulled over SFTP into the raw area, and the manifest that remembers them."""
+"""Fetch: each server's rotated log files for a day, local or pulled over SFTP into the raw area,
+and the manifest that remembers what each file holds."""

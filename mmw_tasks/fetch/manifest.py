@@ -133,9 +133,7 @@ def content_prefix_sha256(path: Path, n: int) -> str:
     return h.prefix.get(n, "")
 
 
-def scan_file(
-    path: Path, tz: str, server: str = "", prefix_at: set[int] = frozenset()
-) -> tuple[Entry, dict[int, str]]:
+def scan_file(path: Path, tz: str, server: str = "", prefix_at: set[int] = frozenset()) -> tuple[Entry, dict[int, str]]:
     """Read a whole file once: its hashes, line count, span and years. Returns the entry and the
     content sha256 at each length in `prefix_at` (to recognise older snapshots of the same file)."""
     path = Path(path).resolve()
@@ -252,10 +250,7 @@ class Manifest:
                     keep.years, keep.first, keep.last = drop.years, drop.first, drop.last
                     keep.anchor = drop.anchor + f" (of {Path(drop.path).name})"
                     keep.anchor_at = drop.anchor_at
-            elif (
-                old.content_bytes < new.content_bytes
-                and prefixes.get(old.content_bytes) == old.content_sha256
-            ):
+            elif old.content_bytes < new.content_bytes and prefixes.get(old.content_bytes) == old.content_sha256:
                 keep, drop = new, old
             elif (
                 new.content_bytes < old.content_bytes

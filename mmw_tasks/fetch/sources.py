@@ -190,10 +190,7 @@ def _grown_from(session: Session, rf: RemoteFile, man: Manifest) -> Entry | None
     cands = [
         e
         for e in man.entries.values()
-        if e.head_sha256 == first_line
-        and e.compression is None
-        and e.size < rf.size
-        and Path(e.path).is_file()
+        if e.head_sha256 == first_line and e.compression is None and e.size < rf.size and Path(e.path).is_file()
     ]
     for e in sorted(cands, key=lambda x: -x.size):
         n = min(HEAD_BYTES, e.size)
@@ -260,9 +257,7 @@ def _expire_superseded(d: Path, man: Manifest) -> None:
 # ---------------------------------------------------------------- choosing the day's files
 
 
-def entries_for(
-    site: Site, server: Server, day: date, credentials=None
-) -> tuple[list[Entry], dict[str, int]]:
+def entries_for(site: Site, server: Server, day: date, credentials=None) -> tuple[list[Entry], dict[str, int]]:
     if is_sftp(server):
         return sftp_entries(site, server, day, credentials)
     return local_entries(site, server), {}

@@ -44,22 +44,26 @@ def parse_iplog(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     fast, udp = _iplog_fast(udp)
     u = udp.with_columns(g=msg.str.extract_groups(_IPLOG_UDP))
     g = pl.col("g").struct
-    u = u.with_columns(_svc=g.field("1"), _src=g.field("2"), client_port=g.field("3").cast(pl.Int32),
-                       bytes=g.field("4").cast(pl.Int32))
+    u = u.with_columns(
+        _svc=g.field("1"), _src=g.field("2"), client_port=g.field("3").cast(pl.Int32), bytes=g.field("4").cast(pl.Int32)
+    )
     src = pl.col("_src")
     u = u.with_columns(
-        client_ip=pl.coalesce(src.str.extract(r"\(([0-9A-Fa-f:.]+)\)$", 1),
-                              src.str.extract(r"^([0-9.]+|[0-9A-Fa-f:]+:[0-9A-Fa-f:]*)$", 1)),
+        client_ip=pl.coalesce(
+            src.str.extract(r"\(([0-9A-Fa-f:.]+)\)$", 1), src.str.extract(r"^([0-9.]+|[0-9A-Fa-f:]+:[0-9A-Fa-f:]*)$", 1)
+        ),
         client_name=src.str.extract(r"^(\S+) \(", 1),
     )
     is_query = pl.col("_svc").is_in(["domain", "port 53"])
     truncated = pl.col("_svc").is_null()
-    fates = concat_fates([
-        unframed(rows),
-        fates_of(framed.filter(~is_udp), "ignored"),
-        fates_of(u.filter(truncated), "malformed", "iplog UDP line not understood"),
-        fates_of(u.filter(~truncated & ~is_query), "ignored"),
-    ])
+    fates = concat_fates(
+        [
+            unframed(rows),
+            fates_of(framed.filter(~is_udp), "ignored"),
+            fates_of(u.filter(truncated), "malformed", "iplog UDP line not understood"),
+            fates_of(u.filter(~truncated & ~is_query), "ignored"),
+        ]
+    )
     return finish([fast, u.filter(is_query)], QUERY_SCHEMA), fates
 
 
@@ -75,15 +79,21 @@ def _iplog_fast(udp: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     sl = slicer(udp)
     u = udp.with_columns(_g=pl.when(msg.str.starts_with(head)).then(sl(msg, len(head))).str.extract_groups(_IPLOG_FAST))
     g = pl.col("_g").struct
-    u = u.with_columns(client_ip=g.field("1"), client_port=g.field("2").cast(pl.Int32, strict=False),
-                       bytes=g.field("3").cast(pl.Int32, strict=False), client_name=pl.lit(None, pl.String))
+    u = u.with_columns(
+        client_ip=g.field("1"),
+        client_port=g.field("2").cast(pl.Int32, strict=False),
+        bytes=g.field("3").cast(pl.Int32, strict=False),
+        client_name=pl.lit(None, pl.String),
+    )
     u = u.with_columns(_ok=(pl.col("client_ip").is_not_null() & pl.col("bytes").is_not_null()).fill_null(False))
     return u.filter("_ok"), u.filter(~pl.col("_ok")).select(udp.columns)
 
 
 # BIND 9.2-9.20: "client [@0x7f..] 1.2.3.4#53 [(name)]: [view v: ]query: name IN A +E(0)K (192.0.2.53)"
-_BIND9 = (r"client (?:@0x[0-9a-fA-F]+ )?([0-9A-Fa-f:.]+)#(\d+)(?: \([^)]*\))?: (?:view [^:]*: )?"
-          r"query: (\S+) (\S+) (\S+)")
+_BIND9 = (
+    r"client (?:@0x[0-9a-fA-F]+ )?([0-9A-Fa-f:.]+)#(\d+)(?: \([^)]*\))?: (?:view [^:]*: )?"
+    r"query: (\S+) (\S+) (\S+)"
+)
 # BIND 8.2/8.3: "XX+/1.2.3.4/name/TYPE[/CLASS]" (the + means RD set)
 _BIND8 = r"^XX[ +]?/([0-9A-Fa-f:.]+)/([^/]*)/([^/\s]+)"
 
@@ -96,8 +106,11 @@ def parse_bind(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     # where ": query: " is, kept for the fast path; the test as a column, since an eager
     # expression used twice (filter, ~filter) is computed twice
     framed = rows.filter(pl.col("framed")).with_columns(_qi=msg.str.find(": query: ", literal=True))
-    framed = framed.with_columns(_cand=((pl.col("_qi").is_not_null() & msg.str.contains("client ", literal=True))
-                                        | msg.str.starts_with("XX")).fill_null(False))
+    framed = framed.with_columns(
+        _cand=(
+            (pl.col("_qi").is_not_null() & msg.str.contains("client ", literal=True)) | msg.str.starts_with("XX")
+        ).fill_null(False)
+    )
     cand = pl.col("_cand")
     q = framed.filter(cand).select("ts", "line_no", "repeat", "copy", "msg", "_qi")
     fast, q = _bind_fast(q)
@@ -107,10 +120,16 @@ def parse_bind(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         client_ip=pl.coalesce(g9.field("1"), g8.field("1")),
         client_port=g9.field("2").cast(pl.Int32, strict=False),
         qname=pl.coalesce(g9.field("3"), g8.field("2")),
-        qtype=pl.coalesce(g9.field("5"), g8.field("3")))
+        qtype=pl.coalesce(g9.field("5"), g8.field("3")),
+    )
     bad = pl.col("client_ip").is_null() | pl.col("qtype").is_null()
-    fates = concat_fates([unframed(rows), fates_of(framed.filter(~cand), "ignored"),
-                          fates_of(q.filter(bad), "malformed", "BIND query line not understood")])
+    fates = concat_fates(
+        [
+            unframed(rows),
+            fates_of(framed.filter(~cand), "ignored"),
+            fates_of(q.filter(bad), "malformed", "BIND query line not understood"),
+        ]
+    )
     return finish([fast, q.filter(~bad)], QUERY_SCHEMA), fates
 
 
@@ -122,13 +141,23 @@ def _bind_fast(q: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     msg = pl.col("msg")
     sl = slicer(q)
     qi = pl.col("_qi")  # where ": query: " begins (parse_bind found it)
-    q = q.with_columns(_h=sl(msg, 0, qi).str.extract_groups(_BIND9_HEAD),
-                       _t=sl(msg, qi + 9).str.splitn(" ", 4))
+    q = q.with_columns(_h=sl(msg, 0, qi).str.extract_groups(_BIND9_HEAD), _t=sl(msg, qi + 9).str.splitn(" ", 4))
     h, t = pl.col("_h").struct, pl.col("_t").struct
-    q = q.with_columns(client_ip=h.field("1"), client_port=h.field("2").cast(pl.Int32, strict=False),
-                       qname=t.field("field_0"), _class=t.field("field_1"), qtype=t.field("field_2"))
-    ok = (pl.col("client_ip").is_not_null() & pl.col("client_port").is_not_null() & (pl.col("qname") != "")
-          & (pl.col("_class") != "") & pl.col("qtype").is_not_null() & (pl.col("qtype") != ""))
+    q = q.with_columns(
+        client_ip=h.field("1"),
+        client_port=h.field("2").cast(pl.Int32, strict=False),
+        qname=t.field("field_0"),
+        _class=t.field("field_1"),
+        qtype=t.field("field_2"),
+    )
+    ok = (
+        pl.col("client_ip").is_not_null()
+        & pl.col("client_port").is_not_null()
+        & (pl.col("qname") != "")
+        & (pl.col("_class") != "")
+        & pl.col("qtype").is_not_null()
+        & (pl.col("qtype") != "")
+    )
     q = q.with_columns(_ok=ok.fill_null(False))
     cols = ["ts", "line_no", "repeat", "copy", "msg"]
     return q.filter("_ok"), q.filter(~pl.col("_ok")).select(cols)
@@ -145,23 +174,34 @@ def parse_dnsmasq(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = of_day(rows)
     msg = pl.col("msg")
     framed = rows.filter(pl.col("framed")).with_columns(  # a column: used twice, computed once
-        _cand=((pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)).fill_null(False))
+        _cand=((pl.col("prog") == "dnsmasq") & msg.str.contains("query[", literal=True)).fill_null(False)
+    )
     cand = pl.col("_cand")
     q = framed.filter(cand).with_columns(g=msg.str.extract_groups(_DNSMASQ))
     g = pl.col("g").struct
-    q = q.with_columns(client_port=g.field("1").cast(pl.Int32, strict=False),
-                       qtype=g.field("2").str.replace(r"^type=(\d+)$", "TYPE$1"),
-                       qname=g.field("3"), client_ip=g.field("4"))
+    q = q.with_columns(
+        client_port=g.field("1").cast(pl.Int32, strict=False),
+        qtype=g.field("2").str.replace(r"^type=(\d+)$", "TYPE$1"),
+        qname=g.field("3"),
+        client_ip=g.field("4"),
+    )
     bad = pl.col("client_ip").is_null()
-    fates = concat_fates([unframed(rows), fates_of(framed.filter(~cand), "ignored"),
-                          fates_of(q.filter(bad), "malformed", "dnsmasq query line not understood")])
+    fates = concat_fates(
+        [
+            unframed(rows),
+            fates_of(framed.filter(~cand), "ignored"),
+            fates_of(q.filter(bad), "malformed", "dnsmasq query line not understood"),
+        ]
+    )
     return finish([q.filter(~bad)], QUERY_SCHEMA), fates
 
 
 # Unbound: "[2541:0] info: 127.0.0.1 github.com. AAAA IN" (via syslog), or in its own file
 # "unbound[7941:0] info: ..."; with log-tag-queryreply the level word is "query:".
-_UNBOUND = (r"^(?:unbound)?\[\d+:\w+\] (?:info|query): ([0-9A-Fa-f:.]+) (\S+) (\S+) "
-            r"(IN|CH|HS|NONE|ANY|CLASS\d+)$")
+_UNBOUND = (
+    r"^(?:unbound)?\[\d+:\w+\] (?:info|query): ([0-9A-Fa-f:.]+) (\S+) (\S+) "
+    r"(IN|CH|HS|NONE|ANY|CLASS\d+)$"
+)
 
 
 def parse_unbound(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -173,6 +213,7 @@ def parse_unbound(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     g = pl.col("g").struct
     q = q.with_columns(client_ip=g.field("1"), qname=g.field("2").str.strip_suffix("."), qtype=g.field("3"))
     hit = pl.col("client_ip").is_not_null()
-    fates = concat_fates([unframed(rows), fates_of(framed.filter(~ours), "ignored"),
-                          fates_of(q.filter(~hit), "ignored")])
+    fates = concat_fates(
+        [unframed(rows), fates_of(framed.filter(~ours), "ignored"), fates_of(q.filter(~hit), "ignored")]
+    )
     return finish([q.filter(hit)], QUERY_SCHEMA), fates

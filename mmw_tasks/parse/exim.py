@@ -44,16 +44,25 @@ def heads(ex: pl.DataFrame) -> pl.DataFrame:
     (kernels.exim_heads: _HEAD, then the flag's kind (_FLAGS), or " rejected RCPT " (reject),
     or _QUIET (quiet), else other)."""
     found = kernels.exim_heads(ex["msg"])
-    ex = ex.with_columns(queue_id=found["queue_id"], _flag=found["flag"], body=found["body"],
-                         event=kernels.names_of(found["kind"], _KINDS))
+    ex = ex.with_columns(
+        queue_id=found["queue_id"],
+        _flag=found["flag"],
+        body=found["body"],
+        event=kernels.names_of(found["kind"], _KINDS),
+    )
     return ex
 
 
 # What kernels.exim_fields reads on ASCII bodies (tests/test_kernels.py compares): arrivals, deliveries
 _HOST = r"\bH=((?:[^\s\[(]+ )?(?:\([^)]*\) )?\[[0-9A-Fa-f:.]+\])"
 _FROM_FIELDS = {"sender": r"^(<>|\S+)", "size": r"\bS=(\d+)", "host": _HOST, "for": r" for (.+)$"}
-_TO_FIELDS = {"first": r"^(\S+)", "orig": r"^\S+ <([^>]+)>", "host": _HOST, "mailer": r"\bT=(\S+)",
-              "detail": r"^\S+(?: <[^>]*>)?:? (.*)$"}
+_TO_FIELDS = {
+    "first": r"^(\S+)",
+    "orig": r"^\S+ <([^>]+)>",
+    "host": _HOST,
+    "mailer": r"\bT=(\S+)",
+    "detail": r"^\S+(?: <[^>]*>)?:? (.*)$",
+}
 
 
 def _fields(frame: pl.DataFrame, to: bool) -> pl.DataFrame:
@@ -64,8 +73,12 @@ def _fields(frame: pl.DataFrame, to: bool) -> pl.DataFrame:
     frame = frame.with_columns([found[k].alias(f"_{k}") for k in patterns])
     if found["wide"].any():
         wide = found["wide"]
-        frame = frame.with_columns([pl.when(wide).then(pl.col("body")).str.extract(rx, 1).fill_null(pl.col(f"_{k}"))
-                                    .alias(f"_{k}") for k, rx in patterns.items()])
+        frame = frame.with_columns(
+            [
+                pl.when(wide).then(pl.col("body")).str.extract(rx, 1).fill_null(pl.col(f"_{k}")).alias(f"_{k}")
+                for k, rx in patterns.items()
+            ]
+        )
     return frame
 
 
@@ -92,33 +105,78 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
     fr = _fields(ex.filter(pl.col("event") == "from"), to=False)
     fr = _hosts(fr.with_columns(sender=addr(pl.col("_sender")), size=pl.col("_size"), _h=pl.col("_host")))
-    parts.append(fr.select(*BASE, "event", "queue_id", "sender", "size", "client_ip", "relay_host",
-                           nrcpts=pl.col("_for").str.count_matches(" ") + 1))
+    parts.append(
+        fr.select(
+            *BASE,
+            "event",
+            "queue_id",
+            "sender",
+            "size",
+            "client_ip",
+            "relay_host",
+            nrcpts=pl.col("_for").str.count_matches(" ") + 1,
+        )
+    )
 
     to = _fields(ex.filter(pl.col("event") == "to"), to=True).with_columns(
-        mailer=pl.col("_mailer"), _h=pl.col("_host"),
-        detail=pl.when(pl.col("_flag").is_in(["==", "**"])).then(pl.col("_detail")))
+        mailer=pl.col("_mailer"),
+        _h=pl.col("_host"),
+        detail=pl.when(pl.col("_flag").is_in(["==", "**"])).then(pl.col("_detail")),
+    )
     to = to.with_columns(recipient=addr(pl.coalesce("_orig", pl.col("_first").str.strip_suffix(":"))))
-    status = (pl.when(pl.col("_flag") == "==").then(pl.lit("deferred"))
-              .when((pl.col("_flag") == "**") & user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
-              .when(pl.col("_flag") == "**").then(pl.lit("bounced"))
-              .otherwise(pl.lit("sent")))
+    status = (
+        pl.when(pl.col("_flag") == "==")
+        .then(pl.lit("deferred"))
+        .when((pl.col("_flag") == "**") & user_unknown(pl.col("detail")))
+        .then(pl.lit("user_unknown"))
+        .when(pl.col("_flag") == "**")
+        .then(pl.lit("bounced"))
+        .otherwise(pl.lit("sent"))
+    )
     to = _hosts(to)
-    parts.append(to.select(*BASE, "event", "queue_id", "recipient", "mailer", "detail", "client_ip", "relay_host",
-                           status=status, rcpt_index=pl.lit(0, pl.Int32), recipient_domain=domain(pl.col("recipient"))))
+    parts.append(
+        to.select(
+            *BASE,
+            "event",
+            "queue_id",
+            "recipient",
+            "mailer",
+            "detail",
+            "client_ip",
+            "relay_host",
+            status=status,
+            rcpt_index=pl.lit(0, pl.Int32),
+            recipient_domain=domain(pl.col("recipient")),
+        )
+    )
 
     rj = ex.filter(pl.col("event") == "reject").with_columns(
         recipient=addr(body.str.extract(r" rejected RCPT <?([^>:\s]*)>?", 1)),
-        sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)), _h=body.str.extract(_HOST, 1),
-        detail=body.str.extract(r" rejected RCPT [^:]*: (.*)$", 1))
+        sender=addr(body.str.extract(r"\bF=<?([^>\s]*)>?", 1)),
+        _h=body.str.extract(_HOST, 1),
+        detail=body.str.extract(r" rejected RCPT [^:]*: (.*)$", 1),
+    )
     rj = _hosts(rj)
-    parts.append(rj.select(*BASE, "event", "queue_id", "recipient", "sender", "detail", "client_ip", "relay_host",
-                           status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown"))
-                           .otherwise(pl.lit("rejected")),
-                           recipient_domain=domain(pl.col("recipient"))))
+    parts.append(
+        rj.select(
+            *BASE,
+            "event",
+            "queue_id",
+            "recipient",
+            "sender",
+            "detail",
+            "client_ip",
+            "relay_host",
+            status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
+            recipient_domain=domain(pl.col("recipient")),
+        )
+    )
     other = ex.filter(pl.col("event") == "other")
-    parts.append(other.select(*BASE, "event", "queue_id", client_ip=ip_of(body.str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1)),
-                              detail=body))
+    parts.append(
+        other.select(
+            *BASE, "event", "queue_id", client_ip=ip_of(body.str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1)), detail=body
+        )
+    )
 
     pop_events, pop_fates = parse_pop(framed.filter(is_pop(prog)), BASE)
     parts.append(pop_events)

@@ -59,8 +59,9 @@ def of_day(rows: pl.DataFrame) -> pl.DataFrame:
 def fates_of(frame: pl.DataFrame, fate: str | pl.Expr, reason: str | pl.Expr | None = None) -> pl.DataFrame:
     fate_e = pl.lit(fate) if isinstance(fate, str) else fate
     reason_e = pl.lit(reason, pl.String) if reason is None or isinstance(reason, str) else reason
-    return frame.select("line_no", pl.col("copy").cast(pl.Int32), fate_e.alias("fate"),
-                        reason_e.cast(pl.String).alias("reason"))
+    return frame.select(
+        "line_no", pl.col("copy").cast(pl.Int32), fate_e.alias("fate"), reason_e.cast(pl.String).alias("reason")
+    )
 
 
 def unframed(rows: pl.DataFrame) -> pl.DataFrame:
@@ -152,9 +153,11 @@ def host_of(relay: pl.Expr) -> pl.Expr:
     return relay.str.extract(r"^([^\s\[]+)", 1).str.strip_suffix(".").str.to_lowercase()
 
 
-USER_UNKNOWN = (r"(?i)user unknown|no such user|unknown user|unrouteable address|mailbox unavailable"
-                r"|recipient address rejected: undeliverable|account that you tried to reach does not exist"
-                r"|user not found|no mailbox here|invalid recipient|address rejected: user")
+USER_UNKNOWN = (
+    r"(?i)user unknown|no such user|unknown user|unrouteable address|mailbox unavailable"
+    r"|recipient address rejected: undeliverable|account that you tried to reach does not exist"
+    r"|user not found|no mailbox here|invalid recipient|address rejected: user"
+)
 
 
 def user_unknown(text: pl.Expr) -> pl.Expr:

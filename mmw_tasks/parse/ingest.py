@@ -28,13 +28,23 @@ from mmw_tasks.parse.syslog import expand_repeats, frame_lines
 from mmw_tasks.parse.years import OnlineYears, YearsMoved, anchor_of, scan_years
 
 ACCOUNTING_SCHEMA = {
-    "server": pl.String, "file": pl.String, "lines_read": pl.Int64, "parsed": pl.Int64,
-    "ignored": pl.Int64, "malformed": pl.Int64, "repeats_expanded": pl.Int64,
-    "first_line_no": pl.Int64, "last_line_no": pl.Int64,
+    "server": pl.String,
+    "file": pl.String,
+    "lines_read": pl.Int64,
+    "parsed": pl.Int64,
+    "ignored": pl.Int64,
+    "malformed": pl.Int64,
+    "repeats_expanded": pl.Int64,
+    "first_line_no": pl.Int64,
+    "last_line_no": pl.Int64,
 }
 MALFORMED_SCHEMA = {
-    "server": pl.String, "file": pl.String, "line_no": pl.Int64, "ts": pl.Datetime("us", "UTC"),
-    "reason": pl.String, "line": pl.String,
+    "server": pl.String,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "ts": pl.Datetime("us", "UTC"),
+    "reason": pl.String,
+    "line": pl.String,
 }
 
 # what the parsers read (the raw line, host and stamp details stay behind for the malformed lines;
@@ -44,8 +54,10 @@ PARSER_COLUMNS = ["line_no", "ts", "prog", "msg", "framed", "plain", "repeat", "
 # Parquet dictionaries only for the columns whose values repeat: a dictionary of mostly distinct
 # values (DNS names; times, line numbers, sizes and queue ids of mail) fills up, is dropped, and
 # cost the writing 30% (dns_queries) and 12% (mail_events, whose files are 15% smaller without)
-DICTIONARY_COLUMNS = {"dns_queries": ["server", "file", "client_ip", "client_name", "qtype"],
-                      "mail_events": [c for c in EVENT_SCHEMA if c not in ("ts", "line_no", "size", "queue_id")]}
+DICTIONARY_COLUMNS = {
+    "dns_queries": ["server", "file", "client_ip", "client_name", "qtype"],
+    "mail_events": [c for c in EVENT_SCHEMA if c not in ("ts", "line_no", "size", "queue_id")],
+}
 
 Parser = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
@@ -69,14 +81,19 @@ def _day_rows(framed: pl.DataFrame, day: date, last_ts: datetime | None) -> tupl
     before them. Returns the rows and the batch's last site-local time, for the next batch."""
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
-    stats = framed.select(lo=pl.col("ts_site").min(), hi=pl.col("ts_site").max(),
-                          nulls=pl.col("ts_site").null_count(), last=pl.col("ts_site").drop_nulls().last())
+    stats = framed.select(
+        lo=pl.col("ts_site").min(),
+        hi=pl.col("ts_site").max(),
+        nulls=pl.col("ts_site").null_count(),
+        last=pl.col("ts_site").drop_nulls().last(),
+    )
     lo, hi, nulls, last = stats.row(0)
     new_last = last if last is not None else last_ts
     if nulls == 0 and lo is not None and lo >= start and hi < end:
         return framed.with_columns(in_day=pl.lit(True)), new_last
     when = pl.coalesce(pl.col("ts_site").forward_fill(), pl.lit(last_ts, pl.Datetime("us"))).fill_null(
-        strategy="backward")
+        strategy="backward"
+    )
     return framed.with_columns(in_day=(when >= start) & (when < end)), new_last
 
 
@@ -93,10 +110,17 @@ class _FileAccount:
         day = rows.filter(pl.col("in_day")) if not rows.select(pl.col("in_day").all()).item() else rows
         if day.height == 0:
             return
-        c = day.select(n=(pl.col("copy") == 0).sum(), rep=pl.col("repeat").sum(),
-                       lo=pl.col("line_no").min(), hi=pl.col("line_no").max()).row(0, named=True)
-        f = fates.filter(pl.col("copy") == 0).select(
-            ign=(pl.col("fate") == "ignored").sum(), bad=(pl.col("fate") == "malformed").sum()).row(0, named=True)
+        c = day.select(
+            n=(pl.col("copy") == 0).sum(),
+            rep=pl.col("repeat").sum(),
+            lo=pl.col("line_no").min(),
+            hi=pl.col("line_no").max(),
+        ).row(0, named=True)
+        f = (
+            fates.filter(pl.col("copy") == 0)
+            .select(ign=(pl.col("fate") == "ignored").sum(), bad=(pl.col("fate") == "malformed").sum())
+            .row(0, named=True)
+        )
         self.read += c["n"]
         self.repeats += c["rep"] or 0
         self.ignored += f["ign"] or 0
@@ -105,16 +129,27 @@ class _FileAccount:
         self.hi = c["hi"] if self.hi is None else max(self.hi, c["hi"])
 
     def frame(self) -> pl.DataFrame:
-        return pl.DataFrame([{
-            "server": self.server, "file": str(self.path), "lines_read": self.read,
-            "parsed": self.read - self.ignored - self.malformed, "ignored": self.ignored,
-            "malformed": self.malformed, "repeats_expanded": self.repeats,
-            "first_line_no": self.lo, "last_line_no": self.hi,
-        }], schema=ACCOUNTING_SCHEMA)
+        return pl.DataFrame(
+            [
+                {
+                    "server": self.server,
+                    "file": str(self.path),
+                    "lines_read": self.read,
+                    "parsed": self.read - self.ignored - self.malformed,
+                    "ignored": self.ignored,
+                    "malformed": self.malformed,
+                    "repeats_expanded": self.repeats,
+                    "first_line_no": self.lo,
+                    "last_line_no": self.hi,
+                }
+            ],
+            schema=ACCOUNTING_SCHEMA,
+        )
 
 
-def _framed_batches(site: Site, path: Path, day: date, known: YearAnchor | FileYears | None,
-                    online: bool = True) -> Iterator[pl.DataFrame]:
+def _framed_batches(
+    site: Site, path: Path, day: date, known: YearAnchor | FileYears | None, online: bool = True
+) -> Iterator[pl.DataFrame]:
     """A file's batches read, framed and with repeats expanded, in order. ingest runs this in a
     thread of its own (`prefetched`), so that framing the next batch overlaps parsing this one.
 
@@ -144,8 +179,9 @@ def _framed_batches(site: Site, path: Path, day: date, known: YearAnchor | FileY
         raise YearsMoved(str(path))
 
 
-def _day_batches(framed_batches: Iterator[pl.DataFrame], day: date, server: Server, path: Path,
-                 parse: Parser) -> Iterator[pl.DataFrame]:
+def _day_batches(
+    framed_batches: Iterator[pl.DataFrame], day: date, server: Server, path: Path, parse: Parser
+) -> Iterator[pl.DataFrame]:
     """The framed batches with `in_day`, `server` and `file`; batches with no line of the day
     are left out (unless the parser keeps state from one batch to the next)."""
     last_ts: datetime | None = None
@@ -156,7 +192,9 @@ def _day_batches(framed_batches: Iterator[pl.DataFrame], day: date, server: Serv
         yield rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
 
 
-def _parsed(parse: Parser, batches: Iterator[pl.DataFrame]) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+def _parsed(
+    parse: Parser, batches: Iterator[pl.DataFrame]
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """(rows, events, fates) per batch, in order. Two batches are parsed at once (polars releases
     the GIL), so one batch's single-threaded stretches overlap the other's: the whole parse of a
     stateless parser, or the `prepare` half of one that keeps state (Postfix), whose `complete`
@@ -178,31 +216,53 @@ def _parsed(parse: Parser, batches: Iterator[pl.DataFrame]) -> Iterator[tuple[pl
             yield take()
 
 
-def parse_server_day(site: Site, server: Server, day: date, files: list[Path],
-                     years: dict[str, list] | None = None, online_years: bool = True) -> dict:
+def parse_server_day(
+    site: Site,
+    server: Server,
+    day: date,
+    files: list[Path],
+    years: dict[str, list] | None = None,
+    online_years: bool = True,
+) -> dict:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
     `years`: each file's years as fetch found them (years.breaks_of, by path); a file without
     them has its years found here. (When a file's years turn out other than those found while
     reading it, the day is parsed again with the files scanned first: see _framed_batches.)"""
     years = years or {}
     parse, dataset, schema = parser_for(server)
-    events_part = lake.StreamingPart(lake.part_path(site.lake, dataset, day, server.name), schema,
-                                     dictionary=DICTIONARY_COLUMNS.get(dataset), constants=PER_BATCH)
+    events_part = lake.StreamingPart(
+        lake.part_path(site.lake, dataset, day, server.name),
+        schema,
+        dictionary=DICTIONARY_COLUMNS.get(dataset),
+        constants=PER_BATCH,
+    )
     acct_rows: list[pl.DataFrame] = []
     malformed: list[pl.DataFrame] = []
     ok = False
     try:
         for path in files:
             account = _FileAccount(server.name, path)
-            for rows, events, fates in _parsed(parse, _day_batches(
+            for rows, events, fates in _parsed(
+                parse,
+                _day_batches(
                     prefetched(_framed_batches(site, path, day, anchor_of(years.get(str(path)), day), online_years)),
-                    day, server, path, parse)):
+                    day,
+                    server,
+                    path,
+                    parse,
+                ),
+            ):
                 events_part.write(events, server=server.name, file=str(path))
                 account.add(rows, fates)
                 bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
                 if bad.height:
-                    malformed.append(detached(bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
-                        "server", "file", "line_no", "ts", "reason", "line")))
+                    malformed.append(
+                        detached(
+                            bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
+                                "server", "file", "line_no", "ts", "reason", "line"
+                            )
+                        )
+                    )
             acct_rows.append(account.frame())
         events_part.close(ok=True)
         ok = True
@@ -217,15 +277,26 @@ def parse_server_day(site: Site, server: Server, day: date, files: list[Path],
 
     acct = pl.concat(acct_rows) if acct_rows else pl.DataFrame(schema=ACCOUNTING_SCHEMA)
     lake.write_frame(acct, lake.part_path(site.lake, "line_accounting", day, server.name))
-    bad_df = (pl.concat(malformed).select([pl.col(c).cast(t) for c, t in MALFORMED_SCHEMA.items()])
-              if malformed else pl.DataFrame(schema=MALFORMED_SCHEMA))
+    bad_df = (
+        pl.concat(malformed).select([pl.col(c).cast(t) for c, t in MALFORMED_SCHEMA.items()])
+        if malformed
+        else pl.DataFrame(schema=MALFORMED_SCHEMA)
+    )
     lake.write_frame(bad_df, lake.part_path(site.lake, "malformed_lines", day, server.name))
     totals = acct.select(pl.col("lines_read", "parsed", "ignored", "malformed").sum()).row(0, named=True)
-    return {"server": server.name, "day": str(day), "dataset": dataset, "rows": events_part.rows,
-            "files": [str(p) for p in files], **{k: int(v or 0) for k, v in totals.items()}}
+    return {
+        "server": server.name,
+        "day": str(day),
+        "dataset": dataset,
+        "rows": events_part.rows,
+        "files": [str(p) for p in files],
+        **{k: int(v or 0) for k, v in totals.items()},
+    }
 
 
-def parse_lines(server: Server, lines: list[str], day: date, tz: str = "UTC") -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def parse_lines(
+    server: Server, lines: list[str], day: date, tz: str = "UTC"
+) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """What mmw makes of some lines of `server`'s format, with no lake and no day filter (every
     line counts; year-less stamps are placed next to `day`): (events, fates, counts)."""
     parse, _, schema = parser_for(server)

@@ -43,7 +43,7 @@ def line_buffers(lines: pl.Series) -> LineBuffers | None:
     if arr.type != pa.string_view() or arr.null_count:
         return None
     bufs = arr.buffers()
-    views = np.frombuffer(bufs[1], dtype=np.int32).reshape(-1, 4)[arr.offset:arr.offset + len(arr)]
+    views = np.frombuffer(bufs[1], dtype=np.int32).reshape(-1, 4)[arr.offset : arr.offset + len(arr)]
     data = list(bufs[2:])
     addresses = np.array([b.address for b in data], dtype=np.uint64)
     return LineBuffers(len(arr), np.ascontiguousarray(views), addresses, data)
@@ -58,8 +58,7 @@ def field_views(lb: LineBuffers, views: np.ndarray, valid: np.ndarray | None) ->
     if valid is not None and not valid.all():
         nulls = int(lb.n - np.count_nonzero(valid))
         validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    arr = pa.Array.from_buffers(pa.string_view(), lb.n, [validity, pa.py_buffer(views), *lb.data],
-                                null_count=nulls)
+    arr = pa.Array.from_buffers(pa.string_view(), lb.n, [validity, pa.py_buffer(views), *lb.data], null_count=nulls)
     return pl.Series(arr)  # type: ignore[return-value]
 
 
@@ -72,7 +71,7 @@ def names_of(codes: pl.Series | np.ndarray, names: dict[int, str]) -> pl.Series:
         view = bytearray(16)  # length, then the text (12 bytes or fewer) or its first 4 and where it is
         view[:4] = len(raw).to_bytes(4, "little")
         if len(raw) <= 12:
-            view[4:4 + len(raw)] = raw
+            view[4 : 4 + len(raw)] = raw
         else:
             view[4:8], view[12:16] = raw[:4], len(data).to_bytes(4, "little")  # buffer 0 at this offset
             data += raw
@@ -113,8 +112,12 @@ def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:
     oks = [np.zeros(n, dtype=np.bool_) for _ in range(3)]
     flags = _kernels.pop_logins(lb.views, lb.addresses, kind, fields[0], oks[0], fields[1], oks[1], fields[2], oks[2])
     out = {f"f{i + 1}": field_views(lb, fields[i], oks[i]) for i in range(3)}
-    return {"kind": pl.Series(kind), **out, "cased": bool(flags & _kernels.POP_CASED),
-            "mapped": bool(flags & _kernels.POP_MAPPED)}
+    return {
+        "kind": pl.Series(kind),
+        **out,
+        "cased": bool(flags & _kernels.POP_CASED),
+        "mapped": bool(flags & _kernels.POP_MAPPED),
+    }
 
 
 def _heads(kernel, msg: pl.Series) -> dict[str, pl.Series]:
@@ -123,8 +126,7 @@ def _heads(kernel, msg: pl.Series) -> dict[str, pl.Series]:
     qid, body = np.empty((n, 4), dtype=np.int32), np.empty((n, 4), dtype=np.int32)
     qid_ok, kind = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.uint8)
     kernel(lb.views, lb.addresses, qid, qid_ok, body, kind)
-    return {"queue_id": field_views(lb, qid, qid_ok), "body": field_views(lb, body, None),
-            "kind": pl.Series(kind)}
+    return {"queue_id": field_views(lb, qid, qid_ok), "body": field_views(lb, body, None), "kind": pl.Series(kind)}
 
 
 def sendmail_heads(msg: pl.Series) -> dict[str, pl.Series]:
@@ -140,9 +142,12 @@ def sendmail_from(body: pl.Series) -> tuple[np.ndarray, dict[str, pl.Series]]:
     out, ok = np.empty((2, lb.n, 4), dtype=np.int32), np.zeros((2, lb.n), dtype=np.bool_)
     nums, fast = np.empty((2, lb.n), dtype=np.int64), np.zeros(lb.n, dtype=np.bool_)
     _kernels.sendmail_from(lb.views, lb.addresses, out, ok, nums, fast)
-    return fast, {"sender": field_views(lb, out[0], ok[0]), "size": pl.Series(nums[0]).set(pl.Series(~fast), None),
-                  "nrcpts": pl.Series(nums[1].astype(np.int32)).set(pl.Series(~fast), None),
-                  "_relay": field_views(lb, out[1], ok[1])}
+    return fast, {
+        "sender": field_views(lb, out[0], ok[0]),
+        "size": pl.Series(nums[0]).set(pl.Series(~fast), None),
+        "nrcpts": pl.Series(nums[1].astype(np.int32)).set(pl.Series(~fast), None),
+        "_relay": field_views(lb, out[1], ok[1]),
+    }
 
 
 def _fast_fields(kernel, body: pl.Series, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, pl.Series]]:
@@ -193,8 +198,12 @@ def exim_heads(msg: pl.Series) -> dict[str, pl.Series]:
     qid, flag, body = (np.empty((n, 4), dtype=np.int32) for _ in range(3))
     qid_ok, flag_ok, kind = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.uint8)
     _kernels.exim_heads(lb.views, lb.addresses, qid, qid_ok, flag, flag_ok, body, kind)
-    return {"queue_id": field_views(lb, qid, qid_ok), "flag": field_views(lb, flag, flag_ok),
-            "body": field_views(lb, body, None), "kind": pl.Series(kind)}
+    return {
+        "queue_id": field_views(lb, qid, qid_ok),
+        "flag": field_views(lb, flag, flag_ok),
+        "body": field_views(lb, body, None),
+        "kind": pl.Series(kind),
+    }
 
 
 def postfix_to(body: pl.Series) -> dict[str, pl.Series]:
@@ -260,5 +269,10 @@ def headers(lb: LineBuffers, at: int) -> tuple[int, pl.Series, pl.Series, pl.Ser
     flags = _kernels.scan_headers(lb.views, lb.addresses, at, host, host_ok, prog, prog_ok, msg, may)
     if flags < 0:
         return flags, None, None, None, may  # type: ignore[return-value]
-    return (flags, field_views(lb, host, host_ok).alias("host"), field_views(lb, prog, prog_ok).alias("prog"),
-            field_views(lb, msg, None).alias("msg"), may)
+    return (
+        flags,
+        field_views(lb, host, host_ok).alias("host"),
+        field_views(lb, prog, prog_ok).alias("prog"),
+        field_views(lb, msg, None).alias("msg"),
+        may,
+    )

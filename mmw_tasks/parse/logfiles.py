@@ -98,8 +98,9 @@ def _open(path: Path):
     return raw, raw, None
 
 
-def iter_line_batches(path: Path, batch_bytes: int | None = None,
-                      on_chunk: Callable[[bytes], None] | None = None) -> Iterator[tuple[int, pl.Series]]:
+def iter_line_batches(
+    path: Path, batch_bytes: int | None = None, on_chunk: Callable[[bytes], None] | None = None
+) -> Iterator[tuple[int, pl.Series]]:
     """Yield (number of the batch's first line, Series of lines); line numbers start at 1.
 
     `on_chunk` sees every decompressed chunk in order (the manifest hashes content with it).
@@ -126,7 +127,8 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
                 raise LogFileError(
                     f"{path}: corrupt or truncated {kind or 'file'} data at byte {raw.consumed} of "
                     f"{path.stat().st_size} on disk, after {out + got} decompressed bytes "
-                    f"({lines_done} complete lines): {e}") from e
+                    f"({lines_done} complete lines): {e}"
+                ) from e
             if not data:
                 break
             parts.append(data)
@@ -147,12 +149,12 @@ def iter_line_batches(path: Path, batch_bytes: int | None = None,
                 continue
             if tail:  # the last batch's unfinished line ends here: only that line is copied
                 nl = chunk.find(b"\n")
-                lines = split_lines(tail + chunk[:nl + 1])
+                lines = split_lines(tail + chunk[: nl + 1])
                 if nl < cut:
                     lines = pl.concat([lines, split_lines(chunk, cut + 1, start=nl + 1)], rechunk=True)
             else:
                 lines = split_lines(chunk, cut + 1)
-            tail = chunk[cut + 1:]
+            tail = chunk[cut + 1 :]
             yield line_no, lines
             line_no += len(lines)
         if tail:

@@ -14,8 +14,16 @@ from mmw_tasks.parse.fields import fates_of
 
 QPOPPER_PROGS = ["popper", "qpopper", "in.qpopper", "ipop3d"]
 DOVECOT_PROGS = ["dovecot", "Info", "imap-login", "pop3-login", "dovecot-auth", "auth", "auth-worker"]
-COURIER_PROGS = ["pop3d", "pop3d-ssl", "imapd", "imapd-ssl", "courierpop3login", "courier-imapd",
-                 "courier-pop3d", "couriertcpd"]
+COURIER_PROGS = [
+    "pop3d",
+    "pop3d-ssl",
+    "imapd",
+    "imapd-ssl",
+    "courierpop3login",
+    "courier-imapd",
+    "courier-pop3d",
+    "couriertcpd",
+]
 POP_PROGS = QPOPPER_PROGS + DOVECOT_PROGS + COURIER_PROGS
 
 # qpopper: '(v4.0.9) POP login by user "nick" at (host) 74.125.46.35 [pop_log.c:244]'
@@ -48,17 +56,22 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     found = kernels.pop_logins(rows["msg"])
     kinds, read = found["kind"].to_numpy(), found["f1"].is_not_null().to_numpy()
     k, f1, f2 = pl.col("_k"), pl.col("_f1"), pl.col("_f2")
-    rows = rows.select(*base, "msg", "prog").with_columns(_k=found["kind"], _f1=found["f1"], _f2=found["f2"],
-                                                          client_ip=found["f3"])
+    rows = rows.select(*base, "msg", "prog").with_columns(
+        _k=found["kind"], _f1=found["f1"], _f2=found["f2"], client_ip=found["f3"]
+    )
     # qpopper's fields are user, host, address; Dovecot's service, user, address
-    rows = rows.with_columns(user=pl.when(k == 2).then(f2).otherwise(f1), relay_host=pl.when(k == 1).then(f2),
-                             _service=pl.when(k == 2).then(f1)).drop("_f1", "_f2")
+    rows = rows.with_columns(
+        user=pl.when(k == 2).then(f2).otherwise(f1),
+        relay_host=pl.when(k == 1).then(f2),
+        _service=pl.when(k == 2).then(f1),
+    ).drop("_f1", "_f2")
     full = (kinds >= 3) | ((kinds > 0) & ~read)  # Courier, UW, and the forms the kernel does not read
     if full.any():
         mask = pl.Series(full)
         rows = pl.concat([rows.filter(~mask), _full_patterns(rows.filter(mask))])
-    imap_or_pop3 = pl.when(pl.col("prog").str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(
-        pl.lit("pop3"))
+    imap_or_pop3 = (
+        pl.when(pl.col("prog").str.contains("imap", literal=True)).then(pl.lit("imap")).otherwise(pl.lit("pop3"))
+    )
     bad = (k != 0) & pl.col("user").is_null()
     user, host, ip = pl.col("user"), pl.col("relay_host"), pl.col("client_ip")
     if found["cased"] or full.any():  # (else lower-casing would change nothing)
@@ -66,25 +79,44 @@ def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.Dat
     if found["mapped"] or full.any():
         ip = ip.str.strip_prefix("::ffff:")
     events = rows.filter(~bad).select(
-        *base, event=pl.when(k == 0).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),
-        user=user, client_ip=ip, relay_host=host,
-        mailer=pl.when(k == 1).then(pl.lit("pop3")).when(k == 2).then(pl.col("_service"))
-        .when(k != 0).then(imap_or_pop3),
-        detail=pl.when(k == 0).then(pl.col("msg")))
+        *base,
+        event=pl.when(k == 0).then(pl.lit("pop_other")).otherwise(pl.lit("pop_login")),
+        user=user,
+        client_ip=ip,
+        relay_host=host,
+        mailer=pl.when(k == 1)
+        .then(pl.lit("pop3"))
+        .when(k == 2)
+        .then(pl.col("_service"))
+        .when(k != 0)
+        .then(imap_or_pop3),
+        detail=pl.when(k == 0).then(pl.col("msg")),
+    )
     return events, fates_of(rows.filter(bad), "malformed", "login line not understood")
 
 
 def _full_patterns(rows: pl.DataFrame) -> pl.DataFrame:
     """user, relay_host, client_ip and _service of login rows by the full pattern of their kind."""
     k, msg = pl.col("_k"), pl.col("msg")
-    fields = {1: (_QPOPPER, {"user": "1", "relay_host": "2", "client_ip": "3"}),
-              2: (_DOVECOT, {"_service": "1", "user": "2", "client_ip": "3"}),
-              3: (_COURIER, {"user": "1", "client_ip": "2"}),
-              4: (_UW, {"user": "1", "relay_host": "2", "client_ip": "3"})}
-    rows = rows.with_columns([pl.when(k == kind).then(msg).str.extract_groups(pattern).alias(f"_g{kind}")
-                              for kind, (pattern, _) in fields.items()])
+    fields = {
+        1: (_QPOPPER, {"user": "1", "relay_host": "2", "client_ip": "3"}),
+        2: (_DOVECOT, {"_service": "1", "user": "2", "client_ip": "3"}),
+        3: (_COURIER, {"user": "1", "client_ip": "2"}),
+        4: (_UW, {"user": "1", "relay_host": "2", "client_ip": "3"}),
+    }
+    rows = rows.with_columns(
+        [
+            pl.when(k == kind).then(msg).str.extract_groups(pattern).alias(f"_g{kind}")
+            for kind, (pattern, _) in fields.items()
+        ]
+    )
     cols = ("user", "relay_host", "client_ip", "_service")
-    return rows.with_columns([pl.coalesce([pl.col(f"_g{kind}").struct.field(groups[c])
-                                           for kind, (_, groups) in fields.items() if c in groups]
-                                          + [pl.lit(None, pl.String)]).alias(c) for c in cols]
-                             ).drop([f"_g{kind}" for kind in fields])
+    return rows.with_columns(
+        [
+            pl.coalesce(
+                [pl.col(f"_g{kind}").struct.field(groups[c]) for kind, (_, groups) in fields.items() if c in groups]
+                + [pl.lit(None, pl.String)]
+            ).alias(c)
+            for c in cols
+        ]
+    ).drop([f"_g{kind}" for kind in fields])

@@ -47,17 +47,44 @@ _NONE = "\x00"  # a group's "nothing yet", so that a forward fill never crosses 
 _MARKERS = {"client": "K", "pickup": "P", "cleanup": "C", "from": "F", "removed": "R"}
 
 
-_LEAD = (r"^(to=|from=<|client=|message-id=|removed|uid=|sender=|(?:milter-|proxy-)?reject: |connect from "
-         r"|disconnect from |(?:Anonymous|Trusted|Untrusted|Verified) TLS"
-         r"|[a-z]+ (?:non-)?delivery (?:status )?notification: )")
-_LEAD_KIND = {"to=": "to", "from=<": "from", "client=": "client", "message-id=": "cleanup", "removed": "removed",
-              "uid=": "pickup", "sender=": "pickup", "reject: ": "reject", "milter-reject: ": "reject",
-              "proxy-reject: ": "reject", "connect from ": "quiet", "disconnect from ": "quiet",
-              "Anonymous TLS": "quiet", "Trusted TLS": "quiet", "Untrusted TLS": "quiet", "Verified TLS": "quiet"}
+_LEAD = (
+    r"^(to=|from=<|client=|message-id=|removed|uid=|sender=|(?:milter-|proxy-)?reject: |connect from "
+    r"|disconnect from |(?:Anonymous|Trusted|Untrusted|Verified) TLS"
+    r"|[a-z]+ (?:non-)?delivery (?:status )?notification: )"
+)
+_LEAD_KIND = {
+    "to=": "to",
+    "from=<": "from",
+    "client=": "client",
+    "message-id=": "cleanup",
+    "removed": "removed",
+    "uid=": "pickup",
+    "sender=": "pickup",
+    "reject: ": "reject",
+    "milter-reject: ": "reject",
+    "proxy-reject: ": "reject",
+    "connect from ": "quiet",
+    "disconnect from ": "quiet",
+    "Anonymous TLS": "quiet",
+    "Trusted TLS": "quiet",
+    "Untrusted TLS": "quiet",
+    "Verified TLS": "quiet",
+}
 
 
-_KINDS = {0: "other", 1: "to", 2: "from", 3: "client", 4: "cleanup", 5: "removed", 6: "pickup", 7: "reject",
-          8: "quiet", 9: "dsn", 10: "expired"}
+_KINDS = {
+    0: "other",
+    1: "to",
+    2: "from",
+    3: "client",
+    4: "cleanup",
+    5: "removed",
+    6: "pickup",
+    7: "reject",
+    8: "quiet",
+    9: "dsn",
+    10: "expired",
+}
 
 
 def heads(pf: pl.DataFrame) -> pl.DataFrame:
@@ -66,16 +93,19 @@ def heads(pf: pl.DataFrame) -> pl.DataFrame:
     characters, the kind from the body's first words (_LEAD, _LEAD_KIND: a lead not in the
     table is `dsn`, no lead is `other`), and from= lines of an expired message are `expired`."""
     found = kernels.postfix_heads(pf["msg"])
-    pf = pf.with_columns(queue_id=found["queue_id"], body=found["body"],
-                         event=kernels.names_of(found["kind"], _KINDS))
+    pf = pf.with_columns(queue_id=found["queue_id"], body=found["body"], event=kernels.names_of(found["kind"], _KINDS))
     return pf.drop("msg")
 
 
 def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
     undeliverable = status.str.starts_with("undeliverable")
-    return (pl.when(((status == "bounced") | undeliverable) & user_unknown(text)).then(pl.lit("user_unknown"))
-            .when(undeliverable).then(pl.lit("bounced"))
-            .otherwise(status))
+    return (
+        pl.when(((status == "bounced") | undeliverable) & user_unknown(text))
+        .then(pl.lit("user_unknown"))
+        .when(undeliverable)
+        .then(pl.lit("bounced"))
+        .otherwise(status)
+    )
 
 
 class PostfixParser:
@@ -89,8 +119,9 @@ class PostfixParser:
     stateful = True  # needs the lines before the day too (a message's client= and retries)
 
     def __init__(self) -> None:
-        self.state = pl.DataFrame(schema={"queue_id": pl.String, "_m": pl.String, "client_ip": pl.String,
-                                          "relay_host": pl.String})
+        self.state = pl.DataFrame(
+            schema={"queue_id": pl.String, "_m": pl.String, "client_ip": pl.String, "relay_host": pl.String}
+        )
 
     def __call__(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         return self.complete(self.prepare(rows))
@@ -107,16 +138,23 @@ class PostfixParser:
         marks = _marks(pf)
         day = pf.filter(pl.col("in_day"))
         parts: list[pl.DataFrame] = []
-        fates = [unframed(rows.filter(pl.col("in_day"))),
-                 fates_of(framed.filter(pl.col("in_day") & ~is_pf & ~is_pop(prog)), "ignored")]
+        fates = [
+            unframed(rows.filter(pl.col("in_day"))),
+            fates_of(framed.filter(pl.col("in_day") & ~is_pf & ~is_pop(prog)), "ignored"),
+        ]
         body = pl.col("body")
 
         fr = day.filter(pl.col("event") == "from")
-        fr = fr.with_columns(_gt=body.str.find(">", literal=True), _s=body.str.find(", size=", literal=True),
-                             _n=body.str.find(", nrcpt=", literal=True))
-        fr = fr.with_columns(sender=pl.when(pl.col("_gt").is_not_null()).then(sl(body, 6, pl.col("_gt") - 6)),
-                             size=digits(sl(body, pl.col("_s") + 7, 20), pl.Int64),
-                             nrcpts=digits(sl(body, pl.col("_n") + 8, 11), pl.Int32))
+        fr = fr.with_columns(
+            _gt=body.str.find(">", literal=True),
+            _s=body.str.find(", size=", literal=True),
+            _n=body.str.find(", nrcpt=", literal=True),
+        )
+        fr = fr.with_columns(
+            sender=pl.when(pl.col("_gt").is_not_null()).then(sl(body, 6, pl.col("_gt") - 6)),
+            size=digits(sl(body, pl.col("_s") + 7, 20), pl.Int64),
+            nrcpts=digits(sl(body, pl.col("_n") + 8, 11), pl.Int32),
+        )
         fr = fr.with_columns(sender=addr(pl.col("sender")))
         bad = pl.col("size").is_null()
         fates.append(fates_of(fr.filter(bad), "malformed", "qmgr from= line without size="))
@@ -128,26 +166,59 @@ class PostfixParser:
         to = to.filter(~bad).with_columns(status=postfix_status(pl.col("_status"), pl.col("detail")))
         to = relays(to, "_relay")
         to = by_value(to, "prog", mailer=lambda p: p.str.extract(r"([^/]+)$", 1))
-        parts.append(to.select(*BASE, "event", "queue_id", "recipient", "status", "mailer", "relay_host",
-                               "client_ip", "detail", rcpt_index=pl.lit(0, pl.Int32),
-                               recipient_domain=domain(pl.col("recipient"))))
+        parts.append(
+            to.select(
+                *BASE,
+                "event",
+                "queue_id",
+                "recipient",
+                "status",
+                "mailer",
+                "relay_host",
+                "client_ip",
+                "detail",
+                rcpt_index=pl.lit(0, pl.Int32),
+                recipient_domain=domain(pl.col("recipient")),
+            )
+        )
 
         rj = day.filter(pl.col("event") == "reject").with_columns(
             recipient=addr(body.str.extract(r"\bto=<([^>]*)>", 1)),
             sender=addr(body.str.extract(r"\bfrom=<([^>]*)>", 1)),
             _client=body.str.extract(r" from ([^\s\[]*\[[0-9A-Fa-f:.]+\])", 1),
-            detail=pl.coalesce(body.str.extract(r": ([45]\d\d [^;]*)", 1), body))
+            detail=pl.coalesce(body.str.extract(r": ([45]\d\d [^;]*)", 1), body),
+        )
         rj = relays(rj, "_client")
-        parts.append(rj.select(
-            *BASE, "queue_id", "sender", "recipient", "detail", "client_ip", "relay_host", event=pl.lit("reject"),
-            status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
-            recipient_domain=domain(pl.col("recipient"))))
+        parts.append(
+            rj.select(
+                *BASE,
+                "queue_id",
+                "sender",
+                "recipient",
+                "detail",
+                "client_ip",
+                "relay_host",
+                event=pl.lit("reject"),
+                status=pl.when(user_unknown(pl.col("detail")))
+                .then(pl.lit("user_unknown"))
+                .otherwise(pl.lit("rejected")),
+                recipient_domain=domain(pl.col("recipient")),
+            )
+        )
 
         ex = day.filter(pl.col("event") == "expired")
-        parts.append(ex.select(*BASE, "event", "queue_id", sender=addr(body.str.extract(r"^from=<([^>]*)>", 1)),
-                               status=pl.lit("expired")))
-        other = by_value(day.filter(pl.col("event").is_in(["dsn", "other"])), "prog",
-                         mailer=lambda p: p.str.extract(r"([^/]+)$", 1))
+        parts.append(
+            ex.select(
+                *BASE,
+                "event",
+                "queue_id",
+                sender=addr(body.str.extract(r"^from=<([^>]*)>", 1)),
+                status=pl.lit("expired"),
+            )
+        )
+        other = by_value(
+            day.filter(pl.col("event").is_in(["dsn", "other"])), "prog", mailer=lambda p: p.str.extract(r"([^/]+)$", 1)
+        )
         parts.append(other.select(*BASE, "event", "queue_id", "mailer", detail=body))
 
         pop_events, pop_fates = parse_pop(framed.filter(pl.col("in_day") & is_pop(prog)), BASE)
@@ -160,35 +231,60 @@ class PostfixParser:
         they are new and which client sent them. Batches must come in file order."""
         fromrows = self._markers(prepared["marks"])
         fr = prepared["from"].join(fromrows, on=["line_no", "copy"], how="left", maintain_order="left")
-        fr = fr.select(*BASE, "queue_id", "sender", "size", "nrcpts", "client_ip", "relay_host",
-                       event=pl.when(pl.col("_new")).then(pl.lit("from")).otherwise(pl.lit("requeue")))
+        fr = fr.select(
+            *BASE,
+            "queue_id",
+            "sender",
+            "size",
+            "nrcpts",
+            "client_ip",
+            "relay_host",
+            event=pl.when(pl.col("_new")).then(pl.lit("from")).otherwise(pl.lit("requeue")),
+        )
         return finish([fr, *prepared["parts"]]), concat_fates(prepared["fates"])
 
     def _markers(self, cur: pl.DataFrame) -> pl.DataFrame:
         """`_new` (a from= that is not a retry) and the message's client, per from= row
         (line_no, copy), from a batch's markers (`_marks`); updates the state kept for the next batch."""
-        seed = self.state.select(pl.lit(-1, pl.Int64).alias("line_no"), pl.lit(0, pl.Int32).alias("copy"),
-                                 "queue_id", "_m", _ip=pl.coalesce("client_ip", pl.lit("")),
-                                 _host=pl.coalesce("relay_host", pl.lit("")))
+        seed = self.state.select(
+            pl.lit(-1, pl.Int64).alias("line_no"),
+            pl.lit(0, pl.Int32).alias("copy"),
+            "queue_id",
+            "_m",
+            _ip=pl.coalesce("client_ip", pl.lit("")),
+            _host=pl.coalesce("relay_host", pl.lit("")),
+        )
         allm = pl.concat([seed, cur.cast({"copy": pl.Int32})], how="vertical_relaxed")
         # grouped by queue id (a stable sort keeps each message's lines in order): the marker
         # before each one, and the client carried forward within the message
         allm = _by_queue_id(allm)
         qid = pl.col("queue_id")
         allm = allm.with_columns(
-            _same=(qid == qid.shift(1)).fill_null(False), _last=(qid != qid.shift(-1)).fill_null(True))
+            _same=(qid == qid.shift(1)).fill_null(False), _last=(qid != qid.shift(-1)).fill_null(True)
+        )
         same = pl.col("_same")
         allm = allm.with_columns(
             _prev=pl.when(same).then(pl.col("_m").shift(1)),
             _ip=pl.when(~same).then(pl.coalesce("_ip", pl.lit(_NONE))).otherwise("_ip").forward_fill(),
-            _host=pl.when(~same).then(pl.coalesce("_host", pl.lit(_NONE))).otherwise("_host").forward_fill())
+            _host=pl.when(~same).then(pl.coalesce("_host", pl.lit(_NONE))).otherwise("_host").forward_fill(),
+        )
         allm = allm.with_columns(_ip=pl.col("_ip").replace(_NONE, None), _host=pl.col("_host").replace(_NONE, None))
         last = allm.filter(pl.col("_last"))
-        self.state = detached(last.filter(pl.col("_m") != "R").select(
-            "queue_id", "_m", client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None)))
+        self.state = detached(
+            last.filter(pl.col("_m") != "R").select(
+                "queue_id",
+                "_m",
+                client_ip=pl.col("_ip").replace("", None),
+                relay_host=pl.col("_host").replace("", None),
+            )
+        )
         fromrows = allm.filter((pl.col("_m") == "F") & (pl.col("line_no") >= 0)).select(
-            "line_no", "copy", _new=pl.col("_prev").is_null() | (pl.col("_prev") != "F"),
-            client_ip=pl.col("_ip").replace("", None), relay_host=pl.col("_host").replace("", None))
+            "line_no",
+            "copy",
+            _new=pl.col("_prev").is_null() | (pl.col("_prev") != "F"),
+            client_ip=pl.col("_ip").replace("", None),
+            relay_host=pl.col("_host").replace("", None),
+        )
         return fromrows
 
 
@@ -211,14 +307,20 @@ def _marks(pf: pl.DataFrame) -> pl.DataFrame:
     """The marker lines of a batch (client=, pickup, cleanup, from=, removed) with their queue id,
     marker letter and, for client=, the client's address and name ("" for none)."""
     mk = pf.filter(pl.col("event").is_in(list(_MARKERS)) & pl.col("queue_id").is_not_null()).select(
-        "line_no", "copy", "queue_id", "event", "body")
+        "line_no", "copy", "queue_id", "event", "body"
+    )
     ev = pl.col("event")
     client, none = ev == "client", ev.is_in(["pickup", "removed"])
     mk = afters(mk, "body", {"_client": "client="}).with_columns(_client=pl.when(client).then(pl.col("_client")))
     mk = relays(mk, "_client", host="_host", ip="_ip")
-    return mk.select("line_no", "copy", "queue_id", _m=ev.replace_strict(_MARKERS, return_dtype=pl.String),
-                     _ip=pl.when(none).then(pl.lit("")).when(client).then(pl.coalesce("_ip", pl.lit(""))),
-                     _host=pl.when(none).then(pl.lit("")).when(client).then(pl.coalesce("_host", pl.lit(""))))
+    return mk.select(
+        "line_no",
+        "copy",
+        "queue_id",
+        _m=ev.replace_strict(_MARKERS, return_dtype=pl.String),
+        _ip=pl.when(none).then(pl.lit("")).when(client).then(pl.coalesce("_ip", pl.lit(""))),
+        _host=pl.when(none).then(pl.lit("")).when(client).then(pl.coalesce("_host", pl.lit(""))),
+    )
 
 
 _TO_RECIPIENT = r"^to=<?([^,>]*)>?,"  # what kernels.postfix_to reads (tests/test_kernels.py compares)
@@ -229,8 +331,9 @@ def _to_fields(to: pl.DataFrame) -> pl.DataFrame:
     the recipient by _TO_RECIPIENT, the relay up to its comma, the status word after ", status="
     when it is [a-z-]+, and as detail the parenthesised reply after it when that ends the line."""
     found = kernels.postfix_to(to["body"])
-    return to.with_columns(recipient=addr(found["recipient"]), _relay=found["relay"], _status=found["status"],
-                           detail=found["detail"])
+    return to.with_columns(
+        recipient=addr(found["recipient"]), _relay=found["relay"], _status=found["status"], detail=found["detail"]
+    )
 
 
 def parse_postfix(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -46,15 +46,26 @@ _RCPTS = r"^to=(.*?),? (?:\[more\]|ctladdr=|delay=)"  # "a,b" ; "[more]" marks a
 
 def sendmail_status(stat: pl.Expr, dsn: pl.Expr) -> pl.Expr:
     """sent, deferred, user_unknown, queued or bounced, from stat= (or dsn= when stat= is absent)."""
-    return (pl.when(stat.str.starts_with("Sent")).then(pl.lit("sent"))
-            .when(stat.str.contains(r"(?i)^(?:deferred|please try again later)")).then(pl.lit("deferred"))
-            .when(stat.str.contains(r"(?i)^sent")).then(pl.lit("sent"))
-            .when(user_unknown(stat)).then(pl.lit("user_unknown"))
-            .when(stat.str.contains(r"(?i)^(?:queued|quarantined)")).then(pl.lit("queued"))
-            .when(stat.is_not_null()).then(pl.lit("bounced"))
-            .when(dsn.str.starts_with("2")).then(pl.lit("sent"))
-            .when(dsn.str.starts_with("4")).then(pl.lit("deferred"))
-            .when(dsn.str.starts_with("5")).then(pl.lit("bounced")))
+    return (
+        pl.when(stat.str.starts_with("Sent"))
+        .then(pl.lit("sent"))
+        .when(stat.str.contains(r"(?i)^(?:deferred|please try again later)"))
+        .then(pl.lit("deferred"))
+        .when(stat.str.contains(r"(?i)^sent"))
+        .then(pl.lit("sent"))
+        .when(user_unknown(stat))
+        .then(pl.lit("user_unknown"))
+        .when(stat.str.contains(r"(?i)^(?:queued|quarantined)"))
+        .then(pl.lit("queued"))
+        .when(stat.is_not_null())
+        .then(pl.lit("bounced"))
+        .when(dsn.str.starts_with("2"))
+        .then(pl.lit("sent"))
+        .when(dsn.str.starts_with("4"))
+        .then(pl.lit("deferred"))
+        .when(dsn.str.starts_with("5"))
+        .then(pl.lit("bounced"))
+    )
 
 
 _KINDS = {0: "other", 1: "from", 2: "to", 3: "ruleset_reject", 4: "reject"}
@@ -70,8 +81,9 @@ def _heads(sm: pl.DataFrame) -> pl.DataFrame:
     kind = pl.col("_kind")
     if sm.select((kind == 255).any()).item():  # not ASCII before the first space: the regex decides
         dots = pl.col("body").str.contains(_ADDR_DOTS)
-        sm = sm.with_columns(_kind=pl.when(kind != 255).then(kind).when(dots).then(pl.lit(4, pl.UInt8))
-                             .otherwise(pl.lit(0, pl.UInt8)))
+        sm = sm.with_columns(
+            _kind=pl.when(kind != 255).then(kind).when(dots).then(pl.lit(4, pl.UInt8)).otherwise(pl.lit(0, pl.UInt8))
+        )
     return sm.with_columns(event=kernels.names_of(sm["_kind"], _KINDS)).drop("_kind", "msg")
 
 
@@ -86,8 +98,9 @@ _FROM = ["sender", "size", "nrcpts", "_relay"]
 _TO = ["recipient", "rcpt_index", "status", "mailer", "_relay", "detail", "recipient_domain"]
 
 
-def _fast_or_slow(rows: pl.DataFrame, fast: np.ndarray, found: dict[str, pl.Series], slow_fields, fields: list[str],
-                  **known: pl.Expr) -> pl.DataFrame:
+def _fast_or_slow(
+    rows: pl.DataFrame, fast: np.ndarray, found: dict[str, pl.Series], slow_fields, fields: list[str], **known: pl.Expr
+) -> pl.DataFrame:
     """`rows` with `fields`: from the kernel's `found` (and `known`, what the kernel's form implies)
     where it read the line (`fast`), from `slow_fields` (the expressions) on the other rows."""
     done = rows.with_columns(**found)
@@ -104,11 +117,15 @@ def _from_fields(fr: pl.DataFrame) -> pl.DataFrame:
     reads in the common form). Few rows: few operations, each costs a tenth of a millisecond."""
     body, sl = pl.col("body"), slicer(fr, "body")
     gt, comma = body.str.find(">", literal=True), body.str.find(",", literal=True)
-    sender = pl.when(body.str.starts_with("from=<") & gt.is_not_null()).then(sl(body, 5, gt - 4)).otherwise(
-        sl(body, 5, comma - 5))
+    sender = (
+        pl.when(body.str.starts_with("from=<") & gt.is_not_null())
+        .then(sl(body, 5, gt - 4))
+        .otherwise(sl(body, 5, comma - 5))
+    )
     fr = afters(fr, "body", {"size": ", size=", "nrcpts": ", nrcpts=", "_relay": ", relay="})
-    return fr.with_columns(sender=addr(sender), size=digits(pl.col("size"), pl.Int64),
-                           nrcpts=digits(pl.col("nrcpts"), pl.Int32))
+    return fr.with_columns(
+        sender=addr(sender), size=digits(pl.col("size"), pl.Int64), nrcpts=digits(pl.col("nrcpts"), pl.Int32)
+    )
 
 
 def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
@@ -116,25 +133,38 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
     kernels.sendmail_to reads for a delivered single recipient); truncated lines go to `fates`."""
     body, sl = pl.col("body"), slicer(to, "body")
     to = afters(to, "body", {"_dsn": ", dsn=", "mailer": ", mailer=", "_relay": ", relay="})
-    to = to.with_columns(recipient=_recipients(body, sl), _stat=sl(body, body.str.find(", stat=", literal=True) + 7),
-                         _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1))
+    to = to.with_columns(
+        recipient=_recipients(body, sl),
+        _stat=sl(body, body.str.find(", stat=", literal=True) + 7),
+        _dsn=pl.col("_dsn").str.extract(r"^([\d.]+)", 1),
+    )
     # other spacings: the regexes (the recipient's backtracks), on the rows that need them only
     odd = pl.col("recipient").is_null() | (pl.col("_stat").is_null() & body.str.contains("stat=", literal=True))
     if to.select(odd.any()).item():
-        to = to.with_columns(recipient=pl.coalesce("recipient", pl.when(odd).then(body).str.extract(_RCPTS, 1)),
-                             _stat=pl.coalesce("_stat", pl.when(odd).then(body).str.extract(r"(?:, ?|^)stat=(.*)$", 1)))
+        to = to.with_columns(
+            recipient=pl.coalesce("recipient", pl.when(odd).then(body).str.extract(_RCPTS, 1)),
+            _stat=pl.coalesce("_stat", pl.when(odd).then(body).str.extract(r"(?:, ?|^)stat=(.*)$", 1)),
+        )
     recipient = pl.col("recipient")
     fates.append(fates_of(to.filter(recipient.is_null()), "malformed", "to= line truncated (no delay=/stat=)"))
     to = to.filter(recipient.is_not_null()).with_columns(
-        recipient=recipient.str.split(",").list.eval(pl.element().filter(pl.element() != "")))
+        recipient=recipient.str.split(",").list.eval(pl.element().filter(pl.element() != ""))
+    )
     none = recipient.list.len() == 0
     fates.append(fates_of(to.filter(none), "malformed", "to= line without a recipient"))
-    return (to.lazy().filter(~none)
-            .with_columns(status=sendmail_status(pl.col("_stat"), pl.col("_dsn")), detail=pl.col("_stat"),
-                          rcpt_index=pl.int_ranges(0, recipient.list.len(), dtype=pl.Int32))
-            .explode("recipient", "rcpt_index")  # a list's recipients, in order, on rows of their own
-            .with_columns(recipient=addr(recipient))
-            .with_columns(recipient_domain=domain(recipient)).collect())
+    return (
+        to.lazy()
+        .filter(~none)
+        .with_columns(
+            status=sendmail_status(pl.col("_stat"), pl.col("_dsn")),
+            detail=pl.col("_stat"),
+            rcpt_index=pl.int_ranges(0, recipient.list.len(), dtype=pl.Int32),
+        )
+        .explode("recipient", "rcpt_index")  # a list's recipients, in order, on rows of their own
+        .with_columns(recipient=addr(recipient))
+        .with_columns(recipient_domain=domain(recipient))
+        .collect()
+    )
 
 
 _REJECT = r"^<?([^>\s]*?)>?\.\.\. (.*)$"  # what kernels.sendmail_reject reads (tests compare)
@@ -144,27 +174,39 @@ def _reject_fields(rj: pl.DataFrame) -> pl.DataFrame:
     """recipient, its domain and detail of "<addr>... reason" rows by the expressions."""
     g = pl.col("body").str.extract_groups(_REJECT).struct
     return rj.with_columns(recipient=addr(g.field("1")), detail=g.field("2")).with_columns(
-        recipient_domain=domain(pl.col("recipient")))
+        recipient_domain=domain(pl.col("recipient"))
+    )
 
 
 def _rejects(sm: pl.DataFrame) -> list[pl.DataFrame]:
     """reject events of "<addr>... reason" lines and ruleset rejects."""
     body, g = pl.col("body"), pl.col("g").struct
     rj = sm.filter(pl.col("event") == "reject")
-    rj = _fast_or_slow(rj, *kernels.sendmail_reject(rj["body"]), _reject_fields, ["recipient", "recipient_domain",
-                                                                                   "detail"])
+    rj = _fast_or_slow(
+        rj, *kernels.sendmail_reject(rj["body"]), _reject_fields, ["recipient", "recipient_domain", "detail"]
+    )
     rj = rj.select(*BASE, "queue_id", "recipient", "recipient_domain", "detail")
     rr = sm.filter(pl.col("event") == "ruleset_reject").with_columns(
-        g=body.str.extract_groups(r"^ruleset=([^,]*), arg1=([^,]*),.*? relay=(.*?), reject=(.*)$"))
-    rr = rr.select(*BASE, "queue_id", recipient=pl.when(g.field("1") == "check_rcpt").then(addr(g.field("2"))),
-                   sender=pl.when(g.field("1") == "check_mail").then(addr(g.field("2"))),
-                   client_ip=ip_of(g.field("3")), relay_host=host_of(g.field("3")),
-                   detail=pl.concat_str([g.field("1"), g.field("4")], separator=": "))
+        g=body.str.extract_groups(r"^ruleset=([^,]*), arg1=([^,]*),.*? relay=(.*?), reject=(.*)$")
+    )
+    rr = rr.select(
+        *BASE,
+        "queue_id",
+        recipient=pl.when(g.field("1") == "check_rcpt").then(addr(g.field("2"))),
+        sender=pl.when(g.field("1") == "check_mail").then(addr(g.field("2"))),
+        client_ip=ip_of(g.field("3")),
+        relay_host=host_of(g.field("3")),
+        detail=pl.concat_str([g.field("1"), g.field("4")], separator=": "),
+    )
     rr = rr.with_columns(recipient_domain=domain(pl.col("recipient")))
-    return [frame.with_columns(
-        event=pl.lit("reject"),
-        status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")))
-        for frame in (rj, rr) if frame.height]
+    return [
+        frame.with_columns(
+            event=pl.lit("reject"),
+            status=pl.when(user_unknown(pl.col("detail"))).then(pl.lit("user_unknown")).otherwise(pl.lit("rejected")),
+        )
+        for frame in (rj, rr)
+        if frame.height
+    ]
 
 
 def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -190,12 +232,32 @@ def parse_mail(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     # to=: one delivery attempt, for one recipient or a comma-separated list of them
     to = sm.filter(pl.col("event") == "to")
     to_fates: list[pl.DataFrame] = []
-    to = _fast_or_slow(to, *kernels.sendmail_to(to["body"]), lambda slow: _to_fields(slow, to_fates), _TO,
-                       rcpt_index=pl.lit(0, pl.Int32), status=pl.lit("sent"), detail=pl.col("_stat"))
+    to = _fast_or_slow(
+        to,
+        *kernels.sendmail_to(to["body"]),
+        lambda slow: _to_fields(slow, to_fates),
+        _TO,
+        rcpt_index=pl.lit(0, pl.Int32),
+        status=pl.lit("sent"),
+        detail=pl.col("_stat"),
+    )
     fates.extend(to_fates)
     to = relays(to, "_relay")
-    parts.append(to.select(*BASE, "event", "queue_id", "recipient", "rcpt_index", "status", "mailer",
-                           "client_ip", "relay_host", "detail", "recipient_domain"))
+    parts.append(
+        to.select(
+            *BASE,
+            "event",
+            "queue_id",
+            "recipient",
+            "rcpt_index",
+            "status",
+            "mailer",
+            "client_ip",
+            "relay_host",
+            "detail",
+            "recipient_domain",
+        )
+    )
 
     # "<addr>... User unknown" and ruleset rejects: a refused recipient (or sender, or client)
     if sm["event"].is_in(["reject", "ruleset_reject"]).any():

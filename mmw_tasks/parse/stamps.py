@@ -19,8 +19,9 @@ import polars as pl
 from mmw_tasks.parse import kernels
 from mmw_tasks.parse.logfiles import bslice
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
 
 # Stamp forms, tried on the first line of each run of equal stamps. Group 1 is the whole stamp.
 _ST_BSD = r"^((?:(\d{4}) )?([A-Za-z]{3}) +(\d{1,2}) +(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?) "
@@ -40,9 +41,7 @@ class YearAnchor:
     def year_expr(self, month: pl.Expr) -> pl.Expr:
         # A month more than six months after the anchor's is last year's; six before, next year's.
         y, m = self.day.year, self.day.month
-        return (pl.when(month - m > 6).then(y - 1)
-                .when(m - month > 6).then(y + 1)
-                .otherwise(y))
+        return pl.when(month - m > 6).then(y - 1).when(m - month > 6).then(y + 1).otherwise(y)
 
 
 class ProbeYears(YearAnchor):
@@ -105,14 +104,26 @@ def _stamp_fields(form: str, g, anchor: YearAnchor) -> dict[str, pl.Expr]:
         mon = g.field("3").str.to_lowercase().replace_strict(_MONTHS, default=None, return_dtype=pl.Int32)
         f |= {"year": _num(g.field("4")), "month": mon, "dom": _num(g.field("2")), "hms": hms}
     else:
-        epoch = (g.field("2").cast(pl.Int64, strict=False) if form == "epoch"
-                 else g.field("2").str.to_integer(base=16, strict=False) - (1 << 62) - 10)
+        epoch = (
+            g.field("2").cast(pl.Int64, strict=False)
+            if form == "epoch"
+            else g.field("2").str.to_integer(base=16, strict=False) - (1 << 62) - 10
+        )
         f |= {"year": null_i, "month": null_i, "dom": null_i, "hms": null_s, "epoch": epoch}
     return f
 
 
-_STAMP_SCHEMA = {"i": pl.UInt32, "plain": pl.Boolean, "off": pl.String, "epoch": pl.Int64, "stamp": pl.String,
-                 "year": pl.Int32, "month": pl.Int32, "dom": pl.Int32, "hms": pl.String}
+_STAMP_SCHEMA = {
+    "i": pl.UInt32,
+    "plain": pl.Boolean,
+    "off": pl.String,
+    "epoch": pl.Int64,
+    "stamp": pl.String,
+    "year": pl.Int32,
+    "month": pl.Int32,
+    "dom": pl.Int32,
+    "hms": pl.String,
+}
 
 
 def _stamp_forms(rest: pl.DataFrame, anchor) -> pl.DataFrame:
@@ -128,12 +139,19 @@ def _stamp_forms(rest: pl.DataFrame, anchor) -> pl.DataFrame:
         if form == "bsd" and isinstance(anchor, ProbeYears) and not anchor.saw_yearless:
             yearless = g.select((hit & pl.col("g").struct.field("2").is_null()).any()).item()
             object.__setattr__(anchor, "saw_yearless", bool(yearless))
-        parts.append(g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")),
-                                          **{k: v for k, v in fields.items()}))
+        parts.append(
+            g.filter(hit).select("i", plain=pl.lit(form not in ("bsd", "iso")), **{k: v for k, v in fields.items()})
+        )
         rest = g.filter(~hit).select("i", "h", "line_no")
     parts.append(rest.select("i", plain=pl.lit(True)))
-    return pl.concat([p.select([pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c)
-                                for c, t in _STAMP_SCHEMA.items()]) for p in parts]).sort("i")
+    return pl.concat(
+        [
+            p.select(
+                [pl.col(c).cast(t) if c in p.columns else pl.lit(None, t).alias(c) for c, t in _STAMP_SCHEMA.items()]
+            )
+            for p in parts
+        ]
+    ).sort("i")
 
 
 # The two layouts of nearly every batch, read by slices when every head has one of them (a
@@ -155,23 +173,37 @@ def _fixed_stamps(rest: pl.DataFrame, anchor) -> pl.DataFrame | None:
             return None  # not a month's name: the regexes decide what it is
         if isinstance(anchor, ProbeYears):
             object.__setattr__(anchor, "saw_yearless", True)
-        fields = {"off": pl.lit(None, pl.String), "epoch": pl.lit(None, pl.Int64), "stamp": h.str.slice(0, 15),
-                  "year": anchor.year_expr(pl.col("month")).cast(pl.Int32), "month": pl.col("month"),
-                  "dom": _num(h.str.slice(4, 2).str.strip_chars_start(" ")), "hms": h.str.slice(7, 8)}
+        fields = {
+            "off": pl.lit(None, pl.String),
+            "epoch": pl.lit(None, pl.Int64),
+            "stamp": h.str.slice(0, 15),
+            "year": anchor.year_expr(pl.col("month")).cast(pl.Int32),
+            "month": pl.col("month"),
+            "dom": _num(h.str.slice(4, 2).str.strip_chars_start(" ")),
+            "hms": h.str.slice(7, 8),
+        }
     elif rest.select(h.str.contains(_FIXED_ISO).all()).item():
         zulu = h.str.slice(26, 1) == "Z"
         df = rest
-        fields = {"off": pl.when(zulu).then(pl.lit("Z")).otherwise(h.str.slice(26, 6)), "epoch": pl.lit(None, pl.Int64),
-                  "stamp": h.str.slice(0, pl.when(zulu).then(27).otherwise(32)), "year": _num(h.str.slice(0, 4)),
-                  "month": _num(h.str.slice(5, 2)), "dom": _num(h.str.slice(8, 2)), "hms": h.str.slice(11, 8)}
+        fields = {
+            "off": pl.when(zulu).then(pl.lit("Z")).otherwise(h.str.slice(26, 6)),
+            "epoch": pl.lit(None, pl.Int64),
+            "stamp": h.str.slice(0, pl.when(zulu).then(27).otherwise(32)),
+            "year": _num(h.str.slice(0, 4)),
+            "month": _num(h.str.slice(5, 2)),
+            "dom": _num(h.str.slice(8, 2)),
+            "hms": h.str.slice(11, 8),
+        }
     else:
         return None
     return df.select(pl.col("i"), plain=pl.lit(False), **fields).select(
-        [pl.col(c).cast(t) for c, t in _STAMP_SCHEMA.items()])
+        [pl.col(c).cast(t) for c, t in _STAMP_SCHEMA.items()]
+    )
 
 
-def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
-                 line_nos: pl.Series | None = None) -> pl.DataFrame:
+def parse_stamps(
+    heads: pl.Series, anchor: YearAnchor | FileYears, tz: str, line_nos: pl.Series | None = None
+) -> pl.DataFrame:
     """Times of the stamps that begin `heads` (one per run of equal stamps, so few, in file order).
 
     Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
@@ -183,24 +215,35 @@ def parse_stamps(heads: pl.Series, anchor: YearAnchor | FileYears, tz: str,
     fields = kernels.bsd_stamps(heads)
     if fields is not None:  # every head a BSD stamp: its time by arithmetic, no text to parse
         return to_utc(bsd_times(*fields, anchor, line_nos), tz).select(
-            "ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
+            "ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site"
+        )
     rest = pl.DataFrame({"h": heads}).with_row_index("i").with_columns(line_no=line_nos)
     df = _fixed_stamps(rest, anchor)
     if df is None:
         df = _stamp_forms(rest, anchor)
     naive = pl.concat_str([pl.col("year"), pl.col("month"), pl.col("dom"), pl.col("hms")], separator=" ").str.strptime(
-        pl.Datetime("us"), "%Y %m %d %H:%M:%S", strict=False)
+        pl.Datetime("us"), "%Y %m %d %H:%M:%S", strict=False
+    )
     off = pl.col("off").str.replace(":", "", literal=True)
-    off_min = pl.when(off == "Z").then(0).otherwise(
-        (off.str.slice(1, 2).cast(pl.Int32, strict=False) * 60 + off.str.slice(3, 2).cast(pl.Int32, strict=False))
-        * pl.when(off.str.starts_with("-")).then(-1).otherwise(1))
+    off_min = (
+        pl.when(off == "Z")
+        .then(0)
+        .otherwise(
+            (off.str.slice(1, 2).cast(pl.Int32, strict=False) * 60 + off.str.slice(3, 2).cast(pl.Int32, strict=False))
+            * pl.when(off.str.starts_with("-")).then(-1).otherwise(1)
+        )
+    )
     given_utc = pl.coalesce(
         pl.from_epoch("epoch", time_unit="s"),
         pl.when(pl.col("off").is_not_null()).then(naive - pl.duration(minutes=off_min)),
     ).dt.replace_time_zone("UTC")
     local = pl.when(pl.col("off").is_null() & pl.col("epoch").is_null()).then(naive)
-    out = df.select(body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64), plain=pl.col("plain"),
-                    ts_local=local, ts_utc_given=given_utc)
+    out = df.select(
+        body_at=(pl.col("stamp").str.len_bytes() + 1).cast(pl.Int64),
+        plain=pl.col("plain"),
+        ts_local=local,
+        ts_utc_given=given_utc,
+    )
     return to_utc(out, tz).select("ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site")
 
 
@@ -214,8 +257,9 @@ def bsd_times(month: np.ndarray, dom: np.ndarray, sod: np.ndarray, anchor, line_
     m, d, sod_e = pl.col("month"), pl.col("dom"), pl.col("sod")
     y = pl.col("year")
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    days_in_month = (pl.when(m == 2).then(pl.when(leap).then(29).otherwise(28))
-                     .when(m.is_in([4, 6, 9, 11])).then(30).otherwise(31))
+    days_in_month = (
+        pl.when(m == 2).then(pl.when(leap).then(29).otherwise(28)).when(m.is_in([4, 6, 9, 11])).then(30).otherwise(31)
+    )
     ys = y - (m <= 2).cast(pl.Int32)  # years from March: the leap day ends the year
     era, mp = ys // 400, (m + 9) % 12
     yoe = ys - era * 400
@@ -223,20 +267,20 @@ def bsd_times(month: np.ndarray, dom: np.ndarray, sod: np.ndarray, anchor, line_
     seconds = days.cast(pl.Int64) * 86400 + sod_e
     valid = (d >= 1) & (d <= days_in_month) & (sod_e >= 0)
     return df.with_columns(year=anchor.year_expr(m).cast(pl.Int32)).select(
-        body_at=pl.lit(16, pl.Int64), plain=pl.lit(False),
+        body_at=pl.lit(16, pl.Int64),
+        plain=pl.lit(False),
         ts_local=pl.when(valid).then(pl.from_epoch(seconds, time_unit="s")).cast(pl.Datetime("us")),
-        ts_utc_given=pl.lit(None, pl.Datetime("us", "UTC")))
+        ts_utc_given=pl.lit(None, pl.Datetime("us", "UTC")),
+    )
 
 
-def stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1
-                 ) -> pl.DataFrame:
+def stamp_times(lines: pl.Series, anchor: YearAnchor | FileYears, tz: str, first_line_no: int = 1) -> pl.DataFrame:
     """parse_stamps for every line, computed once per run of lines with the same stamp text."""
     times, run, _ = stamp_runs(lines, anchor, tz, first_line_no)
     return times[run.cast(pl.Int64)] if times.height else times
 
 
-def stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1
-                ) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+def stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
     """(parse_stamps of each run's first line, each line's run number, the runs' first line numbers)."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
@@ -260,8 +304,9 @@ _FAST_BSD = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S")
 _FAST_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(?:[+-]\d\d:\d\d|Z) \S")
 
 
-def run_heads(lines: pl.Series, first_line_no: int, lb: kernels.LineBuffers | None = None
-               ) -> tuple[pl.Series, pl.Series, np.ndarray] | None:
+def run_heads(
+    lines: pl.Series, first_line_no: int, lb: kernels.LineBuffers | None = None
+) -> tuple[pl.Series, pl.Series, np.ndarray] | None:
     """(heads, their line numbers, which lines begin a run) of the runs of lines with the same
     stamp, by one compiled pass, for a batch of ASCII lines that begins with a BSD stamp
     (`Feb 16 14:30:01 `) or an rsyslog RFC 3339 one with microseconds; None otherwise."""
@@ -295,8 +340,10 @@ def normalise_headers(lines: pl.Series) -> pl.Series:
         return lines
     s = pl.col("line")
     return pl.DataFrame({"line": lines}).select(
-        s.str.replace(_5424_NOPID, "${1} ${2} ${3}: ").str.replace(_5424_PID, "${1} ${2} ${3}[${4}]: ")
-        .str.replace(_PRI_BSD, "${1}"))["line"]
+        s.str.replace(_5424_NOPID, "${1} ${2} ${3}: ")
+        .str.replace(_5424_PID, "${1} ${2} ${3}[${4}]: ")
+        .str.replace(_PRI_BSD, "${1}")
+    )["line"]
 
 
 DST_JITTER = timedelta(seconds=30)  # a step back larger than this in the repeated hour starts its 2nd pass
@@ -318,21 +365,23 @@ def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
     if _dst_changes_within(tz, df["ts_local"].min(), df["ts_local"].max()):
         late = local.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
         seen = local.fill_null(strategy="forward").cum_max().shift(1)  # the latest stamp before each line
-        seen_amb = (seen.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-                    != seen.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null"))
+        seen_amb = seen.dt.replace_time_zone(
+            tz, ambiguous="earliest", non_existent="null"
+        ) != seen.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
         amb = early != late
         step_back = amb & ((seen - local > DST_JITTER) | (~seen_amb.fill_null(True) & (seen > local)))
         second = amb & (step_back.fill_null(False).cast(pl.Int32).cum_sum().over(local.dt.date()) > 0)
         chosen = local.dt.replace_time_zone(
-            tz, ambiguous=pl.when(second).then(pl.lit("latest")).otherwise(pl.lit("earliest")),
-            non_existent="null")
+            tz, ambiguous=pl.when(second).then(pl.lit("latest")).otherwise(pl.lit("earliest")), non_existent="null"
+        )
         gap = (local - timedelta(hours=1)).dt.replace_time_zone(
-            tz, ambiguous="latest", non_existent="null") + timedelta(hours=1)
+            tz, ambiguous="latest", non_existent="null"
+        ) + timedelta(hours=1)
         early = pl.coalesce(chosen, gap)
     df = df.with_columns(ts=pl.coalesce(pl.col("ts_utc_given"), early.dt.convert_time_zone("UTC")))
     return df.with_columns(
-        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None),
-        framed=pl.col("ts").is_not_null())
+        ts_site=pl.col("ts").dt.convert_time_zone(tz).dt.replace_time_zone(None), framed=pl.col("ts").is_not_null()
+    )
 
 
 def _dst_changes_within(tz: str, lo: datetime | None, hi: datetime | None) -> bool:

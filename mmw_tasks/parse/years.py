@@ -76,16 +76,20 @@ class StampScan:
         df = t.select("ts_local", "ts_utc_given").with_columns(line_no=head_nos)
         local = pl.col("ts_local")
         yearless = df.filter(local.dt.year() == YEARLESS_YEAR).select(
-            "line_no", key=(local - pl.lit(_REF)).dt.total_seconds())
+            "line_no", key=(local - pl.lit(_REF)).dt.total_seconds()
+        )
         if yearless.height:
             self._unwrap(yearless)
         if self.heads is not None:
-            self.heads.append(df.filter(local.dt.year() == YEARLESS_YEAR).select(
-                "line_no", month=local.dt.month().cast(pl.Int32)))
+            self.heads.append(
+                df.filter(local.dt.year() == YEARLESS_YEAR).select("line_no", month=local.dt.month().cast(pl.Int32))
+            )
         stats = df.select(
             lo=local.filter(local.dt.year() != YEARLESS_YEAR).min(),
             hi=local.filter(local.dt.year() != YEARLESS_YEAR).max(),
-            ulo=pl.col("ts_utc_given").min(), uhi=pl.col("ts_utc_given").max()).row(0)
+            ulo=pl.col("ts_utc_given").min(),
+            uhi=pl.col("ts_utc_given").max(),
+        ).row(0)
         self.abs_min, self.abs_max = _min(self.abs_min, stats[0]), _max(self.abs_max, stats[1])
         self.utc_min, self.utc_max = _min(self.utc_min, stats[2]), _max(self.utc_max, stats[3])
 
@@ -98,8 +102,11 @@ class StampScan:
         cum = start + wrapped.cum_sum()
         off = (cum - k) // _YEAR_S
         before = self._offset if self._offset is not None else -(1 << 40)
-        changes = keys.select("line_no").with_columns(off=off).filter(
-            pl.col("off") != pl.col("off").shift(1, fill_value=before))
+        changes = (
+            keys.select("line_no")
+            .with_columns(off=off)
+            .filter(pl.col("off") != pl.col("off").shift(1, fill_value=before))
+        )
         self.offsets.extend(changes.iter_rows())
         self._prev_key, self._cum, self._offset = int(k[-1]), int(cum[-1]), int(off[-1])
         lo, hi = int(cum.min()), int(cum.max())

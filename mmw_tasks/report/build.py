@@ -46,9 +46,20 @@ def _num(v):
     return round(v, 6) if math.isfinite(v) else None
 
 
-def build(site: Site, day: date, totals: dict, fit: dict, incidents: list[dict], intervals: list[dict],
-          notes: list[str], figures: dict | None = None, history: dict | None = None,
-          raw: dict | None = None, reverse_names: dict | None = None, dq_by_type: dict | None = None) -> dict:
+def build(
+    site: Site,
+    day: date,
+    totals: dict,
+    fit: dict,
+    incidents: list[dict],
+    intervals: list[dict],
+    notes: list[str],
+    figures: dict | None = None,
+    history: dict | None = None,
+    raw: dict | None = None,
+    reverse_names: dict | None = None,
+    dq_by_type: dict | None = None,
+) -> dict:
     """The report as a dict; `raw` maps (file, line_no) to the line's text (read back from the log
     files here: detection cites lines by file and number only)."""
     tz = site.tz
@@ -58,15 +69,19 @@ def build(site: Site, day: date, totals: dict, fit: dict, incidents: list[dict],
     def incident(n: int, i: dict) -> dict:
         lines = json.loads(i["lines"]) if isinstance(i["lines"], str) else (i["lines"] or [])
         return {
-            "number": n, "kind": i["kind"], "title": KIND_TITLES.get(i["kind"], i["kind"]),
-            "start": iso_local(i["start"], tz), "end": iso_local(i["end"], tz),
-            "sender": i["sender"], "client_ip": i["client_ip"],
+            "number": n,
+            "kind": i["kind"],
+            "title": KIND_TITLES.get(i["kind"], i["kind"]),
+            "start": iso_local(i["start"], tz),
+            "end": iso_local(i["end"], tz),
+            "sender": i["sender"],
+            "client_ip": i["client_ip"],
             "reverse_name": reverse_names.get(i["client_ip"]) if i["client_ip"] else None,
             **({"domain": i["domain"]} if i.get("domain") else {}),
             "score": i["score"],
             "evidence": json.loads(i["evidence"]) if isinstance(i["evidence"], str) else i["evidence"],
             "lines": [{**ln, "text": text} if (text := raw.get(_ref(ln))) is not None else ln for ln in lines],
-            "raw_lines": [{**ln, "text": raw.get(_ref(ln))} for ln in lines[:site.report.raw_lines]],
+            "raw_lines": [{**ln, "text": raw.get(_ref(ln))} for ln in lines[: site.report.raw_lines]],
         }
 
     return {
@@ -79,14 +94,21 @@ def build(site: Site, day: date, totals: dict, fit: dict, incidents: list[dict],
         "model": {k: _num(fit.get(k)) for k in MODEL_KEYS},
         "incidents": [incident(n, i) for n, i in enumerate(incidents, 1)],
         "notes": notes,
-        "intervals": [{**{k: v for k, v in r.items() if k not in ("site", "day")},
-                       "interval_start": iso_local(r["interval_start"], tz),
-                       "dq_fitted": (round(ms * r["n_from"] + (mp or 0.0) * r["n_pop"], 3)
-                                     if ms is not None else None)} for r in intervals],
+        "intervals": [
+            {
+                **{k: v for k, v in r.items() if k not in ("site", "day")},
+                "interval_start": iso_local(r["interval_start"], tz),
+                "dq_fitted": (round(ms * r["n_from"] + (mp or 0.0) * r["n_pop"], 3) if ms is not None else None),
+            }
+            for r in intervals
+        ],
         "figures": figures or {"top_sources": [], "most_deferred_domain": None},
         "history": history or {},
-        "links": {"previous": f"../day={day - timedelta(days=1)}/report.html",
-                  "next": f"../day={day + timedelta(days=1)}/report.html", "trends": "../trends.html"},
+        "links": {
+            "previous": f"../day={day - timedelta(days=1)}/report.html",
+            "next": f"../day={day + timedelta(days=1)}/report.html",
+            "trends": "../trends.html",
+        },
     }
 
 
@@ -106,49 +128,84 @@ def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list
     sources = []
     for _, g in top.group_by(["rank"], maintain_order=True):
         first = g.row(0, named=True)
-        sources.append({**{k: first[k] for k in ("rank", "source", "client_ip", "reverse_name", "senders",
-                                                   "total_from", "total_to", "total_user_unknown")},
-                        "n_from": _aligned(starts, g, "n_from")})
+        sources.append(
+            {
+                **{
+                    k: first[k]
+                    for k in (
+                        "rank",
+                        "source",
+                        "client_ip",
+                        "reverse_name",
+                        "senders",
+                        "total_from",
+                        "total_to",
+                        "total_user_unknown",
+                    )
+                },
+                "n_from": _aligned(starts, g, "n_from"),
+            }
+        )
     dom = sqlfiles.query(con, "report/most_deferred_domain", {"day": d}).pl()
     deferred = None
     if dom.height:
-        deferred = {"domain": dom["recipient_domain"][0], "total_deferred": int(dom["n_deferred"].sum()),
-                    "n_deferred": _aligned(starts, dom, "n_deferred")}
+        deferred = {
+            "domain": dom["recipient_domain"][0],
+            "total_deferred": int(dom["n_deferred"].sum()),
+            "n_deferred": _aligned(starts, dom, "n_deferred"),
+        }
     return {"top_sources": sources, "most_deferred_domain": deferred}
 
 
 def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
     """The day's coefficients against the trailing days' band, and the drift alert."""
     r = site.report
-    bands = sqlfiles.query(con, "trends/coefficient_bands", {
-        "history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor,
-        "min_history": r.min_history}).pl()
+    bands = sqlfiles.query(
+        con,
+        "trends/coefficient_bands",
+        {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
+    ).pl()
     bands = bands.filter((pl.col("day") <= d) & (pl.col("day") >= d - timedelta(days=r.history_days)))
     today = {row["coefficient"]: row for row in bands.filter(pl.col("day") == d).iter_rows(named=True)}
-    coefficients = {k: {x: (_num(v) if isinstance(v, float) else v) for x, v in today[k].items()
-                        if x not in ("day", "coefficient")} for k in BAND_KEYS if k in today}
+    coefficients = {
+        k: {x: (_num(v) if isinstance(v, float) else v) for x, v in today[k].items() if x not in ("day", "coefficient")}
+        for k in BAND_KEYS
+        if k in today
+    }
     days_available = max((c["history_days"] for c in coefficients.values()), default=0)
     series: dict[str, list] = {}
     for (name,), g in bands.sort("day").group_by(["coefficient"], maintain_order=True):
-        series[name] = [{"day": str(row["day"]), "value": _num(row["value"]), "lo": _num(row["lo"]),
-                         "hi": _num(row["hi"])} for row in g.iter_rows(named=True)]
-    return {"history_days": r.history_days, "min_history": r.min_history, "band_k": r.band_k,
-            "band_floor": r.band_floor, "days_available": days_available,
-            "too_short": days_available < r.min_history,
-            "coefficients": coefficients, "series": series,
-            "drift": [k for k, c in coefficients.items() if c["drift"]]}
+        series[name] = [
+            {"day": str(row["day"]), "value": _num(row["value"]), "lo": _num(row["lo"]), "hi": _num(row["hi"])}
+            for row in g.iter_rows(named=True)
+        ]
+    return {
+        "history_days": r.history_days,
+        "min_history": r.min_history,
+        "band_k": r.band_k,
+        "band_floor": r.band_floor,
+        "days_available": days_available,
+        "too_short": days_available < r.min_history,
+        "coefficients": coefficients,
+        "series": series,
+        "drift": [k for k, c in coefficients.items() if c["drift"]],
+    }
 
 
 def history_notes(history: dict, n_attention: int) -> list[str]:
     notes = []
     if history.get("too_short"):
-        notes.append(f"History too short for a drift alert: {history['days_available']} earlier day(s) in "
-                     f"the last {history['history_days']}, at least {history['min_history']} needed.")
+        notes.append(
+            f"History too short for a drift alert: {history['days_available']} earlier day(s) in "
+            f"the last {history['history_days']}, at least {history['min_history']} needed."
+        )
     for k in history.get("drift", []):
         c = history["coefficients"][k]
-        notes.append(f"Drift: {k} = {c['value']:.4g} left its band {c['lo']:.4g} to {c['hi']:.4g} "
-                     f"(median of {c['history_days']} earlier days {c['median']:.4g}). Is it {DRIFT_CAUSES}?"
-                     + (" Today's incidents may explain it." if n_attention else ""))
+        notes.append(
+            f"Drift: {k} = {c['value']:.4g} left its band {c['lo']:.4g} to {c['hi']:.4g} "
+            f"(median of {c['history_days']} earlier days {c['median']:.4g}). Is it {DRIFT_CAUSES}?"
+            + (" Today's incidents may explain it." if n_attention else "")
+        )
     return notes
 
 
@@ -159,10 +216,18 @@ def raw_lines_for(con: duckdb.DuckDBPyConnection, site: Site, d: date, incidents
     for i in incidents:
         lines = json.loads(i["lines"]) if i.get("lines") else []
         if not lines and i["kind"] in ("deferred_surge", "dns_anomaly") and i["start"] is not None:
-            rows = sqlfiles.query(con, "report/evidence_lines", {
-                "day": d, "domain": i.get("domain") if i["kind"] == "deferred_surge" else None,
-                "start": i["start"], "end": i["end"], "limit": site.report.raw_lines,
-                "mail_server_ips": list(site.mail_server_ips)}).pl()
+            rows = sqlfiles.query(
+                con,
+                "report/evidence_lines",
+                {
+                    "day": d,
+                    "domain": i.get("domain") if i["kind"] == "deferred_surge" else None,
+                    "start": i["start"],
+                    "end": i["end"],
+                    "limit": site.report.raw_lines,
+                    "mail_server_ips": list(site.mail_server_ips),
+                },
+            ).pl()
             lines = rows.select("file", "line_no", "event").to_dicts()
         out.append({**i, "lines": lines})
     return out
@@ -178,16 +243,32 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
     incidents = raw_lines_for(con, site, d, inc.to_dicts())
     wanted = [_ref(ln) for i in incidents for ln in i["lines"]]  # every cited line's text
     ips = sorted({i["client_ip"] for i in incidents if i["client_ip"]})
-    names = (dict(sqlfiles.query(con, "report/reverse_names", {"day": d, "client_ips": ips}).fetchall())
-             if ips else {})
+    names = dict(sqlfiles.query(con, "report/reverse_names", {"day": d, "client_ips": ips}).fetchall()) if ips else {}
     history = history_of(con, site, d)
-    by_type = (dict(sqlfiles.query(con, "report/dq_by_type", {
-        "day": d, "mail_server_ips": list(site.mail_server_ips)}).fetchall())
-        if lake.has_files(site.lake, "dns_queries") else {})
+    by_type = (
+        dict(
+            sqlfiles.query(
+                con, "report/dq_by_type", {"day": d, "mail_server_ips": list(site.mail_server_ips)}
+            ).fetchall()
+        )
+        if lake.has_files(site.lake, "dns_queries")
+        else {}
+    )
     n_attention = sum(i["kind"] in ATTENTION for i in incidents)
-    return build(site, d, totals, fit, incidents, iv.to_dicts(), notes + history_notes(history, n_attention),
-                 figures=figures_of(con, site, d, iv["interval_start"].to_list()), history=history,
-                 raw=rawlines.read_lines(wanted), reverse_names=names, dq_by_type=by_type)
+    return build(
+        site,
+        d,
+        totals,
+        fit,
+        incidents,
+        iv.to_dicts(),
+        notes + history_notes(history, n_attention),
+        figures=figures_of(con, site, d, iv["interval_start"].to_list()),
+        history=history,
+        raw=rawlines.read_lines(wanted),
+        reverse_names=names,
+        dq_by_type=by_type,
+    )
 
 
 def _f(v, digits=2):
@@ -199,37 +280,58 @@ def markdown(rep: dict) -> str:
     t, m = rep["totals"], rep["model"]
     lines = [f"# mmw daily report: {rep['site']}, {rep['day']} ({rep['timezone']})", ""]
     found = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
-    lines.append(f"**{len(found)} incident(s) need attention**, "
-                 f"{len(rep['incidents']) - len(found)} benign burst(s) noted." if rep["incidents"]
-                 else "No incidents.")
+    lines.append(
+        f"**{len(found)} incident(s) need attention**, {len(rep['incidents']) - len(found)} benign burst(s) noted."
+        if rep["incidents"]
+        else "No incidents."
+    )
     drift = rep.get("history", {}).get("drift", [])
     if drift:
-        lines += ["", f"**Drift alert:** {', '.join(drift)} left the band of the last "
-                      f"{rep['history']['history_days']} days ({DRIFT_CAUSES}?)."]
-    lines += ["", "## Totals", "",
-              "| DNS queries (Dq) | from= | to= | sent | deferred | POP3 logins | User unknown |",
-              "|---:|---:|---:|---:|---:|---:|---:|",
-              f"| {t['dq']} | {t['n_from']} | {t['n_to']} | {t['n_sent']} | {t['n_deferred']} | {t['n_pop']} "
-              f"| {t['n_user_unknown']} |", ""]
+        lines += [
+            "",
+            f"**Drift alert:** {', '.join(drift)} left the band of the last "
+            f"{rep['history']['history_days']} days ({DRIFT_CAUSES}?).",
+        ]
+    lines += [
+        "",
+        "## Totals",
+        "",
+        "| DNS queries (Dq) | from= | to= | sent | deferred | POP3 logins | User unknown |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {t['dq']} | {t['n_from']} | {t['n_to']} | {t['n_sent']} | {t['n_deferred']} | {t['n_pop']} "
+        f"| {t['n_user_unknown']} |",
+        "",
+    ]
     if dq_types_known(rep):
         lines += ["Dq by query type: " + ", ".join(f"{k} {v}" for k, v in rep["dq_by_type"].items()) + ".", ""]
-    lines += ["## Model", "",
-              f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
-              f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
-              f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
-              f"of what the model leaves over."]
+    lines += [
+        "## Model",
+        "",
+        f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
+        f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
+        f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
+        f"of what the model leaves over.",
+    ]
     band = rep.get("history", {}).get("coefficients", {}).get("m_s")
     if band and band.get("lo") is not None:
-        lines.append(f"History band of m_s over {band['history_days']} earlier day(s): "
-                     f"{_f(band['lo'])} to {_f(band['hi'])}.")
+        lines.append(
+            f"History band of m_s over {band['history_days']} earlier day(s): {_f(band['lo'])} to {_f(band['hi'])}."
+        )
     lines.append("")
     for i in rep["incidents"]:
         ev = i["evidence"]
-        lines += [f"## {i['number']}. {i['title']}: {who(i)}", "",
-                  f"- when: {i['start']} to {i['end']}", f"- score: {i['score']}",
-                  f"- why: {ev.get('why', '')}"]
-        brief = [f"{k.replace('_', ' ')} {v}" for k, v in ev.items()
-                 if k not in ("why", "sample_senders") and not isinstance(v, list | dict)][:6]
+        lines += [
+            f"## {i['number']}. {i['title']}: {who(i)}",
+            "",
+            f"- when: {i['start']} to {i['end']}",
+            f"- score: {i['score']}",
+            f"- why: {ev.get('why', '')}",
+        ]
+        brief = [
+            f"{k.replace('_', ' ')} {v}"
+            for k, v in ev.items()
+            if k not in ("why", "sample_senders") and not isinstance(v, list | dict)
+        ][:6]
         if brief:
             lines.append(f"- evidence: {'; '.join(brief)}")
         quoted = [ln for ln in i.get("raw_lines", []) if ln.get("text")][:3]
@@ -248,8 +350,11 @@ def html_page(rep: dict) -> str:
 def write(site: Site, rep: dict) -> Path:
     out = report_dir(site, rep["day"])
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("report.md", markdown(rep)), ("report.html", html_page(rep)),
-                       ("report.json", json.dumps(rep, indent=2, default=str) + "\n")):
+    for name, text in (
+        ("report.md", markdown(rep)),
+        ("report.html", html_page(rep)),
+        ("report.json", json.dumps(rep, indent=2, default=str) + "\n"),
+    ):
         with lake.atomic_file(out / name) as tmp:
             tmp.write_text(text)
     return out / "report.json"

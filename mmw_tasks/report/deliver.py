@@ -38,8 +38,12 @@ def message(site: Site, day: date | str, email: EmailSettings) -> EmailMessage:
     msg["Message-ID"] = make_msgid(domain=email.sender.rpartition("@")[2] or None)
     msg.set_content((folder / "report.md").read_text())
     msg.add_alternative((folder / "report.html").read_text(), subtype="html")
-    msg.add_attachment((folder / "report.json").read_bytes(), maintype="application", subtype="json",
-                       filename=f"mmw-{rep['site']}-{rep['day']}.json")
+    msg.add_attachment(
+        (folder / "report.json").read_bytes(),
+        maintype="application",
+        subtype="json",
+        filename=f"mmw-{rep['site']}-{rep['day']}.json",
+    )
     return msg
 
 
@@ -52,8 +56,10 @@ def send_report(site: Site, day: date | str, email: EmailSettings | None = None)
     if email.password_env:
         password = os.environ.get(email.password_env)
         if password is None:
-            raise ConfigError(f"{site.config_path}: [report.email] key 'password_env': the environment "
-                              f"variable {email.password_env} is not set")
+            raise ConfigError(
+                f"{site.config_path}: [report.email] key 'password_env': the environment "
+                f"variable {email.password_env} is not set"
+            )
     msg = message(site, day, email)
     context = ssl.create_default_context()
     smtp_class = smtplib.SMTP_SSL if email.ssl else smtplib.SMTP
@@ -64,5 +70,9 @@ def send_report(site: Site, day: date | str, email: EmailSettings | None = None)
         if email.username:
             smtp.login(email.username, password or "")
         refused = smtp.send_message(msg)
-    return {"day": str(day), "to": [a for a in email.to if a not in refused], "refused": sorted(refused),
-            "subject": msg["Subject"]}
+    return {
+        "day": str(day),
+        "to": [a for a in email.to if a not in refused],
+        "refused": sorted(refused),
+        "subject": msg["Subject"],
+    }

@@ -78,9 +78,16 @@ def incident_markers(rep: dict) -> list[svg.Marker]:
         if not i.get("start"):
             continue
         x0, x1 = _t(i["start"]).timestamp(), _t(i["end"] or i["start"]).timestamp()
-        out.append(svg.Marker(x0, x1, str(i["number"]), svg.KIND_COLORS.get(i["kind"], "#777"),
-                              f"{i['number']}. {i['title']}: {who(i)} ({i['start'][11:16]} to "
-                              f"{(i['end'] or '')[11:16]})", ref=f"incident-{i['number']}"))
+        out.append(
+            svg.Marker(
+                x0,
+                x1,
+                str(i["number"]),
+                svg.KIND_COLORS.get(i["kind"], "#777"),
+                f"{i['number']}. {i['title']}: {who(i)} ({i['start'][11:16]} to {(i['end'] or '')[11:16]})",
+                ref=f"incident-{i['number']}",
+            )
+        )
     return out
 
 
@@ -91,54 +98,88 @@ def _rate(values: list, seconds: float) -> list[float | None]:
 def figure1(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     iv = rep["intervals"]
     frame = svg.Frame(height=170)
-    panels = [("Dq: DNS queries from the mail servers", "dq", "Dq (s⁻¹)"),
-              ("N_SMTP: from= lines (SMTP accesses)", "n_from", "N_SMTP (s⁻¹)"),
-              ("N_POP3: POP3/IMAP logins", "n_pop", "N_POP3 (s⁻¹)")]
-    charts = [svg.line_chart(title, xs, [svg.Series(title, _rate([r[key] for r in iv], sec),
-                                                    svg.PALETTE[key])],
-                             ticks, ylabel, markers=markers, frame=svg.Frame(height=frame.height))
-              for title, key, ylabel in panels]
-    return ("<section id='figure1'><h2>Figure 1. Dq, N_SMTP and N_POP3 per interval</h2>"
-            + "".join(charts)
-            + f"<p class='caption'>Per {rep['interval_minutes']}-minute interval, in events per second, "
-              f"local time ({escape(rep['timezone'])}). Shaded spans are the incidents below, by number.</p>"
-              "</section>")
+    panels = [
+        ("Dq: DNS queries from the mail servers", "dq", "Dq (s⁻¹)"),
+        ("N_SMTP: from= lines (SMTP accesses)", "n_from", "N_SMTP (s⁻¹)"),
+        ("N_POP3: POP3/IMAP logins", "n_pop", "N_POP3 (s⁻¹)"),
+    ]
+    charts = [
+        svg.line_chart(
+            title,
+            xs,
+            [svg.Series(title, _rate([r[key] for r in iv], sec), svg.PALETTE[key])],
+            ticks,
+            ylabel,
+            markers=markers,
+            frame=svg.Frame(height=frame.height),
+        )
+        for title, key, ylabel in panels
+    ]
+    return (
+        "<section id='figure1'><h2>Figure 1. Dq, N_SMTP and N_POP3 per interval</h2>"
+        + "".join(charts)
+        + f"<p class='caption'>Per {rep['interval_minutes']}-minute interval, in events per second, "
+        f"local time ({escape(rep['timezone'])}). Shaded spans are the incidents below, by number.</p>"
+        "</section>"
+    )
 
 
 def figure2(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     iv, fig = rep["intervals"], rep["figures"]
-    series = [svg.Series("total N_SMTP", _rate([r["n_from"] for r in iv], sec), "#222", width=2.2,
-                         css="total")]
+    series = [svg.Series("total N_SMTP", _rate([r["n_from"] for r in iv], sec), "#222", width=2.2, css="total")]
     rows = []
     for s, color in zip(fig["top_sources"], svg.SOURCE_COLORS, strict=False):
         label = s["source"] + (f" ({s['reverse_name']})" if s.get("reverse_name") else "")
         series.append(svg.Series(f"#{s['rank']} {s['source']}", _rate(s["n_from"], sec), color, width=1.3))
-        rows.append(f"<tr><td><span style='color:{color}'>■</span> {s['rank']}</td>"
-                    f"<td class='l'>{escape(label)}</td>"
-                    f"<td>{s['senders']}</td><td>{s['total_from']}</td><td>{s['total_to']}</td>"
-                    f"<td>{s['total_user_unknown']}</td></tr>")
-    a = svg.line_chart("Total N_SMTP and the top senders or hosts", xs, series, ticks, "N_SMTP (s⁻¹)",
-                       markers=markers, frame=svg.Frame(height=230, top=40))
+        rows.append(
+            f"<tr><td><span style='color:{color}'>■</span> {s['rank']}</td>"
+            f"<td class='l'>{escape(label)}</td>"
+            f"<td>{s['senders']}</td><td>{s['total_from']}</td><td>{s['total_to']}</td>"
+            f"<td>{s['total_user_unknown']}</td></tr>"
+        )
+    a = svg.line_chart(
+        "Total N_SMTP and the top senders or hosts",
+        xs,
+        series,
+        ticks,
+        "N_SMTP (s⁻¹)",
+        markers=markers,
+        frame=svg.Frame(height=230, top=40),
+    )
     dom = fig.get("most_deferred_domain")
-    b_series = [svg.Series("to=", _rate([r["n_to"] for r in iv], sec), svg.PALETTE["n_to"]),
-                svg.Series("Sent", _rate([r["n_sent"] for r in iv], sec), svg.PALETTE["n_sent"]),
-                svg.Series("Deferred", _rate([r["n_deferred"] for r in iv], sec), svg.PALETTE["n_deferred"])]
+    b_series = [
+        svg.Series("to=", _rate([r["n_to"] for r in iv], sec), svg.PALETTE["n_to"]),
+        svg.Series("Sent", _rate([r["n_sent"] for r in iv], sec), svg.PALETTE["n_sent"]),
+        svg.Series("Deferred", _rate([r["n_deferred"] for r in iv], sec), svg.PALETTE["n_deferred"]),
+    ]
     if dom:
-        b_series.append(svg.Series(f"Deferred to {dom['domain']}", _rate(dom["n_deferred"], sec),
-                                   svg.PALETTE["domain"], dash="5 3"))
-    b = svg.line_chart("to= lines by status", xs, b_series, ticks, "to= lines (s⁻¹)", markers=markers,
-                       frame=svg.Frame(height=200))
-    head = ("<tr><th>#</th><th class='l'>sender or host (reverse name)</th><th>senders</th>"
-            "<th>from=</th><th>to=</th><th>User unknown</th></tr>")
-    table = (f"<table class='sources'>{head}{''.join(rows)}</table>" if rows
-             else "<p class='caption'>No mail this day.</p>")
-    most = (f"The most deferred domain was <b>{escape(dom['domain'])}</b> ({dom['total_deferred']} "
-            "deferrals)." if dom else "Nothing was deferred.")
-    return ("<section id='figure2'><h2>Figure 2. N_SMTP by sender or host; deliveries</h2>" + a
-            + f"<p class='caption'>(a) All from= lines against the {len(rows)} senders or hosts with the "
-              "most of them (a host when the mail came with a client address, else the sender).</p>"
-            + table + b
-            + f"<p class='caption'>(b) to= lines, Sent and Deferred. {most}</p></section>")
+        b_series.append(
+            svg.Series(f"Deferred to {dom['domain']}", _rate(dom["n_deferred"], sec), svg.PALETTE["domain"], dash="5 3")
+        )
+    b = svg.line_chart(
+        "to= lines by status", xs, b_series, ticks, "to= lines (s⁻¹)", markers=markers, frame=svg.Frame(height=200)
+    )
+    head = (
+        "<tr><th>#</th><th class='l'>sender or host (reverse name)</th><th>senders</th>"
+        "<th>from=</th><th>to=</th><th>User unknown</th></tr>"
+    )
+    table = (
+        f"<table class='sources'>{head}{''.join(rows)}</table>" if rows else "<p class='caption'>No mail this day.</p>"
+    )
+    most = (
+        f"The most deferred domain was <b>{escape(dom['domain'])}</b> ({dom['total_deferred']} deferrals)."
+        if dom
+        else "Nothing was deferred."
+    )
+    return (
+        "<section id='figure2'><h2>Figure 2. N_SMTP by sender or host; deliveries</h2>"
+        + a
+        + f"<p class='caption'>(a) All from= lines against the {len(rows)} senders or hosts with the "
+        "most of them (a host when the mail came with a client address, else the sender).</p>"
+        + table
+        + b
+        + f"<p class='caption'>(b) to= lines, Sent and Deferred. {most}</p></section>"
+    )
 
 
 def coefficient_table(rep: dict) -> str:
@@ -161,14 +202,20 @@ def coefficient_table(rep: dict) -> str:
             flag = "outside (history too short to alert)"
         v = m.get(k)
         today = "n/a" if v is None else f"{v:.4g}"
-        rows.append(f"<tr{cls}><td class='l'>{escape(COEFFICIENT_NAMES[k])}</td><td>{today}</td>"
-                    f"<td>{band}</td><td>{c.get('history_days', 0)}</td><td class='l'>{flag}</td></tr>")
-    extra = (f"<p class='caption'>Band: median of the earlier days ± {h.get('band_k')} × 1.4826 × MAD "
-             f"(at least {h.get('band_floor', 0) * 100:.0f}% of the median), over the last "
-             f"{h.get('history_days')} days. Residual against N_deferred: m_sd = {_fmt(m.get('m_sd'))}, "
-             f"R² = {_fmt(m.get('r2_sd'))}.</p>")
-    return ("<table class='coefficients'><tr><th class='l'>coefficient</th><th>today</th>"
-            "<th>history band</th><th>days</th><th class='l'></th></tr>" + "".join(rows) + "</table>" + extra)
+        rows.append(
+            f"<tr{cls}><td class='l'>{escape(COEFFICIENT_NAMES[k])}</td><td>{today}</td>"
+            f"<td>{band}</td><td>{c.get('history_days', 0)}</td><td class='l'>{flag}</td></tr>"
+        )
+    extra = (
+        f"<p class='caption'>Band: median of the earlier days ± {h.get('band_k')} × 1.4826 × MAD "
+        f"(at least {h.get('band_floor', 0) * 100:.0f}% of the median), over the last "
+        f"{h.get('history_days')} days. Residual against N_deferred: m_sd = {_fmt(m.get('m_sd'))}, "
+        f"R² = {_fmt(m.get('r2_sd'))}.</p>"
+    )
+    return (
+        "<table class='coefficients'><tr><th class='l'>coefficient</th><th>today</th>"
+        "<th>history band</th><th>days</th><th class='l'></th></tr>" + "".join(rows) + "</table>" + extra
+    )
 
 
 def _fmt(v) -> str:
@@ -185,37 +232,60 @@ def band_charts(rep: dict) -> str:
         xs = [date.fromisoformat(p["day"]).toordinal() for p in pts]
         ticks = [(x, date.fromordinal(x).strftime("%m-%d")) for x in xs[:: max(1, len(xs) // 6)]]
         last = pts[-1]
-        out.append(svg.line_chart(
-            f"{k} over the last days, with its history band", xs,
-            [svg.Series(k, [p["value"] for p in pts], "#1f4e9c")], ticks, k,
-            bands=[svg.Band([p["lo"] for p in pts], [p["hi"] for p in pts], "band")], y_min=None,
-            frame=svg.Frame(width=420, height=150, left=52, top=24),
-            highlight=(xs[-1], last["value"], f"{rep['day']}: {k} = {last['value']}")
-            if last["day"] == rep["day"] and last["value"] is not None else None))
+        out.append(
+            svg.line_chart(
+                f"{k} over the last days, with its history band",
+                xs,
+                [svg.Series(k, [p["value"] for p in pts], "#1f4e9c")],
+                ticks,
+                k,
+                bands=[svg.Band([p["lo"] for p in pts], [p["hi"] for p in pts], "band")],
+                y_min=None,
+                frame=svg.Frame(width=420, height=150, left=52, top=24),
+                highlight=(xs[-1], last["value"], f"{rep['day']}: {k} = {last['value']}")
+                if last["day"] == rep["day"] and last["value"] is not None
+                else None,
+            )
+        )
     return "<div class='pair bands'>" + "".join(out) + "</div>" if out else ""
 
 
 def model_panel(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     iv, m = rep["intervals"], rep["model"]
     if m.get("m_s") is None:
-        return ("<section id='model'><h2>Model</h2><p>No fit this day (too few intervals with mail or DNS "
-                "queries).</p></section>")
+        return (
+            "<section id='model'><h2>Model</h2><p>No fit this day (too few intervals with mail or DNS "
+            "queries).</p></section>"
+        )
     obs = _rate([r["dq"] for r in iv], sec)
     fit = _rate([r.get("dq_fitted") for r in iv], sec)
-    ts = svg.line_chart("Dq observed and fitted", xs,
-                        [svg.Series("Dq observed", obs, svg.PALETTE["dq"]),
-                         svg.Series("Dq fitted = m_s·N_from + m_p·N_pop", fit, svg.PALETTE["fitted"],
-                                    dash="4 2")],
-                        ticks, "Dq (s⁻¹)", markers=markers, frame=svg.Frame(height=200))
-    sc = svg.scatter("Dq observed against fitted", fit, obs, "fitted Dq (s⁻¹)", "observed Dq (s⁻¹)",
-                     svg.PALETTE["dq"], size=250)
+    ts = svg.line_chart(
+        "Dq observed and fitted",
+        xs,
+        [
+            svg.Series("Dq observed", obs, svg.PALETTE["dq"]),
+            svg.Series("Dq fitted = m_s·N_from + m_p·N_pop", fit, svg.PALETTE["fitted"], dash="4 2"),
+        ],
+        ticks,
+        "Dq (s⁻¹)",
+        markers=markers,
+        frame=svg.Frame(height=200),
+    )
+    sc = svg.scatter(
+        "Dq observed against fitted", fit, obs, "fitted Dq (s⁻¹)", "observed Dq (s⁻¹)", svg.PALETTE["dq"], size=250
+    )
     h = rep.get("history", {})
-    short = (f"<p class='note'>History too short for a drift alert: {h.get('days_available', 0)} earlier "
-             f"day(s), {h.get('min_history')} needed. The band is shown as far as it goes.</p>"
-             if h.get("too_short") else "")
-    return (f"<section id='model'><h2>Model: Dq = m_s·N_from + m_p·N_pop</h2>{ts}"
-            f"<div class='pair'>{sc}<div class='side'>{coefficient_table(rep)}{short}</div></div>"
-            f"{band_charts(rep)}</section>")
+    short = (
+        f"<p class='note'>History too short for a drift alert: {h.get('days_available', 0)} earlier "
+        f"day(s), {h.get('min_history')} needed. The band is shown as far as it goes.</p>"
+        if h.get("too_short")
+        else ""
+    )
+    return (
+        f"<section id='model'><h2>Model: Dq = m_s·N_from + m_p·N_pop</h2>{ts}"
+        f"<div class='pair'>{sc}<div class='side'>{coefficient_table(rep)}{short}</div></div>"
+        f"{band_charts(rep)}</section>"
+    )
 
 
 def _when(start: str | None, end: str | None) -> str:
@@ -239,9 +309,13 @@ def _ev_cell(v) -> str:
     """An evidence value as an administrator reads it: the detector's signals as sentences with
     their points, nested values as plain words."""
     if isinstance(v, list) and v and all(isinstance(x, dict) and "says" in x for x in v):
-        return "<ul>" + "".join(
-            f"<li>{escape(x['says'])}" + (f" ({x['points']:+g})" if x.get("points") else "") + "</li>"
-            for x in v) + "</ul>"
+        return (
+            "<ul>"
+            + "".join(
+                f"<li>{escape(x['says'])}" + (f" ({x['points']:+g})" if x.get("points") else "") + "</li>" for x in v
+            )
+            + "</ul>"
+        )
     return escape(_plain(v) if isinstance(v, dict | list) else str(v))
 
 
@@ -249,29 +323,41 @@ def incident_card(i: dict) -> str:
     color = svg.KIND_COLORS.get(i["kind"], "#999")
     ev = i.get("evidence") or {}
     host = i.get("client_ip") or "–"
-    ev_rows = "".join(f"<tr><th class='l'>{escape(k.replace('_', ' '))}</th><td class='l'>"
-                      f"{_ev_cell(v)}</td></tr>" for k, v in ev.items() if k != "why")
+    ev_rows = "".join(
+        f"<tr><th class='l'>{escape(k.replace('_', ' '))}</th><td class='l'>{_ev_cell(v)}</td></tr>"
+        for k, v in ev.items()
+        if k != "why"
+    )
     raw = list(i.get("raw_lines", []))
     files = sorted({ln["file"] for ln in raw})
-    raw_txt = "\n".join(f"{Path(ln['file']).name}:{ln['line_no']}  {ln['text']}" if ln.get("text") is not None
-                        else f"{Path(ln['file']).name}:{ln['line_no']}  (no longer readable)" for ln in raw)
+    raw_txt = "\n".join(
+        f"{Path(ln['file']).name}:{ln['line_no']}  {ln['text']}"
+        if ln.get("text") is not None
+        else f"{Path(ln['file']).name}:{ln['line_no']}  (no longer readable)"
+        for ln in raw
+    )
     more = len(i.get("lines", [])) - len(raw)
     shown = f" (first {len(raw)} of {len(raw) + more})" if more > 0 else ""
-    return (f"<article class='incident-card kind-{escape(i['kind'])}' id='incident-{i['number']}' "
-            f"style='border-left-color:{color}'>"
-            f"<h3><span style='color:{color}'>{i['number']}.</span> {escape(i['title'])}</h3><dl>"
-            f"<dt>what</dt><dd>{escape(i['kind'])}: {escape(str(ev.get('why', '')))}</dd>"
-            f"<dt>sender</dt><dd>{escape(i.get('sender') or '–')}</dd>"
-            f"<dt>host</dt><dd>{escape(host)}</dd>"
-            f"<dt>reverse name</dt><dd>{escape(i.get('reverse_name') or '–')}</dd>"
-            + (f"<dt>domain</dt><dd>{escape(i['domain'])}</dd>" if i.get("domain") else "")
-            + f"<dt>when</dt><dd>{escape(_when(i['start'], i['end']))}</dd>"
-              f"<dt>score</dt><dd>{i['score']}</dd></dl>"
-            + (f"<table class='evidence'>{ev_rows}</table>" if ev_rows else "")
-            + (f"<p class='caption'>Raw lines behind it{shown}"
-               f", from {escape(', '.join(files))}:</p><pre class='raw'>{escape(raw_txt)}</pre>"
-               if raw else "<p class='caption'>No raw lines cited.</p>")
-            + "</article>")
+    return (
+        f"<article class='incident-card kind-{escape(i['kind'])}' id='incident-{i['number']}' "
+        f"style='border-left-color:{color}'>"
+        f"<h3><span style='color:{color}'>{i['number']}.</span> {escape(i['title'])}</h3><dl>"
+        f"<dt>what</dt><dd>{escape(i['kind'])}: {escape(str(ev.get('why', '')))}</dd>"
+        f"<dt>sender</dt><dd>{escape(i.get('sender') or '–')}</dd>"
+        f"<dt>host</dt><dd>{escape(host)}</dd>"
+        f"<dt>reverse name</dt><dd>{escape(i.get('reverse_name') or '–')}</dd>"
+        + (f"<dt>domain</dt><dd>{escape(i['domain'])}</dd>" if i.get("domain") else "")
+        + f"<dt>when</dt><dd>{escape(_when(i['start'], i['end']))}</dd>"
+        f"<dt>score</dt><dd>{i['score']}</dd></dl>"
+        + (f"<table class='evidence'>{ev_rows}</table>" if ev_rows else "")
+        + (
+            f"<p class='caption'>Raw lines behind it{shown}"
+            f", from {escape(', '.join(files))}:</p><pre class='raw'>{escape(raw_txt)}</pre>"
+            if raw
+            else "<p class='caption'>No raw lines cited.</p>"
+        )
+        + "</article>"
+    )
 
 
 def render(rep: dict) -> str:
@@ -283,34 +369,54 @@ def render(rep: dict) -> str:
     markers = incident_markers(rep)
     t = rep["totals"]
     found = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
-    summary = (f"<b>{len(found)} incident(s) need attention</b>, {len(rep['incidents']) - len(found)} benign "
-               "burst(s) noted." if rep["incidents"] else "No incidents.")
+    summary = (
+        f"<b>{len(found)} incident(s) need attention</b>, {len(rep['incidents']) - len(found)} benign burst(s) noted."
+        if rep["incidents"]
+        else "No incidents."
+    )
     drift = rep.get("history", {}).get("drift", [])
-    alert = (f"<div class='alert drift-alert'><b>Drift alert:</b> {escape(', '.join(drift))} left the band "
-             f"of the last {rep['history']['history_days']} days. Is it {DRIFT_CAUSES}?</div>"
-             if drift else "")
+    alert = (
+        f"<div class='alert drift-alert'><b>Drift alert:</b> {escape(', '.join(drift))} left the band "
+        f"of the last {rep['history']['history_days']} days. Is it {DRIFT_CAUSES}?</div>"
+        if drift
+        else ""
+    )
     links = rep.get("links", {})
-    nav = (f"<nav><a rel='prev' href='{escape(links.get('previous', '#'))}'>← previous day</a>"
-           f"<a href='{escape(links.get('trends', '#'))}'>trends</a>"
-           f"<a rel='next' href='{escape(links.get('next', '#'))}'>next day →</a></nav>")
-    totals = ("<table class='totals'><tr>" + "".join(f"<th>{k}</th>" for k in TOTAL_KEYS) + "</tr><tr>"
-              + "".join(f"<td>{t[k]}</td>" for k in TOTAL_KEYS) + "</tr></table>")
+    nav = (
+        f"<nav><a rel='prev' href='{escape(links.get('previous', '#'))}'>← previous day</a>"
+        f"<a href='{escape(links.get('trends', '#'))}'>trends</a>"
+        f"<a rel='next' href='{escape(links.get('next', '#'))}'>next day →</a></nav>"
+    )
+    totals = (
+        "<table class='totals'><tr>"
+        + "".join(f"<th>{k}</th>" for k in TOTAL_KEYS)
+        + "</tr><tr>"
+        + "".join(f"<td>{t[k]}</td>" for k in TOTAL_KEYS)
+        + "</tr></table>"
+    )
     if dq_types_known(rep):
         by_type = rep["dq_by_type"]
-        totals += ("<table class='totals dq-by-type'><caption>Dq by query type</caption><tr>"
-                   + "".join(f"<th>{escape(k)}</th>" for k in by_type) + "</tr><tr>"
-                   + "".join(f"<td>{v}</td>" for v in by_type.values()) + "</tr></table>")
+        totals += (
+            "<table class='totals dq-by-type'><caption>Dq by query type</caption><tr>"
+            + "".join(f"<th>{escape(k)}</th>" for k in by_type)
+            + "</tr><tr>"
+            + "".join(f"<td>{v}</td>" for v in by_type.values())
+            + "</tr></table>"
+        )
     cards = "".join(incident_card(i) for i in rep["incidents"]) or "<p>No incidents this day.</p>"
     notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in rep.get("notes", []))
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>mmw {escape(rep['site'])} {rep['day']}</title><style>{CSS}</style></head><body><main>"
-            f"{nav}<h1>mmw daily report: {escape(rep['site'])}, {rep['day']}</h1>"
-            f"<p class='caption'>Local day {rep['day']} 00:00 to 24:00, {escape(rep['timezone'])}.</p>"
-            f"<p class='summary'>{summary}</p>{alert}{totals}"
-            + figure1(rep, xs, ticks, markers, sec) + figure2(rep, xs, ticks, markers, sec)
-            + model_panel(rep, xs, ticks, markers, sec)
-            + f"<section id='incidents'><h2>Incidents</h2>{cards}</section>"
-            + (f"<section id='notes'><h2>Notes</h2>{notes}</section>" if notes else "")
-            + f"{nav}<footer>The same report as <a href='report.json'>report.json</a> and "
-              "<a href='report.md'>report.md</a>. Made by mmw.</footer></main></body></html>\n")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>mmw {escape(rep['site'])} {rep['day']}</title><style>{CSS}</style></head><body><main>"
+        f"{nav}<h1>mmw daily report: {escape(rep['site'])}, {rep['day']}</h1>"
+        f"<p class='caption'>Local day {rep['day']} 00:00 to 24:00, {escape(rep['timezone'])}.</p>"
+        f"<p class='summary'>{summary}</p>{alert}{totals}"
+        + figure1(rep, xs, ticks, markers, sec)
+        + figure2(rep, xs, ticks, markers, sec)
+        + model_panel(rep, xs, ticks, markers, sec)
+        + f"<section id='incidents'><h2>Incidents</h2>{cards}</section>"
+        + (f"<section id='notes'><h2>Notes</h2>{notes}</section>" if notes else "")
+        + f"{nav}<footer>The same report as <a href='report.json'>report.json</a> and "
+        "<a href='report.md'>report.md</a>. Made by mmw.</footer></main></body></html>\n"
+    )

@@ -20,8 +20,11 @@ KIND_TITLES = {
     "dns_anomaly": "DNS queries with no mail to explain them",
 }
 COEFFICIENT_NAMES = {
-    "m_s": "m_s (DNS queries per SMTP access)", "m_p": "m_p (DNS queries per POP3 login)",
-    "r2": "R² of the fit", "q": "q (share delivered locally)", "n": "n (hosts per remote domain)",
+    "m_s": "m_s (DNS queries per SMTP access)",
+    "m_p": "m_p (DNS queries per POP3 login)",
+    "r2": "R² of the fit",
+    "q": "q (share delivered locally)",
+    "n": "n (hosts per remote domain)",
 }
 DRIFT_CAUSES = "a changed mail setup, a new relay or a resolver cache change"
 
@@ -31,10 +34,17 @@ def report_dir(site: Site, day: date | str) -> Path:
 
 
 def who(i: dict) -> str:
-    host = i.get("client_ip") and (f"host {i['client_ip']}"
-                                   + (f" ({i['reverse_name']})" if i.get("reverse_name") else ""))
-    return ", ".join(x for x in (host, i.get("sender") and f"sender {i['sender']}",
-                                 i.get("domain") and f"domain {i['domain']}") if x) or "no single sender"
+    host = i.get("client_ip") and (
+        f"host {i['client_ip']}" + (f" ({i['reverse_name']})" if i.get("reverse_name") else "")
+    )
+    return (
+        ", ".join(
+            x
+            for x in (host, i.get("sender") and f"sender {i['sender']}", i.get("domain") and f"domain {i['domain']}")
+            if x
+        )
+        or "no single sender"
+    )
 
 
 def dq_types_known(rep: dict) -> bool:

@@ -19,43 +19,81 @@ def _subject(site: str, day: str | None, what: str) -> str:
     return f"[mmw {site}] {day or 'unknown day'}: {what}"[:200]
 
 
-def failure_message(site: str, day: str | None, dag_id: str, run_id: str | None, task: str | None,
-                    error: str | None, tries: int | None = None) -> dict:
+def failure_message(
+    site: str,
+    day: str | None,
+    dag_id: str,
+    run_id: str | None,
+    task: str | None,
+    error: str | None,
+    tries: int | None = None,
+) -> dict:
     """A task that failed for good (after its retries): which one, for which day, and why."""
     error = (error or "no error text (the task was killed or lost)").strip()[:MAX_ERROR]
     tried = f" after {tries} tries" if tries and tries > 1 else ""
     what = f"{task or 'the run'} failed{tried}"
-    text = (f"mmw {site}, day {day or '?'}: {what}.\n{error}\n"
-            f"DAG {dag_id}, run {run_id}. Re-run the day once the cause is fixed "
-            f"(clear the failed task, or trigger with params day and force).")
-    return {"source": "mmw", "event": "failure", "site": site, "day": day, "dag_id": dag_id,
-            "run_id": run_id, "task": task, "tries": tries, "error": error,
-            "subject": _subject(site, day, f"{what}: {error.splitlines()[0][:120]}"), "text": text}
+    text = (
+        f"mmw {site}, day {day or '?'}: {what}.\n{error}\n"
+        f"DAG {dag_id}, run {run_id}. Re-run the day once the cause is fixed "
+        f"(clear the failed task, or trigger with params day and force)."
+    )
+    return {
+        "source": "mmw",
+        "event": "failure",
+        "site": site,
+        "day": day,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task": task,
+        "tries": tries,
+        "error": error,
+        "subject": _subject(site, day, f"{what}: {error.splitlines()[0][:120]}"),
+        "text": text,
+    }
 
 
-def incident_message(site: str, report: dict, report_path: str | Path, kinds: tuple[str, ...] | list[str],
-                     dag_id: str | None = None, run_id: str | None = None) -> dict | None:
+def incident_message(
+    site: str,
+    report: dict,
+    report_path: str | Path,
+    kinds: tuple[str, ...] | list[str],
+    dag_id: str | None = None,
+    run_id: str | None = None,
+) -> dict | None:
     """A day whose report has incidents of the kinds the site cares about, or is partial; else None."""
     found = [i for i in report.get("incidents", []) if i.get("kind") in set(kinds)]
     partial = bool(report.get("partial"))
     if not found and not partial:
         return None
     day = report.get("day")
-    lines = [f"- {i['kind']}: {i.get('client_ip') or i.get('domain') or i.get('sender') or '?'} "
-             f"{i.get('start')} .. {i.get('end')} (score {i.get('score')})" for i in found]
+    lines = [
+        f"- {i['kind']}: {i.get('client_ip') or i.get('domain') or i.get('sender') or '?'} "
+        f"{i.get('start')} .. {i.get('end')} (score {i.get('score')})"
+        for i in found
+    ]
     head = f"{len(found)} incident(s)" if found else "no incidents"
     if partial:
         head += f", PARTIAL report (no data from {', '.join(report.get('missing_servers', []))})"
     text = "\n".join([f"mmw {site}, day {day}: {head}.", *lines, f"Report: {report_path}"])
-    brief = ", ".join(f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip()
-                      for i in found[:3])
-    return {"source": "mmw", "event": "incidents", "site": site, "day": day, "dag_id": dag_id,
-            "run_id": run_id, "partial": partial, "missing_servers": report.get("missing_servers", []),
-            "incidents": [{k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain",
-                                                  "score")} for i in found],
-            "report": str(report_path),
-            "subject": _subject(site, day, head + (f": {brief}" if brief else "")),
-            "text": text}
+    brief = ", ".join(
+        f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip() for i in found[:3]
+    )
+    return {
+        "source": "mmw",
+        "event": "incidents",
+        "site": site,
+        "day": day,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "partial": partial,
+        "missing_servers": report.get("missing_servers", []),
+        "incidents": [
+            {k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain", "score")} for i in found
+        ],
+        "report": str(report_path),
+        "subject": _subject(site, day, head + (f": {brief}" if brief else "")),
+        "text": text,
+    }
 
 
 def as_html(message: dict) -> str:
@@ -64,7 +102,11 @@ def as_html(message: dict) -> str:
 
 def post_json(url: str, payload: dict, timeout: float = 10.0) -> int:
     """POST `payload` as JSON; raises on a connection error or a non-2xx answer."""
-    req = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "User-Agent": "mmw"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(payload, default=str).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "mmw"},
+    )
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (the site's own URL)
         return resp.status

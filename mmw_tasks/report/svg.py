@@ -12,14 +12,25 @@ from dataclasses import dataclass, field
 from html import escape
 
 PALETTE = {
-    "dq": "#1f4e9c", "n_from": "#d9730d", "n_pop": "#2e8b57", "fitted": "#b22222",
-    "n_to": "#444444", "n_sent": "#2e8b57", "n_deferred": "#c0392b", "domain": "#8e44ad",
-    "band": "#9ecae1", "grid": "#e5e5e5", "axis": "#555555",
+    "dq": "#1f4e9c",
+    "n_from": "#d9730d",
+    "n_pop": "#2e8b57",
+    "fitted": "#b22222",
+    "n_to": "#444444",
+    "n_sent": "#2e8b57",
+    "n_deferred": "#c0392b",
+    "domain": "#8e44ad",
+    "band": "#9ecae1",
+    "grid": "#e5e5e5",
+    "axis": "#555555",
 }
 SOURCE_COLORS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628")
 KIND_COLORS = {
-    "mmw_suspect": "#d62728", "deferred_surge": "#8e44ad", "dns_anomaly": "#8c564b",
-    "bulk_sender": "#7f7f7f", "mailing_list": "#17becf",
+    "mmw_suspect": "#d62728",
+    "deferred_surge": "#8e44ad",
+    "dns_anomaly": "#8c564b",
+    "bulk_sender": "#7f7f7f",
+    "mailing_list": "#17becf",
 }
 
 
@@ -129,21 +140,27 @@ class Plot:
         f, p = self.f, self.parts
         for t in self.y_ticks:
             y = self.py(t)
-            p.append(f'<line class="grid" x1="{f.left}" x2="{f.width - f.right}" y1="{y}" y2="{y}" '
-                     f'stroke="{PALETTE["grid"]}"/>')
+            p.append(
+                f'<line class="grid" x1="{f.left}" x2="{f.width - f.right}" y1="{y}" y2="{y}" '
+                f'stroke="{PALETTE["grid"]}"/>'
+            )
             p.append(f'<text class="tick" x="{f.left - 6}" y="{y + 4}" text-anchor="end">{fmt(t)}</text>')
         base = f.top + self.ph
-        p.append(f'<line class="axis" x1="{f.left}" x2="{f.width - f.right}" y1="{base}" y2="{base}" '
-                 f'stroke="{PALETTE["axis"]}"/>')
+        p.append(
+            f'<line class="axis" x1="{f.left}" x2="{f.width - f.right}" y1="{base}" y2="{base}" '
+            f'stroke="{PALETTE["axis"]}"/>'
+        )
         for x, label in x_ticks:
             if self.x0 <= x <= self.x1:
                 X = self.px(x)
-                p.append(f'<line class="axis" x1="{X}" x2="{X}" y1="{base}" y2="{base + 4}" '
-                         f'stroke="{PALETTE["axis"]}"/>')
-                p.append(f'<text class="tick" x="{X}" y="{base + 16}" text-anchor="middle">'
-                         f'{escape(label)}</text>')
-        p.append(f'<text class="ylabel" x="12" y="{f.top + self.ph / 2}" text-anchor="middle" '
-                 f'transform="rotate(-90 12 {f.top + self.ph / 2})">{escape(y_label)}</text>')
+                p.append(
+                    f'<line class="axis" x1="{X}" x2="{X}" y1="{base}" y2="{base + 4}" stroke="{PALETTE["axis"]}"/>'
+                )
+                p.append(f'<text class="tick" x="{X}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>')
+        p.append(
+            f'<text class="ylabel" x="12" y="{f.top + self.ph / 2}" text-anchor="middle" '
+            f'transform="rotate(-90 12 {f.top + self.ph / 2})">{escape(y_label)}</text>'
+        )
 
     def markers(self, markers: list[Marker]) -> None:
         top, h = self.f.top, self.ph
@@ -151,32 +168,37 @@ class Plot:
             a, b = self.px(max(m.x0, self.x0)), self.px(min(max(m.x1, m.x0), self.x1))
             w = max(b - a, 2.0)
             ref = f' data-incident="{escape(m.ref)}"' if m.ref else ""
-            body = (f'<rect x="{a}" y="{top}" width="{round(w, 2)}" height="{h}" fill="{m.color}" '
-                    f'fill-opacity="0.13" stroke="{m.color}" stroke-opacity="0.5"/>'
-                    f'<text x="{a + 2}" y="{top + 11}" fill="{m.color}" class="flag">'
-                    f'{escape(m.label)}</text>')
+            body = (
+                f'<rect x="{a}" y="{top}" width="{round(w, 2)}" height="{h}" fill="{m.color}" '
+                f'fill-opacity="0.13" stroke="{m.color}" stroke-opacity="0.5"/>'
+                f'<text x="{a + 2}" y="{top + 11}" fill="{m.color}" class="flag">'
+                f"{escape(m.label)}</text>"
+            )
             if m.ref:
                 body = f'<a href="#{escape(m.ref)}">{body}</a>'
             self.parts.append(f'<g class="incident-marker"{ref}><title>{escape(m.title)}</title>{body}</g>')
 
     def band(self, xs: list[float], band: Band) -> None:
-        pts = [(x, lo, hi) for x, lo, hi in zip(xs, band.lo, band.hi, strict=True)
-               if lo is not None and hi is not None]
+        pts = [(x, lo, hi) for x, lo, hi in zip(xs, band.lo, band.hi, strict=True) if lo is not None and hi is not None]
         if not pts:
             return
         upper = " ".join(f"{self.px(x)},{self.py(hi)}" for x, _, hi in pts)
         lower = " ".join(f"{self.px(x)},{self.py(lo)}" for x, lo, _ in reversed(pts))
-        self.parts.append(f'<polygon class="band" points="{upper} {lower}" fill="{band.color}" '
-                          f'fill-opacity="0.45" stroke="none"><title>{escape(band.label)}</title></polygon>')
+        self.parts.append(
+            f'<polygon class="band" points="{upper} {lower}" fill="{band.color}" '
+            f'fill-opacity="0.45" stroke="none"><title>{escape(band.label)}</title></polygon>'
+        )
 
     def line(self, xs: list[float], s: Series) -> None:
         """A polyline per run of non-missing values (or a dot per value)."""
         if s.dots:
             for x, v in zip(xs, s.values, strict=True):
                 if v is not None and math.isfinite(v):
-                    self.parts.append(f'<circle class="point {s.css}" cx="{self.px(x)}" cy="{self.py(v)}" '
-                                      f'r="3.5" fill="{s.color}"><title>{escape(s.label)}: {fmt(v)}</title>'
-                                      '</circle>')
+                    self.parts.append(
+                        f'<circle class="point {s.css}" cx="{self.px(x)}" cy="{self.py(v)}" '
+                        f'r="3.5" fill="{s.color}"><title>{escape(s.label)}: {fmt(v)}</title>'
+                        "</circle>"
+                    )
             return
         run: list[str] = []
         runs: list[list[str]] = []
@@ -193,25 +215,30 @@ class Plot:
         for r in runs:
             if len(r) == 1:
                 x, y = r[0].split(",")
-                self.parts.append(f'<circle class="series {s.css}" cx="{x}" cy="{y}" r="2" '
-                                  f'fill="{s.color}"/>')
+                self.parts.append(f'<circle class="series {s.css}" cx="{x}" cy="{y}" r="2" fill="{s.color}"/>')
             else:
-                self.parts.append(f'<polyline class="series {s.css}" data-label="{escape(s.label)}" '
-                                  f'points="{" ".join(r)}" fill="none" stroke="{s.color}" '
-                                  f'stroke-width="{s.width}"{dash}><title>{escape(s.label)}</title></polyline>')
+                self.parts.append(
+                    f'<polyline class="series {s.css}" data-label="{escape(s.label)}" '
+                    f'points="{" ".join(r)}" fill="none" stroke="{s.color}" '
+                    f'stroke-width="{s.width}"{dash}><title>{escape(s.label)}</title></polyline>'
+                )
 
     def legend(self, items: list[tuple[str, str]]) -> None:
         x = self.f.left
         for label, color in items:
-            self.parts.append(f'<rect x="{x}" y="8" width="12" height="4" fill="{color}"/>'
-                              f'<text class="legend" x="{x + 16}" y="14">{escape(label)}</text>')
+            self.parts.append(
+                f'<rect x="{x}" y="8" width="12" height="4" fill="{color}"/>'
+                f'<text class="legend" x="{x + 16}" y="14">{escape(label)}</text>'
+            )
             x += 26 + 6.2 * len(label)
 
     def svg(self, title: str, css: str = "chart") -> str:
         f = self.f
-        return (f'<svg class="{css}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f.width} {f.height}" '
-                f'width="{f.width}" height="{f.height}" role="img" aria-label="{escape(title)}">'
-                f'<title>{escape(title)}</title>{"".join(self.parts)}{"".join(f.extra)}</svg>')
+        return (
+            f'<svg class="{css}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {f.width} {f.height}" '
+            f'width="{f.width}" height="{f.height}" role="img" aria-label="{escape(title)}">'
+            f"<title>{escape(title)}</title>{''.join(self.parts)}{''.join(f.extra)}</svg>"
+        )
 
 
 def _y_range(series: list[Series], bands: list[Band], y_min: float | None) -> tuple[float, float]:
@@ -227,10 +254,18 @@ def _y_range(series: list[Series], bands: list[Band], y_min: float | None) -> tu
     return lo, hi
 
 
-def line_chart(title: str, xs: list[float], series: list[Series], x_ticks: list[tuple[float, str]],
-               y_label: str, markers: list[Marker] | None = None, bands: list[Band] | None = None,
-               y_min: float | None = 0.0, frame: Frame | None = None,
-               highlight: tuple[float, float, str] | None = None) -> str:
+def line_chart(
+    title: str,
+    xs: list[float],
+    series: list[Series],
+    x_ticks: list[tuple[float, str]],
+    y_label: str,
+    markers: list[Marker] | None = None,
+    bands: list[Band] | None = None,
+    y_min: float | None = 0.0,
+    frame: Frame | None = None,
+    highlight: tuple[float, float, str] | None = None,
+) -> str:
     """Lines over a shared x axis, with incident spans and shaded bands behind them."""
     frame = frame or Frame()
     x_range = (min(xs), max(xs)) if xs else (0.0, 1.0)
@@ -243,43 +278,61 @@ def line_chart(title: str, xs: list[float], series: list[Series], x_ticks: list[
         plot.line(xs, s)
     if highlight is not None:
         x, y, label = highlight
-        plot.parts.append(f'<circle class="point today" cx="{plot.px(x)}" cy="{plot.py(y)}" r="4.5" '
-                          f'fill="none" stroke="#000" stroke-width="1.5"><title>{escape(label)}</title>'
-                          '</circle>')
+        plot.parts.append(
+            f'<circle class="point today" cx="{plot.px(x)}" cy="{plot.py(y)}" r="4.5" '
+            f'fill="none" stroke="#000" stroke-width="1.5"><title>{escape(label)}</title>'
+            "</circle>"
+        )
     plot.legend([(s.label, s.color) for s in series] + [(b.label, b.color) for b in bands or []])
     return plot.svg(title)
 
 
-def scatter(title: str, xs: list[float], ys: list[float], x_label: str, y_label: str, color: str,
-            size: int = 300) -> str:
+def scatter(
+    title: str, xs: list[float], ys: list[float], x_label: str, y_label: str, color: str, size: int = 300
+) -> str:
     """Points with the y = x diagonal (observed against fitted)."""
     frame = Frame(width=size + 40, height=size, left=64, right=12, top=16, bottom=42)
-    pairs = [(x, y) for x, y in zip(xs, ys, strict=True)
-             if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
+    pairs = [
+        (x, y)
+        for x, y in zip(xs, ys, strict=True)
+        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
+    ]
     hi = max([max(x, y) for x, y in pairs], default=1.0) or 1.0
     lo = min([min(x, y) for x, y in pairs] + [0.0])
     plot = Plot(frame, (lo, hi), (lo, hi))
     plot.x0, plot.x1 = plot.y0, plot.y1  # same scale on both axes
     plot.axes([(t, fmt(t)) for t in plot.y_ticks], y_label)
-    plot.parts.append(f'<line class="diagonal" x1="{plot.px(plot.x0)}" y1="{plot.py(plot.y0)}" '
-                      f'x2="{plot.px(plot.x1)}" y2="{plot.py(plot.y1)}" stroke="#999" '
-                      'stroke-dasharray="4 3"/>')
+    plot.parts.append(
+        f'<line class="diagonal" x1="{plot.px(plot.x0)}" y1="{plot.py(plot.y0)}" '
+        f'x2="{plot.px(plot.x1)}" y2="{plot.py(plot.y1)}" stroke="#999" '
+        'stroke-dasharray="4 3"/>'
+    )
     for x, y in pairs:
-        plot.parts.append(f'<circle class="point" cx="{plot.px(x)}" cy="{plot.py(y)}" r="2.2" fill="{color}" '
-                          f'fill-opacity="0.6"/>')
-    plot.parts.append(f'<text class="xlabel" x="{frame.left + plot.pw / 2}" y="{frame.height - 4}" '
-                      f'text-anchor="middle">{escape(x_label)}</text>')
+        plot.parts.append(
+            f'<circle class="point" cx="{plot.px(x)}" cy="{plot.py(y)}" r="2.2" fill="{color}" fill-opacity="0.6"/>'
+        )
+    plot.parts.append(
+        f'<text class="xlabel" x="{frame.left + plot.pw / 2}" y="{frame.height - 4}" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
     return plot.svg(title)
 
 
-def stacked_bars(title: str, xs: list[float], stacks: list[Series], x_ticks: list[tuple[float, str]],
-                 y_label: str, frame: Frame | None = None) -> str:
+def stacked_bars(
+    title: str,
+    xs: list[float],
+    stacks: list[Series],
+    x_ticks: list[tuple[float, str]],
+    y_label: str,
+    frame: Frame | None = None,
+) -> str:
     """Bars per x, one coloured segment per series (incident counts per day by kind)."""
     frame = frame or Frame(height=160)
     totals = [sum((s.values[i] or 0) for s in stacks) for i in range(len(xs))]
     step = min((b - a for a, b in zip(xs, xs[1:], strict=False)), default=1.0) or 1.0
-    plot = Plot(frame, (min(xs, default=0) - step / 2, max(xs, default=1) + step / 2),
-                (0.0, max(totals, default=0) or 1.0))
+    plot = Plot(
+        frame, (min(xs, default=0) - step / 2, max(xs, default=1) + step / 2), (0.0, max(totals, default=0) or 1.0)
+    )
     plot.axes(x_ticks, y_label)
     bar_w = max(plot.pw / max(len(xs), 1) * 0.7, 1.5)
     for i, x in enumerate(xs):
@@ -289,10 +342,12 @@ def stacked_bars(title: str, xs: list[float], stacks: list[Series], x_ticks: lis
             if v <= 0:
                 continue
             y_top, y_base = plot.py(base + v), plot.py(base)
-            plot.parts.append(f'<rect class="bar" x="{round(plot.px(x) - bar_w / 2, 2)}" y="{y_top}" '
-                              f'width="{round(bar_w, 2)}" height="{round(y_base - y_top, 2)}" '
-                              f'fill="{s.color}">'
-                              f'<title>{escape(s.label)}: {fmt(v)}</title></rect>')
+            plot.parts.append(
+                f'<rect class="bar" x="{round(plot.px(x) - bar_w / 2, 2)}" y="{y_top}" '
+                f'width="{round(bar_w, 2)}" height="{round(y_base - y_top, 2)}" '
+                f'fill="{s.color}">'
+                f"<title>{escape(s.label)}: {fmt(v)}</title></rect>"
+            )
             base += v
     plot.legend([(s.label, s.color) for s in stacks])
     return plot.svg(title)

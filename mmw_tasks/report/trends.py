@@ -22,10 +22,21 @@ from mmw_tasks.report.html import CSS
 from mmw_tasks.report.model import BAND_KEYS, COEFFICIENT_NAMES, KIND_TITLES
 
 KIND_COLUMNS = {f"n_{k}": k for k in KIND_TITLES}
-KIND_SHORT = {"mmw_suspect": "worm suspect", "bulk_sender": "bulk", "mailing_list": "list",
-              "deferred_surge": "deferred surge", "dns_anomaly": "DNS anomaly"}
-TREND_TOTALS = (("dq", "Dq"), ("n_from", "from="), ("n_to", "to="), ("n_pop", "POP3 logins"),
-                ("n_deferred", "deferred"), ("n_user_unknown", "User unknown"))
+KIND_SHORT = {
+    "mmw_suspect": "worm suspect",
+    "bulk_sender": "bulk",
+    "mailing_list": "list",
+    "deferred_surge": "deferred surge",
+    "dns_anomaly": "DNS anomaly",
+}
+TREND_TOTALS = (
+    ("dq", "Dq"),
+    ("n_from", "from="),
+    ("n_to", "to="),
+    ("n_pop", "POP3 logins"),
+    ("n_deferred", "deferred"),
+    ("n_user_unknown", "User unknown"),
+)
 
 
 def page_path(site: Site) -> Path:
@@ -43,18 +54,25 @@ def roll_up(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
     monday, week = week_of(d)
     first = d.replace(day=1)
     out = {}
-    for dataset, params, period in (("weekly_trends", {"week_start": monday}, week),
-                                    ("monthly_trends", {"month_start": first}, first.strftime("%Y-%m"))):
-        out[dataset] = {"period": period, "rows": lake.copy_query(
-            con, f"trends/{dataset}", params, lake.rollup_path(site.lake, dataset, period))}
+    for dataset, params, period in (
+        ("weekly_trends", {"week_start": monday}, week),
+        ("monthly_trends", {"month_start": first}, first.strftime("%Y-%m")),
+    ):
+        out[dataset] = {
+            "period": period,
+            "rows": lake.copy_query(con, f"trends/{dataset}", params, lake.rollup_path(site.lake, dataset, period)),
+        }
     return out
 
 
 def _day_axis(days: list[date]) -> tuple[list[float], list[tuple[float, str]]]:
     xs = [float(d.toordinal()) for d in days]
     if len(days) > 45:  # month starts
-        ticks = [(float(d.toordinal()), d.strftime("%b %Y" if d.month == 1 or d == days[0] else "%b"))
-                 for d in days if d.day == 1]
+        ticks = [
+            (float(d.toordinal()), d.strftime("%b %Y" if d.month == 1 or d == days[0] else "%b"))
+            for d in days
+            if d.day == 1
+        ]
     else:
         step = max(1, len(days) // 8)
         ticks = [(float(d.toordinal()), d.strftime("%m-%d")) for d in days[::step]]
@@ -65,9 +83,16 @@ def _incident_days(daily: pl.DataFrame) -> list[svg.Marker]:
     out = []
     for row in daily.filter(pl.col("n_mmw_suspect") > 0).iter_rows(named=True):
         x = float(row["day"].toordinal())
-        out.append(svg.Marker(x - 0.5, x + 0.5, "", svg.KIND_COLORS["mmw_suspect"],
-                              f"{row['day']}: {row['n_mmw_suspect']} suspected worm-infected host(s)",
-                              ref=f"day-{row['day']}"))
+        out.append(
+            svg.Marker(
+                x - 0.5,
+                x + 0.5,
+                "",
+                svg.KIND_COLORS["mmw_suspect"],
+                f"{row['day']}: {row['n_mmw_suspect']} suspected worm-infected host(s)",
+                ref=f"day-{row['day']}",
+            )
+        )
     return out
 
 
@@ -78,14 +103,23 @@ def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, mark
         b = daily.select("day").join(bands.filter(pl.col("coefficient") == k), on="day", how="left")
         judged = pl.col("history_days") >= min_history
         b = b.with_columns(lo=pl.when(judged).then("lo"), hi=pl.when(judged).then("hi"))
-        drift = [v if flag else None
-                 for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
-        out.append(svg.line_chart(
-            COEFFICIENT_NAMES[k], xs,
-            [svg.Series(k, daily[k].to_list(), "#1f4e9c"),
-             svg.Series("drift", drift, "#c0392b", dots=True, css="drift")],
-            ticks, k, markers=markers, y_min=None, frame=svg.Frame(height=170),
-            bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band")]))
+        drift = [v if flag else None for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
+        out.append(
+            svg.line_chart(
+                COEFFICIENT_NAMES[k],
+                xs,
+                [
+                    svg.Series(k, daily[k].to_list(), "#1f4e9c"),
+                    svg.Series("drift", drift, "#c0392b", dots=True, css="drift"),
+                ],
+                ticks,
+                k,
+                markers=markers,
+                y_min=None,
+                frame=svg.Frame(height=170),
+                bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band")],
+            )
+        )
     return "".join(out)
 
 
@@ -105,62 +139,101 @@ def _table(df: pl.DataFrame, columns: list[tuple[str, str]], link: str | None = 
     return f"<div class='scroll'><table class='trends'><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
-ROLLUP_COLUMNS = [("days", "days"), ("dq", "Dq"), ("n_from", "from="), ("n_pop", "POP3"),
-                  ("n_user_unknown", "User unknown"), ("deferral_rate", "deferral rate"), ("m_s", "m_s"),
-                  ("m_s_min", "m_s min"), ("m_s_max", "m_s max"), ("m_p", "m_p"), ("r2", "R²"), ("q", "q"),
-                  ("n", "n"), ("n_mmw_suspect", "worm suspects"), ("n_deferred_surge", "deferred surges"),
-                  ("n_dns_anomaly", "DNS anomalies")]
+ROLLUP_COLUMNS = [
+    ("days", "days"),
+    ("dq", "Dq"),
+    ("n_from", "from="),
+    ("n_pop", "POP3"),
+    ("n_user_unknown", "User unknown"),
+    ("deferral_rate", "deferral rate"),
+    ("m_s", "m_s"),
+    ("m_s_min", "m_s min"),
+    ("m_s_max", "m_s max"),
+    ("m_p", "m_p"),
+    ("r2", "R²"),
+    ("q", "q"),
+    ("n", "n"),
+    ("n_mmw_suspect", "worm suspects"),
+    ("n_deferred_surge", "deferred surges"),
+    ("n_dns_anomaly", "DNS anomalies"),
+]
 
 
-def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.DataFrame,
-           monthly: pl.DataFrame) -> str:
+def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.DataFrame, monthly: pl.DataFrame) -> str:
     daily = daily.sort("day")
     days = daily["day"].to_list()
     xs, ticks = _day_axis(days)
     markers = _incident_days(daily)
     colors = ("#1f4e9c", "#d9730d", "#444", "#2e8b57", "#c0392b", "#8e44ad")
-    totals = "".join(svg.line_chart(
-        title, xs, [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)], ticks, f"{title} per day",
-        markers=markers, frame=svg.Frame(height=150))
-        for (c, title), color in zip(TREND_TOTALS, colors, strict=True))
-    kinds = [svg.Series(KIND_SHORT[k], daily[c].cast(pl.Float64).to_list(), svg.KIND_COLORS[k])
-             for c, k in KIND_COLUMNS.items() if c in daily.columns]
+    totals = "".join(
+        svg.line_chart(
+            title,
+            xs,
+            [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)],
+            ticks,
+            f"{title} per day",
+            markers=markers,
+            frame=svg.Frame(height=150),
+        )
+        for (c, title), color in zip(TREND_TOTALS, colors, strict=True)
+    )
+    kinds = [
+        svg.Series(KIND_SHORT[k], daily[c].cast(pl.Float64).to_list(), svg.KIND_COLORS[k])
+        for c, k in KIND_COLUMNS.items()
+        if c in daily.columns
+    ]
     bars = svg.stacked_bars("Incidents per day", xs, kinds, ticks, "incidents") if days else ""
-    drifted = bands.filter(pl.col("drift")).group_by("day").agg(
-        pl.col("coefficient").sort().str.join(", ").alias("drift"))
+    drifted = (
+        bands.filter(pl.col("drift")).group_by("day").agg(pl.col("coefficient").sort().str.join(", ").alias("drift"))
+    )
     recent = daily.sort("day", descending=True).join(drifted, on="day", how="left")
-    day_cols = [("day", "day"), ("dq", "Dq"), ("n_from", "from="), ("n_pop", "POP3"),
-                ("n_user_unknown", "User unknown"),
-                ("m_s", "m_s"), ("m_p", "m_p"), ("r2", "R²"), ("q", "q"), ("n", "n"),
-                ("n_mmw_suspect", "worm suspects"), ("n_deferred_surge", "deferred surges"),
-                ("n_dns_anomaly", "DNS anomalies"), ("drift", "drift")]
+    day_cols = [
+        ("day", "day"),
+        ("dq", "Dq"),
+        ("n_from", "from="),
+        ("n_pop", "POP3"),
+        ("n_user_unknown", "User unknown"),
+        ("m_s", "m_s"),
+        ("m_p", "m_p"),
+        ("r2", "R²"),
+        ("q", "q"),
+        ("n", "n"),
+        ("n_mmw_suspect", "worm suspects"),
+        ("n_deferred_surge", "deferred surges"),
+        ("n_dns_anomaly", "DNS anomalies"),
+        ("drift", "drift"),
+    ]
     span = f"{days[0]} to {days[-1]}, {len(days)} day(s)" if days else "no days yet"
     coefficients = coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history)
     latest = f"<a href='day={days[-1]}/report.html'>latest report ({days[-1]})</a>" if days else ""
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>mmw trends {escape(site.name)}</title><style>{CSS}</style></head><body><main>"
-            f"<nav><span>{latest}</span></nav><h1>mmw trends: {escape(site.name)}</h1>"
-            f"<p class='caption'>{span}, local days in {escape(site.timezone)}. Red spans: days with a "
-            f"suspected worm-infected host. Bands: median ± {site.report.band_k} × 1.4826 × MAD of the "
-            f"previous {site.report.history_days} days; red dots: drift (the day left its band).</p>"
-            f"<section id='coefficients'><h2>Model coefficients</h2>{coefficients}</section>"
-            f"<section id='totals'><h2>Daily totals</h2>{totals}</section>"
-            f"<section id='incident-counts'><h2>Incidents</h2>{bars}</section>"
-            f"<section id='monthly'><h2>Months</h2>"
-            f"{_table(monthly.sort('month'), [('month', 'month')] + ROLLUP_COLUMNS)}</section>"
-            f"<section id='weekly'><h2>Weeks</h2>"
-            f"{_table(weekly.sort('week'), [('week', 'week')] + ROLLUP_COLUMNS)}</section>"
-            f"<section id='days'><h2>Days</h2>{_table(recent, day_cols, link='day')}</section>"
-            "<footer>From the lake's daily_trends, weekly_trends and monthly_trends. Made by mmw.</footer>"
-            "</main></body></html>\n")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>mmw trends {escape(site.name)}</title><style>{CSS}</style></head><body><main>"
+        f"<nav><span>{latest}</span></nav><h1>mmw trends: {escape(site.name)}</h1>"
+        f"<p class='caption'>{span}, local days in {escape(site.timezone)}. Red spans: days with a "
+        f"suspected worm-infected host. Bands: median ± {site.report.band_k} × 1.4826 × MAD of the "
+        f"previous {site.report.history_days} days; red dots: drift (the day left its band).</p>"
+        f"<section id='coefficients'><h2>Model coefficients</h2>{coefficients}</section>"
+        f"<section id='totals'><h2>Daily totals</h2>{totals}</section>"
+        f"<section id='incident-counts'><h2>Incidents</h2>{bars}</section>"
+        f"<section id='monthly'><h2>Months</h2>"
+        f"{_table(monthly.sort('month'), [('month', 'month')] + ROLLUP_COLUMNS)}</section>"
+        f"<section id='weekly'><h2>Weeks</h2>"
+        f"{_table(weekly.sort('week'), [('week', 'week')] + ROLLUP_COLUMNS)}</section>"
+        f"<section id='days'><h2>Days</h2>{_table(recent, day_cols, link='day')}</section>"
+        "<footer>From the lake's daily_trends, weekly_trends and monthly_trends. Made by mmw.</footer>"
+        "</main></body></html>\n"
+    )
 
 
 def write_page(con: duckdb.DuckDBPyConnection, site: Site) -> Path:
     r = site.report
     daily = con.sql("select * from daily_trends order by day").pl()
-    bands = sqlfiles.query(con, "trends/coefficient_bands", {
-        "history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor,
-        "min_history": r.min_history}).pl()
+    bands = sqlfiles.query(
+        con,
+        "trends/coefficient_bands",
+        {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
+    ).pl()
     weekly = con.sql("select * from weekly_trends").pl()
     monthly = con.sql("select * from monthly_trends").pl()
     path = page_path(site)

@@ -8,8 +8,8 @@ syslog), with RFC 3339 stamps and logrotate's dateext + gzip.
     simulate_site(Path("demo"), date(2002, 2, 15), 3, scenario="klez", seed=0)
 
 Modules: site (the site and the world it mails), traffic (everyday volumes), mail (sendmail lines,
-their DNS queries, the queue), postfix (the same for Postfix), scenarios (klez, frethem, dns_anomaly and the look-alikes),
-outbreaks (the benchmark's quieter worms, outages, bulk and list days, holidays),
+their DNS queries, the queue), postfix (the same for Postfix), scenarios (klez, frethem,
+dns_anomaly and the look-alikes), outbreaks (the benchmark's quieter worms, outages, bulk and list days, holidays),
 render (styles, stamps), rotate (files, rotation, tallies), truth (truth.json, site.toml),
 engine (the clock).
 """
@@ -25,8 +25,15 @@ from mmw_tasks.simulate.scenarios import SCENARIOS, calendar
 __all__ = ["SCENARIOS", "STYLES", "simulate_site"]
 
 
-def simulate_site(out_dir: Path, start: date, days: int, scenario: str = "klez", seed: int = 0,
-                  style: str = "2002", scale: float = 1.0) -> Path:
+def simulate_site(
+    out_dir: Path,
+    start: date,
+    days: int,
+    scenario: str = "klez",
+    seed: int = 0,
+    style: str = "2002",
+    scale: float = 1.0,
+) -> Path:
     """Write logs/1dns/messages*, logs/1mx/syslog*, truth.json and site.toml under `out_dir`.
 
     Traffic runs from (start - 1 day) 00:00 to (start + days) 07:00 local, so every requested day

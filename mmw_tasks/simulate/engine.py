@@ -35,8 +35,7 @@ def _site():
 
 
 class Sim:
-    def __init__(self, out_dir: Path, start: date, days: int, scenario: str, seed: int, style: str,
-                 scale: float):
+    def __init__(self, out_dir: Path, start: date, days: int, scenario: str, seed: int, style: str, scale: float):
         self.out_dir = out_dir
         self.scenario, self.seed, self.scale = scenario, seed, scale
         self.rng = random.Random(seed)
@@ -61,7 +60,9 @@ class Sim:
         mobile = self.mailer.dom_index["mobile.ne.jp"]
         self.forwards = {  # user -> the remote (address, domain, ctladdr) its .forward sends to
             u.name: (u.forward, mobile, f", ctladdr=<{u.name}@{LOCAL_DOMAIN}> ({1000 + i}/100)")
-            for i, u in enumerate(self.site.users) if u.forward}
+            for i, u in enumerate(self.site.users)
+            if u.forward
+        }
         self.bg = Background(self)
         self.scen = Scenario(self, scenario)
 
@@ -100,8 +101,10 @@ class Sim:
                 p = 1024
             port[0] = p
             r = rnd()  # < 0.1: iplog printed the resolved name; > 1 - P_RETRANSMIT: retransmitted
-            body = (f"{IPLOG}: UDP: dgram to domain from {MX_RESOLVED if r < 0.1 else MX_IP}:{p} "
-                    f"({len(qname) + 18} data bytes)")
+            body = (
+                f"{IPLOG}: UDP: dgram to domain from {MX_RESOLVED if r < 0.1 else MX_IP}:{p} "
+                f"({len(qname) + 18} data bytes)"
+            )
             if r > 1 - P_RETRANSMIT:
                 app((t, K_DQ, body, 1 + (rnd() < 0.3), 1 + 3 * rnd()))
             else:
@@ -123,8 +126,10 @@ class Sim:
             port[0] = p
             qt = qtype or ("PTR" if qname.endswith(".arpa") else "A")
             r = rnd()
-            body = (f"{NAMED}: client @0x7f3c{int(r * 0xFFFFFF) * 16:08x} {MX_IP}#{p} ({qname}): "
-                    f"query: {qname} IN {qt} + ({NS_IP})")
+            body = (
+                f"{NAMED}: client @0x7f3c{int(r * 0xFFFFFF) * 16:08x} {MX_IP}#{p} ({qname}): "
+                f"query: {qname} IN {qt} + ({NS_IP})"
+            )
             if r > 1 - P_RETRANSMIT:
                 app((t, K_DQ, body, 1 + (rnd() < 0.3), 1 + 3 * rnd()))
             else:
@@ -155,16 +160,16 @@ class Sim:
         cron(t0 + 0.2 * rnd(), "/usr/lib/sa/sa1 1 1")
         if minute % 60 == 0:
             cron(t0 + 60 + rnd(), "run-parts /etc/cron.hourly")
-            ns.append((t0 + 1620 + 60 * rnd(), K_OTHER,
-                       f"named[233]: Cleaned cache of {rng.randrange(40, 900)} RRsets"))
+            ns.append(
+                (t0 + 1620 + 60 * rnd(), K_OTHER, f"named[233]: Cleaned cache of {rng.randrange(40, 900)} RRsets")
+            )
         if minute == 240:  # logrotate runs from here; its rotation (and syslogd's restart) follows
             cron(t0 + 120 + 0.3 * rnd(), "run-parts /etc/cron.daily")
         if self.style.marks and minute % 20 == 0:
             ns.append((t0 + rnd(), K_OTHER, "-- MARK --"))
             mx.append((t0 + rnd(), K_OTHER, "-- MARK --"))
         while self.next_ntp < t0 + 600:  # xntpd on the mail server polls the DNS server every 1024 s
-            ns.append((self.next_ntp, K_OTHER,
-                       f"{IPLOG}: UDP: dgram to port 123 from {MX_IP}:123 (48 data bytes)"))
+            ns.append((self.next_ntp, K_OTHER, f"{IPLOG}: UDP: dgram to port 123 from {MX_IP}:123 (48 data bytes)"))
             self.next_ntp += 1024
         if minute % 30 == 0:  # sendmail -q30m, daemon started at :07
             self.mailer.run_queue(t0 + 420 + 2 * rnd())
@@ -180,8 +185,10 @@ class Sim:
         if minute % 60 == 10:
             cron(t0 + 420 + 0.2 * rng.random(), "   cd / && run-parts --report /etc/cron.hourly")
         if minute == 380:  # 06:20 bin: cron.daily (logrotate) at 06:25
-            cron(t0 + 300 + 0.3 * rng.random(), "test -x /usr/sbin/anacron || ( cd / && run-parts --report "
-                                                "/etc/cron.daily )")
+            cron(
+                t0 + 300 + 0.3 * rng.random(),
+                "test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily )",
+            )
         self.mailer.tick(t0)
 
     def rotation_times(self, hour: int, minute: int, jitter: float) -> list[float]:
@@ -235,4 +242,4 @@ class Sim:
         for w, attr in writers:
             evs = getattr(self, attr)  # the same list object throughout: generators hold its append
             evs.sort(key=FIRST)
-            del evs[:w.write(evs, cutoff)]
+            del evs[: w.write(evs, cutoff)]

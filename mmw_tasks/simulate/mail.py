@@ -62,8 +62,14 @@ class Mailer:
     def qid(self, t: float, pid: int) -> str:
         """An 8.12 queue id: GMT y/m/d/h/m/s, a 2-char sequence and the 6-digit pid."""
         g = time.gmtime(self.sim.origin_epoch + int(t))
-        head = (QIC[(g.tm_year - 1900) % 60] + QIC[g.tm_mon - 1] + QIC[g.tm_mday] + QIC[g.tm_hour]
-                + QIC[g.tm_min] + QIC[g.tm_sec])
+        head = (
+            QIC[(g.tm_year - 1900) % 60]
+            + QIC[g.tm_mon - 1]
+            + QIC[g.tm_mday]
+            + QIC[g.tm_hour]
+            + QIC[g.tm_min]
+            + QIC[g.tm_sec]
+        )
         seq = int(self.sim.rng.random() * 3600)
         q = f"{head}{QIC[seq // 60]}{QIC[seq % 60]}{pid:06d}"
         while q in self.qids:
@@ -75,10 +81,22 @@ class Mailer:
         return q
 
     # -- one message ---------------------------------------------------------------------------
-    def message(self, t: float, relay: str, client_ip: str, client_name: str | None, sender: str,
-                size: int, msgid: str | None, proto: str = "ESMTP", local: tuple = (),
-                remote: tuple = (), unknown: tuple = (), prog: tuple | None = None,
-                track=None) -> str:
+    def message(
+        self,
+        t: float,
+        relay: str,
+        client_ip: str,
+        client_name: str | None,
+        sender: str,
+        size: int,
+        msgid: str | None,
+        proto: str = "ESMTP",
+        local: tuple = (),
+        remote: tuple = (),
+        unknown: tuple = (),
+        prog: tuple | None = None,
+        track=None,
+    ) -> str:
         """Log one SMTP transaction accepted at `t` (the from= line's time); returns its queue id.
 
         local: local user names; remote: (address, domain index) pairs; unknown: refused local
@@ -100,20 +118,31 @@ class Mailer:
         sim.query(t - 2 * rnd(), in_addr(client_ip))
         sim.query(t - 2 * rnd(), client_name or in_addr(client_ip))
         for addr in unknown:
-            mx.append((t - 0.2 - 1.3 * rnd(), K_USER_UNKNOWN,
-                       f"{tag}[{pid}]: {qid}: <{addr}>... User unknown"))
+            mx.append((t - 0.2 - 1.3 * rnd(), K_USER_UNKNOWN, f"{tag}[{pid}]: {qid}: <{addr}>... User unknown"))
             if sim.style.repeats and rnd() < 0.03:  # the client retried the same RCPT
                 mx[-1] = mx[-1] + (1, 1 + 2 * rnd())
         nrcpts = len(local) + len(remote) + (prog is not None)
         if nrcpts == 0:
-            mx.append((t, K_FROM, f"{tag}[{pid}]: {qid}: from=<{sender}>, size=0, class=0, nrcpts=0, "
-                                  f"proto={proto}, daemon=MTA, relay={relay}"))
+            mx.append(
+                (
+                    t,
+                    K_FROM,
+                    f"{tag}[{pid}]: {qid}: from=<{sender}>, size=0, class=0, nrcpts=0, "
+                    f"proto={proto}, daemon=MTA, relay={relay}",
+                )
+            )
             if track:
                 track(t)
             return qid
         mid = f", msgid={msgid}" if msgid else ""
-        mx.append((t, K_FROM, f"{tag}[{pid}]: {qid}: from=<{sender}>, size={size}, class=0, "
-                              f"nrcpts={nrcpts}{mid}, proto={proto}, daemon=MTA, relay={relay}"))
+        mx.append(
+            (
+                t,
+                K_FROM,
+                f"{tag}[{pid}]: {qid}: from=<{sender}>, size={size}, class=0, "
+                f"nrcpts={nrcpts}{mid}, proto={proto}, daemon=MTA, relay={relay}",
+            )
+        )
         if track:
             track(t)
         dpid = pid + 1  # the forked delivery process
@@ -121,9 +150,15 @@ class Mailer:
         td = t + 0.1 + rnd()
         start = t - 1 - 2 * rnd()  # when the client connected: delay= counts from here
         if prog is not None:  # a program alias (the list server): prog = (command, alias address)
-            mx.append((td, K_SENT, f'{tag}[{dpid}]: {qid}: to="{prog[0]}", ctladdr=<{prog[1]}> (1001/1001), '
-                                   f"delay={fmt_delay(td - start)}, xdelay=00:00:00, mailer=prog, "
-                                   f"pri={pri}, dsn=2.0.0, stat=Sent"))
+            mx.append(
+                (
+                    td,
+                    K_SENT,
+                    f'{tag}[{dpid}]: {qid}: to="{prog[0]}", ctladdr=<{prog[1]}> (1001/1001), '
+                    f"delay={fmt_delay(td - start)}, xdelay=00:00:00, mailer=prog, "
+                    f"pri={pri}, dsn=2.0.0, stat=Sent",
+                )
+            )
         forwards = sim.forwards
         for name in local:
             fwd = forwards.get(name)
@@ -131,9 +166,15 @@ class Mailer:
                 remote = remote + (fwd,)
                 continue
             td += 0.05 + 0.3 * rnd()
-            mx.append((td, K_SENT, f"{tag}[{dpid}]: {qid}: to=<{name}@{LOCAL_DOMAIN}>, "
-                                   f"delay={fmt_delay(td - start)}, xdelay=00:00:00, mailer=local, "
-                                   f"pri={pri}, dsn=2.0.0, stat=Sent"))
+            mx.append(
+                (
+                    td,
+                    K_SENT,
+                    f"{tag}[{dpid}]: {qid}: to=<{name}@{LOCAL_DOMAIN}>, "
+                    f"delay={fmt_delay(td - start)}, xdelay=00:00:00, mailer=local, "
+                    f"pri={pri}, dsn=2.0.0, stat=Sent",
+                )
+            )
             if track:
                 track(td)
         if remote:
@@ -160,8 +201,7 @@ class Mailer:
         if sim.domain_down(dom.name, td):
             td += 75 + rnd()
             reason = _OUTAGE_REASON.format(host=host)
-            self._to(td, K_DEFERRED, dpid, qid, rcpts + ctl, start, x0, pri, f"{host}.", "4.0.0",
-                     f"Deferred: {reason}")
+            self._to(td, K_DEFERRED, dpid, qid, rcpts + ctl, start, x0, pri, f"{host}.", "4.0.0", f"Deferred: {reason}")
             sim.track_outage(dom.name, td)
             self.queue.append(Pending(qid, start, rcpts + ctl, di, pri, 0, reason, td))
         elif rnd() < P_DEFER:
@@ -169,24 +209,41 @@ class Mailer:
             if "timed out" in reason:
                 td += 75 + rnd()
             relay = f"{host}." if reason.startswith("Conn") else f"{host}. [{ip}]"
-            self._to(td, K_DEFERRED, dpid, qid, rcpts + ctl, start, x0, pri, relay, "4.0.0",
-                     f"Deferred: {reason}")
+            self._to(td, K_DEFERRED, dpid, qid, rcpts + ctl, start, x0, pri, relay, "4.0.0", f"Deferred: {reason}")
             self.queue.append(Pending(qid, start, rcpts + ctl, di, pri, 1 + int(rnd() * 4), reason, td))
         elif rnd() < P_BOUNCE:
-            self._to(td, K_TO_OTHER, dpid, qid, rcpts + ctl, start, x0, pri, f"{host}. [{ip}]", "5.0.0",
-                     "Service unavailable")
+            self._to(
+                td,
+                K_TO_OTHER,
+                dpid,
+                qid,
+                rcpts + ctl,
+                start,
+                x0,
+                pri,
+                f"{host}. [{ip}]",
+                "5.0.0",
+                "Service unavailable",
+            )
         else:
-            self._to(td, K_SENT, dpid, qid, rcpts + ctl, start, x0, pri, f"{host}. [{ip}]", "2.0.0",
-                     sent_stat(di, rnd()))
+            self._to(
+                td, K_SENT, dpid, qid, rcpts + ctl, start, x0, pri, f"{host}. [{ip}]", "2.0.0", sent_stat(di, rnd())
+            )
         if track:
             track(td)
         return td
 
     def _to(self, t, kind, pid, qid, rcpts, start, x0, pri, relay, dsn, stat) -> None:
         """One esmtp to= line (a delivery attempt for the recipients of one domain)."""
-        self.sim.mx.append((t, kind, f"{self.tag}[{pid}]: {qid}: to={rcpts}, delay={fmt_delay(t - start)}, "
-                                     f"xdelay={fmt_delay(t - x0)}, mailer=esmtp, pri={pri}, relay={relay}, "
-                                     f"dsn={dsn}, stat={stat}"))
+        self.sim.mx.append(
+            (
+                t,
+                kind,
+                f"{self.tag}[{pid}]: {qid}: to={rcpts}, delay={fmt_delay(t - start)}, "
+                f"xdelay={fmt_delay(t - x0)}, mailer=esmtp, pri={pri}, relay={relay}, "
+                f"dsn={dsn}, stat={stat}",
+            )
+        )
 
     # -- queue runs ----------------------------------------------------------------------------
     def run_queue(self, T: float) -> None:
@@ -212,8 +269,19 @@ class Mailer:
             if sim.domain_down(dom.name, t):
                 t += 0.05 + 0.2 * rnd() if p.dom in timed_out else 75 + rnd()
                 timed_out.add(p.dom)
-                self._to(t, K_DEFERRED, pid, p.qid, p.rcpts, p.t0, x0, pri, f"{host}.", "4.0.0",
-                         f"Deferred: {_OUTAGE_REASON.format(host=host)}")
+                self._to(
+                    t,
+                    K_DEFERRED,
+                    pid,
+                    p.qid,
+                    p.rcpts,
+                    p.t0,
+                    x0,
+                    pri,
+                    f"{host}.",
+                    "4.0.0",
+                    f"Deferred: {_OUTAGE_REASON.format(host=host)}",
+                )
                 sim.track_outage(dom.name, t)
                 p.last = t
                 keep.append(p)
@@ -221,13 +289,22 @@ class Mailer:
                 p.fails_left -= 1
                 t += 75 + rnd() if "timed out" in p.reason else 0.1 + 2 * rnd()
                 relay = f"{host}." if p.reason.startswith("Conn") else f"{host}. [{dom.ips[0]}]"
-                self._to(t, K_DEFERRED, pid, p.qid, p.rcpts, p.t0, x0, pri, relay, "4.0.0",
-                         f"Deferred: {p.reason}")
+                self._to(t, K_DEFERRED, pid, p.qid, p.rcpts, p.t0, x0, pri, relay, "4.0.0", f"Deferred: {p.reason}")
                 p.last = t
                 keep.append(p)
             else:
                 t += 0.5 + 2.5 * rnd()
-                self._to(t, K_SENT, pid, p.qid, p.rcpts, p.t0, x0, pri, f"{host}. [{dom.ips[0]}]", "2.0.0",
-                         sent_stat(p.dom, rnd()))
+                self._to(
+                    t,
+                    K_SENT,
+                    pid,
+                    p.qid,
+                    p.rcpts,
+                    p.t0,
+                    x0,
+                    pri,
+                    f"{host}. [{dom.ips[0]}]",
+                    "2.0.0",
+                    sent_stat(p.dom, rnd()),
+                )
         self.queue = keep
-

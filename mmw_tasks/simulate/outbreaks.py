@@ -31,8 +31,7 @@ from mmw_tasks.simulate.site import BULK_PC, GIVEN, LOCAL_DOMAIN, NS_IP, SURNAME
 EXTRA_SCENARIOS = {
     "holiday": "a holiday: the campus is closed, almost no mail of its own; the digest still goes out",
     "quiet": "clean + three PCs with a slow mass-mailer (2-4 messages a minute, hours); one forges senders",
-    "smtp_engine": "clean + a PC whose worm has its own SMTP engine: MX lookups at our DNS server "
-    "10:00-12:30",
+    "smtp_engine": "clean + a PC whose worm has its own SMTP engine: MX lookups at our DNS server 10:00-12:30",
     "outage": "clean + webnet.ne.jp defers our mail 09:30-15:30 local",
     "bulk": "clean + a colleague's one-by-one mailing to ~700 addresses from her PC, 13:00-14:15",
     "heavy_list": "clean + a busy list day: 20 more lab-ml posts and 3 posts to the 420-member staff list",
@@ -88,9 +87,7 @@ class Outbreaks:
             w.ip, w.name, w.owner, w.forged = ip, pc_name(ip), f"{owner[ip]}@{LOCAL_DOMAIN}", k == 0
             w.size = 24000 + x.randrange(60000)
             w.rate = x.uniform(2.0, 4.0) / 60  # messages per second
-            w.remote = [
-                (f"{lp}@{site.domains[di].name}", di) for lp, di in x.sample(site.correspondents, 150)
-            ]
+            w.remote = [(f"{lp}@{site.domains[di].name}", di) for lp, di in x.sample(site.correspondents, 150)]
             w.local = [u.name for u in x.sample(site.users[:400], 30)]
             self.slow.append(w)
         self.engine_ip = picks[3]
@@ -127,9 +124,7 @@ class Outbreaks:
             for k, w in enumerate(self.slow):
                 t = day0 + 9 * 3600 + 2400 + k * 5700 + x.uniform(0, 1200)
                 self.streams.append(
-                    Stream(
-                        t, t + x.uniform(7200, 10800), self._gap(w.rate), lambda t, w=w: self.slow_mail(w, t)
-                    )
+                    Stream(t, t + x.uniform(7200, 10800), self._gap(w.rate), lambda t, w=w: self.slow_mail(w, t))
                 )
         if "smtp_engine" in today:
             t = day0 + 10 * 3600 + x.uniform(0, 600)
@@ -304,9 +299,7 @@ class Outbreaks:
         sender = f"{poster}@{LOCAL_DOMAIN}"
         size = 2000 + int(rng.lognormvariate(8.0, 0.7))
         msgid = f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.{poster}@{LOCAL_DOMAIN}>"
-        sim.mailer.message(
-            t, f"{name} [{ip}]", ip, name, sender, size, msgid, "ESMTP", prog=(MAILMAN, STAFF_ML)
-        )
+        sim.mailer.message(t, f"{name} [{ip}]", ip, name, sender, size, msgid, "ESMTP", prog=(MAILMAN, STAFF_ML))
         t2 = t + 3 + 5 * rng.random()
         key = (STAFF_ML_BOUNCES, self.staff_posts)
         fields = {"sender": STAFF_ML_BOUNCES, "client_ip": "127.0.0.1", "list": STAFF_ML}

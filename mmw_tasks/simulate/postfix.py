@@ -31,8 +31,10 @@ CONNECT_TIMEOUT = 30
 QMGR_PID = 1187
 _DEFER = (  # (reason, dsn); {h} is "host[ip]"
     ("connect to {h}:25: Connection refused", "4.4.1"),
-    ("host {h} said: 451 4.3.0 Temporary system failure. Please try again later. (in reply to RCPT TO command)",
-     "4.3.0"),
+    (
+        "host {h} said: 451 4.3.0 Temporary system failure. Please try again later. (in reply to RCPT TO command)",
+        "4.3.0",
+    ),
     ("connect to {h}:25: Connection timed out", "4.4.1"),
     ("host {h} said: 452 4.3.1 Insufficient system storage (in reply to MAIL FROM command)", "4.3.1"),
 )
@@ -108,10 +110,22 @@ class PostfixMailer:
         return pids[int(self.sim.rng.random() * len(pids))]
 
     # -- one SMTP session ----------------------------------------------------------------------
-    def message(self, t: float, relay: str, client_ip: str, client_name: str | None, sender: str,
-                size: int, msgid: str | None, proto: str = "ESMTP", local: tuple = (),
-                remote: tuple = (), unknown: tuple = (), prog: tuple | None = None,
-                track=None) -> str | None:
+    def message(
+        self,
+        t: float,
+        relay: str,
+        client_ip: str,
+        client_name: str | None,
+        sender: str,
+        size: int,
+        msgid: str | None,
+        proto: str = "ESMTP",
+        local: tuple = (),
+        remote: tuple = (),
+        unknown: tuple = (),
+        prog: tuple | None = None,
+        track=None,
+    ) -> str | None:
         """Log one SMTP session whose message reaches qmgr at `t` (the from= line's time); returns
         its queue id, or None when every recipient was refused. Arguments as Mailer.message."""
         sim = self.sim
@@ -137,32 +151,53 @@ class PostfixMailer:
         for i, (kind, v) in enumerate(rcpts):
             tr = tc + 0.2 + span * (i + rnd()) / n
             if kind == "unknown":
-                app((tr, K_USER_UNKNOWN,
-                     f"postfix/smtpd[{spid}]: {qid or 'NOQUEUE'}: reject: RCPT from {client}: 550 5.1.1 <{v}>: "
-                     f"Recipient address rejected: User unknown in local recipient table; from=<{sender}> "
-                     f"to=<{v}> proto={proto} helo=<{helo}>"))
+                app(
+                    (
+                        tr,
+                        K_USER_UNKNOWN,
+                        f"postfix/smtpd[{spid}]: {qid or 'NOQUEUE'}: reject: RCPT from {client}: 550 5.1.1 <{v}>: "
+                        f"Recipient address rejected: User unknown in local recipient table; from=<{sender}> "
+                        f"to=<{v}> proto={proto} helo=<{helo}>",
+                    )
+                )
             elif qid is None:
                 qid = self.qid(tr)
                 app((tr, K_OTHER, f"postfix/smtpd[{spid}]: {qid}: client={client}"))
         greet = "ehlo" if proto == "ESMTP" else "helo"
         n_ok = n - len(unknown)
         if qid is None:  # nothing accepted: no queue file, no from=
-            app((t + 0.1 * rnd(), K_OTHER, f"postfix/smtpd[{spid}]: disconnect from {client} {greet}=1 mail=1 "
-                                           f"rcpt=0/{n} data=0/1 rset=1 quit=1 commands=4/{5 + n}"))
+            app(
+                (
+                    t + 0.1 * rnd(),
+                    K_OTHER,
+                    f"postfix/smtpd[{spid}]: disconnect from {client} {greet}=1 mail=1 "
+                    f"rcpt=0/{n} data=0/1 rset=1 quit=1 commands=4/{5 + n}",
+                )
+            )
             if track:
                 track(t)
             return None
         if msgid in ("*", None):  # no Message-Id header: cleanup adds one
             msgid = f"<{sim.ymdhms(t)}.{qid}@{MX_FQDN}>"
-        app((t - 0.1 - 0.1 * rnd(), K_OTHER, f"postfix/cleanup[{self._pick(self.cleanup_pids)}]: {qid}: "
-                                              f"message-id={msgid}"))
-        app((t, K_FROM, f"postfix/qmgr[{QMGR_PID}]: {qid}: from=<{sender}>, size={size}, nrcpt={n_ok} "
-                        "(queue active)"))
+        app(
+            (
+                t - 0.1 - 0.1 * rnd(),
+                K_OTHER,
+                f"postfix/cleanup[{self._pick(self.cleanup_pids)}]: {qid}: message-id={msgid}",
+            )
+        )
+        app((t, K_FROM, f"postfix/qmgr[{QMGR_PID}]: {qid}: from=<{sender}>, size={size}, nrcpt={n_ok} (queue active)"))
         if track:
             track(t)
         rc, cmds = (f"{n}", f"{4 + n}") if n_ok == n else (f"{n_ok}/{n}", f"{4 + n_ok}/{4 + n}")
-        app((t + 0.05 + 0.1 * rnd(), K_OTHER, f"postfix/smtpd[{spid}]: disconnect from {client} {greet}=1 mail=1 "
-                                              f"rcpt={rc} data=1 quit=1 commands={cmds}"))
+        app(
+            (
+                t + 0.05 + 0.1 * rnd(),
+                K_OTHER,
+                f"postfix/smtpd[{spid}]: disconnect from {client} {greet}=1 mail=1 "
+                f"rcpt={rc} data=1 quit=1 commands={cmds}",
+            )
+        )
         msg = Msg(qid, tc, t, sender, size, track)
         td = t + 0.05 + 0.2 * rnd()
         if prog is not None:
@@ -181,8 +216,20 @@ class PostfixMailer:
         return qid
 
     # -- delivery ------------------------------------------------------------------------------
-    def _to(self, t: float, kind: int, agent: str, pid: int, msg: Msg, rcpt: str, orig: str | None,
-            relay: str, x0: float, dsn: str, status: str) -> None:
+    def _to(
+        self,
+        t: float,
+        kind: int,
+        agent: str,
+        pid: int,
+        msg: Msg,
+        rcpt: str,
+        orig: str | None,
+        relay: str,
+        x0: float,
+        dsn: str,
+        status: str,
+    ) -> None:
         """One to= line: delay from the message's arrival, delays split in before-qmgr, in-qmgr,
         connection setup and transmission."""
         a = msg.active - msg.arrival
@@ -190,16 +237,33 @@ class PostfixMailer:
         c = min(max(0.0, t - x0), 0.05 if relay != "none" else t - x0)
         d = max(0.0, t - msg.arrival - a - b - c)
         o = f" orig_to=<{orig}>," if orig else ""
-        self.sim.mx.append((t, kind, f"postfix/{agent}[{pid}]: {msg.qid}: to=<{rcpt}>,{o} relay={relay}, "
-                                     f"delay={pf_delay(t - msg.arrival)}, delays={pf_delay(a)}/{pf_delay(b)}/"
-                                     f"{pf_delay(c)}/{pf_delay(d)}, dsn={dsn}, status={status}"))
+        self.sim.mx.append(
+            (
+                t,
+                kind,
+                f"postfix/{agent}[{pid}]: {msg.qid}: to=<{rcpt}>,{o} relay={relay}, "
+                f"delay={pf_delay(t - msg.arrival)}, delays={pf_delay(a)}/{pf_delay(b)}/"
+                f"{pf_delay(c)}/{pf_delay(d)}, dsn={dsn}, status={status}",
+            )
+        )
         if msg.track:
             msg.track(t)
 
     def _local(self, msg: Msg, td: float, rcpt: str, what: str) -> float:
         td += 0.02 + 0.2 * self.sim.rng.random()
-        self._to(td, K_SENT, "local", self._pick(self.local_pids), msg, rcpt, None, "local", td - 0.01, "2.0.0",
-                 f"sent ({what})")
+        self._to(
+            td,
+            K_SENT,
+            "local",
+            self._pick(self.local_pids),
+            msg,
+            rcpt,
+            None,
+            "local",
+            td - 0.01,
+            "2.0.0",
+            f"sent ({what})",
+        )
         return td
 
     def _deliver(self, msg: Msg, td: float, rcpts: list[tuple], first: bool) -> float:
@@ -225,8 +289,19 @@ class PostfixMailer:
             reason = f"delivery temporarily suspended: connect to {h}:25: Connection timed out"
             for r in rs:
                 td += 0.002 + 0.01 * rnd()
-                self._to(td, K_DEFERRED, "error", self.error_pid, msg, r[0], r[2], "none", x0, "4.4.1",
-                         f"deferred ({reason})")
+                self._to(
+                    td,
+                    K_DEFERRED,
+                    "error",
+                    self.error_pid,
+                    msg,
+                    r[0],
+                    r[2],
+                    "none",
+                    x0,
+                    "4.4.1",
+                    f"deferred ({reason})",
+                )
                 sim.track_outage(dom.name, td)
                 msg.pending.append((r[0], di, r[2], r[3] if len(r) > 3 else 0, *(r[4:] or ("", ""))))
             return td
@@ -243,8 +318,19 @@ class PostfixMailer:
             self.suspended[di] = (x0, td + MIN_BACKOFF)
             for r in rs:
                 td += 0.002 + 0.01 * rnd()
-                self._to(td, K_DEFERRED, "smtp", pid, msg, r[0], r[2], "none", x0, "4.4.1",
-                         f"deferred (connect to {h}:25: Connection timed out)")
+                self._to(
+                    td,
+                    K_DEFERRED,
+                    "smtp",
+                    pid,
+                    msg,
+                    r[0],
+                    r[2],
+                    "none",
+                    x0,
+                    "4.4.1",
+                    f"deferred (connect to {h}:25: Connection timed out)",
+                )
                 sim.track_outage(dom.name, td)
                 msg.pending.append((r[0], di, r[2], r[3] if len(r) > 3 else 0, *(r[4:] or ("", ""))))
             return td
@@ -274,8 +360,19 @@ class PostfixMailer:
         elif rnd() < P_BOUNCE:
             for r in rs:
                 td += 0.01 + 0.05 * rnd()
-                self._to(td, K_TO_OTHER, "smtp", pid, msg, r[0], r[2], f"{h}:25", x0, "5.0.0",
-                         f"bounced ({_BOUNCE.format(h=h)})")
+                self._to(
+                    td,
+                    K_TO_OTHER,
+                    "smtp",
+                    pid,
+                    msg,
+                    r[0],
+                    r[2],
+                    f"{h}:25",
+                    x0,
+                    "5.0.0",
+                    f"bounced ({_BOUNCE.format(h=h)})",
+                )
                 msg.bounced.append(r[0])
             return td
         reply = remote_reply(di, rnd())
@@ -308,12 +405,18 @@ class PostfixMailer:
         if dom != LOCAL_DOMAIN and di is None:
             return t
         nq = self.qid(t)
-        app((t, K_OTHER, f"postfix/cleanup[{self._pick(self.cleanup_pids)}]: {nq}: "
-                         f"message-id=<{sim.ymdhms(t)}.{nq}@{MX_FQDN}>"))
+        app(
+            (
+                t,
+                K_OTHER,
+                f"postfix/cleanup[{self._pick(self.cleanup_pids)}]: {nq}: message-id=<{sim.ymdhms(t)}.{nq}@{MX_FQDN}>",
+            )
+        )
         size = 2400 + min(msg.size, 20000)
         app((t + 0.01, K_FROM, f"postfix/qmgr[{QMGR_PID}]: {nq}: from=<>, size={size}, nrcpt=1 (queue active)"))
-        app((t + 0.02, K_OTHER, f"postfix/bounce[{self.bounce_pid}]: {msg.qid}: sender non-delivery "
-                                f"notification: {nq}"))
+        app(
+            (t + 0.02, K_OTHER, f"postfix/bounce[{self.bounce_pid}]: {msg.qid}: sender non-delivery notification: {nq}")
+        )
         note = Msg(nq, t, t + 0.01, "", size, None)
         td = t + 0.03 + 0.1 * rnd()
         if dom == LOCAL_DOMAIN:
@@ -341,8 +444,14 @@ class PostfixMailer:
         t = T
         for m in due:
             t += 0.01 + 0.05 * rnd()
-            sim.mx.append((t, K_OTHER, f"postfix/qmgr[{QMGR_PID}]: {m.qid}: from=<{m.sender}>, size={m.size}, "
-                                       f"nrcpt={len(m.pending)} (queue active)"))
+            sim.mx.append(
+                (
+                    t,
+                    K_OTHER,
+                    f"postfix/qmgr[{QMGR_PID}]: {m.qid}: from=<{m.sender}>, size={m.size}, "
+                    f"nrcpt={len(m.pending)} (queue active)",
+                )
+            )
             m.active = t
             pending, m.pending = m.pending, []
             end = self._deliver(m, t + 0.01, pending, first=False)

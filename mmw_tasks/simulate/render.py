@@ -76,8 +76,10 @@ class Style:
         if not self.bsd:
             if host != "ns":  # mail.log gets the mail facility only; rsyslogd logs to syslog
                 return None
-            return ('rsyslogd: [origin software="rsyslogd" swVersion="8.2102.0" x-pid="811" '
-                    'x-info="https://www.rsyslog.com"] rsyslogd was HUPed')
+            return (
+                'rsyslogd: [origin software="rsyslogd" swVersion="8.2102.0" x-pid="811" '
+                'x-info="https://www.rsyslog.com"] rsyslogd was HUPed'
+            )
         if host == "ns":
             return "syslogd 1.4.1: restart."
         return None  # Solaris newsyslog: syslogd is HUPed but writes nothing

@@ -25,8 +25,7 @@ FIRST = itemgetter(0)
 class HostLog:
     """One host's syslog output: segments between rotations, written in time order."""
 
-    def __init__(self, sim, directory: Path, host: str, scheme: str, rotations: list[float],
-                 base: str = ""):
+    def __init__(self, sim, directory: Path, host: str, scheme: str, rotations: list[float], base: str = ""):
         self.sim = sim
         self.base = base  # the live file's name (dateext scheme)
         self.host = host
@@ -66,8 +65,7 @@ class HostLog:
         self.gz = name.endswith(".gz")
         raw = self._raw = open(self.path, "wb")  # noqa: SIM115 - closed in _close
         # no file name in the header (logrotate pipes through gzip); MTIME is patched in at close
-        self.fh = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
-                   if self.gz else raw)
+        self.fh = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) if self.gz else raw
         self.lines = 0
         self.first_sec = None
         self.next_rot = self.rotations[self.seg] if self.seg < len(self.rotations) else float("inf")
@@ -90,8 +88,14 @@ class HostLog:
                 f.seek(4)
                 f.write(struct.pack("<I", epoch))
         os.utime(self.path, (epoch, epoch))
-        self.files.append({"file": str(self.path.relative_to(self.sim.out_dir)), "lines": self.lines,
-                           "first": self.first_sec, "last": self.last_sec})
+        self.files.append(
+            {
+                "file": str(self.path.relative_to(self.sim.out_dir)),
+                "lines": self.lines,
+                "first": self.first_sec,
+                "last": self.last_sec,
+            }
+        )
         self.fh = None
 
     def close(self) -> None:

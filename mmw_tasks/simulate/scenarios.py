@@ -58,9 +58,13 @@ def calendar(scenario: str, days: int) -> list[str]:
     names = [n.strip() for n in scenario.split(",")]
     for n in names:
         if n not in SCENARIOS:
-            raise ValueError(f"unknown scenario {n!r}; expected one of {', '.join(SCENARIOS)} "
-                             "(or several, comma-separated, one per day)")
+            raise ValueError(
+                f"unknown scenario {n!r}; expected one of {', '.join(SCENARIOS)} "
+                "(or several, comma-separated, one per day)"
+            )
     return [names[min(i, len(names) - 1)] for i in range(days)]
+
+
 KLEZ_WINDOW = (14 * 3600 + 1800, 17 * 3600 + 1800)
 OUTAGE_WINDOW = (17 * 3600, 23 * 3600 + 1200)
 DNS_ANOMALY_WINDOW = (3600 + 600, 7200)
@@ -129,16 +133,16 @@ class Scenario:
         self.bulk_gap = 2300 / max(1, self.bulk_left)
         pool = sim.site.correspondents
         n_local = self.bulk_left // 10  # the newsletter's readers: distinct, a tenth of them local
-        rcpts: list = [(f"{lp}@{sim.site.domains[di].name}", di)
-                       for lp, di in rng.sample(pool, min(max(self.bulk_left - n_local, 0), len(pool)))]
+        rcpts: list = [
+            (f"{lp}@{sim.site.domains[di].name}", di)
+            for lp, di in rng.sample(pool, min(max(self.bulk_left - n_local, 0), len(pool)))
+        ]
         rcpts += [u.name for u in rng.sample(sim.site.users[:400], min(n_local, 400))]
         rng.shuffle(rcpts)
         self.bulk_rcpts = rcpts
         requested = d in sim.requested
-        self.worm_next = (day0 + KLEZ_WINDOW[0] + 5 * rng.random()
-                          if requested and "klez" in today else None)
-        self.dns_next = (day0 + DNS_ANOMALY_WINDOW[0] + rng.random()
-                         if requested and "dns_anomaly" in today else None)
+        self.worm_next = day0 + KLEZ_WINDOW[0] + 5 * rng.random() if requested and "klez" in today else None
+        self.dns_next = day0 + DNS_ANOMALY_WINDOW[0] + rng.random() if requested and "dns_anomaly" in today else None
         self.day0 = day0
         self.extra.start_day(d, today if requested else frozenset())
 
@@ -211,10 +215,27 @@ class Scenario:
         def track(x: float) -> None:
             sim.incidents.track("mailing_list", (LAB_ML_OWNER, n), x, fields)
 
-        sim.mailer.message(t2, "localhost [127.0.0.1]", "127.0.0.1", "localhost", LAB_ML_OWNER, size + 640,
-                           msgid, "ESMTP", local=self.lab_local, remote=self.lab_remote, track=track)
-        sim.incidents.track("mailing_list", (LAB_ML_OWNER, n), t2, fields, messages=1,
-                            recipients=len(self.lab_local) + len(self.lab_remote))
+        sim.mailer.message(
+            t2,
+            "localhost [127.0.0.1]",
+            "127.0.0.1",
+            "localhost",
+            LAB_ML_OWNER,
+            size + 640,
+            msgid,
+            "ESMTP",
+            local=self.lab_local,
+            remote=self.lab_remote,
+            track=track,
+        )
+        sim.incidents.track(
+            "mailing_list",
+            (LAB_ML_OWNER, n),
+            t2,
+            fields,
+            messages=1,
+            recipients=len(self.lab_local) + len(self.lab_remote),
+        )
 
     def digest(self, t: float) -> None:
         sim = self.sim
@@ -224,11 +245,27 @@ class Scenario:
             sim.incidents.track("mailing_list", (INFO_ML_OWNER, 0), x, fields)
 
         msgid = f"<{sim.ymdhms(t)}.digest.info-ml@{LOCAL_DOMAIN}>"
-        sim.mailer.message(t, "localhost [127.0.0.1]", "127.0.0.1", "localhost", INFO_ML_OWNER,
-                           20000 + sim.rng.randrange(30000), msgid, "ESMTP", local=self.info_local,
-                           remote=self.info_remote, track=track)
-        sim.incidents.track("mailing_list", (INFO_ML_OWNER, 0), t, fields, messages=1,
-                            recipients=len(self.info_local) + len(self.info_remote))
+        sim.mailer.message(
+            t,
+            "localhost [127.0.0.1]",
+            "127.0.0.1",
+            "localhost",
+            INFO_ML_OWNER,
+            20000 + sim.rng.randrange(30000),
+            msgid,
+            "ESMTP",
+            local=self.info_local,
+            remote=self.info_remote,
+            track=track,
+        )
+        sim.incidents.track(
+            "mailing_list",
+            (INFO_ML_OWNER, 0),
+            t,
+            fields,
+            messages=1,
+            recipients=len(self.info_local) + len(self.info_remote),
+        )
 
     def bulk(self, t: float) -> None:
         sim = self.sim
@@ -237,10 +274,18 @@ class Scenario:
         local, remote = ((r,), ()) if isinstance(r, str) else ((), (r,))
         name = pc_name(BULK_PC)
         fields = {"sender": BULK_SENDER, "client_ip": BULK_PC, "host": name}
-        sim.mailer.message(t, f"{name} [{BULK_PC}]", BULK_PC, name, BULK_SENDER,
-                           3000 + int(rng.lognormvariate(8.5, 0.6)),
-                           f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.kouhou@{LOCAL_DOMAIN}>", "ESMTP",
-                           local=local, remote=remote)
+        sim.mailer.message(
+            t,
+            f"{name} [{BULK_PC}]",
+            BULK_PC,
+            name,
+            BULK_SENDER,
+            3000 + int(rng.lognormvariate(8.5, 0.6)),
+            f"<{sim.ymdhms(t)}.{rng.randrange(65536):04X}.kouhou@{LOCAL_DOMAIN}>",
+            "ESMTP",
+            local=local,
+            remote=remote,
+        )
         sim.incidents.track("bulk_sender", BULK_SENDER, t, fields, messages=1)
 
     # -- the worm ------------------------------------------------------------------------------
@@ -254,8 +299,7 @@ class Scenario:
         elif r < 0.75:
             sender = f"{sim.site.users[int(rnd() * 400)].name}@{LOCAL_DOMAIN}"
         else:
-            sender = (f"{rng.choice(GIVEN)}{rng.randrange(100)}@"
-                      f"{sim.site.domains[sim.site.pick_domain(rnd())].name}")
+            sender = f"{rng.choice(GIVEN)}{rng.randrange(100)}@{sim.site.domains[sim.site.pick_domain(rnd())].name}"
         local, remote, unknown = [], [], []
         for _ in range(1 if rnd() < 0.85 else 2):
             r = rnd()
@@ -266,12 +310,21 @@ class Scenario:
             else:
                 unknown.append(self._guess())
         fields = {"client_ip": self.worm_ip, "sender": None, "host": self.worm_host}
-        sim.mailer.message(t, f"{self.worm_host} [{self.worm_ip}]", self.worm_ip, self.worm_host, sender,
-                           KLEZ_SIZE, "*", "SMTP", local=tuple(dict.fromkeys(local)),
-                           remote=tuple(dict.fromkeys(remote)), unknown=tuple(dict.fromkeys(unknown)))
+        sim.mailer.message(
+            t,
+            f"{self.worm_host} [{self.worm_ip}]",
+            self.worm_ip,
+            self.worm_host,
+            sender,
+            KLEZ_SIZE,
+            "*",
+            "SMTP",
+            local=tuple(dict.fromkeys(local)),
+            remote=tuple(dict.fromkeys(remote)),
+            unknown=tuple(dict.fromkeys(unknown)),
+        )
         # the incident spans the client's SMTP sessions (its from= lines), 14:30-17:30
-        sim.incidents.track("mmw_suspect", self.worm_ip, t, fields, messages=1,
-                            user_unknown=len(set(unknown)))
+        sim.incidents.track("mmw_suspect", self.worm_ip, t, fields, messages=1, user_unknown=len(set(unknown)))
 
     def _guess(self) -> str:
         """A local address the worm made up from strings on the PC: it does not exist."""
@@ -279,8 +332,12 @@ class Scenario:
         names = self.sim.site.user_names
         while True:
             r = rng.random()
-            lp = (f"{rng.choice(SURNAMES)}{rng.randrange(100, 1000)}" if r < 0.4
-                  else f"{rng.choice(GIVEN)}" if r < 0.7 else f"{rng.choice(GIVEN)}.{rng.choice(SURNAMES)}")
+            lp = (
+                f"{rng.choice(SURNAMES)}{rng.randrange(100, 1000)}"
+                if r < 0.4
+                else f"{rng.choice(GIVEN)}"
+                if r < 0.7
+                else f"{rng.choice(GIVEN)}.{rng.choice(SURNAMES)}"
+            )
             if lp not in names:
                 return f"{lp}@{LOCAL_DOMAIN}"
-

@@ -29,26 +29,34 @@ SURNAMES = (
     "harada ono tamura takeuchi kaneko wada nakayama ishida ueda morita hara shibata sakai kudo "
     "yokoyama miyazaki miyamoto uchida takagi ando taniguchi ohno maruyama imai takada fujimoto "
     "takeda murata ueno sugiyama masuda sugawara hirano kojima otsuka chiba kubo matsui iwasaki "
-    "sakurai kinoshita noguchi matsuo nomura kikuchi sano onishi sugimoto arai").split()
+    "sakurai kinoshita noguchi matsuo nomura kikuchi sano onishi sugimoto arai"
+).split()
 GIVEN = (
     "taro hanako ichiro jiro yuki kenji akiko hiroshi naoko takashi yumi makoto keiko satoshi "
     "tomoko daisuke mayumi kazuo emi shinji yoko masaru kumiko tetsuya junko osamu sachiko koji "
-    "mika yusuke rie shota ai kaori noriko hideki atsushi miho").split()
+    "mika yusuke rie shota ai kaori noriko hideki atsushi miho"
+).split()
 _WORDS = (
     "sakura midori nippon tokai kansai hokuto asahi fuji yamato minato kita minami tohoku chubu "
     "shinsei kyoei daiichi heisei aozora hikari kirin tsubasa seiryu kouyou meiji taisei sanwa "
-    "shiki kaiun fuyo hinode").split()
+    "shiki kaiun fuyo hinode"
+).split()
 _TRADES = "denki shoji kogyo soft net tech sangyo kikaku seiko system design trading".split()
 _PLACES = (
     "hokkai sendai tsukuba chiba kanto nagoya kyoto osaka kobe hiroshima kyushu okinawa niigata "
     "kanazawa shizuoka okayama kumamoto nagasaki akita yamagata gifu mie nara wakayama tottori "
     "shimane tokushima kagawa ehime kochi saga oita miyazaki kagoshima gunma tochigi ibaraki "
-    "saitama nagano yamanashi").split()
+    "saitama nagano yamanashi"
+).split()
 
 # (domain, weight, number of MX hosts): the large ISPs and free-mail services.
 BIG_DOMAINS = (
-    ("bigisp.ne.jp", 22.0, 3), ("mobile.ne.jp", 8.0, 3), ("freemail.co.jp", 6.0, 2),
-    ("webnet.ne.jp", 5.0, 3), ("globalmail.com", 5.0, 2), ("dialnet.ne.jp", 4.0, 2),
+    ("bigisp.ne.jp", 22.0, 3),
+    ("mobile.ne.jp", 8.0, 3),
+    ("freemail.co.jp", 6.0, 2),
+    ("webnet.ne.jp", 5.0, 3),
+    ("globalmail.com", 5.0, 2),
+    ("dialnet.ne.jp", 4.0, 2),
 )
 OUTAGE_DOMAIN = "bigisp.ne.jp"  # refuses our mail in the frethem scenario
 
@@ -142,8 +150,7 @@ def build_site() -> Site:
     k = 1
     for name, weight, n in _domain_names(rng):
         hosts = (f"mail.{name}",) if n == 1 else tuple(f"mx{i + 1}.{name}" for i in range(n))
-        ips = tuple(f"198.{18 + ((k + i) >> 16)}.{((k + i) >> 8) & 255}.{(k + i) & 255 or 1}"
-                    for i in range(n))
+        ips = tuple(f"198.{18 + ((k + i) >> 16)}.{((k + i) >> 8) & 255}.{(k + i) & 255 or 1}" for i in range(n))
         k += n
         domains.append(Domain(name, weight, hosts, ips, ptr=rng.random() > 0.08))
     by_name = {d.name: d for d in domains}
@@ -164,7 +171,7 @@ def build_site() -> Site:
     for i, name in enumerate(names):
         pc = BULK_PC if name == "kouhou" else pcs[(i * 7) % len(pcs)]
         dial = rng.randrange(3) if rng.random() < 0.45 else -1
-        fwd = (f"{name}-{rng.randint(1000, 9999)}@{mobile.name}" if rng.random() < 0.05 else None)
+        fwd = f"{name}-{rng.randint(1000, 9999)}@{mobile.name}" if rng.random() < 0.05 else None
         users.append(User(name, pc, dial, fwd))
 
     correspondents: list[tuple[str, int]] = []
@@ -173,8 +180,15 @@ def build_site() -> Site:
         di = bisect(cum, rng.random() * cum[-1])
         g, s = rng.choice(GIVEN), rng.choice(SURNAMES)
         form = rng.random()
-        local = (f"{g}.{s}" if form < 0.3 else f"{s}{rng.randint(1, 999)}" if form < 0.55
-                 else f"{g[0]}-{s}" if form < 0.8 else f"{g}_{rng.randint(10, 99)}")
+        local = (
+            f"{g}.{s}"
+            if form < 0.3
+            else f"{s}{rng.randint(1, 999)}"
+            if form < 0.55
+            else f"{g[0]}-{s}"
+            if form < 0.8
+            else f"{g}_{rng.randint(10, 99)}"
+        )
         if (local, di) not in seen_c:
             seen_c.add((local, di))
             correspondents.append((local, di))
@@ -187,6 +201,14 @@ def build_site() -> Site:
         if di not in used and len(info) < 150:
             used.add(di)
             info.append(f"{lp}@{domains[di].name}")
-    return Site(users=users, user_names=frozenset(names), pcs=pcs, domains=domains,
-                domain_by_name=by_name, domain_cum=cum, correspondents=correspondents,
-                lab_ml_members=lab, info_ml_members=info)
+    return Site(
+        users=users,
+        user_names=frozenset(names),
+        pcs=pcs,
+        domains=domains,
+        domain_by_name=by_name,
+        domain_cum=cum,
+        correspondents=correspondents,
+        lab_ml_members=lab,
+        info_ml_members=info,
+    )

@@ -89,22 +89,47 @@ def build_truth(sim, files: list[dict]) -> dict:
         intervals = []
         for b in range(d * BINS_PER_DAY, (d + 1) * BINS_PER_DAY):
             sent, deferred, other = c[K_SENT][b], c[K_DEFERRED][b], c[K_TO_OTHER][b]
-            intervals.append({
-                "interval_start": iso(b * INTERVAL_MINUTES * 60), "dq": c[K_DQ][b], "n_from": c[K_FROM][b],
-                "n_to": sent + deferred + other, "n_sent": sent, "n_deferred": deferred,
-                "n_pop": c[K_POP][b], "n_user_unknown": c[K_USER_UNKNOWN][b]})
-        totals = {k: sum(iv[k] for iv in intervals)
-                  for k in ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")}
+            intervals.append(
+                {
+                    "interval_start": iso(b * INTERVAL_MINUTES * 60),
+                    "dq": c[K_DQ][b],
+                    "n_from": c[K_FROM][b],
+                    "n_to": sent + deferred + other,
+                    "n_sent": sent,
+                    "n_deferred": deferred,
+                    "n_pop": c[K_POP][b],
+                    "n_user_unknown": c[K_USER_UNKNOWN][b],
+                }
+            )
+        totals = {
+            k: sum(iv[k] for iv in intervals)
+            for k in ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")
+        }
         day = (sim.origin + timedelta(days=d)).isoformat()
-        days[day] = {"scenario": sim.scen.day_names[d], "totals": totals, "intervals": intervals,
-                     "incidents": sim.incidents.of_day(d, iso)}
+        days[day] = {
+            "scenario": sim.scen.day_names[d],
+            "totals": totals,
+            "intervals": intervals,
+            "incidents": sim.incidents.of_day(d, iso),
+        }
     return {
-        "site": NAME, "timezone": TIMEZONE, "interval_minutes": INTERVAL_MINUTES,
-        "scenario": sim.scenario, "seed": sim.seed, "style": sim.style.name, "scale": sim.scale,
+        "site": NAME,
+        "timezone": TIMEZONE,
+        "interval_minutes": INTERVAL_MINUTES,
+        "scenario": sim.scenario,
+        "seed": sim.seed,
+        "style": sim.style.name,
+        "scale": sim.scale,
         "days": days,
-        "files": [{"file": f["file"], "lines": f["lines"],
-                   "first": iso(f["first"]) if f["first"] is not None else None, "last": iso(f["last"])}
-                  for f in files],
+        "files": [
+            {
+                "file": f["file"],
+                "lines": f["lines"],
+                "first": iso(f["first"]) if f["first"] is not None else None,
+                "last": iso(f["last"]),
+            }
+            for f in files
+        ],
     }
 
 
@@ -113,6 +138,10 @@ def write_outputs(sim, files: list[dict]) -> Path:
     (out / "truth.json").write_text(json.dumps(build_truth(sim, files), indent=1) + "\n")
     toml = out / "site.toml"
     dns_format, dns_file, mail_format, mail_file = SOURCES[sim.style.name]
-    toml.write_text(SITE_TOML.replace("{dns_format}", dns_format).replace("{dns_file}", dns_file)
-                    .replace("{mail_format}", mail_format).replace("{mail_file}", mail_file))
+    toml.write_text(
+        SITE_TOML.replace("{dns_format}", dns_format)
+        .replace("{dns_file}", dns_file)
+        .replace("{mail_format}", mail_format)
+        .replace("{mail_file}", mail_file)
+    )
     return toml
