@@ -55,6 +55,21 @@ class Thresholds:
     new_rate_factor: float = 5.0  # peak rate this many times the host's highest in history: new behaviour
     regular_min_days: int = 2  # earlier days with a burst of the same host at the same time
     regular_window_minutes: int = 60  # how close "the same time" is
+    # every host judged (docs/detection.md, "Every host's day")
+    windows_minutes: tuple[int, ...] = (30, 60, 180)  # sliding windows each entity is judged over, and its day
+    attachment_bytes: int = 20000  # a message at least this large carries an attachment
+    relay_min_senders: int = 10  # distinct senders of our domains in a day that make a local host look like a relay
+    relay_min_days: int = 3  # ... on this many of the trailing days: judged per sender, as a relay
+    min_messages: int = 5  # messages and refused sessions a window needs before it is scored at all
+    steady_minutes: int = 120  # slow, steady mail this long: a program that sleeps between messages
+    sustained_share: float = 0.8  # share of a sustained stretch's intervals with mail in them
+    novel_min_recipients: int = 15  # recipients never mailed in the trailing weeks that count ...
+    novel_share: float = 0.8  # ... when they are this share of the window's new recipients
+    mx_lookups_min: int = 20  # MX questions from one of our machines in a window: its own SMTP engine
+    span_min_messages: int = 2  # a suspect's stretch: its intervals with this many messages in its flagged windows
+    notable_score: float = 0.3  # a score at which an entity is reported even without a burst
+    burst_rank: int = 50  # on a large site, an interval busier than the busiest N entities' peaks ...
+    burst_share: float = 0.002  # ... or this share of the day's entities, makes a burst (host_min_messages at least)
     # outbreak-wide signals
     deferred_min: int = 30  # deferrals to one domain in a day before it can be a surge
     deferred_share: float = 0.5  # ... and this share of the deliveries to it deferred

@@ -41,6 +41,9 @@ VIEWS = (
     "weekly_trends",
     "monthly_trends",
     "detect_runs",
+    "host_days",
+    "address_book",
+    "dns_client_days",
 )
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}

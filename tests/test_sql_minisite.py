@@ -54,7 +54,6 @@ def test_every_sql_file_is_exercised():
         "aggregate/domain_deferrals",
         "model/model_fits",
         "trends/daily_trends",
-        "detect/host_activity",
         "views/_lake_dataset",
         # the report's and trends' files: tests/test_report.py and tests/test_trends.py
         "report/top_sources",
@@ -75,11 +74,21 @@ def test_every_sql_file_is_exercised():
         for n in (
             "history_intervals",
             "history_fits",
-            "host_history",
-            "host_past_incidents",
+            "day_clients",
+            "judged_events",
+            "entity_bins",
+            "entity_evidence",
+            "entity_history",
+            "novel_recipients",
+            "address_book_day",
+            "host_lookups",
+            "learnt_relays",
             "dns_clients",
+            "dns_client_day",
             "dns_client_history",
+            "day_domain_deferrals",
             "deferral_history",
+            "deferral_history_days",
             "deferral_onset",
             "retry_cadence",
             "query_lines",
@@ -171,25 +180,29 @@ def test_daily_trends_row(mini):
     )
 
 
-def test_host_activity_evidence(mini):
-    _, con = mini
-    start = datetime(2002, 2, 16, 5, 30, tzinfo=UTC)
-    act = (
-        sqlfiles.query(
-            con,
-            "detect/host_activity",
-            {
-                "day": date(2002, 2, 16),
-                "starts": [start],
-                "ends": [start + timedelta(minutes=10)],
-                "client_ip": "10.1.3.77",
-                "sender": None,
-                "local_domains": ["example.ac.jp"],
-            },
-        )
-        .pl()
-        .row(0, named=True)
-    )
+def test_entity_counts_and_evidence(mini):
+    """pc77's one message: its refused recipient (logged before the from=, tied by queue id), its
+    two delivered ones, its foreign sender, as the detect stage's per-bin counts and evidence."""
+    toml, con = mini
+    from mmw_tasks.config import load_site
+    from mmw_tasks.detect import features
+    from mmw_tasks.parse.stamps import local_day_bounds
+
+    site, day = load_site(toml), date(2002, 2, 16)
+    start, _ = local_day_bounds(day, site.timezone)
+    ents = features.gather(con, site, day, start, day - timedelta(days=28))
+    pc = ents.bins.filter(pl.col("client_ip") == "10.1.3.77").row(0, named=True)
+    assert pc["sender"] is None and pc["client_kind"] == "local"
+    assert pc["bin"] == datetime(2002, 2, 16, 5, 30, tzinfo=UTC)
+    got = {k: pc[k] for k in ("messages", "user_unknown", "attempts", "new_senders", "new_foreign_senders")}
+    assert got == {"messages": 1, "user_unknown": 1, "attempts": 3, "new_senders": 1, "new_foreign_senders": 1}
+    assert (pc["new_recipients"], pc["new_domains"], pc["refused"]) == (3, 2, 1)
+    # remote clients are not judged: nothing to unplug
+    assert "remote" not in set(ents.bins["client_kind"]) and "1.2.3.4" not in set(ents.bins["client_ip"])
+    span = pl.DataFrame({"client_ip": ["10.1.3.77"], "sender": [None], "span_start": [pc["bin"]],
+                         "span_end": [pc["bin"] + timedelta(minutes=10)]}, schema_overrides={"sender": pl.String})
+    con.register("candidates", span.to_arrow())
+    act = sqlfiles.query(con, "detect/entity_evidence", {"local_domains": ["example.ac.jp"]}).pl().row(0, named=True)
     assert (act["messages"], act["user_unknown"], act["recipients_attempted"], act["distinct_senders"]) == (1, 1, 3, 1)
     assert (act["distinct_recipients"], act["recipient_domains"], act["foreign_sender_messages"]) == (3, 2, 1)
     assert sorted(ln["line_no"] for ln in act["sample_lines"]) == [2, 3]

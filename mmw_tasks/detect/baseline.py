@@ -140,16 +140,39 @@ def prediction_model(con: duckdb.DuckDBPyConnection, site: Site, day: date, fit:
     return {"source": "this day's fit", "days": 0, "m_s": fit.get("m_s"), "m_p": fit.get("m_p")}
 
 
-def lagged_correlation(a: pl.Series, b: pl.Series, max_lag: int) -> dict:
-    """The lag (in intervals; positive: b follows a) at which a and b correlate best, and r."""
-    best = {"lag": 0, "r": None}
+ALIGN_MARGIN = 0.05  # a lag other than 0 is reported only when it correlates this much better
+
+
+def lagged_correlations(series: pl.DataFrame, keys: list[str], max_lag: int) -> pl.DataFrame:
+    """Per group of `keys` in `series` (columns n, dq, ordered by time within each group): the lag in
+    intervals (positive: Dq follows n) at which Dq correlates best with n, within max_lag, and r.
+    Lag 0, the papers' alignment, unless another correlates ALIGN_MARGIN better; r is null where
+    either series is flat."""
+    out = []
     for lag in range(-max_lag, max_lag + 1):
-        x = a if lag >= 0 else a.shift(-lag)
-        y = b.shift(-lag) if lag >= 0 else b
-        df = pl.DataFrame({"x": x, "y": y}).drop_nulls()
-        if df.height < 3 or df["x"].std() == 0 or df["y"].std() == 0:
-            continue
-        r = df.select(pl.corr("x", "y")).item()
-        if r is not None and (best["r"] is None or r > best["r"]):
-            best = {"lag": lag, "r": round(float(r), 3)}
-    return best
+        shifted = series.with_columns(dq_l=pl.col("dq").shift(-lag).over(keys) if keys else pl.col("dq").shift(-lag))
+        shifted = shifted.drop_nulls("dq_l")
+        r = pl.when((pl.len() >= 3) & (pl.col("n").std() > 0) & (pl.col("dq_l").std() > 0)).then(pl.corr("n", "dq_l"))
+        agg = shifted.group_by(keys).agg(r=r) if keys else shifted.select(r=r)
+        out.append(agg.with_columns(lag=pl.lit(lag)))
+    every = pl.concat(out).filter(pl.col("r").is_not_null() & pl.col("r").is_not_nan())
+    at_zero = every.filter(pl.col("lag") == 0).select(*keys, r0="r")
+    best = every.sort(["r", "lag"], descending=[True, False])
+    best = best.unique(keys, keep="first", maintain_order=True) if keys else best.head(1)
+    best = (
+        best.join(at_zero, on=keys, how="left", nulls_equal=True)
+        if keys
+        else best.with_columns(r0=at_zero["r0"][0] if at_zero.height else None)
+    )
+    use_zero = pl.col("r0").is_not_null() & (pl.col("r") - pl.col("r0") < ALIGN_MARGIN)
+    return best.select(
+        *keys,
+        lag=pl.when(use_zero).then(0).otherwise(pl.col("lag")),
+        r=pl.when(use_zero).then(pl.col("r0")).otherwise(pl.col("r")).round(3),
+    )
+
+
+def lagged_correlation(n: pl.Series, dq: pl.Series, max_lag: int) -> dict:
+    """lagged_correlations for one pair of series: {"lag", "r"} (r None when there is none)."""
+    got = lagged_correlations(pl.DataFrame({"n": n, "dq": dq}), [], max_lag)
+    return {"lag": int(got["lag"][0]), "r": float(got["r"][0])} if got.height else {"lag": 0, "r": None}

@@ -1,44 +1,41 @@
-"""Verdicts on one burst of mail: `mmw_suspect`, `bulk_sender` or `mailing_list`, with the evidence.
+"""Verdicts on an entity that stands out: `mmw_suspect`, `bulk_sender` or `mailing_list`, with why.
 
-The input is a plain dict of features of what one host (or one sender) did inside its bursts
-(detect.py gathers them from the lake; tests build them by hand):
-
-  client_ip, sender, client_kind ("localhost", "server", "local", "remote", "unknown"),
-  messages, refused_without_message, distinct_senders, foreign_sender_messages,
-  recipients_attempted, distinct_recipients, recipient_domains, user_unknown,
-  near_constant_share, median_size, sample_senders, burst_minutes, burst_intervals,
-  peak_messages (most messages in one interval), history_peak_messages (most in one interval on
-  the trailing days; None without history), regular_days (earlier days with a burst at the same
-  time), allow ("mailing_list", "bulk_sender" or None).
-
-Order of the rules: an allow-list entry decides; a list's traffic (a list owner's address, or a
-few senders re-injecting through localhost or a relay, or a few messages to many recipients
-each) is `mailing_list`; otherwise a worm score adds the points below, and a local host at or
-above `suspect_score` is `mmw_suspect`. Everything else that burst is `bulk_sender`.
-Every piece of evidence says in words what it means, for an administrator who never read
-the papers.
+Inputs: what the entity did over its span (`Candidate`, from sql/detect/entity_evidence.sql)
+and its best-scoring window (a row of signals.score's frame: the signals that fired and the
+score). Order of the rules: an allow-list entry decides; a list's traffic (a list owner's
+address, a few senders re-injecting through localhost or a relay, or a few messages to many
+recipients each) is `mailing_list`; otherwise a local host whose window is a suspect one
+(signals.score: the score reached `suspect_score` with evidence a bulk mailing never shows) is
+`mmw_suspect`, and anything else is `bulk_sender`. Every piece of evidence says in words
+what it means, for an administrator who never read the papers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
-from mmw_tasks.config import Thresholds
+from mmw_tasks.config import Site, Thresholds
+from mmw_tasks.detect import signals
 
 LIST_MARKERS = ("-owner@", "owner-", "-request@", "-bounces@", "majordom", "mailman", "-admin@", "-errors@")
 
-# points each piece of worm evidence adds to the score (docs/detection.md)
-POINTS = {
-    "unknown_high": 0.35,  # many refused recipients: addresses made up or harvested
-    "unknown": 0.2,  # some refused recipients
-    "forged": 0.3,  # many different sender addresses from one host
-    "constant_size": 0.1,  # one attachment, again and again
-    "pc_burst": 0.1,  # a desktop machine mailing faster than a person types
-    "sustained": 0.1,  # hours at a steady rate
-    "new_behaviour": 0.1,  # far above anything this host did in the trailing weeks
-    "repeat": 0.1,  # the same addresses mailed again and again
-    "regular": -0.3,  # the same burst at the same time on earlier days: a scheduled job
-}
+
+class Candidate(TypedDict):
+    """What one entity did over its span (sql/detect/entity_evidence.sql), and who it is."""
+
+    client_ip: str | None  # None: mail that named no client
+    sender: str | None  # set for entities judged per sender (localhost, servers, relays)
+    client_kind: str  # localhost, server, local, unknown (remote clients are not judged)
+    messages: int
+    refused_sessions: int  # transactions refused before any message (nrcpts=0, NOQUEUE)
+    distinct_senders: int
+    sample_senders: list[str]
+    recipients_attempted: int
+    distinct_recipients: int
+    user_unknown: int
+    bursts: int  # runs of busy intervals (at least 1)
+    allow: str | None  # "mailing_list" or "bulk_sender" from the site's allow-lists
 
 
 @dataclass
@@ -49,170 +46,118 @@ class Verdict:
     evidence: list[dict] = field(default_factory=list)  # {"feature", "value", "points", "says"}
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else 0.0
-
-
 def is_list_sender(addr: str | None) -> bool:
     a = (addr or "").lower()
     return any(m in a for m in LIST_MARKERS)
 
 
-def classify(f: dict, th: Thresholds) -> Verdict:
+def allowed(site: Site, ip: str | None, senders: list[str]) -> str | None:
+    """The allow-list kind of an entity: its host in bulk_hosts, any of its senders in
+    mailing_lists, or all of them in bulk_senders."""
+    if ip and ip in site.bulk_hosts:
+        return "bulk_sender"
+    low = [s.lower() for s in senders if s]
+    if any(s in site.mailing_lists for s in low):
+        return "mailing_list"
+    if low and all(s in site.bulk_senders for s in low):
+        return "bulk_sender"
+    return None
+
+
+def _list_evidence(c: Candidate, th: Thresholds) -> list[dict]:
     ev: list[dict] = []
+    senders = [s for s in c["sample_senders"] if s]
+    sessions = c["messages"] + c["refused_sessions"]
+    fanout = c["recipients_attempted"] / max(sessions, 1)
+    if is_list_sender(c["sender"]) or any(is_list_sender(s) for s in senders):
+        who = c["sender"] or senders[0]
+        ev.append(
+            {
+                "feature": "list_sender",
+                "value": who,
+                "points": 0.0,
+                "says": "the sender is a list's owner/bounce address",
+            }
+        )
+    if c["client_kind"] in ("localhost", "server") and c["distinct_senders"] <= 3:
+        ev.append(
+            {
+                "feature": "client_kind",
+                "value": c["client_kind"],
+                "points": 0.0,
+                "says": "mail re-injected by the server itself (localhost or a relay), as list software does",
+            }
+        )
+    if sessions <= 3 * max(c["bursts"], 1) and fanout >= th.list_fanout:
+        ev.append(
+            {
+                "feature": "fanout",
+                "value": round(fanout, 1),
+                "points": 0.0,
+                "says": f"{sessions} message(s) to {c['recipients_attempted']} recipients: "
+                "one message fanned out, as a list or alias does",
+            }
+        )
+    return ev
 
-    def add(feature: str, value, points: float, says: str) -> None:
-        ev.append({"feature": feature, "value": value, "points": points, "says": says})
 
-    senders = [s for s in (f.get("sample_senders") or []) if s is not None]
-    kind_of_client = f.get("client_kind", "unknown")
-    msgs = f.get("messages", 0)
-    sessions = msgs + f.get("refused_without_message", 0)
-    attempted = f.get("recipients_attempted", 0)
-    unknown = f.get("user_unknown", 0)
-
-    if f.get("allow"):
-        add(
-            "allow_list",
-            f["allow"],
-            -1.0,
-            f"listed in the site's allow-list as {f['allow'].replace('_', ' ')}",
-        )
-        return Verdict(f["allow"], 0.0, f"on the site's allow-list ({f['allow'].replace('_', ' ')})", ev)
-
-    # -- a mailing list ------------------------------------------------------------------------
-    fanout = _ratio(attempted, max(sessions, 1))
-    list_sender = is_list_sender(f.get("sender")) or any(is_list_sender(s) for s in senders)
-    reinjector = kind_of_client in ("localhost", "server") and f.get("distinct_senders", 0) <= 3
-    few_to_many = sessions <= 3 * max(f.get("bursts", 1), 1) and fanout >= th.list_fanout
-    if list_sender or reinjector or few_to_many:
-        if list_sender:
-            add(
-                "list_sender",
-                senders[:1] or f.get("sender"),
-                0.0,
-                "the sender is a list's owner/bounce address",
-            )
-        if reinjector:
-            add(
-                "client_kind",
-                kind_of_client,
-                0.0,
-                "mail re-injected by the server itself (localhost or a relay), as list software does",
-            )
-        if few_to_many:
-            add(
-                "fanout",
-                round(fanout, 1),
-                0.0,
-                f"{sessions} message(s) to {attempted} recipients: one message fanned out, as a list or alias does",
-            )
-        return Verdict("mailing_list", 0.05, "; ".join(e["says"] for e in ev), ev)
-
-    # -- worm evidence -------------------------------------------------------------------------
-    ratio = _ratio(unknown, attempted)
-    if unknown >= th.min_user_unknown and ratio >= th.unknown_ratio_high:
-        add(
-            "user_unknown",
-            unknown,
-            POINTS["unknown_high"],
-            f"{unknown} of {attempted} recipients ({ratio:.0%}) refused as 'User unknown': "
-            "addresses made up or harvested, as worms do",
-        )
-    elif unknown >= th.min_user_unknown and ratio >= th.unknown_ratio:
-        add(
-            "user_unknown",
-            unknown,
-            POINTS["unknown"],
-            f"{unknown} of {attempted} recipients ({ratio:.0%}) refused as 'User unknown'",
-        )
-    elif unknown:
-        add(
-            "user_unknown",
-            unknown,
-            0.0,
-            f"only {unknown} of {attempted} recipients refused (stale addresses)",
-        )
-    n_senders = f.get("distinct_senders", 0)
-    if n_senders >= th.forged_min_senders and n_senders >= th.forged_sender_ratio * max(msgs, 1):
-        foreign = f.get("foreign_sender_messages", 0)
-        add(
-            "distinct_senders",
-            n_senders,
-            POINTS["forged"],
-            f"{n_senders} different sender addresses from one machine ({foreign} of {msgs} messages "
-            "claim to come from other domains): forged senders",
-        )
-    if msgs >= 10 and f.get("near_constant_share", 0) >= th.constant_size_share:
-        add(
-            "constant_size",
-            f.get("median_size"),
-            POINTS["constant_size"],
-            f"{f['near_constant_share']:.0%} of its messages are the same size "
-            f"({f.get('median_size') or 0:.0f} bytes): one attachment sent again and again",
-        )
-    if kind_of_client == "local" and f.get("peak_messages", 0) >= th.host_min_messages:
-        add(
-            "rate",
-            f["peak_messages"],
-            POINTS["pc_burst"],
-            f"a desktop machine sent {f['peak_messages']} messages in one "
-            f"{f.get('interval_minutes', 10)}-minute "
-            "interval, faster than a person writes",
-        )
-    hist_peak = f.get("history_peak_messages")
-    if (
-        kind_of_client == "local"
-        and hist_peak is not None
-        and f.get("peak_messages", 0) >= th.host_min_messages
-        and f["peak_messages"] >= th.new_rate_factor * max(hist_peak, 1)
-    ):
-        add(
-            "new_behaviour",
-            hist_peak,
-            POINTS["new_behaviour"],
-            f"in the trailing weeks this machine never sent more than {hist_peak} messages in an interval",
-        )
-    if f.get("burst_minutes", 0) >= th.sustained_minutes and f.get("burst_intervals", 0) >= 5:
-        add(
-            "duration",
-            f["burst_minutes"],
-            POINTS["sustained"],
-            f"it went on for {f['burst_minutes']} minutes at a steady rate",
-        )
-    repeat = _ratio(attempted, f.get("distinct_recipients", 0))
-    if attempted >= 20 and repeat >= th.repeat_ratio:
-        add(
-            "repeat_ratio",
-            round(repeat, 2),
-            POINTS["repeat"],
-            f"{attempted} recipient attempts to only {f.get('distinct_recipients', 0)} addresses: "
-            "the same addresses mailed again and again",
-        )
-    if f.get("regular_days", 0) >= th.regular_min_days:
-        add(
-            "regular",
-            f["regular_days"],
-            POINTS["regular"],
-            f"the same burst at this time of day on {f['regular_days']} earlier days: a scheduled job",
-        )
-    score = round(min(1.0, max(0.0, sum(e["points"] for e in ev))), 3)
+def classify(c: Candidate, window: dict[str, Any], th: Thresholds) -> Verdict:
+    """The verdict on one candidate, `window` its best-scoring window (signals.score)."""
+    if c["allow"]:
+        words = c["allow"].replace("_", " ")
+        ev = [
+            {
+                "feature": "allow_list",
+                "value": c["allow"],
+                "points": -1.0,
+                "says": f"listed in the site's allow-list as {words}",
+            }
+        ]
+        return Verdict(c["allow"], 0.0, f"on the site's allow-list ({words})", ev)
+    listed = _list_evidence(c, th)
+    if listed:
+        return Verdict("mailing_list", 0.05, "; ".join(e["says"] for e in listed), listed)
+    ev = signals.evidence(window, th)
+    score = float(window.get("score") or 0.0)
     reasons = [e["says"] for e in ev if e["points"] > 0]
-    if kind_of_client == "local" and score >= th.suspect_score:
+    if c["client_kind"] == "local" and window.get("suspect"):
         return Verdict("mmw_suspect", score, "; ".join(reasons), ev)
-    if kind_of_client != "local" and score >= th.suspect_score:
-        add(
-            "client_kind",
-            kind_of_client,
-            0.0,
-            "looks like a worm, but the client is not one of our machines, so there is nothing to unplug here",
+    unknown, attempted = c["user_unknown"], c["recipients_attempted"]
+    if unknown and not any(e["feature"].endswith("user_unknown") for e in ev):
+        ev.append(
+            {
+                "feature": "user_unknown",
+                "value": unknown,
+                "points": 0.0,
+                "says": f"only {unknown} of {attempted} recipients refused (stale addresses)",
+            }
         )
-    benign = [e["says"] for e in ev if e["points"] <= 0]
+    if c["client_kind"] == "local" and score >= th.suspect_score:
+        ev.append(
+            {
+                "feature": "no_telling_sign",
+                "value": None,
+                "points": 0.0,
+                "says": "but no recipient was refused, no sender forged and no mail exchanger looked up: "
+                "what a bulk mailing looks like",
+            }
+        )
+    if c["client_kind"] != "local" and window.get("suspect"):
+        ev.append(
+            {
+                "feature": "client_kind",
+                "value": c["client_kind"],
+                "points": 0.0,
+                "says": "looks like a worm, but the client is not one machine of ours, so there is nothing "
+                "to unplug here",
+            }
+        )
     why = (
         "a burst from one sender to distinct addresses, few refused"
         if not reasons
         else "some signs (" + "; ".join(reasons) + ") but not enough for a worm"
     )
+    benign = [e["says"] for e in ev if e["points"] <= 0]
     if benign:
         why += "; " + "; ".join(benign)
     return Verdict("bulk_sender", score, why, ev)

@@ -18,6 +18,7 @@ from datetime import date, datetime
 import duckdb
 import polars as pl
 
+from mmw_tasks import lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.detect import baseline
@@ -35,12 +36,23 @@ def _runs(times: list[datetime], step) -> list[list[datetime]]:
     return runs
 
 
-def _lines(con, name: str, params: dict) -> list[dict]:
-    rel = sqlfiles.query(con, name, params)
-    cols = rel.columns
-    return [
-        dict(zip(cols, r, strict=True)) | ({"event": "query"} if "event" not in cols else {}) for r in rel.fetchall()
-    ]
+def query_lines(con: duckdb.DuckDBPyConnection, day: date, spans: list[tuple]) -> dict[tuple, list[dict]]:
+    """A few DNS query lines of each (client_ip, start, end) span, in one query for them all."""
+    if not spans:
+        return {}
+    frame = pl.DataFrame(
+        spans,
+        schema={"client_ip": pl.String, "span_start": pl.Datetime("us", "UTC"), "span_end": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    con.register("spans", frame.to_arrow())
+    found = sqlfiles.query(con, "detect/query_lines", {"day": day}).pl()
+    out: dict[tuple, list[dict]] = {}
+    for r in found.iter_rows(named=True):
+        out.setdefault((r["client_ip"], r["span_start"]), []).append(
+            {"file": r["file"], "line_no": r["line_no"], "event": r["event"]}
+        )
+    return out
 
 
 # -- deferrals -----------------------------------------------------------------------------------
@@ -60,89 +72,125 @@ def _first_flag(mine: pl.DataFrame, onset: pl.DataFrame, th, interval, end):
 
 
 def deferred_surges(con: duckdb.DuckDBPyConnection, site: Site, day: date, ivz: pl.DataFrame, fit: dict) -> list[dict]:
+    """Every destination domain deferring our mail today beyond its usual; all domains at once."""
     th = site.thresholds
-    dd = con.sql("select * from domain_deferrals where day = $day", params={"day": day}).pl()
+    dd = sqlfiles.query(con, "detect/day_domain_deferrals", {"day": day}).pl()
     if dd.height == 0:
         return []
-    per = dd.group_by("recipient_domain").agg(pl.col("n_deferred").sum(), pl.col("n_to").sum()).sort("recipient_domain")
-    per = per.filter(
-        (pl.col("n_deferred") >= th.deferred_min) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))
+    per = (
+        dd.group_by("recipient_domain")
+        .agg(pl.col("n_deferred").sum(), pl.col("n_to").sum())
+        .sort("recipient_domain")
+        .filter(
+            (pl.col("n_deferred") >= th.deferred_min) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))
+        )
     )
     if per.height == 0:
         return []
-    hist = sqlfiles.query(con, "detect/deferral_history", {"day": day, "since": baseline.since(site, day)}).pl()
-    hist_days = hist["day"].n_unique()
+    domains = per["recipient_domain"].to_list()
+    hist = sqlfiles.query(
+        con, "detect/deferral_history", {"day": day, "since": baseline.since(site, day), "domains": domains}
+    ).pl()
+    hist_days = sqlfiles.query(con, "detect/deferral_history_days", {"day": day, "since": baseline.since(site, day)})
+    n_days = hist_days.fetchone()[0]
+    if n_days >= th.baseline_min_days:  # the median day, counting the days it had none
+        usual = hist.group_by("recipient_domain").agg(days=pl.len(), vals=pl.col("n_deferred"))
+        usual = usual.with_columns(
+            usual=pl.concat_list("vals", pl.lit(0).repeat_by(n_days - pl.col("days"))).list.median().cast(pl.Float64)
+        ).select("recipient_domain", "usual")
+        per = per.join(usual, on="recipient_domain", how="left").with_columns(pl.col("usual").fill_null(0.0))
+        per = per.filter(pl.col("n_deferred") >= th.deferred_factor * (pl.col("usual") + 1))
+    else:
+        per = per.with_columns(usual=pl.lit(None, pl.Float64))
+    if per.height == 0:
+        return []
+    domains = per["recipient_domain"].to_list()
+    mine = dd.filter(pl.col("recipient_domain").is_in(domains)).sort("recipient_domain", "interval_start")
+    # the surge's span: from 2% to 98% of its deferrals (ordinary ones at night stay outside)
+    cum = mine.join(per.select("recipient_domain", total="n_deferred"), on="recipient_domain").with_columns(
+        c=pl.col("n_deferred").cum_sum().over("recipient_domain") / pl.col("total")
+    )
+    spans = cum.group_by("recipient_domain").agg(
+        span_start=pl.col("interval_start").filter(pl.col("c") > 0.02).min(),
+        span_end=pl.col("interval_start").filter(pl.col("c") >= 0.98).min() + site.interval,
+        bad=((pl.col("n_deferred") > 0) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to"))).sum(),
+    )
+    onset = sqlfiles.query(
+        con,
+        "detect/deferral_onset",
+        {"day": day, "domains": domains, "interval": site.interval, "minutes": th.deferred_early_minutes},
+    ).pl()
+    cadence = sqlfiles.query(con, "detect/retry_cadence", {"day": day, "domains": domains}).pl()
+    con.register(
+        "surges", spans.select(domain="recipient_domain", span_start="span_start", span_end="span_end").to_arrow()
+    )
+    lines = sqlfiles.query(con, "detect/domain_lines", {"day": day}).pl()
     out = []
-    for r in per.iter_rows(named=True):
-        domain = r["recipient_domain"]
-        usual = None
-        if hist_days >= th.baseline_min_days:
-            past = hist.filter(pl.col("recipient_domain") == domain)["n_deferred"].to_list()
-            past += [0] * (hist_days - len(past))
-            usual = float(pl.Series(past).median())
-            if r["n_deferred"] < th.deferred_factor * (usual + 1):
-                continue
-        mine = dd.filter(pl.col("recipient_domain") == domain).sort("interval_start")
-        bad = mine.filter((pl.col("n_deferred") > 0) & (pl.col("n_deferred") >= th.deferred_share * pl.col("n_to")))
-        # the surge's span: from 2% to 98% of its deferrals (ordinary ones at night stay outside)
-        cum = mine.with_columns(c=pl.col("n_deferred").cum_sum() / r["n_deferred"])
-        start = cum.filter(pl.col("c") > 0.02)["interval_start"].min()
-        end = cum.filter(pl.col("c") >= 0.98)["interval_start"].min() + site.interval
-        onset = sqlfiles.query(
-            con,
-            "detect/deferral_onset",
-            {"day": day, "domain": domain, "interval": site.interval, "minutes": th.deferred_early_minutes},
-        ).pl()
-        flagged = _first_flag(mine, onset, th, site.interval, end)
-        inside = ivz.filter(pl.col("interval_start").is_between(start, end, closed="left"))
-        outside = ivz.filter(~pl.col("interval_start").is_between(start, end, closed="left"))
-        ratio_in = inside["n_to"].sum() / max(inside["n_from"].sum(), 1)
-        ratio_out = outside["n_to"].sum() / max(outside["n_from"].sum(), 1)
-        cad = sqlfiles.query(con, "detect/retry_cadence", {"day": day, "domain": domain}).pl().row(0, named=True)
-        gap = cad["median_gap_minutes"]
-        says = [
-            f"{r['n_deferred']} of {r['n_to']} delivery attempts to {domain} were deferred "
-            f"between {start.astimezone(site.tz):%H:%M} and {end.astimezone(site.tz):%H:%M}"
-        ]
-        if usual is not None:
-            says.append(f"usually about {usual:.0f} a day")
-        says.append(
-            f"while it lasted, to= lines outnumbered from= lines {ratio_in:.2f} to 1 "
-            f"(the rest of the day {ratio_out:.2f})"
+    rows = per.join(spans, on="recipient_domain").join(cadence, on="recipient_domain", how="left")
+    for r in rows.sort("recipient_domain").iter_rows(named=True):
+        domain, end = r["recipient_domain"], r["span_end"]
+        flagged = _first_flag(
+            mine.filter(pl.col("recipient_domain") == domain),
+            onset.filter(pl.col("recipient_domain") == domain),
+            th,
+            site.interval,
+            end,
         )
-        if gap is not None:
-            says.append(f"the queue retried each deferred message about every {gap:.0f} minutes")
-        if fit.get("r2_sd") is not None:
-            says.append(
-                f"the model's residual does not follow the deferrals (R² = {fit['r2_sd']:.2f}): "
-                "retries reuse the resolver's cache, as the papers observed"
-            )
-        out.append(
-            {
-                "kind": "deferred_surge",
-                "start": start,
-                "end": end,
-                "sender": None,
-                "client_ip": None,
-                "domain": domain,
-                "score": round(min(1.0, r["n_deferred"] / (4 * th.deferred_min)), 3),
-                "evidence": {
-                    "why": "; ".join(says),
-                    "deferred": r["n_deferred"],
-                    "deliveries": r["n_to"],
-                    "intervals_with_deferrals": bad.height,
-                    "usual_daily_deferrals": usual,
-                    "baseline": "history" if usual is not None else "within-day",
-                    "n_to_per_n_from": round(ratio_in, 3),
-                    "n_to_per_n_from_elsewhere": round(ratio_out, 3),
-                    "retry_cadence": {k: (round(v, 1) if isinstance(v, float) else v) for k, v in cad.items()},
-                    "residual_vs_deferred": {"m_sd": fit.get("m_sd"), "r2_sd": fit.get("r2_sd")},
-                    "first_flagged": flagged,
-                },
-                "lines": _lines(con, "detect/domain_lines", {"day": day, "domain": domain, "start": start, "end": end}),
-            }
-        )
+        out.append(_surge(r, site, fit, ivz, flagged, lines.filter(pl.col("domain") == domain)))
     return out
+
+
+def _surge(r: dict, site: Site, fit: dict, ivz: pl.DataFrame, flagged, lines: pl.DataFrame) -> dict:
+    th = site.thresholds
+    domain, start, end, usual = r["recipient_domain"], r["span_start"], r["span_end"], r["usual"]
+    inside = ivz.filter(pl.col("interval_start").is_between(start, end, closed="left"))
+    outside = ivz.filter(~pl.col("interval_start").is_between(start, end, closed="left"))
+    ratio_in = inside["n_to"].sum() / max(inside["n_from"].sum(), 1)
+    ratio_out = outside["n_to"].sum() / max(outside["n_from"].sum(), 1)
+    cad = {
+        k: r.get(k) for k in ("retried_messages", "retries", "median_gap_minutes", "q1_gap_minutes", "q3_gap_minutes")
+    }
+    cad = {k: (v if v is not None else (0 if k in ("retried_messages", "retries") else None)) for k, v in cad.items()}
+    gap = cad["median_gap_minutes"]
+    says = [
+        f"{r['n_deferred']} of {r['n_to']} delivery attempts to {domain} were deferred "
+        f"between {start.astimezone(site.tz):%H:%M} and {end.astimezone(site.tz):%H:%M}"
+    ]
+    if usual is not None:
+        says.append(f"usually about {usual:.0f} a day")
+    says.append(
+        f"while it lasted, to= lines outnumbered from= lines {ratio_in:.2f} to 1 (the rest of the day {ratio_out:.2f})"
+    )
+    if gap is not None:
+        says.append(f"the queue retried each deferred message about every {gap:.0f} minutes")
+    if fit.get("r2_sd") is not None:
+        says.append(
+            f"the model's residual does not follow the deferrals (R² = {fit['r2_sd']:.2f}): "
+            "retries reuse the resolver's cache, as the papers observed"
+        )
+    return {
+        "kind": "deferred_surge",
+        "start": start,
+        "end": end,
+        "sender": None,
+        "client_ip": None,
+        "domain": domain,
+        "score": round(min(1.0, r["n_deferred"] / (4 * th.deferred_min)), 3),
+        "evidence": {
+            "why": "; ".join(says),
+            "deferred": r["n_deferred"],
+            "deliveries": r["n_to"],
+            "intervals_with_deferrals": r["bad"],
+            "usual_daily_deferrals": usual,
+            "baseline": "history" if usual is not None else "within-day",
+            "n_to_per_n_from": round(ratio_in, 3),
+            "n_to_per_n_from_elsewhere": round(ratio_out, 3),
+            "retry_cadence": {k: (round(v, 1) if isinstance(v, float) else v) for k, v in cad.items()},
+            "residual_vs_deferred": {"m_sd": fit.get("m_sd"), "r2_sd": fit.get("r2_sd")},
+            "first_flagged": flagged,
+        },
+        "lines": lines.select("file", "line_no", "event").to_dicts(),
+    }
 
 
 # -- Dq with no mail to explain it ---------------------------------------------------------------
@@ -161,11 +209,11 @@ def dns_anomalies(
         & (pl.col("resid") >= th.dns_excess_ratio * pl.col("pred").clip(1))
         & ~pl.col("interval_start").is_in(list(near))
     )
-    out = []
     ips = list(site.mail_server_ips)
-    for run in _runs(hot["interval_start"].to_list(), step):
-        if len(run) < th.dns_min_intervals:
-            continue
+    runs = [run for run in _runs(hot["interval_start"].to_list(), step) if len(run) >= th.dns_min_intervals]
+    lines = query_lines(con, day, [(ips[0], run[0], run[-1] + step) for run in runs] if ips else [])
+    out = []
+    for run in runs:
         part = hot.filter(pl.col("interval_start").is_in(run))
         start, end = run[0], run[-1] + step
         excess, pred = int(part["resid"].sum()), float(part["pred"].sum())
@@ -196,13 +244,7 @@ def dns_anomalies(
                     "n_from": int(part["n_from"].sum()),
                     "first_flagged": run[min(len(run), th.dns_min_intervals) - 1] + step,
                 },
-                "lines": [
-                    ln
-                    for ip in ips[:1]
-                    for ln in _lines(
-                        con, "detect/query_lines", {"day": day, "client_ip": ip, "start": start, "end": end}
-                    )
-                ],
+                "lines": lines.get((ips[0], start), []) if ips else [],
             }
         )
     return out
@@ -212,6 +254,8 @@ def dns_anomalies(
 def dns_clients(
     con: duckdb.DuckDBPyConnection, site: Site, day: date, day_start: datetime, ent: pl.DataFrame
 ) -> list[dict]:
+    """Machines other than the mail servers asking our DNS server many questions, far above their
+    usual (the median of the day's intervals, or their 95th percentile on the trailing days)."""
     th = site.thresholds
     per = sqlfiles.query(
         con,
@@ -227,79 +271,106 @@ def dns_clients(
     if per.height == 0:
         return []
     n_bins = int(round(86400 / site.interval.total_seconds()))
-    clients = per["client_ip"].unique().sort().to_list()
-    hist = sqlfiles.query(
-        con,
-        "detect/dns_client_history",
-        {
-            "day": day,
-            "since": baseline.since(site, day),
-            "interval": site.interval,
-            "day_start": day_start,
-            "clients": clients,
-        },
-    ).pl()
     step = site.interval
-    out = []
-    for (ip,), rows in per.group_by(["client_ip"], maintain_order=True):
-        counts = rows["queries"].to_list() + [0] * (n_bins - rows.height)
-        usual = float(pl.Series(counts).median())
-        h = hist.filter(pl.col("client_ip") == ip)
-        basis = "within-day"
-        if h.height and h["days"][0] >= th.baseline_min_days:
-            usual, basis = max(usual, float(h["p95_queries"][0])), "history"
-        hot = rows.filter(
-            (pl.col("queries") >= th.dns_client_min) & (pl.col("queries") >= th.dns_client_factor * max(usual, 1.0))
+    clients = per["client_ip"].unique().sort().to_list()
+    hist = (
+        sqlfiles.query(
+            con, "detect/dns_client_history", {"day": day, "since": baseline.since(site, day), "clients": clients}
+        ).pl()
+        if lake.has_files(site.lake, "dns_client_days")
+        else pl.DataFrame(schema={"client_ip": pl.String, "days": pl.Int64, "p95_queries": pl.Float64})
+    )
+    # the day's median per interval, counting the intervals it asked nothing in
+    usual = (
+        per.group_by("client_ip")
+        .agg(vals=pl.col("queries"), n=pl.len())
+        .with_columns(
+            day_usual=pl.concat_list("vals", pl.lit(0).repeat_by(n_bins - pl.col("n"))).list.median().cast(pl.Float64)
         )
-        if hot.height == 0:
-            continue
-        start, end = hot["interval_start"].min(), hot["interval_start"].max() + step
-        span = rows.filter(pl.col("interval_start").is_between(start, end, closed="left"))
-        queries, mx = int(span["queries"].sum()), int(span["mx_queries"].sum())
-        sent = ent.filter((pl.col("client_ip") == ip) & pl.col("interval_start").is_between(start, end, closed="left"))
-        n_sent = int(sent["n_from"].sum())
-        typed = con.sql(
-            "select count(*) filter (where qtype is not null) from dns_queries where day = $day and client_ip = $ip",
-            params={"day": day, "ip": ip},
-        ).fetchone()[0]
-        says = [
-            f"{ip} ({client_words(ip, site)}) asked our DNS server {queries} questions between "
-            f"{start.astimezone(site.tz):%H:%M} and {end.astimezone(site.tz):%H:%M}, up to "
-            f"{int(hot['queries'].max())} in one interval where it usually asks about {usual:.0f}"
-        ]
-        if typed:
-            says.append(f"{mx} of them for MX records: this machine looks up where to deliver mail itself")
-        says.append(
-            f"it handed our mail server {n_sent} messages meanwhile"
-            if n_sent
-            else "it sent nothing through our mail server meanwhile: its mail bypasses us, as a worm with "
-            "its own SMTP engine does"
+        .join(hist.select("client_ip", "days", "p95_queries"), on="client_ip", how="left")
+        .with_columns(from_history=pl.col("days").fill_null(0) >= th.baseline_min_days)
+        .with_columns(
+            usual=pl.when("from_history")
+            .then(pl.max_horizontal("day_usual", "p95_queries"))
+            .otherwise(pl.col("day_usual"))
         )
-        mx_share = mx / queries if typed and queries else None
-        score = 0.6 if mx_share is None else round(min(1.0, 0.4 + mx_share), 3)
-        out.append(
-            {
-                "kind": "dns_anomaly",
-                "start": start,
-                "end": end,
-                "sender": None,
-                "client_ip": ip,
-                "domain": None,
-                "score": score,
-                "evidence": {
-                    "why": "; ".join(says),
-                    "source": "client",
-                    "baseline": basis,
-                    "queries": queries,
-                    "mx_queries": mx if typed else None,
-                    "peak_queries_per_interval": int(hot["queries"].max()),
-                    "usual_queries_per_interval": round(usual, 1),
-                    "hot_intervals": hot.height,
-                    "distinct_names": int(span["names"].max()),
-                    "messages_through_our_server": n_sent,
-                    "first_flagged": start + step,
-                },
-                "lines": _lines(con, "detect/query_lines", {"day": day, "client_ip": ip, "start": start, "end": end}),
-            }
-        )
-    return out
+        .select("client_ip", "usual", "from_history")
+    )
+    rows = per.join(usual, on="client_ip")
+    hot = rows.filter(
+        (pl.col("queries") >= th.dns_client_min)
+        & (pl.col("queries") >= th.dns_client_factor * pl.col("usual").clip(1.0))
+    )
+    if hot.height == 0:
+        return []
+    spans = hot.group_by("client_ip").agg(
+        span_start=pl.col("interval_start").min(),
+        span_end=pl.col("interval_start").max() + step,
+        peak=pl.col("queries").max(),
+        hot_intervals=pl.len(),
+    )
+    inside = rows.join(spans, on="client_ip").filter(
+        pl.col("interval_start").is_between(pl.col("span_start"), pl.col("span_end"), closed="left")
+    )
+    sums = inside.group_by("client_ip").agg(
+        pl.col("queries").sum(), mx=pl.col("mx_queries").sum(), names=pl.col("names").max()
+    )
+    typed = per.group_by("client_ip").agg(typed=pl.col("typed").sum())
+    sent = (
+        ent.join(spans, on="client_ip")
+        .filter(pl.col("interval_start").is_between(pl.col("span_start"), pl.col("span_end"), closed="left"))
+        .group_by("client_ip")
+        .agg(n_sent=pl.col("n_from").sum())
+    )
+    found = (
+        spans.join(sums, on="client_ip")
+        .join(typed, on="client_ip")
+        .join(usual, on="client_ip")
+        .join(sent, on="client_ip", how="left")
+        .with_columns(pl.col("n_sent").fill_null(0))
+        .sort("client_ip")
+    )
+    lines = query_lines(con, day, list(found.select("client_ip", "span_start", "span_end").iter_rows()))
+    return [_client(r, site, lines.get((r["client_ip"], r["span_start"]), [])) for r in found.iter_rows(named=True)]
+
+
+def _client(r: dict, site: Site, lines: list[dict]) -> dict:
+    ip, start, end, usual = r["client_ip"], r["span_start"], r["span_end"], r["usual"]
+    queries, mx, typed, n_sent = r["queries"], r["mx"], r["typed"], r["n_sent"]
+    says = [
+        f"{ip} ({client_words(ip, site)}) asked our DNS server {queries} questions between "
+        f"{start.astimezone(site.tz):%H:%M} and {end.astimezone(site.tz):%H:%M}, up to "
+        f"{r['peak']} in one interval where it usually asks about {usual:.0f}"
+    ]
+    if typed:
+        says.append(f"{mx} of them for MX records: this machine looks up where to deliver mail itself")
+    says.append(
+        f"it handed our mail server {n_sent} messages meanwhile"
+        if n_sent
+        else "it sent nothing through our mail server meanwhile: its mail bypasses us, as a worm with "
+        "its own SMTP engine does"
+    )
+    mx_share = mx / queries if typed and queries else None
+    return {
+        "kind": "dns_anomaly",
+        "start": start,
+        "end": end,
+        "sender": None,
+        "client_ip": ip,
+        "domain": None,
+        "score": 0.6 if mx_share is None else round(min(1.0, 0.4 + mx_share), 3),
+        "evidence": {
+            "why": "; ".join(says),
+            "source": "client",
+            "baseline": "history" if r["from_history"] else "within-day",
+            "queries": queries,
+            "mx_queries": mx if typed else None,
+            "peak_queries_per_interval": r["peak"],
+            "usual_queries_per_interval": round(usual, 1),
+            "hot_intervals": r["hot_intervals"],
+            "distinct_names": r["names"],
+            "messages_through_our_server": n_sent,
+            "first_flagged": start + site.interval,
+        },
+        "lines": lines,
+    }

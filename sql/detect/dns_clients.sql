@@ -1,11 +1,13 @@
 -- dns_clients: per interval, the DNS queries of every client that is not a mail server, for the
--- clients that made at least $min_queries in some interval of $day (who else is looking names up).
+-- clients that made at least $min_queries in some interval of $day (who else is looking names
+-- up), with how many of them had a query type at all (a log without types has none).
 with per as (
     select
         client_ip,
         time_bucket($interval::interval, ts, $day_start::timestamptz) as interval_start,
         count(*) as queries,
         count(*) filter (where qtype = 'MX') as mx_queries,
+        count(qtype) as typed,
         count(distinct qname) as names
     from dns_queries
     where
