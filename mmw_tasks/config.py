@@ -54,7 +54,7 @@ class Thresholds:
     list_fanout: int = 20  # recipients per message above which a few messages are a list/alias
     new_rate_factor: float = 5.0  # peak rate this many times the host's highest in history: new behaviour
     regular_min_days: int = 2  # earlier days with a burst of the same host at the same time
-    regular_window_minutes: int = 60  # how close "the same time" is
+    regular_window_minutes: int = 60  # how close "this time of day" is (whole hours either side)
     # every host judged (docs/detection.md, "Every host's day")
     windows_minutes: tuple[int, ...] = (30, 60, 180)  # sliding windows each entity is judged over, and its day
     attachment_bytes: int = 20000  # a message at least this large carries an attachment

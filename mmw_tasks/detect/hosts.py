@@ -104,7 +104,8 @@ def prepare(ents: Entities, site: Site) -> pl.DataFrame:
             suspect_days=pl.lit([], pl.List(pl.Date)),
         )
     hour = pl.col("bin").dt.convert_time_zone(site.timezone).dt.hour().cast(pl.Int32)
-    near = [(hour + k) % 24 for k in (-1, 0, 1)]
+    reach = max(0, round(site.thresholds.regular_window_minutes / 60))  # hours either side: "this time of day"
+    near = [(hour + k) % 24 for k in range(-reach, reach + 1)]
     return w.with_columns(
         interval_minutes=pl.lit(step, pl.Int32),
         span_bins=(pl.col("span_minutes") // step).cast(pl.Int32),
