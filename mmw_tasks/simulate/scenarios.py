@@ -11,10 +11,10 @@ Scenario features, on the requested days only:
   frethem      from 17:00 to 23:20 local bigisp.ne.jp times out: its deliveries are deferred and
                retried by every 30-minute queue run until it comes back.
   dns_anomaly  from 01:10 to 02:00 local the mail server makes DNS queries no mail explains.
-The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list) live in
-outbreaks.py. `scenario` may name one scenario per requested day, comma-separated
-("clean,clean,klez"); the last one repeats. A day's scenario may join several with "+"
-("bulk+outage"): the union of their features.
+The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list, and the
+sleep-loop worms of quiet.py) are listed in outbreaks.py. `scenario` may name one scenario per
+requested day, comma-separated ("clean,clean,klez"); the last one repeats. A day's scenario may
+join several with "+" ("outage+worm90_book"): the union of their features.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Scenario:
         self.worm_next = day0 + KLEZ_WINDOW[0] + 5 * rng.random() if requested and "klez" in today else None
         self.dns_next = day0 + DNS_ANOMALY_WINDOW[0] + rng.random() if requested and "dns_anomaly" in today else None
         self.day0 = day0
-        self.extra.start_day(d, today if requested else frozenset())
+        self.extra.start_day(d, today if requested else frozenset(), weekday)
 
     def _draw_bin(self, r: float) -> int:
         acc = 0.0
