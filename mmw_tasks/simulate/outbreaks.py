@@ -33,7 +33,15 @@ The quiet cases of issue 19 (their generators in quiet.py):
   crowd_forged  a colleague's bulk mailing (as `bulk`) and, 5-20 minutes into it, a post to the
   crowd_owner   420-member staff list; 10-40 minutes into it a worm at 90 s starts on another PC
                 (crowd_forged: forged senders, 25 % guessed; crowd_owner: as book5).
-Names can be combined with "+": "outage+worm90_book" is a day with both.
+  relay         a departmental mail hub, 10.1.4.25 (mailhub.eng.example.ac.jp), not listed in
+                `relay_hosts`, relays ~520 messages a weekday (a third of that at weekends) for
+                120 users of our domain and a few system accounts, to 1-4 recipients each,
+                mostly outside, a stale local address now and then. Benign; truth labels it
+                `benign_host` (variant "unlisted_relay").
+  remote3x      the three busiest remote domains (bigisp.ne.jp, mobile.ne.jp, freemail.co.jp)
+                send us three times their usual mail, through their usual servers. Benign;
+                truth labels those servers `benign_host` (variant "remote_mta_3x").
+Names can be combined with "+": "relay+worm90_book" is a day with both.
 
 Choices of hosts and times come from a stream of their own (seeded by the seed), so adding
 these features leaves the other scenarios' output unchanged.
@@ -63,6 +71,8 @@ EXTRA_SCENARIOS = {
     "four_quiet": "clean + four PCs with sleep-loop worms (90-200 s a message), onsets 30-80 minutes apart",
     "crowd_forged": "bulk + a staff-list post + a 90 s worm with forged senders, all starting 13:00-14:00",
     "crowd_owner": "bulk + a staff-list post + a 90 s address book worm (own sender, 5 % guessed), 13:00-14:00",
+    "relay": "clean + a busy departmental mail hub on 10.1.4.25 that is not in relay_hosts (benign)",
+    "remote3x": "clean + the three busiest remote domains send us three times their usual mail (benign)",
 }
 EXTRA_FEATURES = {
     "holiday": frozenset({"holiday"}),
@@ -78,6 +88,8 @@ EXTRA_FEATURES = {
     "four_quiet": frozenset({"four_quiet"}),
     "crowd_forged": frozenset({"colleague_bulk", "crowd:forged"}),
     "crowd_owner": frozenset({"colleague_bulk", "crowd:owner"}),
+    "relay": frozenset({"relay"}),
+    "remote3x": frozenset({"remote3x"}),
 }
 OUTAGE2_DOMAIN = "webnet.ne.jp"
 OUTAGE2_WINDOW = (9 * 3600 + 1800, 15 * 3600 + 1800)
@@ -197,6 +209,7 @@ class Outbreaks:
         return OUTAGE2_WINDOW[0] <= s < OUTAGE2_WINDOW[1]
 
     def run_bin(self, t0: float, t1: float) -> None:
+        self.quiet.run_bin(t0)
         for s in self.streams:
             while s.t < min(t1, s.end):
                 if s.fire(s.t) is False:

@@ -1,5 +1,7 @@
 """The benchmark's quiet cases (issue 19): worms with a sleep loop, one message every 60-200 s;
-four of them on one day; one that starts inside a bulk mailing and a big list post.
+four of them on one day; one that starts inside a bulk mailing and a big list post; and two
+benign hosts that look busy: a departmental mail hub that is not in `relay_hosts`, and the
+busiest remote domains' inbound servers at three times their usual mail.
 
 The scenarios that use them are listed in outbreaks.py (EXTRA_SCENARIOS). Their hosts, times and
 address books come from a random stream of their own (seeded by the seed), so that the other
@@ -9,7 +11,8 @@ days that have these features only.
 Truth: every worm is an `mmw_suspect` incident on its host's IP from its first to its last SMTP
 transaction (the from= lines), as klez and quiet record theirs, with `variant` "sleep_loop",
 `gap_s` (the nominal seconds between messages), `guess_share` (the share of recipients made up)
-and `forged`.
+and `forged`. The benign hosts carry `benign_host` records (variant "unlisted_relay" or
+"remote_mta_3x"): not incidents to find, labels that say any `mmw_suspect` on them is false.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import random
 
 from mmw_tasks.simulate.site import BULK_PC, GIVEN, LOCAL_DOMAIN, pc_name
+from mmw_tasks.simulate.traffic import OFFICE, OFFICE_WE, bin_weights, poisson
 
 WORM_GAPS = (60, 90, 120, 200)
 # variant: (forged senders, share of recipients guessed, what it is)
@@ -30,6 +34,12 @@ WORM_VARIANTS = {
 FOUR_QUIET = ((90, "forged"), (120, "owner"), (200, "forged"), (200, "book5"))
 CROWD_GAP = 90
 CROWD = {"forged": "forged", "owner": "book5"}  # crowd_<x>: the worm's variant
+RELAY_IP, RELAY_NAME = "10.1.4.25", "mailhub.eng.example.ac.jp"
+RELAY_DAILY = 520  # messages a weekday at scale 1
+RELAY_WEEKEND = 0.35
+RELAY_SYSTEM = ("root", "webmaster", "noreply-lms", "labnews", "cron-report")
+REMOTE_TOP = 3  # the busiest remote domains whose servers send 3x on remote3x days
+REMOTE_FACTOR = 3.0
 
 
 def worm_features(name: str) -> tuple[int, str] | None:
@@ -71,7 +81,15 @@ class Quiet:
         # infected PCs come from both subnets (staff and students), a new one every time
         self.pool = sorted(ip for ip in owner if ip not in taken)
         q.shuffle(self.pool)
+        # the department whose mail goes through the hub
+        self.dept = [u.name for u in q.sample(site.users[:400], 120)]
+        self.relay_lambda: list[float] = []
+        self.remote_lambda: list[float] = []
         self.day0 = 0.0
+        by_weight = sorted(range(len(site.domains)), key=lambda i: -site.domains[i].weight)[:REMOTE_TOP]
+        self.top = frozenset(by_weight)
+        self.top_rcpts = [c for c in site.correspondents if c[1] in self.top]
+        self.top_share = len(self.top_rcpts) / len(site.correspondents)
 
     # -- planning ------------------------------------------------------------------------------
     def start_day(self, d: int, today: frozenset, weekday: int) -> list:
@@ -96,6 +114,15 @@ class Quiet:
             self.ob.scen.plan.sort()
             w = self._worm(CROWD_GAP, CROWD[crowd[0].split(":")[1]])
             streams.append(self._worm_stream(w, t0 + q.uniform(600, 2400)))
+        scale = self.sim.scale
+        self.relay_lambda = []
+        if "relay" in today:
+            f = RELAY_DAILY * scale * (RELAY_WEEKEND if weekday >= 5 else 1.0) * q.uniform(0.9, 1.1)
+            self.relay_lambda = [f * x for x in bin_weights(OFFICE_WE if weekday >= 5 else OFFICE)]
+        self.remote_lambda = []
+        if "remote3x" in today:  # the extra mail: (factor - 1) times these domains' usual share
+            lam = self.sim.bg.day_lambda["inbound"]
+            self.remote_lambda = [(REMOTE_FACTOR - 1) * self.top_share * x for x in lam]
         return streams
 
     def _worm(self, gap: int, variant: str) -> SleepWorm:
@@ -181,4 +208,77 @@ class Quiet:
             messages=1,
             recipients=len(local_t) + len(remote_t) + len(unknown_t),
             user_unknown=len(unknown_t),
+        )
+
+    def run_bin(self, t0: float) -> None:
+        b = int(t0 - self.day0) // 600
+        if self.relay_lambda:
+            rng = self.sim.rng
+            for _ in range(poisson(rng, self.relay_lambda[b])):
+                self.relay_mail(t0 + 600 * rng.random())
+        if self.remote_lambda:
+            rng = self.sim.rng
+            for _ in range(poisson(rng, self.remote_lambda[b])):
+                self.remote_mail(t0 + 600 * rng.random())
+
+    def relay_mail(self, t: float) -> None:
+        """The departmental hub relays one message of one of its users (or of a system account)
+        to one to four recipients, mostly outside; a stale local address now and then."""
+        sim = self.sim
+        rng = sim.rng
+        rnd = rng.random
+        site = sim.site
+        r = rnd()
+        user = RELAY_SYSTEM[int(rnd() * len(RELAY_SYSTEM))] if r < 0.08 else self.dept[int(rnd() * len(self.dept))]
+        sender = f"{user}@{LOCAL_DOMAIN}"
+        k = 1 if rnd() < 0.75 else 2 + int(rnd() * 3)
+        local: list[str] = []
+        remote: dict[str, int] = {}
+        unknown: list[str] = []
+        for _ in range(k):
+            x = rnd()
+            if x < 0.008:
+                unknown.append(f"{site.users[int(rnd() * 400)].name}x@{LOCAL_DOMAIN}")
+            elif x < 0.16:
+                n = site.users[int(rnd() * 400)].name
+                if n not in local:
+                    local.append(n)
+            else:
+                lp, di = site.correspondents[int(rnd() * len(site.correspondents))]
+                remote[f"{lp}@{site.domains[di].name}"] = di
+        size = 600 + int(rng.lognormvariate(8.2, 1.0))
+        sim.mailer.message(
+            t,
+            f"{RELAY_NAME} [{RELAY_IP}]",
+            RELAY_IP,
+            RELAY_NAME,
+            sender,
+            min(size, 9_000_000),
+            f"<{sim.ymdhms(t)}.{int(rnd() * 0xFFFFF):05X}.{user}@{RELAY_NAME}>",
+            "ESMTP",
+            local=tuple(local),
+            remote=tuple(remote.items()),
+            unknown=tuple(unknown),
+        )
+        sim.incidents.track(
+            "benign_host",
+            RELAY_IP,
+            t,
+            {"client_ip": RELAY_IP, "host": RELAY_NAME, "variant": "unlisted_relay"},
+            messages=1,
+        )
+
+    def remote_mail(self, t: float) -> None:
+        """One more inbound message from a correspondent at one of the busiest remote domains."""
+        sim = self.sim
+        pick = self.top_rcpts[int(sim.rng.random() * len(self.top_rcpts))]
+        dom = sim.site.domains[pick[1]]
+        ip = sim.bg.inbound(t, (f"{pick[0]}@{dom.name}", pick[1]))
+        host = dom.hosts[dom.ips.index(ip)]
+        sim.incidents.track(
+            "benign_host",
+            ip,
+            t,
+            {"client_ip": ip, "host": host, "remote_domain": dom.name, "variant": "remote_mta_3x"},
+            extra_messages=1,
         )

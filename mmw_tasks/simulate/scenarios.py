@@ -11,10 +11,10 @@ Scenario features, on the requested days only:
   frethem      from 17:00 to 23:20 local bigisp.ne.jp times out: its deliveries are deferred and
                retried by every 30-minute queue run until it comes back.
   dns_anomaly  from 01:10 to 02:00 local the mail server makes DNS queries no mail explains.
-The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list, and the
-sleep-loop worms of quiet.py) are listed in outbreaks.py. `scenario` may name one scenario per
-requested day, comma-separated ("clean,clean,klez"); the last one repeats. A day's scenario may
-join several with "+" ("outage+worm90_book"): the union of their features.
+The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list, and the quiet
+worms, relay and remote3x of quiet.py) are listed in outbreaks.py. `scenario` may name one
+scenario per requested day, comma-separated ("clean,clean,klez"); the last one repeats. A day's
+scenario may join several with "+" ("relay+worm90_book"): the union of their features.
 """
 
 from __future__ import annotations
