@@ -60,5 +60,7 @@ SUITE = (
     # a new modern site: look-alikes and deferrals first
     SiteSpec("new-modern", "modern", 505, 0.3, date(2002, 6, 3), ("heavy_list", "bulk", "frethem", "clean")),
 )
-# the kinds of day on which nothing malicious happens
-BENIGN_DAYS = frozenset({"clean", "holiday", "heavy_list", "bulk"})
+# the kinds of day on which nothing malicious happens ("a+b": both must be)
+BENIGN_DAYS = frozenset({"clean", "holiday", "heavy_list", "bulk", "relay", "remote3x"})
+# the days that count as clean for "false alarms per clean day"
+CLEAN_DAYS = frozenset({"clean", "holiday"})
