@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"mmw benchmark: {len(days)} site-days on {len(results)} simulated sites "
         f"(stacks: {', '.join(styles)}; seeds +{a.seed_offset}; {history} days judged against history, "
-        f"{len(days) - history} with within-day statistics); {summary['clean_days']} clean days"
+        f"{len(days) - history} with within-day statistics); {summary['clean_days']} clean days, "
+        f"{summary['benign_days'] - summary['clean_days']} other benign days, "
+        f"{len(days) - summary['benign_days']} days with something planted"
     )
     print()
     print(render(rows, summary))

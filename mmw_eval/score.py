@@ -8,17 +8,52 @@ of slack). Precision counts reported incidents that match; recall, planted ones 
 found. "Infected hosts" pools mmw_suspect and the client dns_anomaly (a worm with its own SMTP
 engine): every infected machine, found under either kind. Time to flag: from the planted
 incident's first line to the end of the first interval mmw flagged.
+
+Worms by rate: every planted mmw_suspect has a rate class, from its nominal seconds per message
+(`gap_s`, the sleep-loop worms) or else its span over its messages (klez about 4 s, quiet 15-30
+s), and a sender class: forged (the truth names no sender) or its user's own. Benign hosts: the
+truth's `benign_host` labels (the unlisted relay, the remote MTAs at 3x) are not incidents to
+find; any mmw_suspect on one of them is a false alarm, counted on its own.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from statistics import median
 
-from mmw_eval.suite import BENIGN_DAYS
+from mmw_eval.suite import BENIGN_DAYS, CLEAN_DAYS
 
 KINDS = ("mmw_suspect", "dns_anomaly", "deferred_surge", "bulk_sender", "mailing_list")
 SLACK = timedelta(minutes=30)
+# rate classes of worms (seconds per message): (label, lowest, highest, recall target or None)
+RATE_CLASSES = (
+    ("<= 120 s", 0.0, 120.0, 1.0),
+    ("121-179 s", 120.0, 180.0, None),
+    ("180-240 s", 180.0, 240.0, 0.9),
+    ("> 240 s", 240.0, math.inf, None),
+)
+FAST = RATE_CLASSES[0][0]
+FLAG_MINUTES, FLAG_MEDIAN_MINUTES = 30, 15  # every fast worm flagged within; the median within
+BENIGN_HOST = "benign_host"
+
+
+def benign_day(scenario: str) -> bool:
+    """Nothing malicious planted: every part of the day's scenario ("a+b") is benign."""
+    return all(part in BENIGN_DAYS for part in scenario.split("+"))
+
+
+def clean_day(scenario: str) -> bool:
+    return scenario in CLEAN_DAYS
+
+
+def rate_class(gap: float | None) -> str | None:
+    if gap is None:
+        return None
+    for label, lo, hi, _ in RATE_CLASSES:
+        if lo < gap <= hi:
+            return label
+    return None
 
 
 def entity(kind: str, inc: dict) -> str | None:
@@ -33,10 +68,22 @@ def _t(x) -> datetime:
     return x if isinstance(x, datetime) else datetime.fromisoformat(str(x))
 
 
+def _gap(t: dict) -> float | None:
+    """Seconds per message of a planted worm: nominal, else its span over its messages."""
+    if t["kind"] != "mmw_suspect":
+        return None
+    if t.get("gap_s"):
+        return float(t["gap_s"])
+    n = t.get("messages") or 0
+    return (_t(t["end"]) - _t(t["start"])).total_seconds() / (n - 1) if n > 1 else None
+
+
 def truth_items(day: dict) -> list[dict]:
-    """The day's planted incidents, one per (kind, entity), spans merged."""
+    """The day's planted incidents, one per (kind, entity), spans merged (labels left out)."""
     items: dict[tuple, dict] = {}
     for t in day["truth"]:
+        if t["kind"] not in KINDS:
+            continue
         key = (t["kind"], entity(t["kind"], t))
         it = items.setdefault(
             key,
@@ -46,6 +93,8 @@ def truth_items(day: dict) -> list[dict]:
                 "start": _t(t["start"]),
                 "end": _t(t["end"]),
                 "variant": t.get("variant"),
+                "gap": _gap(t),
+                "forged": t.get("forged", t.get("sender") is None),
             },
         )
         it["start"], it["end"] = min(it["start"], _t(t["start"])), max(it["end"], _t(t["end"]))
@@ -69,6 +118,11 @@ def match_day(day: dict) -> tuple[list[dict], list[dict]]:
     return planted, reported
 
 
+def benign_hosts(day: dict) -> dict[str, str]:
+    """client IP -> variant of the day's benign-host labels."""
+    return {t["client_ip"]: t.get("variant") or "" for t in day["truth"] if t["kind"] == BENIGN_HOST}
+
+
 def is_infected(item: dict) -> bool:
     return item["kind"] == "mmw_suspect" or (
         item["kind"] == "dns_anomaly" and (item.get("variant") == "smtp_engine" or item.get("source") == "client")
@@ -80,12 +134,29 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
         k: {"kind": k, "planted": 0, "found": 0, "reported": 0, "correct": 0, "clean_alarms": 0, "delays": []}
         for k in (*KINDS, "infected hosts")
     }
-    clean_days = sum(1 for d in days if d["scenario"] in ("clean", "holiday"))
+    clean_days = sum(1 for d in days if clean_day(d["scenario"]))
+    benign_days = sum(1 for d in days if benign_day(d["scenario"]))
     misses, false_alarms = [], []
     suspects_on_benign_days = 0
+    classes: dict[tuple, dict] = {}
+    hosts: dict[str, dict] = {}
     for d in days:
         planted, reported = match_day(d)
+        for ip, variant in benign_hosts(d).items():
+            h = hosts.setdefault(variant, {"host_days": 0, "mmw_suspect": 0, "other": 0})
+            h["host_days"] += 1
+            for r in reported:
+                if r.get("client_ip") == ip:
+                    h["mmw_suspect" if r["kind"] == "mmw_suspect" else "other"] += 1
         for p in planted:
+            label = rate_class(p["gap"])
+            if label is not None:
+                c = classes.setdefault(
+                    (label, "forged" if p["forged"] else "own sender"), {"planted": 0, "found": 0, "delays": []}
+                )
+                c["planted"] += 1
+                c["found"] += p["found"]
+                c["delays"].append(p["delay"] if p["found"] and p["delay"] is not None else math.inf)
             for key in (p["kind"], "infected hosts") if is_infected(p) else (p["kind"],):
                 row = rows[key]
                 row["planted"] += 1
@@ -99,11 +170,11 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
                 row = rows[key]
                 row["reported"] += 1
                 row["correct"] += r["matched"]
-                if not r["matched"] and d["scenario"] in ("clean", "holiday"):
+                if not r["matched"] and clean_day(d["scenario"]):
                     row["clean_alarms"] += 1
             if not r["matched"]:
                 false_alarms.append((d["site"], d["day"], d["scenario"], r["kind"], r["entity"]))
-            if r["kind"] == "mmw_suspect" and d["scenario"] in BENIGN_DAYS:
+            if r["kind"] == "mmw_suspect" and benign_day(d["scenario"]):
                 suspects_on_benign_days += 1
     out = []
     for row in rows.values():
@@ -118,12 +189,36 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
                 "max_minutes_to_flag": max(dl) if dl else None,
             }
         )
+    worm_classes = []
+    for label, *_ in RATE_CLASSES:
+        for sender in ("forged", "own sender"):
+            c = classes.get((label, sender))
+            if c is None:
+                continue
+            dl = sorted(c["delays"])
+            found = [x for x in dl if x != math.inf]
+            worm_classes.append(
+                {
+                    "rate": label,
+                    "sender": sender,
+                    "planted": c["planted"],
+                    "found": c["found"],
+                    "recall": c["found"] / c["planted"],
+                    "within_30_min": sum(1 for x in dl if x <= FLAG_MINUTES),
+                    "median_minutes_to_flag": median(found) if found else None,
+                    "max_minutes_to_flag": max(found) if found else None,
+                    "delays": [None if x == math.inf else x for x in dl],  # missed or never flagged: None
+                }
+            )
     summary = {
         "site_days": len(days),
         "clean_days": clean_days,
+        "benign_days": benign_days,
         "misses": misses,
         "false_alarms": false_alarms,
         "suspects_on_benign_days": suspects_on_benign_days,
+        "worm_classes": worm_classes,
+        "benign_hosts": hosts,
     }
     return out, summary
 
@@ -131,16 +226,53 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
 def targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
     by = {r["kind"]: r for r in rows}
     inf, sus, dfs = by["infected hosts"], by["mmw_suspect"], by["deferred_surge"]
-    return [
+    out = [
         ("every infected host found (recall 1.0)", inf["recall"] == 1.0),
         ("mmw_suspect precision >= 0.98", (sus["precision"] or 0) >= 0.98),
-        ("no mmw_suspect on any clean, holiday, list or bulk day", summary["suspects_on_benign_days"] == 0),
+        (
+            f"no mmw_suspect on any benign day ({', '.join(sorted(BENIGN_DAYS))})",
+            summary["suspects_on_benign_days"] == 0,
+        ),
         ("every deferral surge found with the right domain", dfs["recall"] == 1.0),
         (
             "first flag within 30 minutes of onset (every infected host)",
             inf["max_minutes_to_flag"] is not None and inf["max_minutes_to_flag"] <= 30,
         ),
     ]
+    targets_of = {label: target for label, _, _, target in RATE_CLASSES}
+    for c in summary["worm_classes"]:
+        target = targets_of[c["rate"]]
+        if target is not None:
+            what = "1.0" if target == 1.0 else f">= {target}"
+            out.append(
+                (
+                    f"recall {what} for worms at {c['rate']}/message, {c['sender']} ({c['found']}/{c['planted']})",
+                    c["recall"] >= target,
+                )
+            )
+    hosts = summary["benign_hosts"]
+    if hosts:
+        n = sum(h["mmw_suspect"] for h in hosts.values())
+        out.append((f"no mmw_suspect on the benign hosts ({', '.join(sorted(hosts))}; {n} reported)", n == 0))
+    fast = [x for c in summary["worm_classes"] if c["rate"] == FAST for x in c["delays"]]
+    if fast:
+        slow = sum(1 for x in fast if x is None or x > FLAG_MINUTES)
+        out.append(
+            (
+                f"first flag within {FLAG_MINUTES} minutes of onset for every worm at <= 120 s/message "
+                f"({len(fast) - slow}/{len(fast)})",
+                slow == 0,
+            )
+        )
+        med = median(math.inf if x is None else x for x in fast)
+        out.append(
+            (
+                f"median first flag within {FLAG_MEDIAN_MINUTES} minutes for those worms "
+                f"({'never' if med == math.inf else f'{med:.1f} min'}; a miss counts as never)",
+                med <= FLAG_MEDIAN_MINUTES,
+            )
+        )
+    return out
 
 
 def _f(v, digits=2) -> str:
@@ -159,4 +291,21 @@ def render(rows: list[dict], summary: dict) -> str:
             f"{_f(r['precision'], 3):>9s} {_f(r['recall'], 3):>6s} {_f(r['alarms_per_clean_day']):>22s} "
             f"{_f(r['median_minutes_to_flag'], 1):>18s} {_f(r['max_minutes_to_flag'], 0):>5s}"
         )
+    if summary.get("worm_classes"):
+        head = (
+            f"{'worms by rate':16s} {'sender':>10s} {'planted':>7s} {'found':>5s} {'recall':>6s} "
+            f"{'flagged within 30 min':>21s} {'median min to flag':>18s} {'max':>5s}"
+        )
+        lines += ["", head, "-" * len(head)]
+        for c in summary["worm_classes"]:
+            lines.append(
+                f"{c['rate'] + '/message':16s} {c['sender']:>10s} {c['planted']:7d} {c['found']:5d} "
+                f"{_f(c['recall'], 3):>6s} {c['within_30_min']:21d} {_f(c['median_minutes_to_flag'], 1):>18s} "
+                f"{_f(c['max_minutes_to_flag'], 0):>5s}"
+            )
+    if summary.get("benign_hosts"):
+        head = f"{'benign hosts':16s} {'host-days':>10s} {'mmw_suspect':>11s} {'other incidents':>15s}"
+        lines += ["", head, "-" * len(head)]
+        for variant, h in sorted(summary["benign_hosts"].items()):
+            lines.append(f"{variant:16s} {h['host_days']:10d} {h['mmw_suspect']:11d} {h['other']:15d}")
     return "\n".join(lines)

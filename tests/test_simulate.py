@@ -1,16 +1,20 @@
 """The site simulator: determinism, rotation on disk, truth.json against an independent recount of
-the written files, and the behaviour of the scenarios (klez, frethem, clean)."""
+the written files, the behaviour of the scenarios (klez, frethem, clean, and the quiet cases:
+sleep-loop worms, four_quiet, crowd_*, the unlisted relay, remote MTAs at 3x) checked against
+their truth, and the old scenarios' bytes pinned."""
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -202,6 +206,33 @@ def test_same_seed_same_bytes(tmp_path_factory):
     assert (a / "logs/1mx/syslog.0").read_bytes() != (c / "logs/1mx/syslog.0").read_bytes()
 
 
+# The old scenarios' bytes, pinned: the benchmark's old site-days must stay what they were when
+# scenarios are added (new features draw from streams of their own). Digests of the files'
+# contents (gzip members decompressed: compressors differ between zlib builds).
+OLD_SCENARIOS_DIGEST = {
+    "2002": "1523f43ca811b261bac95306903cce4d0987951d27bcc659aa3af1a20221d50a",
+    "modern": "e199bdbc415bf6aca62d05319081f077a7038d1d2b9b63a8b64eb32c23ea2acf",
+}
+
+
+def content_digest(site: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(site.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            h.update(str(p.relative_to(site)).encode() + b"\0")
+            h.update(gzip.decompress(data) if p.name.endswith(".gz") else data)
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("style", ["2002", "modern"])
+def test_old_scenarios_unchanged(tmp_path, style):
+    """A holiday, then every old scenario at once (klez, quiet, smtp_engine, frethem, outage,
+    dns_anomaly, bulk, heavy_list): the same bytes as before the quiet cases were added."""
+    simulate_site(tmp_path, date(2002, 3, 11), 2, scenario="holiday,everything", seed=31, style=style, scale=0.1)
+    assert content_digest(tmp_path) == OLD_SCENARIOS_DIGEST[style]
+
+
 # -- rotation ----------------------------------------------------------------------------------
 def test_rotation_layout(klez):
     dns = [p.name for p in files_of(klez, "1dns")]
@@ -379,3 +410,221 @@ def test_clean_has_no_infected_host(clean):
             same_size[(m.group(4), m.group(3))] += 1
     assert max(same_size.values()) < 10
     assert v["totals"]["n_user_unknown"] < 150
+
+
+# -- the quiet cases (sleep-loop worms, the unlisted relay, remote MTAs at 3x) -------------------
+WORM_GAPS = (60, 90, 120, 200)
+WORM_VARIANTS = {"forged": (True, 0.25), "owner": (False, 0.25), "book": (False, 0.0), "book5": (False, 0.05)}
+WORMS = tuple(f"worm{g}_{v}" for g in WORM_GAPS for v in WORM_VARIANTS)
+QUIET_START = date(2002, 7, 1)  # a Monday
+RELAY_IP = "10.1.4.25"
+RCPTS = re.compile(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): to=(.*?), (?:ctladdr=|delay=)")
+
+
+def day_of(site: Path, k: int) -> str:
+    return (QUIET_START + timedelta(days=k)).isoformat()
+
+
+@pytest.fixture(scope="module")
+def worms(tmp_path_factory) -> Path:
+    """All sixteen sleep-loop worms, one a day, on a small 2002 site (their rates do not scale)."""
+    return sim(tmp_path_factory, "worms", start=QUIET_START, days=16, scenario=",".join(WORMS), seed=21, scale=0.05)
+
+
+@pytest.fixture(scope="module")
+def quiet_days(tmp_path_factory) -> Path:
+    """Mon clean, Tue four_quiet, Wed crowd_owner, Thu relay, Fri relay+remote3x, Sat crowd_forged."""
+    cal = "clean,four_quiet,crowd_owner,relay,relay+remote3x,crowd_forged"
+    return sim(tmp_path_factory, "quiet_days", start=QUIET_START, days=6, scenario=cal, seed=23, scale=0.2)
+
+
+@functools.lru_cache(maxsize=4)
+def mail_by_day(site: Path) -> dict:
+    """Per local day: from= lines as (time, qid, sender, size, relay); recipients and refusals by qid."""
+    out: dict = defaultdict(lambda: {"from": [], "rcpts": defaultdict(set), "unknown": defaultdict(set)})
+    qday: dict = {}
+    for ts, rest in mail_lines(site):
+        m = FROM.match(rest)
+        if m:
+            qday[m.group(1)] = ts.date().isoformat()
+            out[ts.date().isoformat()]["from"].append((ts, m.group(1), m.group(2), int(m.group(3)), m.group(4)))
+            continue
+        m = RCPTS.match(rest)
+        if m and m.group(1) in qday:
+            out[qday[m.group(1)]]["rcpts"][m.group(1)].update(re.findall(r"<([^>]+)>", m.group(2)))
+            continue
+        m = re.match(r"^(?:sendmail|sm-mta)\[\d+\]: (\w{14}): <([^>]+)>\.\.\. User unknown$", rest)
+        if m:  # the refusals come before the from= line of their transaction
+            out[ts.date().isoformat()]["unknown"][m.group(1)].add(m.group(2))
+    return out
+
+
+def worm_mail(day: dict, inc: dict) -> list[tuple]:
+    """The from= lines of the worm's host inside its truth span (its owner's own mail may be among them)."""
+    lo = datetime.fromisoformat(inc["start"]).replace(tzinfo=None)
+    hi = datetime.fromisoformat(inc["end"]).replace(tzinfo=None)
+    return [f for f in day["from"] if f[4].endswith(f"[{inc['client_ip']}]") and lo <= f[0] <= hi]
+
+
+def test_every_worm_scenario_is_described_and_known():
+    for name in (*WORMS, "four_quiet", "crowd_forged", "crowd_owner", "relay", "remote3x"):
+        assert name in SCENARIOS, name
+    with pytest.raises(ValueError, match="nimda"):
+        simulate_site(Path("/nonexistent"), DAY, 1, scenario="relay+nimda")
+
+
+@pytest.mark.parametrize("k", range(len(WORMS)))
+def test_sleep_loop_worm_matches_its_truth(worms, k):
+    """Each worm: one mmw_suspect on its host, from its first to its last message; its rate, its
+    senders, its size and its share of made-up recipients as its scenario says."""
+    name, day = WORMS[k], day_of(worms, k)
+    gap, variant = int(name[4:].split("_")[0]), name.split("_")[1]
+    forged, guess = WORM_VARIANTS[variant]
+    v = truth(worms)["days"][day]
+    assert v["scenario"] == name
+    (inc,) = [i for i in v["incidents"] if i["kind"] == "mmw_suspect"]
+    assert (inc["gap_s"], inc["guess_share"], inc["forged"], inc["variant"]) == (gap, guess, forged, "sleep_loop")
+    mine = worm_mail(mail_by_day(worms)[day], inc)
+    n = inc["messages"]
+    assert n <= len(mine) <= n + 2  # its owner may mail too meanwhile, rarely at this scale
+    span = (datetime.fromisoformat(inc["end"]) - datetime.fromisoformat(inc["start"])).total_seconds()
+    assert 2 * 3600 - 1.2 * gap <= span <= 6 * 3600
+    per_hour = 3600 * (n - 1) / span
+    assert abs(per_hour - 3600 / gap) < 0.08 * 3600 / gap, (per_hour, gap)
+    start = datetime.fromisoformat(inc["start"])
+    assert time(8, 30) <= start.time() <= time(15, 31)
+    senders = Counter(f[2] for f in mine)
+    sizes = Counter(f[3] for f in mine if f[3] > 0)
+    if forged:
+        assert inc["sender"] is None
+        assert len(senders) > 0.5 * n
+        assert sum(c for s, c in senders.items() if not s.endswith("@example.ac.jp")) > 0.6 * n
+        assert sizes.most_common(1)[0][1] >= sum(sizes.values()) - 2  # one constant size
+    else:
+        assert set(senders) == {inc["sender"]}  # the PC's user's address, the worm's and the user's own mail
+        top = sizes.most_common(1)[0][0]
+        assert sum(c for s, c in sizes.items() if abs(s - top) < 200) >= 0.9 * sum(sizes.values())
+
+
+def test_sleep_loop_worms_made_up_recipients(worms):
+    """The share of a worm's recipients refused as unknown is its guess share (pooled by
+    variant: 25 %, 5 %, none), and equals its truth record."""
+    days = mail_by_day(worms)
+    pooled: dict = defaultdict(lambda: [0, 0])
+    for k, name in enumerate(WORMS):
+        day = day_of(worms, k)
+        (inc,) = [i for i in truth(worms)["days"][day]["incidents"] if i["kind"] == "mmw_suspect"]
+        d = days[day]
+        qids = {f[1] for f in worm_mail(d, inc)}
+        unknown = sum(len(d["unknown"][q]) for q in qids)
+        rcpts = sum(len(d["rcpts"][q]) for q in qids) + unknown
+        assert inc["user_unknown"] == unknown
+        assert rcpts >= inc["recipients"]  # .forward copies aside, the recipients it asked for
+        variant = name.split("_")[1]
+        pooled[variant][0] += unknown
+        pooled[variant][1] += rcpts
+    assert pooled["book"][0] == 0
+    assert 0.01 < pooled["book5"][0] / pooled["book5"][1] < 0.09
+    for v in ("forged", "owner"):
+        assert 0.2 < pooled[v][0] / pooled[v][1] < 0.3, (v, pooled[v])
+
+
+def test_four_quiet_hosts_staggered(quiet_days):
+    v = truth(quiet_days)["days"][day_of(quiet_days, 1)]
+    worms_ = sorted((i for i in v["incidents"] if i["kind"] == "mmw_suspect"), key=lambda i: i["start"])
+    assert len({i["client_ip"] for i in worms_}) == 4
+    assert [(i["gap_s"], i["forged"]) for i in worms_] == [(90, True), (120, False), (200, True), (200, False)]
+    starts = [datetime.fromisoformat(i["start"]) for i in worms_]
+    assert all(b - a >= timedelta(minutes=29) for a, b in zip(starts, starts[1:], strict=False))
+    d = mail_by_day(quiet_days)[day_of(quiet_days, 1)]
+    for i in worms_:
+        assert len(worm_mail(d, i)) >= i["messages"]
+
+
+@pytest.mark.parametrize("k,forged", [(2, False), (5, True)])
+def test_crowd_worm_starts_with_the_bulk_mailing_and_the_list_post(quiet_days, k, forged):
+    v = truth(quiet_days)["days"][day_of(quiet_days, k)]
+    (worm,) = [i for i in v["incidents"] if i["kind"] == "mmw_suspect"]
+    (bulk,) = [i for i in v["incidents"] if i["kind"] == "bulk_sender" and i["sender"] != "kouhou@example.ac.jp"]
+    staff = [i for i in v["incidents"] if i["kind"] == "mailing_list" and i["list"] == "staff@example.ac.jp"]
+    assert len(staff) == 1 and staff[0]["recipients"] > 400
+    assert (worm["gap_s"], worm["forged"]) == (90, forged)
+    starts = [datetime.fromisoformat(i["start"]) for i in (bulk, staff[0], worm)]
+    assert all(s.hour == 13 for s in starts), starts  # the same hour
+    assert starts[0] < starts[1] and starts[0] < starts[2]
+    assert datetime.fromisoformat(bulk["end"]) > starts[2]  # the bulk is still going out
+
+
+def test_unlisted_relay_is_benign_busy_and_not_in_relay_hosts(quiet_days):
+    import tomllib
+
+    cfg = tomllib.loads((quiet_days / "site.toml").read_text())
+    assert RELAY_IP not in cfg.get("allow", {}).get("relay_hosts", [])
+    days = mail_by_day(quiet_days)
+    for k in (3, 4):
+        day = day_of(quiet_days, k)
+        v = truth(quiet_days)["days"][day]
+        (label,) = [i for i in v["incidents"] if i["kind"] == "benign_host" and i["client_ip"] == RELAY_IP]
+        assert label["variant"] == "unlisted_relay"
+        assert not [i for i in v["incidents"] if i["kind"] == "mmw_suspect"]
+        mine = [f for f in days[day]["from"] if f[4] == f"mailhub.eng.example.ac.jp [{RELAY_IP}]"]
+        assert len(mine) == label["messages"] > 70
+        senders = {f[2] for f in mine}
+        assert len(senders) > 40 and all(s.endswith("@example.ac.jp") for s in senders)
+        assert len({f[0].hour for f in mine}) >= 14  # steady, through the day
+        rcpts = set().union(*(days[day]["rcpts"][f[1]] for f in mine))
+        assert len(rcpts) > 0.9 * len(mine)
+    for k in (0, 1, 2, 5):  # only on its days
+        day = day_of(quiet_days, k)
+        assert not [f for f in days[day]["from"] if f[4].endswith(f"[{RELAY_IP}]")]
+
+
+def test_remote_mtas_at_three_times(quiet_days):
+    """relay+remote3x (Friday) against Thursday (relay alone): the busiest domains' servers send
+    three times as much; truth labels every one of them, and plants nothing."""
+    t = truth(quiet_days)["days"]
+    labels = [i for i in t[day_of(quiet_days, 4)]["incidents"] if i.get("variant") == "remote_mta_3x"]
+    ips = {i["client_ip"] for i in labels}
+    assert {i["remote_domain"] for i in labels} == {"bigisp.ne.jp", "mobile.ne.jp", "freemail.co.jp"}
+    assert len(ips) == 8  # their MX hosts: 3 + 3 + 2
+    days = mail_by_day(quiet_days)
+
+    def inbound(k: int) -> int:
+        return sum(1 for f in days[day_of(quiet_days, k)]["from"] if re.search(r"\[([\d.]+)\]", f[4])[1] in ips)
+
+    assert 2.3 < inbound(4) / inbound(3) < 3.8, (inbound(4), inbound(3))
+    assert inbound(4) - inbound(3) == pytest.approx(sum(i["extra_messages"] for i in labels), rel=0.25)
+    assert not [i for i in t[day_of(quiet_days, 4)]["incidents"] if i["kind"] == "mmw_suspect"]
+
+
+def test_quiet_cases_truth_equals_recount(quiet_days):
+    t = truth(quiet_days)
+    c = recount(quiet_days)
+    for day, v in t["days"].items():
+        for b, iv in enumerate(v["intervals"]):
+            assert {k: iv[k] for k in KEYS} == {k: c[(day, b, k)] for k in KEYS}, iv["interval_start"]
+
+
+def test_quiet_cases_modern_truth_equals_recount(tmp_path_factory):
+    site = sim(
+        tmp_path_factory,
+        "quiet_modern",
+        start=QUIET_START,
+        days=2,
+        scenario="relay+four_quiet,relay+remote3x+worm200_book5",
+        seed=29,
+        style="modern",
+        scale=0.15,
+    )
+    t = truth(site)
+    c = recount(site)
+    for day, v in t["days"].items():
+        for b, iv in enumerate(v["intervals"]):
+            assert {k: iv[k] for k in KEYS} == {k: c[(day, b, k)] for k in KEYS}, iv["interval_start"]
+    day2 = t["days"][day_of(site, 1)]
+    assert day2["scenario"] == "relay+remote3x+worm200_book5"
+    assert Counter(i.get("variant") for i in day2["incidents"] if i["kind"] in ("mmw_suspect", "benign_host")) == {
+        "sleep_loop": 1,
+        "unlisted_relay": 1,
+        "remote_mta_3x": 8,
+    }

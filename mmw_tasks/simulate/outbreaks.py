@@ -17,6 +17,32 @@
                 staff list (Mailman, re-injected through localhost; a few stale local members).
   everything    all of the above but the holiday, with klez, frethem and dns_anomaly.
 
+The quiet cases of issue 19 (their generators in quiet.py):
+  worm<G>_<V>   one PC infected by a worm with a sleep loop: one message every G seconds
+                (G = 60, 90, 120, 200; +-15 % jitter) for 2-6 hours, starting 08:30-15:30, one
+                recipient a message (two one time in seven), a near-constant size. V says how:
+                  forged  forged senders (an address of its address book, mostly of other
+                          domains, or a name made up at any domain), 25 % of the recipients
+                          made-up local names (`User unknown`), the rest from the address book;
+                  owner   its user's own sender address, 25 % made-up recipients;
+                  book    its user's own sender, the address book only (harvested
+                          correspondents, local and remote): the address book worm;
+                  book5   the same with 5 % made-up recipients.
+  four_quiet    four such PCs on one day, onsets 30-80 minutes apart from 09:00-10:00: 90 s
+                forged, 120 s owner, 200 s forged, 200 s book5.
+  crowd_forged  a colleague's bulk mailing (as `bulk`) and, 5-20 minutes into it, a post to the
+  crowd_owner   420-member staff list; 10-40 minutes into it a worm at 90 s starts on another PC
+                (crowd_forged: forged senders, 25 % guessed; crowd_owner: as book5).
+  relay         a departmental mail hub, 10.1.4.25 (mailhub.eng.example.ac.jp), not listed in
+                `relay_hosts`, relays ~520 messages a weekday (a third of that at weekends) for
+                120 users of our domain and a few system accounts, to 1-4 recipients each,
+                mostly outside, a stale local address now and then. Benign; truth labels it
+                `benign_host` (variant "unlisted_relay").
+  remote3x      the three busiest remote domains (bigisp.ne.jp, mobile.ne.jp, freemail.co.jp)
+                send us three times their usual mail, through their usual servers. Benign;
+                truth labels those servers `benign_host` (variant "remote_mta_3x").
+Names can be combined with "+": "relay+worm90_book" is a day with both.
+
 Choices of hosts and times come from a stream of their own (seeded by the seed), so adding
 these features leaves the other scenarios' output unchanged.
 """
@@ -25,6 +51,7 @@ from __future__ import annotations
 
 import random
 
+from mmw_tasks.simulate.quiet import WORM_GAPS, WORM_VARIANTS, Quiet
 from mmw_tasks.simulate.render import K_OTHER
 from mmw_tasks.simulate.site import BULK_PC, GIVEN, LOCAL_DOMAIN, NS_IP, SURNAMES, pc_name
 
@@ -36,6 +63,16 @@ EXTRA_SCENARIOS = {
     "bulk": "clean + a colleague's one-by-one mailing to ~700 addresses from her PC, 13:00-14:15",
     "heavy_list": "clean + a busy list day: 20 more lab-ml posts and 3 posts to the 420-member staff list",
     "everything": "klez + quiet + smtp_engine + frethem + outage + dns_anomaly + bulk + heavy_list",
+    **{
+        f"worm{gap}_{v}": f"clean + one PC whose worm mails every {gap} s for 2-6 hours: {what}"
+        for gap in WORM_GAPS
+        for v, (_, _, what) in WORM_VARIANTS.items()
+    },
+    "four_quiet": "clean + four PCs with sleep-loop worms (90-200 s a message), onsets 30-80 minutes apart",
+    "crowd_forged": "bulk + a staff-list post + a 90 s worm with forged senders, all starting 13:00-14:00",
+    "crowd_owner": "bulk + a staff-list post + a 90 s address book worm (own sender, 5 % guessed), 13:00-14:00",
+    "relay": "clean + a busy departmental mail hub on 10.1.4.25 that is not in relay_hosts (benign)",
+    "remote3x": "clean + the three busiest remote domains send us three times their usual mail (benign)",
 }
 EXTRA_FEATURES = {
     "holiday": frozenset({"holiday"}),
@@ -47,6 +84,12 @@ EXTRA_FEATURES = {
     "everything": frozenset(
         {"klez", "quiet", "smtp_engine", "frethem", "outage", "dns_anomaly", "colleague_bulk", "heavy_list"}
     ),
+    **{f"worm{gap}_{v}": frozenset({f"worm:{gap}:{v}"}) for gap in WORM_GAPS for v in WORM_VARIANTS},
+    "four_quiet": frozenset({"four_quiet"}),
+    "crowd_forged": frozenset({"colleague_bulk", "crowd:forged"}),
+    "crowd_owner": frozenset({"colleague_bulk", "crowd:owner"}),
+    "relay": frozenset({"relay"}),
+    "remote3x": frozenset({"remote3x"}),
 }
 OUTAGE2_DOMAIN = "webnet.ne.jp"
 OUTAGE2_WINDOW = (9 * 3600 + 1800, 15 * 3600 + 1800)
@@ -105,6 +148,8 @@ class Outbreaks:
         self.outage_day: int | None = None
         self.staff_posts = 0
         self.port = 1024 + x.randrange(3000)
+        self.bulk_start = 0.0
+        self.quiet = Quiet(self)  # its own stream: the draws above are the same as before it
 
     def _stale(self, rng) -> str:
         """A local address that no longer exists (a student who left)."""
@@ -115,7 +160,7 @@ class Outbreaks:
                 return lp
 
     # -- planning ------------------------------------------------------------------------------
-    def start_day(self, d: int, today: frozenset) -> None:
+    def start_day(self, d: int, today: frozenset, weekday: int) -> None:
         x = self.x
         day0 = d * 86400
         self.streams = []
@@ -140,7 +185,7 @@ class Outbreaks:
             rcpts += [("stale", self._stale(x)) for _ in range(n // 25)]
             x.shuffle(rcpts)
             self.bulk_rcpts = rcpts
-            t = day0 + 13 * 3600 + x.uniform(0, 600)
+            t = self.bulk_start = day0 + 13 * 3600 + x.uniform(0, 600)
             self.streams.append(Stream(t, t + 1e9, self._gap(n / 4300), self.bulk_mail))
         if "heavy_list" in today:
             plan = self.scen.plan
@@ -151,6 +196,7 @@ class Outbreaks:
                 b = self.scen._draw_bin(x.random())
                 plan.append((day0 + b * 600 + 600 * x.random(), "staff"))
             plan.sort()
+        self.streams += [Stream(*s) for s in self.quiet.start_day(d, today, weekday)]
 
     def _gap(self, rate: float):
         rng = self.sim.rng
@@ -163,6 +209,7 @@ class Outbreaks:
         return OUTAGE2_WINDOW[0] <= s < OUTAGE2_WINDOW[1]
 
     def run_bin(self, t0: float, t1: float) -> None:
+        self.quiet.run_bin(t0)
         for s in self.streams:
             while s.t < min(t1, s.end):
                 if s.fire(s.t) is False:

@@ -11,9 +11,10 @@ Scenario features, on the requested days only:
   frethem      from 17:00 to 23:20 local bigisp.ne.jp times out: its deliveries are deferred and
                retried by every 30-minute queue run until it comes back.
   dns_anomaly  from 01:10 to 02:00 local the mail server makes DNS queries no mail explains.
-The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list) live in
-outbreaks.py. `scenario` may name one scenario per requested day, comma-separated
-("clean,clean,klez"); the last one repeats.
+The benchmark's features (holiday, quiet, smtp_engine, outage, bulk, heavy_list, and the quiet
+worms, relay and remote3x of quiet.py) are listed in outbreaks.py. `scenario` may name one
+scenario per requested day, comma-separated ("clean,clean,klez"); the last one repeats. A day's
+scenario may join several with "+" ("relay+worm90_book"): the union of their features.
 """
 
 from __future__ import annotations
@@ -54,15 +55,22 @@ FEATURES = {
 
 
 def calendar(scenario: str, days: int) -> list[str]:
-    """One scenario name per requested day from "name" or "name1,name2,..." (the last repeats)."""
+    """One scenario name per requested day from "name" or "name1,name2,..." (the last repeats);
+    a day's name may join several with "+"."""
     names = [n.strip() for n in scenario.split(",")]
-    for n in names:
-        if n not in SCENARIOS:
-            raise ValueError(
-                f"unknown scenario {n!r}; expected one of {', '.join(SCENARIOS)} "
-                "(or several, comma-separated, one per day)"
-            )
+    for name in names:
+        for n in name.split("+"):
+            if n not in SCENARIOS:
+                raise ValueError(
+                    f"unknown scenario {n!r}; expected one of {', '.join(SCENARIOS)} "
+                    "(or several, comma-separated, one per day; joined with '+' on one day)"
+                )
     return [names[min(i, len(names) - 1)] for i in range(days)]
+
+
+def features(name: str) -> frozenset:
+    """The features of a day's scenario name ("a+b": both's)."""
+    return frozenset().union(*(FEATURES[n] for n in name.split("+")))
 
 
 KLEZ_WINDOW = (14 * 3600 + 1800, 17 * 3600 + 1800)
@@ -77,7 +85,7 @@ class Scenario:
         self.sim = sim
         names = calendar(name, len(sim.requested))
         self.day_names = {d: n for d, n in zip(sim.requested, names, strict=True)}
-        self.by_day = {d: FEATURES[n] for d, n in self.day_names.items()}
+        self.by_day = {d: features(n) for d, n in self.day_names.items()}
         self.features = frozenset().union(*self.by_day.values())
         self.today: frozenset = frozenset()
         rng = sim.rng
@@ -144,7 +152,7 @@ class Scenario:
         self.worm_next = day0 + KLEZ_WINDOW[0] + 5 * rng.random() if requested and "klez" in today else None
         self.dns_next = day0 + DNS_ANOMALY_WINDOW[0] + rng.random() if requested and "dns_anomaly" in today else None
         self.day0 = day0
-        self.extra.start_day(d, today if requested else frozenset())
+        self.extra.start_day(d, today if requested else frozenset(), weekday)
 
     def _draw_bin(self, r: float) -> int:
         acc = 0.0

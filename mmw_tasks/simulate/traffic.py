@@ -169,11 +169,13 @@ class Background:
         lp, di = site.correspondents[int(self.sim.rng.random() * len(site.correspondents))]
         return f"{lp}@{site.domains[di].name}", di
 
-    def inbound(self, t: float) -> None:
+    def inbound(self, t: float, sender: tuple[str, int] | None = None) -> str:
+        """One message from outside for local users; `sender` (address, domain index) instead of
+        a correspondent drawn at random. Returns the sending server's IP."""
         sim = self.sim
         rnd = sim.rng.random
         site = sim.site
-        addr, di = self._remote_addr()
+        addr, di = sender or self._remote_addr()
         dom = site.domains[di]
         h = int(rnd() * dom.n)
         host, ip = dom.hosts[h], dom.ips[h]
@@ -204,6 +206,7 @@ class Background:
             local=tuple(local),
             unknown=tuple(unknown),
         )
+        return ip
 
     def _client(self, u):
         rnd = self.sim.rng.random
