@@ -7,11 +7,15 @@ matches a planted one of the same day, kind and entity whose time span it overla
 of slack). Precision counts reported incidents that match; recall, planted ones that were
 found. "Infected hosts" pools mmw_suspect and the client dns_anomaly (a worm with its own SMTP
 engine): every infected machine, found under either kind. Time to flag: from the planted
-incident's first line to the end of the first interval mmw flagged.
+incident's first line to the end of the first interval mmw flagged; the kinds' rows time the
+worms at 120 s a message or faster that forge or guess (the others have their own rows).
 
 Worms by rate: every planted mmw_suspect has a rate class, from its nominal seconds per message
 (`gap_s`, the sleep-loop worms) or else its span over its messages (klez about 4 s, quiet 15-30
-s), and a sender class: forged (the truth names no sender) or its user's own. Benign hosts: the
+s), and a sender class: forged (the truth names no sender), its user's own (with made-up
+recipients), or the address book worm (its user's own sender and at most 5 % made-up recipients:
+nothing a bulk mailing lacks but its pace, its attachment and recipients never mailed before,
+which takes history and hours to see; its targets are its own). Benign hosts: the
 truth's `benign_host` labels (the unlisted relay, the remote MTAs at 3x) are not incidents to
 find; any mmw_suspect on one of them is a false alarm, counted on its own.
 """
@@ -35,6 +39,8 @@ RATE_CLASSES = (
 )
 FAST = RATE_CLASSES[0][0]
 FLAG_MINUTES, FLAG_MEDIAN_MINUTES = 30, 15  # every fast worm flagged within; the median within
+SENDERS = ("forged", "own sender", "address book")
+BOOK_GUESSES = 0.05  # an own-sender worm guessing at most this share is the address book worm
 BENIGN_HOST = "benign_host"
 
 
@@ -95,6 +101,7 @@ def truth_items(day: dict) -> list[dict]:
                 "variant": t.get("variant"),
                 "gap": _gap(t),
                 "forged": t.get("forged", t.get("sender") is None),
+                "guess": t.get("guess_share"),
             },
         )
         it["start"], it["end"] = min(it["start"], _t(t["start"])), max(it["end"], _t(t["end"]))
@@ -118,6 +125,12 @@ def match_day(day: dict) -> tuple[list[dict], list[dict]]:
     return planted, reported
 
 
+def sender_class(p: dict) -> str:
+    if p["forged"]:
+        return "forged"
+    return "address book" if p.get("guess") is not None and p["guess"] <= BOOK_GUESSES else "own sender"
+
+
 def benign_hosts(day: dict) -> dict[str, str]:
     """client IP -> variant of the day's benign-host labels."""
     return {t["client_ip"]: t.get("variant") or "" for t in day["truth"] if t["kind"] == BENIGN_HOST}
@@ -136,7 +149,7 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
     }
     clean_days = sum(1 for d in days if clean_day(d["scenario"]))
     benign_days = sum(1 for d in days if benign_day(d["scenario"]))
-    misses, false_alarms = [], []
+    misses, false_alarms, infected_missed = [], [], []
     suspects_on_benign_days = 0
     classes: dict[tuple, dict] = {}
     hosts: dict[str, dict] = {}
@@ -152,19 +165,28 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
             label = rate_class(p["gap"])
             if label is not None:
                 c = classes.setdefault(
-                    (label, "forged" if p["forged"] else "own sender"), {"planted": 0, "found": 0, "delays": []}
+                    (label, sender_class(p)), {"planted": 0, "found": 0, "delays": [], "history": 0, "found_history": 0}
                 )
                 c["planted"] += 1
                 c["found"] += p["found"]
+                if d.get("baseline") == "history":
+                    c["history"] += 1
+                    c["found_history"] += p["found"]
                 c["delays"].append(p["delay"] if p["found"] and p["delay"] is not None else math.inf)
             for key in (p["kind"], "infected hosts") if is_infected(p) else (p["kind"],):
                 row = rows[key]
                 row["planted"] += 1
                 row["found"] += p["found"]
-                if p["delay"] is not None and p["found"]:
-                    row["delays"].append(p["delay"])
+                timed = label is None or (label == FAST and sender_class(p) != "address book")
+                if p["delay"] is not None and p["found"] and timed:
+                    row["delays"].append(p["delay"])  # slower worms' times are in their own rows
             if not p["found"]:
                 misses.append((d["site"], d["day"], d["scenario"], p["kind"], p["entity"]))
+                book_without_history = (
+                    label is not None and sender_class(p) == "address book" and d.get("baseline") != "history"
+                )
+                if is_infected(p) and not book_without_history:
+                    infected_missed.append((d["site"], d["day"], p["entity"]))
         for r in reported:
             for key in (r["kind"], "infected hosts") if is_infected(r) else (r["kind"],):
                 row = rows[key]
@@ -191,7 +213,7 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
         )
     worm_classes = []
     for label, *_ in RATE_CLASSES:
-        for sender in ("forged", "own sender"):
+        for sender in SENDERS:
             c = classes.get((label, sender))
             if c is None:
                 continue
@@ -204,6 +226,8 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
                     "planted": c["planted"],
                     "found": c["found"],
                     "recall": c["found"] / c["planted"],
+                    "history": c["history"],
+                    "found_history": c["found_history"],
                     "within_30_min": sum(1 for x in dl if x <= FLAG_MINUTES),
                     "median_minutes_to_flag": median(found) if found else None,
                     "max_minutes_to_flag": max(found) if found else None,
@@ -215,6 +239,7 @@ def table(days: list[dict]) -> tuple[list[dict], dict]:
         "clean_days": clean_days,
         "benign_days": benign_days,
         "misses": misses,
+        "infected_missed": infected_missed,
         "false_alarms": false_alarms,
         "suspects_on_benign_days": suspects_on_benign_days,
         "worm_classes": worm_classes,
@@ -227,7 +252,11 @@ def targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
     by = {r["kind"]: r for r in rows}
     inf, sus, dfs = by["infected hosts"], by["mmw_suspect"], by["deferred_surge"]
     out = [
-        ("every infected host found (recall 1.0)", inf["recall"] == 1.0),
+        (
+            "every infected host found (recall 1.0; address book worms on days judged against history)"
+            f" ({len(summary['infected_missed'])} missed)",
+            not summary["infected_missed"],
+        ),
         ("mmw_suspect precision >= 0.98", (sus["precision"] or 0) >= 0.98),
         (
             f"no mmw_suspect on any benign day ({', '.join(sorted(BENIGN_DAYS))})",
@@ -242,6 +271,16 @@ def targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
     targets_of = {label: target for label, _, _, target in RATE_CLASSES}
     for c in summary["worm_classes"]:
         target = targets_of[c["rate"]]
+        if c["sender"] == "address book":
+            if c["history"]:
+                out.append(
+                    (
+                        f"every address book worm at {c['rate']}/message found on days judged against history "
+                        f"({c['found_history']}/{c['history']})",
+                        c["found_history"] == c["history"],
+                    )
+                )
+            continue
         if target is not None:
             what = "1.0" if target == 1.0 else f">= {target}"
             out.append(
@@ -254,13 +293,15 @@ def targets(rows: list[dict], summary: dict) -> list[tuple[str, bool]]:
     if hosts:
         n = sum(h["mmw_suspect"] for h in hosts.values())
         out.append((f"no mmw_suspect on the benign hosts ({', '.join(sorted(hosts))}; {n} reported)", n == 0))
-    fast = [x for c in summary["worm_classes"] if c["rate"] == FAST for x in c["delays"]]
+    fast = [
+        x for c in summary["worm_classes"] if c["rate"] == FAST and c["sender"] != "address book" for x in c["delays"]
+    ]
     if fast:
         slow = sum(1 for x in fast if x is None or x > FLAG_MINUTES)
         out.append(
             (
-                f"first flag within {FLAG_MINUTES} minutes of onset for every worm at <= 120 s/message "
-                f"({len(fast) - slow}/{len(fast)})",
+                f"first flag within {FLAG_MINUTES} minutes of onset for every forging or guessing worm at "
+                f"<= 120 s/message ({len(fast) - slow}/{len(fast)})",
                 slow == 0,
             )
         )
@@ -293,13 +334,13 @@ def render(rows: list[dict], summary: dict) -> str:
         )
     if summary.get("worm_classes"):
         head = (
-            f"{'worms by rate':16s} {'sender':>10s} {'planted':>7s} {'found':>5s} {'recall':>6s} "
+            f"{'worms by rate':16s} {'sender':>12s} {'planted':>7s} {'found':>5s} {'recall':>6s} "
             f"{'flagged within 30 min':>21s} {'median min to flag':>18s} {'max':>5s}"
         )
         lines += ["", head, "-" * len(head)]
         for c in summary["worm_classes"]:
             lines.append(
-                f"{c['rate'] + '/message':16s} {c['sender']:>10s} {c['planted']:7d} {c['found']:5d} "
+                f"{c['rate'] + '/message':16s} {c['sender']:>12s} {c['planted']:7d} {c['found']:5d} "
                 f"{_f(c['recall'], 3):>6s} {c['within_30_min']:21d} {_f(c['median_minutes_to_flag'], 1):>18s} "
                 f"{_f(c['max_minutes_to_flag'], 0):>5s}"
             )

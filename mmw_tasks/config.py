@@ -43,7 +43,7 @@ class Thresholds:
     burst_gap_minutes: int = 30  # quiet time that separates two bursts of one host
     # classification (docs/detection.md lists the points each piece of evidence carries)
     suspect_score: float = 0.5  # worm score at which a local host is an mmw_suspect
-    min_user_unknown: int = 5  # "User unknown" rejections before their share counts as evidence
+    min_user_unknown: int = 3  # "User unknown" rejections before their share counts as evidence
     unknown_ratio: float = 0.06  # share of refused recipients that is suspicious
     unknown_ratio_high: float = 0.12  # ... and that is typical of a worm's guessed addresses
     forged_min_senders: int = 5  # distinct sender addresses from one host that suggest forging

@@ -73,7 +73,7 @@ SIGNALS: tuple[Signal, ...] = (
         lambda th: (
             (_c("new_senders") >= th.forged_min_senders)
             & (_c("new_senders") >= th.forged_sender_ratio * _c("messages"))
-            & ((_c("new_foreign_senders") * 2 >= _c("new_senders")) | (_c("new_senders") * 2 >= _c("messages")))
+            & (_c("new_foreign_senders") * 2 >= _c("new_senders"))
         ),
         "new_senders",
         lambda r, th: (
@@ -136,7 +136,7 @@ SIGNALS: tuple[Signal, ...] = (
         lambda th: (
             (_c("span_minutes") >= th.steady_minutes)
             & (_c("active_bins") >= th.sustained_share * _c("span_bins"))
-            & (_c("peak_messages") < th.host_min_messages)
+            & (_c("peak_messages") < 2 * th.host_min_messages)
             & (_c("messages") >= 2 * _c("span_bins"))
         ),
         "span_minutes",
