@@ -68,6 +68,15 @@ def test_every_sql_file_is_exercised():
         "views/_lake_rollup",
         "views/_mail_attributed",
         "views/_trends_rollup",
+        # what the stages read back: the day's rows for the report, the fit, the trends page
+        "model/day_fit",
+        "report/day_intervals",
+        "report/day_fit",
+        "report/day_incidents",
+        "trends/page_days",
+        "trends/page_weeks",
+        "trends/page_months",
+        "trends/days_done",
     }
     # the detect stage's queries (tests/test_detect.py checks what they find)
     run_by_pipeline |= {
@@ -84,6 +93,11 @@ def test_every_sql_file_is_exercised():
             "retry_cadence",
             "query_lines",
             "domain_lines",
+            "day_intervals",
+            "day_user_intervals",
+            "day_domain_deferrals",
+            "run_note",
+            "typed_queries",
         )
     }
     views = {f"views/{v}" for v in lake.VIEWS}

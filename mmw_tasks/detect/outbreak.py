@@ -61,7 +61,7 @@ def _first_flag(mine: pl.DataFrame, onset: pl.DataFrame, th, interval, end):
 
 def deferred_surges(con: duckdb.DuckDBPyConnection, site: Site, day: date, ivz: pl.DataFrame, fit: dict) -> list[dict]:
     th = site.thresholds
-    dd = con.sql("select * from domain_deferrals where day = $day", params={"day": day}).pl()
+    dd = sqlfiles.query(con, "detect/day_domain_deferrals", {"day": day}).pl()
     if dd.height == 0:
         return []
     per = dd.group_by("recipient_domain").agg(pl.col("n_deferred").sum(), pl.col("n_to").sum()).sort("recipient_domain")
@@ -258,10 +258,7 @@ def dns_clients(
         queries, mx = int(span["queries"].sum()), int(span["mx_queries"].sum())
         sent = ent.filter((pl.col("client_ip") == ip) & pl.col("interval_start").is_between(start, end, closed="left"))
         n_sent = int(sent["n_from"].sum())
-        typed = con.sql(
-            "select count(*) filter (where qtype is not null) from dns_queries where day = $day and client_ip = $ip",
-            params={"day": day, "ip": ip},
-        ).fetchone()[0]
+        typed = sqlfiles.query(con, "detect/typed_queries", {"day": day, "client_ip": ip}).fetchone()[0]
         says = [
             f"{ip} ({client_words(ip, site)}) asked our DNS server {queries} questions between "
             f"{start.astimezone(site.tz):%H:%M} and {end.astimezone(site.tz):%H:%M}, up to "
