@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 
 from mmw_tasks import lake, pipeline
 from mmw_tasks import sql as sqlfiles
@@ -55,7 +55,10 @@ def test_every_sql_file_is_exercised():
         "model/model_fits",
         "trends/daily_trends",
         "detect/host_activity",
+        "views/_mmw_lake",
         "views/_lake_dataset",
+        "lake/view_names",
+        "lake/lake_root",
         # the report's and trends' files: tests/test_report.py and tests/test_trends.py
         "report/top_sources",
         "report/most_deferred_domain",
@@ -234,3 +237,33 @@ def test_mail_attributed_puts_a_refused_recipient_on_the_host_that_sent_it(mini)
         assert catalog.sql(q).fetchall() == [("10.1.3.77", "x@y.com", "nouser@example.ac.jp")]
     finally:
         catalog.close()
+
+
+def test_catalog_of_a_lake_whose_path_has_quotes(mini, tmp_path):
+    """The catalog stores the lake's path as a SQL literal: a quote in it stays itself."""
+    toml, con = mini
+    moved = tmp_path / "o'brien's lake"
+    shutil.copytree(toml.parent / "data_lake", moved, ignore=shutil.ignore_patterns(lake.CATALOG))
+    lake.write_catalog(moved)
+    assert lake.catalog_is_current(moved)
+    catalog = duckdb.connect(str(moved / lake.CATALOG), read_only=True)
+    try:
+        q = "select count(*) from mail_events"
+        assert catalog.sql(q).fetchone()[0] == con.sql(q).fetchone()[0] > 0
+    finally:
+        catalog.close()
+
+
+def test_the_lake_readme_recipe_makes_a_view(mini):
+    """data_lake/README.md's lines for any DuckDB (SET VARIABLE, then .read of sql/views/ files)."""
+    toml, con = mini
+    readme = (ROOT / "data_lake" / "README.md").read_text()
+    recipe = readme.split("in any DuckDB:\n\n```sql\n", 1)[1].split("```", 1)[0].splitlines()
+    plain = duckdb.connect()
+    for line in recipe:
+        if line.startswith("SET VARIABLE mmw_lake"):
+            plain.execute("SET VARIABLE mmw_lake = ?", [str(toml.parent / "data_lake")])
+        elif line.startswith(".read "):
+            plain.execute((ROOT / line.split()[1]).read_text())
+    q = "select event, count(*) from mail_events group by all order by all"
+    assert plain.sql(q).fetchall() == con.sql(q).fetchall()
