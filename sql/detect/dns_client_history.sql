@@ -7,7 +7,7 @@ with per as (
         time_bucket($interval::interval, ts, $day_start::timestamptz) as interval_start,
         count(*) as queries
     from dns_queries
-    where day >= $since and day < $day and list_contains($clients::varchar [], client_ip)
+    where day >= $since and day < $day and list_contains($clients::varchar[], client_ip)
     group by all
 )
 

@@ -3,14 +3,17 @@
 -- Lines count for the sender and host of their message (views/_mail_attributed.sql).
 with windows as (
     select
-        unnest($starts::timestamptz []) as ws,
-        unnest($ends::timestamptz []) as we
+        unnest($starts::timestamptz[]) as ws,
+        unnest($ends::timestamptz[]) as we
 ),
 
 attributed as (
     select *
     from mail_attributed($day::date) as e
-    where exists (select 1 from windows where e.ts >= windows.ws and e.ts < windows.we)
+    where exists (
+        select 1 from windows
+        where e.ts >= windows.ws and e.ts < windows.we
+    )
 ),
 
 mine as (
@@ -37,7 +40,7 @@ select
     count(*) filter (where event = 'from' and msg_sender = sizes.top_sender) as top_sender_messages,
     count(*) filter (
         where event = 'from' and coalesce(msg_sender, '') != ''
-        and not list_contains($local_domains::varchar [], lower(split_part(msg_sender, '@', 2)))
+        and not list_contains($local_domains::varchar[], lower(split_part(msg_sender, '@', 2)))
     ) as foreign_sender_messages,
     count(distinct coalesce(queue_id, '') || '|' || recipient) filter (where event = 'to')
     + count(*) filter (where event = 'reject') as recipients_attempted,
@@ -48,7 +51,7 @@ select
     max(sizes.med) as median_size,
     coalesce(
         avg(case when abs(size - sizes.med) <= 0.02 * sizes.med then 1.0 else 0.0 end)
-            filter (where event = 'from' and size > 0),
+        filter (where event = 'from' and size > 0),
         0
     ) as near_constant_share,
     min(ts) as first_seen,
@@ -56,8 +59,8 @@ select
     list(distinct msg_sender order by msg_sender) filter (where event = 'from')[1:5] as sample_senders,
     list_concat(
         list(struct_pack(file := file, line_no := line_no, event := event) order by ts, file, line_no)
-            filter (where event = 'from')[1:3],
+        filter (where event = 'from')[1:3],
         list(struct_pack(file := file, line_no := line_no, event := event) order by ts, file, line_no)
-            filter (where status = 'user_unknown')[1:3]
+        filter (where status = 'user_unknown')[1:3]
     ) as sample_lines
 from mine cross join sizes
