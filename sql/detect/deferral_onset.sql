@@ -24,6 +24,6 @@ select
     count(tries.ts) filter (where tries.status = 'sent') as delivered
 from ends
 left join tries
-    on tries.ts >= ends.interval_end - to_minutes($minutes::bigint) and tries.ts < ends.interval_end
+    on ends.interval_end - to_minutes($minutes::bigint) <= tries.ts and ends.interval_end > tries.ts
 group by all
 order by ends.interval_start

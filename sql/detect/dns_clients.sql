@@ -24,5 +24,5 @@ busy as (
 
 select per.*
 from per
-inner join busy using (client_ip)
-order by client_ip, interval_start
+inner join busy on per.client_ip = busy.client_ip
+order by per.client_ip, per.interval_start

@@ -27,17 +27,26 @@ mine as (
 sizes as (
     select
         median(size) filter (where size > 0) as med,
-        mode(msg_sender) as top_sender
+        mode(msg_sender) as main_sender
     from mine
     where event = 'from'
+),
+
+-- every line of the host, beside its median message size and most frequent sender
+sized as (
+    select
+        mine.*,
+        sizes.med,
+        sizes.main_sender
+    from mine cross join sizes
 )
 
 select
     count(*) filter (where event = 'from') as messages,
     count(*) filter (where event = 'reject' and queue_id is null) as refused_without_message,
     count(distinct msg_sender) filter (where event = 'from') as distinct_senders,
-    max(sizes.top_sender) as top_sender,
-    count(*) filter (where event = 'from' and msg_sender = sizes.top_sender) as top_sender_messages,
+    max(main_sender) as top_sender,
+    count(*) filter (where event = 'from' and msg_sender = main_sender) as top_sender_messages,
     count(*) filter (
         where event = 'from' and coalesce(msg_sender, '') != ''
         and not list_contains($local_domains::varchar[], lower(split_part(msg_sender, '@', 2)))
@@ -48,9 +57,9 @@ select
     count(distinct recipient_domain) filter (where event in ('to', 'reject')) as recipient_domains,
     count(*) filter (where status = 'user_unknown') as user_unknown,
     count(*) filter (where event = 'to' and status = 'deferred') as deferred,
-    max(sizes.med) as median_size,
+    max(med) as median_size,
     coalesce(
-        avg(case when abs(size - sizes.med) <= 0.02 * sizes.med then 1.0 else 0.0 end)
+        avg(case when abs(size - med) <= 0.02 * med then 1.0 else 0.0 end)
         filter (where event = 'from' and size > 0),
         0
     ) as near_constant_share,
@@ -63,4 +72,4 @@ select
         list(struct_pack(file := file, line_no := line_no, event := event) order by ts, file, line_no)
         filter (where status = 'user_unknown')[1:3]
     ) as sample_lines
-from mine cross join sizes
+from sized

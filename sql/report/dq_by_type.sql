@@ -6,4 +6,4 @@ select
 from dns_queries
 where day = $day and list_contains($mail_server_ips::varchar[], client_ip)
 group by all
-order by dq desc, qtype
+order by dq desc, qtype asc

@@ -20,5 +20,6 @@ create or replace macro mail_attributed(d) as table
         coalesce(e.sender, s.sender) as msg_sender,
         coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as host_ip
     from mail_events as e
-    left join senders as s using (server, queue_id)
-    where e.day = d and e.event in ('from', 'to', 'reject');
+    left join senders as s on e.server = s.server and e.queue_id = s.queue_id
+    -- d is the macro's parameter, not a column of either side
+    where e.day = d and e.event in ('from', 'to', 'reject');  -- noqa: RF02
