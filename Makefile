@@ -29,6 +29,11 @@ test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromi
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
 
+lint: $(STAMP)  ## ruff (lint and format check) on the Python, sqlfluff (DuckDB) on sql/; what CI runs first
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint sql
+
 eval: $(STAMP)  ## the labelled detection benchmark: 39 simulated site-days, one table, targets checked
 	$(BIN)/python -m mmw_eval
 
