@@ -10,14 +10,14 @@ STAMP := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): requirements.lock pyproject.toml $(wildcard mmw_tasks/parse/csrc/*.[ch])
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml $(wildcard mmw_tasks/parse/csrc/*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with the pinned dependencies and mmw itself
+install: $(STAMP)  ## create .venv with the pinned dependencies (production, tests, lint) and mmw itself
 
 demo: $(STAMP)  ## simulate a worm outbreak, run the real Airflow DAG over it, print the report path
 	$(BIN)/mmw demo
@@ -29,11 +29,17 @@ test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromi
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
 
+lint: $(STAMP)  ## ruff (lint and format check) on the Python, sqlfluff (DuckDB) on sql/; what CI runs first
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint sql
+
 eval: $(STAMP)  ## the labelled detection benchmark: 39 simulated site-days, one table, targets checked
 	$(BIN)/python -m mmw_eval
 
-lock:  ## re-resolve requirements.lock from requirements.in
+lock:  ## re-resolve requirements.lock (production) and requirements-dev.lock (tests, lint) from their .in files
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile requirements-dev.in -c requirements.lock --python-version 3.11 -o requirements-dev.lock
 
 clean:  ## remove the venv, demo output and local Airflow home
 	rm -rf $(VENV) .airflow demo mmw_tasks/parse/*.so

@@ -47,7 +47,6 @@ VIEWS = (
 )
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
-VIEW_NAMES = "select view_name from duckdb_views() where not internal"
 CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by the trends stage
 
 
@@ -214,9 +213,19 @@ def connect(lake: Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection
     con = duckdb.connect(database)
     con.execute("SET VARIABLE mmw_lake = ?", [str(Path(lake).resolve())])
     con.execute("SET TimeZone = 'UTC'")
+    sqlfiles.execute(con, "views/_mmw_lake", {})
+    _lake_macros(con)
+    return refresh_views(con, lake)
+
+
+def _lake_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """lake_dataset() and lake_rollup(): every view reads its files through them, below mmw_lake()."""
     sqlfiles.execute(con, "views/_lake_dataset", {})
     sqlfiles.execute(con, "views/_lake_rollup", {})
-    return refresh_views(con, lake)
+
+
+def _view_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in sqlfiles.query(con, "lake/view_names", {}).fetchall()}
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
@@ -248,7 +257,7 @@ def sql_string(text: str) -> str:
 def ensure_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
     """Create the views of datasets that got their first files since `con` was made. (A view's glob
     is expanded at each query, so existing views already see new partitions.)"""
-    have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
+    have = _view_names(con)
     for view in VIEWS:
         if view not in have and has_files(lake, view):
             sqlfiles.execute(con, f"views/{view}", {})
@@ -266,8 +275,8 @@ def catalog_is_current(lake: Path) -> bool:
     except duckdb.Error:
         return False  # unreadable or locked by a writer: rebuild
     try:
-        where = con.execute("select mmw_lake()").fetchone()[0]
-        have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
+        where = sqlfiles.query(con, "lake/lake_root", {}).fetchone()[0]
+        have = _view_names(con)
     except duckdb.Error:
         return False
     finally:
@@ -279,20 +288,23 @@ def write_catalog(lake: Path) -> Path:
     """<lake>/mmw.duckdb: a DuckDB database holding the lake's views, for any DuckDB client.
 
     A view on read_parquet with a relative path would resolve against the client's working
-    directory, and a session variable is not stored in a database file; so the catalog stores the
-    lake's absolute path as the macro mmw_lake() and the views read through it. Rebuilt whole and
-    moved into place atomically (an analyst's open copy keeps working); if the lake moves, the next
-    run's trends stage rewrites it.
+    directory, and a session variable is not stored in a database file; so where a session defines
+    mmw_lake() from its variable (sql/views/_mmw_lake.sql), the catalog defines it as the lake's
+    absolute path, and the same SQL files then make the views. Rebuilt whole and moved into place
+    atomically (an analyst's open copy keeps working); if the lake moves, the next run's trends stage
+    rewrites it.
     """
     lake = Path(lake).resolve()
     path = lake / CATALOG
     with atomic_file(path) as tmp:
         con = duckdb.connect(str(tmp))
         try:
-            # DDL cannot take a bound parameter: the one literal, quoted
+            # DDL cannot take a bound parameter: the one literal, quoted, and read back
             con.execute(f"create or replace macro mmw_lake() as {sql_string(str(lake))}")
-            for name in ("views/_lake_dataset", "views/_lake_rollup"):
-                con.execute(sqlfiles.load(name).replace("getvariable('mmw_lake')", "mmw_lake()"))
+            stored = sqlfiles.query(con, "lake/lake_root", {}).fetchone()[0]
+            if stored != str(lake):
+                raise ValueError(f"the catalog stored the lake as {stored!r}, not {str(lake)!r}")
+            _lake_macros(con)
             for view in VIEWS:
                 if has_files(lake, view):
                     sqlfiles.execute(con, f"views/{view}", {})

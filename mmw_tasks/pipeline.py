@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from mmw_tasks import lake
+from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site, load_site
 from mmw_tasks.detect import day as detect
 from mmw_tasks.fetch import sources
@@ -103,7 +104,7 @@ def fit(config: str | Path, day: str | date) -> dict:
 
 
 def _fit_row(con, d: date) -> dict:
-    rows = con.sql("select * exclude (site, day) from model_fits where day = $day", params={"day": d}).pl()
+    rows = sqlfiles.query(con, "model/day_fit", {"day": d}).pl()
     return rows.row(0, named=True) if rows.height else {}
 
 
@@ -205,9 +206,7 @@ def trends_page(config: str | Path) -> dict:
     runs once for a batch of days, instead of each day's trends task re-rendering it)."""
     site = load_site(config)
     con = lake.ensure_views(lake.connect(site.lake), site.lake)
-    days = (
-        con.sql("select count(*) from daily_trends").fetchone()[0] if lake.has_files(site.lake, "daily_trends") else 0
-    )
+    days = sqlfiles.query(con, "trends/days_done", {}).fetchone()[0] if lake.has_files(site.lake, "daily_trends") else 0
     return {"days": days, "trends_page": str(trends_report.write_page(con, site)) if days else None}
 
 

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 
 from mmw_tasks import lake, pipeline
 from mmw_tasks import sql as sqlfiles
@@ -54,7 +54,10 @@ def test_every_sql_file_is_exercised():
         "aggregate/domain_deferrals",
         "model/model_fits",
         "trends/daily_trends",
+        "views/_mmw_lake",
         "views/_lake_dataset",
+        "lake/view_names",
+        "lake/lake_root",
         # the report's and trends' files: tests/test_report.py and tests/test_trends.py
         "report/top_sources",
         "report/most_deferred_domain",
@@ -67,6 +70,15 @@ def test_every_sql_file_is_exercised():
         "views/_lake_rollup",
         "views/_mail_attributed",
         "views/_trends_rollup",
+        # what the stages read back: the day's rows for the report, the fit, the trends page
+        "model/day_fit",
+        "report/day_intervals",
+        "report/day_fit",
+        "report/day_incidents",
+        "trends/page_days",
+        "trends/page_weeks",
+        "trends/page_months",
+        "trends/days_done",
     }
     # the detect stage's queries (tests/test_detect.py checks what they find)
     run_by_pipeline |= {
@@ -93,6 +105,10 @@ def test_every_sql_file_is_exercised():
             "retry_cadence",
             "query_lines",
             "domain_lines",
+            "day_intervals",
+            "day_user_intervals",
+            "day_domain_deferrals",
+            "run_note",
         )
     }
     views = {f"views/{v}" for v in lake.VIEWS}
@@ -233,3 +249,33 @@ def test_mail_attributed_puts_a_refused_recipient_on_the_host_that_sent_it(mini)
         assert catalog.sql(q).fetchall() == [("10.1.3.77", "x@y.com", "nouser@example.ac.jp")]
     finally:
         catalog.close()
+
+
+def test_catalog_of_a_lake_whose_path_has_quotes(mini, tmp_path):
+    """The catalog stores the lake's path as a SQL literal: a quote in it stays itself."""
+    toml, con = mini
+    moved = tmp_path / "o'brien's lake"
+    shutil.copytree(toml.parent / "data_lake", moved, ignore=shutil.ignore_patterns(lake.CATALOG))
+    lake.write_catalog(moved)
+    assert lake.catalog_is_current(moved)
+    catalog = duckdb.connect(str(moved / lake.CATALOG), read_only=True)
+    try:
+        q = "select count(*) from mail_events"
+        assert catalog.sql(q).fetchone()[0] == con.sql(q).fetchone()[0] > 0
+    finally:
+        catalog.close()
+
+
+def test_the_lake_readme_recipe_makes_a_view(mini):
+    """data_lake/README.md's lines for any DuckDB (SET VARIABLE, then .read of sql/views/ files)."""
+    toml, con = mini
+    readme = (ROOT / "data_lake" / "README.md").read_text()
+    recipe = readme.split("in any DuckDB:\n\n```sql\n", 1)[1].split("```", 1)[0].splitlines()
+    plain = duckdb.connect()
+    for line in recipe:
+        if line.startswith("SET VARIABLE mmw_lake"):
+            plain.execute("SET VARIABLE mmw_lake = ?", [str(toml.parent / "data_lake")])
+        elif line.startswith(".read "):
+            plain.execute((ROOT / line.split()[1]).read_text())
+    q = "select event, count(*) from mail_events group by all order by all"
+    assert plain.sql(q).fetchall() == con.sql(q).fetchall()

@@ -120,8 +120,8 @@ def detect_day(
 ) -> pl.DataFrame:
     """The day's incidents; also writes the day's detect_runs, host_days and address_book parts."""
     since = baseline.since(site, day)
-    iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": day}).pl()
-    ui = con.sql("select * from user_intervals where day = $day", params={"day": day}).pl()
+    iv = sqlfiles.query(con, "detect/day_intervals", {"day": day}).pl()
+    ui = sqlfiles.query(con, "detect/day_user_intervals", {"day": day}).pl()
     base = baseline.interval_baselines(con, site, day, iv)
     model = baseline.prediction_model(con, site, day, fit)
     ivz = abnormal(baseline.model_residuals(base.frame, model), site)
@@ -210,7 +210,7 @@ def local_times(x, site: Site):
 def report_notes(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
     """What the report says about how the day was judged (the detect stage's own note)."""
     try:
-        row = con.sql("select note from detect_runs where day = $day", params={"day": day}).fetchone()
+        row = sqlfiles.query(con, "detect/run_note", {"day": day}).fetchone()
     except duckdb.Error:
         row = None
     return [row[0]] if row else ["Baselines: detection has not run for this day."]

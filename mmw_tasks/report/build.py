@@ -235,11 +235,11 @@ def raw_lines_for(con: duckdb.DuckDBPyConnection, site: Site, d: date, incidents
 
 def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]) -> dict:
     """Everything the day's report shows, from the lake and the log files."""
-    iv = con.sql("select * from intervals where day = $day order by interval_start", params={"day": d}).pl()
+    iv = sqlfiles.query(con, "report/day_intervals", {"day": d}).pl()
     totals = iv.select(pl.col(list(TOTAL_KEYS)).sum()).row(0, named=True)
-    fit = con.sql("select * exclude (site, day) from model_fits where day = $day", params={"day": d}).pl()
+    fit = sqlfiles.query(con, "report/day_fit", {"day": d}).pl()
     fit = fit.row(0, named=True) if fit.height else {}
-    inc = con.sql("select * from incidents where day = $day order by start, kind", params={"day": d}).pl()
+    inc = sqlfiles.query(con, "report/day_incidents", {"day": d}).pl()
     incidents = raw_lines_for(con, site, d, inc.to_dicts())
     wanted = [_ref(ln) for i in incidents for ln in i["lines"]]  # every cited line's text
     ips = sorted({i["client_ip"] for i in incidents if i["client_ip"]})

@@ -228,14 +228,14 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
 
 def write_page(con: duckdb.DuckDBPyConnection, site: Site) -> Path:
     r = site.report
-    daily = con.sql("select * from daily_trends order by day").pl()
+    daily = sqlfiles.query(con, "trends/page_days", {}).pl()
     bands = sqlfiles.query(
         con,
         "trends/coefficient_bands",
         {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
     ).pl()
-    weekly = con.sql("select * from weekly_trends").pl()
-    monthly = con.sql("select * from monthly_trends").pl()
+    weekly = sqlfiles.query(con, "trends/page_weeks", {}).pl()
+    monthly = sqlfiles.query(con, "trends/page_months", {}).pl()
     path = page_path(site)
     path.parent.mkdir(parents=True, exist_ok=True)
     with lake.atomic_file(path) as tmp:

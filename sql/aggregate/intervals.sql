@@ -45,6 +45,6 @@ select
     coalesce(mail.n_user_unknown, 0) as n_user_unknown,
     coalesce(mail.n_reject, 0) as n_reject
 from bins
-left join mail using (interval_start)
-left join dns using (interval_start)
+left join mail on bins.interval_start = mail.interval_start
+left join dns on bins.interval_start = dns.interval_start
 order by bins.interval_start

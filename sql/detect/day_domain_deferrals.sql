@@ -1,5 +1,4 @@
--- day_domain_deferrals: the local day $day's delivery outcomes per bin and destination domain.
+-- day_domain_deferrals: the deliveries of $day by interval and recipient domain.
 select *
 from domain_deferrals
 where day = $day
-order by recipient_domain, interval_start

@@ -13,7 +13,7 @@ with per as (
     where
         day = $day
         and client_ip is not null
-        and not list_contains($mail_server_ips::varchar [], client_ip)
+        and not list_contains($mail_server_ips::varchar[], client_ip)
     group by all
 ),
 
@@ -26,5 +26,5 @@ busy as (
 
 select per.*
 from per
-inner join busy using (client_ip)
-order by client_ip, interval_start
+inner join busy on per.client_ip = busy.client_ip
+order by per.client_ip, per.interval_start

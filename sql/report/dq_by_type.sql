@@ -4,6 +4,6 @@ select
     coalesce(upper(qtype), 'unknown') as qtype,
     count(*) as dq
 from dns_queries
-where day = $day and list_contains($mail_server_ips::varchar [], client_ip)
+where day = $day and list_contains($mail_server_ips::varchar[], client_ip)
 group by all
-order by dq desc, qtype
+order by dq desc, qtype asc

@@ -16,7 +16,7 @@ select
     sum(d.n_deferred)::bigint as n_deferred,
     sum(d.n_to)::bigint as n_to
 from domain_deferrals as d
-inner join top_domain using (recipient_domain)
+inner join top_domain on d.recipient_domain = top_domain.recipient_domain
 where d.day = $day
 group by all
 order by d.interval_start

@@ -52,7 +52,7 @@ select
     sum(per_interval.n_from)::bigint as n_from,
     sum(per_interval.n_to)::bigint as n_to
 from ranked
-inner join per_interval using (source)
+inner join per_interval on ranked.source = per_interval.source
 left join names on ranked.client_ip = names.client_ip
 group by all
 order by ranked.rank, per_interval.interval_start

@@ -4,7 +4,16 @@
 -- `drift` when the day leaves its band and the history holds at least $min_history days.
 -- One row per (day, coefficient); the daily report takes its day, the trends page all of them.
 with long as (
-    unpivot (select day, m_s, m_p, r2, q, n from model_fits)
+    unpivot (
+        select
+            day,
+            m_s,
+            m_p,
+            r2,
+            q,
+            n
+        from model_fits
+    )
     on m_s, m_p, r2, q, n
     into name coefficient value value
 ),
@@ -22,7 +31,7 @@ history as (
     window recent as (
         partition by coefficient
         order by day
-        range between ($history_days::integer * interval 1 day) preceding and interval 1 day preceding
+        range between interval ($history_days::integer) day preceding and interval 1 day preceding
     )
 ),
 
@@ -42,7 +51,9 @@ select
     history_days,
     median - half_width as lo,
     median + half_width as hi,
-    coalesce(history_days >= $min_history and (value < median - half_width or value > median + half_width),
-             false) as drift
+    coalesce(
+        history_days >= $min_history and (value < median - half_width or value > median + half_width),
+        false
+    ) as drift
 from bands
 order by coefficient, day

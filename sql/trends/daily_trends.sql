@@ -13,7 +13,14 @@ with totals as (
 ),
 
 fit as (
-    select m_s, m_p, r2, q, n, m_sd, r2_sd
+    select
+        m_s,
+        m_p,
+        r2,
+        q,
+        n,
+        m_sd,
+        r2_sd
     from model_fits
     where day = $day
 ),

@@ -4,21 +4,22 @@
 -- so a worm's refused recipients land on the host that sent them even when its senders are forged;
 -- a reject without a queue id (Postfix NOQUEUE) names its client itself.
 create or replace macro mail_attributed(d) as table
-with senders as (
-    select
-        server,
-        queue_id,
-        any_value(sender order by ts, file, line_no) as sender,
-        any_value(client_ip order by ts, file, line_no) as client_ip
-    from mail_events
-    where day = d and event = 'from' and queue_id is not null
-    group by server, queue_id
-)
+    with senders as (
+        select
+            server,
+            queue_id,
+            any_value(sender order by ts, file, line_no) as sender,
+            any_value(client_ip order by ts, file, line_no) as client_ip
+        from mail_events
+        where day = d and event = 'from' and queue_id is not null
+        group by server, queue_id
+    )
 
-select
-    e.*,
-    coalesce(e.sender, s.sender) as msg_sender,
-    coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as host_ip
-from mail_events as e
-left join senders as s using (server, queue_id)
-where e.day = d and e.event in ('from', 'to', 'reject');
+    select
+        e.*,
+        coalesce(e.sender, s.sender) as msg_sender,
+        coalesce(case when e.event in ('from', 'reject') then e.client_ip end, s.client_ip) as host_ip
+    from mail_events as e
+    left join senders as s on e.server = s.server and e.queue_id = s.queue_id
+    -- d is the macro's parameter, not a column of either side
+    where e.day = d and e.event in ('from', 'to', 'reject');  -- noqa: RF02

@@ -1,0 +1,3 @@
+-- page_months: every monthly_trends row (the trends page sorts them).
+select *
+from monthly_trends
