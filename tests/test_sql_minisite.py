@@ -215,8 +215,15 @@ def test_entity_counts_and_evidence(mini):
     assert (pc["new_recipients"], pc["new_domains"], pc["refused"]) == (3, 2, 1)
     # remote clients are not judged: nothing to unplug
     assert "remote" not in set(ents.bins["client_kind"]) and "1.2.3.4" not in set(ents.bins["client_ip"])
-    span = pl.DataFrame({"client_ip": ["10.1.3.77"], "sender": [None], "span_start": [pc["bin"]],
-                         "span_end": [pc["bin"] + timedelta(minutes=10)]}, schema_overrides={"sender": pl.String})
+    span = pl.DataFrame(
+        {
+            "client_ip": ["10.1.3.77"],
+            "sender": [None],
+            "span_start": [pc["bin"]],
+            "span_end": [pc["bin"] + timedelta(minutes=10)],
+        },
+        schema_overrides={"sender": pl.String},
+    )
     con.register("candidates", span.to_arrow())
     act = sqlfiles.query(con, "detect/entity_evidence", {"local_domains": ["example.ac.jp"]}).pl().row(0, named=True)
     assert (act["messages"], act["user_unknown"], act["recipients_attempted"], act["distinct_senders"]) == (1, 1, 3, 1)

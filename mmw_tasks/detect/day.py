@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 from mmw_tasks import lake
+from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.detect import baseline, features, hosts, outbreak
 

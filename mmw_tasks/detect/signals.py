@@ -57,7 +57,7 @@ SIGNALS: tuple[Signal, ...] = (
         "some_user_unknown",
         0.2,
         lambda th: (
-            (_c("user_unknown") >= th.min_user_unknown)
+            (_c("user_unknown") >= 2 * th.min_user_unknown)
             & (_c("unknown_share") >= th.unknown_ratio)
             & (_c("unknown_share") < th.unknown_ratio_high)
         ),

@@ -6,6 +6,6 @@ select
     sum(n_deferred) as n_deferred,
     sum(n_to) as n_to
 from domain_deferrals
-where day >= $since and day < $day and list_contains($domains::varchar [], recipient_domain)
+where day >= $since and day < $day and list_contains($domains::varchar[], recipient_domain)
 group by all
 order by recipient_domain, day

@@ -8,7 +8,7 @@ with ends as (
         interval_start,
         interval_start + $interval::interval as interval_end
     from domain_deferrals
-    where day = $day and list_contains($domains::varchar [], recipient_domain)
+    where day = $day and list_contains($domains::varchar[], recipient_domain)
 ),
 
 tries as (
@@ -20,7 +20,7 @@ tries as (
     from mail_events
     where
         day = $day and event = 'to' and status in ('deferred', 'sent')
-        and list_contains($domains::varchar [], recipient_domain)
+        and list_contains($domains::varchar[], recipient_domain)
 )
 
 select
@@ -31,8 +31,8 @@ select
 from ends
 left join tries
     on
-        tries.recipient_domain = ends.recipient_domain
+        ends.recipient_domain = tries.recipient_domain
         and tries.ts >= ends.interval_end - to_minutes($minutes::bigint)
-        and tries.ts < ends.interval_end
+        and ends.interval_end > tries.ts
 group by all
 order by ends.recipient_domain, ends.interval_start

@@ -10,7 +10,7 @@ with per as (
     where
         day = $day
         and client_ip is not null
-        and not list_contains($mail_server_ips::varchar [], client_ip)
+        and not list_contains($mail_server_ips::varchar[], client_ip)
     group by all
 )
 

@@ -7,6 +7,6 @@ select
     max(p95_queries) as p95_queries,
     max(max_queries) as max_queries
 from dns_client_days
-where day >= $since and day < $day and list_contains($clients::varchar [], client_ip)
+where day >= $since and day < $day and list_contains($clients::varchar[], client_ip)
 group by client_ip
 order by client_ip

@@ -14,11 +14,11 @@ select
     count(*) filter (where new_sender and msg_sender is not null) as new_senders,
     count(*) filter (
         where new_sender and coalesce(msg_sender, '') != ''
-        and not list_contains($local_domains::varchar [], lower(split_part(msg_sender, '@', 2)))
+        and not list_contains($local_domains::varchar[], lower(split_part(msg_sender, '@', 2)))
     ) as new_foreign_senders,
     count(*) filter (
         where is_message and coalesce(msg_sender, '') != ''
-        and not list_contains($local_domains::varchar [], lower(split_part(msg_sender, '@', 2)))
+        and not list_contains($local_domains::varchar[], lower(split_part(msg_sender, '@', 2)))
     ) as foreign_messages,
     count(distinct coalesce(queue_id, '') || '|' || recipient) filter (where event = 'to')
     + count(*) filter (where event = 'reject') as attempts,

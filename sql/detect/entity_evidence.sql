@@ -33,7 +33,7 @@ select
     count(*) filter (where m.is_message and m.msg_sender = s.top_sender) as top_sender_messages,
     count(*) filter (
         where m.is_message and coalesce(m.msg_sender, '') != ''
-        and not list_contains($local_domains::varchar [], lower(split_part(m.msg_sender, '@', 2)))
+        and not list_contains($local_domains::varchar[], lower(split_part(m.msg_sender, '@', 2)))
     ) as foreign_sender_messages,
     count(distinct coalesce(m.queue_id, '') || '|' || m.recipient) filter (where m.event = 'to')
     + count(*) filter (where m.event = 'reject') as recipients_attempted,
@@ -44,7 +44,7 @@ select
     any_value(s.med) as median_size,
     coalesce(
         avg(case when abs(m.size - s.med) <= 0.02 * s.med then 1.0 else 0.0 end)
-            filter (where m.is_message and m.size > 0),
+        filter (where m.is_message and m.size > 0),
         0
     ) as near_constant_share,
     min(m.ts) as first_seen,
@@ -52,9 +52,9 @@ select
     list(distinct m.msg_sender order by m.msg_sender) filter (where m.is_message)[1:5] as sample_senders,
     list_concat(
         list(struct_pack(file := m.file, line_no := m.line_no, event := m.event) order by m.ts, m.file, m.line_no)
-            filter (where m.event = 'from')[1:3],
+        filter (where m.event = 'from')[1:3],
         list(struct_pack(file := m.file, line_no := m.line_no, event := m.event) order by m.ts, m.file, m.line_no)
-            filter (where m.status = 'user_unknown')[1:3]
+        filter (where m.status = 'user_unknown')[1:3]
     ) as sample_lines
 from mine as m
 inner join sizes as s on m.client_ip = s.client_ip and m.sender is not distinct from s.sender

@@ -17,22 +17,24 @@ hours as (
     from days
 ),
 
+by_hour as (
+    select
+        client_ip,
+        sender,
+        h,
+        max(n) as n_max,
+        count(*) filter (where n >= $busy) as n_busy
+    from hours
+    group by client_ip, sender, h
+),
+
 per_hour as (
     select
         client_ip,
         sender,
         list(n_max order by h) as hour_max,
         list(n_busy order by h) as hour_busy_days
-    from (
-        select
-            client_ip,
-            sender,
-            h,
-            max(n) as n_max,
-            count(*) filter (where n >= $busy) as n_busy
-        from hours
-        group by client_ip, sender, h
-    )
+    from by_hour
     group by client_ip, sender
 ),
 

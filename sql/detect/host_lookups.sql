@@ -10,6 +10,6 @@ inner join judged as j on d.client_ip = j.client_ip
 where
     d.day = $day
     and d.qtype = 'MX'
-    and not list_contains($mail_server_ips::varchar [], d.client_ip)
+    and not list_contains($mail_server_ips::varchar[], d.client_ip)
     and not j.split
 group by all

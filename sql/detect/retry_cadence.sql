@@ -8,7 +8,7 @@ with attempts as (
         ts
     from mail_events
     where
-        day = $day and event = 'to' and list_contains($domains::varchar [], recipient_domain)
+        day = $day and event = 'to' and list_contains($domains::varchar[], recipient_domain)
         and queue_id is not null and coalesce(rcpt_index, 0) = 0
 ),
 
