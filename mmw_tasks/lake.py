@@ -26,6 +26,8 @@ from polars import CompatLevel
 
 from mmw_tasks import sql as sqlfiles
 
+Schema = dict[str, pl.DataType | type[pl.DataType]]  # a dataset's columns and their types, in order
+
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
 VIEWS = (
     "mail_events",
@@ -97,7 +99,7 @@ class StreamingPart:
     def __init__(
         self,
         path: Path,
-        schema: dict[str, pl.DataType],
+        schema: Schema,
         depth: int = 1,
         dictionary: list[str] | None = None,
         constants: tuple[str, ...] = (),
@@ -263,7 +265,7 @@ def catalog_is_current(lake: Path) -> bool:
     except duckdb.Error:
         return False  # unreadable or locked by a writer: rebuild
     try:
-        where = con.execute("select mmw_lake()").fetchone()[0]
+        where = (con.execute("select mmw_lake()").fetchone() or (None,))[0]
         have = {r[0] for r in con.execute(VIEW_NAMES).fetchall()}
     except duckdb.Error:
         return False
