@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench eval lint clean lock
+.PHONY: help install demo test bench eval lint typecheck clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,10 @@ bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 
 eval: $(STAMP)  ## the labelled detection benchmark: 39 simulated site-days, one table, targets checked
 	$(BIN)/python -m mmw_eval
+
+typecheck: $(STAMP)  ## mypy over mmw_tasks ([tool.mypy] in pyproject.toml)
+	test -x $(BIN)/mypy || $(BIN)/uv pip install --quiet --python $(BIN)/python mypy
+	$(BIN)/mypy
 
 lock:  ## re-resolve requirements.lock from requirements.in
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
