@@ -33,39 +33,9 @@ import pendulum
 from airflow.sdk import Asset, Param, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
 from mmw_airflow import LocalDayTimetable, MmwNotifier
+from mmw_connections import sftp_credentials
 
 from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite, dag_sites
-
-
-def sftp_credentials(config: str, server: str) -> dict | None:
-    """Plain login details for a server's sftp source from its Airflow connection (`connection_id`):
-    login, password, and the SSH extras key_file, private_key, private_key_passphrase, host_key,
-    known_hosts, allow_agent, look_for_keys. `no_host_key_check` is ignored: host keys are always checked."""
-    from mmw_tasks.config import load_site
-
-    srv = next(s for s in load_site(config).servers if s.name == server)
-    if not srv.source.startswith("sftp://") or not srv.connection_id:
-        return None
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(srv.connection_id)
-    extra = conn.extra_dejson or {}
-
-    def flag(key: str, default: bool) -> bool:
-        v = extra.get(key, default)
-        return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
-
-    return {
-        "username": conn.login or None,
-        "password": conn.password or None,
-        "key_file": extra.get("key_file"),
-        "private_key": extra.get("private_key"),
-        "passphrase": extra.get("private_key_passphrase"),
-        "host_key": extra.get("host_key"),
-        "known_hosts": extra.get("known_hosts"),
-        "allow_agent": flag("allow_agent", False),
-        "look_for_keys": flag("look_for_keys", False),
-    }
 
 
 def _assets(site: DagSite, stage: str) -> list[Asset]:
