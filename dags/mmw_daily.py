@@ -28,6 +28,7 @@ report is already in the lake; without it such a day is skipped).
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pendulum
 from airflow.sdk import Asset, Param, TriggerRule, dag, task, task_group
@@ -36,6 +37,10 @@ from mmw_airflow import LocalDayTimetable, MmwNotifier
 from mmw_connections import sftp_credentials
 
 from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite, dag_sites
+
+if TYPE_CHECKING:  # what the tasks hand each other; mmw_tasks.pipeline is imported when a task runs
+    from mmw_tasks.parse.ingest import Parsed
+    from mmw_tasks.pipeline import FetchedJob, Job
 
 
 def _assets(site: DagSite, stage: str) -> list[Asset]:
@@ -70,22 +75,24 @@ def build_daily(site: DagSite):
     )
     def mmw_daily():
         @task
-        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None) -> list:
-            """The day to work on, as one job per server (what fetch is mapped over)."""
+        def resolve(
+            params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None
+        ) -> list[Job]:
+            """The day to work on, as one job per server (what fetch and parse are mapped over)."""
             from mmw_tasks import pipeline
 
-            automated = str(getattr(dag_run.run_type, "value", dag_run.run_type)) in ("scheduled", "backfill")
-            run = pipeline.resolve_run(
-                params["config"],
-                params.get("day"),
-                logical_date or run_after,
-                data_interval_start if automated else None,
-            )
-            if not params.get("force") and pipeline.is_done(run["config"], run["day"]):
-                raise AirflowSkipException(
-                    f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
+            try:
+                return pipeline.plan_run(
+                    params["config"],
+                    params.get("day"),
+                    force=bool(params.get("force")),
+                    run_type=dag_run.run_type,
+                    logical_date=logical_date,
+                    run_after=run_after,
+                    interval_start=data_interval_start,
                 )
-            return [{**run, "server": name} for name in run["servers"]]
+            except pipeline.DayDone as e:
+                raise AirflowSkipException(str(e)) from None
 
         @task(
             retries=sched.fetch_retries,
@@ -93,23 +100,16 @@ def build_daily(site: DagSite):
             retry_exponential_backoff=True,
             max_retry_delay=sched.fetch_max_retry_delay,
         )
-        def fetch(job: dict) -> dict:
+        def fetch(job: Job) -> FetchedJob:
             from mmw_tasks import pipeline
 
-            try:
-                creds = sftp_credentials(job["config"], job["server"])
-                return {**job, **pipeline.fetch(job["config"], job["server"], job["day"], credentials=creds)}
-            except Exception as e:
-                why = f"{type(e).__name__}: {e}"
-                raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {why}") from e
+            return pipeline.fetch_job(job, credentials=sftp_credentials)
 
         @task(outlets=_assets(site, "parse"))
-        def parse(fetched: dict) -> dict:
+        def parse(fetched: FetchedJob) -> Parsed:
             from mmw_tasks import pipeline
 
-            return pipeline.parse(
-                fetched["config"], fetched["server"], fetched["day"], fetched["files"], fetched.get("years")
-            )
+            return pipeline.parse_job(fetched)
 
         @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
         def settle(jobs: list, ti=None) -> dict:

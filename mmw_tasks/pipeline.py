@@ -3,7 +3,8 @@
 Each takes the config path and the day as strings and returns a small JSON-able dict, so the
 Airflow tasks (dags/mmw_daily.py), `mmw run` and the tests call exactly the same code.
 Data moves through the lake only; what the stages hand each other (XCom in Airflow) are the
-TypedDicts below, every key documented once.
+TypedDicts below, every key documented once. What an Airflow run works on (which day, one job
+per server, whether the day is done already) is decided here too, so the DAG file only wires.
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ class MissingServersError(SourceError):
     """A day whose servers did not all arrive, under on_missing_server = "fail"; names them."""
 
 
+class DayDone(Exception):
+    """An automated or repeated run whose day has its report and trend row already (plan_run);
+    the DAG skips the run. The message says how to redo the day."""
+
+
 def _site_day(config: str | Path, day: str | date) -> tuple[Site, date]:
     return load_site(config), date.fromisoformat(str(day))
 
@@ -185,6 +191,23 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: Credent
         "gaps": got.gaps,
         "years": got.years,
     }
+
+
+def fetch_job(job: Job, credentials: Callable[[str, str], CredentialsDict | None] | None = None) -> FetchedJob:
+    """fetch for one job of a run, any error raised again naming the server and day.
+    `credentials(config, server)`: the server's sftp login (the DAG reads its Airflow connection);
+    called inside that naming, so a connection that cannot be read is reported like a fetch."""
+    try:
+        creds = credentials(job["config"], job["server"]) if credentials else None
+        return {**job, **fetch(job["config"], job["server"], job["day"], credentials=creds)}
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+        raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {why}") from e
+
+
+def parse_job(fetched: FetchedJob) -> Parsed:
+    """parse for one job of a run, with the files and years its fetch found."""
+    return parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"], fetched.get("years"))
 
 
 def parse(
@@ -411,3 +434,30 @@ def resolve_run(
     else:
         raise ValueError("no day given and the run has no logical date")
     return {"config": str(site.config_path), "day": str(d), "servers": [s.name for s in site.servers]}
+
+
+AUTOMATED_RUNS = ("scheduled", "backfill")  # run types whose data interval is the day they work on
+
+
+def plan_run(
+    config: str | Path,
+    day: str | None = None,
+    *,
+    force: bool = False,
+    run_type: object = None,
+    logical_date: datetime | None = None,
+    run_after: datetime | None = None,
+    interval_start: datetime | None = None,
+) -> list[Job]:
+    """An Airflow run's jobs, one per server, for the day resolve_run gives it. `run_type` is the
+    run's type (Airflow's DagRunType or its value): the data interval counts for AUTOMATED_RUNS only,
+    since a manual run's interval is not a day of the site's. A run without a logical date (a manual
+    run of Airflow 3) goes by when it was asked to run (`run_after`). Raises DayDone when the day has
+    its report and trend row and `force` is not set."""
+    automated = str(getattr(run_type, "value", run_type)) in AUTOMATED_RUNS
+    run = resolve_run(config, day, logical_date or run_after, interval_start if automated else None)
+    if not force and is_done(run["config"], run["day"]):
+        raise DayDone(
+            f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
+        )
+    return [{**run, "server": name} for name in run["servers"]]
