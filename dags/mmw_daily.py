@@ -39,8 +39,10 @@ from mmw_connections import sftp_credentials
 from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite, dag_sites
 
 if TYPE_CHECKING:  # what the tasks hand each other; mmw_tasks.pipeline is imported when a task runs
+    from collections.abc import Iterable
+
     from mmw_tasks.parse.ingest import Parsed
-    from mmw_tasks.pipeline import FetchedJob, Job
+    from mmw_tasks.pipeline import FetchedJob, Job, SettledRun
 
 
 def _assets(site: DagSite, stage: str) -> list[Asset]:
@@ -112,13 +114,12 @@ def build_daily(site: DagSite):
             return pipeline.parse_job(fetched)
 
         @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
-        def settle(jobs: list, ti=None) -> dict:
-            """Apply [site].on_missing_server to the servers whose fetch or parse failed for good."""
+        def settle(jobs: list[Job], parsed: Iterable[Parsed]) -> SettledRun:
+            """Apply [site].on_missing_server to the servers whose fetch or parse failed for good
+            (`parsed`: the mapped fetch-and-parse's results, of the servers that succeeded)."""
             from mmw_tasks import pipeline
 
-            parsed = [ti.xcom_pull(task_ids="parse", map_indexes=i) for i in range(len(jobs))]
-            run = {k: v for k, v in jobs[0].items() if k != "server"}
-            return {**run, **pipeline.settle(run["config"], run["day"], [p["server"] for p in parsed if p])}
+            return pipeline.settle_run(jobs, parsed)
 
         @task(outlets=_assets(site, "aggregate"))
         def aggregate(run: dict) -> dict:
@@ -152,13 +153,12 @@ def build_daily(site: DagSite):
             return pipeline.trends(run["config"], run["day"], with_page=False)
 
         @task_group(prefix_group_id=False)
-        def fetch_and_parse(job: dict):
+        def fetch_and_parse(job: Job):
             # mapped as a group, so a server whose fetch failed does not stop the others' parse
             return parse(fetch(job))
 
         jobs = resolve()
-        run = settle(jobs)  # from here on `run` also says which servers are missing
-        fetch_and_parse.expand(job=jobs) >> run
+        run = settle(jobs, fetch_and_parse.expand(job=jobs))  # `run` also says which servers are missing
         trends(run, report(run, detect(run, fit(run, aggregate(run)))))
 
     return mmw_daily()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NotRequired, Required, TypedDict, cast
@@ -300,6 +300,17 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
         _, dataset, schema = ingest.parser_for(_server(site, m))
         lake.write_frame(pl.DataFrame(schema=schema), lake.part_path(site.lake, dataset, d, m))
     return {"day": str(d), "missing": missing, "partial": True, "why": why}
+
+
+def settle_run(jobs: list[Job], parsed: object) -> SettledRun:
+    """settle for an Airflow run: `parsed` is the mapped fetch-and-parse's output, the results of
+    the servers whose parse succeeded. Airflow hands it over as a sequence (where a server's parse
+    failed: nothing, None or a placeholder), or as the one result itself when only one exists;
+    any of these is read here, and whatever is not a parse result counts as a server missing."""
+    run: Run = {"config": jobs[0]["config"], "day": jobs[0]["day"], "servers": jobs[0]["servers"]}
+    results = [parsed] if isinstance(parsed, dict) else list(cast(Iterable[object], parsed or ()))
+    arrived = [p["server"] for p in results if isinstance(p, dict) and isinstance(p.get("server"), str)]
+    return {**run, **settle(run["config"], run["day"], arrived)}
 
 
 def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> Reported:

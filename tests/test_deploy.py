@@ -228,6 +228,28 @@ def test_partial_policy_reports_the_servers_that_arrived_and_says_so(tmp_path):
         pipeline.settle(toml, "2002-02-16", ["1dns"])
 
 
+def test_settle_reads_the_mapped_parse_results_in_every_shape_airflow_hands_over(tmp_path):
+    """settle's `parsed` is the mapped fetch-and-parse's output: a sequence with gaps where a
+    server failed (None, or a placeholder), or, when one server alone succeeded, its result itself."""
+    toml = copy_minisite(tmp_path / "s")
+    toml.write_text(toml.read_text().replace('interval = "10m"', 'interval = "10m"\non_missing_server = "partial"'))
+    jobs = pipeline.plan_run(toml, "2002-02-16")
+    assert [j["server"] for j in jobs] == ["1dns", "1mx"] and all(j["day"] == "2002-02-16" for j in jobs)
+    mx = {"server": "1mx", "day": "2002-02-16", "rows": 9}
+    dns = {"server": "1dns", "day": "2002-02-16", "rows": 8}
+    assert pipeline.settle_run(jobs, iter([dns, mx]))["missing"] == []
+    for one_missing in (mx, [mx], [None, mx], [object(), mx], (p for p in [mx])):
+        run = pipeline.settle_run(jobs, one_missing)
+        assert (run["missing"], run["partial"], run["config"], run["servers"]) == (
+            ["1dns"],
+            True,
+            jobs[0]["config"],
+            ["1dns", "1mx"],
+        )
+    with pytest.raises(pipeline.MissingServersError, match="no mail server"):
+        pipeline.settle_run(jobs, dns)
+
+
 def test_trends_page_covers_every_day_done(tmp_path):
     """What the asset-triggered mmw_trends DAG writes, and the daily task leaves to it."""
     toml = copy_minisite(tmp_path / "s")
