@@ -441,7 +441,9 @@ def resolve_run(
     elif interval_start is not None:
         d = interval_start.astimezone(site.tz).date()
     elif logical_date is not None:
-        d = (logical_date.astimezone(site.tz) - timedelta(days=1)).date()
+        # by calendar dates: a pendulum DateTime (what Airflow passes) minus a timedelta comes out
+        # in UTC, without its zone, which is the wrong day east of Greenwich
+        d = logical_date.astimezone(site.tz).date() - timedelta(days=1)
     else:
         raise ValueError("no day given and the run has no logical date")
     return {"config": str(site.config_path), "day": str(d), "servers": [s.name for s in site.servers]}
