@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NotRequired, Required, TypedDict, cast
+from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
 
 import duckdb
 
@@ -452,23 +452,32 @@ def resolve_run(
 AUTOMATED_RUNS = ("scheduled", "backfill")  # run types whose data interval is the day they work on
 
 
+class DagRunInfo(Protocol):
+    """What plan_run reads of an Airflow run (its DagRun; mmw_tasks does not import Airflow)."""
+
+    @property
+    def run_type(self) -> object: ...  # DagRunType, or its value ("scheduled", "manual", ...)
+    @property
+    def logical_date(self) -> datetime | None: ...  # None for a manual run of Airflow 3 by default
+    @property
+    def run_after(self) -> datetime | None: ...  # when the run was due or asked for
+    @property
+    def data_interval_start(self) -> datetime | None: ...
+
+
 def plan_run(
-    config: str | Path,
-    day: str | None = None,
-    *,
-    force: bool = False,
-    run_type: object = None,
-    logical_date: datetime | None = None,
-    run_after: datetime | None = None,
-    interval_start: datetime | None = None,
+    config: str | Path, day: str | None = None, *, force: bool = False, dag_run: DagRunInfo | None = None
 ) -> list[Job]:
-    """An Airflow run's jobs, one per server, for the day resolve_run gives it. `run_type` is the
-    run's type (Airflow's DagRunType or its value): the data interval counts for AUTOMATED_RUNS only,
-    since a manual run's interval is not a day of the site's. A run without a logical date (a manual
-    run of Airflow 3) goes by when it was asked to run (`run_after`). Raises DayDone when the day has
-    its report and trend row and `force` is not set."""
-    automated = str(getattr(run_type, "value", run_type)) in AUTOMATED_RUNS
-    run = resolve_run(config, day, logical_date or run_after, interval_start if automated else None)
+    """An Airflow run's jobs, one per server, for the day resolve_run gives it. The data interval
+    of `dag_run` counts for AUTOMATED_RUNS only (a manual run's interval is not a day of the
+    site's); a run without a logical date goes by when it was asked to run (`run_after`). Raises
+    DayDone when the day has its report and trend row and `force` is not set."""
+    when = interval_start = None
+    if dag_run is not None:
+        when = dag_run.logical_date or dag_run.run_after
+        if str(getattr(dag_run.run_type, "value", dag_run.run_type)) in AUTOMATED_RUNS:
+            interval_start = dag_run.data_interval_start
+    run = resolve_run(config, day, when, interval_start)
     if not force and is_done(run["config"], run["day"]):
         raise DayDone(
             f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"

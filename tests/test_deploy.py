@@ -251,16 +251,22 @@ def test_settle_reads_the_mapped_parse_results_in_every_shape_airflow_hands_over
 
 
 def test_plan_run_picks_the_day_by_run_type_and_skips_a_done_day(tmp_path):
+    from types import SimpleNamespace
+
     toml = copy_minisite(tmp_path / "s")  # Asia/Tokyo
-    interval_start = pendulum.datetime(2002, 2, 15, 15, tz="UTC")  # 2002-02-16 00:00 in Tokyo
+    start = pendulum.datetime(2002, 2, 15, 15, tz="UTC")  # 2002-02-16 00:00 in Tokyo
     logical = pendulum.datetime(2002, 2, 17, 21, tz="UTC")  # 2002-02-18 06:00 in Tokyo
-    day = lambda **kw: pipeline.plan_run(toml, **kw)[0]["day"]  # noqa: E731
-    assert day(run_type="scheduled", interval_start=interval_start, logical_date=logical) == "2002-02-16"
-    assert day(run_type="backfill", interval_start=interval_start) == "2002-02-16"
+
+    def day(run_type: str, day: str | None = None, **times) -> str:
+        times = {"logical_date": None, "run_after": None, "data_interval_start": None, **times}
+        return pipeline.plan_run(toml, day, dag_run=SimpleNamespace(run_type=run_type, **times))[0]["day"]
+
+    assert day("scheduled", data_interval_start=start, logical_date=logical) == "2002-02-16"
+    assert day("backfill", data_interval_start=start, run_after=logical) == "2002-02-16"
     # a manual run's interval is not a day of the site's: the day before its logical date, or run_after
-    assert day(run_type="manual", interval_start=interval_start, logical_date=logical) == "2002-02-17"
-    assert day(run_type="manual", run_after=logical) == "2002-02-17"
-    assert day(day="2002-02-10", run_type="scheduled", interval_start=interval_start) == "2002-02-10"
+    assert day("manual", data_interval_start=start, logical_date=logical) == "2002-02-17"
+    assert day("manual", run_after=logical) == "2002-02-17"
+    assert day("scheduled", "2002-02-10", data_interval_start=start) == "2002-02-10"
     pipeline.run_day(toml, "2002-02-16", log=lambda m: None, mail=False)
     with pytest.raises(pipeline.DayDone, match="2002-02-16 is done already"):
         pipeline.plan_run(toml, "2002-02-16")
