@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench eval lint clean lock
+.PHONY: help install demo test bench eval lint typecheck clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,13 +29,17 @@ test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromi
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
 
-lint: $(STAMP)  ## ruff (lint and format check) on the Python, sqlfluff (DuckDB) on sql/; what CI runs first
+lint: $(STAMP)  ## ruff (lint, format check), mypy on mmw_tasks, sqlfluff (DuckDB) on sql/; what CI runs first
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/sqlfluff lint sql
 
 eval: $(STAMP)  ## the labelled detection benchmark: 39 simulated site-days, one table, targets checked
 	$(BIN)/python -m mmw_eval
+
+typecheck: $(STAMP)  ## mypy over mmw_tasks ([tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
 
 lock:  ## re-resolve requirements.lock (production) and requirements-dev.lock (tests, lint) from their .in files
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock

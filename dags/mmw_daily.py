@@ -1,194 +1,93 @@
 """
 ### mmw_daily
 
-One run per local day of a site: pull each server's rotated logs, parse them into the lake,
-aggregate per interval and per user, fit Dq = m_s·N_from + m_p·N_pop, detect incidents, write the
-report and the trend row. Tasks only wire `mmw_tasks.pipeline`; data moves through the lake and
-XCom carries paths and counts.
-
-**Which day.** The schedule is the site's local day (`LocalDayTimetable`): the data interval is
-00:00-24:00 in `[site].timezone` and the run starts at `[schedule].run_at` (06:30) local time
-the next morning. `airflow backfill create --from-date D1 --to-date D2` runs the local days
-D1..D2. A manual run works on its `day` param, else the local day before its logical date.
-
-**Order.** fetch and parse are mapped over the site's servers and run in parallel, also across
-days of a backfill (`max_active_runs`); `detect` and `trends` depend on the previous day's
-(`depends_on_past`), so baselines and roll-ups are built in day order. A failed day therefore
-holds back the detection of later days until it is cleared or re-run.
-
-**Missing servers.** fetch is retried with back-off (`[schedule].fetch_retries`); a server still
-missing is named in its task log and in the failure notification, and then `settle` applies
-`[site].on_missing_server`: "fail" fails the day, "partial" analyses the servers that arrived
-and the report says `"partial": true`.
-
-**Params.** `config` (site TOML), `day` (YYYY-MM-DD to (re)process), `force` (redo a day whose
-report is already in the lake; without it such a day is skipped).
+One run per local day of a site: fetch and parse each server's logs (mapped over the servers), settle
+the missing ones, aggregate, fit, detect, report, trends. The tasks only call `mmw_tasks.pipeline`,
+which also picks the day; docs/deployment.md says which day, in which order days run, and what a
+missing server does. **Params:** `config` (site TOML), `day` (YYYY-MM-DD to (re)process), `force`
+(redo a day whose report is in the lake; without it such a day is skipped).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pendulum
-from airflow.sdk import Asset, Param, TriggerRule, dag, task, task_group
+from airflow.sdk import Param, TriggerRule, dag, task, task_group
 from airflow.sdk.exceptions import AirflowSkipException
-from mmw_airflow import LocalDayTimetable, MmwNotifier
+from mmw_airflow import LocalDayTimetable, MmwNotifier, day_bounds, fetch_retries, pipeline, stage_assets
+from mmw_connections import sftp_credentials
 
-from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite, dag_sites
+from mmw_tasks.deploy import DagSite, dag_sites
 
-
-def sftp_credentials(config: str, server: str) -> dict | None:
-    """Plain login details for a server's sftp source from its Airflow connection (`connection_id`):
-    login, password, and the SSH extras key_file, private_key, private_key_passphrase, host_key,
-    known_hosts, allow_agent, look_for_keys. `no_host_key_check` is ignored: host keys are always checked."""
-    from mmw_tasks.config import load_site
-
-    srv = next(s for s in load_site(config).servers if s.name == server)
-    if not srv.source.startswith("sftp://") or not srv.connection_id:
-        return None
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(srv.connection_id)
-    extra = conn.extra_dejson or {}
-
-    def flag(key: str, default: bool) -> bool:
-        v = extra.get(key, default)
-        return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")
-
-    return {
-        "username": conn.login or None,
-        "password": conn.password or None,
-        "key_file": extra.get("key_file"),
-        "private_key": extra.get("private_key"),
-        "passphrase": extra.get("private_key_passphrase"),
-        "host_key": extra.get("host_key"),
-        "known_hosts": extra.get("known_hosts"),
-        "allow_agent": flag("allow_agent", False),
-        "look_for_keys": flag("look_for_keys", False),
-    }
-
-
-def _assets(site: DagSite, stage: str) -> list[Asset]:
-    return [Asset(name=name, uri=uri) for name, uri in (site.asset(d) for d in STAGE_OUTPUTS[stage])]
-
-
-def _label(day: dt.date | None) -> pendulum.DateTime | None:
-    """start/end dates are calendar-day labels for LocalDayTimetable (midnight UTC of the date)."""
-    return pendulum.datetime(day.year, day.month, day.day, tz="UTC") if day else None
+if TYPE_CHECKING:  # what the tasks hand each other (TypedDicts, documented there)
+    from mmw_tasks.pipeline import Aggregated, Detected, FetchedJob, Fitted, Job, Parsed, Reported, SettledRun, Trended
 
 
 def build_daily(site: DagSite):
-    sched = site.schedule
-    on_failure = MmwNotifier.for_site("failure", site)
-    on_incidents = MmwNotifier.for_site("incidents", site)
-
     @dag(
         dag_id=site.daily_dag_id,
-        schedule=LocalDayTimetable(site.timezone, sched.run_at),
-        start_date=_label(sched.start or dt.date(2000, 1, 1)),
-        end_date=_label(sched.end),
-        catchup=sched.catchup,
-        max_active_runs=sched.max_active_runs,
+        schedule=LocalDayTimetable(site.timezone, site.schedule.run_at),
+        **day_bounds(site),
+        catchup=site.schedule.catchup,
+        max_active_runs=site.schedule.max_active_runs,
         params={
             "config": Param(site.config, type="string", description="site TOML file"),
             "day": Param(None, type=["null", "string"], description="local day YYYY-MM-DD to (re)process"),
             "force": Param(False, type="boolean", description="redo the day even if its report exists"),
         },
-        default_args={"owner": "mmw", "retries": 0, "on_failure_callback": [on_failure] if on_failure else []},
+        default_args={"owner": "mmw", "retries": 0, "on_failure_callback": MmwNotifier.callbacks("failure", site)},
         tags=["mmw", site.name],
         doc_md=__doc__,
     )
     def mmw_daily():
         @task
-        def resolve(params=None, dag_run=None, data_interval_start=None, logical_date=None, run_after=None) -> list:
-            """The day to work on, as one job per server (what fetch is mapped over)."""
-            from mmw_tasks import pipeline
-
-            automated = str(getattr(dag_run.run_type, "value", dag_run.run_type)) in ("scheduled", "backfill")
-            run = pipeline.resolve_run(
-                params["config"],
-                params.get("day"),
-                logical_date or run_after,
-                data_interval_start if automated else None,
-            )
-            if not params.get("force") and pipeline.is_done(run["config"], run["day"]):
-                raise AirflowSkipException(
-                    f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
-                )
-            return [{**run, "server": name} for name in run["servers"]]
-
-        @task(
-            retries=sched.fetch_retries,
-            retry_delay=sched.fetch_retry_delay,
-            retry_exponential_backoff=True,
-            max_retry_delay=sched.fetch_max_retry_delay,
-        )
-        def fetch(job: dict) -> dict:
-            from mmw_tasks import pipeline
-
+        def resolve(params=None, dag_run=None) -> list[Job]:
+            """The day to work on, as one job per server (what fetch and parse are mapped over)."""
             try:
-                creds = sftp_credentials(job["config"], job["server"])
-                return {**job, **pipeline.fetch(job["config"], job["server"], job["day"], credentials=creds)}
-            except Exception as e:
-                why = f"{type(e).__name__}: {e}"
-                raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {why}") from e
+                return pipeline.plan_run(params["config"], params.get("day"), force=params["force"], dag_run=dag_run)
+            except pipeline.DayDone as e:
+                raise AirflowSkipException(str(e)) from None
 
-        @task(outlets=_assets(site, "parse"))
-        def parse(fetched: dict) -> dict:
-            from mmw_tasks import pipeline
+        @task(**fetch_retries(site))
+        def fetch(job: Job) -> FetchedJob:
+            return pipeline.fetch_job(job, credentials=sftp_credentials)
 
-            return pipeline.parse(
-                fetched["config"], fetched["server"], fetched["day"], fetched["files"], fetched.get("years")
-            )
+        @task(outlets=stage_assets(site, "parse"))
+        def parse(fetched: FetchedJob) -> Parsed:
+            return pipeline.parse_job(fetched)
 
-        @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
-        def settle(jobs: list, ti=None) -> dict:
-            """Apply [site].on_missing_server to the servers whose fetch or parse failed for good."""
-            from mmw_tasks import pipeline
-
-            parsed = [ti.xcom_pull(task_ids="parse", map_indexes=i) for i in range(len(jobs))]
-            run = {k: v for k, v in jobs[0].items() if k != "server"}
-            return {**run, **pipeline.settle(run["config"], run["day"], [p["server"] for p in parsed if p])}
-
-        @task(outlets=_assets(site, "aggregate"))
-        def aggregate(run: dict) -> dict:
-            from mmw_tasks import pipeline
-
-            return pipeline.aggregate(run["config"], run["day"])
-
-        @task(outlets=_assets(site, "fit"))
-        def fit(run: dict, _aggregated: dict) -> dict:
-            from mmw_tasks import pipeline
-
-            return pipeline.fit(run["config"], run["day"])
-
-        @task(depends_on_past=True, outlets=_assets(site, "detect"))
-        def detect(run: dict, _fitted: dict) -> dict:
-            from mmw_tasks import pipeline
-
-            return pipeline.run_detect(run["config"], run["day"])
-
-        @task(outlets=_assets(site, "report"), on_success_callback=[on_incidents] if on_incidents else [])
-        def report(run: dict, _detected: dict) -> dict:
-            from mmw_tasks import pipeline
-
-            return pipeline.make_report(run["config"], run["day"], run["missing"])
-
-        @task(depends_on_past=True, outlets=_assets(site, "trends"))  # weekly/monthly roll-ups in day order
-        def trends(run: dict, _reported: dict) -> dict:
-            from mmw_tasks import pipeline
-
-            # the trends page over all days is mmw_trends' job, once per batch of days
-            return pipeline.trends(run["config"], run["day"], with_page=False)
-
-        @task_group(prefix_group_id=False)
-        def fetch_and_parse(job: dict):
-            # mapped as a group, so a server whose fetch failed does not stop the others' parse
+        @task_group(prefix_group_id=False)  # mapped as a group: one server's failed fetch stops no other parse
+        def fetch_and_parse(job: Job):
             return parse(fetch(job))
 
+        @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+        def settle(jobs: list[Job], parsed: Iterable[Parsed]) -> SettledRun:
+            """Apply [site].on_missing_server to the servers whose fetch or parse failed for good."""
+            return pipeline.settle_run(jobs, parsed)
+
+        @task(outlets=stage_assets(site, "aggregate"))
+        def aggregate(run: SettledRun) -> Aggregated:
+            return pipeline.aggregate(run["config"], run["day"])
+
+        @task(outlets=stage_assets(site, "fit"))
+        def fit(run: SettledRun, _aggregated: Aggregated) -> Fitted:
+            return pipeline.fit(run["config"], run["day"])
+
+        @task(depends_on_past=True, outlets=stage_assets(site, "detect"))  # baselines in day order
+        def detect(run: SettledRun, _fitted: Fitted) -> Detected:
+            return pipeline.run_detect(run["config"], run["day"])
+
+        @task(outlets=stage_assets(site, "report"), on_success_callback=MmwNotifier.callbacks("incidents", site))
+        def report(run: SettledRun, _detected: Detected) -> Reported:
+            return pipeline.make_report(run["config"], run["day"], run["missing"])
+
+        @task(depends_on_past=True, outlets=stage_assets(site, "trends"))  # roll-ups in day order
+        def trends(run: SettledRun, _reported: Reported) -> Trended:
+            return pipeline.trends(run["config"], run["day"], with_page=False)  # the page: mmw_trends
+
         jobs = resolve()
-        run = settle(jobs)  # from here on `run` also says which servers are missing
-        fetch_and_parse.expand(job=jobs) >> run
+        run = settle(jobs, fetch_and_parse.expand(job=jobs))  # `run` also says which servers are missing
         trends(run, report(run, detect(run, fit(run, aggregate(run)))))
 
     return mmw_daily()

@@ -10,19 +10,22 @@ a year renders the page a handful of times, not 365.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
+from mmw_airflow import lake_asset, pipeline
 
 from mmw_tasks.deploy import DagSite, dag_sites
 
+if TYPE_CHECKING:
+    from mmw_tasks.pipeline import TrendsPage
+
 
 def build_trends(site: DagSite):
-    name, uri = site.asset("daily_trends")
-    out_name, out_uri = site.asset("reports/trends.html")
-
     @dag(
         dag_id=site.trends_dag_id,
-        schedule=[Asset(name=name, uri=uri)],
+        schedule=[lake_asset(site, "daily_trends")],
         start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -32,10 +35,8 @@ def build_trends(site: DagSite):
         doc_md=__doc__,
     )
     def mmw_trends():
-        @task(outlets=[Asset(name=out_name, uri=out_uri)])
-        def trends_page(params=None) -> dict:
-            from mmw_tasks import pipeline
-
+        @task(outlets=[lake_asset(site, "reports/trends.html")])
+        def trends_page(params=None) -> TrendsPage:
             return pipeline.trends_page(params["config"])
 
         trends_page()

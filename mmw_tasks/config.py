@@ -9,7 +9,7 @@ import posixpath
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -123,16 +123,16 @@ class EmailSettings:
     """[report.email]: mail each daily report through an SMTP server. The password, if the server
     wants one, comes from the environment variable named by `password_env`, never from the file."""
 
-    host: str
+    host: str  # the SMTP server
     sender: str  # the key is `from`
-    to: tuple[str, ...]
+    to: tuple[str, ...]  # the key may also be a single address
     port: int = 25
-    starttls: bool = False
-    ssl: bool = False
-    username: str | None = None
-    password_env: str | None = None
+    starttls: bool = False  # upgrade the plain connection with STARTTLS
+    ssl: bool = False  # TLS from the start (SMTPS, usually port 465)
+    username: str | None = None  # log in as this user (with the password from password_env)
+    password_env: str | None = None  # the environment variable that holds the password
     subject_prefix: str = "[mmw]"
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,13 @@ class ReportSettings:
 
 @dataclass(frozen=True)
 class Server:
-    name: str
+    """One [[servers]] table: a server whose rotated logs are read."""
+
+    name: str  # unique in the site; names its parts in the lake and its raw area
     role: str  # "dns" | "mail"
-    format: str
+    format: str  # dns: iplog | bind | dnsmasq | unbound; mail: sendmail | postfix | exim
     source: str  # glob relative to the config file, absolute glob, or sftp:// URL
-    mail_server_ips: tuple[str, ...] = ()
+    mail_server_ips: tuple[str, ...] = ()  # dns: the clients whose queries make Dq
     connection_id: str | None = None  # Airflow connection for sftp sources
     known_hosts: str | None = None  # sftp: known_hosts file (default ~/.ssh/known_hosts)
     identity_file: str | None = None  # sftp on the CLI: private key file (else the SSH agent, ~/.ssh/id_*)
@@ -162,14 +164,16 @@ class Server:
 
 @dataclass(frozen=True)
 class Site:
-    name: str
-    timezone: str
-    lake: Path
-    local_domains: tuple[str, ...]
-    interval: timedelta
-    servers: tuple[Server, ...]
-    base_dir: Path
-    config_path: Path
+    """A site config (contract section 3), validated; load_site reads it."""
+
+    name: str  # [site].name
+    timezone: str  # [site].timezone: local time of year-less stamps, and of the day a report covers
+    lake: Path  # [site].lake, made absolute (relative to the config file)
+    local_domains: tuple[str, ...]  # lower case: mail to these is delivered locally (q)
+    interval: timedelta  # [site].interval: bin width of the per-interval tables
+    servers: tuple[Server, ...]  # in config order
+    base_dir: Path  # the config file's folder: relative paths start here
+    config_path: Path  # the config file, absolute
     thresholds: Thresholds = field(default_factory=Thresholds)
     mailing_lists: tuple[str, ...] = ()  # allow-list of list senders
     bulk_senders: tuple[str, ...] = ()  # allow-list of known bulk senders
@@ -355,12 +359,13 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
     )
 
 
-def _table(raw: dict[str, Any], name: str, path: Path, known: type) -> dict[str, Any]:
+def _table(raw: dict[str, Any], name: str, path: Path, known: type[Schedule] | type[Notify]) -> dict[str, Any]:
     table = raw.get(name, {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [{name}] must be a table")
+    names = {f.name for f in fields(known)}
     for key in table:
-        if key not in known.__dataclass_fields__:
+        if key not in names:
             raise ConfigError(f"{path}: [{name}] unknown key '{key}'")
     return table
 
@@ -522,10 +527,12 @@ SFTP_URL = re.compile(
 
 @dataclass(frozen=True)
 class SftpSource:
-    user: str | None
-    host: str
-    port: int
-    directory: str
+    """A server's `source = "sftp://user@host:port/dir/glob"`, taken apart."""
+
+    user: str | None  # the login name, unless the credentials (an Airflow connection) give one
+    host: str  # without the brackets of an IPv6 address
+    port: int  # 22 unless the URL says
+    directory: str  # the remote folder, absolute
     pattern: str  # a glob of file names in `directory`
 
     @property

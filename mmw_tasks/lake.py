@@ -26,6 +26,8 @@ from polars import CompatLevel
 
 from mmw_tasks import sql as sqlfiles
 
+Schema = dict[str, pl.DataType | type[pl.DataType]]  # a dataset's columns and their types, in order
+
 # The views every lake offers analysts (contract section 4), plus the supporting datasets.
 VIEWS = (
     "mail_events",
@@ -99,7 +101,7 @@ class StreamingPart:
     def __init__(
         self,
         path: Path,
-        schema: dict[str, pl.DataType],
+        schema: Schema,
         depth: int = 1,
         dictionary: list[str] | None = None,
         constants: tuple[str, ...] = (),
@@ -275,7 +277,7 @@ def catalog_is_current(lake: Path) -> bool:
     except duckdb.Error:
         return False  # unreadable or locked by a writer: rebuild
     try:
-        where = sqlfiles.query(con, "lake/lake_root", {}).fetchone()[0]
+        where = (sqlfiles.query(con, "lake/lake_root", {}).fetchone() or (None,))[0]
         have = _view_names(con)
     except duckdb.Error:
         return False
@@ -301,7 +303,7 @@ def write_catalog(lake: Path) -> Path:
         try:
             # DDL cannot take a bound parameter: the one literal, quoted, and read back
             con.execute(f"create or replace macro mmw_lake() as {sql_string(str(lake))}")
-            stored = sqlfiles.query(con, "lake/lake_root", {}).fetchone()[0]
+            stored = (sqlfiles.query(con, "lake/lake_root", {}).fetchone() or (None,))[0]
             if stored != str(lake):
                 raise ValueError(f"the catalog stored the lake as {stored!r}, not {str(lake)!r}")
             _lake_macros(con)

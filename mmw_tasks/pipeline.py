@@ -2,32 +2,165 @@
 
 Each takes the config path and the day as strings and returns a small JSON-able dict, so the
 Airflow tasks (dags/mmw_daily.py), `mmw run` and the tests call exactly the same code.
-Data moves through the lake only.
+Data moves through the lake only; what the stages hand each other (XCom in Airflow) are the
+TypedDicts below, every key documented once. What an Airflow run works on (which day, one job
+per server, whether the day is done already) is decided here too, so the DAG file only wires.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
+
+import duckdb
 
 from mmw_tasks import lake
 from mmw_tasks import sql as sqlfiles
-from mmw_tasks.config import Site, load_site
+from mmw_tasks.config import Server, Site, load_site
 from mmw_tasks.detect import day as detect
 from mmw_tasks.fetch import sources
+from mmw_tasks.fetch.sftp import CredentialsDict
 from mmw_tasks.fetch.sources import SourceError
 from mmw_tasks.parse import ingest
+from mmw_tasks.parse.ingest import Parsed
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
 from mmw_tasks.report import trends as trends_report
+from mmw_tasks.report.trends import RollUps
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
+
+# ---------------------------------------------------------------- what the stages hand each other
+
+
+class Run(TypedDict):
+    """What one run of the daily job works on: one site's one day (plan_run, resolve_run)."""
+
+    config: str  # the site TOML file, as an absolute path
+    day: str  # the site's local day, YYYY-MM-DD
+    servers: list[str]  # every server of the site, in config order
+
+
+class Job(Run):
+    """One server's share of a run: what fetch and parse are mapped over in Airflow."""
+
+    server: str  # the server this job fetches and parses
+
+
+class FetchResult(TypedDict):
+    """What fetch found for one server and day: sources.Fetched as JSON (see there for each key)."""
+
+    server: str
+    day: str  # YYYY-MM-DD
+    files: list[str]  # paths, oldest first
+    pulled: dict[str, int]
+    gaps: list[str]
+    years: dict[str, list[list[int]]]
+
+
+class FetchedJob(Job, FetchResult):
+    """A job with what fetch found: the fetch task's XCom, which the parse task reads."""
+
+
+class Settled(TypedDict):
+    """What settle decided about the servers that did not arrive (on_missing_server)."""
+
+    day: str  # YYYY-MM-DD
+    missing: list[str]  # the servers with no data for the day; [] when all arrived
+    partial: bool  # the day is analysed without the missing servers
+    why: NotRequired[str]  # per missing server, why it is missing (only when some are)
+
+
+class SettledRun(Run, Settled):
+    """A run after settle: what aggregate, fit, detect, report and trends are given in Airflow."""
+
+
+class Aggregated(TypedDict):
+    day: str  # YYYY-MM-DD
+    rows: dict[str, int]  # rows written, by dataset: intervals, user_intervals, domain_deferrals
+
+
+class ModelFit(TypedDict, total=False):
+    """The day's model_fits row less site and day (sql/model/model_fits.sql); {} before a fit.
+    The coefficients mean what report.model.Model says; None (or NaN) where they cannot be fitted."""
+
+    m_s: float | None
+    m_p: float | None
+    r2: float | None
+    q: float | None
+    n: float | None
+    m_sd: float | None
+    r2_sd: float | None
+    n_intervals: int  # the intervals the fit is over
+
+
+class Fitted(ModelFit):
+    day: Required[str]  # YYYY-MM-DD
+
+
+class Detected(TypedDict):
+    day: str  # YYYY-MM-DD
+    incidents: int  # incidents written to the lake for the day
+    by_kind: dict[str, int]  # how many of each kind (report.model.KIND_TITLES); {} on a quiet day
+
+
+class Reported(TypedDict):
+    day: str  # YYYY-MM-DD
+    report: str  # path of the day's report.json (report.md and report.html beside it)
+    incidents: int  # incidents in the report
+    drift: list[str]  # the model coefficients that left their history band
+    partial: bool  # the report covers only the servers that arrived
+    missing_servers: list[str]  # the servers it leaves out
+
+
+class Trended(RollUps):
+    day: str  # YYYY-MM-DD
+    trends_page: str | None  # path of the site's trends.html, when this call rendered it
+    catalog: str  # path of the lake's DuckDB catalog
+    catalog_rewritten: bool  # the catalog was out of date and was written again
+
+
+class Delivered(TypedDict):
+    """Whether the day's report was mailed ([report.email]); when it was, to whom (deliver.Sent)."""
+
+    sent: bool
+    day: str  # YYYY-MM-DD
+    to: NotRequired[list[str]]
+    refused: NotRequired[list[str]]
+    subject: NotRequired[str]
+
+
+class TrendsPage(TypedDict):
+    days: int  # days in the lake's daily_trends
+    trends_page: str | None  # path of the page; None with no day done yet
+
+
+class DayRun(TypedDict):
+    """Everything `mmw run` did for one day (run_day), stage by stage."""
+
+    day: str  # YYYY-MM-DD
+    servers: dict[str, Parsed]  # by server name, the servers that arrived
+    settle: Settled
+    aggregate: Aggregated
+    fit: Fitted
+    detect: Detected
+    report: Reported
+    trends: Trended
+    deliver: NotRequired[Delivered]  # left out when mailing was not asked for (a backfill)
+    seconds: float  # wall time of the whole day
 
 
 class MissingServersError(SourceError):
     """A day whose servers did not all arrive, under on_missing_server = "fail"; names them."""
+
+
+class DayDone(Exception):
+    """An automated or repeated run whose day has its report and trend row already (plan_run);
+    the DAG skips the run. The message says how to redo the day."""
 
 
 def _site_day(config: str | Path, day: str | date) -> tuple[Site, date]:
@@ -38,14 +171,14 @@ def server_names(config: str | Path) -> list[str]:
     return [s.name for s in load_site(config).servers]
 
 
-def _server(site: Site, name: str):
+def _server(site: Site, name: str) -> Server:
     for s in site.servers:
         if s.name == name:
             return s
     raise KeyError(f"no server named {name!r} in {site.config_path}")
 
 
-def fetch(config: str | Path, server: str, day: str | date, credentials: dict | None = None) -> dict:
+def fetch(config: str | Path, server: str, day: str | date, credentials: CredentialsDict | None = None) -> FetchResult:
     """Find the server's rotated files that hold the day's lines, pulling sftp sources into the
     lake's raw area first. `credentials` (sftp only): plain login details the DAG resolved from
     the server's Airflow connection; without them the SSH agent and key files are used."""
@@ -61,9 +194,30 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: dict | 
     }
 
 
+def fetch_job(job: Job, credentials: Callable[[str, str], CredentialsDict | None] | None = None) -> FetchedJob:
+    """fetch for one job of a run, any error raised again naming the server and day.
+    `credentials(config, server)`: the server's sftp login (the DAG reads its Airflow connection);
+    called inside that naming, so a connection that cannot be read is reported like a fetch."""
+    try:
+        creds = credentials(job["config"], job["server"]) if credentials else None
+        return {**job, **fetch(job["config"], job["server"], job["day"], credentials=creds)}
+    except Exception as e:
+        why = f"{type(e).__name__}: {e}"
+        raise RuntimeError(f"server {job['server']}: cannot fetch {job['day']}: {why}") from e
+
+
+def parse_job(fetched: FetchedJob) -> Parsed:
+    """parse for one job of a run, with the files and years its fetch found."""
+    return parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"], fetched.get("years"))
+
+
 def parse(
-    config: str | Path, server: str, day: str | date, files: list[str], years: dict[str, list] | None = None
-) -> dict:
+    config: str | Path,
+    server: str,
+    day: str | date,
+    files: list[str],
+    years: dict[str, list[list[int]]] | None = None,
+) -> Parsed:
     """Parse a server's files for the day; `years`: what fetch found of each file's years (else
     what the manifest knows of them)."""
     site, d = _site_day(config, day)
@@ -74,7 +228,7 @@ def parse(
     return ingest.parse_server_day(site, srv, d, paths, years)
 
 
-def _params(site: Site, d: date) -> dict:
+def _params(site: Site, d: date) -> dict[str, Any]:
     start, end = local_day_bounds(d, site.timezone)
     return {
         "day": d,
@@ -87,32 +241,32 @@ def _params(site: Site, d: date) -> dict:
     }
 
 
-def aggregate(config: str | Path, day: str | date) -> dict:
+def aggregate(config: str | Path, day: str | date) -> Aggregated:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    out = {}
+    out: dict[str, int] = {}
     for name in ("intervals", "user_intervals", "domain_deferrals"):
         out[name] = lake.copy_query(con, f"aggregate/{name}", _params(site, d), lake.part_path(site.lake, name, d))
     return {"day": str(d), "rows": out}
 
 
-def fit(config: str | Path, day: str | date) -> dict:
+def fit(config: str | Path, day: str | date) -> Fitted:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     lake.copy_query(con, "model/model_fits", _params(site, d), lake.part_path(site.lake, "model_fits", d))
     return {"day": str(d), **_fit_row(lake.refresh_views(con, site.lake), d)}
 
 
-def _fit_row(con, d: date) -> dict:
+def _fit_row(con: duckdb.DuckDBPyConnection, d: date) -> ModelFit:
     rows = sqlfiles.query(con, "model/day_fit", {"day": d}).pl()
-    return rows.row(0, named=True) if rows.height else {}
+    return cast(ModelFit, rows.row(0, named=True) if rows.height else {})
 
 
-def run_detect(config: str | Path, day: str | date) -> dict:
+def run_detect(config: str | Path, day: str | date) -> Detected:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     start, end = local_day_bounds(d, site.timezone)
-    found = detect.detect_day(con, site, d, start, end, _fit_row(con, d))
+    found = detect.detect_day(con, site, d, start, end, dict(_fit_row(con, d)))
     lake.write_frame(found, lake.part_path(site.lake, "incidents", d))
     return {
         "day": str(d),
@@ -121,7 +275,7 @@ def run_detect(config: str | Path, day: str | date) -> dict:
     }
 
 
-def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict | None = None) -> dict:
+def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict[str, str] | None = None) -> Settled:
     """After fetch and parse: apply [site].on_missing_server to the servers that did not arrive.
 
     "fail" raises, naming them. "partial" empties their parts of the day (so totals mean exactly the
@@ -149,7 +303,18 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
     return {"day": str(d), "missing": missing, "partial": True, "why": why}
 
 
-def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> dict:
+def settle_run(jobs: list[Job], parsed: object) -> SettledRun:
+    """settle for an Airflow run: `parsed` is the mapped fetch-and-parse's output, the results of
+    the servers whose parse succeeded. Airflow hands it over as a sequence (where a server's parse
+    failed: nothing, None or a placeholder), or as the one result itself when only one exists;
+    any of these is read here, and whatever is not a parse result counts as a server missing."""
+    run: Run = {"config": jobs[0]["config"], "day": jobs[0]["day"], "servers": jobs[0]["servers"]}
+    results = [parsed] if isinstance(parsed, dict) else list(cast(Iterable[object], parsed or ()))
+    arrived = [p["server"] for p in results if isinstance(p, dict) and isinstance(p.get("server"), str)]
+    return {**run, **settle(run["config"], run["day"], arrived)}
+
+
+def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> Reported:
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
     notes = detect.report_notes(con, d)
@@ -172,7 +337,7 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
     }
 
 
-def trends(config: str | Path, day: str | date, with_page: bool = True) -> dict:
+def trends(config: str | Path, day: str | date, with_page: bool = True) -> Trended:
     """`with_page=False`: leave the site's trends page to trends_page() (the Airflow deployment)."""
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
@@ -185,13 +350,13 @@ def trends(config: str | Path, day: str | date, with_page: bool = True) -> dict:
     return {
         "day": str(d),
         **rolled,
-        "trends_page": page and str(page),
+        "trends_page": str(page) if page else None,
         "catalog": str(Path(site.lake) / lake.CATALOG),
         "catalog_rewritten": not fresh,
     }
 
 
-def deliver(config: str | Path, day: str | date) -> dict:
+def deliver(config: str | Path, day: str | date) -> Delivered:
     """Mail the day's report when the config has [report.email]; a no-op otherwise."""
     site, d = _site_day(config, day)
     if site.report.email is None:
@@ -201,12 +366,16 @@ def deliver(config: str | Path, day: str | date) -> dict:
     return {"sent": True, **mail.send_report(site, d)}
 
 
-def trends_page(config: str | Path) -> dict:
+def trends_page(config: str | Path) -> TrendsPage:
     """The site's trends page over every day done so far (what the asset-triggered mmw_trends DAG
     runs once for a batch of days, instead of each day's trends task re-rendering it)."""
     site = load_site(config)
     con = lake.ensure_views(lake.connect(site.lake), site.lake)
-    days = sqlfiles.query(con, "trends/days_done", {}).fetchone()[0] if lake.has_files(site.lake, "daily_trends") else 0
+    days = (
+        (sqlfiles.query(con, "trends/days_done", {}).fetchone() or (0,))[0]
+        if lake.has_files(site.lake, "daily_trends")
+        else 0
+    )
     return {"days": days, "trends_page": str(trends_report.write_page(con, site)) if days else None}
 
 
@@ -222,17 +391,17 @@ def is_done(config: str | Path, day: str | date) -> bool:
         return False
 
 
-def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -> dict:
+def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = print, mail: bool = True) -> DayRun:
     """The whole daily job without Airflow; returns what each stage returned. `mail`: send the
     report when the config asks for it (a backfill does not)."""
     site, d = _site_day(config, day)
-    out: dict = {"day": str(d), "servers": {}}
+    servers: dict[str, Parsed] = {}
     t0 = time.monotonic()
     reasons: dict[str, str] = {}
     for s in site.servers:
         try:
             fetched = fetch(config, s.name, d)
-            out["servers"][s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
+            servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
         except Exception as e:
             if site.on_missing_server == "fail":
                 raise
@@ -240,22 +409,30 @@ def run_day(config: str | Path, day: str | date, log=print, mail: bool = True) -
             log(f"{d} {s.name}: missing ({reasons[s.name]})")
             continue
         log(
-            f"{d} {s.name}: {out['servers'][s.name]['lines_read']} lines from "
-            f"{len(fetched['files'])} file(s), {out['servers'][s.name]['malformed']} malformed"
+            f"{d} {s.name}: {servers[s.name]['lines_read']} lines from "
+            f"{len(fetched['files'])} file(s), {servers[s.name]['malformed']} malformed"
         )
-    out["settle"] = settle(config, d, list(out["servers"]), reasons)
-    out["aggregate"] = aggregate(config, d)
-    out["fit"] = fit(config, d)
-    out["detect"] = run_detect(config, d)
-    out["report"] = make_report(config, d, out["settle"]["missing"])
-    out["trends"] = trends(config, d)
+    settled = settle(config, d, list(servers), reasons)
+    out: DayRun = {
+        "day": str(d),
+        "servers": servers,
+        "settle": settled,
+        "aggregate": aggregate(config, d),
+        "fit": fit(config, d),
+        "detect": run_detect(config, d),
+        "report": make_report(config, d, settled["missing"]),
+        "trends": trends(config, d),
+        "seconds": 0.0,
+    }
     if mail:
         out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 
 
-def resolve_run(config: str | Path, day: str | None, logical_date, interval_start=None) -> dict:
+def resolve_run(
+    config: str | Path, day: str | None, logical_date: datetime | None, interval_start: datetime | None = None
+) -> Run:
     """What an Airflow run works on: the `day` param; else the local day its data interval starts
     (scheduled and backfill runs: the interval is the site's local day); else the local day before
     the logical date (manual runs and `airflow dags test`)."""
@@ -265,7 +442,45 @@ def resolve_run(config: str | Path, day: str | None, logical_date, interval_star
     elif interval_start is not None:
         d = interval_start.astimezone(site.tz).date()
     elif logical_date is not None:
-        d = (logical_date.astimezone(site.tz) - timedelta(days=1)).date()
+        # by calendar dates: a pendulum DateTime (what Airflow passes) minus a timedelta comes out
+        # in UTC, without its zone, which is the wrong day east of Greenwich
+        d = logical_date.astimezone(site.tz).date() - timedelta(days=1)
     else:
         raise ValueError("no day given and the run has no logical date")
     return {"config": str(site.config_path), "day": str(d), "servers": [s.name for s in site.servers]}
+
+
+AUTOMATED_RUNS = ("scheduled", "backfill")  # run types whose data interval is the day they work on
+
+
+class DagRunInfo(Protocol):
+    """What plan_run reads of an Airflow run (its DagRun; mmw_tasks does not import Airflow)."""
+
+    @property
+    def run_type(self) -> object: ...  # DagRunType, or its value ("scheduled", "manual", ...)
+    @property
+    def logical_date(self) -> datetime | None: ...  # None for a manual run of Airflow 3 by default
+    @property
+    def run_after(self) -> datetime | None: ...  # when the run was due or asked for
+    @property
+    def data_interval_start(self) -> datetime | None: ...
+
+
+def plan_run(
+    config: str | Path, day: str | None = None, *, force: bool = False, dag_run: DagRunInfo | None = None
+) -> list[Job]:
+    """An Airflow run's jobs, one per server, for the day resolve_run gives it. The data interval
+    of `dag_run` counts for AUTOMATED_RUNS only (a manual run's interval is not a day of the
+    site's); a run without a logical date goes by when it was asked to run (`run_after`). Raises
+    DayDone when the day has its report and trend row and `force` is not set."""
+    when = interval_start = None
+    if dag_run is not None:
+        when = dag_run.logical_date or dag_run.run_after
+        if str(getattr(dag_run.run_type, "value", dag_run.run_type)) in AUTOMATED_RUNS:
+            interval_start = dag_run.data_interval_start
+    run = resolve_run(config, day, when, interval_start)
+    if not force and is_done(run["config"], run["day"]):
+        raise DayDone(
+            f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
+        )
+    return [{**run, "server": name} for name in run["servers"]]

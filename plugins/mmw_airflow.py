@@ -1,4 +1,5 @@
-"""mmw's Airflow plugin: the site-local-day timetable and the notifiers.
+"""mmw's Airflow plugin: the site-local-day timetable, the notifiers, and what the DAG files
+wire tasks with (the stages, their assets, the fetch's retries, the DAG's date bounds).
 
 Airflow loads this file from its plugins folder (`[core] plugins_folder`, /opt/airflow/plugins in
 the official image); the timetable must be registered here or the scheduler cannot read the DAG
@@ -14,10 +15,63 @@ from typing import Any
 
 import pendulum
 from airflow.plugins_manager import AirflowPlugin
-from airflow.sdk import BaseNotifier
+from airflow.sdk import Asset, BaseNotifier
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 
+from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite
+
 UTC = pendulum.UTC
+
+
+class _Pipeline:
+    """mmw_tasks.pipeline, imported when a task first uses it rather than when a DAG file is
+    parsed: parsing stays cheap (polars, DuckDB and pyarrow take about a second to import, and
+    the dag-processor never runs mmw code), and a task process that has it preloaded
+    (config/airflow_local_settings.py) finds it loaded."""
+
+    def __getattr__(self, name: str) -> Any:
+        from mmw_tasks import pipeline as module
+
+        return getattr(module, name)
+
+
+pipeline = _Pipeline()
+
+
+def stage_assets(site: DagSite, stage: str) -> list[Asset]:
+    """The lake datasets a stage writes, as the assets its task declares (deploy.STAGE_OUTPUTS)."""
+    return [lake_asset(site, dataset) for dataset in STAGE_OUTPUTS[stage]]
+
+
+def lake_asset(site: DagSite, dataset: str) -> Asset:
+    name, uri = site.asset(dataset)
+    return Asset(name=name, uri=uri)
+
+
+def fetch_retries(site: DagSite) -> dict[str, Any]:
+    """The fetch task's retries ([schedule]): fetch_retries more tries, the wait doubling from
+    fetch_retry_delay up to fetch_max_retry_delay."""
+    s = site.schedule
+    return {
+        "retries": s.fetch_retries,
+        "retry_delay": s.fetch_retry_delay,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": s.fetch_max_retry_delay,
+    }
+
+
+def day_label(day: dt.date | None) -> pendulum.DateTime | None:
+    """A DAG's start_date or end_date for LocalDayTimetable: the calendar day, as midnight UTC
+    (the timetable reads a bound as the date it shows, whatever the site's zone: _bound_day)."""
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC") if day else None
+
+
+def day_bounds(site: DagSite) -> dict[str, pendulum.DateTime | None]:
+    """The daily DAG's start_date and end_date: [schedule].start (else 2000-01-01) and .end."""
+    return {
+        "start_date": day_label(site.schedule.start or dt.date(2000, 1, 1)),
+        "end_date": day_label(site.schedule.end),
+    }
 
 
 def _bound_day(bound: dt.datetime, *, round_up: bool) -> dt.date:
@@ -217,6 +271,12 @@ class MmwNotifier(BaseNotifier):
             webhook_conn_id=n.webhook_conn_id,
             incident_kinds=n.incident_kinds,
         )
+
+    @classmethod
+    def callbacks(cls, event: str, dag_site) -> list[MmwNotifier]:
+        """for_site as a task's list of callbacks: the notifier, or none when nobody is told."""
+        notifier = cls.for_site(event, dag_site)
+        return [notifier] if notifier else []
 
     def message(self, context) -> dict | None:
         from mmw_tasks.report import notify

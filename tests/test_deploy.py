@@ -228,6 +228,51 @@ def test_partial_policy_reports_the_servers_that_arrived_and_says_so(tmp_path):
         pipeline.settle(toml, "2002-02-16", ["1dns"])
 
 
+def test_settle_reads_the_mapped_parse_results_in_every_shape_airflow_hands_over(tmp_path):
+    """settle's `parsed` is the mapped fetch-and-parse's output: a sequence with gaps where a
+    server failed (None, or a placeholder), or, when one server alone succeeded, its result itself."""
+    toml = copy_minisite(tmp_path / "s")
+    toml.write_text(toml.read_text().replace('interval = "10m"', 'interval = "10m"\non_missing_server = "partial"'))
+    jobs = pipeline.plan_run(toml, "2002-02-16")
+    assert [j["server"] for j in jobs] == ["1dns", "1mx"] and all(j["day"] == "2002-02-16" for j in jobs)
+    mx = {"server": "1mx", "day": "2002-02-16", "rows": 9}
+    dns = {"server": "1dns", "day": "2002-02-16", "rows": 8}
+    assert pipeline.settle_run(jobs, iter([dns, mx]))["missing"] == []
+    for one_missing in (mx, [mx], [None, mx], [object(), mx], (p for p in [mx])):
+        run = pipeline.settle_run(jobs, one_missing)
+        assert (run["missing"], run["partial"], run["config"], run["servers"]) == (
+            ["1dns"],
+            True,
+            jobs[0]["config"],
+            ["1dns", "1mx"],
+        )
+    with pytest.raises(pipeline.MissingServersError, match="no mail server"):
+        pipeline.settle_run(jobs, dns)
+
+
+def test_plan_run_picks_the_day_by_run_type_and_skips_a_done_day(tmp_path):
+    from types import SimpleNamespace
+
+    toml = copy_minisite(tmp_path / "s")  # Asia/Tokyo
+    start = pendulum.datetime(2002, 2, 15, 15, tz="UTC")  # 2002-02-16 00:00 in Tokyo
+    logical = pendulum.datetime(2002, 2, 17, 21, tz="UTC")  # 2002-02-18 06:00 in Tokyo
+
+    def day(run_type: str, day: str | None = None, **times) -> str:
+        times = {"logical_date": None, "run_after": None, "data_interval_start": None, **times}
+        return pipeline.plan_run(toml, day, dag_run=SimpleNamespace(run_type=run_type, **times))[0]["day"]
+
+    assert day("scheduled", data_interval_start=start, logical_date=logical) == "2002-02-16"
+    assert day("backfill", data_interval_start=start, run_after=logical) == "2002-02-16"
+    # a manual run's interval is not a day of the site's: the day before its logical date, or run_after
+    assert day("manual", data_interval_start=start, logical_date=logical) == "2002-02-17"
+    assert day("manual", run_after=logical) == "2002-02-17"
+    assert day("scheduled", "2002-02-10", data_interval_start=start) == "2002-02-10"
+    pipeline.run_day(toml, "2002-02-16", log=lambda m: None, mail=False)
+    with pytest.raises(pipeline.DayDone, match="2002-02-16 is done already"):
+        pipeline.plan_run(toml, "2002-02-16")
+    assert len(pipeline.plan_run(toml, "2002-02-16", force=True)) == 2
+
+
 def test_trends_page_covers_every_day_done(tmp_path):
     """What the asset-triggered mmw_trends DAG writes, and the daily task leaves to it."""
     toml = copy_minisite(tmp_path / "s")

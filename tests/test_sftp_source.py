@@ -221,8 +221,9 @@ def test_password_in_the_config_is_refused(tmp_path):
 
 
 def test_airflow_connection_supplies_the_login(remote, tmp_path, monkeypatch):
-    """The DAG resolves the server's connection_id and passes plain credentials to the fetch."""
-    import importlib.util
+    """The DAG's fetch reads the server's connection_id (plugins/mmw_connections.py) and passes
+    plain credentials to the fetch."""
+    import sys
 
     from conftest import ROOT
 
@@ -247,10 +248,10 @@ def test_airflow_connection_supplies_the_login(remote, tmp_path, monkeypatch):
     )
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no agent or ~/.ssh keys to fall back on
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    spec = importlib.util.spec_from_file_location("mmw_daily_dag", ROOT / "dags" / "mmw_daily.py")
-    dag_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dag_module)
-    creds = dag_module.sftp_credentials(str(toml), "1mx")
+    monkeypatch.setattr(sys, "path", [str(ROOT / "plugins"), *sys.path])
+    from mmw_connections import sftp_credentials
+
+    creds = sftp_credentials(str(toml), "1mx")
     assert creds["username"] == USER and creds["password"] == PASSWORD
     with pytest.raises(SourceError, match="authentication failed"):
         pipeline.fetch(toml, "1mx", START)  # the CLI path has no key for this server

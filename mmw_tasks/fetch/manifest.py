@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -133,7 +134,9 @@ def content_prefix_sha256(path: Path, n: int) -> str:
     return h.prefix.get(n, "")
 
 
-def scan_file(path: Path, tz: str, server: str = "", prefix_at: set[int] = frozenset()) -> tuple[Entry, dict[int, str]]:
+def scan_file(
+    path: Path, tz: str, server: str = "", prefix_at: AbstractSet[int] = frozenset()
+) -> tuple[Entry, dict[int, str]]:
     """Read a whole file once: its hashes, line count, span and years. Returns the entry and the
     content sha256 at each length in `prefix_at` (to recognise older snapshots of the same file)."""
     path = Path(path).resolve()

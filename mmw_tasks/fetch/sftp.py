@@ -17,6 +17,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict
 
 import paramiko
 
@@ -30,28 +31,44 @@ class SftpError(RuntimeError):
     """A pull that cannot be done; the message names the host and file."""
 
 
+class CredentialsDict(TypedDict, total=False):
+    """Credentials as plain data: what the DAG reads from a server's Airflow connection and hands
+    to the fetch (never to XCom). Every key may be left out or None; the meaning is Credentials'."""
+
+    username: str | None
+    password: str | None
+    key_file: str | None
+    private_key: str | None
+    passphrase: str | None
+    host_key: str | None
+    known_hosts: str | None
+    allow_agent: bool
+    look_for_keys: bool
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What to log in with. Secrets never reach XCom, logs or the manifest."""
 
     username: str | None = None
     password: str | None = None
-    key_file: str | None = None
+    key_file: str | None = None  # a private key file
     private_key: str | None = None  # PEM/OpenSSH text, e.g. an Airflow connection's `private_key` extra
     passphrase: str | None = None
     host_key: str | None = None  # "ssh-ed25519 AAAA...": trusted in addition to known_hosts
-    known_hosts: str | None = None
-    allow_agent: bool = True
-    look_for_keys: bool = True
+    known_hosts: str | None = None  # a known_hosts file (the server's own `known_hosts` key comes first)
+    allow_agent: bool = True  # try the SSH agent's keys
+    look_for_keys: bool = True  # try ~/.ssh/id_* keys
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, key_file={self.key_file!r}, ...)"
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> Credentials:
+    def from_dict(cls, d: CredentialsDict | None) -> Credentials:
         if not d:
             return cls()
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__ and v is not None})
+        given: dict[str, Any] = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and v is not None}
+        return cls(**given)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,14 @@ from mmw_tasks.config import Server, SftpSource, Site, parse_sftp_url
 from mmw_tasks.fetch.manifest import HEAD_BYTES, Entry, Manifest, file_sha256, locked
 from mmw_tasks.fetch.sftp import (
     Credentials,
+    CredentialsDict,
     RemoteFile,
     Session,
     SftpError,
     default_known_hosts,
 )
 from mmw_tasks.parse.logfiles import MAGIC, LogFileError, compression_of
+from mmw_tasks.parse.stamps import FileYears, YearAnchor
 from mmw_tasks.parse.years import breaks_of, years_or_day
 
 SUPERSEDED_GRACE = timedelta(days=1)  # a superseded raw copy stays this long for runs still reading it
@@ -46,10 +48,17 @@ class SourceError(RuntimeError):
 
 @dataclass
 class Fetched:
-    files: list[Path]
-    pulled: dict[str, int] = field(default_factory=dict)  # what the sftp sync did, by action
-    gaps: list[str] = field(default_factory=list)  # stretches of the day no file covers
-    years: dict[str, list[list[int]]] = field(default_factory=dict)  # each file's years (years.breaks_of)
+    """What fetch hands to parse for one server and day (pipeline.fetch makes it JSON for XCom)."""
+
+    files: list[Path]  # the files that hold lines of the day, oldest first (local or in the raw area)
+    # what the sftp sync did, by action: pulled, appended, renamed, unchanged, live_not_needed,
+    # and reconnects; empty for a local source
+    pulled: dict[str, int] = field(default_factory=dict)
+    gaps: list[str] = field(default_factory=list)  # stretches of the day longer than GAP_WARN no file covers
+    # each file's years by its path (str(file)), as the manifest scanned them: years.breaks_of, so
+    # [] frames its year-less stamps next to the day and [[line_no, year], ...] says where each
+    # year begins; a file missing here has its years found while it is parsed
+    years: dict[str, list[list[int]]] = field(default_factory=dict)
 
 
 def raw_dir(site: Site, server: Server) -> Path:
@@ -92,7 +101,7 @@ def local_entries(site: Site, server: Server) -> list[Entry]:
 
 
 def sftp_entries(
-    site: Site, server: Server, day: date, credentials: Credentials | dict | None = None
+    site: Site, server: Server, day: date, credentials: Credentials | CredentialsDict | None = None
 ) -> tuple[list[Entry], dict[str, int]]:
     """Bring the raw area up to date with the server, then return its entries that are read."""
     src = parse_sftp_url(server.source)
@@ -257,13 +266,17 @@ def _expire_superseded(d: Path, man: Manifest) -> None:
 # ---------------------------------------------------------------- choosing the day's files
 
 
-def entries_for(site: Site, server: Server, day: date, credentials=None) -> tuple[list[Entry], dict[str, int]]:
+def entries_for(
+    site: Site, server: Server, day: date, credentials: Credentials | CredentialsDict | None = None
+) -> tuple[list[Entry], dict[str, int]]:
     if is_sftp(server):
         return sftp_entries(site, server, day, credentials)
     return local_entries(site, server), {}
 
 
-def fetch_for_day(site: Site, server: Server, day: date, credentials=None) -> Fetched:
+def fetch_for_day(
+    site: Site, server: Server, day: date, credentials: Credentials | CredentialsDict | None = None
+) -> Fetched:
     """The server's files that hold lines of the local `day`, oldest first (pulling sftp ones)."""
     entries, counts = entries_for(site, server, day, credentials)
     chosen, gaps = choose(entries, server, day, source_glob(site, server))
@@ -271,41 +284,63 @@ def fetch_for_day(site: Site, server: Server, day: date, credentials=None) -> Fe
     return Fetched(files=[Path(e.path) for e in chosen], pulled=counts, gaps=gaps, years=years)
 
 
+@dataclass(frozen=True)
+class _Span:
+    """A file whose stamps could be read: its entry, and its earliest and latest site-local time."""
+
+    entry: Entry
+    first: datetime
+    last: datetime
+
+
+def _spans(entries: list[Entry]) -> list[_Span]:
+    """The entries with a first and last stamp, in the order of their first (then path)."""
+    spans = []
+    for e in entries:
+        first, last = e.first_dt, e.last_dt
+        if first is not None and last is not None:
+            spans.append(_Span(e, first, last))
+    return sorted(spans, key=lambda s: (s.first, s.entry.path))
+
+
 def choose(entries: list[Entry], server: Server, day: date, where: str) -> tuple[list[Entry], list[str]]:
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
-    spans = sorted((e for e in entries if e.first and e.last), key=lambda e: (e.first_dt, e.path))
-    chosen = [e for e in spans if e.first_dt < end and e.last_dt >= start]
+    spans = _spans(entries)
+    chosen = [s for s in spans if s.first < end and s.last >= start]
     for e in entries:
         if not e.error or not e.last:
             continue
+        last = datetime.fromisoformat(e.last)
         # A damaged archive held lines from its first readable stamp (or, if none was readable, from
         # where the file before it ends) up to where the next file starts: fail the days it may hold.
-        lo = e.first_dt or max((x.last_dt for x in spans if x.last_dt < e.last_dt), default=datetime.min)
-        hi = min((x.first_dt for x in spans if x.first_dt > lo and x is not e), default=datetime.max)
-        if lo < end and max(hi, e.last_dt) >= start:
+        lo = e.first_dt or max((x.last for x in spans if x.last < last), default=datetime.min)
+        hi = min((x.first for x in spans if x.first > lo and x.entry is not e), default=datetime.max)
+        if lo < end and max(hi, last) >= start:
             raise LogFileError(f"server {server.name}, day {day}: {e.error}")
     if not chosen:
         seen = ", ".join(e.label() for e in sorted(entries, key=lambda e: (e.first or "", e.path))) or "none"
         raise SourceError(f"server {server.name}: no file covers {day} (source {where}; files seen: {seen})")
-    chosen.sort(key=lambda e: (e.first_dt, e.last_dt, e.path))
-    return chosen, _gaps(spans, start, end)
+    chosen.sort(key=lambda s: (s.first, s.last, s.entry.path))
+    return [s.entry for s in chosen], _gaps(spans, start, end)
 
 
-def _gaps(spans: list[Entry], start: datetime, end: datetime) -> list[str]:
+def _gaps(spans: list[_Span], start: datetime, end: datetime) -> list[str]:
     """Stretches of the day longer than GAP_WARN between one file's last stamp and the next one's
     first (a missing rotated file, or a server that was down)."""
     out = []
-    ordered = sorted(spans, key=lambda e: e.first_dt)
-    reach = None
-    for e in ordered:
-        if reach is not None and e.first_dt - reach > GAP_WARN and e.first_dt > start and reach < end:
-            out.append(f"{max(reach, start)} .. {min(e.first_dt, end)} (before {Path(e.path).name})")
-        reach = e.last_dt if reach is None else max(reach, e.last_dt)
+    ordered = sorted(spans, key=lambda s: s.first)
+    reach: datetime | None = None
+    for s in ordered:
+        if reach is not None and s.first - reach > GAP_WARN and s.first > start and reach < end:
+            out.append(f"{max(reach, start)} .. {min(s.first, end)} (before {Path(s.entry.path).name})")
+        reach = s.last if reach is None else max(reach, s.last)
     return out
 
 
-def files_for_day(site: Site, server: Server, day: date, credentials=None) -> list[Path]:
+def files_for_day(
+    site: Site, server: Server, day: date, credentials: Credentials | CredentialsDict | None = None
+) -> list[Path]:
     return fetch_for_day(site, server, day, credentials).files
 
 
@@ -321,7 +356,7 @@ def known_years(site: Site, server: Server, day: date, files: list[Path]) -> dic
     return out
 
 
-def years_for(site: Site, server: Server, path: Path, day: date):
+def years_for(site: Site, server: Server, path: Path, day: date) -> YearAnchor | FileYears:
     """The year anchor ingest frames a file with: the file's own years from the manifest (scanning
     it if it changed since). A file given for a day its span does not touch (a caller that chose
     files itself, with no trustworthy mtime) and a file without year-less stamps are framed next

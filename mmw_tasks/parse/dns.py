@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from mmw_tasks.parse.fields import concat_fates, fates_of, finish, of_day, slicer, unframed
+from mmw_tasks.parse.fields import Schema, concat_fates, fates_of, finish, of_day, slicer, unframed
 
-QUERY_SCHEMA = {
+QUERY_SCHEMA: Schema = {
     "ts": pl.Datetime("us", "UTC"),
     "server": pl.String,
     "file": pl.String,

@@ -9,12 +9,17 @@ lines costs no bookkeeping. Parsed = lines of the day - ignored - malformed.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import polars as pl
 
+from mmw_tasks.lake import Schema
 from mmw_tasks.parse import kernels
 from mmw_tasks.parse.logfiles import bslice
 
-EVENT_SCHEMA = {
+ExprOrSeries = TypeVar("ExprOrSeries", pl.Expr, pl.Series)
+
+EVENT_SCHEMA: Schema = {
     "ts": pl.Datetime("us", "UTC"),
     "server": pl.String,
     "file": pl.String,
@@ -35,7 +40,7 @@ EVENT_SCHEMA = {
     "user": pl.String,
     "detail": pl.String,
 }
-FATE_SCHEMA = {"line_no": pl.Int64, "copy": pl.Int32, "fate": pl.String, "reason": pl.String}
+FATE_SCHEMA: Schema = {"line_no": pl.Int64, "copy": pl.Int32, "fate": pl.String, "reason": pl.String}
 BASE = ["ts", "line_no", "copy", "repeat"]
 # one value per batch: parsers never see them (carrying them through every filter, join and sort
 # cost 5% of the sendmail parse); the Parquet writer adds them (lake.StreamingPart's constants)
@@ -106,7 +111,7 @@ def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], stop: str = ",")
     return frame.with_columns([v.alias(name) for name, v in zip(keys, values, strict=True)])
 
 
-def digits(text: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def digits(text: pl.Expr, dtype: pl.DataType | type[pl.DataType]) -> pl.Expr:
     """The number a text starts with, as `dtype` (null when it does not, or when it does not fit:
     the line is then malformed, not the batch)."""
     return text.str.extract(r"^(\d+)", 1).cast(dtype, strict=False)
@@ -135,7 +140,7 @@ def relays(frame: pl.DataFrame, col: str, host: str = "relay_host", ip: str = "c
     return frame.with_columns(found[0].alias(host), found[1].alias(ip))
 
 
-def addr(expr: pl.Expr) -> pl.Expr:
+def addr(expr: ExprOrSeries) -> ExprOrSeries:
     """An address as users read it: no angle brackets, no spaces, lower case."""
     return expr.str.strip_chars(" <>").str.to_lowercase()
 

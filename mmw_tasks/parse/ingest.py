@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import polars as pl
 
@@ -19,7 +20,7 @@ from mmw_tasks import lake
 from mmw_tasks.config import Server, Site
 from mmw_tasks.parse.dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_iplog, parse_unbound
 from mmw_tasks.parse.exim import parse_exim
-from mmw_tasks.parse.fields import PER_BATCH, detached, in_file_order
+from mmw_tasks.parse.fields import PER_BATCH, Schema, detached, in_file_order
 from mmw_tasks.parse.logfiles import iter_line_batches, prefetched, split_lines
 from mmw_tasks.parse.postfix import PostfixParser
 from mmw_tasks.parse.sendmail import EVENT_SCHEMA, parse_mail
@@ -27,7 +28,7 @@ from mmw_tasks.parse.stamps import FileYears, ProbeYears, YearAnchor
 from mmw_tasks.parse.syslog import expand_repeats, frame_lines
 from mmw_tasks.parse.years import OnlineYears, YearsMoved, anchor_of, scan_years
 
-ACCOUNTING_SCHEMA = {
+ACCOUNTING_SCHEMA: Schema = {
     "server": pl.String,
     "file": pl.String,
     "lines_read": pl.Int64,
@@ -38,7 +39,7 @@ ACCOUNTING_SCHEMA = {
     "first_line_no": pl.Int64,
     "last_line_no": pl.Int64,
 }
-MALFORMED_SCHEMA = {
+MALFORMED_SCHEMA: Schema = {
     "server": pl.String,
     "file": pl.String,
     "line_no": pl.Int64,
@@ -59,18 +60,49 @@ DICTIONARY_COLUMNS = {
     "mail_events": [c for c in EVENT_SCHEMA if c not in ("ts", "line_no", "size", "queue_id")],
 }
 
-Parser = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
+Parser = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]  # a batch's rows -> (events, fates)
 
 
-def parser_for(server: Server) -> tuple[Parser, str, dict]:
+@runtime_checkable
+class TwoStageParser(Protocol):
+    """A parser that keeps state from one batch to the next (Postfix): `prepare` needs no state
+    and may run on two batches at once, `complete` runs batch by batch in file order."""
+
+    def prepare(self, rows: pl.DataFrame) -> Any: ...
+
+    def complete(self, prepared: Any) -> tuple[pl.DataFrame, pl.DataFrame]: ...
+
+
+class Parsed(TypedDict):
+    """What parsing one server's day returns (the parse task's XCom, `mmw run`'s per-server line):
+    counts only, the lines themselves are in the lake. The four line counts are summed over
+    `files` and count the day's lines only; lines_read = parsed + ignored + malformed."""
+
+    server: str  # the server's name in the site config
+    day: str  # the local day, YYYY-MM-DD
+    dataset: str  # the lake dataset its events went to: "mail_events" or "dns_queries"
+    rows: int  # events written to that dataset (a line may make none, one, or several)
+    files: list[str]  # the files read, in the order given
+    lines_read: int  # lines of the day read (copies made by "last message repeated" not counted)
+    parsed: int  # lines that made events or were understood as ours
+    ignored: int  # lines of other programs (not ours)
+    malformed: int  # our lines that could not be read; kept in the malformed_lines dataset
+
+
+def parser_for(server: Server) -> tuple[Parser, str, Schema]:
     """(parse function, dataset, schema) for a server's format; a fresh parser per call, since
     some (Postfix) keep state from one batch to the next."""
     if server.role == "mail":
-        mail = {"sendmail": parse_mail, "postfix": PostfixParser(), "exim": parse_exim}
+        mail: dict[str, Parser] = {"sendmail": parse_mail, "postfix": PostfixParser(), "exim": parse_exim}
         if server.format in mail:
             return mail[server.format], "mail_events", EVENT_SCHEMA
     else:
-        dns = {"iplog": parse_iplog, "bind": parse_bind, "dnsmasq": parse_dnsmasq, "unbound": parse_unbound}
+        dns: dict[str, Parser] = {
+            "iplog": parse_iplog,
+            "bind": parse_bind,
+            "dnsmasq": parse_dnsmasq,
+            "unbound": parse_unbound,
+        }
         if server.format in dns:
             return dns[server.format], "dns_queries", QUERY_SCHEMA
     raise NotImplementedError(f"server {server.name}: format {server.format!r} is not parsed yet")
@@ -200,8 +232,11 @@ def _parsed(
     stateless parser, or the `prepare` half of one that keeps state (Postfix), whose `complete`
     half then runs batch by batch in file order. Parsers get only PARSER_COLUMNS, so that each
     of their filters copies fewer columns."""
-    first, then = (parse.prepare, parse.complete) if hasattr(parse, "prepare") else (parse, None)
-    pending: deque = deque()
+    first: Callable[[pl.DataFrame], Any] = parse
+    then: Callable[[Any], tuple[pl.DataFrame, pl.DataFrame]] | None = None
+    if isinstance(parse, TwoStageParser):
+        first, then = parse.prepare, parse.complete
+    pending: deque[tuple[pl.DataFrame, Future[Any]]] = deque()
 
     def take() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         done, job = pending.popleft()
@@ -221,9 +256,9 @@ def parse_server_day(
     server: Server,
     day: date,
     files: list[Path],
-    years: dict[str, list] | None = None,
+    years: dict[str, list[list[int]]] | None = None,
     online_years: bool = True,
-) -> dict:
+) -> Parsed:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
     `years`: each file's years as fetch found them (years.breaks_of, by path); a file without
     them has its years found here. (When a file's years turn out other than those found while
@@ -284,14 +319,17 @@ def parse_server_day(
     )
     lake.write_frame(bad_df, lake.part_path(site.lake, "malformed_lines", day, server.name))
     totals = acct.select(pl.col("lines_read", "parsed", "ignored", "malformed").sum()).row(0, named=True)
-    return {
-        "server": server.name,
-        "day": str(day),
-        "dataset": dataset,
-        "rows": events_part.rows,
-        "files": [str(p) for p in files],
-        **{k: int(v or 0) for k, v in totals.items()},
-    }
+    return Parsed(
+        server=server.name,
+        day=str(day),
+        dataset=dataset,
+        rows=events_part.rows,
+        files=[str(p) for p in files],
+        lines_read=int(totals["lines_read"] or 0),
+        parsed=int(totals["parsed"] or 0),
+        ignored=int(totals["ignored"] or 0),
+        malformed=int(totals["malformed"] or 0),
+    )
 
 
 def parse_lines(

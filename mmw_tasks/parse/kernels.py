@@ -8,6 +8,7 @@ makes a string-view array of them over the same buffers, so no field is copied.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -59,7 +60,7 @@ def field_views(lb: LineBuffers, views: np.ndarray, valid: np.ndarray | None) ->
         nulls = int(lb.n - np.count_nonzero(valid))
         validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
     arr = pa.Array.from_buffers(pa.string_view(), lb.n, [validity, pa.py_buffer(views), *lb.data], null_count=nulls)
-    return pl.Series(arr)  # type: ignore[return-value]
+    return pl.Series(arr)
 
 
 def names_of(codes: pl.Series | np.ndarray, names: dict[int, str]) -> pl.Series:
@@ -100,7 +101,18 @@ def all_ascii(values: pl.Series) -> bool:
     return _kernels.all_ascii(lb.views, lb.addresses)
 
 
-def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:
+class PopLogins(TypedDict):
+    """What pop_logins reads (see there)."""
+
+    kind: pl.Series
+    f1: pl.Series
+    f2: pl.Series
+    f3: pl.Series
+    cased: bool
+    mapped: bool
+
+
+def pop_logins(msg: pl.Series) -> PopLogins:
     """parse_pop's login kinds (1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 other) and the fields of
     the common qpopper (f1 user, f2 host, f3 address) and Dovecot (f1 service, f2 user, f3
     address) forms; a field is null where the line is not of that form. `cased`: some user or
@@ -111,10 +123,12 @@ def pop_logins(msg: pl.Series) -> dict[str, pl.Series]:
     fields = [np.empty((n, 4), dtype=np.int32) for _ in range(3)]
     oks = [np.zeros(n, dtype=np.bool_) for _ in range(3)]
     flags = _kernels.pop_logins(lb.views, lb.addresses, kind, fields[0], oks[0], fields[1], oks[1], fields[2], oks[2])
-    out = {f"f{i + 1}": field_views(lb, fields[i], oks[i]) for i in range(3)}
+    f1, f2, f3 = (field_views(lb, fields[i], oks[i]) for i in range(3))
     return {
         "kind": pl.Series(kind),
-        **out,
+        "f1": f1,
+        "f2": f2,
+        "f3": f3,
         "cased": bool(flags & _kernels.POP_CASED),
         "mapped": bool(flags & _kernels.POP_MAPPED),
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -49,6 +50,8 @@ class ProbeYears(YearAnchor):
     year-less stamp was met (`saw_yearless`). Until one is, the anchor cannot matter (every stamp
     carries its year), so ingest reads such files without a scan and scans only a file that has
     year-less stamps, from the batch where the first one appears."""
+
+    saw_yearless: bool
 
     def __init__(self, day: date):
         super().__init__(day)
@@ -362,7 +365,8 @@ def to_utc(df: pl.DataFrame, tz: str) -> pl.DataFrame:
     """
     local = pl.col("ts_local")
     early = local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-    if _dst_changes_within(tz, df["ts_local"].min(), df["ts_local"].max()):
+    lo, hi = cast(datetime | None, df["ts_local"].min()), cast(datetime | None, df["ts_local"].max())
+    if _dst_changes_within(tz, lo, hi):
         late = local.dt.replace_time_zone(tz, ambiguous="latest", non_existent="null")
         seen = local.fill_null(strategy="forward").cum_max().shift(1)  # the latest stamp before each line
         seen_amb = seen.dt.replace_time_zone(

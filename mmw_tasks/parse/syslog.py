@@ -52,7 +52,7 @@ def _frame_fast(
         return None
     lb = kernels.line_buffers(lines)
     runs = runs or run_heads(lines, first_line_no, lb)
-    if runs is None:
+    if runs is None or lb is None:
         return None
     heads, head_nos, first = runs
     run = pl.Series("run", np.cumsum(first, dtype=np.int64) - 1)
@@ -256,8 +256,12 @@ def _expand_after_previous_line(df: pl.DataFrame, carry: dict) -> pl.DataFrame |
     ok = pl.col("repeat_n").is_not_null() & pl.col("msg").is_not_null()
     df = df.with_columns(repeat=ok)
     _update_carry(df, carry, pl.col("repeat_n").is_null() | pl.col("msg").is_not_null())
-    counts = df.select(pl.when(pl.col("repeat")).then(pl.col("repeat_n")).otherwise(1))
-    counts = counts.to_series().to_numpy().astype(np.int64)
+    counts = (
+        df.select(pl.when(pl.col("repeat")).then(pl.col("repeat_n")).otherwise(1))
+        .to_series()
+        .to_numpy()
+        .astype(np.int64)
+    )
     take = np.repeat(np.arange(n, dtype=np.int64), counts)
     copy = np.arange(len(take), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     return df[pl.Series(take)].with_columns(copy=pl.Series(copy, dtype=pl.Int32))

@@ -9,6 +9,7 @@ import re
 import struct
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -69,7 +70,7 @@ class StampScan:
         # change or extreme of their own
         runs = self.last_runs = run_heads(lines, first_no) if self.fast else None
         fields = kernels.bsd_stamps(runs[0]) if runs is not None else None
-        if fields is not None:  # every run head a BSD stamp, which its run key holds whole:
+        if fields is not None and runs is not None:  # every run head a BSD stamp, which its run key holds whole:
             t, head_nos = bsd_times(*fields, Yearless(), runs[1]), runs[1]  # its year-less time
         else:  # another form among them (its seconds may lie past that key): the general runs
             t, _, head_nos = stamp_runs(normalise_headers(lines), Yearless(), "UTC", first_no)
@@ -109,7 +110,7 @@ class StampScan:
         )
         self.offsets.extend(changes.iter_rows())
         self._prev_key, self._cum, self._offset = int(k[-1]), int(cum[-1]), int(off[-1])
-        lo, hi = int(cum.min()), int(cum.max())
+        lo, hi = cast(int, cum.min()), cast(int, cum.max())
         self.min_cum = lo if self.min_cum is None else min(self.min_cum, lo)
         self.max_cum = hi if self.max_cum is None else max(self.max_cum, hi)
 
@@ -121,7 +122,7 @@ class StampScan:
         """
         first = last = None
         years = None
-        if self.max_cum is not None:
+        if self.max_cum is not None and self.min_cum is not None:
             top_off, top_key = divmod(self.max_cum, _YEAR_S)
             top = _REF + timedelta(seconds=top_key)
             year = anchor.year + 1
@@ -196,9 +197,11 @@ def year_anchor(path: Path, mtime: float, tz: str) -> tuple[datetime, str]:
     return best, f"{how} {best.isoformat(sep=' ')}"
 
 
-def years_or_day(years: FileYears | None, first: datetime | None, last: datetime | None, day: date):
+def years_or_day(
+    years: FileYears | None, first: datetime | None, last: datetime | None, day: date
+) -> YearAnchor | FileYears:
     start = datetime(day.year, day.month, day.day)
-    if years is None or first is None or first >= start + timedelta(days=1) or last < start:
+    if years is None or first is None or last is None or first >= start + timedelta(days=1) or last < start:
         return YearAnchor(day)
     return years
 
@@ -233,7 +236,7 @@ class OnlineYears:
 
     def holds(self) -> bool:
         final = self._decide()
-        for heads, used in zip(self.scan.heads, self.used, strict=True):
+        for heads, used in zip(self.scan.heads or [], self.used, strict=True):  # kept: keep_heads=True
             month = pl.col("month")
             if heads.height and not heads.select((used.year_expr(month) == final.year_expr(month)).all()).item():
                 return False

@@ -11,6 +11,7 @@ import json
 import math
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -28,6 +29,18 @@ from mmw_tasks.report.model import (
     KIND_TITLES,
     MODEL_KEYS,
     TOTAL_KEYS,
+    Band,
+    DeferredDomain,
+    Figures,
+    History,
+    Incident,
+    Interval,
+    LineRef,
+    Model,
+    Report,
+    SeriesPoint,
+    TopSource,
+    Totals,
     dq_types_known,
     report_dir,
     who,
@@ -38,7 +51,7 @@ def iso_local(ts: datetime | None, tz: ZoneInfo) -> str | None:
     return ts.astimezone(tz).isoformat() if ts is not None else None
 
 
-def _num(v):
+def _num(v: Any) -> float | None:
     """A JSON number, or null for a missing or non-finite value (NaN is not JSON)."""
     if v is None:
         return None
@@ -49,26 +62,29 @@ def _num(v):
 def build(
     site: Site,
     day: date,
-    totals: dict,
-    fit: dict,
-    incidents: list[dict],
-    intervals: list[dict],
+    totals: dict[str, Any],
+    fit: dict[str, Any],
+    incidents: list[dict[str, Any]],
+    intervals: list[dict[str, Any]],
     notes: list[str],
-    figures: dict | None = None,
-    history: dict | None = None,
-    raw: dict | None = None,
-    reverse_names: dict | None = None,
-    dq_by_type: dict | None = None,
-) -> dict:
-    """The report as a dict; `raw` maps (file, line_no) to the line's text (read back from the log
-    files here: detection cites lines by file and number only)."""
+    *,
+    figures: Figures,
+    history: History,
+    raw: dict[tuple[str, int], str | None] | None = None,
+    reverse_names: dict[str, str | None] | None = None,
+    dq_by_type: dict[str, int] | None = None,
+) -> Report:
+    """The report from the lake's rows: `totals` the day's sums of TOTAL_KEYS, `fit` its model_fits
+    row (or {}), `incidents` its incidents rows (`lines` and `evidence` as JSON text or parsed),
+    `intervals` its intervals rows. `raw` maps (file, line_no) to the line's text (read back from
+    the log files here: detection cites lines by file and number only)."""
     tz = site.tz
     raw, reverse_names = raw or {}, reverse_names or {}
     ms, mp = _num(fit.get("m_s")), _num(fit.get("m_p"))
 
-    def incident(n: int, i: dict) -> dict:
-        lines = json.loads(i["lines"]) if isinstance(i["lines"], str) else (i["lines"] or [])
-        return {
+    def incident(n: int, i: dict[str, Any]) -> Incident:
+        lines: list[LineRef] = json.loads(i["lines"]) if isinstance(i["lines"], str) else (i["lines"] or [])
+        card = {
             "number": n,
             "kind": i["kind"],
             "title": KIND_TITLES.get(i["kind"], i["kind"]),
@@ -83,27 +99,31 @@ def build(
             "lines": [{**ln, "text": text} if (text := raw.get(_ref(ln))) is not None else ln for ln in lines],
             "raw_lines": [{**ln, "text": raw.get(_ref(ln))} for ln in lines[: site.report.raw_lines]],
         }
+        return cast(Incident, card)  # with `domain` where the incident has one, in its place
+
+    def interval(r: dict[str, Any]) -> Interval:
+        # every column of the intervals dataset but site and day, in its order (so report.json
+        # shows any column added to sql/aggregate/intervals.sql), then the model's Dq
+        row = {
+            **{k: v for k, v in r.items() if k not in ("site", "day")},
+            "interval_start": iso_local(r["interval_start"], tz),
+            "dq_fitted": (round(ms * r["n_from"] + (mp or 0.0) * r["n_pop"], 3) if ms is not None else None),
+        }
+        return cast(Interval, row)
 
     return {
         "day": str(day),
         "site": site.name,
         "timezone": site.timezone,
         "interval_minutes": site.interval_minutes,
-        "totals": {k: int(totals.get(k) or 0) for k in TOTAL_KEYS},
+        "totals": cast(Totals, {k: int(totals.get(k) or 0) for k in TOTAL_KEYS}),
         "dq_by_type": dq_by_type or {},
-        "model": {k: _num(fit.get(k)) for k in MODEL_KEYS},
+        "model": cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS}),
         "incidents": [incident(n, i) for n, i in enumerate(incidents, 1)],
         "notes": notes,
-        "intervals": [
-            {
-                **{k: v for k, v in r.items() if k not in ("site", "day")},
-                "interval_start": iso_local(r["interval_start"], tz),
-                "dq_fitted": (round(ms * r["n_from"] + (mp or 0.0) * r["n_pop"], 3) if ms is not None else None),
-            }
-            for r in intervals
-        ],
-        "figures": figures or {"top_sources": [], "most_deferred_domain": None},
-        "history": history or {},
+        "intervals": [interval(r) for r in intervals],
+        "figures": figures,
+        "history": history,
         "links": {
             "previous": f"../day={day - timedelta(days=1)}/report.html",
             "next": f"../day={day + timedelta(days=1)}/report.html",
@@ -112,7 +132,7 @@ def build(
     }
 
 
-def _ref(line: dict) -> tuple[str, int]:
+def _ref(line: LineRef) -> tuple[str, int]:
     return line["file"], int(line["line_no"])
 
 
@@ -122,32 +142,27 @@ def _aligned(starts: list[datetime], df: pl.DataFrame, column: str) -> list[int]
     return [int(got.get(s) or 0) for s in starts]
 
 
-def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list[datetime]) -> dict:
+def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list[datetime]) -> Figures:
     """Figure 2's data: the top senders or hosts per interval, and the most deferred domain."""
     top = sqlfiles.query(con, "report/top_sources", {"day": d, "top": site.report.top_sources}).pl()
-    sources = []
+    sources: list[TopSource] = []
     for _, g in top.group_by(["rank"], maintain_order=True):
         first = g.row(0, named=True)
         sources.append(
             {
-                **{
-                    k: first[k]
-                    for k in (
-                        "rank",
-                        "source",
-                        "client_ip",
-                        "reverse_name",
-                        "senders",
-                        "total_from",
-                        "total_to",
-                        "total_user_unknown",
-                    )
-                },
+                "rank": first["rank"],
+                "source": first["source"],
+                "client_ip": first["client_ip"],
+                "reverse_name": first["reverse_name"],
+                "senders": first["senders"],
+                "total_from": first["total_from"],
+                "total_to": first["total_to"],
+                "total_user_unknown": first["total_user_unknown"],
                 "n_from": _aligned(starts, g, "n_from"),
             }
         )
     dom = sqlfiles.query(con, "report/most_deferred_domain", {"day": d}).pl()
-    deferred = None
+    deferred: DeferredDomain | None = None
     if dom.height:
         deferred = {
             "domain": dom["recipient_domain"][0],
@@ -157,7 +172,7 @@ def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list
     return {"top_sources": sources, "most_deferred_domain": deferred}
 
 
-def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
+def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     """The day's coefficients against the trailing days' band, and the drift alert."""
     r = site.report
     bands = sqlfiles.query(
@@ -167,13 +182,17 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
     ).pl()
     bands = bands.filter((pl.col("day") <= d) & (pl.col("day") >= d - timedelta(days=r.history_days)))
     today = {row["coefficient"]: row for row in bands.filter(pl.col("day") == d).iter_rows(named=True)}
-    coefficients = {
-        k: {x: (_num(v) if isinstance(v, float) else v) for x, v in today[k].items() if x not in ("day", "coefficient")}
-        for k in BAND_KEYS
-        if k in today
-    }
+
+    def band(row: dict[str, Any]) -> Band:
+        # the columns of sql/trends/coefficient_bands.sql but day and coefficient, in their order
+        return cast(
+            Band,
+            {x: (_num(v) if isinstance(v, float) else v) for x, v in row.items() if x not in ("day", "coefficient")},
+        )
+
+    coefficients = {k: band(today[k]) for k in BAND_KEYS if k in today}
     days_available = max((c["history_days"] for c in coefficients.values()), default=0)
-    series: dict[str, list] = {}
+    series: dict[str, list[SeriesPoint]] = {}
     for (name,), g in bands.sort("day").group_by(["coefficient"], maintain_order=True):
         series[name] = [
             {"day": str(row["day"]), "value": _num(row["value"]), "lo": _num(row["lo"]), "hi": _num(row["hi"])}
@@ -192,7 +211,7 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
     }
 
 
-def history_notes(history: dict, n_attention: int) -> list[str]:
+def history_notes(history: History, n_attention: int) -> list[str]:
     notes = []
     if history.get("too_short"):
         notes.append(
@@ -209,7 +228,9 @@ def history_notes(history: dict, n_attention: int) -> list[str]:
     return notes
 
 
-def raw_lines_for(con: duckdb.DuckDBPyConnection, site: Site, d: date, incidents: list[dict]) -> list[dict]:
+def raw_lines_for(
+    con: duckdb.DuckDBPyConnection, site: Site, d: date, incidents: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Incidents whose detection cited no lines get some from the lake: the deferred deliveries of
     a deferred_surge, the DNS queries of a dns_anomaly. Returns the incidents with `lines` set."""
     out = []
@@ -233,12 +254,12 @@ def raw_lines_for(con: duckdb.DuckDBPyConnection, site: Site, d: date, incidents
     return out
 
 
-def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]) -> dict:
+def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]) -> Report:
     """Everything the day's report shows, from the lake and the log files."""
     iv = sqlfiles.query(con, "report/day_intervals", {"day": d}).pl()
     totals = iv.select(pl.col(list(TOTAL_KEYS)).sum()).row(0, named=True)
-    fit = sqlfiles.query(con, "report/day_fit", {"day": d}).pl()
-    fit = fit.row(0, named=True) if fit.height else {}
+    fits = sqlfiles.query(con, "report/day_fit", {"day": d}).pl()
+    fit = fits.row(0, named=True) if fits.height else {}
     inc = sqlfiles.query(con, "report/day_incidents", {"day": d}).pl()
     incidents = raw_lines_for(con, site, d, inc.to_dicts())
     wanted = [_ref(ln) for i in incidents for ln in i["lines"]]  # every cited line's text
@@ -271,11 +292,11 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
     )
 
 
-def _f(v, digits=2):
+def _f(v: float | None, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
-def markdown(rep: dict) -> str:
+def markdown(rep: Report) -> str:
     """A plain-text summary short enough to mail: totals, model, drift, one paragraph per incident."""
     t, m = rep["totals"], rep["model"]
     lines = [f"# mmw daily report: {rep['site']}, {rep['day']} ({rep['timezone']})", ""]
@@ -334,20 +355,20 @@ def markdown(rep: dict) -> str:
         ][:6]
         if brief:
             lines.append(f"- evidence: {'; '.join(brief)}")
-        quoted = [ln for ln in i.get("raw_lines", []) if ln.get("text")][:3]
+        quoted = [text for ln in i.get("raw_lines", []) if (text := ln.get("text"))][:3]
         if quoted:
-            lines += ["", "```", *[ln["text"] for ln in quoted], "```"]
+            lines += ["", "```", *quoted, "```"]
         lines.append("")
     for n in rep["notes"]:
         lines.append(f"> {n}")
     return "\n".join(lines) + "\n"
 
 
-def html_page(rep: dict) -> str:
+def html_page(rep: Report) -> str:
     return report_html.render(rep)
 
 
-def write(site: Site, rep: dict) -> Path:
+def write(site: Site, rep: Report) -> Path:
     out = report_dir(site, rep["day"])
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (

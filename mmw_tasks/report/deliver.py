@@ -14,12 +14,22 @@ import ssl
 from datetime import date
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TypedDict
 
 from mmw_tasks.config import ConfigError, EmailSettings, Site
-from mmw_tasks.report.model import ATTENTION, report_dir
+from mmw_tasks.report.model import ATTENTION, Report, report_dir
 
 
-def subject(prefix: str, rep: dict) -> str:
+class Sent(TypedDict):
+    """A report mailed: to whom, and under which subject."""
+
+    day: str  # YYYY-MM-DD
+    to: list[str]  # the addresses the server accepted
+    refused: list[str]  # the addresses it refused
+    subject: str
+
+
+def subject(prefix: str, rep: Report) -> str:
     found = sum(i["kind"] in ATTENTION for i in rep["incidents"])
     what = f"{found} incident(s) need attention" if found else "no incidents"
     drift = rep.get("history", {}).get("drift", [])
@@ -47,7 +57,7 @@ def message(site: Site, day: date | str, email: EmailSettings) -> EmailMessage:
     return msg
 
 
-def send_report(site: Site, day: date | str, email: EmailSettings | None = None) -> dict:
+def send_report(site: Site, day: date | str, email: EmailSettings | None = None) -> Sent:
     """Send the day's report; returns who it went to. Raises on SMTP errors (the caller decides)."""
     email = email or site.report.email
     if email is None:
@@ -62,9 +72,12 @@ def send_report(site: Site, day: date | str, email: EmailSettings | None = None)
             )
     msg = message(site, day, email)
     context = ssl.create_default_context()
-    smtp_class = smtplib.SMTP_SSL if email.ssl else smtplib.SMTP
-    kwargs = {"context": context} if email.ssl else {}
-    with smtp_class(email.host, email.port, timeout=email.timeout, **kwargs) as smtp:
+    smtp = (
+        smtplib.SMTP_SSL(email.host, email.port, timeout=email.timeout, context=context)
+        if email.ssl
+        else smtplib.SMTP(email.host, email.port, timeout=email.timeout)
+    )
+    with smtp:
         if email.starttls and not email.ssl:
             smtp.starttls(context=context)
         if email.username:

@@ -9,9 +9,11 @@ behind it, and links to the previous and next day.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from html import escape
 from pathlib import Path
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from mmw_tasks.report import svg
@@ -21,6 +23,8 @@ from mmw_tasks.report.model import (
     COEFFICIENT_NAMES,
     DRIFT_CAUSES,
     TOTAL_KEYS,
+    Incident,
+    Report,
     dq_types_known,
     who,
 )
@@ -72,33 +76,35 @@ def time_axis(starts: list[datetime], tz: ZoneInfo, every_hours: int = 3) -> lis
     return ticks
 
 
-def incident_markers(rep: dict) -> list[svg.Marker]:
+def incident_markers(rep: Report) -> list[svg.Marker]:
     out = []
     for i in rep["incidents"]:
-        if not i.get("start"):
+        start = i.get("start")
+        if not start:
             continue
-        x0, x1 = _t(i["start"]).timestamp(), _t(i["end"] or i["start"]).timestamp()
+        end = i["end"] or start
+        x0, x1 = _t(start).timestamp(), _t(end).timestamp()
         out.append(
             svg.Marker(
                 x0,
                 x1,
                 str(i["number"]),
                 svg.KIND_COLORS.get(i["kind"], "#777"),
-                f"{i['number']}. {i['title']}: {who(i)} ({i['start'][11:16]} to {(i['end'] or '')[11:16]})",
+                f"{i['number']}. {i['title']}: {who(i)} ({start[11:16]} to {(i['end'] or '')[11:16]})",
                 ref=f"incident-{i['number']}",
             )
         )
     return out
 
 
-def _rate(values: list, seconds: float) -> list[float | None]:
+def _rate(values: Sequence[float | None], seconds: float) -> list[float | None]:
     return [None if v is None else v / seconds for v in values]
 
 
-def figure1(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
+def figure1(rep: Report, xs: list[float], ticks: list[tuple[float, str]], markers: list[svg.Marker], sec: float) -> str:
     iv = rep["intervals"]
     frame = svg.Frame(height=170)
-    panels = [
+    panels: list[tuple[str, Literal["dq", "n_from", "n_pop"], str]] = [
         ("Dq: DNS queries from the mail servers", "dq", "Dq (s⁻¹)"),
         ("N_SMTP: from= lines (SMTP accesses)", "n_from", "N_SMTP (s⁻¹)"),
         ("N_POP3: POP3/IMAP logins", "n_pop", "N_POP3 (s⁻¹)"),
@@ -124,7 +130,7 @@ def figure1(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     )
 
 
-def figure2(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
+def figure2(rep: Report, xs: list[float], ticks: list[tuple[float, str]], markers: list[svg.Marker], sec: float) -> str:
     iv, fig = rep["intervals"], rep["figures"]
     series = [svg.Series("total N_SMTP", _rate([r["n_from"] for r in iv], sec), "#222", width=2.2, css="total")]
     rows = []
@@ -182,12 +188,12 @@ def figure2(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
     )
 
 
-def coefficient_table(rep: dict) -> str:
+def coefficient_table(rep: Report) -> str:
     h, m = rep.get("history", {}), rep["model"]
     coeffs = h.get("coefficients", {})
     rows = []
     for k in BAND_KEYS:
-        c = coeffs.get(k, {})
+        c: Mapping[str, Any] = coeffs.get(k) or {}
         lo, hi = c.get("lo"), c.get("hi")
         band = "n/a" if lo is None else f"{lo:.4g} to {hi:.4g}"
         cls = " class='drift'" if c.get("drift") else ""
@@ -218,11 +224,11 @@ def coefficient_table(rep: dict) -> str:
     )
 
 
-def _fmt(v) -> str:
+def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-def band_charts(rep: dict) -> str:
+def band_charts(rep: Report) -> str:
     series = rep.get("history", {}).get("series", {})
     out = []
     for k in BAND_KEYS:
@@ -250,7 +256,9 @@ def band_charts(rep: dict) -> str:
     return "<div class='pair bands'>" + "".join(out) + "</div>" if out else ""
 
 
-def model_panel(rep: dict, xs: list[float], ticks, markers, sec: float) -> str:
+def model_panel(
+    rep: Report, xs: list[float], ticks: list[tuple[float, str]], markers: list[svg.Marker], sec: float
+) -> str:
     iv, m = rep["intervals"], rep["model"]
     if m.get("m_s") is None:
         return (
@@ -297,7 +305,7 @@ def _when(start: str | None, end: str | None) -> str:
     return f"{a:%Y-%m-%d %H:%M:%S} to {tail} ({a.strftime('%z')[:3]}:{a.strftime('%z')[3:]})"
 
 
-def _plain(v) -> str:
+def _plain(v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k.replace('_', ' ')} {_plain(x)}" for k, x in v.items())
     if isinstance(v, list):
@@ -305,7 +313,7 @@ def _plain(v) -> str:
     return str(v)
 
 
-def _ev_cell(v) -> str:
+def _ev_cell(v: Any) -> str:
     """An evidence value as an administrator reads it: the detector's signals as sentences with
     their points, nested values as plain words."""
     if isinstance(v, list) and v and all(isinstance(x, dict) and "says" in x for x in v):
@@ -319,7 +327,7 @@ def _ev_cell(v) -> str:
     return escape(_plain(v) if isinstance(v, dict | list) else str(v))
 
 
-def incident_card(i: dict) -> str:
+def incident_card(i: Incident) -> str:
     color = svg.KIND_COLORS.get(i["kind"], "#999")
     ev = i.get("evidence") or {}
     host = i.get("client_ip") or "–"
@@ -360,7 +368,7 @@ def incident_card(i: dict) -> str:
     )
 
 
-def render(rep: dict) -> str:
+def render(rep: Report) -> str:
     tz = ZoneInfo(rep["timezone"])
     starts = [_t(r["interval_start"]) for r in rep["intervals"]]
     xs = [s.timestamp() for s in starts]

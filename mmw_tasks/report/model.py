@@ -1,14 +1,17 @@
 """What a day's report holds, shared by its renderings (json, md, html, mail) and the trends page:
-the keys of its sections, the kinds of incident and their titles, where it is written."""
+the shape of report.json section by section (`Report` and the types it is made of, each key
+documented once here), the kinds of incident and their titles, where it is written."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict
 
 from mmw_tasks.config import Site
 
-TOTAL_KEYS = ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")
+TotalKey = Literal["dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown"]
+TOTAL_KEYS: tuple[TotalKey, ...] = ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")
 MODEL_KEYS = ("m_s", "m_p", "r2", "q", "n", "m_sd", "r2_sd")
 BAND_KEYS = ("m_s", "m_p", "r2", "q", "n")  # the coefficients with a history band
 ATTENTION = ("mmw_suspect", "deferred_surge", "dns_anomaly")  # kinds someone must look at
@@ -29,11 +32,172 @@ COEFFICIENT_NAMES = {
 DRIFT_CAUSES = "a changed mail setup, a new relay or a resolver cache change"
 
 
+class Totals(TypedDict):
+    """The day's lines counted (contract section 5): the sums of the day's `intervals`."""
+
+    dq: int  # DNS queries from the site's mail_server_ips
+    n_from: int  # sendmail from= lines (Postfix: messages accepted into the queue)
+    n_to: int  # to= lines (one per delivery attempt)
+    n_sent: int  # to= lines with status sent
+    n_deferred: int  # to= lines with status deferred
+    n_pop: int  # POP3/IMAP logins
+    n_user_unknown: int  # recipients refused as unknown
+
+
+class Model(TypedDict):
+    """The day's fit of Dq = m_s·N_from + m_p·N_pop (sql/model/model_fits.sql); None where the day
+    has too few intervals to fit, or a value is not finite."""
+
+    m_s: float | None  # DNS queries per SMTP access (from= line)
+    m_p: float | None  # DNS queries per POP3 login
+    r2: float | None  # R² of the fit
+    q: float | None  # share of recipients delivered locally
+    n: float | None  # hosts per remote domain, (m_s - 2) / (4 (1 - q))
+    m_sd: float | None  # slope of the residual Dq against N_deferred
+    r2_sd: float | None  # R² of that residual regression
+
+
+class LineRef(TypedDict):
+    """A log line an incident cites: where it is, and its text read back from the file."""
+
+    file: str  # the log file's path as parsed
+    line_no: int  # 1-based line number in that file
+    event: NotRequired[str]  # what the line is (from, to, reject, query, ...), where the citation says
+    text: NotRequired[str | None]  # the line itself; None (raw_lines) or left out (lines) when unreadable now
+
+
+class Incident(TypedDict):
+    """One incident of the day, as report.json lists it."""
+
+    number: int  # 1, 2, ...: its number on the report's figures and cards
+    kind: str  # mmw_suspect, bulk_sender, mailing_list, deferred_surge or dns_anomaly
+    title: str  # KIND_TITLES[kind]
+    start: str | None  # ISO 8601 with the site's offset
+    end: str | None
+    sender: str | None  # the envelope sender, when one sender explains it
+    client_ip: str | None  # the host, when one host explains it
+    reverse_name: str | None  # client_ip's name as the mail server logged it
+    domain: NotRequired[str]  # deferred_surge: the destination that defers our mail
+    score: float  # 0..1: how sure detection is of the kind
+    evidence: dict[str, Any]  # the numbers behind the verdict, and `why` in words (docs/detection.md)
+    lines: list[LineRef]  # every line detection cited, with its text where it could be read
+    raw_lines: list[LineRef]  # the first [report].raw_lines of them, quoted on the incident's card
+
+
+class Interval(TypedDict):
+    """One row of the day's `intervals` dataset (less site and day), with the model's Dq."""
+
+    interval_start: str  # ISO 8601 with the site's offset
+    dq: int
+    n_from: int
+    n_to: int
+    n_sent: int
+    n_deferred: int
+    n_bounced: int
+    n_pop: int
+    n_user_unknown: int
+    n_reject: int
+    dq_fitted: float | None  # m_s·n_from + m_p·n_pop; None without a fit
+
+
+class TopSource(TypedDict):
+    """One of figure 2's top senders or hosts."""
+
+    rank: int  # 1 = the most from= lines
+    source: str  # the host's address, or the sender when the mail came without one
+    client_ip: str | None
+    reverse_name: str | None
+    senders: int  # distinct sender addresses it used
+    total_from: int  # its from= lines of the day
+    total_to: int
+    total_user_unknown: int
+    n_from: list[int]  # its from= lines per interval, aligned with `intervals`
+
+
+class DeferredDomain(TypedDict):
+    """The destination with the most deferred deliveries of the day."""
+
+    domain: str
+    total_deferred: int
+    n_deferred: list[int]  # per interval, aligned with `intervals`
+
+
+class Figures(TypedDict):
+    """Figure 2's data beyond the intervals."""
+
+    top_sources: list[TopSource]
+    most_deferred_domain: DeferredDomain | None  # None: nothing was deferred
+
+
+class Band(TypedDict):
+    """One coefficient today against its history band (sql/trends/coefficient_bands.sql)."""
+
+    value: float | None  # today's value
+    median: float | None  # median of the earlier days in the window
+    mad: float | None  # their median absolute deviation
+    history_days: int  # earlier days in the window with a value
+    lo: float | None  # the band: median ± max(band_k·1.4826·MAD, band_floor·|median|)
+    hi: float | None
+    drift: bool  # outside the band with at least min_history days behind it
+
+
+class SeriesPoint(TypedDict):
+    """A day of a coefficient's recent history, for the band charts."""
+
+    day: str  # YYYY-MM-DD
+    value: float | None
+    lo: float | None
+    hi: float | None
+
+
+class History(TypedDict):
+    """The day's coefficients against the trailing days ([report] settings echoed)."""
+
+    history_days: int  # the window, in days
+    min_history: int  # days needed before drift is alerted
+    band_k: float
+    band_floor: float
+    days_available: int  # the most earlier days any coefficient has in the window
+    too_short: bool  # days_available < min_history: band shown, drift not alerted
+    coefficients: dict[str, Band]  # by coefficient name (BAND_KEYS), where today has one
+    series: dict[str, list[SeriesPoint]]  # by coefficient name, oldest first, today last
+    drift: list[str]  # the coefficients that left their band
+
+
+class Links(TypedDict):
+    """Relative links from the day's report.html."""
+
+    previous: str
+    next: str
+    trends: str
+
+
+class Report(TypedDict):
+    """report.json (contract section 5): report.md, report.html and the mail are rendered from
+    it alone."""
+
+    day: str  # the site's local day, YYYY-MM-DD
+    site: str  # [site].name
+    timezone: str  # [site].timezone: the offset of every time in the report
+    interval_minutes: int  # [site].interval
+    totals: Totals
+    dq_by_type: dict[str, int]  # Dq by query type (A, MX, ...; all "unknown" for iplog); {} without DNS
+    model: Model
+    incidents: list[Incident]
+    notes: list[str]  # remarks that open the report: partial data, short history, drift, detection's notes
+    intervals: list[Interval]  # the day's intervals in time order
+    figures: Figures
+    history: History
+    links: Links
+    partial: NotRequired[bool]  # some servers' data is missing (on_missing_server = "partial")
+    missing_servers: NotRequired[list[str]]  # which ones
+
+
 def report_dir(site: Site, day: date | str) -> Path:
     return Path(site.lake) / "reports" / f"day={day}"
 
 
-def who(i: dict) -> str:
+def who(i: Incident) -> str:
     host = i.get("client_ip") and (
         f"host {i['client_ip']}" + (f" ({i['reverse_name']})" if i.get("reverse_name") else "")
     )
@@ -47,6 +211,6 @@ def who(i: dict) -> str:
     )
 
 
-def dq_types_known(rep: dict) -> bool:
+def dq_types_known(rep: Report) -> bool:
     """Whether the DNS log gave query types (iplog's have none: all 'unknown')."""
     return any(k != "unknown" for k in rep.get("dq_by_type", {}))

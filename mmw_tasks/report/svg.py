@@ -8,6 +8,7 @@ the caller gives the tick labels. Every drawn element carries a class (`series`,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -136,7 +137,7 @@ class Plot:
         y = min(max(y, self.y0), self.y1)
         return round(self.f.top + self.ph - (y - self.y0) / (self.y1 - self.y0 or 1) * self.ph, 2)
 
-    def axes(self, x_ticks: list[tuple[float, str]], y_label: str) -> None:
+    def axes(self, x_ticks: Sequence[tuple[float, str]], y_label: str) -> None:
         f, p = self.f, self.parts
         for t in self.y_ticks:
             y = self.py(t)
@@ -178,7 +179,7 @@ class Plot:
                 body = f'<a href="#{escape(m.ref)}">{body}</a>'
             self.parts.append(f'<g class="incident-marker"{ref}><title>{escape(m.title)}</title>{body}</g>')
 
-    def band(self, xs: list[float], band: Band) -> None:
+    def band(self, xs: Sequence[float], band: Band) -> None:
         pts = [(x, lo, hi) for x, lo, hi in zip(xs, band.lo, band.hi, strict=True) if lo is not None and hi is not None]
         if not pts:
             return
@@ -189,7 +190,7 @@ class Plot:
             f'fill-opacity="0.45" stroke="none"><title>{escape(band.label)}</title></polygon>'
         )
 
-    def line(self, xs: list[float], s: Series) -> None:
+    def line(self, xs: Sequence[float], s: Series) -> None:
         """A polyline per run of non-missing values (or a dot per value)."""
         if s.dots:
             for x, v in zip(xs, s.values, strict=True):
@@ -214,8 +215,8 @@ class Plot:
         dash = f' stroke-dasharray="{s.dash}"' if s.dash else ""
         for r in runs:
             if len(r) == 1:
-                x, y = r[0].split(",")
-                self.parts.append(f'<circle class="series {s.css}" cx="{x}" cy="{y}" r="2" fill="{s.color}"/>')
+                cx, cy = r[0].split(",")
+                self.parts.append(f'<circle class="series {s.css}" cx="{cx}" cy="{cy}" r="2" fill="{s.color}"/>')
             else:
                 self.parts.append(
                     f'<polyline class="series {s.css}" data-label="{escape(s.label)}" '
@@ -224,7 +225,7 @@ class Plot:
                 )
 
     def legend(self, items: list[tuple[str, str]]) -> None:
-        x = self.f.left
+        x: float = self.f.left
         for label, color in items:
             self.parts.append(
                 f'<rect x="{x}" y="8" width="12" height="4" fill="{color}"/>'
@@ -256,9 +257,9 @@ def _y_range(series: list[Series], bands: list[Band], y_min: float | None) -> tu
 
 def line_chart(
     title: str,
-    xs: list[float],
+    xs: Sequence[float],
     series: list[Series],
-    x_ticks: list[tuple[float, str]],
+    x_ticks: Sequence[tuple[float, str]],
     y_label: str,
     markers: list[Marker] | None = None,
     bands: list[Band] | None = None,
@@ -288,7 +289,13 @@ def line_chart(
 
 
 def scatter(
-    title: str, xs: list[float], ys: list[float], x_label: str, y_label: str, color: str, size: int = 300
+    title: str,
+    xs: Sequence[float | None],
+    ys: Sequence[float | None],
+    x_label: str,
+    y_label: str,
+    color: str,
+    size: int = 300,
 ) -> str:
     """Points with the y = x diagonal (observed against fitted)."""
     frame = Frame(width=size + 40, height=size, left=64, right=12, top=16, bottom=42)
@@ -320,9 +327,9 @@ def scatter(
 
 def stacked_bars(
     title: str,
-    xs: list[float],
+    xs: Sequence[float],
     stacks: list[Series],
-    x_ticks: list[tuple[float, str]],
+    x_ticks: Sequence[tuple[float, str]],
     y_label: str,
     frame: Frame | None = None,
 ) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from html import escape
 from pathlib import Path
+from typing import TypedDict
 
 import duckdb
 import polars as pl
@@ -39,6 +40,18 @@ TREND_TOTALS = (
 )
 
 
+class RolledUp(TypedDict):
+    period: str  # the ISO week (2002-W07) or the month (2002-02)
+    rows: int  # rows written to its roll-up file
+
+
+class RollUps(TypedDict):
+    """The roll-ups roll_up wrote: the week and the month that hold the day."""
+
+    weekly_trends: RolledUp
+    monthly_trends: RolledUp
+
+
 def page_path(site: Site) -> Path:
     return Path(site.lake) / "reports" / "trends.html"
 
@@ -49,20 +62,19 @@ def week_of(d: date) -> tuple[date, str]:
     return monday, f"{iso.year}-W{iso.week:02d}"
 
 
-def roll_up(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> dict:
+def roll_up(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> RollUps:
     """Write the weekly and monthly roll-ups of the periods that hold `d`."""
     monday, week = week_of(d)
     first = d.replace(day=1)
-    out = {}
-    for dataset, params, period in (
-        ("weekly_trends", {"week_start": monday}, week),
-        ("monthly_trends", {"month_start": first}, first.strftime("%Y-%m")),
-    ):
-        out[dataset] = {
-            "period": period,
-            "rows": lake.copy_query(con, f"trends/{dataset}", params, lake.rollup_path(site.lake, dataset, period)),
-        }
-    return out
+
+    def one(dataset: str, params: dict[str, date], period: str) -> RolledUp:
+        path = lake.rollup_path(site.lake, dataset, period)
+        return {"period": period, "rows": lake.copy_query(con, f"trends/{dataset}", params, path)}
+
+    return {
+        "weekly_trends": one("weekly_trends", {"week_start": monday}, week),
+        "monthly_trends": one("monthly_trends", {"month_start": first}, first.strftime("%Y-%m")),
+    }
 
 
 def _day_axis(days: list[date]) -> tuple[list[float], list[tuple[float, str]]]:
