@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -121,8 +122,8 @@ def model_residuals(iv: pl.DataFrame, fit: dict) -> pl.DataFrame:
     out = iv.with_columns(pred=pred).with_columns(resid=pl.col("dq") - pl.col("pred"))
     r = pl.col("resid") / (pl.col("pred").clip(0) + 25).sqrt()
     out = out.with_columns(_r=r)
-    med = out["_r"].median()
-    mad = (out["_r"] - med).abs().median()
+    med = cast(float, out["_r"].median())
+    mad = cast(float, (out["_r"] - med).abs().median())
     return out.with_columns(resid_z=(pl.col("_r") - med) / (MAD_SIGMA * mad + 0.5)).drop("_r")
 
 
@@ -134,8 +135,8 @@ def prediction_model(con: duckdb.DuckDBPyConnection, site: Site, day: date, fit:
         return {
             "source": "history",
             "days": fits.height,
-            "m_s": float(fits["m_s"].median()),
-            "m_p": float(fits["m_p"].median() or 0.0),
+            "m_s": cast(float, fits["m_s"].median()),
+            "m_p": cast(float, fits["m_p"].median() or 0.0),
         }
     return {"source": "this day's fit", "days": 0, "m_s": fit.get("m_s"), "m_p": fit.get("m_p")}
 

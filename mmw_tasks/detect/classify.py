@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 from mmw_tasks.config import Site, Thresholds
 from mmw_tasks.detect import signals
+from mmw_tasks.detect.signals import Evidence
 
 LIST_MARKERS = ("-owner@", "owner-", "-request@", "-bounces@", "majordom", "mailman", "-admin@", "-errors@")
 
@@ -43,7 +44,7 @@ class Verdict:
     kind: str
     score: float
     why: str
-    evidence: list[dict] = field(default_factory=list)  # {"feature", "value", "points", "says"}
+    evidence: list[Evidence] = field(default_factory=list)
 
 
 def is_list_sender(addr: str | None) -> bool:
@@ -64,8 +65,8 @@ def allowed(site: Site, ip: str | None, senders: list[str]) -> str | None:
     return None
 
 
-def _list_evidence(c: Candidate, th: Thresholds) -> list[dict]:
-    ev: list[dict] = []
+def _list_evidence(c: Candidate, th: Thresholds) -> list[Evidence]:
+    ev: list[Evidence] = []
     senders = [s for s in c["sample_senders"] if s]
     sessions = c["messages"] + c["refused_sessions"]
     fanout = c["recipients_attempted"] / max(sessions, 1)
@@ -105,7 +106,7 @@ def classify(c: Candidate, window: dict[str, Any], th: Thresholds) -> Verdict:
     """The verdict on one candidate, `window` its best-scoring window (signals.score)."""
     if c["allow"]:
         words = c["allow"].replace("_", " ")
-        ev = [
+        ev: list[Evidence] = [
             {
                 "feature": "allow_list",
                 "value": c["allow"],

@@ -26,27 +26,31 @@ from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.detect import baseline, features, hosts, outbreak
 
-INCIDENT_SCHEMA = {
-    "site": pl.String,
-    "kind": pl.String,
-    "start": pl.Datetime("us", "UTC"),
-    "end": pl.Datetime("us", "UTC"),
-    "sender": pl.String,
-    "client_ip": pl.String,
-    "domain": pl.String,
-    "score": pl.Float64,
-    "evidence": pl.String,
-    "lines": pl.String,
-}
-RUN_SCHEMA = {
-    "site": pl.String,
-    "baseline": pl.String,
-    "history_days": pl.Int32,
-    "note": pl.String,
-    "abnormal_intervals": pl.Int32,
-    "alignment": pl.String,
-    "peaks": pl.String,
-}
+INCIDENT_SCHEMA = pl.Schema(
+    {
+        "site": pl.String(),
+        "kind": pl.String(),
+        "start": pl.Datetime("us", "UTC"),
+        "end": pl.Datetime("us", "UTC"),
+        "sender": pl.String(),
+        "client_ip": pl.String(),
+        "domain": pl.String(),
+        "score": pl.Float64(),
+        "evidence": pl.String(),
+        "lines": pl.String(),
+    }
+)
+RUN_SCHEMA = pl.Schema(
+    {
+        "site": pl.String(),
+        "baseline": pl.String(),
+        "history_days": pl.Int32(),
+        "note": pl.String(),
+        "abnormal_intervals": pl.Int32(),
+        "alignment": pl.String(),
+        "peaks": pl.String(),
+    }
+)
 HOST_DAYS_COLUMNS = [  # data_lake/README.md
     "site",
     "client_ip",
@@ -125,6 +129,7 @@ def detect_day(
     ui = sqlfiles.query(con, "detect/day_user_intervals", {"day": day}).pl()
     base = baseline.interval_baselines(con, site, day, iv)
     model = baseline.prediction_model(con, site, day, fit)
+    assert base.frame is not None
     ivz = abnormal(baseline.model_residuals(base.frame, model), site)
     ents = features.gather(con, site, day, day_start, since)
     ent = hosts.entity_intervals(ui, site, ents.relays)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -61,13 +62,13 @@ def _first_flag(mine: pl.DataFrame, onset: pl.DataFrame, th, interval, end):
     deferrals to the domain reach `deferred_min`, or, sooner, `deferred_early_messages` distinct
     messages to it were deferred within `deferred_early_minutes` with none delivered to it meanwhile
     (`onset`: sql/detect/deferral_onset.sql). One stale mailbox is one message, however often retried."""
-    times = []
+    times: list[datetime] = []
     cum = mine.sort("interval_start").filter(pl.col("n_deferred").cum_sum() >= th.deferred_min)
     if cum.height:
-        times.append(cum["interval_start"].min())
+        times.append(cast(datetime, cum["interval_start"].min()))
     early = onset.filter((pl.col("deferred_messages") >= th.deferred_early_messages) & (pl.col("delivered") == 0))
     if early.height:
-        times.append(early["interval_start"].min())
+        times.append(cast(datetime, early["interval_start"].min()))
     return min(times) + interval if times else end
 
 
@@ -92,7 +93,7 @@ def deferred_surges(con: duckdb.DuckDBPyConnection, site: Site, day: date, ivz: 
         con, "detect/deferral_history", {"day": day, "since": baseline.since(site, day), "domains": domains}
     ).pl()
     hist_days = sqlfiles.query(con, "detect/deferral_history_days", {"day": day, "since": baseline.since(site, day)})
-    n_days = hist_days.fetchone()[0]
+    n_days = (hist_days.fetchone() or (0,))[0]
     if n_days >= th.baseline_min_days:  # the median day, counting the days it had none
         usual = hist.group_by("recipient_domain").agg(days=pl.len(), vals=pl.col("n_deferred"))
         usual = usual.with_columns(
@@ -145,8 +146,8 @@ def _surge(r: dict, site: Site, fit: dict, ivz: pl.DataFrame, flagged, lines: pl
     domain, start, end, usual = r["recipient_domain"], r["span_start"], r["span_end"], r["usual"]
     inside = ivz.filter(pl.col("interval_start").is_between(start, end, closed="left"))
     outside = ivz.filter(~pl.col("interval_start").is_between(start, end, closed="left"))
-    ratio_in = inside["n_to"].sum() / max(inside["n_from"].sum(), 1)
-    ratio_out = outside["n_to"].sum() / max(outside["n_from"].sum(), 1)
+    ratio_in = cast(int, inside["n_to"].sum()) / max(cast(int, inside["n_from"].sum()), 1)
+    ratio_out = cast(int, outside["n_to"].sum()) / max(cast(int, outside["n_from"].sum()), 1)
     cad = {
         k: r.get(k) for k in ("retried_messages", "retries", "median_gap_minutes", "q1_gap_minutes", "q3_gap_minutes")
     }
@@ -225,7 +226,7 @@ def dns_anomalies(
                 "sender": None,
                 "client_ip": ips[0] if len(ips) == 1 else None,
                 "domain": None,
-                "score": round(min(1.0, float(part["resid_z"].max()) / (2 * th.dns_excess_z)), 3),
+                "score": round(min(1.0, cast(float, part["resid_z"].max()) / (2 * th.dns_excess_z)), 3),
                 "evidence": {
                     "why": (
                         f"the mail server made {int(part['dq'].sum())} DNS queries between "
@@ -240,7 +241,7 @@ def dns_anomalies(
                     "intervals": len(run),
                     "excess_queries": excess,
                     "predicted_queries": round(pred),
-                    "max_residual_z": round(float(part["resid_z"].max()), 1),
+                    "max_residual_z": round(cast(float, part["resid_z"].max()), 1),
                     "n_from": int(part["n_from"].sum()),
                     "first_flagged": run[min(len(run), th.dns_min_intervals) - 1] + step,
                 },

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import polars as pl
 
 from mmw_tasks.config import Thresholds
 
 Row = dict[str, Any]
+
+
+class Evidence(TypedDict):
+    """One piece of evidence as the report lists it."""
+
+    feature: str  # the signal's name, or another fact the verdict rests on
+    value: Any  # what it measured
+    points: float  # what it added to the score (0 for facts that explain, < 0 for benign ones)
+    says: str  # what it means, in words
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,7 @@ def score(frame: pl.DataFrame, th: Thresholds) -> pl.DataFrame:
     return out.with_columns(suspect=(_c("score") >= th.suspect_score) & telling)
 
 
-def evidence(row: Row, th: Thresholds) -> list[dict]:
+def evidence(row: Row, th: Thresholds) -> list[Evidence]:
     """The signals that fired on one scored window, as the report lists them."""
     return [
         {"feature": s.name, "value": row.get(s.value), "points": s.points, "says": s.says(row, th)}
