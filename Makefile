@@ -35,7 +35,7 @@ lint: $(STAMP)  ## ruff (lint, format check), mypy on mmw_tasks, sqlfluff (DuckD
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint sql
 
-eval: $(STAMP)  ## the labelled detection benchmark: 39 simulated site-days, one table, targets checked
+eval: $(STAMP)  ## the labelled detection benchmark: 80 simulated site-days, tables, targets checked
 	$(BIN)/python -m mmw_eval
 
 typecheck: $(STAMP)  ## mypy over mmw_tasks ([tool.mypy] in pyproject.toml)

@@ -597,3 +597,22 @@ def test_lagged_correlation_says_which_series_follows():
     two = pl.DataFrame({"k": ["a"] * 10 + ["b"] * 10, "n": pl.concat([burst, later]), "dq": pl.concat([later, burst])})
     got = dict(lagged_correlations(two, ["k"], 3).select("k", "lag").iter_rows())
     assert got == {"a": 2, "b": -2}
+
+
+def test_a_busy_local_relay_is_benign_and_the_verdict_says_how_to_name_it():
+    """A departmental hub relaying for our own users: many senders, all of our domain, none made
+    up: not forged senders, and the verdict suggests relay_hosts."""
+    hub = window(
+        window_minutes=180,
+        messages=37,
+        attempts=60,
+        new_recipients=55,
+        new_senders=23,
+        new_foreign_senders=0,
+        peak_messages=7,
+        active_bins=16,
+        span_minutes=180,
+    )
+    assert "forged_senders" not in fired(hub) and not hub["suspect"]
+    v = classify(candidate(client_ip="10.1.4.25", messages=37, distinct_senders=55, recipients_attempted=60), hub, TH)
+    assert v.kind == "bulk_sender" and "relay_hosts" in v.why

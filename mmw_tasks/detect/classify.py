@@ -133,6 +133,16 @@ def classify(c: Candidate, window: dict[str, Any], th: Thresholds) -> Verdict:
                 "says": f"only {unknown} of {attempted} recipients refused (stale addresses)",
             }
         )
+    if c["client_kind"] == "local" and c["distinct_senders"] >= th.relay_min_senders:
+        ev.append(
+            {
+                "feature": "many_senders",
+                "value": c["distinct_senders"],
+                "points": 0.0,
+                "says": f"it sent for {c['distinct_senders']} different senders: a relay? Name it in [allow] "
+                f"relay_hosts, or mmw learns it after {th.relay_min_days} such days",
+            }
+        )
     if c["client_kind"] == "local" and score >= th.suspect_score:
         ev.append(
             {
