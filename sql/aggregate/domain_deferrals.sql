@@ -11,4 +11,4 @@ select
 from mail_events
 where day = $day and event = 'to'
 group by all
-order by interval_start asc, n_deferred desc
+order by interval_start asc, n_deferred desc, recipient_domain asc nulls last

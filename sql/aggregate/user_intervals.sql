@@ -28,4 +28,4 @@ select
     sum(size) filter (where event = 'from') as bytes
 from attributed
 group by all
-order by interval_start asc, n_from desc
+order by interval_start asc, n_from desc, client_ip asc nulls last, sender asc nulls last

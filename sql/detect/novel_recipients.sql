@@ -1,6 +1,7 @@
 -- novel_recipients: per judged entity and bin, the recipients it mailed for the first time today
 -- that it had not mailed on any of the trailing days (address_book, from $since to the day
 -- before $day): an address book being emptied. Local recipients refused as unknown count too.
+-- Only for entities the book knows at all (a host never seen before has no usual recipients).
 with book as (
     select distinct
         client_ip,
@@ -8,6 +9,13 @@ with book as (
         rcpt
     from address_book
     where day >= $since and day < $day
+),
+
+known as (
+    select distinct
+        client_ip,
+        sender
+    from book
 )
 
 select
@@ -16,6 +24,8 @@ select
     e.bin,
     count(*) as novel_recipients
 from judged_events as e
+semi join known as k
+    on e.client_ip = k.client_ip and e.sender is not distinct from k.sender
 anti join book as b
     on
         e.client_ip = b.client_ip
