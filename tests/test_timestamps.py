@@ -240,7 +240,7 @@ BSD_HEADS += [
         stamps.Yearless(),
         stamps.FileYears(((1, 2003), (100, 2004))),
     ],
-    ids=repr,
+    ids=lambda a: "Yearless" if isinstance(a, stamps.Yearless) else repr(a),  # the same in every xdist worker
 )
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo", "America/New_York"])
 def test_compiled_bsd_stamps_read_as_the_general_path(monkeypatch, anchor, tz):
