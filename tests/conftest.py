@@ -95,3 +95,13 @@ def sixty_days(tmp_path_factory) -> Path:
     for k in range(60):
         pipeline.run_day(toml, SIXTY_START + timedelta(days=k), log=lambda m: None, mail=False)
     return toml
+
+
+# -- the browser test --------------------------------------------------------------------------
+def pytest_addoption(parser):
+    parser.addoption(
+        "--browser-optional",
+        action="store_true",
+        help="skip the tests that need Chromium when it is not installed; "
+        "without it they fail (make test, which installs it first: make browser)",
+    )
