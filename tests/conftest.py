@@ -101,11 +101,67 @@ def six_weeks(tmp_path_factory) -> Path:
     return toml
 
 
+# -- running in parallel (pytest-xdist, make test-fast) ------------------------------------------
+# Each worker is a process of its own: the environment above (AIRFLOW_HOME, its SQLite database,
+# the temporary directories) is per worker, and so is every fixture. So that each expensive one is
+# built once, `--dist loadfile` keeps a module's tests on one worker, and here it also keeps
+# together the modules that use one of the session sites below; those go first, the costliest
+# first. (xdist's loadgroup marks do nothing under pytest 9, which no longer reads item._nodeid.)
+SHARED_SITES = ("six_weeks", "klez_site")  # the costliest first
+
+
+def _site_of_module() -> dict[str, str]:
+    """{test module: the session site its tests or fixtures take}, read from the sources (the
+    scheduler sees test ids only)."""
+    out = {}
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        text = path.read_text()
+        for site in SHARED_SITES:
+            if re.search(rf"^\s*def \w+\([^)]*\b{site}\b", text, flags=re.M):
+                out.setdefault(f"tests/{path.name}", site)
+    return out
+
+
+def _group(nodeid: str, sites: dict[str, str]) -> str:
+    module = nodeid.split("::", 1)[0]
+    return sites.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)  # (a hook of pytest-xdist, which make test does without)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    sites = _site_of_module()
+
+    class BySite(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid, sites)
+
+    config.option.loadscopereorder = False  # the workers' order (below), not the number of tests
+    return BySite(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker, the session sites' tests first, the costliest first (the scheduler
+    hands out the groups in this order; every worker sorts alike)."""
+    if not hasattr(config, "workerinput"):
+        return
+    sites = _site_of_module()
+
+    def rank(item) -> int:
+        g = _group(item.nodeid, sites)
+        return SHARED_SITES.index(g) if g in SHARED_SITES else len(SHARED_SITES)
+
+    items.sort(key=rank)  # stable: each module keeps its order
+
+
 # -- the browser test --------------------------------------------------------------------------
 def pytest_addoption(parser):
     parser.addoption(
         "--browser-optional",
         action="store_true",
-        help="skip the tests that need Chromium when it is not installed; "
+        help="skip the tests that need Chromium when it is not installed (make test-fast); "
         "without it they fail (make test, which installs it first: make browser)",
     )
