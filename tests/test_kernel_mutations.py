@@ -20,7 +20,7 @@ from functools import cache
 import polars as pl
 import pytest
 from conftest import ROOT
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from mmw_tasks.parse import exim, kernels, pop, postfix, sendmail, stamps, syslog
@@ -311,6 +311,13 @@ def test_bsd_stamps(values, tz):
 
 @MUTATION
 @given(batch("lines"), st.sampled_from(["UTC", "Asia/Tokyo"]))
+@example(  # the general path's run key cut a character in two, which failed the whole batch
+    [
+        " un\U00010000 13 01:38:10 satellife sendmail[26050]: BAA26050: from=<a@b>, size=1, nrcpts=1",
+        "2014-05-20T09:01:07.283219-04:00 arrakis unbound: [9405:0] notice: sendto failed",
+    ],
+    "UTC",
+)
 def test_scan_headers(values, tz):
     """kernels.headers (with runs and bsd_stamps) through frame_lines, against its general path."""
     lines = pl.Series("line", values, dtype=pl.String)

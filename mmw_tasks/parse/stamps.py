@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 
 from mmw_tasks.parse import kernels
-from mmw_tasks.parse.logfiles import bslice
 
 _MONTHS = {
     m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
@@ -288,13 +287,14 @@ def stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1) -> tup
     """(parse_stamps of each run's first line, each line's run number, the runs' first line numbers)."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
-    key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
+    keys = [line.str.slice(0, 20)]  # covers the seconds of every stamp form (ISO fractions excluded)
     iso = (line.str.slice(10, 1) == "T").any()
     if df.select(iso).item():  # an ISO stamp's offset comes after the fraction: add it to the key
         sp = line.str.find(" ", literal=True)
-        key = pl.concat_str([key, bslice(line, (sp.cast(pl.Int64) - 6).clip(0), 6)], ignore_nulls=True)
-    keyed = df.select(key.alias("k"))["k"]
-    first = keyed.ne_missing(keyed.shift(1)).fill_null(True)
+        # the 6 bytes before the first space, as bytes: a character that is not ASCII may straddle them
+        keys.append(line.cast(pl.Binary).bin.slice((sp.cast(pl.Int64) - 6).clip(0), 6))
+    first = df.select(pl.any_horizontal([k.ne_missing(k.shift(1)) for k in keys]).alias("first"))["first"]
+    first = first.fill_null(True)
     if len(first):
         first[0] = True
     run = first.cast(pl.UInt32).cum_sum() - 1
