@@ -378,12 +378,13 @@ def postfix_to_reference(body: pl.Series) -> pl.DataFrame:
     word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
     df = df.with_columns(
         status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
-        _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"),
+        # compared as bytes, and the detail cut only where it is there: a byte offset after the
+        # space may fall inside a character that is not ASCII (the kernel was right there)
+        _ok=after.cast(pl.Binary).bin.slice(pl.col("_sp"), 2).eq(b" (") & after.str.ends_with(")"),
     )
-    detail = sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)
-    return df.select(
-        "recipient", "relay", "status", detail=pl.when(pl.col("_ok") & pl.col("status").is_not_null()).then(detail)
-    )
+    ok = pl.when(pl.col("_ok") & pl.col("status").is_not_null())
+    detail = sl(ok.then(after), pl.col("_sp") + 2, ok.then(after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3))
+    return df.select("recipient", "relay", "status", detail=ok.then(detail))
 
 
 def _to_fields(to: pl.DataFrame) -> pl.DataFrame:
