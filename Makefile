@@ -23,7 +23,7 @@ demo: $(STAMP)  ## simulate a worm outbreak, run the real Airflow DAG over it, p
 	$(BIN)/mmw demo
 
 test: $(STAMP) browser  ## the whole test suite (what CI runs); a missing Chromium fails the report test
-	MMW_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=8
+	MMW_REQUIRE_BROWSER=1 MMW_MUTATION_EXAMPLES=300 $(BIN)/python -m pytest -q --durations=8
 
 test-fast: $(STAMP)  ## the suite less the airflow and integration tests, on both cores (under 90 s); no Chromium: its test skips
 	$(BIN)/python -m pytest -q -m "not airflow and not integration" -n 2 --dist loadfile --browser-optional --durations=8

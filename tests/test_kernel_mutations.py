@@ -7,7 +7,8 @@ tests/test_kernels.py. Each example is a batch of mutants: a line with up to fiv
 (a character replaced, a span deleted or doubled, the line cut short, a space, comma, bracket,
 quote or a character that is not ASCII inserted), each repeated up to three times (runs of
 equal stamps). Hypothesis draws them derandomized: the same examples on every run and machine.
-MMW_MUTATION_EXAMPLES raises the number of batches per kernel for a longer search.
+MMW_MUTATION_EXAMPLES sets the number of batches per kernel: 25 by default (make test-fast), 300
+under make test (CI), more for a longer search.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mmw_tasks.parse import exim, kernels, pop, postfix, sendmail, stamps, syslo
 from mmw_tasks.parse.fields import after_keys_reference, all_ascii_reference, host_of, ip_of, relays
 from mmw_tasks.parse.logfiles import split_lines, split_lines_reference
 
-EXAMPLES = int(os.environ.get("MMW_MUTATION_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("MMW_MUTATION_EXAMPLES", "25"))
 MUTATION = settings(
     derandomize=True,
     database=None,
