@@ -104,6 +104,24 @@ def slicer(frame: pl.DataFrame, col: str = "msg"):
     return (lambda e, offset, length=None: e.str.slice(offset, length)) if ascii_ok else bslice
 
 
+def all_ascii_reference(values: pl.Series) -> bool:
+    """kernels.all_ascii's specification (tests/test_kernel_mutations.py holds it to this): the polars
+    expression it replaced, every value as many bytes as characters."""
+    return bool(
+        pl.DataFrame({"v": values}).select((pl.col("v").str.len_bytes() == pl.col("v").str.len_chars()).all()).item()
+    )
+
+
+def after_keys_reference(values: pl.Series, keys: list[str], stop: str | None = ",") -> list[pl.Series]:
+    """kernels.after_keys' specification (tests/test_kernels.py holds it to this): for each key,
+    the text after its first occurrence (null without one), up to the first `stop` after it."""
+    out = []
+    for key in keys:
+        after = values.str.splitn(key, 2).struct.field("field_1")
+        out.append(after if stop is None else after.str.split(stop).list.first())
+    return out
+
+
 def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], stop: str = ",") -> pl.DataFrame:
     """Columns name -> the text of `col` after the first `key` up to the next `stop` (or the
     end); null without `key`. One compiled pass for all keys (kernels.after_keys)."""

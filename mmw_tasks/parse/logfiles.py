@@ -197,6 +197,14 @@ def split_lines(data: bytes | bytearray | memoryview, end: int | None = None, st
         return split_lines(text)
 
 
+def split_lines_reference(data: bytes) -> list[str]:
+    """split_lines' specification, which its compiled passes (kernels.count_lines, line_views)
+    are held to (tests/test_kernels.py): each newline-ended line, without the newline or a
+    CRLF's CR, invalid UTF-8 replaced; bytes after the last newline are not a line yet."""
+    lines = bytes(data).split(b"\n")[:-1]
+    return [(ln[:-1] if ln.endswith(b"\r") else ln).decode("utf-8", errors="replace") for ln in lines]
+
+
 def _last_line_end(raw: np.ndarray, limit: int) -> int:
     """The offset just after the last newline in raw[:limit] (0 when there is none)."""
     hi = limit
