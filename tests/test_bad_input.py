@@ -1,0 +1,95 @@
+"""Bytes never stop a day, and a bad file is named in one line (issue #17, items 1 and 7).
+
+Each test holds one case the issue saw on main: a line of Japanese text, a multibyte character
+cut by the 6 bytes before its first space in a log with ISO stamps, an all-binary file in the
+source glob, a file that cannot be read, a corrupt gzip archive; and the parser defects: a
+sendmail to= line without delay=, Exim's H=([helo ip]) [ip], blank lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import polars as pl
+
+from mmw_tasks import pipeline
+from mmw_tasks.config import load_site
+from mmw_tasks.parse import ingest
+
+TZ = "Asia/Tokyo"
+DAYS = (date(2002, 2, 15), date(2002, 2, 16), date(2002, 2, 17))
+
+
+def _mail(day: date, hh: int, n: int) -> list[str]:
+    """A from= and a to= line of message n at hh:00 local time on `day`, stamped as rsyslog does."""
+    t = f"{day.isoformat()}T{hh:02d}:{n % 60:02d}:00.000000+09:00 mx sendmail"
+    q = f"K{day.day:02d}{hh:02d}{n:05d}"
+    return [
+        f"{t}[1]: {q}: from=<u{n}@example.ac.jp>, size=100, class=0, nrcpts=1, proto=SMTP, relay=pc{n} [10.1.3.{n}]",
+        f"{t}[2]: {q}: to=<r{n}@example.com>, delay=00:00:01, mailer=esmtp, relay=mx.example.com. [192.0.2.1], "
+        "stat=Sent",
+    ]
+
+
+def _local(day: date, hh: int) -> float:
+    return datetime(day.year, day.month, day.day, hh, tzinfo=ZoneInfo(TZ)).timestamp()
+
+
+def _site(tmp_path: Path, extra: str = "") -> Path:
+    """A mail-only site whose server reads logs/maillog*: three rotated files, one per day."""
+    _logs(tmp_path)
+    return _toml(tmp_path, extra)
+
+
+def _logs(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    for k, day in enumerate(DAYS):
+        name = "maillog" + ("" if k == 2 else f".{2 - k}")
+        path = logs / name
+        path.write_text("\n".join(ln for hh in (10, 20) for ln in _mail(day, hh, k * 10 + hh % 7)) + "\n")
+        os.utime(path, (_local(day, 21), _local(day, 21)))
+
+
+def _toml(tmp_path: Path, extra: str = "") -> Path:
+    """The site's config (`extra`: more keys of [site])."""
+    toml = tmp_path / "site.toml"
+    toml.write_text(
+        f'[site]\nname = "t"\ntimezone = "{TZ}"\nlake = "lake"\nlocal_domains = ["example.ac.jp"]\n{extra}\n'
+        '[[servers]]\nname = "mx"\nrole = "mail"\nformat = "sendmail"\nsource = "logs/maillog*"\n'
+    )
+    return toml
+
+
+def _run(toml: Path, day: date) -> tuple[pipeline.FetchResult, ingest.Parsed]:
+    got = pipeline.fetch(toml, "mx", day)
+    return got, pipeline.parse(toml, "mx", day, got["files"], got["years"])
+
+
+def _lake(toml: Path, dataset: str) -> pl.DataFrame:
+    lake = load_site(toml).lake
+    return duckdb.sql(f"select * from read_parquet('{lake}/{dataset}/*/*.parquet', union_by_name = true)").pl()
+
+
+# ---------------------------------------------------------------- bytes
+
+
+def test_lines_that_are_not_utf8_keep_their_bytes_in_malformed_lines(tmp_path):
+    """Shift_JIS (and random bytes) in a line we cannot read: the text shows U+FFFD, and
+    raw_base64 holds the bytes as they were in the file (main kept only the replaced text)."""
+    toml = _site(tmp_path)
+    path = tmp_path / "logs" / "maillog.1"
+    sjis = "受信者不明のため配送できません".encode("shift_jis")
+    junk = bytes(range(128, 256))
+    path.write_bytes(path.read_bytes() + sjis + b"\r\n" + junk + b"\n")
+    os.utime(path, (_local(DAYS[1], 21), _local(DAYS[1], 21)))
+    _, parsed = _run(toml, DAYS[1])
+    assert (parsed["lines_read"], parsed["malformed"]) == (6, 2)
+    bad = _lake(toml, "malformed_lines").sort("line_no")
+    assert [base64.b64decode(x) for x in bad["raw_base64"]] == [sjis, junk]  # (the CR of CRLF is no part of it)
+    assert all("\ufffd" in x for x in bad["line"])
