@@ -79,6 +79,34 @@ def _lake(toml: Path, dataset: str) -> pl.DataFrame:
 # ---------------------------------------------------------------- bytes
 
 
+def test_japanese_text_and_a_character_cut_before_the_first_space_with_iso_stamps(tmp_path):
+    """On main: polars "invalid utf8" from the framing, and the whole day failed. The first line
+    is UTF-8 Japanese whose first space comes 11 bytes in, so the 6 bytes before it cut 本 in
+    two (a line continued from a Japanese subject); the others are Shift_JIS and EUC-JP text."""
+    toml = _site(tmp_path)
+    path = tmp_path / "logs" / "maillog.1"
+    lines = path.read_bytes().splitlines()
+    odd = [
+        "日本語ab テストの件名です".encode(),
+        "2002-02-16T10:30:00.000000+09:00 mx milter[9]: 件名 テスト".encode("shift_jis"),
+        "2002-02-16T10:31:00.000000+09:00 mx sendmail[3]: K1610000: 件名 テスト".encode("euc_jp"),
+    ]
+    path.write_bytes(b"\n".join([lines[0], *odd, *lines[1:]]) + b"\n")
+    os.utime(path, (_local(DAYS[1], 21), _local(DAYS[1], 21)))
+    _, parsed = _run(toml, DAYS[1])
+    assert (parsed["lines_read"], parsed["parsed"], parsed["ignored"], parsed["malformed"]) == (7, 5, 1, 1)
+    bad = _lake(toml, "malformed_lines")
+    assert bad["line"].to_list() == ["日本語ab テストの件名です"]  # valid UTF-8: kept as it is, no raw copy
+    assert bad["raw_base64"].to_list() == [None]
+    events = _lake(toml, "mail_events")
+    assert events.filter(pl.col("event") == "to")["recipient"].sort().to_list() == [
+        "r13@example.com",
+        "r16@example.com",
+    ]
+    other = events.filter(pl.col("event") == "other")["detail"].to_list()
+    assert len(other) == 1 and "\ufffd" in other[0]  # EUC-JP read with replacement characters
+
+
 def test_lines_that_are_not_utf8_keep_their_bytes_in_malformed_lines(tmp_path):
     """Shift_JIS (and random bytes) in a line we cannot read: the text shows U+FFFD, and
     raw_base64 holds the bytes as they were in the file (main kept only the replaced text)."""

@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 
 from mmw_tasks.parse import kernels
-from mmw_tasks.parse.logfiles import bslice
 
 _MONTHS = {
     m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
@@ -289,11 +288,14 @@ def stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1) -> tup
     line = pl.col("line")
     key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
     iso = (line.str.slice(10, 1) == "T").any()
-    if df.select(iso).item():  # an ISO stamp's offset comes after the fraction: add it to the key
-        sp = line.str.find(" ", literal=True)
-        key = pl.concat_str([key, bslice(line, (sp.cast(pl.Int64) - 6).clip(0), 6)], ignore_nulls=True)
     keyed = df.select(key.alias("k"))["k"]
-    first = keyed.ne_missing(keyed.shift(1)).fill_null(True)
+    first = keyed.ne_missing(keyed.shift(1))
+    if df.select(iso).item():  # an ISO stamp's offset comes after the fraction: add it to the key
+        # as bytes: the 6 bytes before the first space may cut a character in two (not a stamp)
+        sp = line.str.find(" ", literal=True)
+        off = df.select(line.cast(pl.Binary).bin.slice((sp.cast(pl.Int64) - 6).clip(0), 6).alias("o"))["o"]
+        first = first | off.ne_missing(off.shift(1))
+    first = first.fill_null(True)
     if len(first):
         first[0] = True
     run = first.cast(pl.UInt32).cum_sum() - 1
