@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
+import pytest
 
 from mmw_tasks import pipeline
-from mmw_tasks.config import load_site
+from mmw_tasks.config import Server, load_site
 from mmw_tasks.parse import ingest
 
 TZ = "Asia/Tokyo"
@@ -121,3 +122,30 @@ def test_lines_that_are_not_utf8_keep_their_bytes_in_malformed_lines(tmp_path):
     bad = _lake(toml, "malformed_lines").sort("line_no")
     assert [base64.b64decode(x) for x in bad["raw_base64"]] == [sjis, junk]  # (the CR of CRLF is no part of it)
     assert all("\ufffd" in x for x in bad["line"])
+
+
+# ---------------------------------------------------------------- parser defects (item 7)
+
+SENDMAIL = Server(name="mx", role="mail", format="sendmail", source="x")
+EXIM = Server(name="mx", role="mail", format="exim", source="x")
+
+
+@pytest.mark.parametrize(
+    "server",
+    [Server(name="mx", role="mail", format=f, source="x") for f in ("sendmail", "postfix", "exim")]
+    + [Server(name="ns", role="dns", format=f, source="x") for f in ("iplog", "bind", "dnsmasq", "unbound")],
+    ids=lambda s: s.format,
+)
+def test_blank_lines_are_ignored_not_malformed(server):
+    """Empty and white-space lines (a file padded, a line end doubled) log nothing: ignored,
+    with the reason "blank line". On main they were malformed ("no syslog header")."""
+    lines = ["", "Feb 16 10:00:00 host kernel: x", "   ", "\t", "no header at all"]
+    _, fates, counts = ingest.parse_lines(server, lines, date(2002, 2, 16))
+    assert fates.select("line_no", "fate", "reason").rows() == [
+        (1, "ignored", "blank line"),
+        (2, "ignored", None),
+        (3, "ignored", "blank line"),
+        (4, "ignored", "blank line"),
+        (5, "malformed", "no syslog header"),
+    ]
+    assert (counts["lines_read"], counts["ignored"], counts["malformed"]) == (5, 4, 1)
