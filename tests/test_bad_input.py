@@ -130,6 +130,32 @@ SENDMAIL = Server(name="mx", role="mail", format="sendmail", source="x")
 EXIM = Server(name="mx", role="mail", format="exim", source="x")
 
 
+def test_sendmail_to_line_without_delay_keeps_its_recipients():
+    """The issue's line: a whole to= line (stat=Sent) whose `delay=` key was lost, so the list
+    ends at ", 00:00:00" -- the real line of yudai09/fluent-plugin-sendmail:test/data/data as the
+    issue saw it. On main: malformed "to= line truncated", both recipients lost."""
+    head = "Apr  2 00:15:25 mta001 sendmail[32302]: u31FFPtp032300: "
+    lines = [
+        head + "to=<sent1@example.com>,<sent2@example.com>, 00:00:00, xdelay=00:00:00, mailer=esmtp, pri=245938, "
+        "relay=[93.184.216.34] [93.184.216.34], dsn=2.0.0, stat=Sent (ok:  Message 40279894 accepted)",
+        # a space left out before a field ("dsn=5.0.0,stat=Service unavailable" is seen in real logs)
+        head + "to=<deferred1@example.com>,delay=00:00:15, xdelay=00:00:15, mailer=esmtp, pri=34527, "
+        "relay=[93.184.216.34] [93.184.216.34], dsn=4.3.5,stat=Deferred: 451 4.3.5 Server configuration problem",
+        # still malformed: the truncated line of gitpan/SyslogScan:t/bad_syslog (no list end, no stat=)
+        'Jun 13 02:13:06 satellife sendmail[27824]: CAA26889: to="errortest@ign.com"',
+    ]
+    events, fates, counts = ingest.parse_lines(SENDMAIL, lines, date(2016, 4, 2))
+    to = events.filter(pl.col("event") == "to")
+    assert to.select("line_no", "recipient", "rcpt_index", "status").rows() == [
+        (1, "sent1@example.com", 0, "sent"),
+        (1, "sent2@example.com", 1, "sent"),
+        (2, "deferred1@example.com", 0, "deferred"),
+    ]
+    assert to["client_ip"].to_list() == ["93.184.216.34"] * 3 and to["mailer"].to_list() == ["esmtp"] * 3
+    assert fates.rows() == [(3, 0, "malformed", "to= line truncated (no delay=/stat=)")]
+    assert (counts["parsed"], counts["malformed"]) == (2, 1)
+
+
 @pytest.mark.parametrize(
     "server",
     [Server(name="mx", role="mail", format=f, source="x") for f in ("sendmail", "postfix", "exim")]
