@@ -156,6 +156,33 @@ def test_sendmail_to_line_without_delay_keeps_its_recipients():
     assert (counts["parsed"], counts["malformed"]) == (2, 1)
 
 
+def test_exim_bracketed_helo_is_not_the_client_address():
+    """`H=([1.2.3.5]) [1.2.3.4]`: the HELO was an address in brackets; the client is the one
+    after it. On main every event of such a host took 1.2.3.5. (Lines of
+    crowdsecurity/hub:.tests/exim-logs/exim-logs.log with the HELO of the issue.)"""
+    lines = [
+        "2022-06-29 13:54:29 H=([1.2.3.5]) [1.2.3.4]:17125 X=TLS1.3:TLS_AES_128_GCM_SHA256:128 CV=no "
+        "F=<info@toto.com.au> rejected RCPT <tutu@titi.com.au>: SMTP AUTH is required for message submission on "
+        "port 587",
+        "2022-06-29 13:54:30 1qJ2Zr-0004lW-1X <= info@toto.com.au H=([1.2.3.5]) [1.2.3.4]:17126 P=esmtps S=1532",
+        "2022-06-29 13:54:31 1qJ2Zr-0004lW-1X => tutu@titi.com.au R=dnslookup T=remote_smtp "
+        'H=mx.titi.com.au [203.0.113.7] X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes C="250 OK"',
+        "2022-06-29 13:54:32 H=([1.2.3.5]) [1.2.3.4]:17127 F=<info@toto.com.au> rejected after DATA: spam",
+        "2022-06-29 13:54:33 H=(smtpclient.test) [1.136.28.14]:17125 X=TLS1.3:TLS_AES_128_GCM_SHA256:128 CV=no "
+        "F=<info@toto.com.au> rejected RCPT <tutu@titi.com.au>: SMTP AUTH is required for message submission on "
+        "port 587",
+    ]
+    events, fates, _ = ingest.parse_lines(EXIM, lines, date(2022, 6, 29))
+    assert fates.height == 0
+    assert events.select("event", "client_ip", "relay_host").rows() == [
+        ("reject", "1.2.3.4", None),
+        ("from", "1.2.3.4", None),
+        ("to", "203.0.113.7", "mx.titi.com.au"),
+        ("other", "1.2.3.4", None),
+        ("reject", "1.136.28.14", None),
+    ]
+
+
 @pytest.mark.parametrize(
     "server",
     [Server(name="mx", role="mail", format=f, source="x") for f in ("sendmail", "postfix", "exim")]
