@@ -20,7 +20,8 @@ import pytest
 
 from mmw_tasks import pipeline
 from mmw_tasks.config import Server, load_site
-from mmw_tasks.parse import ingest
+from mmw_tasks.parse import ingest, logfiles
+from mmw_tasks.parse.logfiles import LogFileError
 
 TZ = "Asia/Tokyo"
 DAYS = (date(2002, 2, 15), date(2002, 2, 16), date(2002, 2, 17))
@@ -122,6 +123,19 @@ def test_lines_that_are_not_utf8_keep_their_bytes_in_malformed_lines(tmp_path):
     bad = _lake(toml, "malformed_lines").sort("line_no")
     assert [base64.b64decode(x) for x in bad["raw_base64"]] == [sjis, junk]  # (the CR of CRLF is no part of it)
     assert all("\ufffd" in x for x in bad["line"])
+
+
+def test_a_line_too_long_to_address_is_a_bad_file_and_long_lines_are_read(tmp_path, monkeypatch):
+    """A line is one string view: over 2 GiB (here, the limit made 1 MB) the file is not a log,
+    a LogFileError naming the line, not a ValueError; a line of 50 batches is read whole, its
+    pieces joined once (main joined them again at every batch: quadratic)."""
+    path = tmp_path / "maillog"
+    path.write_bytes(b"first\n" + b"\x00" * (3 << 20) + b"\nlast\n")
+    got = [ln for _, lines in logfiles.iter_line_batches(path, batch_bytes=64 << 10) for ln in lines.to_list()]
+    assert [len(x) for x in got] == [5, 3 << 20, 4]
+    monkeypatch.setattr(logfiles, "_VIEW_BYTES", 1 << 20)
+    with pytest.raises(LogFileError, match=r"maillog: line 2 is longer than 1048576 bytes: not a log"):
+        list(logfiles.iter_line_batches(path, batch_bytes=64 << 10))
 
 
 # ---------------------------------------------------------------- parser defects (item 7)

@@ -123,7 +123,8 @@ def iter_raw_batches(
     line of the batch was valid, as nearly always)."""
     batch_bytes = batch_bytes or BATCH_BYTES
     line_no = 1
-    tail = b""
+    tail: list[bytes] = []  # the unfinished line: pieces of batches without a newline, joined once it ends
+    tail_bytes = 0
     fh, raw, kind = _open(path)
     out = 0
 
@@ -137,7 +138,7 @@ def iter_raw_batches(
             try:
                 data = fh.read(min(batch_bytes - got, piece))
             except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
-                lines_done = line_no - 1 + tail.count(b"\n") + sum(p.count(b"\n") for p in parts)
+                lines_done = line_no - 1 + sum(p.count(b"\n") for p in parts)
                 raise LogFileError(
                     f"{path}: corrupt or truncated {kind or 'file'} data at byte {raw.consumed} of "
                     f"{path.stat().st_size} on disk, after {out + got} decompressed bytes "
@@ -159,22 +160,28 @@ def iter_raw_batches(
                 on_chunk(chunk)
             cut = chunk.rfind(b"\n")
             if cut < 0:
-                tail += chunk
+                tail.append(chunk)
+                tail_bytes += len(chunk)
+                if tail_bytes > _VIEW_BYTES:
+                    raise LogFileError(f"{path}: line {line_no} is longer than {_VIEW_BYTES} bytes: not a log")
                 continue
             if tail:  # the last batch's unfinished line ends here: only that line is copied
                 nl = chunk.find(b"\n")
-                lines, bad = split_lines_raw(tail + chunk[: nl + 1])
+                if tail_bytes + nl + 1 > _VIEW_BYTES:
+                    raise LogFileError(f"{path}: line {line_no} is longer than {_VIEW_BYTES} bytes: not a log")
+                lines, bad = split_lines_raw(b"".join([*tail, chunk[: nl + 1]]))
                 if nl < cut:
                     more, more_bad = split_lines_raw(chunk, cut + 1, start=nl + 1)
                     bad = _concat_raw(lines, bad, more, more_bad)
                     lines = pl.concat([lines, more], rechunk=True)
             else:
                 lines, bad = split_lines_raw(chunk, cut + 1)
-            tail = chunk[cut + 1 :]
+            tail = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
+            tail_bytes = len(chunk) - cut - 1
             yield line_no, lines, bad
             line_no += len(lines)
         if tail:
-            yield line_no, *split_lines_raw(tail + b"\n")
+            yield line_no, *split_lines_raw(b"".join([*tail, b"\n"]))
     finally:
         fh.close()
         raw.close()
