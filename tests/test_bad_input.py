@@ -9,6 +9,8 @@ sendmail to= line without delay=, Exim's H=([helo ip]) [ip], blank lines.
 from __future__ import annotations
 
 import base64
+import builtins
+import gzip
 import os
 from datetime import date, datetime
 from pathlib import Path
@@ -136,6 +138,97 @@ def test_a_line_too_long_to_address_is_a_bad_file_and_long_lines_are_read(tmp_pa
     monkeypatch.setattr(logfiles, "_VIEW_BYTES", 1 << 20)
     with pytest.raises(LogFileError, match=r"maillog: line 2 is longer than 1048576 bytes: not a log"):
         list(logfiles.iter_line_batches(path, batch_bytes=64 << 10))
+
+
+def test_an_all_binary_file_in_the_glob_blocks_only_the_days_it_may_hold(tmp_path):
+    """On main every fetch scanned it and failed with polars' "invalid utf8": every day was
+    blocked. Now it is read (it has no time stamp: not a log): a file last written long ago
+    blocks no day; one written on the 16th fails the days it may hold, in one line naming it
+    and the key; `skip` leaves it out and the fetch result names it."""
+    toml = _site(tmp_path)
+    junk = tmp_path / "logs" / "maillog.bin"
+    junk.write_bytes(os.urandom(1 << 18))
+    old = datetime(2001, 6, 1, tzinfo=ZoneInfo(TZ)).timestamp()
+    os.utime(junk, (old, old))
+    for day in DAYS:
+        got, parsed = _run(toml, day)
+        assert got["bad_files"] == [] and parsed["lines_read"] == 4
+
+    os.utime(junk, (_local(DAYS[1], 12), _local(DAYS[1], 12)))
+    with pytest.raises(LogFileError) as e:
+        pipeline.fetch(toml, "mx", DAYS[1])
+    msg = str(e.value)
+    assert "\n" not in msg and "maillog.bin" in msg and "not a log" in msg and 'on_bad_file = "skip"' in msg
+    assert pipeline.fetch(toml, "mx", DAYS[2])["bad_files"] == []  # after its mtime: not blocked
+
+    toml = _toml(tmp_path, 'on_bad_file = "skip"')
+    got, parsed = _run(toml, DAYS[1])
+    assert [b["file"] for b in got["bad_files"]] == [str(junk)] and "not a log" in got["bad_files"][0]["why"]
+    assert str(junk) not in got["files"] and parsed["lines_read"] == 4
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Make files unreadable: chmod 000, and, since root reads such files all the same, an
+    open() that refuses them as the kernel refuses others."""
+    refused: set[str] = set()
+    real_open = builtins.open
+
+    def fake_open(file, *a, **k):
+        if isinstance(file, str | Path) and str(Path(file).resolve()) in refused:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+
+    def make(path: Path) -> None:
+        path.chmod(0)
+        refused.add(str(path.resolve()))
+
+    yield make
+    for p in refused:
+        Path(p).chmod(0o644)
+
+
+def test_a_file_that_cannot_be_read_is_named_in_one_line_and_the_policy_decides(tmp_path, unreadable):
+    """On main: PermissionError and its traceback from the manifest scan. Now: one line naming
+    the file and the key (fail), or the file left out and named in the fetch result (skip)."""
+    toml = _site(tmp_path)
+    path = tmp_path / "logs" / "maillog.1"  # the 16th
+    unreadable(path)
+    with pytest.raises(LogFileError) as e:
+        pipeline.fetch(toml, "mx", DAYS[1])
+    msg = str(e.value)
+    assert "\n" not in msg and "maillog.1: cannot be read: Permission denied" in msg
+    assert "server mx, day 2002-02-16" in msg and 'on_bad_file = "skip"' in msg
+    assert pipeline.fetch(toml, "mx", DAYS[2])["files"]  # a later day is not blocked
+
+    toml = _toml(tmp_path, 'on_bad_file = "skip"')
+    got = pipeline.fetch(toml, "mx", DAYS[2])
+    assert [b["file"] for b in got["bad_files"]] == [] and got["files"]
+    with pytest.raises(pipeline.SourceError, match="left out as bad: .*maillog.1"):
+        pipeline.fetch(toml, "mx", DAYS[1])  # nothing else holds the 16th
+
+
+def test_a_corrupt_gzip_fails_its_days_naming_the_key_or_is_left_out(tmp_path):
+    """On main the damaged archive failed its days with no word of what to do, and no policy
+    could leave it out. Its readable part is not used under skip: the day is parsed without it."""
+    toml = _site(tmp_path)
+    path = tmp_path / "logs" / "maillog.1"
+    data = gzip.compress(path.read_bytes())
+    (tmp_path / "logs" / "maillog.1.gz").write_bytes(data[: len(data) * 2 // 3])
+    os.utime(tmp_path / "logs" / "maillog.1.gz", (_local(DAYS[1], 21), _local(DAYS[1], 21)))
+    path.unlink()
+    with pytest.raises(LogFileError) as e:
+        pipeline.fetch(toml, "mx", DAYS[1])
+    msg = str(e.value)
+    assert "\n" not in msg and "maillog.1.gz: corrupt or truncated gzip" in msg and 'on_bad_file = "skip"' in msg
+
+    toml = _toml(tmp_path, 'on_bad_file = "skip"')
+    with pytest.raises(pipeline.SourceError, match="left out as bad"):
+        pipeline.fetch(toml, "mx", DAYS[1])
+    got, parsed = _run(toml, DAYS[2])
+    assert got["bad_files"] == [] and parsed["lines_read"] == 4
 
 
 # ---------------------------------------------------------------- parser defects (item 7)

@@ -16,7 +16,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypedDict, cast
 
 import numpy as np
 import polars as pl
@@ -43,6 +43,28 @@ MAGIC = (  # a compressed file by its first bytes
 
 class LogFileError(RuntimeError):
     """A log file that cannot be read; the message names the file (and offset where known)."""
+
+
+class UnreadableFile(LogFileError):
+    """A file that cannot be opened or read at all (permissions, a directory, an I/O error)."""
+
+
+class BadFile(TypedDict):
+    """A file left out of a day under `[site].on_bad_file = "skip"` (fetch's and parse's
+    `bad_files`): the file, and what is wrong with it."""
+
+    file: str
+    why: str
+
+
+def bad_file_message(where: str, why: str, config: str | Path | None = None) -> str:
+    """The one line that fails a day for a file that cannot be read (`on_bad_file = "fail"`):
+    where (server and day), what is wrong with which file, and what to do."""
+    cfg = f" in {config}" if config else ""
+    return (
+        f"{where}: {why}; repair that file or move it out of the server's source glob, or set "
+        f'on_bad_file = "skip" under [site]{cfg} to leave such files out'
+    )
 
 
 def compression_of(path: Path) -> str | None:
@@ -86,9 +108,13 @@ class _CountingReader:
 
 
 def _open(path: Path):
-    """(decompressing reader, counting reader of the bytes on disk, compression name or None)."""
-    kind = compression_of(path)
-    raw = _CountingReader(open(path, "rb"))
+    """(decompressing reader, counting reader of the bytes on disk, compression name or None).
+    A file that cannot be opened raises UnreadableFile."""
+    try:
+        kind = compression_of(path)
+        raw = _CountingReader(open(path, "rb"))
+    except OSError as e:
+        raise UnreadableFile(f"{path}: cannot be read: {e.strerror or e}") from e
     if kind == "gzip":
         if _igzip is not None:
             return _igzip.IGzipFile(fileobj=raw, mode="rb"), raw, kind
@@ -107,9 +133,9 @@ def iter_line_batches(
 
     `on_chunk` sees every decompressed chunk in order (the manifest hashes content with it).
     A truncated or corrupt compressed file raises LogFileError naming the file, the byte offset
-    on disk where reading stopped, and how many lines came out whole before it. Lines that are
-    not valid UTF-8 are read with replacement characters (iter_raw_batches also gives their
-    bytes as read).
+    on disk where reading stopped, and how many lines came out whole before it; a file that
+    cannot be opened raises UnreadableFile. Lines that are not valid UTF-8 are read with
+    replacement characters (iter_raw_batches also gives their bytes as read).
     """
     for first_no, lines, _ in iter_raw_batches(path, batch_bytes, on_chunk):
         yield first_no, lines
