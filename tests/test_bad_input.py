@@ -231,6 +231,27 @@ def test_a_corrupt_gzip_fails_its_days_naming_the_key_or_is_left_out(tmp_path):
     assert got["bad_files"] == [] and parsed["lines_read"] == 4
 
 
+def test_parse_leaves_out_a_file_it_cannot_read_under_skip(tmp_path, unreadable):
+    """A file that turns bad after its fetch (or is given to parse directly): fail names it and
+    the key; skip parses the day again without it, nothing of it in the lake."""
+    toml = _site(tmp_path)
+    site = load_site(toml)
+    good = tmp_path / "logs" / "maillog.1"
+    broken = tmp_path / "logs" / "maillog.1.gz"
+    data = gzip.compress(b"\n".join(ln.encode() for ln in _mail(DAYS[1], 11, 99) * 3000) + b"\n")
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LogFileError, match=r"server mx, day 2002-02-16: .*maillog.1.gz: corrupt .*on_bad_file"):
+        ingest.parse_server_day(site, site.servers[0], DAYS[1], [broken, good])
+
+    site = load_site(_toml(tmp_path, 'on_bad_file = "skip"'))
+    out = ingest.parse_server_day(site, site.servers[0], DAYS[1], [broken, good])
+    assert [b["file"] for b in out["bad_files"]] == [str(broken)] and out["files"] == [str(good)]
+    assert out["lines_read"] == 4 and out["rows"] == 4
+    unreadable(good)
+    out = ingest.parse_server_day(site, site.servers[0], DAYS[1], [good])
+    assert out["bad_files"][0]["why"].endswith("cannot be read: Permission denied") and out["lines_read"] == 0
+
+
 # ---------------------------------------------------------------- parser defects (item 7)
 
 SENDMAIL = Server(name="mx", role="mail", format="sendmail", source="x")

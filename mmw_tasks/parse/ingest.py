@@ -7,6 +7,7 @@ of `line_accounting` and of `malformed_lines`, each replaced atomically.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,12 +22,21 @@ from mmw_tasks.config import Server, Site
 from mmw_tasks.parse.dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_iplog, parse_unbound
 from mmw_tasks.parse.exim import parse_exim
 from mmw_tasks.parse.fields import PER_BATCH, Schema, detached, in_file_order
-from mmw_tasks.parse.logfiles import iter_raw_batches, prefetched, split_lines_raw
+from mmw_tasks.parse.logfiles import (
+    BadFile,
+    LogFileError,
+    bad_file_message,
+    iter_raw_batches,
+    prefetched,
+    split_lines_raw,
+)
 from mmw_tasks.parse.postfix import PostfixParser
 from mmw_tasks.parse.sendmail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse.stamps import FileYears, ProbeYears, YearAnchor
 from mmw_tasks.parse.syslog import expand_repeats, frame_lines
 from mmw_tasks.parse.years import OnlineYears, YearsMoved, anchor_of, scan_years
+
+log = logging.getLogger(__name__)
 
 ACCOUNTING_SCHEMA: Schema = {
     "server": pl.String,
@@ -88,6 +98,7 @@ class Parsed(TypedDict):
     parsed: int  # lines that made events or were understood as ours
     ignored: int  # lines of other programs (not ours)
     malformed: int  # our lines that could not be read; kept in the malformed_lines dataset
+    bad_files: list[BadFile]  # files left out as unreadable (on_bad_file = "skip"; fetch's are in its result)
 
 
 def parser_for(server: Server) -> tuple[Parser, str, Schema]:
@@ -274,12 +285,19 @@ def parse_server_day(
     files: list[Path],
     years: dict[str, list[list[int]]] | None = None,
     online_years: bool = True,
+    bad_files: list[BadFile] | None = None,
 ) -> Parsed:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
     `years`: each file's years as fetch found them (years.breaks_of, by path); a file without
     them has its years found here. (When a file's years turn out other than those found while
-    reading it, the day is parsed again with the files scanned first: see _framed_batches.)"""
+    reading it, the day is parsed again with the files scanned first: see _framed_batches.)
+
+    A file that cannot be read to its end (LogFileError: damaged, unreadable) fails the day in
+    one line naming it, or, under `[site].on_bad_file = "skip"`, the day is parsed again without
+    it and the file is listed in `bad_files` (`bad_files`: those already left out)."""
     years = years or {}
+    bad_files = list(bad_files or [])
+    unreadable: tuple[Path, LogFileError] | None = None
     parse, dataset, schema = parser_for(server)
     events_part = lake.StreamingPart(
         lake.part_path(site.lake, dataset, day, server.name),
@@ -293,31 +311,47 @@ def parse_server_day(
     try:
         for path in files:
             account = _FileAccount(server.name, path)
-            for rows, events, fates in _parsed(
-                parse,
-                _day_batches(
-                    prefetched(_framed_batches(site, path, day, anchor_of(years.get(str(path)), day), online_years)),
-                    day,
-                    server,
-                    path,
+            try:
+                for rows, events, fates in _parsed(
                     parse,
-                ),
-            ):
-                events_part.write(events, server=server.name, file=str(path))
-                account.add(rows, fates)
-                if fates.select(((pl.col("fate") == "malformed") & (pl.col("copy") == 0)).any()).item():
-                    malformed.append(detached(_malformed_rows(fates, rows)))
+                    _day_batches(
+                        prefetched(
+                            _framed_batches(site, path, day, anchor_of(years.get(str(path)), day), online_years)
+                        ),
+                        day,
+                        server,
+                        path,
+                        parse,
+                    ),
+                ):
+                    events_part.write(events, server=server.name, file=str(path))
+                    account.add(rows, fates)
+                    if fates.select(((pl.col("fate") == "malformed") & (pl.col("copy") == 0)).any()).item():
+                        malformed.append(detached(_malformed_rows(fates, rows)))
+            except LogFileError as e:
+                unreadable = (path, e)
+                break
             acct_rows.append(account.frame())
-        events_part.close(ok=True)
-        ok = True
+        else:
+            events_part.close(ok=True)
+            ok = True
     except YearsMoved:
         if not online_years:
             raise
     finally:
         if not ok:
             events_part.close(ok=False)
+    if unreadable is not None:  # nothing was written: fail, or parse again without that file
+        bad_path, error = unreadable
+        where = f"server {server.name}, day {day}"
+        if site.on_bad_file != "skip":
+            raise LogFileError(bad_file_message(where, str(error), site.config_path)) from error
+        log.warning("%s: left out (on_bad_file = skip): %s", where, error)
+        rest = [f for f in files if f != bad_path]
+        left_out: BadFile = {"file": str(bad_path), "why": str(error)}
+        return parse_server_day(site, server, day, rest, years, online_years, [*bad_files, left_out])
     if not ok:  # a file's years moved: nothing was written, parse again with scanned files
-        return parse_server_day(site, server, day, files, years, online_years=False)
+        return parse_server_day(site, server, day, files, years, online_years=False, bad_files=bad_files)
 
     acct = pl.concat(acct_rows) if acct_rows else pl.DataFrame(schema=ACCOUNTING_SCHEMA)
     lake.write_frame(acct, lake.part_path(site.lake, "line_accounting", day, server.name))
@@ -338,6 +372,7 @@ def parse_server_day(
         parsed=int(totals["parsed"] or 0),
         ignored=int(totals["ignored"] or 0),
         malformed=int(totals["malformed"] or 0),
+        bad_files=bad_files,
     )
 
 
