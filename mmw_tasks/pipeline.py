@@ -27,6 +27,7 @@ from mmw_tasks.fetch.sftp import CredentialsDict
 from mmw_tasks.fetch.sources import SourceError
 from mmw_tasks.parse import ingest
 from mmw_tasks.parse.ingest import Parsed
+from mmw_tasks.parse.logfiles import BadFile
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
 from mmw_tasks.report import trends as trends_report
@@ -60,6 +61,7 @@ class FetchResult(TypedDict):
     pulled: dict[str, int]
     gaps: list[str]
     years: dict[str, list[list[int]]]
+    bad_files: list[BadFile]  # files that may hold lines of the day, left out as unreadable (on_bad_file = "skip")
 
 
 class FetchedJob(Job, FetchResult):
@@ -191,6 +193,7 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: Credent
         "pulled": got.pulled,
         "gaps": got.gaps,
         "years": got.years,
+        "bad_files": got.bad_files,
     }
 
 

@@ -118,9 +118,21 @@ def _exim_host(h: pl.Expr) -> pl.Expr:
     return h.str.extract(r"^([^\s\[(]+)", 1).str.to_lowercase()
 
 
+def _exim_ip(h: pl.Expr) -> pl.Expr:
+    """The address in "H=name (helo) [ip]": the brackets _HOST ends with, not those of a HELO
+    that was itself an address ("H=([1.2.3.5]) [1.2.3.4]" is 1.2.3.4)."""
+    return h.str.extract(r"\[([0-9A-Fa-f:.]+)\]$", 1)
+
+
 def _hosts(frame: pl.DataFrame) -> pl.DataFrame:
     """client_ip and relay_host of the `_h` host field (a host's regexes once, not per line)."""
-    return by_value(frame, "_h", client_ip=ip_of, relay_host=_exim_host)
+    return by_value(frame, "_h", client_ip=_exim_ip, relay_host=_exim_host)
+
+
+def _other_ip(body: pl.Expr) -> pl.Expr:
+    """The client of another line: the first address in brackets outside parentheses (a HELO
+    given as "([1.2.3.5])" is not the client)."""
+    return ip_of(body.str.replace_all(r"\([^)]*\)", "").str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1))
 
 
 def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -203,11 +215,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         )
     )
     other = ex.filter(pl.col("event") == "other")
-    parts.append(
-        other.select(
-            *BASE, "event", "queue_id", client_ip=ip_of(body.str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1)), detail=body
-        )
-    )
+    parts.append(other.select(*BASE, "event", "queue_id", client_ip=_other_ip(body), detail=body))
 
     pop_events, pop_fates = parse_pop(framed.filter(is_pop(prog)), BASE)
     parts.append(pop_events)

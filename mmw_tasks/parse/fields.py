@@ -70,7 +70,15 @@ def fates_of(frame: pl.DataFrame, fate: str | pl.Expr, reason: str | pl.Expr | N
 
 
 def unframed(rows: pl.DataFrame) -> pl.DataFrame:
-    return fates_of(rows.filter(~pl.col("framed")), "malformed", "no syslog header")
+    """Fates of the lines without a syslog header: malformed, but a blank line (empty, or white
+    space only: frame_lines gives it the message "") is ignored, as nothing was logged."""
+    lines = rows.filter(~pl.col("framed"))
+    blank = (pl.col("msg") == "").fill_null(False)
+    return fates_of(
+        lines,
+        pl.when(blank).then(pl.lit("ignored")).otherwise(pl.lit("malformed")),
+        pl.when(blank).then(pl.lit("blank line")).otherwise(pl.lit("no syslog header")),
+    )
 
 
 def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:

@@ -42,6 +42,11 @@ SENDMAIL_PROGS = ["sendmail", "sm-mta", "sm-msp-queue", "sm-acceptingconnections
 
 _QID_HEAD = r"^[A-Za-z0-9]{7,20}(?:\[[0-9]+\])?: "  # what kernels.sendmail_heads reads (sendmail_heads_reference)
 _RCPTS = r"^to=(.*?),? (?:\[more\]|ctladdr=|delay=)"  # "a,b" ; "[more]" marks a list cut in two
+# A whole line (it has its stat= or dsn=) whose list no delay= follows ("to=<a>,<b>, 00:00:00,
+# xdelay=..."): sendmail joins the recipients with bare commas, so the list ends at the first
+# comma and space, or at a comma right before a field of the line (a space left out)
+_RCPTS_LOOSE = r"^to=(.*?)(?:, |,(?:ctladdr|delay|xdelay|mailer|pri|relay|dsn|stat)=)"
+_WHOLE = r"(?:^|,) ?(?:stat|dsn)="
 
 
 def sendmail_status(stat: pl.Expr, dsn: pl.Expr) -> pl.Expr:
@@ -168,6 +173,11 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
         to = to.with_columns(
             recipient=pl.coalesce("recipient", pl.when(odd).then(body).str.extract(_RCPTS, 1)),
             _stat=pl.coalesce("_stat", pl.when(odd).then(body).str.extract(r"(?:, ?|^)stat=(.*)$", 1)),
+        )
+        loose = pl.col("recipient").is_null() & body.str.contains(_WHOLE)
+        to = to.with_columns(
+            recipient=pl.coalesce("recipient", pl.when(loose).then(body).str.extract(_RCPTS_LOOSE, 1)),
+            _dsn=pl.coalesce("_dsn", pl.when(loose).then(body).str.extract(r",dsn=([\d.]+)", 1)),
         )
     recipient = pl.col("recipient")
     fates.append(fates_of(to.filter(recipient.is_null()), "malformed", "to= line truncated (no delay=/stat=)"))
