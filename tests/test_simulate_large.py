@@ -33,8 +33,13 @@ def large_site(request, tmp_path_factory) -> Path:
     through the daily job."""
     out = tmp_path_factory.mktemp(f"large_{request.param}")
     toml = simulate_large(out, DAY, 1, scenario="full", seed=5, style=request.param, scale=1.0)
-    pipeline.run_day(toml, DAY.isoformat(), log=lambda m: None)
+    calls = []
+    RUNS[toml] = pipeline.run_day(toml, DAY.isoformat(), log=lambda m: None, on_stage=lambda *a: calls.append(a))
+    RUNS[toml]["calls"] = calls
     return toml
+
+
+RUNS: dict[Path, dict] = {}
 
 
 def test_totals_and_every_interval_equal_truth(large_site):
@@ -46,6 +51,18 @@ def test_totals_and_every_interval_equal_truth(large_site):
         assert {k: g[k] for k in COUNTS} == {k: t[k] for k in COUNTS}, t["interval_start"]
     tot = truth["totals"]
     assert tot["n_to"] > tot["n_sent"] + tot["n_deferred"] > 0 and tot["n_user_unknown"] > 500
+
+
+def test_run_day_times_each_stage(large_site):
+    out = RUNS[large_site]
+    names = ["fetch 1dns", "parse 1dns", "fetch 1mx", "parse 1mx", "settle", "aggregate", "fit", "detect"]
+    names += ["report", "trends", "deliver"]
+    assert list(out["stages"]) == names
+    for rec in out["stages"].values():
+        assert rec["wall"] >= 0 and rec["cpu"] >= 0 and rec["peak_mb"] > 10
+    assert out["stages"]["parse 1dns"]["cpu"] > 0.1
+    # on_stage: each stage's start (None), then its end (the record)
+    assert out["calls"] == [c for n in names for c in ((n, None), (n, out["stages"][n]))]
 
 
 def test_no_line_malformed(large_site):
