@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench eval lint typecheck clean lock
+.PHONY: help install demo test bench bench-day eval lint typecheck clean lock
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml $(wildcard mmw_tasks/parse/csrc/*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromi
 
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
+
+bench-day: $(STAMP)  ## the whole daily job on a 40M-line simulated site-day, stage by stage (ARGS="--sizes 4M,10M --days 7")
+	$(BIN)/python -m bench.day $(ARGS)
 
 lint: $(STAMP)  ## ruff (lint, format check), mypy on mmw_tasks, sqlfluff (DuckDB) on sql/; what CI runs first
 	$(BIN)/ruff check .
