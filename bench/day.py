@@ -154,6 +154,7 @@ def run_day(site: Path, day: date, timeout: float) -> dict:
             elif ev["event"] == "end":
                 res["stages"][ev["stage"]] = {"wall": ev["wall"], "cpu": ev["cpu"], "peak_mb": ev["stage_peak_mb"]}
                 res["running"] = None
+                print(f"  {ev['stage']}: {ev['wall']:,.1f} s wall, {ev['cpu']:,.1f} CPU-s", flush=True)
             elif ev["event"] == "imported":
                 res["stages"]["import"] = {"wall": ev["wall"], "cpu": ev["cpu"], "peak_mb": None}
             elif ev["event"] == "done":
