@@ -45,17 +45,17 @@ R_SCHEMA = {"m": pl.Int64, "kind": pl.UInt8, "addr": S, "dom": pl.Int64, "u": pl
 BINS = 144
 
 
+M_DEFAULTS = {"forged": False, "ent": -1, "trk": False}
+
+
 def frame_m(n: int, **cols) -> pl.DataFrame:
-    """An M frame of n rows: the given columns, the others at their defaults."""
+    """An M frame of n rows: the given columns (Series, arrays, or one value for every row), the
+    others at their defaults (null where there is none)."""
     out = {}
     for k, dt in M_SCHEMA.items():
-        v = cols.get(k)
-        if v is None:
-            v = {"forged": False, "ent": -1, "trk": False}.get(k)
-            v = pl.Series(k, [v] * n if n else [], dtype=dt) if v is not None else pl.Series(k, [None] * n, dtype=dt)
-        elif not isinstance(v, pl.Series):
-            v = pl.Series(k, v if np.ndim(v) else [v] * n, dtype=dt)
-        out[k] = v.cast(dt).alias(k) if v.len() == n else pl.Series(k, [v[0]] * n, dtype=dt)
+        v = cols.get(k, M_DEFAULTS.get(k))
+        s = v if isinstance(v, pl.Series) else pl.Series([v] * n) if v is None or np.ndim(v) == 0 else pl.Series(v)
+        out[k] = s.cast(dt).alias(k)
     return pl.DataFrame(out)
 
 
@@ -620,9 +620,6 @@ class Traffic:
             {"t": td, "user": w.users.gather(u), "host": shown, "ip": clients["ip"], "arpa": clients["arpa"]}
         )
         return pl.concat([campus, dial])
-
-    def counts(self, name: str, b0: int, b1: int) -> np.ndarray:
-        return self.rng.poisson(self.lam[name][b0:b1])
 
     def times(self, name: str, d: int, b0: int, b1: int) -> np.ndarray:
         """Times of a class's events in bins b0..b1 of day d (Poisson counts, uniform in each bin)."""
