@@ -164,9 +164,10 @@ def run_day(site: Path, day: date, timeout: float) -> dict:
     res["wall"] = time.monotonic() - t0
     res["cpu"] = ru.ru_utime + ru.ru_stime
     res["peak_mb"] = ru.ru_maxrss / 1024
-    if res["running"]:
+    if res["running"]:  # stopped: the stage's CPU is what the process spent beyond the stages done
         name, since = res["running"]
-        res["running"] = {"stage": name, "for": time.monotonic() - since}
+        done_cpu = sum(s["cpu"] for s in res["stages"].values())
+        res["running"] = {"stage": name, "for": time.monotonic() - since, "cpu": res["cpu"] - done_cpu}
     if not res["timed_out"] and "done" not in res:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {os.waitstatus_to_exitcode(status)})")
     return res
@@ -213,7 +214,7 @@ def stage_table(res: dict) -> str:
         rows.append([name, f1(s["wall"]), f1(s["cpu"]), "-" if s["peak_mb"] is None else f"{s['peak_mb']:,.0f}"])
     if res.get("running"):
         r = res["running"]
-        rows.append([f"{r['stage']} (still running)", f1(r["for"]), "?", "?"])
+        rows.append([f"{r['stage']} (still running)", f1(r["for"]), f"> {f1(r['cpu'])}", "?"])
     rows.append(["whole process", f1(res["wall"]), f1(res["cpu"]), f"{res['peak_mb']:,.0f}"])
     return table(["stage", "wall s", "CPU-s", "peak MB"], rows)
 
@@ -251,7 +252,7 @@ def verdict(res: dict) -> list[str]:
 
 def running_for(res: dict, stage: str) -> str:
     r = res.get("running")
-    return f"> {r['for']:,.0f} s wall" if r and r["stage"] == stage else "-"
+    return f"> {r['cpu']:,.0f}" if r and r["stage"] == stage else "-"
 
 
 def summary_row(first: str, res: dict) -> list:
