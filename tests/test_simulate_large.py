@@ -154,3 +154,11 @@ def test_simulate_site_dispatches_large_scales(tmp_path, monkeypatch):
 def test_scenarios_the_large_simulator_lacks_are_refused(tmp_path):
     with pytest.raises(ValueError, match="clean, klez, frethem, dns_anomaly, full"):
         simulate_large(tmp_path, DAY, 2, scenario="klez,quiet", scale=1)
+    with pytest.raises(ValueError, match="quiet"):
+        simulate_large(tmp_path, DAY, 1, scenario="klez+quiet", scale=1)
+
+
+def test_a_day_may_join_scenarios(tmp_path):
+    toml = simulate_large(tmp_path, DAY, 1, scenario="frethem+dns_anomaly", seed=2, scale=0.3)
+    kinds = {i["kind"] for i in truth_of(toml)["days"][DAY.isoformat()]["incidents"]}
+    assert {"deferred_surge", "dns_anomaly"} <= kinds and "mmw_suspect" not in kinds

@@ -23,7 +23,7 @@ from mmw_tasks.simulate.large.world import build_world, sample
 from mmw_tasks.simulate.large.writer import HostWriter, lines
 from mmw_tasks.simulate.mail import QIC
 from mmw_tasks.simulate.render import Style
-from mmw_tasks.simulate.scenarios import DNS_ANOMALY_WINDOW, FEATURES, KLEZ_WINDOW, OUTAGE_WINDOW, calendar
+from mmw_tasks.simulate.scenarios import DNS_ANOMALY_WINDOW, KLEZ_WINDOW, OUTAGE_WINDOW, calendar, features
 from mmw_tasks.simulate.site import MX_IP, OUTAGE_DOMAIN, TIMEZONE
 from mmw_tasks.simulate.truth import BINS_PER_DAY, Incidents, write_outputs
 
@@ -52,7 +52,7 @@ class LargeSim:
         other_dns: float = 1.0,
     ):
         names = calendar(scenario, days)
-        bad = sorted({n for n in names if n not in SCENARIOS})
+        bad = sorted({part for n in names for part in n.split("+") if part not in SCENARIOS})
         if bad:
             raise ValueError(
                 f"scenario {', '.join(bad)} is not simulated at large scales; the large simulator has "
@@ -70,7 +70,7 @@ class LargeSim:
         self.origin_epoch = int(datetime(o.year, o.month, o.day, tzinfo=ZoneInfo(TIMEZONE)).timestamp())
         self.ymd = [(self.origin + timedelta(days=i)).strftime("%Y%m%d") for i in range(self.n_days)]
         self.scen = Scen({d: n for d, n in zip(self.requested, names, strict=True)})
-        self.by_day = {d: FEATURES[n] for d, n in self.scen.day_names.items()}
+        self.by_day = {d: features(n) for d, n in self.scen.day_names.items()}
         self.rng = np.random.default_rng([seed, 0x6D6D77, 7])
         self.world = build_world(scale)
         self.counts = np.zeros((8, self.n_days * BINS_PER_DAY), dtype=np.int64)
