@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench eval lint typecheck clean lock browser test-fast
+.PHONY: help install demo test bench bench-day eval lint typecheck clean lock browser test-fast
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,9 @@ browser:  ## headless Chromium and chromedriver for the report test (apt-get; no
 
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
+
+bench-day: $(STAMP)  ## the whole daily job on a 40M-line simulated site-day, stage by stage (ARGS="--sizes 4M,10M --days 7")
+	$(BIN)/python -m bench.day $(ARGS)
 
 lint: $(STAMP)  ## ruff (lint, format check), mypy on mmw_tasks, sqlfluff (DuckDB) on sql/; what CI runs first
 	$(BIN)/ruff check .
