@@ -188,6 +188,7 @@ class Site:
     bulk_hosts: tuple[str, ...] = ()  # allow-list of client IPs that mail in bulk (benign)
     relay_hosts: tuple[str, ...] = ()  # internal relays/servers: their bursts are split by sender
     local_networks: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+    memory_limit: int = 1 << 30  # [site].memory_limit, bytes: the budget of one stage's process (docs/speed.md)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -361,6 +362,7 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
         bulk_hosts=_get(allow, "bulk_hosts", f"{path}: [allow]", tuple, ()),
         relay_hosts=_get(allow, "relay_hosts", f"{path}: [allow]", tuple, ()),
         local_networks=_networks(_get(site, "local_networks", w, tuple, Site.local_networks), w),
+        memory_limit=_size_key(site, "memory_limit", w, Site.memory_limit),
     )
 
 
@@ -392,6 +394,32 @@ def _day_key(table: dict[str, Any], key: str, where: str) -> date | None:
         except ValueError:
             pass
     raise ConfigError(f"{where}: key '{key}' must be a date like 2002-02-16, got {value!r}")
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_UNITS |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+MIN_MEMORY = 256 * 10**6  # below this DuckDB cannot run a day's aggregates at all
+
+
+def parse_size(text: str) -> int:
+    """'1GB', '1.5 GiB', '512MB' as bytes."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size like '1GB', '512MB' or '2GiB'")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def _size_key(table: dict[str, Any], key: str, where: str, default: int) -> int:
+    if key not in table:
+        return default
+    try:
+        size = parse_size(_get(table, key, where, str))
+    except ValueError as e:
+        raise ConfigError(f"{where}: key '{key}': {e}") from None
+    if size < MIN_MEMORY:
+        raise ConfigError(f"{where}: key '{key}' must be at least 256MB, got {table[key]!r}")
+    return size
 
 
 def _duration_key(table: dict[str, Any], key: str, where: str, default: timedelta) -> timedelta:

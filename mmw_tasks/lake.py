@@ -210,9 +210,22 @@ def has_files(lake: Path, dataset: str) -> bool:
     return d.is_dir() and any(d.glob("*=*/*.parquet"))
 
 
-def connect(lake: Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the lake's views (those datasets that have files yet)."""
-    con = duckdb.connect(database)
+# DuckDB's share of a stage's [site].memory_limit; the rest is for the polars frames of detect
+# and the report, Arrow buffers and Python itself (docs/speed.md, "Memory").
+DUCKDB_SHARE = 0.6
+SPILL_DIR = ".spill"  # under the lake: where DuckDB spills what does not fit its share
+
+
+def connect(lake: Path, database: str = ":memory:", memory_limit: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake's views (those datasets that have files yet). With
+    `memory_limit` (bytes, the stage's budget) DuckDB keeps to DUCKDB_SHARE of it and spills
+    larger sorts, joins and aggregates to <lake>/.spill instead of growing."""
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit:
+        spill = Path(lake) / SPILL_DIR
+        spill.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": f"{int(memory_limit * DUCKDB_SHARE) >> 20}MB", "temp_directory": str(spill)}
+    con = duckdb.connect(database, config=config)
     con.execute("SET VARIABLE mmw_lake = ?", [str(Path(lake).resolve())])
     con.execute("SET TimeZone = 'UTC'")
     sqlfiles.execute(con, "views/_mmw_lake", {})

@@ -260,7 +260,7 @@ def _params(site: Site, d: date) -> dict[str, Any]:
 
 def aggregate(config: str | Path, day: str | date) -> Aggregated:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
+    con = lake.connect(site.lake, memory_limit=site.memory_limit)
     out: dict[str, int] = {}
     for name in ("intervals", "user_intervals", "domain_deferrals"):
         out[name] = lake.copy_query(con, f"aggregate/{name}", _params(site, d), lake.part_path(site.lake, name, d))
@@ -269,7 +269,7 @@ def aggregate(config: str | Path, day: str | date) -> Aggregated:
 
 def fit(config: str | Path, day: str | date) -> Fitted:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
+    con = lake.connect(site.lake, memory_limit=site.memory_limit)
     lake.copy_query(con, "model/model_fits", _params(site, d), lake.part_path(site.lake, "model_fits", d))
     return {"day": str(d), **_fit_row(lake.refresh_views(con, site.lake), d)}
 
@@ -281,7 +281,7 @@ def _fit_row(con: duckdb.DuckDBPyConnection, d: date) -> ModelFit:
 
 def run_detect(config: str | Path, day: str | date) -> Detected:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
+    con = lake.connect(site.lake, memory_limit=site.memory_limit)
     start, end = local_day_bounds(d, site.timezone)
     found = detect.detect_day(con, site, d, start, end, dict(_fit_row(con, d)))
     lake.write_frame(found, lake.part_path(site.lake, "incidents", d))
@@ -333,7 +333,7 @@ def settle_run(jobs: list[Job], parsed: object) -> SettledRun:
 
 def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> Reported:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
+    con = lake.connect(site.lake, memory_limit=site.memory_limit)
     notes = detect.report_notes(con, d)
     if missing:
         notes.insert(
@@ -357,7 +357,7 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
 def trends(config: str | Path, day: str | date, with_page: bool = True) -> Trended:
     """`with_page=False`: leave the site's trends page to trends_page() (the Airflow deployment)."""
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
+    con = lake.connect(site.lake, memory_limit=site.memory_limit)
     lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
     rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
     page = trends_report.write_page(lake.ensure_views(con, site.lake), site) if with_page else None
@@ -387,7 +387,7 @@ def trends_page(config: str | Path) -> TrendsPage:
     """The site's trends page over every day done so far (what the asset-triggered mmw_trends DAG
     runs once for a batch of days, instead of each day's trends task re-rendering it)."""
     site = load_site(config)
-    con = lake.ensure_views(lake.connect(site.lake), site.lake)
+    con = lake.ensure_views(lake.connect(site.lake, memory_limit=site.memory_limit), site.lake)
     days = (
         (sqlfiles.query(con, "trends/days_done", {}).fetchone() or (0,))[0]
         if lake.has_files(site.lake, "daily_trends")
