@@ -56,6 +56,7 @@ def test_every_sql_file_is_exercised():
         "trends/daily_trends",
         "views/_mmw_lake",
         "views/_lake_dataset",
+        "views/_lake_dataset_overlay",
         "lake/view_names",
         "lake/lake_root",
         # the report's and trends' files: tests/test_report.py and tests/test_trends.py
