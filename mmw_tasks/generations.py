@@ -293,6 +293,8 @@ def commit(lake: Path, day: date | str, name: str) -> dict:
     if cur != name:
         if not (root / MARKER).is_file():
             raise GenerationError(f"no generation {name} of {d} under {lake / DAYS} to commit; run the day again")
+        if cur is not None and name < cur:
+            raise GenerationError(f"generation {name} of {d} began before the committed {cur}; run the day again")
         for p in root.rglob("*"):  # what failed attempts of a stage left in it
             if is_temp(p):
                 _unlink(p)
