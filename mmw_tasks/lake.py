@@ -51,7 +51,7 @@ VIEWS = (
 )
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
-CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by the trends stage
+CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by each commit
 
 
 def partition_dir(lake: Path, dataset: str, day: date | str) -> Path:
@@ -317,7 +317,7 @@ def write_catalog(lake: Path) -> Path:
     directory, and a session variable is not stored in a database file; so where a session defines
     mmw_lake() from its variable (sql/views/_mmw_lake.sql), the catalog defines it as the lake's
     absolute path, and the same SQL files then make the views. Rebuilt whole and moved into place
-    atomically (an analyst's open copy keeps working); if the lake moves, the next run's trends stage
+    atomically (an analyst's open copy keeps working); if the lake moves, the next run's commit
     rewrites it.
     """
     lake = Path(lake).resolve()
