@@ -118,6 +118,29 @@ def sweep_temps(dirs: Iterable[Path]) -> list[Path]:
     return gone
 
 
+_READ_ROOT = re.compile(r"^mmw-read~(?P<host>[A-Za-z0-9._-]*)~(?P<pid>\d+)~")
+
+
+def _read_root_prefix() -> str:
+    return f"mmw-read~{_HOST}~{os.getpid()}~"
+
+
+def sweep_read_roots() -> list[Path]:
+    """Remove the read roots (`writing`'s directories of two links in the system temp directory)
+    that killed processes of this host left."""
+    gone = []
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return gone
+    for e in entries:
+        m = _READ_ROOT.match(e.name)
+        if m and m["host"] == _HOST and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
+            _remove(Path(e.path))
+            gone.append(Path(e.path))
+    return gone
+
+
 def shared_dirs(lake: Path) -> list[Path]:
     """The directories whose files are rewritten in place, outside any day's generation: the lake's
     root (the catalog), reports/ (the trends page), the roll-ups' partitions, fetch's raw/<server>/."""
@@ -242,7 +265,13 @@ def begin(lake: Path, day: date | str, seed: bool = False) -> str:
     for e in list(os.scandir(day_dir)):
         if e.name not in (CURRENT, cur):
             _remove(Path(e.path))
+    for p in _public_files(lake, d):
+        # a commit killed while making the links leaves links to files of the generation just
+        # removed: DuckDB's glob and pyarrow skip them, polars' scan_parquet fails on them
+        if is_temp(p) or (p.is_symlink() and not p.exists()):
+            _unlink(p)
     sweep_temps(shared_dirs(lake))
+    sweep_read_roots()
     name = _new_name(cur)
     root = day_dir / name
     root.mkdir()
@@ -267,7 +296,7 @@ def writing(lake: Path, day: date | str, name: str) -> Iterator[Generation]:
         raise GenerationError(f"generation {name} of {d} is committed already; run the day again to redo it")
     if not (root / MARKER).is_file():
         raise GenerationError(f"no generation {name} of {d} under {lake / DAYS}; run the day again")
-    read_root = Path(tempfile.mkdtemp(prefix="mmw-read-"))
+    read_root = Path(tempfile.mkdtemp(prefix=_read_root_prefix()))  # a kill leaves it: sweep_read_roots
     try:
         # one glob (<read_root>/*/<dataset>/*/*.parquet) sees the lake and the new generation, the
         # directory it came through a Hive key (src) that the views filter on
