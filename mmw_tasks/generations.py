@@ -128,7 +128,7 @@ def _read_root_prefix() -> str:
 def sweep_read_roots() -> list[Path]:
     """Remove the read roots (`writing`'s directories of two links in the system temp directory)
     that killed processes of this host left."""
-    gone = []
+    gone: list[Path] = []
     try:
         entries = list(os.scandir(tempfile.gettempdir()))
     except OSError:
