@@ -20,15 +20,26 @@ from pathlib import Path
 
 from mmw_tasks.config import ConfigError, Notify, Schedule, Site, load_site
 
-# Where each stage writes, for the assets the DAGs declare (dataset names under the lake).
-STAGE_OUTPUTS = {
-    "parse": ("mail_events", "dns_queries", "line_accounting", "malformed_lines"),
-    "aggregate": ("intervals", "user_intervals", "domain_deferrals"),
-    "fit": ("model_fits",),
-    "detect": ("incidents",),
-    "report": ("reports",),
-    "trends": ("daily_trends",),
-}
+# What a day's commit makes visible, for the assets the daily DAG's commit task declares (dataset
+# names under the lake). The stages write into the day's new generation, which no reader sees
+# before the commit: an asset event from a stage would announce what is not there yet.
+DAY_OUTPUTS = (
+    "mail_events",
+    "dns_queries",
+    "line_accounting",
+    "malformed_lines",
+    "intervals",
+    "user_intervals",
+    "domain_deferrals",
+    "model_fits",
+    "incidents",
+    "detect_runs",
+    "host_days",
+    "address_book",
+    "dns_client_days",
+    "reports",
+    "daily_trends",
+)
 
 
 @dataclass(frozen=True)

@@ -369,7 +369,9 @@ def html_page(rep: Report) -> str:
 
 
 def write(site: Site, rep: Report) -> Path:
-    out = report_dir(site, rep["day"])
+    """Write the report's files into the day's partition of `reports` (the generation being written,
+    if any: lake.partition_dir); returns the public path of report.json (report_dir)."""
+    out = lake.partition_dir(site.lake, "reports", rep["day"])
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (
         ("report.md", markdown(rep)),
@@ -378,4 +380,4 @@ def write(site: Site, rep: Report) -> Path:
     ):
         with lake.atomic_file(out / name) as tmp:
             tmp.write_text(text)
-    return out / "report.json"
+    return report_dir(site, rep["day"]) / "report.json"

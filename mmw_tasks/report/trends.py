@@ -1,8 +1,8 @@
 """Trends: weekly and monthly roll-ups of daily_trends in the lake, and the trends page.
 
 The trends stage writes the day's `daily_trends` row, then re-computes the week and the month that
-hold the day (so a re-run or a late day corrects them), writes `<lake>/reports/trends.html` and
-refreshes the DuckDB catalog `<lake>/mmw.duckdb`.
+hold the day (so a re-run or a late day corrects them) and writes `<lake>/reports/trends.html`; the
+commit that follows refreshes the DuckDB catalog `<lake>/mmw.duckdb`.
 """
 
 from __future__ import annotations
