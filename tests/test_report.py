@@ -20,6 +20,7 @@ from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import load_site, site_from_dict
 from mmw_tasks.parse import ingest, rawlines
 from mmw_tasks.report import build as report
+from mmw_tasks.report import headline as verdicts
 from mmw_tasks.report import html as report_html
 
 DAY = "2002-02-16"  # the klez_site day with the outbreak
@@ -52,6 +53,92 @@ def test_json_has_the_contract_and_strict_numbers(rep):
         assert {"kind", "start", "end", "sender", "client_ip", "score", "evidence"} <= i.keys()
         assert re.search(r"[+-]\d\d:\d\d$", i["start"]), "times carry their offset"
     assert j["model"]["m_s"] is not None
+
+
+def _planted_worm(site_toml: Path, day: str) -> dict:
+    truth = json.loads((site_toml.parent / "truth.json").read_text())
+    return next(i for i in truth["days"][day]["incidents"] if i["kind"] == "mmw_suspect")
+
+
+def test_headline_names_the_infected_host_first_in_every_rendering(rep, klez_site):
+    """The verdict opens report.json, report.md and report.html alike: the planted worm's host,
+    its name, its span and what gave it away, with the time it was first flagged."""
+    j, planted = rep["json"], _planted_worm(klez_site, DAY)
+    assert j["headline"] == verdicts.headline(j), "report.json's headline is the shared builder's"
+    assert len(j["headline"]) == 1, "the klez day has one incident that needs attention"
+    first = j["headline"][0]
+    assert first.startswith(f"WORM SUSPECT {planted['client_ip']} ({planted['host']}) 14:30-17:2"), first
+    assert re.search(r': [\d,]+ "User unknown", [\d,]+ forged senders, first flagged 14:[0-5]0$', first), first
+    assert "None" not in first
+    # incidents most severe first: the worm is number 1, benign traffic after it
+    kinds = [i["kind"] for i in j["incidents"]]
+    assert kinds[0] == "mmw_suspect" and j["incidents"][0]["number"] == 1
+    assert [i["number"] for i in j["incidents"]] == list(range(1, len(kinds) + 1))
+    assert set(kinds[1:]) <= {"bulk_sender", "mailing_list"}
+    # report.md: the title, then the headline before anything else
+    md_lines = [ln for ln in rep["md"].splitlines() if ln.strip()]
+    assert md_lines[0].startswith("# ") and first in md_lines[1]
+
+
+def test_headline_of_a_quiet_day_and_of_every_kind():
+    """The builder is a function of report.json's dict: each kind's line reads as an
+    administrator would say it, most severe first; a quiet day has none."""
+    quiet = {"incidents": [{"kind": "mailing_list", "score": 0.05, "evidence": {}, "start": None}]}
+    assert verdicts.headline(quiet) == [] and verdicts.verdict(quiet) == [verdicts.QUIET]
+    assert verdicts.QUIET == "no incident needs attention"
+    tz = "+09:00"
+    surge = {
+        "kind": "deferred_surge",
+        "domain": "bigisp.ne.jp",
+        "score": 1.0,
+        "start": f"2002-02-15T16:30:00{tz}",
+        "end": f"2002-02-15T23:10:00{tz}",
+        "evidence": {
+            "deferred": 2085,
+            "deliveries": 3266,
+            "usual_daily_deferrals": 22.0,
+            "first_flagged": f"2002-02-15T13:50:00{tz}",
+        },
+    }
+    dns = {
+        "kind": "dns_anomaly",
+        "client_ip": "10.1.0.25",
+        "reverse_name": None,
+        "score": 1.0,
+        "start": f"2002-02-15T01:10:00{tz}",
+        "end": f"2002-02-15T02:00:00{tz}",
+        "evidence": {"source": "mail_server", "excess_queries": 3632, "predicted_queries": 276},
+    }
+    worm = {
+        "kind": "mmw_suspect",
+        "client_ip": "10.1.3.172",
+        "reverse_name": "pc172.example.ac.jp",
+        "sender": "imai65@example.ac.jp",
+        "score": 1.0,
+        "start": f"2002-02-15T23:25:00{tz}",
+        "end": f"2002-02-16T01:15:03{tz}",
+        "evidence": {
+            "messages": 361,
+            "user_unknown": 0,
+            "novel_recipients": 286,
+            "signals": [{"feature": "novel_recipients", "value": 286, "points": 0.15, "says": "..."}],
+            "first_flagged": f"2002-02-15T23:40:00{tz}",
+        },
+    }
+    bulk = {"kind": "bulk_sender", "score": 0.65, "client_ip": "10.1.2.70", "evidence": {"messages": 664}}
+    assert verdicts.headline({"incidents": [bulk, dns, surge, worm]}) == [
+        "WORM SUSPECT 10.1.3.172 (pc172.example.ac.jp) 23:25-02-16 01:15: 361 messages, "
+        "286 recipients never mailed before, first flagged 23:40",
+        "DEFERRED SURGE bigisp.ne.jp 16:30-23:10: 2,085 of 3,266 deliveries deferred "
+        "(usually about 22 a day), first flagged 13:50",
+        "DNS ANOMALY mail server 10.1.0.25 01:10-02:00: 3,908 DNS queries where its mail explains about 276",
+    ]
+    assert [i["kind"] for i in verdicts.ordered([bulk, dns, surge, worm])] == [
+        "mmw_suspect",
+        "deferred_surge",
+        "dns_anomaly",
+        "bulk_sender",
+    ]
 
 
 def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
@@ -152,7 +239,7 @@ def test_markdown_is_short_enough_to_mail(rep):
     md, j = rep["md"], rep["json"]
     assert len(md) < 8000 and md.count("\n") < 120
     worm = next(i for i in j["incidents"] if i["kind"] == "mmw_suspect")
-    assert worm["client_ip"] in md and "need attention" in md
+    assert worm["client_ip"] in md and j["headline"][0] in md
 
 
 def test_raw_lines_from_plain_and_gzip_files(tmp_path):

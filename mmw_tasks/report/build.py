@@ -22,6 +22,7 @@ from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.parse import rawlines
 from mmw_tasks.report import html as report_html
+from mmw_tasks.report.headline import headline, ordered, verdict
 from mmw_tasks.report.model import (
     ATTENTION,
     BAND_KEYS,
@@ -111,15 +112,20 @@ def build(
         }
         return cast(Interval, row)
 
+    # most severe first (contract section 5), numbered in that order on the figures and cards
+    cards = ordered([incident(0, i) for i in incidents])
+    for n, card in enumerate(cards, 1):
+        card["number"] = n
     return {
         "day": str(day),
         "site": site.name,
         "timezone": site.timezone,
         "interval_minutes": site.interval_minutes,
+        "headline": headline({"incidents": cards}),
         "totals": cast(Totals, {k: int(totals.get(k) or 0) for k in TOTAL_KEYS}),
         "dq_by_type": dq_by_type or {},
         "model": cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS}),
-        "incidents": [incident(n, i) for n, i in enumerate(incidents, 1)],
+        "incidents": cards,
         "notes": notes,
         "intervals": [interval(r) for r in intervals],
         "figures": figures,
@@ -300,12 +306,10 @@ def markdown(rep: Report) -> str:
     """A plain-text summary short enough to mail: totals, model, drift, one paragraph per incident."""
     t, m = rep["totals"], rep["model"]
     lines = [f"# mmw daily report: {rep['site']}, {rep['day']} ({rep['timezone']})", ""]
-    found = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
-    lines.append(
-        f"**{len(found)} incident(s) need attention**, {len(rep['incidents']) - len(found)} benign burst(s) noted."
-        if rep["incidents"]
-        else "No incidents."
-    )
+    lines += [f"**{v}**  " for v in verdict(rep)]  # two spaces: a line break in Markdown
+    benign = sum(i["kind"] not in ATTENTION for i in rep["incidents"])
+    if benign:
+        lines.append(f"{benign} benign incident{'s' if benign != 1 else ''} noted below.")
     drift = rep.get("history", {}).get("drift", [])
     if drift:
         lines += [

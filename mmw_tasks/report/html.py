@@ -17,8 +17,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from mmw_tasks.report import svg
+from mmw_tasks.report.headline import verdict
 from mmw_tasks.report.model import (
-    ATTENTION,
     BAND_KEYS,
     COEFFICIENT_NAMES,
     DRIFT_CAUSES,
@@ -376,12 +376,7 @@ def render(rep: Report) -> str:
     sec = rep["interval_minutes"] * 60.0
     markers = incident_markers(rep)
     t = rep["totals"]
-    found = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
-    summary = (
-        f"<b>{len(found)} incident(s) need attention</b>, {len(rep['incidents']) - len(found)} benign burst(s) noted."
-        if rep["incidents"]
-        else "No incidents."
-    )
+    summary = "<br>".join(f"<b>{escape(v)}</b>" for v in verdict(rep))
     drift = rep.get("history", {}).get("drift", [])
     alert = (
         f"<div class='alert drift-alert'><b>Drift alert:</b> {escape(', '.join(drift))} left the band "

@@ -183,7 +183,8 @@ class Report(TypedDict):
     totals: Totals
     dq_by_type: dict[str, int]  # Dq by query type (A, MX, ...; all "unknown" for iplog); {} without DNS
     model: Model
-    incidents: list[Incident]
+    incidents: list[Incident]  # most severe first (headline.severity_key), numbered in that order
+    headline: list[str]  # one line per incident that needs attention, most severe first; [] when none
     notes: list[str]  # remarks that open the report: partial data, short history, drift, detection's notes
     intervals: list[Interval]  # the day's intervals in time order
     figures: Figures
