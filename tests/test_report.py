@@ -5,12 +5,12 @@ incident quoting the raw lines, checked against the lake and the log files thems
 from __future__ import annotations
 
 import gzip
-import html
 import json
 import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import markupsafe
 import numpy as np
 import polars as pl
 import pytest
@@ -155,7 +155,7 @@ def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
         assert ln["text"] == actual
         assert w["client_ip"] in actual or "User unknown" in actual or "user unknown" in actual.lower()
     card = re.search(
-        rf"<article class='incident-card kind-mmw_suspect' id='incident-{w['number']}'"
+        rf'<article class="incident-card kind-mmw_suspect" id="incident-{w["number"]}"'
         r".*?</article>",
         rep["html"],
         re.S,
@@ -165,13 +165,13 @@ def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
     for text in (w["client_ip"], w["reverse_name"], str(w["score"])):
         assert text in body
     for ln in w["raw_lines"]:
-        assert html.escape(ln["text"]) in body
+        assert markupsafe.escape(ln["text"]) in body
 
 
 def test_one_card_and_one_marker_per_figure_per_incident(rep):
     html, n = rep["html"], len(rep["json"]["incidents"])
-    assert html.count("class='incident-card") == n
-    fig1 = re.search(r"<section id='figure1'>.*?</section>", html, re.S).group(0)
+    assert html.count('class="incident-card') == n
+    fig1 = re.search(r'<section id="figure1">.*?</section>', html, re.S).group(0)
     assert fig1.count("<svg") == 3 and fig1.count("<polyline") >= 3
     assert fig1.count('class="incident-marker"') == 3 * n
 
@@ -179,7 +179,7 @@ def test_one_card_and_one_marker_per_figure_per_incident(rep):
 def test_figure1_plots_the_lake_intervals_per_second(rep):
     """The Dq polyline's highest point is the interval with the most DNS queries."""
     iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start", params={"d": DAY}).pl()
-    fig1 = re.search(r"<section id='figure1'>.*?</section>", rep["html"], re.S).group(0)
+    fig1 = re.search(r'<section id="figure1">.*?</section>', rep["html"], re.S).group(0)
     first_svg = fig1.split("</svg>")[0]
     polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', first_svg)
     points = [tuple(map(float, p.split(","))) for poly in polylines for p in poly.split()]
@@ -204,7 +204,7 @@ def test_figure2_top_sources_match_mail_events(rep):
     total = [r["n_from"] for r in j["intervals"]]
     for s in tops:  # nobody sends more than everybody
         assert all(a <= b for a, b in zip(s["n_from"], total, strict=True))
-    fig2 = re.search(r"<section id='figure2'>.*?</section>", rep["html"], re.S).group(0)
+    fig2 = re.search(r'<section id="figure2">.*?</section>', rep["html"], re.S).group(0)
     assert fig2.count("<svg") == 2 and "total N_SMTP" in fig2 and "Deferred" in fig2
 
 
@@ -213,7 +213,7 @@ def test_model_panel_observed_against_fitted(rep):
     m = j["model"]
     for r in j["intervals"][:20]:
         assert r["dq_fitted"] == pytest.approx(m["m_s"] * r["n_from"] + m["m_p"] * r["n_pop"], abs=1e-2)
-    panel = re.search(r"<section id='model'>.*?</section>", rep["html"], re.S).group(0)
+    panel = re.search(r'<section id="model">.*?</section>', rep["html"], re.S).group(0)
     assert "Dq fitted" in panel and "history band" in panel and 'class="diagonal"' in panel
 
 
@@ -225,10 +225,38 @@ def test_report_is_self_contained_and_rebuilt_from_json_alone(rep):
     assert report.markdown(rep["json"]) == rep["md"]
 
 
+def test_page_escapes_what_the_logs_say(rep):
+    """A sender, a reason or a raw line from the logs is text on the page, never markup: the
+    templates autoescape."""
+    hostile = json.loads(json.dumps(rep["json"]))
+    i = hostile["incidents"][0]
+    i["sender"] = '<script>alert("x")</script>@evil.example'
+    i["evidence"]["why"] = "<img src=x onerror=alert(1)>"
+    i["raw_lines"][0]["text"] = "Feb 16 <b>bold</b> & 'quoted'"
+    page = report_html.render(hostile)
+    assert "<script" not in page and "<img" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;" in page and "&lt;img src=x" in page and "&lt;b&gt;bold&lt;/b&gt; &amp;" in page
+
+
+def test_templates_ship_with_the_package():
+    """An installed mmw finds its page templates: every file of mmw_tasks/report/templates is
+    in the package data pyproject.toml declares."""
+    import fnmatch
+    import tomllib
+
+    root = Path(report_html.__file__).parent
+    globs = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["mmw_tasks.report"]
+    files = [p.relative_to(root).as_posix() for p in (root / "templates").iterdir()]
+    assert {"templates/report.html.j2", "templates/trends.html.j2"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
+
+
 def test_links_to_previous_and_next_day(rep):
     html = rep["html"]
-    prev = re.search(r"<a rel='prev' href='([^']+)'", html).group(1)
-    nxt = re.search(r"<a rel='next' href='([^']+)'", html).group(1)
+    prev = re.search(r'<a rel="prev" href="([^"]+)"', html).group(1)
+    nxt = re.search(r'<a rel="next" href="([^"]+)"', html).group(1)
     assert (rep["dir"] / prev).resolve() == (rep["dir"].parent / "day=2002-02-15" / "report.html").resolve()
     assert (rep["dir"] / prev).is_file(), "the day before was run too"
     assert nxt == "../day=2002-02-17/report.html"

@@ -103,7 +103,7 @@ def test_planted_incidents_show_in_the_trends(sixty):
     page = page_path(sixty["site"]).read_text()
     for day in worms:
         assert f'data-incident="day-{day}"' in page, f"{day} is marked on the trends page"
-        assert f"id='day-{day}'" in page
+        assert f'id="day-{day}"' in page
     assert page.count("<svg") >= 12
 
 

@@ -8,18 +8,18 @@ refreshes the DuckDB catalog `<lake>/mmw.duckdb`.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from html import escape
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import duckdb
 import polars as pl
+from markupsafe import Markup
 
 from mmw_tasks import lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.report import svg
-from mmw_tasks.report.html import CSS
+from mmw_tasks.report.html import ENV
 from mmw_tasks.report.model import BAND_KEYS, COEFFICIENT_NAMES, KIND_TITLES
 
 KIND_COLUMNS = {f"n_{k}": k for k in KIND_TITLES}
@@ -108,7 +108,7 @@ def _incident_days(daily: pl.DataFrame) -> list[svg.Marker]:
     return out
 
 
-def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, markers, min_history: int) -> str:
+def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, markers, min_history: int) -> list[Markup]:
     """Each coefficient per day, with its band where the history is long enough to judge drift."""
     out = []
     for k in BAND_KEYS:
@@ -117,38 +117,38 @@ def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, mark
         b = b.with_columns(lo=pl.when(judged).then("lo"), hi=pl.when(judged).then("hi"))
         drift = [v if flag else None for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
         out.append(
-            svg.line_chart(
-                COEFFICIENT_NAMES[k],
-                xs,
-                [
-                    svg.Series(k, daily[k].to_list(), "#1f4e9c"),
-                    svg.Series("drift", drift, "#c0392b", dots=True, css="drift"),
-                ],
-                ticks,
-                k,
-                markers=markers,
-                y_min=None,
-                frame=svg.Frame(height=170),
-                bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band")],
+            Markup(
+                svg.line_chart(
+                    COEFFICIENT_NAMES[k],
+                    xs,
+                    [
+                        svg.Series(k, daily[k].to_list(), "#1f4e9c"),
+                        svg.Series("drift", drift, "#c0392b", dots=True, css="drift"),
+                    ],
+                    ticks,
+                    k,
+                    markers=markers,
+                    y_min=None,
+                    frame=svg.Frame(height=170),
+                    bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band")],
+                )
             )
         )
-    return "".join(out)
+    return out
 
 
-def _table(df: pl.DataFrame, columns: list[tuple[str, str]], link: str | None = None) -> str:
-    head = "".join(f"<th>{escape(t)}</th>" for _, t in columns)
+def _table(df: pl.DataFrame, columns: list[tuple[str, str]], link: str | None = None) -> dict[str, Any]:
+    """A table's column titles and rows of cells for the template (`link`: the column of days,
+    each a link to its report)."""
     rows = []
     for r in df.iter_rows(named=True):
         cells = []
         for c, _ in columns:
             v = r[c]
             text = "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-            if c == link:
-                text = f"<a href='day={v}/report.html'>{text}</a>"
-            cells.append(f"<td>{text}</td>")
-        row_id = f" id='day-{r[link]}'" if link else ""
-        rows.append(f"<tr{row_id}>" + "".join(cells) + "</tr>")
-    return f"<div class='scroll'><table class='trends'><tr>{head}</tr>{''.join(rows)}</table></div>"
+            cells.append({"text": text, "href": f"day={v}/report.html" if c == link else None})
+        rows.append({"id": f"day-{r[link]}" if link else None, "cells": cells})
+    return {"titles": [t for _, t in columns], "rows": rows}
 
 
 ROLLUP_COLUMNS = [
@@ -177,24 +177,26 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
     xs, ticks = _day_axis(days)
     markers = _incident_days(daily)
     colors = ("#1f4e9c", "#d9730d", "#444", "#2e8b57", "#c0392b", "#8e44ad")
-    totals = "".join(
-        svg.line_chart(
-            title,
-            xs,
-            [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)],
-            ticks,
-            f"{title} per day",
-            markers=markers,
-            frame=svg.Frame(height=150),
+    totals = [
+        Markup(
+            svg.line_chart(
+                title,
+                xs,
+                [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)],
+                ticks,
+                f"{title} per day",
+                markers=markers,
+                frame=svg.Frame(height=150),
+            )
         )
         for (c, title), color in zip(TREND_TOTALS, colors, strict=True)
-    )
+    ]
     kinds = [
         svg.Series(KIND_SHORT[k], daily[c].cast(pl.Float64).to_list(), svg.KIND_COLORS[k])
         for c, k in KIND_COLUMNS.items()
         if c in daily.columns
     ]
-    bars = svg.stacked_bars("Incidents per day", xs, kinds, ticks, "incidents") if days else ""
+    bars = Markup(svg.stacked_bars("Incidents per day", xs, kinds, ticks, "incidents") if days else "")
     drifted = (
         bands.filter(pl.col("drift")).group_by("day").agg(pl.col("coefficient").sort().str.join(", ").alias("drift"))
     )
@@ -216,25 +218,18 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
         ("drift", "drift"),
     ]
     span = f"{days[0]} to {days[-1]}, {len(days)} day(s)" if days else "no days yet"
-    coefficients = coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history)
-    latest = f"<a href='day={days[-1]}/report.html'>latest report ({days[-1]})</a>" if days else ""
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>mmw trends {escape(site.name)}</title><style>{CSS}</style></head><body><main>"
-        f"<nav><span>{latest}</span></nav><h1>mmw trends: {escape(site.name)}</h1>"
-        f"<p class='caption'>{span}, local days in {escape(site.timezone)}. Red spans: days with a "
-        f"suspected worm-infected host. Bands: median ± {site.report.band_k} × 1.4826 × MAD of the "
-        f"previous {site.report.history_days} days; red dots: drift (the day left its band).</p>"
-        f"<section id='coefficients'><h2>Model coefficients</h2>{coefficients}</section>"
-        f"<section id='totals'><h2>Daily totals</h2>{totals}</section>"
-        f"<section id='incident-counts'><h2>Incidents</h2>{bars}</section>"
-        f"<section id='monthly'><h2>Months</h2>"
-        f"{_table(monthly.sort('month'), [('month', 'month')] + ROLLUP_COLUMNS)}</section>"
-        f"<section id='weekly'><h2>Weeks</h2>"
-        f"{_table(weekly.sort('week'), [('week', 'week')] + ROLLUP_COLUMNS)}</section>"
-        f"<section id='days'><h2>Days</h2>{_table(recent, day_cols, link='day')}</section>"
-        "<footer>From the lake's daily_trends, weekly_trends and monthly_trends. Made by mmw.</footer>"
-        "</main></body></html>\n"
+    return ENV.get_template("trends.html.j2").render(
+        site=site.name,
+        timezone=site.timezone,
+        settings=site.report,
+        span=span,
+        latest=days[-1] if days else None,
+        coefficients=coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history),
+        totals=totals,
+        bars=bars,
+        monthly=_table(monthly.sort("month"), [("month", "month")] + ROLLUP_COLUMNS),
+        weekly=_table(weekly.sort("week"), [("week", "week")] + ROLLUP_COLUMNS),
+        days=_table(recent, day_cols, link="day"),
     )
 
 
