@@ -5,6 +5,7 @@ incident quoting the raw lines, checked against the lake and the log files thems
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import re
 from datetime import date, timedelta
@@ -154,39 +155,148 @@ def test_worm_incident_card_names_host_and_quotes_its_lines(rep):
             actual = fh.read().splitlines()[ln["line_no"] - 1]
         assert ln["text"] == actual
         assert w["client_ip"] in actual or "User unknown" in actual or "user unknown" in actual.lower()
-    card = re.search(
-        rf'<article class="incident-card kind-mmw_suspect" id="incident-{w["number"]}"'
-        r".*?</article>",
-        rep["html"],
-        re.S,
-    )
-    assert card, "one card per incident"
-    body = card.group(0)
-    for text in (w["client_ip"], w["reverse_name"], str(w["score"])):
-        assert text in body
+    body = _section(rep["html"], f'<article class="incident-card kind-mmw_suspect" id="incident-{w["number"]}"')
+    title = re.search(r"<h3>.*?</h3>", body, re.S).group(0)
+    assert f"{w['client_ip']} ({w['reverse_name']})" in _text(title)
+    # why, in the detector's own sentences, then the evidence and the lines behind <details>
+    for signal in w["evidence"]["signals"]:
+        assert markupsafe.escape(signal["says"]) in body
+    assert f"{w['score']:.2f} of 1" in _text(body)
+    assert body.count("<details") == 2 and "<details open" not in body
     for ln in w["raw_lines"]:
         assert markupsafe.escape(ln["text"]) in body
 
 
-def test_one_card_and_one_marker_per_figure_per_incident(rep):
-    html, n = rep["html"], len(rep["json"]["incidents"])
-    assert html.count('class="incident-card') == n
-    fig1 = re.search(r'<section id="figure1">.*?</section>', html, re.S).group(0)
+def _section(page: str, opening: str) -> str:
+    """The element that starts with `opening`, up to its closing tag."""
+    tag = re.match(r"<(\w+)", opening).group(1)
+    m = re.search(re.escape(opening) + rf".*?</{tag}>", page, re.S)
+    assert m, f"no {opening} in the page"
+    return m.group(0)
+
+
+def _text(page: str) -> str:
+    """What a reader sees of a page or a part of it: its text, without the style sheet or the
+    figures' markup."""
+    page = re.sub(r"<style>.*?</style>|<svg.*?</svg>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_attention_cards_then_benign_lines_and_a_marker_each(rep):
+    """Suspects get a card; benign traffic one line each (its card behind <details>); every
+    panel of Figure 1 marks each incident: a span across the plot for the worm, a strip along
+    the top for benign traffic."""
+    page, incidents = rep["html"], rep["json"]["incidents"]
+    attention = [i for i in incidents if i["kind"] in report.ATTENTION]
+    benign = [i for i in incidents if i["kind"] not in report.ATTENTION]
+    cards = _section(page, '<section id="incidents">')
+    assert cards.count("<article") == len(attention) == 1
+    lines = _section(page, '<section id="benign">')
+    assert lines.count('<li class="incident-line') == len(benign) == 3
+    for i in benign:
+        li = _section(lines, f'<li class="incident-line kind-{i["kind"]}" id="incident-{i["number"]}"')
+        summary = _text(_section(li, "<summary>"))
+        assert " ".join(summary.split()) == f"{i['number']}. {verdicts.benign_line(i)}"
+    assert page.index('id="incidents"') < page.index('id="benign"') < page.index('id="figure1"')
+    fig1 = _section(page, '<section id="figure1">')
     assert fig1.count("<svg") == 3 and fig1.count("<polyline") >= 3
-    assert fig1.count('class="incident-marker"') == 3 * n
+    assert fig1.count('class="incident-marker"') == 3 * len(attention)
+    assert fig1.count('class="incident-marker strip"') == 3 * len(benign)
 
 
-def test_figure1_plots_the_lake_intervals_per_second(rep):
-    """The Dq polyline's highest point is the interval with the most DNS queries."""
+def test_a_long_benign_band_never_hides_the_suspect(rep):
+    """A mailing list's 12-hour band over the worm's: the worm's span is drawn across the whole
+    plot, over the benign strip, which is 5 px high along the top; the curves over both."""
+    j = json.loads(json.dumps(rep["json"]))
+    worm = next(i for i in j["incidents"] if i["kind"] == "mmw_suspect")
+    long_list = next(i for i in j["incidents"] if i["kind"] == "mailing_list")
+    long_list["start"], long_list["end"] = f"{DAY}T08:00:00+09:00", f"{DAY}T20:00:00+09:00"
+    assert long_list["start"] < worm["start"] < worm["end"] < long_list["end"]
+    page = report_html.render(j)
+    charts = re.findall(r"<svg.*?</svg>", _section(page, '<section id="host-figure">'), re.S)
+    charts += re.findall(r"<svg.*?</svg>", _section(page, '<section id="figure1">'), re.S)
+    assert len(charts) == 5
+    for chart in charts:
+        marks = re.findall(r'<g class="incident-marker( strip)?" data-incident="incident-(\d+)">.*?<rect [^>]*>', chart)
+        order = [int(n) for _, n in marks]
+        assert order.index(worm["number"]) > order.index(long_list["number"]), "the suspect is drawn last"
+        rects = {
+            int(n): dict(re.findall(r'(\w+)="([^"]+)"', r))
+            for n, r in re.findall(r'data-incident="incident-(\d+)">.*?(<rect [^>]*>)', chart)
+        }
+        axis = re.search(r'<line class="axis" x1="[^"]+" x2="[^"]+" y1="([^"]+)"', chart).group(1)
+        span, strip = rects[worm["number"]], rects[long_list["number"]]
+        assert float(span["y"]) + float(span["height"]) == pytest.approx(float(axis)), "the whole plot's height"
+        assert float(strip["height"]) <= 5 and float(strip["y"]) == float(span["y"])
+        assert chart.index('data-incident="incident-') < chart.index("<polyline"), "curves over the bands"
+
+
+def test_figure1_plots_the_lake_intervals_as_counts(rep):
+    """The Dq polyline's highest point is the interval with the most DNS queries, and the axis
+    counts queries per 10-minute interval (what the papers plot), not per second."""
     iv = rep["con"].sql("select dq from intervals where day = $d order by interval_start", params={"d": DAY}).pl()
-    fig1 = re.search(r'<section id="figure1">.*?</section>', rep["html"], re.S).group(0)
+    fig1 = _section(rep["html"], '<section id="figure1">')
     first_svg = fig1.split("</svg>")[0]
     polylines = re.findall(r'<polyline[^>]*points="([^"]+)"', first_svg)
     points = [tuple(map(float, p.split(","))) for poly in polylines for p in poly.split()]
     assert len(points) == iv.height
     top = min(range(len(points)), key=lambda k: points[k][1])  # smallest y is highest
     assert iv["dq"][top] == iv["dq"].max()
-    assert "Dq (s⁻¹)" in first_svg
+    assert "Dq per 10 min" in first_svg and "s⁻¹" not in rep["html"]
+    ticks = [
+        float(t.replace(",", "")) for t in re.findall(r'<text class="tick"[^>]*text-anchor="end">([^<]+)<', first_svg)
+    ]
+    assert max(ticks) >= iv["dq"].max() > 0.5 * max(ticks), "the y axis reaches the largest count"
+
+
+def test_host_figure_draws_the_suspects_own_n_smtp_under_the_headline(rep):
+    """Under the headline: Dq above the worm host's own N_SMTP(i), its from= and to= lines per
+    interval as user_intervals counts them, whatever senders it forged."""
+    j, con = rep["json"], rep["con"]
+    worm = next(i for i in j["incidents"] if i["kind"] == "mmw_suspect")
+    page = rep["html"]
+    assert page.index('id="verdict"') < page.index('id="host-figure"') < page.index('id="incidents"')
+    fig = _section(page, '<section id="host-figure">')
+    assert worm["client_ip"] in _text(_section(fig, "<h2>"))
+    want = con.sql(
+        "select epoch(interval_start), sum(n_from + n_to) as n from user_intervals where day = $d and client_ip = $ip "
+        "group by all order by n desc, 1 limit 1",
+        params={"d": DAY, "ip": worm["client_ip"]},
+    ).fetchone()
+    curve = next(c for c in j["figures"]["hosts"] if c["client_ip"] == worm["client_ip"])
+    smtp = [a + b for a, b in zip(curve["n_from"], curve["n_to"], strict=True)]
+    assert max(smtp) == want[1] and len(smtp) == len(j["intervals"])
+    peak_at = j["intervals"][smtp.index(max(smtp))]["interval_start"]
+    assert report_html._t(peak_at).timestamp() == want[0]
+    assert f'data-label="N_SMTP(#{worm["number"]} {worm["client_ip"]})' in fig
+    assert worm["start"] <= peak_at <= worm["end"], "its peak is inside its span"
+
+
+def test_no_field_names_and_no_none_for_a_reader(rep):
+    """What a reader sees says things in words: no Python None, no internal field names."""
+    for shown in (_text(rep["html"]), rep["md"]):
+        assert not re.search(r"\bNone\b|\bnull\b", shown)
+        for field in ("peak_messages_per_interval", "near_constant_share", "recipients_attempted", "n_user_unknown"):
+            assert field not in shown
+    worm = next(i for i in rep["json"]["incidents"] if i["kind"] == "mmw_suspect")
+    card = _text(
+        _section(rep["html"], f'<article class="incident-card kind-mmw_suspect" id="incident-{worm["number"]}"')
+    )
+    peak = worm["evidence"]["peak_messages_per_interval"]
+    assert f"most messages in one 10-minute interval {peak:,}" in " ".join(card.split())
+
+
+def test_many_benign_incidents_collapse_into_one_table(rep):
+    """Beyond [report] benign_lines, benign incidents are counted by kind in one table."""
+    page = report_html.render(rep["json"], benign_lines=1)
+    assert _section(page, '<section id="benign">').count('<li class="incident-line') == 1
+    table = _text(_section(page, '<table class="benign-rest">'))
+    lists = [i for i in rep["json"]["incidents"] if i["kind"] == "mailing_list"]
+    assert "2 more benign incidents" in " ".join(table.split())
+    row = re.search(r"Mailing list traffic\s+(\d+)\s+([\d,]+)", table)
+    assert int(row.group(1)) == len(lists) == 2
+    assert int(row.group(2).replace(",", "")) == sum(i["evidence"]["messages"] for i in lists)
+    assert "- and 2 more: mailing list traffic" in report.markdown(rep["json"], benign_lines=1)
 
 
 def test_figure2_top_sources_match_mail_events(rep):
@@ -231,7 +341,7 @@ def test_page_escapes_what_the_logs_say(rep):
     hostile = json.loads(json.dumps(rep["json"]))
     i = hostile["incidents"][0]
     i["sender"] = '<script>alert("x")</script>@evil.example'
-    i["evidence"]["why"] = "<img src=x onerror=alert(1)>"
+    i["evidence"]["signals"][0]["says"] = "<img src=x onerror=alert(1)>"
     i["raw_lines"][0]["text"] = "Feb 16 <b>bold</b> & 'quoted'"
     page = report_html.render(hostile)
     assert "<script" not in page and "<img" not in page and "<b>bold</b>" not in page

@@ -88,11 +88,18 @@ def test_report_renders_figures_and_cards(browser, klez_site, tmp_path):
         assert box["w"] > 200 and box["h"] > 100, "every figure is drawn at a readable size"
     assert len(css("css selector", "#figure1 polyline.series")) >= 3
     cards = css("css selector", "article.incident-card")
-    assert len(cards) == len(rep["incidents"]) >= 1
+    attention = [i for i in rep["incidents"] if i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")]
+    assert len(cards) == len(attention) >= 1
     assert all(c.is_displayed() and _box(browser, c)["h"] > 80 for c in cards)
+    benign = css("css selector", "li.incident-line > details > summary")
+    assert len(benign) == len(rep["incidents"]) - len(attention)
+    assert all(c.is_displayed() and _box(browser, c)["h"] < 40 for c in benign), "one line each"
     worm = next(i for i in rep["incidents"] if i["kind"] == "mmw_suspect")
     card = browser.find_element("id", f"incident-{worm['number']}")
-    assert worm["client_ip"] in card.text and worm["raw_lines"][0]["text"][:40] in card.text
+    raw = worm["raw_lines"][0]["text"][:40]
+    assert worm["client_ip"] in card.text and raw not in card.text, "the log lines are behind <details>"
+    card.find_element("css selector", "details.raw summary").click()
+    assert raw in card.text, "and open with a click"
     markers = css("css selector", f"#figure1 g.incident-marker[data-incident='incident-{worm['number']}'] rect")
     assert len(markers) == 3 and all(_box(browser, m)["w"] > 1 for m in markers)
     assert shot.stat().st_size > 50_000

@@ -64,6 +64,17 @@ def host(i: Mapping[str, Any]) -> str:
     return str(i.get("sender") or "no single host")
 
 
+def subject(i: Mapping[str, Any]) -> str:
+    """Whom an incident is about: the domain that defers our mail, or the host (with its reverse
+    name) and the sender it used."""
+    if i.get("kind") == "deferred_surge" and i.get("domain"):
+        return str(i["domain"])
+    sender = i.get("sender")
+    if i.get("client_ip"):
+        return host(i) + (f", sender {sender}" if sender else "")
+    return str(sender or "no single sender")
+
+
 def magnitude(i: Mapping[str, Any]) -> float:
     """How big an incident is, in its own kind's unit: messages, deferrals, DNS queries."""
     ev = i.get("evidence") or {}

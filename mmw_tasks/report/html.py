@@ -2,16 +2,26 @@
 
 The page is the Jinja2 template templates/report.html.j2; this module draws its figures and
 hands the template what it shows. Inline SVG figures (mmw_tasks.report.svg), inline CSS
-(templates/style.css), no script and nothing fetched at view time:
-the papers' Figure 1 (Dq, N_SMTP, N_POP3 in s⁻¹) and Figure 2 (N_SMTP against the top senders or
-hosts; to=, Sent, Deferred and the most deferred domain), the model panel (Dq observed against
-fitted, the coefficients against their history band), one card per incident with the raw lines
-behind it, and links to the previous and next day.
+(templates/style.css), no script and nothing fetched at view time. The verdict comes first:
+
+1. the headline (mmw_tasks.report.headline), one line per incident that needs attention, each a
+   link to its card, and the drift alert;
+2. the worm suspects' own N_SMTP(i) against Dq (the site's N_SMTP on a day without a suspect),
+   so that the headline and the curve that proves it fit the first screen at 1280×800;
+3. a card per incident that needs attention (its reasons in words, the rest behind <details>),
+   then benign traffic one line each ([report] benign_lines of them; the rest counted by kind);
+4. the day's totals, the papers' Figure 1 (Dq, N_SMTP, N_POP3) and Figure 2 (N_SMTP against the
+   top senders or hosts; to=, Sent, Deferred and the most deferred domain), the model panel (Dq
+   observed against fitted, the coefficients against their history band), the notes.
+
+Every curve is a count per interval, as the papers plot them. On the time charts an incident
+that needs attention is a shaded span across the plot; a benign one is a thin strip along its
+top, drawn underneath, so that a long benign band never hides a suspect's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -20,20 +30,20 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from mmw_tasks.report import svg
-from mmw_tasks.report.headline import verdict
+from mmw_tasks.report import svg, words
+from mmw_tasks.report.headline import LABELS, QUIET, benign_line, line, subject
 from mmw_tasks.report.model import (
+    ATTENTION,
     BAND_KEYS,
     COEFFICIENT_NAMES,
     DRIFT_CAUSES,
-    TOTAL_KEYS,
+    KIND_TITLES,
     Incident,
     Report,
     dq_types_known,
     who,
 )
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 # The pages' templates (report.html.j2, trends.html.j2) with autoescaping on: every value is
 # escaped unless it is Markup (the SVG figures, which mmw_tasks.report.svg escapes itself). A
 # missing value (None) renders as a dash, never as "None".
@@ -45,6 +55,18 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+)
+BENIGN_LINES = 20  # benign incidents listed one line each when the report does not say ([report] benign_lines)
+HOST_CURVES = 4  # worm suspects drawn in the figure under the headline; the others have their cards
+WIDE = 960  # width of the time charts' drawing (the page scales it to its column)
+TOTAL_WORDS = (
+    ("dq", "DNS queries (Dq)"),
+    ("n_from", "from= lines"),
+    ("n_to", "to= lines"),
+    ("n_sent", "sent"),
+    ("n_deferred", "deferred"),
+    ("n_pop", "POP3/IMAP logins"),
+    ("n_user_unknown", '"User unknown"'),
 )
 
 
@@ -62,109 +84,149 @@ def time_axis(starts: list[datetime], tz: ZoneInfo, every_hours: int = 3) -> lis
     return ticks
 
 
-def incident_markers(rep: Report) -> list[svg.Marker]:
+def split(rep: Report, benign_lines: int) -> tuple[list[Incident], list[Incident], list[Incident]]:
+    """The incidents that need attention, the benign ones listed one line each, the benign rest."""
+    attention = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
+    benign = [i for i in rep["incidents"] if i["kind"] not in ATTENTION]
+    return attention, benign[:benign_lines], benign[benign_lines:]
+
+
+def incident_markers(incidents: list[Incident], spans: set[int] | None = None) -> list[svg.Marker]:
+    """A span per incident that needs attention (or per number in `spans`), a strip per other one."""
     out = []
-    for i in rep["incidents"]:
+    for i in incidents:
         start = i.get("start")
         if not start:
             continue
         end = i["end"] or start
-        x0, x1 = _t(start).timestamp(), _t(end).timestamp()
         out.append(
             svg.Marker(
-                x0,
-                x1,
+                _t(start).timestamp(),
+                _t(end).timestamp(),
                 str(i["number"]),
                 svg.KIND_COLORS.get(i["kind"], "#777"),
-                f"{i['number']}. {i['title']}: {who(i)} ({start[11:16]} to {(i['end'] or '')[11:16]})",
+                f"{i['number']}. {i['title']}: {who(i)} ({start[11:16]} to {end[11:16]})",
                 ref=f"incident-{i['number']}",
+                strip=i["kind"] not in ATTENTION if spans is None else i["number"] not in spans,
             )
         )
     return out
 
 
-def _rate(values: Sequence[float | None], seconds: float) -> list[float | None]:
-    return [None if v is None else v / seconds for v in values]
-
-
 class Axis:
     """The day's shared x axis and what every time chart of the page draws on it."""
 
-    def __init__(self, rep: Report):
+    def __init__(self, rep: Report, shown: list[Incident]):
         starts = [_t(r["interval_start"]) for r in rep["intervals"]]
         self.xs = [s.timestamp() for s in starts]
         self.ticks = time_axis(starts, ZoneInfo(rep["timezone"]))
-        self.markers = incident_markers(rep)
-        self.sec = rep["interval_minutes"] * 60.0
+        self.shown = shown
+        self.markers = incident_markers(shown)
+        self.per = f"per {rep['interval_minutes']} min"
+
+    def chart(
+        self,
+        title: str,
+        series: list[svg.Series],
+        ylabel: str,
+        height: int,
+        top: int = 30,
+        markers: list[svg.Marker] | None = None,
+    ) -> Markup:
+        return Markup(
+            svg.line_chart(
+                title,
+                self.xs,
+                series,
+                self.ticks,
+                f"{ylabel} {self.per}",
+                markers=self.markers if markers is None else markers,
+                frame=svg.Frame(width=WIDE, height=height, top=top),
+            )
+        )
+
+
+def host_figure(rep: Report, ax: Axis, attention: list[Incident]) -> dict[str, Any]:
+    """Dq above the worm suspects' own N_SMTP(i) (from= and to= lines per interval), or above the
+    site's N_SMTP on a day without a suspect: the papers' evidence, under the headline."""
+    iv = rep["intervals"]
+    curves = {c["client_ip"]: c for c in rep["figures"].get("hosts", [])}
+    suspects = [i for i in attention if i["kind"] == "mmw_suspect" and i.get("client_ip") in curves]
+    shown = suspects[:HOST_CURVES]
+    # the suspects drawn are spans, every other incident a strip: nothing covers their curves
+    markers = incident_markers(ax.shown, {i["number"] for i in shown}) if shown else None
+    dq = ax.chart(
+        "Dq: DNS queries from the mail servers",
+        [svg.Series("Dq: DNS queries from the mail servers", [r["dq"] for r in iv], svg.PALETTE["dq"])],
+        "Dq",
+        height=150,
+        top=24,
+        markers=markers,
+    )
+    series = []
+    for i, color in zip(shown, svg.SOURCE_COLORS, strict=False):
+        c = curves[cast(str, i["client_ip"])]
+        name = f"#{i['number']} {i['client_ip']}"
+        smtp = [a + b for a, b in zip(c["n_from"], c["n_to"], strict=True)]
+        series.append(svg.Series(f"N_SMTP({name}): its from= and to= lines", list(map(float, smtp)), color, width=1.8))
+        if len(shown) == 1:
+            unknown = c["n_user_unknown"]
+            series.append(svg.Series('its "User unknown"', unknown, color, width=1.2, dash="4 3", css="unknown"))
+    if not series:
+        smtp = [r["n_from"] + r["n_to"] for r in iv]
+        series = [svg.Series("N_SMTP: from= and to= lines of the whole site", smtp, svg.PALETTE["n_from"])]
+    title = (
+        "N_SMTP(i) of " + ", ".join(str(i["client_ip"]) for i in shown)
+        if shown
+        else "N_SMTP: from= and to= lines of the whole site"
+    )
+    return {
+        "title": "Dq against N_SMTP(i) of " + ", ".join(str(i["client_ip"]) for i in shown)
+        if shown
+        else "Dq against N_SMTP",
+        "charts": [dq, ax.chart(title, series, "N_SMTP", height=170, top=24, markers=markers)],
+        "hosts": [i["client_ip"] for i in shown],
+        "more": len(suspects) - len(shown),
+    }
 
 
 def figure1(rep: Report, ax: Axis) -> list[Markup]:
     """The papers' Figure 1: Dq, N_SMTP and N_POP3, one panel each."""
     iv = rep["intervals"]
     panels: list[tuple[str, Literal["dq", "n_from", "n_pop"], str]] = [
-        ("Dq: DNS queries from the mail servers", "dq", "Dq (s⁻¹)"),
-        ("N_SMTP: from= lines (SMTP accesses)", "n_from", "N_SMTP (s⁻¹)"),
-        ("N_POP3: POP3/IMAP logins", "n_pop", "N_POP3 (s⁻¹)"),
+        ("Dq: DNS queries from the mail servers", "dq", "Dq"),
+        ("N_SMTP: from= lines (SMTP accesses)", "n_from", "N_SMTP"),
+        ("N_POP3: POP3/IMAP logins", "n_pop", "N_POP3"),
     ]
     return [
-        Markup(
-            svg.line_chart(
-                title,
-                ax.xs,
-                [svg.Series(title, _rate([r[key] for r in iv], ax.sec), svg.PALETTE[key])],
-                ax.ticks,
-                ylabel,
-                markers=ax.markers,
-                frame=svg.Frame(height=170),
-            )
-        )
+        ax.chart(title, [svg.Series(title, [float(r[key]) for r in iv], svg.PALETTE[key])], ylabel, height=160)
         for title, key, ylabel in panels
     ]
 
 
 def figure2(rep: Report, ax: Axis) -> dict[str, Any]:
     """The papers' Figure 2: N_SMTP against the top senders or hosts; to= lines by status."""
-    iv, fig, sec = rep["intervals"], rep["figures"], ax.sec
-    series = [svg.Series("total N_SMTP", _rate([r["n_from"] for r in iv], sec), "#222", width=2.2, css="total")]
+    iv, fig = rep["intervals"], rep["figures"]
+    series = [svg.Series("total N_SMTP", [float(r["n_from"]) for r in iv], "#222", width=2.2, css="total")]
     sources = []
     for s, color in zip(fig["top_sources"], svg.SOURCE_COLORS, strict=False):
-        series.append(svg.Series(f"#{s['rank']} {s['source']}", _rate(s["n_from"], sec), color, width=1.3))
+        series.append(svg.Series(f"#{s['rank']} {s['source']}", s["n_from"], color, width=1.3))
         label = s["source"] + (f" ({s['reverse_name']})" if s.get("reverse_name") else "")
         sources.append({**s, "color": color, "label": label})
     dom = fig.get("most_deferred_domain")
     b_series = [
-        svg.Series("to=", _rate([r["n_to"] for r in iv], sec), svg.PALETTE["n_to"]),
-        svg.Series("Sent", _rate([r["n_sent"] for r in iv], sec), svg.PALETTE["n_sent"]),
-        svg.Series("Deferred", _rate([r["n_deferred"] for r in iv], sec), svg.PALETTE["n_deferred"]),
+        svg.Series("to=", [float(r["n_to"]) for r in iv], svg.PALETTE["n_to"]),
+        svg.Series("Sent", [float(r["n_sent"]) for r in iv], svg.PALETTE["n_sent"]),
+        svg.Series("Deferred", [float(r["n_deferred"]) for r in iv], svg.PALETTE["n_deferred"]),
     ]
     if dom:
         b_series.append(
-            svg.Series(f"Deferred to {dom['domain']}", _rate(dom["n_deferred"], sec), svg.PALETTE["domain"], dash="5 3")
+            svg.Series(f"Deferred to {dom['domain']}", dom["n_deferred"], svg.PALETTE["domain"], dash="5 3")
         )
     return {
-        "sources_chart": Markup(
-            svg.line_chart(
-                "Total N_SMTP and the top senders or hosts",
-                ax.xs,
-                series,
-                ax.ticks,
-                "N_SMTP (s⁻¹)",
-                markers=ax.markers,
-                frame=svg.Frame(height=230, top=40),
-            )
-        ),
+        "sources_chart": ax.chart("Total N_SMTP and the top senders or hosts", series, "N_SMTP", height=230, top=40),
         "sources": sources,
-        "status_chart": Markup(
-            svg.line_chart(
-                "to= lines by status",
-                ax.xs,
-                b_series,
-                ax.ticks,
-                "to= lines (s⁻¹)",
-                markers=ax.markers,
-                frame=svg.Frame(height=200),
-            )
-        ),
+        "status_chart": ax.chart("to= lines by status", b_series, "to= lines", height=200),
         "domain": dom,
     }
 
@@ -235,31 +297,26 @@ def model_panel(rep: Report, ax: Axis) -> dict[str, Any]:
     iv, m = rep["intervals"], rep["model"]
     if m.get("m_s") is None:
         return {"fitted": False}
-    obs = _rate([r["dq"] for r in iv], ax.sec)
-    fit = _rate([r.get("dq_fitted") for r in iv], ax.sec)
+    obs = [float(r["dq"]) for r in iv]
+    fit = [r.get("dq_fitted") for r in iv]
     return {
         "fitted": True,
-        "timeline": Markup(
-            svg.line_chart(
-                "Dq observed and fitted",
-                ax.xs,
-                [
-                    svg.Series("Dq observed", obs, svg.PALETTE["dq"]),
-                    svg.Series("Dq fitted = m_s·N_from + m_p·N_pop", fit, svg.PALETTE["fitted"], dash="4 2"),
-                ],
-                ax.ticks,
-                "Dq (s⁻¹)",
-                markers=ax.markers,
-                frame=svg.Frame(height=200),
-            )
+        "timeline": ax.chart(
+            "Dq observed and fitted",
+            [
+                svg.Series("Dq observed", obs, svg.PALETTE["dq"]),
+                svg.Series("Dq fitted = m_s·N_from + m_p·N_pop", fit, svg.PALETTE["fitted"], dash="4 2"),
+            ],
+            "Dq",
+            height=200,
         ),
         "scatter": Markup(
             svg.scatter(
                 "Dq observed against fitted",
                 fit,
                 obs,
-                "fitted Dq (s⁻¹)",
-                "observed Dq (s⁻¹)",
+                f"fitted Dq {ax.per}",
+                f"observed Dq {ax.per}",
                 svg.PALETTE["dq"],
                 size=250,
             )
@@ -272,64 +329,93 @@ def model_panel(rep: Report, ax: Axis) -> dict[str, Any]:
     }
 
 
-def _when(start: str | None, end: str | None) -> str:
-    """'2002-02-16 10:00:02 to 12:59:40 (+09:00)', the end's date only when it differs."""
-    if not start:
-        return "–"
-    a, b = _t(start), _t(end or start)
-    tail = b.strftime("%H:%M:%S") if b.date() == a.date() else b.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{a:%Y-%m-%d %H:%M:%S} to {tail} ({a.strftime('%z')[:3]}:{a.strftime('%z')[3:]})"
-
-
-def _plain(v: Any) -> str:
-    if isinstance(v, dict):
-        return ", ".join(f"{k.replace('_', ' ')} {_plain(x)}" for k, x in v.items())
-    if isinstance(v, list):
-        return "; ".join(_plain(x) for x in v)
-    return str(v)
-
-
-def _ev_value(v: Any) -> str | list[str]:
-    """An evidence value as an administrator reads it: the detector's signals as sentences with
-    their points (a list), nested values as plain words."""
-    if isinstance(v, list) and v and all(isinstance(x, dict) and "says" in x for x in v):
-        return [x["says"] + (f" ({x['points']:+g})" if x.get("points") else "") for x in v]
-    return _plain(v) if isinstance(v, dict | list) else str(v)
-
-
-def card(i: Incident) -> dict[str, Any]:
-    """What an incident's card shows."""
+def card(i: Incident, interval_minutes: int) -> dict[str, Any]:
+    """What an incident's card shows: who and when, why (the signals, or the reason), then behind
+    <details> every piece of evidence in words, the peaks it dominated and the log lines."""
     ev = i.get("evidence") or {}
     raw = list(i.get("raw_lines", []))
-    more = len(i.get("lines", [])) - len(raw)
+    cited = len(i.get("lines", []))
     return {
-        **i,
+        "number": i["number"],
+        "kind": i["kind"],
+        "title": i["title"],
         "color": svg.KIND_COLORS.get(i["kind"], "#999"),
-        "why": str(ev.get("why", "")),
-        "when": _when(i["start"], i["end"]),
-        "evidence": [(k.replace("_", " "), _ev_value(v)) for k, v in ev.items() if k != "why"],
+        "who": subject(i),
+        "line": benign_line(i),
+        "when": words.when(i["start"], i["end"]),
+        "first_flagged": words.clock(ev["first_flagged"]) if ev.get("first_flagged") else None,
+        "score": f"{float(i['score']):.2f}",
+        "why": str(ev.get("why") or ""),
+        "signals": words.signal_lines(ev),
+        "rows": words.evidence_rows(ev, interval_minutes),
+        "peaks": words.peak_rows(ev),
+        "earlier": [d for d in ev.get("earlier_suspect_days") or [] if isinstance(d, str)],
         "raw": [
             f"{Path(ln['file']).name}:{ln['line_no']}  "
             + (text if (text := ln.get("text")) is not None else "(no longer readable)")
             for ln in raw
         ],
         "files": sorted({ln["file"] for ln in raw}),
-        "shown": f" (first {len(raw)} of {len(raw) + more})" if more > 0 else "",
+        "raw_count": f"the first {len(raw)} of {cited:,}" if cited > len(raw) else f"{len(raw)}",
     }
 
 
-def render(rep: Report) -> str:
-    ax = Axis(rep)
+def _total(incidents: list[Incident], key: str) -> int:
+    return sum(int((i.get("evidence") or {}).get(key) or 0) for i in incidents)
+
+
+def benign_rest(rest: list[Incident]) -> list[dict[str, Any]]:
+    """The benign incidents beyond the listed ones, counted by kind."""
+    out = []
+    for kind in dict.fromkeys(i["kind"] for i in rest):
+        mine = [i for i in rest if i["kind"] == kind]
+        starts = [s for i in mine if (s := i.get("start"))]
+        ends = [e for i in mine if (e := i.get("end"))]
+        out.append(
+            {
+                "kind": KIND_TITLES.get(kind, kind),
+                "incidents": f"{len(mine):,}",
+                "messages": f"{_total(mine, 'messages'):,}",
+                "recipients": f"{_total(mine, 'recipients_attempted'):,}",
+                "user_unknown": f"{_total(mine, 'user_unknown'):,}",
+                "first": words.clock(min(starts)) if starts else "",
+                "last": words.clock(max(ends)) if ends else "",
+            }
+        )
+    return out
+
+
+def _verdict_line(i: Incident) -> dict[str, Any]:
+    """A headline line split into its label (WORM SUSPECT, ...) and the rest, linked to its card."""
+    text, label = line(i), LABELS.get(i["kind"], "")
+    if not text.startswith(label + " "):
+        label = ""
+    return {"label": label, "text": text[len(label) :], "ref": f"incident-{i['number']}", "kind": i["kind"]}
+
+
+def render(rep: Report, benign_lines: int = BENIGN_LINES) -> str:
+    attention, listed, rest = split(rep, benign_lines)
+    ax = Axis(rep, attention + listed)
+    m = rep["interval_minutes"]
+    benign = len(listed) + len(rest)
     return ENV.get_template("report.html.j2").render(
         rep=rep,
+        weekday=date.fromisoformat(rep["day"]).strftime("%A"),
         links=rep.get("links", {}),
-        verdict=verdict(rep),
+        verdict=[_verdict_line(i) for i in attention] or [{"label": "", "text": QUIET, "ref": None, "kind": "quiet"}],
+        benign_count=f"{benign} benign incident{'s' if benign != 1 else ''} (mailing lists, bulk mailings) noted below"
+        if benign
+        else "",
         drift=rep.get("history", {}).get("drift", []),
         drift_causes=DRIFT_CAUSES,
-        total_keys=TOTAL_KEYS,
+        host=host_figure(rep, ax, attention),
+        cards=[card(i, m) for i in attention],
+        benign=[card(i, m) for i in listed],
+        rest=benign_rest(rest),
+        rest_total=len(rest),
+        totals=[(label, f"{cast(Mapping[str, int], rep['totals'])[k]:,}") for k, label in TOTAL_WORDS],
         dq_by_type=rep["dq_by_type"] if dq_types_known(rep) else {},
         figure1=figure1(rep, ax),
         figure2=figure2(rep, ax),
         model=model_panel(rep, ax),
-        incidents=[card(i) for i in rep["incidents"]],
     )

@@ -122,11 +122,21 @@ class DeferredDomain(TypedDict):
     n_deferred: list[int]  # per interval, aligned with `intervals`
 
 
-class Figures(TypedDict):
-    """Figure 2's data beyond the intervals."""
+class HostCurve(TypedDict):
+    """A worm suspect's own N_SMTP(i), drawn against Dq at the top of the page."""
 
-    top_sources: list[TopSource]
+    client_ip: str
+    n_from: list[int]  # its from= lines per interval, aligned with `intervals`
+    n_to: list[int]  # its to= lines per interval (N_SMTP(i) = n_from + n_to)
+    n_user_unknown: list[int]  # its recipients refused as "User unknown" per interval
+
+
+class Figures(TypedDict):
+    """The figures' data beyond the intervals."""
+
+    top_sources: list[TopSource]  # figure 2
     most_deferred_domain: DeferredDomain | None  # None: nothing was deferred
+    hosts: NotRequired[list[HostCurve]]  # every mmw_suspect host's, by address (absent before issue 20)
 
 
 class Band(TypedDict):
