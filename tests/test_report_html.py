@@ -114,4 +114,13 @@ def test_trends_page_renders(browser, klez_site, tmp_path):
     assert all(_box(browser, c)["w"] > 200 for c in charts)
     rows = browser.find_elements("css selector", "#days tr[id^='day-']")
     assert [r.get_attribute("id") for r in rows] == ["day-2002-02-16", "day-2002-02-15"]
+    # every table fits the page: none wider than the column, nothing to scroll sideways
+    overflow = browser.execute_script(
+        """const main = document.querySelector('main').getBoundingClientRect();
+        return [...document.querySelectorAll('table')].map(t => [t.closest('section').id,
+            Math.round(t.getBoundingClientRect().right - main.right), t.parentElement.scrollWidth
+            - t.parentElement.clientWidth]).filter(([, right, scroll]) => right > 0 || scroll > 0);"""
+    )
+    assert overflow == [], "(section, px beyond the page, px to scroll)"
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert shot.stat().st_size > 30_000

@@ -7,6 +7,7 @@ refreshes the DuckDB catalog `<lake>/mmw.duckdb`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
@@ -137,38 +138,75 @@ def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, mark
     return out
 
 
-def _table(df: pl.DataFrame, columns: list[tuple[str, str]], link: str | None = None) -> dict[str, Any]:
-    """A table's column titles and rows of cells for the template (`link`: the column of days,
-    each a link to its report)."""
+Column = tuple[str, Callable[[dict[str, Any]], str]]  # a table's column: its title, its cell from a row
+
+
+def _int(v: Any) -> str:
+    return "" if v is None else f"{int(v):,}"
+
+
+def _num(v: Any) -> str:
+    return "" if v is None else f"{v:.3g}"
+
+
+def _col(title: str, key: str, fmt: Callable[[Any], str] = _int) -> Column:
+    return title, lambda r: fmt(r.get(key))
+
+
+def _incidents(r: dict[str, Any]) -> str:
+    return " / ".join(_int(r.get(f"n_{k}") or 0) for k in ("mmw_suspect", "deferred_surge", "dns_anomaly"))
+
+
+def _m_s_range(r: dict[str, Any]) -> str:
+    lo, hi = r.get("m_s_min"), r.get("m_s_max")
+    return "" if lo is None or hi is None else f"{_num(lo)}–{_num(hi)}"
+
+
+# The columns the tables show, narrow enough for the page at 1280 px: thousands separated, three
+# significant digits, the incidents that need attention in one cell.
+INCIDENTS = "worm / surge / DNS"
+ROLLUP_COLUMNS: list[Column] = [
+    _col("days", "days"),
+    _col("Dq", "dq"),
+    _col("from=", "n_from"),
+    _col("POP3 logins", "n_pop"),
+    _col('"User unknown"', "n_user_unknown"),
+    _col("deferred", "deferral_rate", lambda v: "" if v is None else f"{v:.1%}"),
+    _col("m_s", "m_s", _num),
+    ("m_s range", _m_s_range),
+    _col("m_p", "m_p", _num),
+    _col("R²", "r2", _num),
+    _col("q", "q", _num),
+    _col("n", "n", _num),
+    (INCIDENTS, _incidents),
+]
+DAY_COLUMNS: list[Column] = [
+    _col("day", "day", str),
+    _col("", "day", lambda d: d.strftime("%a")),
+    _col("Dq", "dq"),
+    _col("from=", "n_from"),
+    _col("POP3 logins", "n_pop"),
+    _col('"User unknown"', "n_user_unknown"),
+    _col("m_s", "m_s", _num),
+    _col("m_p", "m_p", _num),
+    _col("R²", "r2", _num),
+    _col("q", "q", _num),
+    _col("n", "n", _num),
+    (INCIDENTS, _incidents),
+    _col("drift", "drift", lambda v: v or ""),
+]
+
+
+def _table(df: pl.DataFrame, columns: list[Column], days: bool = False) -> dict[str, Any]:
+    """A table's column titles and rows of cells for the template (`days`: the first column is
+    the day, a link to its report)."""
     rows = []
     for r in df.iter_rows(named=True):
-        cells = []
-        for c, _ in columns:
-            v = r[c]
-            text = "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-            cells.append({"text": text, "href": f"day={v}/report.html" if c == link else None})
-        rows.append({"id": f"day-{r[link]}" if link else None, "cells": cells})
-    return {"titles": [t for _, t in columns], "rows": rows}
-
-
-ROLLUP_COLUMNS = [
-    ("days", "days"),
-    ("dq", "Dq"),
-    ("n_from", "from="),
-    ("n_pop", "POP3"),
-    ("n_user_unknown", "User unknown"),
-    ("deferral_rate", "deferral rate"),
-    ("m_s", "m_s"),
-    ("m_s_min", "m_s min"),
-    ("m_s_max", "m_s max"),
-    ("m_p", "m_p"),
-    ("r2", "R²"),
-    ("q", "q"),
-    ("n", "n"),
-    ("n_mmw_suspect", "worm suspects"),
-    ("n_deferred_surge", "deferred surges"),
-    ("n_dns_anomaly", "DNS anomalies"),
-]
+        cells = [{"text": cell(r), "href": None} for _, cell in columns]
+        if days:
+            cells[0]["href"] = f"day={r['day']}/report.html"
+        rows.append({"id": f"day-{r['day']}" if days else None, "cells": cells})
+    return {"titles": [t for t, _ in columns], "rows": rows}
 
 
 def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.DataFrame, monthly: pl.DataFrame) -> str:
@@ -201,22 +239,6 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
         bands.filter(pl.col("drift")).group_by("day").agg(pl.col("coefficient").sort().str.join(", ").alias("drift"))
     )
     recent = daily.sort("day", descending=True).join(drifted, on="day", how="left")
-    day_cols = [
-        ("day", "day"),
-        ("dq", "Dq"),
-        ("n_from", "from="),
-        ("n_pop", "POP3"),
-        ("n_user_unknown", "User unknown"),
-        ("m_s", "m_s"),
-        ("m_p", "m_p"),
-        ("r2", "R²"),
-        ("q", "q"),
-        ("n", "n"),
-        ("n_mmw_suspect", "worm suspects"),
-        ("n_deferred_surge", "deferred surges"),
-        ("n_dns_anomaly", "DNS anomalies"),
-        ("drift", "drift"),
-    ]
     span = f"{days[0]} to {days[-1]}, {len(days)} day(s)" if days else "no days yet"
     return ENV.get_template("trends.html.j2").render(
         site=site.name,
@@ -227,9 +249,10 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
         coefficients=coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history),
         totals=totals,
         bars=bars,
-        monthly=_table(monthly.sort("month"), [("month", "month")] + ROLLUP_COLUMNS),
-        weekly=_table(weekly.sort("week"), [("week", "week")] + ROLLUP_COLUMNS),
-        days=_table(recent, day_cols, link="day"),
+        monthly=_table(monthly.sort("month"), [_col("month", "month", str), *ROLLUP_COLUMNS]),
+        weekly=_table(weekly.sort("week"), [_col("week", "week", str), *ROLLUP_COLUMNS]),
+        days=_table(recent, DAY_COLUMNS, days=True),
+        incidents_title=INCIDENTS,
     )
 
 
