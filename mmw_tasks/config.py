@@ -146,6 +146,7 @@ class ReportSettings:
     top_sources: int = 6  # senders or hosts drawn in figure 2
     raw_lines: int = 12  # raw log lines quoted per incident card
     benign_lines: int = 20  # benign incidents listed one line each; the rest are counted in one table
+    min_r2: float = 0.1  # a fit with a lower R² (or a negative coefficient) is unreliable: left out of the bands
     email: EmailSettings | None = None
 
 

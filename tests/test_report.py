@@ -23,6 +23,8 @@ from mmw_tasks.parse import ingest, rawlines
 from mmw_tasks.report import build as report
 from mmw_tasks.report import headline as verdicts
 from mmw_tasks.report import html as report_html
+from mmw_tasks.report import model as report_model
+from mmw_tasks.report.model import fit_problems
 
 DAY = "2002-02-16"  # the klez_site day with the outbreak
 
@@ -421,8 +423,9 @@ def test_a_host_logged_under_two_names_as_often_gets_the_earlier(tmp_path):
     assert names.fetchall() == [("192.0.2.8", "a.example.jp")]
 
 
-def _fits_lake(tmp_path: Path, m_s: list[float]) -> Path:
-    """A site whose lake holds only model_fits, one day per value."""
+def _fits_lake(tmp_path: Path, m_s: list[float], m_p: list[float] | None = None, r2: list[float] | None = None) -> Path:
+    """A site whose lake holds only model_fits, one day per value from 2002-01-01 (a Tuesday);
+    m_p 1.0 and R² 0.97 unless given."""
     site = tmp_path / "site.toml"
     site.write_text(
         '[site]\nname = "fits"\ntimezone = "UTC"\nlocal_domains = ["x.jp"]\nlake = "lake"\n'
@@ -435,8 +438,8 @@ def _fits_lake(tmp_path: Path, m_s: list[float]) -> Path:
                 {
                     "site": ["fits"],
                     "m_s": [v],
-                    "m_p": [1.0],
-                    "r2": [0.97],
+                    "m_p": [m_p[k] if m_p else 1.0],
+                    "r2": [r2[k] if r2 else 0.97],
                     "q": [0.5],
                     "n": [(v - 2) / 2],
                     "m_sd": [None],
@@ -455,19 +458,95 @@ def test_drift_alert_when_m_s_leaves_its_band(tmp_path):
     usual = list(8.4 + rng.normal(0, 0.08, 30))
     site = load_site(_fits_lake(tmp_path, [*usual, 11.0]))
     con = lake.connect(site.lake)
-    last = date(2002, 1, 1) + timedelta(days=30)
+    start = date(2002, 1, 1)
+    last = start + timedelta(days=30)  # a Thursday
     h = report.history_of(con, site, last)
-    hist = np.array(usual[-28:])  # the 28 days before
+    # the band: centred on the weekdays among the 28 days before, as wide as every one of those
+    # days strays from the median of its own kind (weekdays, weekends)
+    window = [(start + timedelta(days=k), v) for k, v in enumerate(usual) if k >= 2]
+    hist = np.array([v for d, v in window if d.weekday() < 5])
+    ends = np.array([v for d, v in window if d.weekday() >= 5])
+    assert (len(hist), len(ends)) == (20, 8)
     med = float(np.median(hist))
-    half = 4.0 * 1.4826 * float(np.median(np.abs(hist - med)))
+    strays = np.concatenate([np.abs(hist - med), np.abs(ends - np.median(ends))])
+    half = 4.0 * 1.4826 * float(np.median(strays))
     c = h["coefficients"]["m_s"]
     assert c["median"] == pytest.approx(med) and c["hi"] == pytest.approx(med + half)
+    assert c["history_days"] == 20 and c["day_kind"] == "weekday"
     assert h["drift"] == ["m_s", "n"] and not h["too_short"]
     notes = report.history_notes(h, 0)
-    assert any("Drift: m_s = 11" in n and "resolver" in n for n in notes)
+    assert any("Drift: m_s = 11" in n and "20 earlier weekday days" in n and "resolver" in n for n in notes)
     # every ordinary day stays inside its band
     for k in range(10, 30):
         assert report.history_of(con, site, date(2002, 1, 1) + timedelta(days=k))["drift"] == []
+
+
+def test_a_normal_weekend_is_judged_against_weekends(tmp_path):
+    """Weekends fit differently (less mail, more of it automatic: here m_s 7.0 and R² 0.5 against
+    8.4 and 0.95 on weekdays). Judged against every earlier day, a normal Sunday left the bands of
+    m_s, n and R²; against earlier weekend days it stays inside them, and so does every day."""
+    rng = np.random.default_rng(5)
+    days = [date(2002, 1, 1) + timedelta(days=k) for k in range(48)]
+    weekend = [d.weekday() >= 5 for d in days]
+    m_s = [(7.0 if w else 8.4) + rng.normal(0, 0.05) for w in weekend]
+    r2 = [(0.5 if w else 0.95) + rng.normal(0, 0.01) for w in weekend]
+    site = load_site(_fits_lake(tmp_path, m_s, r2=r2))
+    con = lake.connect(site.lake)
+    sunday = days[-1]
+    assert sunday.weekday() == 6
+    h = report.history_of(con, site, sunday)
+    assert h["day_kind"] == "weekend" and h["coefficients"]["m_s"]["history_days"] == 8
+    assert h["drift"] == [], "a normal Sunday raises no drift"
+    mixed = con.sql(  # what the band was before: every earlier day, weekdays and weekends alike
+        "select median(m_s), 1.4826 * mad(m_s) from model_fits where day between $a and $b",
+        params={"a": sunday - timedelta(days=28), "b": sunday - timedelta(days=1)},
+    ).fetchone()
+    assert abs(m_s[-1] - mixed[0]) > 4 * mixed[1], "it would have drifted against weekdays too"
+    assert all(report.history_of(con, site, d)["drift"] == [] for d in days[28:])
+
+
+def test_an_unreliable_fit_is_marked_and_left_out_of_the_bands(tmp_path):
+    """A fit with a negative coefficient or an R² below [report] min_r2 is unreliable: the report
+    says so and why, never alerts drift on it, and no band counts it."""
+    n = 36
+    m_s = [8.4 + 0.05 * (k % 3) for k in range(n)]
+    m_p = [1.0] * n
+    r2 = [0.9] * n
+    m_p[29], r2[30] = -0.6, 0.05  # two unreliable weekdays (Wed 30 Jan, Thu 31 Jan)
+    m_s[29], m_s[30] = 20.0, 21.0  # far outside the band: judged, they would drift
+    m_s[34] = 30.0  # a reliable Monday (4 Feb), far off: it drifts
+    toml = _fits_lake(tmp_path, m_s, m_p=m_p, r2=r2)
+    site = load_site(toml)
+    con = lake.connect(site.lake)
+    day = date(2002, 1, 1) + timedelta(days=29)
+    h = report.history_of(con, site, day)
+    assert h["drift"] == [] and h["coefficients"]["m_s"]["reliable"] is False
+    model = {"m_s": 20.0, "m_p": -0.6, "r2": 0.9, "q": 0.5, "n": 9.0}
+    assert fit_problems(model, site.report.min_r2) == ["m_p = -0.6 is negative"]
+    assert fit_problems({**model, "m_p": 1.0, "r2": 0.05}, 0.1) == ["R² = 0.05 is below 0.1"]
+    notes = report.history_notes(h, 0, fit_problems(model, site.report.min_r2))
+    assert notes[0].startswith("The day's fit is unreliable (m_p = -0.6 is negative)")
+    # neither unreliable day widens the band of a later day: the Monday's history leaves them out
+    later = report.history_of(con, site, date(2002, 2, 4))
+    c = later["coefficients"]["m_s"]
+    weekdays = [
+        v
+        for k, v in enumerate(m_s[:34])
+        if k >= 34 - 28 and (date(2002, 1, 1) + timedelta(days=k)).weekday() < 5 and k not in (29, 30)
+    ]
+    assert c["history_days"] == len(weekdays) and c["median"] == pytest.approx(float(np.median(weekdays)))
+    assert later["drift"] and "m_s" in later["drift"]
+    # SQL and Python agree on which fits are reliable
+    sql_says = dict(
+        con.sql(sqlfiles.load("trends/coefficient_bands"), params=report_model.band_params(site))
+        .pl()
+        .filter(pl.col("coefficient") == "m_s")
+        .select("day", "reliable")
+        .iter_rows()
+    )
+    fits = con.sql("select day, m_s, m_p, r2, q, n from model_fits").pl().iter_rows(named=True)
+    assert {f["day"]: not fit_problems(f, site.report.min_r2) for f in fits} == sql_says
+    assert sorted(d for d, ok in sql_says.items() if not ok) == [date(2002, 1, 30), date(2002, 1, 31)]
 
 
 def test_short_history_says_so_and_never_alerts(tmp_path):

@@ -44,7 +44,9 @@ from mmw_tasks.report.model import (
     SeriesPoint,
     TopSource,
     Totals,
+    band_params,
     dq_types_known,
+    fit_problems,
     report_dir,
 )
 
@@ -113,6 +115,9 @@ def build(
         }
         return cast(Interval, row)
 
+    model = cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS})
+    problems = fit_problems(cast(dict[str, float | None], model), site.report.min_r2)
+    model["reliable"], model["unreliable_because"] = not problems, problems
     # most severe first (contract section 5), numbered in that order on the figures and cards
     cards = ordered([incident(0, i) for i in incidents])
     for n, card in enumerate(cards, 1):
@@ -125,7 +130,7 @@ def build(
         "headline": headline({"incidents": cards}),
         "totals": cast(Totals, {k: int(totals.get(k) or 0) for k in TOTAL_KEYS}),
         "dq_by_type": dq_by_type or {},
-        "model": cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS}),
+        "model": model,
         "incidents": cards,
         "notes": notes,
         "intervals": [interval(r) for r in intervals],
@@ -198,11 +203,7 @@ def figures_of(
 def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     """The day's coefficients against the trailing days' band, and the drift alert."""
     r = site.report
-    bands = sqlfiles.query(
-        con,
-        "trends/coefficient_bands",
-        {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
-    ).pl()
+    bands = sqlfiles.query(con, "trends/coefficient_bands", band_params(site)).pl()
     bands = bands.filter((pl.col("day") <= d) & (pl.col("day") >= d - timedelta(days=r.history_days)))
     today = {row["coefficient"]: row for row in bands.filter(pl.col("day") == d).iter_rows(named=True)}
 
@@ -218,7 +219,13 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     series: dict[str, list[SeriesPoint]] = {}
     for (name,), g in bands.sort("day").group_by(["coefficient"], maintain_order=True):
         series[name] = [
-            {"day": str(row["day"]), "value": _num(row["value"]), "lo": _num(row["lo"]), "hi": _num(row["hi"])}
+            {
+                "day": str(row["day"]),
+                "value": _num(row["value"]),
+                "lo": _num(row["lo"]),
+                "hi": _num(row["hi"]),
+                "reliable": bool(row["reliable"]),
+            }
             for row in g.iter_rows(named=True)
         ]
     return {
@@ -227,6 +234,8 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
         "band_k": r.band_k,
         "band_floor": r.band_floor,
         "days_available": days_available,
+        "day_kind": "weekend" if d.weekday() >= 5 else "weekday",
+        "min_r2": r.min_r2,
         "too_short": days_available < r.min_history,
         "coefficients": coefficients,
         "series": series,
@@ -234,19 +243,28 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     }
 
 
-def history_notes(history: History, n_attention: int) -> list[str]:
+def history_notes(history: History, n_attention: int, problems: list[str] | None = None) -> list[str]:
+    """The notes on the day's coefficients: an unreliable fit (`problems`: model.fit_problems), a
+    history too short to judge drift, each drift."""
     notes = []
+    kind = history.get("day_kind", "")
+    if problems and problems != ["no fit this day"]:
+        notes.append(
+            f"The day's fit is unreliable ({'; '.join(problems)}): its coefficients are not "
+            "judged against their bands and are left out of later days' bands."
+        )
     if history.get("too_short"):
         notes.append(
-            f"History too short for a drift alert: {history['days_available']} earlier day(s) in "
-            f"the last {history['history_days']}, at least {history['min_history']} needed."
+            f"History too short for a drift alert: {history['days_available']} earlier "
+            f"{kind + ' ' if kind else ''}day(s) with a reliable fit in the last {history['history_days']}, "
+            f"at least {history['min_history']} needed."
         )
     for k in history.get("drift", []):
         c = history["coefficients"][k]
         notes.append(
             f"Drift: {k} = {c['value']:.4g} left its band {c['lo']:.4g} to {c['hi']:.4g} "
-            f"(median of {c['history_days']} earlier days {c['median']:.4g}). Is it {DRIFT_CAUSES}?"
-            + (" Today's incidents may explain it." if n_attention else "")
+            f"(median of {c['history_days']} earlier {kind + ' ' if kind else ''}days {c['median']:.4g}). "
+            f"Is it {DRIFT_CAUSES}?" + (" Today's incidents may explain it." if n_attention else "")
         )
     return notes
 
@@ -307,7 +325,10 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
         fit,
         incidents,
         iv.to_dicts(),
-        notes + history_notes(history, n_attention),
+        notes
+        + history_notes(
+            history, n_attention, fit_problems({k: _num(fit.get(k)) for k in MODEL_KEYS}, site.report.min_r2)
+        ),
         figures=figures_of(con, site, d, iv["interval_start"].to_list(), suspects),
         history=history,
         raw=rawlines.read_lines(wanted),

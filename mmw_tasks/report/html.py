@@ -234,12 +234,15 @@ def figure2(rep: Report, ax: Axis) -> dict[str, Any]:
 def coefficient_rows(rep: Report) -> list[dict[str, Any]]:
     """The model panel's table: each coefficient today against its history band."""
     coeffs, m = rep.get("history", {}).get("coefficients", {}), rep["model"]
+    unreliable = m.get("reliable") is False
     rows = []
     for k in BAND_KEYS:
         c: Mapping[str, Any] = coeffs.get(k) or {}
         lo, hi, v = c.get("lo"), c.get("hi"), c.get("value")
         if c.get("drift"):
             flag = "outside: drift"
+        elif unreliable and v is not None:
+            flag = "unreliable fit: not judged"
         elif lo is None or v is None:
             flag = "no history"
         elif lo <= v <= hi:
@@ -254,6 +257,7 @@ def coefficient_rows(rep: Report) -> list[dict[str, Any]]:
                 "days": c.get("history_days", 0),
                 "flag": flag,
                 "drift": bool(c.get("drift")),
+                "unreliable": unreliable,
             }
         )
     return rows
@@ -278,10 +282,19 @@ def band_charts(rep: Report) -> list[Markup]:
                 svg.line_chart(
                     f"{k} over the last days, with its history band",
                     xs,
-                    [svg.Series(k, [p["value"] for p in pts], "#1f4e9c")],
+                    [
+                        svg.Series(k, [p["value"] for p in pts], "#1f4e9c"),
+                        svg.Series(
+                            "unreliable fit",
+                            [None if p.get("reliable", True) else p["value"] for p in pts],
+                            "#999999",
+                            dots=True,
+                            css="unreliable",
+                        ),
+                    ],
                     ticks,
                     k,
-                    bands=[svg.Band([p["lo"] for p in pts], [p["hi"] for p in pts], "band")],
+                    bands=[svg.Band([p["lo"] for p in pts], [p["hi"] for p in pts], "band", steps=True)],
                     y_min=None,
                     frame=svg.Frame(width=420, height=150, left=52, top=24),
                     highlight=(xs[-1], last["value"], f"{rep['day']}: {k} = {last['value']}")

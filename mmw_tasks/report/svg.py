@@ -66,12 +66,15 @@ STRIP_HEIGHT = 5  # px of one lane of strips
 
 @dataclass
 class Band:
-    """A shaded band between lo and hi (a coefficient's history band), per x."""
+    """A shaded band between lo and hi (a coefficient's history band), per x: one polygon, or with
+    `steps` one bar per x (a band that changes from one x to the next, as weekdays' and weekends'
+    bands alternate)."""
 
     lo: list[float | None]
     hi: list[float | None]
     label: str
     color: str = PALETTE["band"]
+    steps: bool = False
 
 
 @dataclass
@@ -204,6 +207,18 @@ class Plot:
     def band(self, xs: Sequence[float], band: Band) -> None:
         pts = [(x, lo, hi) for x, lo, hi in zip(xs, band.lo, band.hi, strict=True) if lo is not None and hi is not None]
         if not pts:
+            return
+        if band.steps:
+            step = min((b - a for a, b in zip(xs, xs[1:], strict=False)), default=1.0) or 1.0
+            w = max(self.px(step) - self.px(0), 1.0) if self.x1 > self.x0 else 1.0
+            bars = "".join(
+                f'<rect x="{round(self.px(x) - w / 2, 2)}" y="{self.py(hi)}" width="{round(w, 2)}" '
+                f'height="{round(self.py(lo) - self.py(hi), 2)}"/>'
+                for x, lo, hi in pts
+            )
+            self.parts.append(
+                f'<g class="band" fill="{band.color}" fill-opacity="0.45"><title>{escape(band.label)}</title>{bars}</g>'
+            )
             return
         upper = " ".join(f"{self.px(x)},{self.py(hi)}" for x, _, hi in pts)
         lower = " ".join(f"{self.px(x)},{self.py(lo)}" for x, lo, _ in reversed(pts))

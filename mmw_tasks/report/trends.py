@@ -21,7 +21,7 @@ from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.report import svg
 from mmw_tasks.report.html import ENV
-from mmw_tasks.report.model import BAND_KEYS, COEFFICIENT_NAMES, KIND_TITLES
+from mmw_tasks.report.model import BAND_KEYS, COEFFICIENT_NAMES, KIND_TITLES, band_params
 
 KIND_COLUMNS = {f"n_{k}": k for k in KIND_TITLES}
 KIND_SHORT = {
@@ -110,13 +110,18 @@ def _incident_days(daily: pl.DataFrame) -> list[svg.Marker]:
 
 
 def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, markers, min_history: int) -> list[Markup]:
-    """Each coefficient per day, with its band where the history is long enough to judge drift."""
+    """Each coefficient per day, with its band where the history is long enough to judge drift
+    (one bar per day: weekdays and weekends have bands of their own), drifts in red and unreliable
+    fits in grey."""
     out = []
     for k in BAND_KEYS:
         b = daily.select("day").join(bands.filter(pl.col("coefficient") == k), on="day", how="left")
         judged = pl.col("history_days") >= min_history
         b = b.with_columns(lo=pl.when(judged).then("lo"), hi=pl.when(judged).then("hi"))
         drift = [v if flag else None for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
+        unreliable = [
+            v if ok is False else None for v, ok in zip(b["value"].to_list(), b["reliable"].to_list(), strict=True)
+        ]
         out.append(
             Markup(
                 svg.line_chart(
@@ -125,13 +130,14 @@ def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, mark
                     [
                         svg.Series(k, daily[k].to_list(), "#1f4e9c"),
                         svg.Series("drift", drift, "#c0392b", dots=True, css="drift"),
+                        svg.Series("unreliable fit", unreliable, "#999999", dots=True, css="unreliable"),
                     ],
                     ticks,
                     k,
                     markers=markers,
                     y_min=None,
                     frame=svg.Frame(height=170),
-                    bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band")],
+                    bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band", steps=True)],
                 )
             )
         )
@@ -194,6 +200,7 @@ DAY_COLUMNS: list[Column] = [
     _col("n", "n", _num),
     (INCIDENTS, _incidents),
     _col("drift", "drift", lambda v: v or ""),
+    _col("fit", "reliable", lambda v: "unreliable" if v is False else ""),
 ]
 
 
@@ -238,7 +245,12 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
     drifted = (
         bands.filter(pl.col("drift")).group_by("day").agg(pl.col("coefficient").sort().str.join(", ").alias("drift"))
     )
-    recent = daily.sort("day", descending=True).join(drifted, on="day", how="left")
+    reliable = bands.group_by("day").agg(pl.col("reliable").first())
+    recent = (
+        daily.sort("day", descending=True)
+        .join(drifted, on="day", how="left", maintain_order="left")
+        .join(reliable, on="day", how="left", maintain_order="left")
+    )
     span = f"{days[0]} to {days[-1]}, {len(days)} day(s)" if days else "no days yet"
     return ENV.get_template("trends.html.j2").render(
         site=site.name,
@@ -257,13 +269,8 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
 
 
 def write_page(con: duckdb.DuckDBPyConnection, site: Site) -> Path:
-    r = site.report
     daily = sqlfiles.query(con, "trends/page_days", {}).pl()
-    bands = sqlfiles.query(
-        con,
-        "trends/coefficient_bands",
-        {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
-    ).pl()
+    bands = sqlfiles.query(con, "trends/coefficient_bands", band_params(site)).pl()
     weekly = sqlfiles.query(con, "trends/page_weeks", {}).pl()
     monthly = sqlfiles.query(con, "trends/page_months", {}).pl()
     path = page_path(site)
