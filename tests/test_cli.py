@@ -20,12 +20,14 @@ def site(tmp_path_factory):
     return copy_minisite(tmp_path_factory.mktemp("cli") / "site")
 
 
-def test_run_prints_report_path(site):
+def test_run_prints_the_headline_then_the_report_path(site):
     r = mmw("run", "--config", str(site), "--date", "2002-02-16")
     assert r.returncode == 0, r.stderr
-    path = r.stdout.strip().splitlines()[-1]
+    *verdict, path = r.stdout.strip().splitlines()
     assert path.endswith("reports/day=2002-02-16/report.json")
-    assert json.loads(open(path).read())["totals"]["dq"] == 8
+    rep = json.loads(open(path).read())
+    assert rep["totals"]["dq"] == 8
+    assert verdict == (rep["headline"] or ["no incident needs attention"])
 
 
 def test_sql_formats(site):
