@@ -5,9 +5,11 @@ tmp dir (tests/setup_chromium.sh installs Chromium and its driver; `make test` r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,63 @@ def test_report_renders_figures_and_cards(browser, klez_site, tmp_path):
     markers = css("css selector", f"#figure1 g.incident-marker[data-incident='incident-{worm['number']}'] rect")
     assert len(markers) == 3 and all(_box(browser, m)["w"] > 1 for m in markers)
     assert shot.stat().st_size > 50_000
+
+
+# a laptop's first screen: the headline and the suspect's own N_SMTP(i) against Dq must fit it
+FIRST_SCREEN = (1280, 800)
+
+
+def artefacts() -> Path:
+    """Where the first-screen screenshots are kept for people to look at (CI uploads the folder):
+    $MMW_TEST_ARTIFACTS, else test-artifacts/ in the checkout (ignored by git)."""
+    out = Path(os.environ.get("MMW_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_day(tmp_path_factory) -> Path:
+    """A day of the simulator's clean scenario, at a quarter of the papers' volume: no worm."""
+    from mmw_tasks import pipeline
+    from mmw_tasks.simulate import simulate_site
+
+    toml = simulate_site(tmp_path_factory.mktemp("clean"), date(2002, 2, 15), 1, scenario="clean", seed=5, scale=0.25)
+    pipeline.run_day(toml, "2002-02-15", log=lambda m: None, mail=False)
+    return toml
+
+
+@pytest.mark.parametrize(("which", "day"), [("worm", "2002-02-16"), ("clean", "2002-02-15")])
+def test_the_verdict_fits_the_first_screen(browser, klez_site, clean_day, which, day):
+    """At 1280x800, unscrolled: the headline, and under it Dq against the suspect's own N_SMTP(i)
+    (on a clean day, the site's); the screenshots are kept in artefacts()."""
+    site = load_site(klez_site if which == "worm" else clean_day)
+    folder = report_dir(site, day)
+    rep = json.loads((folder / "report.json").read_text())
+    w, h = FIRST_SCREEN
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False}
+    )
+    try:
+        browser.get(folder.as_uri() + "/report.html")
+        assert browser.execute_script("return [window.innerWidth, window.innerHeight]") == [w, h]
+        assert browser.save_screenshot(str(artefacts() / f"first-screen-{which}-{day}.png"))
+
+        def bottom(el) -> float:
+            return browser.execute_script("return arguments[0].getBoundingClientRect().bottom", el)
+
+        verdict = browser.find_element("css selector", "#verdict ul.headline")
+        assert bottom(verdict) <= h, "the whole headline is on the first screen"
+        lines = [" ".join(li.text.split()) for li in verdict.find_elements("css selector", "li")]
+        assert lines == (rep["headline"] or ["no incident needs attention"])
+        charts = browser.find_elements("css selector", "#host-figure svg.chart")
+        assert charts and all(bottom(c) <= h for c in charts), "Dq and the N_SMTP(i) under it, unscrolled"
+        suspects = [i for i in rep["incidents"] if i["kind"] == "mmw_suspect"]
+        assert bool(suspects) == (which == "worm")
+        if suspects:
+            ip = suspects[0]["client_ip"]
+            assert ip in verdict.text and ip in browser.find_element("id", "host-figure").text
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_trends_page_renders(browser, klez_site, tmp_path):
