@@ -85,6 +85,7 @@ class Thresholds:
 
 
 MISSING_SERVER_POLICIES = ("fail", "partial")
+BAD_FILE_POLICIES = ("fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,9 @@ class Site:
     bulk_senders: tuple[str, ...] = ()  # allow-list of known bulk senders
     report: ReportSettings = field(default_factory=ReportSettings)
     on_missing_server: str = "fail"  # a server still missing after retries: "fail" the day or run "partial"
+    on_bad_file: str = (
+        "fail"  # a file that cannot be read (damaged, unreadable, not a log): "fail" the day or "skip" it
+    )
     schedule: Schedule = field(default_factory=Schedule)
     notify: Notify = field(default_factory=Notify)
     bulk_hosts: tuple[str, ...] = ()  # allow-list of client IPs that mail in bulk (benign)
@@ -353,6 +357,7 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
         bulk_senders=tuple(a.lower() for a in _get(allow, "bulk_senders", f"{path}: [allow]", tuple, ())),
         report=report_settings(raw.get("report", {}), path),
         on_missing_server=_choice(site, "on_missing_server", w, MISSING_SERVER_POLICIES),
+        on_bad_file=_choice(site, "on_bad_file", w, BAD_FILE_POLICIES),
         schedule=_schedule(raw, path),
         notify=_notify(raw, path),
         bulk_hosts=_get(allow, "bulk_hosts", f"{path}: [allow]", tuple, ()),

@@ -10,8 +10,10 @@ per server, whether the day is done already) is decided here too, so the DAG fil
 from __future__ import annotations
 
 import json
+import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
@@ -27,6 +29,7 @@ from mmw_tasks.fetch.sftp import CredentialsDict
 from mmw_tasks.fetch.sources import SourceError
 from mmw_tasks.parse import ingest
 from mmw_tasks.parse.ingest import Parsed
+from mmw_tasks.parse.logfiles import BadFile
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
 from mmw_tasks.report import trends as trends_report
@@ -60,6 +63,7 @@ class FetchResult(TypedDict):
     pulled: dict[str, int]
     gaps: list[str]
     years: dict[str, list[list[int]]]
+    bad_files: list[BadFile]  # files that may hold lines of the day, left out as unreadable (on_bad_file = "skip")
 
 
 class FetchedJob(Job, FetchResult):
@@ -152,7 +156,19 @@ class DayRun(TypedDict):
     report: Reported
     trends: Trended
     deliver: NotRequired[Delivered]  # left out when mailing was not asked for (a backfill)
+    stages: dict[str, StageCost]  # what each stage cost, in the order they ran (see run_day)
     seconds: float  # wall time of the whole day
+
+
+class StageCost(TypedDict):
+    """What one stage of run_day cost (getrusage before and after it)."""
+
+    wall: float  # seconds
+    cpu: float  # CPU seconds of the process: user + system, every thread, and children waited for
+    peak_mb: float  # the process's peak RSS so far, MB
+
+
+OnStage = Callable[[str, StageCost | None], Any]
 
 
 class MissingServersError(SourceError):
@@ -192,6 +208,7 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: Credent
         "pulled": got.pulled,
         "gaps": got.gaps,
         "years": got.years,
+        "bad_files": got.bad_files,
     }
 
 
@@ -393,17 +410,50 @@ def is_done(config: str | Path, day: str | date) -> bool:
         return False
 
 
-def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = print, mail: bool = True) -> DayRun:
-    """The whole daily job without Airflow; returns what each stage returned. `mail`: send the
-    report when the config asks for it (a backfill does not)."""
+@contextmanager
+def _stage(stages: dict[str, StageCost], name: str, on_stage: OnStage | None) -> Iterator[None]:
+    """Time a stage of run_day into stages[name]; tell on_stage as it starts (None) and ends."""
+    if on_stage:
+        on_stage(name, None)
+    t0, c0 = time.monotonic(), _cpu_seconds()
+    yield
+    rec: StageCost = {
+        "wall": round(time.monotonic() - t0, 3),
+        "cpu": round(_cpu_seconds() - c0, 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    stages[name] = rec
+    if on_stage:
+        on_stage(name, rec)
+
+
+def _cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_day(
+    config: str | Path,
+    day: str | date,
+    log: Callable[[str], Any] = print,
+    mail: bool = True,
+    on_stage: OnStage | None = None,
+) -> DayRun:
+    """The whole daily job without Airflow; returns what each stage returned, and in "stages" the
+    cost of each (fetch and parse per server, settle, aggregate, fit, detect, report, trends,
+    deliver). `mail`: send the report when the config asks for it (a backfill does not).
+    `on_stage(name, cost)`: called as each stage starts (cost None) and ends."""
     site, d = _site_day(config, day)
     servers: dict[str, Parsed] = {}
+    stages: dict[str, StageCost] = {}
     t0 = time.monotonic()
     reasons: dict[str, str] = {}
     for s in site.servers:
         try:
-            fetched = fetch(config, s.name, d)
-            servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
+            with _stage(stages, f"fetch {s.name}", on_stage):
+                fetched = fetch(config, s.name, d)
+            with _stage(stages, f"parse {s.name}", on_stage):
+                servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
         except Exception as e:
             if site.on_missing_server == "fail":
                 raise
@@ -414,20 +464,33 @@ def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = pri
             f"{d} {s.name}: {servers[s.name]['lines_read']} lines from "
             f"{len(fetched['files'])} file(s), {servers[s.name]['malformed']} malformed"
         )
-    settled = settle(config, d, list(servers), reasons)
+    with _stage(stages, "settle", on_stage):
+        settled = settle(config, d, list(servers), reasons)
+    with _stage(stages, "aggregate", on_stage):
+        aggregated = aggregate(config, d)
+    with _stage(stages, "fit", on_stage):
+        fitted = fit(config, d)
+    with _stage(stages, "detect", on_stage):
+        detected = run_detect(config, d)
+    with _stage(stages, "report", on_stage):
+        reported = make_report(config, d, settled["missing"])
+    with _stage(stages, "trends", on_stage):
+        trended = trends(config, d)
     out: DayRun = {
         "day": str(d),
         "servers": servers,
         "settle": settled,
-        "aggregate": aggregate(config, d),
-        "fit": fit(config, d),
-        "detect": run_detect(config, d),
-        "report": make_report(config, d, settled["missing"]),
-        "trends": trends(config, d),
+        "aggregate": aggregated,
+        "fit": fitted,
+        "detect": detected,
+        "report": reported,
+        "trends": trended,
+        "stages": stages,
         "seconds": 0.0,
     }
     if mail:
-        out["deliver"] = deliver(config, d)
+        with _stage(stages, "deliver", on_stage):
+            out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 

@@ -1,4 +1,4 @@
-"""Every ```sql block of docs/analysts.md runs on the 60-day simulated lake, through `mmw sql`'s
+"""Every ```sql block of docs/analysts.md runs on the six-week simulated lake, through `mmw sql`'s
 views and through the catalog file, and answers with at least one row."""
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ def test_the_page_has_a_dozen_questions():
 
 
 @pytest.fixture(scope="module")
-def views(sixty_days):
-    return lake.connect(load_site(sixty_days).lake)
+def views(six_weeks):
+    return lake.connect(load_site(six_weeks).lake)
 
 
 @pytest.fixture(scope="module")
-def catalog(sixty_days):
-    con = duckdb.connect(str(load_site(sixty_days).lake / lake.CATALOG), read_only=True)
+def catalog(six_weeks):
+    con = duckdb.connect(str(load_site(six_weeks).lake / lake.CATALOG), read_only=True)
     yield con
     con.close()
 
@@ -56,10 +56,10 @@ def test_documented_query_answers(views, catalog, heading, query):
     assert catalog.sql(query).fetchall() == rows
 
 
-def test_a_documented_query_through_mmw_sql(sixty_days):
+def test_a_documented_query_through_mmw_sql(six_weeks):
     heading, query = next((h, q) for h, q in QUERIES if "User unknown" in h)
     r = subprocess.run(
-        [sys.executable, "-m", "mmw_tasks", "sql", "--config", str(sixty_days), "--format", "csv", query],
+        [sys.executable, "-m", "mmw_tasks", "sql", "--config", str(six_weeks), "--format", "csv", query],
         cwd=ROOT,
         capture_output=True,
         text=True,
