@@ -39,8 +39,12 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from mmw_tasks import pipeline
+    from mmw_tasks.report.headline import QUIET
 
     out = pipeline.run_day(a.config, a.date, log=lambda m: print(m, file=sys.stderr))
+    # the verdict first (contract section 5), then where the whole report is: the last line
+    for line in out["report"]["headline"] or [QUIET]:
+        print(line)
     print(out["report"]["report"])
     return 0
 
@@ -210,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_simulate)
 
-    r = sub.add_parser("run", help="the whole daily job for one day; prints the report path")
+    r = sub.add_parser("run", help="the whole daily job for one day; prints its headline, then the report path")
     r.add_argument("--config", required=True)
     r.add_argument("--date", required=True, type=_day)
     r.set_defaults(func=cmd_run)

@@ -146,6 +146,8 @@ class ReportSettings:
     min_history: int = 7  # fewer days of history than this: the band is shown, drift not alerted
     top_sources: int = 6  # senders or hosts drawn in figure 2
     raw_lines: int = 12  # raw log lines quoted per incident card
+    benign_lines: int = 20  # benign incidents listed one line each; the rest are counted in one table
+    min_r2: float = 0.1  # a fit with a lower R² (or a negative coefficient) is unreliable: left out of the bands
     email: EmailSettings | None = None
 
 
@@ -494,7 +496,7 @@ def report_settings(raw: Any, path: Path) -> ReportSettings:
             raise ConfigError(f"{w}: unknown key '{key}'")
     nums = {
         k: _number(raw, k, w, type(getattr(d, k)), getattr(d, k))
-        for k in ("history_days", "band_k", "band_floor", "min_history", "top_sources", "raw_lines")
+        for k in (f.name for f in fields(ReportSettings) if f.name != "email")
     }
     email = raw.get("email")
     if email is not None:

@@ -128,6 +128,7 @@ class Detected(TypedDict):
 class Reported(TypedDict):
     day: str  # YYYY-MM-DD
     report: str  # path of the day's report.json (report.md and report.html beside it)
+    headline: list[str]  # the report's verdict lines, most severe first; [] on a quiet day
     incidents: int  # incidents in the report
     drift: list[str]  # the model coefficients that left their history band
     partial: bool  # the report covers only the servers that arrived
@@ -413,6 +414,7 @@ def make_report(
     return {
         "day": str(d),
         "report": str(path),
+        "headline": list(rep["headline"]),
         "incidents": len(rep["incidents"]),
         "drift": rep["history"].get("drift", []),
         "partial": bool(missing),

@@ -61,6 +61,7 @@ def test_every_sql_file_is_exercised():
         "lake/lake_root",
         # the report's and trends' files: tests/test_report.py and tests/test_trends.py
         "report/top_sources",
+        "report/host_intervals",
         "report/most_deferred_domain",
         "report/reverse_names",
         "report/evidence_lines",

@@ -12,6 +12,8 @@ import json
 import urllib.request
 from pathlib import Path
 
+from mmw_tasks.report import headline
+
 MAX_ERROR = 2000
 
 
@@ -74,7 +76,12 @@ def incident_message(
     head = f"{len(found)} incident(s)" if found else "no incidents"
     if partial:
         head += f", PARTIAL report (no data from {', '.join(report.get('missing_servers', []))})"
-    text = "\n".join([f"mmw {site}, day {day}: {head}.", *lines, f"Report: {report_path}"])
+    # the report's own verdict lines open the text (contract section 5); a report.json from before
+    # `headline` existed gets them built from its incidents
+    verdicts = report["headline"] if "headline" in report else headline.headline(report)
+    text = "\n".join(
+        [*(verdicts or [headline.QUIET]), "", f"mmw {site}, day {day}: {head}.", *lines, f"Report: {report_path}"]
+    )
     brief = ", ".join(
         f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip() for i in found[:3]
     )
@@ -90,6 +97,7 @@ def incident_message(
         "incidents": [
             {k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain", "score")} for i in found
         ],
+        "headline": verdicts,
         "report": str(report_path),
         "subject": _subject(site, day, head + (f": {brief}" if brief else "")),
         "text": text,
