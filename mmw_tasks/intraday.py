@@ -7,6 +7,7 @@ day's partial area, `<lake>/partial/YYYY-MM-DD/`, never to the lake's datasets:
     <lake>/partial/D/<dataset>/day=D/...      what parse, aggregate, fit and detect wrote
     <lake>/partial/D/<dataset>/day=X -> ../../../<dataset>/day=X   every committed earlier day
     <lake>/partial/D/reports/day=D/report.*   the partial report ("partial": true, "as_of")
+    <lake>/partial/D/alerts.json              the incidents already notified (alert once)
 
 The area is a lake of its own (the same views and SQL work on it): its earlier days are links to
 the lake's committed days (those with a daily_trends row), so detection's baselines are exactly
@@ -26,10 +27,10 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 import polars as pl
 
@@ -41,9 +42,10 @@ from mmw_tasks.parse import ingest
 from mmw_tasks.parse.ingest import Parsed
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
-from mmw_tasks.report.model import Report
+from mmw_tasks.report.model import ATTENTION, Incident, Report, who
 
 AREA = "partial"  # <lake>/partial/D/
+STATE = "alerts.json"  # per site and day, in the day's partial area
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 
@@ -292,3 +294,92 @@ def run_partial(
     run = analyse(intake(plan(config, day, until, now), log))
     run["seconds"] = round(time.monotonic() - t0, 2)
     return run
+
+
+# ---------------------------------------------------------------- alert once
+
+
+def incident_key(i: dict[str, Any]) -> str:
+    """What makes an incident the same one from run to run: its kind and who (host, sender, domain)."""
+    return "|".join(str(i.get(k) or "") for k in ("kind", "client_ip", "sender", "domain"))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(Path(path).read_text())
+    except (FileNotFoundError, ValueError):
+        return {"notified": {}}
+    return state if isinstance(state.get("notified"), dict) else {"notified": {}}
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    with lake.atomic_file(Path(path)) as tmp:
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def new_alerts(rep: dict[str, Any], state: dict[str, Any], kinds: Iterable[str] = ATTENTION) -> list[dict[str, Any]]:
+    """The report's incidents of `kinds` that `state` has not notified yet, in the report's order."""
+    seen = state.get("notified", {})
+    wanted = set(kinds)
+    out, keys = [], set()
+    for i in rep.get("incidents", []):
+        k = incident_key(i)
+        if i.get("kind") in wanted and k not in seen and k not in keys:
+            out.append(i)
+            keys.add(k)
+    return out
+
+
+def remember(state: dict[str, Any], alerts: Iterable[dict[str, Any]], as_of: str | None) -> dict[str, Any]:
+    notified = dict(state.get("notified", {}))
+    for i in alerts:
+        notified[incident_key(i)] = {"as_of": as_of, "start": i.get("start"), "score": i.get("score")}
+    return {**state, "notified": notified}
+
+
+def alert_message(site: str, rep: dict[str, Any], alerts: list[dict[str, Any]], report_path: str | Path) -> dict:
+    """One message for the new incidents of a partial report (the [notify] channels' JSON)."""
+    day, as_of = rep.get("day"), rep.get("as_of")
+    lines = [
+        f"- {i.get('title') or i['kind']}: {who(cast(Incident, i))} from {i.get('start')} (score {i.get('score')})"
+        for i in alerts
+    ]
+    brief = ", ".join(
+        f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip() for i in alerts[:3]
+    )
+    head = f"{len(alerts)} new incident(s) as of {str(as_of)[11:16]}"
+    return {
+        "source": "mmw",
+        "event": "intraday",
+        "site": site,
+        "day": day,
+        "as_of": as_of,
+        "partial": True,
+        "incidents": [
+            {k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain", "score")} for i in alerts
+        ],
+        "report": str(report_path),
+        "subject": f"[mmw {site}] {day}: {head}: {brief}"[:200],
+        "text": "\n".join([f"mmw {site}, day {day} (partial): {head}.", *lines, f"Report: {report_path}"]),
+    }
+
+
+def notify_new(run: PartialRun, send: Callable[[dict], Any] | None = None) -> list[dict]:
+    """Tell [notify] about the partial report's incidents not told before, once: the message is
+    handed to `send` (the DAG's channels; None: none, the alerts are only remembered) and only
+    then remembered in the area's alerts.json, so that a send that fails is tried again."""
+    site = load_site(run["config"])
+    path = Path(run["report"]) if run.get("report") else None
+    if path is None or not path.is_file():
+        return []
+    rep = json.loads(path.read_text())
+    state_path = Path(run["area"]) / STATE
+    state = load_state(state_path)
+    alerts = new_alerts(rep, state, site.notify.incident_kinds)
+    if not alerts:
+        return []
+    msg = alert_message(site.name, rep, alerts, path.with_name("report.html"))
+    if send is not None:
+        send(msg)
+    save_state(state_path, remember(state, alerts, rep.get("as_of")))
+    return [msg]

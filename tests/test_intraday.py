@@ -125,6 +125,50 @@ def test_a_replay_sees_no_later_day(worm_day):
     intraday.discard(site.lake, earlier)
 
 
+def test_alert_once(worm_day):
+    toml, _ = worm_day
+    run = intraday.run_partial(toml, DAY, "15:00")
+    sent: list[dict] = []
+    first = intraday.notify_new(run, sent.append)
+    assert [i["client_ip"] for i in first[0]["incidents"]] == [WORM] and sent == first
+    assert "mmw_suspect" in first[0]["subject"] and first[0]["report"].endswith("report.html")
+    later = intraday.run_partial(toml, DAY, "16:00")  # the same worm, a later as_of
+    assert intraday.notify_new(later, sent.append) == [] and len(sent) == 1
+    state = intraday.load_state(Path(run["area"]) / intraday.STATE)
+    assert list(state["notified"]) == [f"mmw_suspect|{WORM}||"]
+
+
+def test_a_failed_send_is_tried_again(worm_day, tmp_path):
+    toml, _ = worm_day
+    run = intraday.run_partial(toml, DAY, "15:00")
+    (Path(run["area"]) / intraday.STATE).unlink(missing_ok=True)
+
+    def broken(msg: dict) -> None:
+        raise OSError("mail server down")
+
+    with pytest.raises(OSError):
+        intraday.notify_new(run, broken)
+    assert len(intraday.notify_new(run, None)) == 1
+
+
+def test_new_alerts_by_kind_and_who():
+    rep = {
+        "incidents": [
+            {"kind": "mmw_suspect", "client_ip": "10.0.0.1", "sender": None},
+            {"kind": "bulk_sender", "client_ip": "10.0.0.2", "sender": "a@x"},
+            {"kind": "deferred_surge", "domain": "slow.example"},
+            {"kind": "mmw_suspect", "client_ip": "127.0.0.1", "sender": "w@x"},
+        ]
+    }
+    state: dict = {"notified": {}}
+    first = intraday.new_alerts(rep, state)
+    assert [i["kind"] for i in first] == ["mmw_suspect", "deferred_surge", "mmw_suspect"]  # benign: never
+    state = intraday.remember(state, first, "2002-02-16T15:00:00+09:00")
+    assert intraday.new_alerts(rep, state) == []
+    rep["incidents"].append({"kind": "mmw_suspect", "client_ip": "127.0.0.1", "sender": "other@x"})
+    assert [i["sender"] for i in intraday.new_alerts(rep, state)] == ["other@x"]
+
+
 def _snapshot(lake: Path, roots: tuple[Path, ...]) -> dict[str, object]:
     """Every file of the lake, Parquet as rows, text as text, with the sites' own paths made alike;
     not raw/ (the intake's cache of what it scanned, with wall-clock times: no result of a day's)."""
