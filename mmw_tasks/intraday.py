@@ -68,6 +68,10 @@ class PartialError(ValueError):
     """A partial run that cannot be made (a day not begun, a bad --until); `mmw` exits 2."""
 
 
+class NothingToDo(Exception):
+    """A scheduled look at a day the daily run has done already (plan_run); the DAG skips it."""
+
+
 # ---------------------------------------------------------------- the area
 
 
@@ -170,6 +174,17 @@ def plan(
         "as_of": as_of.isoformat(),
         "area": str(area_dir(site.lake, d)),
     }
+
+
+def plan_run(config: str | Path, day: str | None = None, until: str | None = None) -> PartialRun:
+    """plan for the mmw_intraday DAG: today as of now, or `day` as of `until` (a replay). Raises
+    NothingToDo for a day already done, unless it is a replay."""
+    run = plan(config, day, until)
+    from mmw_tasks import pipeline
+
+    if until is None and pipeline.is_done(run["config"], run["day"]):
+        raise NothingToDo(f"{run['day']} is done already: the daily report replaces the partial ones")
+    return run
 
 
 def _when(run: PartialRun) -> tuple[Site, Site, date, datetime]:

@@ -17,7 +17,7 @@ import pytest
 
 from mmw_tasks import intraday, pipeline
 from mmw_tasks.cli import main
-from mmw_tasks.config import load_site
+from mmw_tasks.config import ConfigError, load_site
 
 DAY = date(2002, 2, 16)
 WORM = "10.1.3.238"
@@ -236,3 +236,28 @@ def test_as_of_is_now_capped_at_the_day_end(worm_day):
     assert intraday.as_of_for(site, DAY, "24:00").isoformat() == "2002-02-17T00:00:00+09:00"
     noon = datetime(2002, 2, 16, 12, 34, tzinfo=site.tz)
     assert intraday.plan(worm_day[0], None, None, noon)["as_of"] == "2002-02-16T12:34:00+09:00"
+
+
+def _with_schedule(tmp_path: Path, worm_day, text: str) -> Path:
+    toml = tmp_path / "site.toml"
+    toml.write_text(worm_day[0].read_text() + f"\n[schedule]\n{text}\n")
+    return toml
+
+
+@pytest.mark.parametrize(
+    "text, every",
+    [
+        ("", timedelta(minutes=10)),
+        ('intraday_every = "5m"', timedelta(minutes=5)),
+        ('intraday_every = "off"', None),
+        ("intraday_every = 0", None),
+    ],
+)
+def test_intraday_every(tmp_path, worm_day, text, every):
+    assert load_site(_with_schedule(tmp_path, worm_day, text)).schedule.intraday_every == every
+
+
+@pytest.mark.parametrize("value", ['"soon"', "10", '"30s"', '"1d"', "true", '"24h"'])
+def test_intraday_every_is_checked(tmp_path, worm_day, value):
+    with pytest.raises(ConfigError, match="intraday_every"):
+        load_site(_with_schedule(tmp_path, worm_day, f"intraday_every = {value}"))
