@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
@@ -44,7 +43,6 @@ from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
 from mmw_tasks.report.model import ATTENTION, Incident, Report, who
 
-AREA = "partial"  # <lake>/partial/D/
 STATE = "alerts.json"  # per site and day, in the day's partial area
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
@@ -76,8 +74,7 @@ class NothingToDo(Exception):
 
 
 def area_dir(lake_dir: Path, day: date | str) -> Path:
-    # not "day=D": DuckDB's Hive partitioning would read that `day` from every path inside it
-    return Path(lake_dir) / AREA / str(day)
+    return lake.partial_dir(lake_dir, day)
 
 
 def partial_site(site: Site, day: date | str) -> Site:
@@ -85,16 +82,7 @@ def partial_site(site: Site, day: date | str) -> Site:
     return dataclasses.replace(site, lake=area_dir(site.lake, day))
 
 
-def discard(lake_dir: Path, day: date | str) -> bool:
-    """Remove the day's partial area (the daily run does, once the day is in the lake)."""
-    d = area_dir(lake_dir, day)
-    if not d.exists():
-        return False
-    shutil.rmtree(d)
-    parent = d.parent
-    if parent.is_dir() and not any(parent.iterdir()):
-        parent.rmdir()
-    return True
+discard = lake.discard_partial  # the daily run's trends stage calls it, once the day is in the lake
 
 
 def committed_days(lake_dir: Path) -> set[str]:

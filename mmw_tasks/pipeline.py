@@ -18,7 +18,7 @@ from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
 
 import duckdb
 
-from mmw_tasks import intraday, lake
+from mmw_tasks import lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Server, Site, load_site
 from mmw_tasks.detect import day as detect
@@ -350,7 +350,7 @@ def trends(config: str | Path, day: str | date, with_page: bool = True) -> Trend
     fresh = lake.catalog_is_current(site.lake)
     if not fresh:
         lake.write_catalog(site.lake)
-    intraday.discard(site.lake, d)  # the day is in the lake: its partial runs' area goes
+    lake.discard_partial(site.lake, d)  # the day is in the lake: its partial runs' area goes
     return {
         "day": str(d),
         **rolled,
