@@ -41,6 +41,15 @@ def cmd_run(a: argparse.Namespace) -> int:
     from mmw_tasks import pipeline
     from mmw_tasks.report.headline import QUIET
 
+    if a.until is not None and not a.partial:
+        raise UsageError("--until needs --partial (a replay of the day as it stood then)")
+    if a.partial:
+        from mmw_tasks import intraday
+
+        run = intraday.run_partial(a.config, a.date, a.until, log=lambda m: print(m, file=sys.stderr))
+        print(f"partial as of {run['as_of']}: {run.get('incidents', 0)} incident(s)", file=sys.stderr)
+        print(run["report"])
+        return 0
     out = pipeline.run_day(a.config, a.date, log=lambda m: print(m, file=sys.stderr))
     # the verdict first (contract section 5), then where the whole report is: the last line
     for line in out["report"]["headline"] or [QUIET]:
@@ -217,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="the whole daily job for one day; prints its headline, then the report path")
     r.add_argument("--config", required=True)
     r.add_argument("--date", required=True, type=_day)
+    r.add_argument(
+        "--partial", action="store_true", help="the day so far, into <lake>/partial/ (the daily run replaces it)"
+    )
+    r.add_argument("--until", metavar="HH:MM", help="with --partial: the day as it stood at HH:MM local (a replay)")
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("backfill", help="the daily job over a range of days")

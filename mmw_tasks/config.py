@@ -100,6 +100,8 @@ class Schedule:
     fetch_retries: int = 4  # a server that cannot be fetched is tried this many more times
     fetch_retry_delay: timedelta = timedelta(minutes=5)  # doubled after each failed try ...
     fetch_max_retry_delay: timedelta = timedelta(hours=1)  # ... up to this
+    # how often the mmw_intraday DAG looks at the day so far; None (0 or "off" in the file): never
+    intraday_every: timedelta | None = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -433,6 +435,24 @@ def _duration_key(table: dict[str, Any], key: str, where: str, default: timedelt
         raise ConfigError(f"{where}: key '{key}': {e}") from None
 
 
+def _every_key(table: dict[str, Any], key: str, where: str, default: timedelta | None) -> timedelta | None:
+    """A period like '10m' (at least a minute, less than a day), or 0 / "off" for never."""
+    value = table.get(key, ...)
+    if value is ...:
+        return default
+    if not isinstance(value, bool) and (value == 0 or value in ("0", "off")):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: key '{key}' must be a period like '10m', or 0 or \"off\", got {value!r}")
+    try:
+        every = parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(f"{where}: key '{key}': {e}") from None
+    if not timedelta(minutes=1) <= every < timedelta(days=1):
+        raise ConfigError(f"{where}: key '{key}' must be at least 1 minute and less than a day, got {value!r}")
+    return every
+
+
 def _schedule(raw: dict[str, Any], path: Path) -> Schedule:
     t = _table(raw, "schedule", path, Schedule)
     w, d = f"{path}: [schedule]", Schedule()
@@ -451,6 +471,7 @@ def _schedule(raw: dict[str, Any], path: Path) -> Schedule:
         fetch_retries=_get(t, "fetch_retries", w, int, d.fetch_retries),
         fetch_retry_delay=_duration_key(t, "fetch_retry_delay", w, d.fetch_retry_delay),
         fetch_max_retry_delay=_duration_key(t, "fetch_max_retry_delay", w, d.fetch_max_retry_delay),
+        intraday_every=_every_key(t, "intraday_every", w, d.intraday_every),
     )
     if sched.max_active_runs < 1 or sched.fetch_retries < 0:
         raise ConfigError(f"{w}: keys 'max_active_runs' (>= 1) and 'fetch_retries' (>= 0) are out of range")

@@ -1,6 +1,7 @@
 """Which sites the Airflow DAG files build DAGs for, read when a DAG file is parsed (no Airflow here).
 
-- `MMW_SITE_CONFIG=/path/site.toml`: one site; its DAGs are `mmw_daily` and `mmw_trends`.
+- `MMW_SITE_CONFIG=/path/site.toml`: one site; its DAGs are `mmw_daily`, `mmw_trends` and
+  `mmw_intraday` (and so on, with `__<site>`, below).
 - `MMW_SITE_CONFIGS=/etc/mmw/sites/*.toml` (globs, separated by ':'): one pair of DAGs per site,
   `mmw_daily__<site>` and `mmw_trends__<site>`. Both variables may be set.
 - Neither: one `mmw_daily` with no site known at parse time; each run names its config in the
@@ -49,6 +50,11 @@ class DagSite:
     config: str  # default of the `config` param
     site: Site | None  # None: no config at parse time
     fallback_timezone: str = "UTC"
+
+    @property
+    def intraday_dag_id(self) -> str:
+        """mmw_intraday (or mmw_intraday__<site>): the day so far, every [schedule].intraday_every."""
+        return self.daily_dag_id.replace("mmw_daily", "mmw_intraday", 1)
 
     @property
     def name(self) -> str:

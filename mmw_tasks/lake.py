@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -354,3 +355,25 @@ def write_catalog(lake: Path) -> Path:
         for leftover in tmp.parent.glob(tmp.name + ".wal"):
             leftover.unlink()
     return path
+
+
+# The day-so-far area of partial runs (mmw_tasks/intraday.py, data_lake/README.md): a lake of its
+# own per day, which no view of this lake reads. Not "day=D": DuckDB's Hive partitioning would
+# take that `day` for every file below it.
+PARTIAL = "partial"
+
+
+def partial_dir(lake: Path, day: date | str) -> Path:
+    """<lake>/partial/YYYY-MM-DD: the day's partial runs' area."""
+    return Path(lake) / PARTIAL / str(day)
+
+
+def discard_partial(lake: Path, day: date | str) -> bool:
+    """Remove the day's partial area (the daily run does, once the day is in the lake)."""
+    d = partial_dir(lake, day)
+    if not d.exists():
+        return False
+    shutil.rmtree(d)
+    if d.parent.is_dir() and not any(d.parent.iterdir()):
+        d.parent.rmdir()
+    return True

@@ -447,6 +447,7 @@ def _commit(site: Site, d: date, generation: str) -> Committed:
     fresh = lake.catalog_is_current(site.lake)
     if not fresh:
         lake.write_catalog(site.lake)
+    lake.discard_partial(site.lake, d)  # the day is in the lake: its partial runs' area goes
     return {
         "day": done["day"],
         "generation": done["generation"],

@@ -334,6 +334,11 @@ class MmwNotifier(BaseNotifier):
         msg = self.message(context)
         if msg is None:
             return
+        self.send(msg, context)
+
+    def send(self, msg: dict, context) -> None:
+        """Send `msg` (notify's JSON message: subject, text, ...) through every channel of the
+        site; the mmw_intraday DAG sends its alerts with this."""
         errors: list[BaseException] = []
         channels = []
         if self.webhook or self.webhook_conn_id:

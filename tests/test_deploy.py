@@ -129,6 +129,9 @@ def test_one_dag_pair_per_site_from_the_environment(tmp_path, monkeypatch):
         "mmw_trends__north",
         "mmw_daily__south",
         "mmw_trends__south",
+        "mmw_intraday",
+        "mmw_intraday__north",
+        "mmw_intraday__south",
     }
     north = bag.dags["mmw_daily__north"]
     assert north.timetable.serialize() == {"timezone": "Asia/Tokyo", "run_at": "05:10"}

@@ -210,6 +210,7 @@ class Report(TypedDict):
     links: Links
     partial: NotRequired[bool]  # some servers' data is missing (on_missing_server = "partial")
     missing_servers: NotRequired[list[str]]  # which ones
+    as_of: NotRequired[str]  # a partial run's report (mmw_tasks/intraday.py): lines stamped before this only
 
 
 def band_params(site: Site) -> dict[str, Any]:
