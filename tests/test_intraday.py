@@ -181,7 +181,9 @@ def _snapshot(lake: Path, roots: tuple[Path, ...]) -> dict[str, object]:
     out: dict[str, object] = {}
     for p in sorted(lake.rglob("*")):
         rel = str(p.relative_to(lake))
-        if p.is_dir() or rel.startswith("raw/"):
+        # the lake as readers see it: the public links, not the generations behind them (their
+        # names hold the time of the run) nor DuckDB's spill folder
+        if p.is_dir() or rel.startswith(("raw/", ".days/", ".spill/")):
             continue
         if p.name == "mmw.duckdb":  # a database file: its bytes hold the lake's path
             out[rel] = "catalog"
