@@ -10,14 +10,16 @@ and part_path name the generation's files, and connect() reads that day from the
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -28,6 +30,9 @@ from polars import CompatLevel
 
 from mmw_tasks import generations
 from mmw_tasks import sql as sqlfiles
+
+log = logging.getLogger("mmw")
+T = TypeVar("T")
 
 Schema = dict[str, pl.DataType | type[pl.DataType]]  # a dataset's columns and their types, in order
 
@@ -200,9 +205,31 @@ class StreamingPart:
             raise self._error
 
 
+def beyond_budget(con: duckdb.DuckDBPyConnection, what: str, run: Callable[[], T]) -> T:
+    """run(); when DuckDB runs out of its share of [site].memory_limit all the same (an operator
+    that cannot spill: at 40M lines a day the join of to= lines to their from= did), lift the
+    limit on `con`, say so in one warning, and run it again: a day is never lost to the budget."""
+    try:
+        return run()
+    except duckdb.OutOfMemoryException:
+        row = con.execute("select current_setting('memory_limit')").fetchone()
+        log.warning(
+            "%s needed more memory than DuckDB's share of [site].memory_limit (%s): run again without it",
+            what,
+            row[0] if row else "?",
+        )
+        con.execute("SET memory_limit = ?", [f"{_unbudgeted() >> 20}MB"])
+        return run()
+
+
+def _unbudgeted() -> int:
+    """What DuckDB takes without a limit: 80% of the machine's memory, in bytes."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+
+
 def copy_query(con: duckdb.DuckDBPyConnection, name: str, params: dict, path: Path) -> int:
     """Run sql/<name>.sql with bound parameters and write its result to `path` atomically."""
-    table = sqlfiles.query(con, name, params).to_arrow_table()
+    table = beyond_budget(con, f"sql/{name}.sql", lambda: sqlfiles.query(con, name, params).to_arrow_table())
     with atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table.num_rows

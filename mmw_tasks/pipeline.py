@@ -334,7 +334,8 @@ def run_detect(config: str | Path, day: str | date, generation: str | None = Non
     start, end = local_day_bounds(d, site.timezone)
     with _day_generation(site, d, generation):
         con = lake.connect(site.lake, memory_limit=site.memory_limit)
-        found = detect.detect_day(con, site, d, start, end, dict(_fit_row(con, d)))
+        fit_row = dict(_fit_row(con, d))
+        found = lake.beyond_budget(con, "detect", lambda: detect.detect_day(con, site, d, start, end, fit_row))
         lake.write_frame(found, lake.part_path(site.lake, "incidents", d))
     return {
         "day": str(d),

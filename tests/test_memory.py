@@ -60,3 +60,15 @@ def test_a_day_under_the_smallest_budget_gives_the_same_report(tmp_path):
         reports.append({k: report[k] for k in ("totals", "model", "incidents")})
     assert reports[0]["incidents"], "the klez day has incidents to compare"
     assert reports[0] == reports[1]
+
+
+def test_what_cannot_spill_runs_again_without_the_limit_and_says_so(tmp_path, caplog):
+    """An operator DuckDB cannot spill (a string_agg here; at 40M lines the join of to= lines to
+    their from=) must not lose the day: the query runs again without the limit, with a warning."""
+    con = lake.connect(tmp_path, memory_limit=1 << 30)
+    con.execute("SET memory_limit = '8MB'")  # far below what the query needs
+    query = "select length(string_agg(i::varchar, ',')) from range(2000000) t(i)"
+    with caplog.at_level("WARNING", logger="mmw"):
+        got = lake.beyond_budget(con, "sql/example.sql", lambda: con.sql(query).fetchall())
+    assert got == [(sum(len(str(i)) for i in range(2_000_000)) + 1_999_999,)]
+    assert "sql/example.sql needed more memory" in caplog.text and "(7.6 MiB)" in caplog.text  # 8MB as DuckDB tells it
