@@ -4,7 +4,8 @@ ARG AIRFLOW_VERSION=3.3.2
 FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
 ARG AIRFLOW_VERSION
 
-# The pinned dependencies the tests ran with; pinning Airflow itself keeps pip from moving it.
+# The pinned production dependencies the tests ran with (requirements.lock only: the test and
+# lint tools of requirements-dev.lock stay out of the image); pinning Airflow keeps pip from moving it.
 COPY --chown=airflow:root requirements.lock /opt/mmw/requirements.lock
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/mmw/requirements.lock
 

@@ -160,26 +160,30 @@ def cmd_demo(a: argparse.Namespace) -> int:
     if out.exists():
         shutil.rmtree(out)
     days = [a.start + timedelta(days=i) for i in range(a.days)]
+    print(f"simulating {a.days} day(s) of site 'example-u' from {a.start} ({a.scenario}) ...", flush=True)
     toml = simulate_site(out, a.start, a.days, scenario=a.scenario, seed=a.seed)
     print(f"simulated {a.days} day(s) of site 'example-u' ({a.scenario}) under {out}")
     airflow = str(Path(sys.executable).with_name("airflow"))
     env = {**airflow_env(ROOT / ".airflow"), "MMW_SITE_CONFIG": str(toml)}
     (ROOT / ".airflow").mkdir(exist_ok=True)
+    from mmw_tasks import dagtest
+
+    print(f"airflow db migrate ({ROOT / '.airflow'}) ...", flush=True)
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     for d in days:
         conf = json.dumps({"config": str(toml), "day": str(d)})
         t0 = time.monotonic()
-        r = subprocess.run(
+        print(f"airflow dags test mmw_daily ({d}): Airflow starts first (10 to 60 s), then each task ...", flush=True)
+        rc, progress = dagtest.run(
             [airflow, "dags", "test", "mmw_daily", f"{d + timedelta(days=1)}T06:30:00+09:00", "-c", conf],
-            env=env,
-            capture_output=True,
-            text=True,
+            env,
+            say=lambda line: print(line, flush=True),
         )
-        if r.returncode != 0:
-            sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
-            print(f"airflow dags test mmw_daily failed for {d}", file=sys.stderr)
+        if rc != 0 or progress.state not in (None, "success"):
+            sys.stderr.write("\n".join(progress.tail) + "\n")
+            print(f"airflow dags test mmw_daily failed for {d} (exit {rc}, run {progress.state})", file=sys.stderr)
             return 1
-        print(f"airflow dags test mmw_daily ({d}): success in {time.monotonic() - t0:.0f}s")
+        print(f"airflow dags test mmw_daily ({d}): success in {time.monotonic() - t0:.0f}s", flush=True)
     from mmw_tasks.config import load_site
     from mmw_tasks.report.model import report_dir
     from mmw_tasks.report.trends import page_path as trends_page

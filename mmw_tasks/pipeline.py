@@ -203,6 +203,20 @@ class DayDone(Exception):
     the DAG skips the run. The message says how to redo the day."""
 
 
+class NotDue(Exception):
+    """An Airflow run for a local day whose logs have not rotated yet: a day D runs from D+1
+    [schedule].run_at local time on (plan_run). The DAG fails such a run at once, without retries;
+    the message says when the day can run and what to use for the day so far."""
+
+
+def due_at(site: Site, day: date) -> datetime:
+    """When an Airflow run for local day `day` may start: [schedule].run_at on the next local
+    morning, once every server has rotated the day's logs (the scheduler's own runs start then)."""
+    hour, minute = (int(x) for x in site.schedule.run_at.split(":"))
+    nxt = day + timedelta(days=1)
+    return datetime(nxt.year, nxt.month, nxt.day, hour, minute, tzinfo=site.tz)
+
+
 def _site_day(config: str | Path, day: str | date) -> tuple[Site, date]:
     return load_site(config), date.fromisoformat(str(day))
 
@@ -631,11 +645,17 @@ class DagRunInfo(Protocol):
 
 
 def plan_run(
-    config: str | Path, day: str | None = None, *, force: bool = False, dag_run: DagRunInfo | None = None
+    config: str | Path,
+    day: str | None = None,
+    *,
+    force: bool = False,
+    dag_run: DagRunInfo | None = None,
+    now: datetime | None = None,
 ) -> list[Job]:
     """An Airflow run's jobs, one per server, for the day resolve_run gives it. The data interval
     of `dag_run` counts for AUTOMATED_RUNS only (a manual run's interval is not a day of the
     site's); a run without a logical date goes by when it was asked to run (`run_after`). Raises
+    NotDue when the day's logs have not rotated yet (before due_at; `force` does not lift that),
     DayDone when the day has its report and trend row and `force` is not set. Otherwise begins the
     day's new generation (removing what earlier runs of the day left), which every job carries."""
     when = interval_start = None
@@ -644,9 +664,17 @@ def plan_run(
         if str(getattr(dag_run.run_type, "value", dag_run.run_type)) in AUTOMATED_RUNS:
             interval_start = dag_run.data_interval_start
     run = resolve_run(config, day, when, interval_start)
+    site = load_site(run["config"])
+    due = due_at(site, date.fromisoformat(run["day"]))
+    if (now or datetime.now(site.tz)) < due:
+        raise NotDue(
+            f"{run['day']} cannot run before {due:%Y-%m-%d %H:%M} {site.tz.key} ([schedule].run_at the next "
+            f"morning, when its logs have rotated); run it then, or see the day so far with "
+            f"`mmw run --partial` or the {site.name} intraday DAG"
+        )
     if not force and is_done(run["config"], run["day"]):
         raise DayDone(
             f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
         )
-    gen = generations.begin(load_site(run["config"]).lake, run["day"])
+    gen = generations.begin(site.lake, run["day"])
     return [{**run, "generation": gen, "server": name} for name in run["servers"]]

@@ -45,13 +45,17 @@ def day_assets(site: DagSite) -> list[Asset]:
 
 
 def plan_or_skip(params: dict[str, Any], dag_run: Any) -> list:
-    """The resolve task: pipeline.plan_run for the run's params, the run skipped if the day is done."""
-    from airflow.sdk.exceptions import AirflowSkipException
+    """The resolve task: pipeline.plan_run for the run's params, the run skipped if the day is done,
+    failed at once (no retry) if the day's logs have not rotated yet (a manual run or a backfill
+    for yesterday before [schedule].run_at, or for today; the scheduler never starts one)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     try:
         return pipeline.plan_run(params["config"], params.get("day"), force=params["force"], dag_run=dag_run)
     except pipeline.DayDone as e:
         raise AirflowSkipException(str(e)) from None
+    except pipeline.NotDue as e:
+        raise AirflowFailException(str(e)) from None
 
 
 def lake_asset(site: DagSite, dataset: str) -> Asset:
@@ -102,9 +106,10 @@ class LocalDayTimetable(Timetable):
 
     The data interval is the day, 00:00 to 24:00 in the site's time zone (23 or 25 hours on DST
     days), and the run starts at `run_at` local time the next morning, after the servers rotate
-    their logs. Scheduled runs are named `scheduled__<day>` (backfill runs keep Airflow's own
-    names; their data interval says the day). A manual run, or `airflow dags test DAG <date>`,
-    covers the local day before its logical date.
+    their logs. Scheduled runs are named `scheduled__<day>`. Backfill runs would be
+    `backfill__<day>`, but Airflow 3.3 names them itself (`backfill__<run_after>`, D+1 run_at in
+    UTC) without asking the timetable; their data interval says the day. A manual run, or
+    `airflow dags test DAG <date>`, covers the local day before its logical date.
     """
 
     def __init__(self, timezone: str = "UTC", run_at: str = "06:30") -> None:
@@ -169,7 +174,7 @@ class LocalDayTimetable(Timetable):
 
     def generate_run_id(self, *, run_type, run_after, data_interval, **extra) -> str:
         kind = getattr(run_type, "value", str(run_type))
-        if data_interval is not None and kind == "scheduled":
+        if data_interval is not None and kind in ("scheduled", "backfill"):
             return f"{kind}__{self.day_of(data_interval.start)}"
         return super().generate_run_id(run_type=run_type, run_after=run_after, data_interval=data_interval, **extra)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -123,3 +124,79 @@ def test_dockerfile_installs_mmw_into_the_airflow_image():
         assert (ROOT / path).exists(), path
     assert '"apache-airflow==${AIRFLOW_VERSION}" -r /opt/mmw/requirements.lock' in text
     assert "-e /opt/mmw" in text  # editable: mmw_tasks finds /opt/mmw/sql next to it
+
+
+# The production image is lean: no test or lint tool, no unused dependency (issue 20, item 9).
+TEST_TOOLS = {
+    "pytest",
+    "pytest-timeout",
+    "pytest-xdist",
+    "hypothesis",
+    "selenium",
+    "aiosmtpd",
+    "asyncssh",
+    "ruff",
+    "mypy",
+    "sqlfluff",
+    "duckdb-cli",
+}
+UNUSED = {"apache-airflow-providers-sftp", "apache-airflow-providers-ssh"}
+
+
+def _pins(lock: str) -> dict[str, str]:
+    text = (ROOT / lock).read_text()
+    return {m[0].lower(): m[1] for m in re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+)", text)}
+
+
+def test_production_stage_installs_only_the_production_lock():
+    """No test stage is needed today (the image runs no tests); should one be added, the image
+    compose builds is still the Dockerfile's last stage, so that one must stay production."""
+    body = "\n".join(ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if not ln.lstrip().startswith("#"))
+    last = re.split(r"(?m)^FROM\s", body)[-1]
+    installs = re.findall(r"pip install[^\n]*", last)
+    assert installs, "the production stage installs mmw"
+    for line in installs:
+        assert not set(re.findall(r"[\w-]+", line)) & TEST_TOOLS, line
+    assert "requirements-dev" not in last
+    assert re.search(r"(?m)^COPY .*\brequirements\.lock\b", last)
+
+
+def test_production_lock_has_no_test_tool_and_no_unused_dependency():
+    prod, dev = _pins("requirements.lock"), _pins("requirements-dev.lock")
+    assert not (TEST_TOOLS | UNUSED) & prod.keys(), (TEST_TOOLS | UNUSED) & prod.keys()
+    assert TEST_TOOLS <= dev.keys(), TEST_TOOLS - dev.keys()  # make install still brings them
+    assert not UNUSED & dev.keys()
+    both = prod.keys() & dev.keys()  # the dev lock is resolved against the production pins
+    assert all(prod[n] == dev[n] for n in both), {n for n in both if prod[n] != dev[n]}
+
+
+def test_production_code_imports_only_what_the_production_lock_installs():
+    """mmw_tasks, the DAGs, the plugins and config/ (what the image carries) import nothing that
+    only requirements-dev.lock installs; so dropping a test tool from the image breaks no task."""
+    import ast
+    import importlib.metadata as md
+
+    dist_of = md.packages_distributions()
+    prod = {n.replace("_", "-") for n in _pins("requirements.lock")}
+    local = {"mmw_tasks", "mmw_airflow", "mmw_connections", "airflow_local_settings"}
+    bad = []
+    for folder in ("mmw_tasks", "dags", "plugins", "config"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in sys.stdlib_module_names or top in local:
+                        continue
+                    dists = {d.lower().replace("_", "-") for d in dist_of.get(top, [])}
+                    if top == "airflow" and name.startswith("airflow.providers."):
+                        provider = "apache-airflow-providers-" + name.split(".")[2].replace("_", "-")
+                        dists = {provider} & prod or {provider + " (not in requirements.lock)"}
+                    if not dists & prod:
+                        bad.append(f"{path.relative_to(ROOT)}: {name} ({', '.join(sorted(dists)) or 'not installed'})")
+    assert not bad, bad

@@ -278,6 +278,66 @@ def test_plan_run_picks_the_day_by_run_type_and_skips_a_done_day(tmp_path):
     assert len(pipeline.plan_run(toml, "2002-02-16", force=True)) == 2
 
 
+def test_no_run_starts_before_its_days_logs_have_rotated(tmp_path, monkeypatch):
+    """A run for local day D starts at D+1 [schedule].run_at at the earliest: the scheduler's
+    (the timetable, at any hour of unpausing) and, through the resolve task, a manual run or a
+    backfill for yesterday before run_at, or for today."""
+    from airflow.timetables.base import TimeRestriction
+
+    toml = copy_minisite(tmp_path / "s")  # Asia/Tokyo, run_at 06:30
+    site = load_site(toml)
+    due = pipeline.due_at(site, dt.date(2002, 2, 16))
+    assert due == dt.datetime(2002, 2, 17, 6, 30, tzinfo=site.tz)
+    with pytest.raises(pipeline.NotDue, match=r"2002-02-16 cannot run before 2002-02-17 06:30 Asia/Tokyo"):
+        pipeline.plan_run(toml, "2002-02-16", now=due - dt.timedelta(minutes=1), force=True)
+    assert pipeline.plan_run(toml, "2002-02-16", now=due)[0]["day"] == "2002-02-16"
+    today = dt.datetime.now(site.tz).date()
+    with pytest.raises(pipeline.NotDue):  # the real clock: today's logs are never complete
+        pipeline.plan_run(toml, str(today))
+
+    tt = _timetable("Asia/Tokyo", "06:30")
+    start = pendulum.datetime(2026, 3, 1, 0, 10, tz="Asia/Tokyo")
+    for hour in range(0, 48, 1):  # unpaused at every hour of two days, no catchup
+        now = start.add(hours=hour)
+        monkeypatch.setattr(pendulum, "now", lambda tz=None, now=now: now.in_timezone(tz or "UTC"))
+        info = tt.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(pendulum.datetime(2000, 1, 1), None, catchup=False),
+        )
+        day = tt.day_of(info.data_interval.start)
+        assert info.run_after == pipeline.due_at(site, day) <= now, (now, day)
+        assert day < now.date() and now < pipeline.due_at(site, day + dt.timedelta(days=1)), (now, day)
+    # catching up from a recent start: the days come in order, each at its own due time
+    infos = _days_between(tt, pendulum.datetime(2026, 2, 26), pendulum.datetime(2026, 3, 3))
+    assert [i.run_after for i in infos] == [pipeline.due_at(site, tt.day_of(i.data_interval.start)) for i in infos]
+
+
+def test_backfill_run_ids_are_airflows_own(tmp_path):
+    """Airflow 3.3 names a backfill run `backfill__<run_after>` (DagRun.generate_run_id; the
+    timetable is asked only for partitioned DAGs), so the id carries D+1 run_at in UTC, not the
+    local day: docs/deployment.md says so. This pins that behaviour: if a later Airflow asks the
+    timetable, LocalDayTimetable.generate_run_id already gives `backfill__<day>`."""
+    import inspect
+
+    from airflow.models import backfill
+    from airflow.utils.types import DagRunType
+
+    src = inspect.getsource(backfill._create_backfill_dag_run_non_partitioned)
+    assert "DagRun.generate_run_id(" in src and "timetable.generate_run_id" not in src
+    tt = _timetable("America/New_York")
+    info = tt.info_for(dt.date(2002, 2, 16))
+    from airflow.models.dagrun import DagRun
+
+    airflow_id = DagRun.generate_run_id(
+        run_type=DagRunType.BACKFILL_JOB, logical_date=info.logical_date, run_after=info.run_after
+    )
+    assert airflow_id == "backfill__2002-02-17T11:30:00+00:00"
+    ours = tt.generate_run_id(
+        run_type=DagRunType.BACKFILL_JOB, run_after=info.run_after, data_interval=info.data_interval
+    )
+    assert ours == "backfill__2002-02-16"
+
+
 def test_trends_page_covers_every_day_done(tmp_path):
     """What the asset-triggered mmw_trends DAG writes, and the daily task leaves to it."""
     toml = copy_minisite(tmp_path / "s")
