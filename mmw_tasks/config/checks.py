@@ -1,11 +1,19 @@
-"""Checks of a site config's values, each error one line naming the file and the key."""
+"""Checks of a site config's values. Every error is one line naming the file, the line where the
+key is (when it can be found), the table and the key: `site.toml:9: [[servers]] '1mx': unknown
+key 'knownhosts' (did you mean 'known_hosts'?)`."""
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from mmw_tasks.config.schema import Range
 
 
 class ConfigError(ValueError):
@@ -13,100 +21,185 @@ class ConfigError(ValueError):
 
 
 _INTERVAL = re.compile(r"^(\d+)\s*(s|m|min|h)$")
-_RUN_AT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours"}
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\s\"'-]+?)\s*\]\]?")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*=")
+REQUIRED: Any = object()  # the default of a key that must be given
 
 
 def parse_interval(text: str) -> timedelta:
-    m = _INTERVAL.match(text.strip())
-    if not m:
-        raise ValueError(f"interval {text!r} is not like '10m', '1h' or '300s'")
-    n, unit = int(m.group(1)), m.group(2)
-    td = {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n)}[
-        unit
-    ]
+    td = parse_duration(text, "interval")
     if td < timedelta(minutes=1) or timedelta(days=1) % td:
         raise ValueError(f"interval {text!r} must be at least 1 minute and divide a day evenly")
     return td
 
 
-def parse_duration(text: str) -> timedelta:
-    """'30s', '5m', '2h' as a timedelta (retry delays)."""
+def parse_duration(text: str, what: str = "duration") -> timedelta:
+    """'30s', '5m', '2h' as a timedelta (retry delays, the site's interval)."""
     m = _INTERVAL.match(text.strip())
     if not m:
-        raise ValueError(f"duration {text!r} is not like '30s', '5m' or '1h'")
-    n, unit = int(m.group(1)), m.group(2)
-    return {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "min": timedelta(minutes=n), "h": timedelta(hours=n)}[
-        unit
-    ]
+        raise ValueError(f"{what} {text!r} is not like '30s', '10m' or '1h'")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
-def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any = ...) -> Any:
-    if key not in table:
-        if default is ...:
-            raise ConfigError(f"{where}: missing key '{key}'")
-        return default
-    value = table[key]
-    if kind is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: key '{key}' must be a list of strings")
-        return tuple(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{where}: key '{key}' must be a {kind.__name__}, got {value!r}")
-    return value
+def line_of(text: str, table: str, index: int | None, key: str | None) -> int | None:
+    """The 1-based line of `key` in `[table]` (the index-th `[[table]]`; table "" is the top level,
+    where a key may also be a table's header), or of the table's header when the key is not on a
+    line of its own (or `key` is None); None when neither is found."""
+    current: tuple[str, int | None] = ("", None)
+    counts: dict[str, int] = {}
+    header = None
+    for n, line in enumerate(text.splitlines(), 1):
+        h = _HEADER.match(line)
+        if h:
+            name = re.sub(r"[\s\"']", "", h.group(2))
+            if h.group(1) == "[[":
+                counts[name] = counts.get(name, -1) + 1
+            current = (name, counts[name] if h.group(1) == "[[" else None)
+            if current == (table, index):
+                header = n
+            if table == "" and key is not None and name.split(".")[0] == key:
+                return n
+            continue
+        k = _KEY.match(line)
+        if key is not None and k and k.group(1).strip("\"'") == key and current == (table, index):
+            return n
+    return header
 
 
-def _path_key(table: dict[str, Any], key: str, where: str, base: Path) -> str | None:
-    value = _get(table, key, where, str, None)
-    if value is None:
-        return None
-    p = Path(value).expanduser()
-    return str(p if p.is_absolute() else base / p)
+@dataclass
+class Table:
+    """One table of a config file, `data` as TOML gave it, with what its errors point at."""
 
+    path: Path
+    text: str  # the whole file, to find a key's line
+    name: str  # dotted TOML name: site, servers, report.email
+    data: dict[str, Any]
+    index: int | None = None  # the n-th (0-based) of an array of tables, [[servers]]
+    label: str = ""  # as errors show it: [site], [[servers]] '1mx'
 
-def _choice(table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
-    value = _get(table, key, where, str, allowed[0])
-    if value not in allowed:
-        raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = f"[[{self.name}]] #{self.index + 1}" if self.index is not None else f"[{self.name}]"
 
+    @classmethod
+    def of(cls, path: Path, text: str, name: str, data: Any, index: int | None = None) -> Table:
+        """The table, or an error when the file has something else under its name."""
+        where = Table(path, text, name, {}, index)
+        if not isinstance(data, dict):
+            raise where.error(None, "must be a table" if index is None else "must be a table ([[servers]])")
+        return Table(path, text, name, data, index)
 
-def _day_key(table: dict[str, Any], key: str, where: str) -> date | None:
-    value = table.get(key)
-    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
-        return value  # TOML dates (start = 2002-02-16) arrive as dates
-    if isinstance(value, str):
+    def error(self, key: str | None, message: str) -> ConfigError:
+        """`message` as one line: file and line, table, then `key 'x' ...` unless told otherwise."""
+        line = line_of(self.text, self.name, self.index, key)
+        head = f"{self.path}:{line}" if line else f"{self.path}"
+        return ConfigError(f"{head}: {self.label}: " + (f"key '{key}' " if key else "") + message)
+
+    def only(self, known: Iterable[str]) -> None:
+        """Every key of the table is one of `known`; an unknown one (a typo that would silently
+        do nothing) is an error, with the closest known key."""
+        names = sorted(set(known))
+        for key in self.data:
+            if key in names:
+                continue
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(names)}"
+            line = line_of(self.text, self.name, self.index, key)
+            head = f"{self.path}:{line}" if line else f"{self.path}"
+            raise ConfigError(f"{head}: {self.label}: unknown key '{key}' ({hint})")
+
+    def value(self, key: str, default: Any) -> Any:
+        if key not in self.data:
+            if default is REQUIRED:
+                raise self.error(None, f"missing key '{key}'")
+            return default
+        return self.data[key]
+
+    def text_key(self, key: str, default: Any = REQUIRED) -> Any:
+        v = self.value(key, default)
+        if key in self.data and not (isinstance(v, str) and v.strip()):
+            raise self.error(key, f"must be a non-empty string, got {v!r}")
+        return v
+
+    def strings(self, key: str, default: Any = REQUIRED, one: bool = False) -> tuple[str, ...]:
+        """A list of strings (`one`: or a single string, taken as a list of it)."""
+        v = self.value(key, default)
+        if key not in self.data:
+            return tuple(v)
+        if one and isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.error(key, "must be a list of strings")
+        return tuple(v)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        v = self.value(key, default)
+        if not isinstance(v, bool):
+            raise self.error(key, f"must be a bool (true or false), got {v!r}")
+        return v
+
+    def number(self, key: str, default: Any, kind: type, allowed: Range | None = None) -> Any:
+        """An int (a whole number) or a float, within `allowed` when given."""
+        v = self.value(key, default)
+        if key not in self.data:
+            return v
+        whole = isinstance(v, int | float) and float(v).is_integer()
+        if not isinstance(v, int | float) or isinstance(v, bool) or (kind is int and not whole):
+            raise self.error(key, f"must be a{'n integer' if kind is int else ' number'}, got {v!r}")
+        if allowed is not None and not allowed.holds(v):
+            raise self.error(key, f"must be {allowed.text()}, got {v!r}")
+        return kind(v)
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        v = self.value(key, allowed[0])
+        if v not in allowed:
+            raise self.error(key, f"must be one of {', '.join(allowed)}, got {v!r}")
+        return v
+
+    def day(self, key: str) -> date | None:
+        v = self.data.get(key)
+        if v is None or (isinstance(v, date) and not isinstance(v, datetime)):
+            return v  # TOML dates (start = 2002-02-16) arrive as dates
+        if isinstance(v, str):
+            try:
+                return date.fromisoformat(v)
+            except ValueError:
+                pass
+        raise self.error(key, f"must be a date like 2002-02-16, got {v!r}")
+
+    def duration(self, key: str, default: timedelta) -> timedelta:
+        if key not in self.data:
+            return default
+        v = self.text_key(key)
         try:
-            return date.fromisoformat(value)
+            return parse_duration(v)
         except ValueError:
-            pass
-    raise ConfigError(f"{where}: key '{key}' must be a date like 2002-02-16, got {value!r}")
+            raise self.error(key, f"must be a duration like '30s', '5m' or '1h', got {v!r}") from None
 
+    def path_key(self, key: str, base: Path) -> str | None:
+        v = self.text_key(key, None)
+        if v is None:
+            return None
+        p = Path(v).expanduser()
+        return str(p if p.is_absolute() else base / p)
 
-def _duration_key(table: dict[str, Any], key: str, where: str, default: timedelta) -> timedelta:
-    if key not in table:
-        return default
-    try:
-        return parse_duration(_get(table, key, where, str))
-    except ValueError as e:
-        raise ConfigError(f"{where}: key '{key}': {e}") from None
+    def addresses(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """IP addresses (10.1.0.25, 2001:db8::25), in the form the logs print them."""
+        out = []
+        for x in self.strings(key, default):
+            try:
+                out.append(str(ipaddress.ip_address(x.strip())))
+            except ValueError:
+                raise self.error(key, f"has {x!r}, which is not an IP address like 10.1.0.25") from None
+        return tuple(out)
 
-
-def _number(table: dict[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
-    value = table.get(key, default)
-    whole = isinstance(value, int | float) and float(value).is_integer()
-    if not isinstance(value, int | float) or isinstance(value, bool) or (kind is int and not whole):
-        raise ConfigError(f"{where}: key '{key}' must be a{'n integer' if kind is int else ' number'}")
-    if value < 0:
-        raise ConfigError(f"{where}: key '{key}' must not be negative")
-    return kind(value)
-
-
-def _networks(nets: tuple[str, ...], where: str) -> tuple[str, ...]:
-    import ipaddress
-
-    for n in nets:
-        try:
-            ipaddress.ip_network(n, strict=False)
-        except ValueError:
-            raise ConfigError(f"{where}: key 'local_networks': {n!r} is not a network like 10.1.0.0/16") from None
-    return nets
+    def networks(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        """Networks (10.1.0.0/16) or single addresses; 10.1.2.3/16 is taken as 10.1.0.0/16."""
+        out = []
+        for x in self.strings(key, default):
+            try:
+                out.append(str(ipaddress.ip_network(x.strip(), strict=False)))
+            except ValueError:
+                raise self.error(key, f"has {x!r}, which is not a network like 10.1.0.0/16") from None
+        return tuple(out)

@@ -1,28 +1,22 @@
 """Read a site TOML file (contract section 3) into the dataclasses of config/model.py.
 
-Every error names the file and the key, so `mmw` can exit 2 with a one-line reason.
+Every key is checked: an unknown one anywhere is an error with the closest known key, addresses
+and networks are parsed, numbers have ranges (config/schema.py), server names are plain names.
+Every error is one line naming the file, the line and the key (config/checks.py), so `mmw` can
+exit 2 with it.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 import zoneinfo
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from mmw_tasks.config.checks import (
-    _RUN_AT,
-    ConfigError,
-    _choice,
-    _day_key,
-    _duration_key,
-    _get,
-    _networks,
-    _number,
-    _path_key,
-    parse_interval,
-)
+from mmw_tasks.config import schema
+from mmw_tasks.config.checks import REQUIRED, ConfigError, Table, line_of, parse_interval
 from mmw_tasks.config.model import (
     DNS_FORMATS,
     MAIL_FORMATS,
@@ -42,68 +36,113 @@ def load_site(path: str | Path) -> Site:
     """Read and validate a site TOML file."""
     path = Path(path).resolve()
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config file: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return site_from_dict(raw, path)
+    return site_from_dict(raw, path, text)
 
 
-def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
+def site_from_dict(raw: dict[str, Any], path: Path, text: str | None = None) -> Site:
+    """The Site of a parsed TOML document; `text`, the file as written, lets errors give lines."""
+    if text is None:
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError):
+            text = ""
     base = path.parent
-    site = raw.get("site")
-    if not isinstance(site, dict):
+    for name in raw:
+        if name not in schema.TABLES:
+            raise _unknown_table(path, text, name)
+    if "site" not in raw:
         raise ConfigError(f"{path}: missing table [site]")
-    w = f"{path}: [site]"
-    tz_name = _get(site, "timezone", w, str)
+    site = Table.of(path, text, "site", raw["site"])
+    site.only(schema.SITE_KEYS)
+    tz_name = site.text_key("timezone")
     try:
         zoneinfo.ZoneInfo(tz_name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{w}: key 'timezone' is not a known time zone: {tz_name!r}") from None
+        raise site.error("timezone", f"is not a known time zone: {tz_name!r}") from None
+    interval_text = site.text_key("interval", "10m")
     try:
-        interval = parse_interval(_get(site, "interval", w, str, "10m"))
+        interval = parse_interval(interval_text)
     except ValueError as e:
-        raise ConfigError(f"{w}: key 'interval': {e}") from None
-    lake = Path(_get(site, "lake", w, str, "data_lake"))
-    th_raw = raw.get("thresholds", {})
-    if not isinstance(th_raw, dict):
-        raise ConfigError(f"{path}: [thresholds] must be a table")
-    th_defaults = Thresholds()
-    th_kwargs = {}
-    for key, value in th_raw.items():
-        if not hasattr(th_defaults, key):
-            raise ConfigError(f"{path}: [thresholds] unknown key '{key}'")
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ConfigError(f"{path}: [thresholds] key '{key}' must be a number")
-        th_kwargs[key] = type(getattr(th_defaults, key))(value)
+        raise site.error("interval", f"is not usable: {e}") from None
+    lake = Path(site.text_key("lake", "data_lake")).expanduser()
+    domains = site.strings("local_domains")
+    for d in domains:
+        if not schema.DOMAIN.match(d):
+            raise site.error("local_domains", f"has {d!r}, which is not a mail domain like example.ac.jp")
+    servers = _servers(raw, path, text, base)
+    allow = Table.of(path, text, "allow", raw.get("allow", {}))
+    allow.only(schema.ALLOW_KEYS)
+    return Site(
+        name=site.text_key("name"),
+        timezone=tz_name,
+        lake=lake if lake.is_absolute() else (base / lake),
+        local_domains=tuple(d.lower().rstrip(".") for d in domains),
+        interval=interval,
+        servers=servers,
+        base_dir=base,
+        config_path=path,
+        thresholds=_thresholds(Table.of(path, text, "thresholds", raw.get("thresholds", {}))),
+        mailing_lists=tuple(a.lower() for a in allow.strings("mailing_lists", ())),
+        bulk_senders=tuple(a.lower() for a in allow.strings("bulk_senders", ())),
+        report=report_settings(raw.get("report", {}), path, text),
+        on_missing_server=site.choice("on_missing_server", MISSING_SERVER_POLICIES),
+        schedule=_schedule(Table.of(path, text, "schedule", raw.get("schedule", {}))),
+        notify=_notify(Table.of(path, text, "notify", raw.get("notify", {}))),
+        bulk_hosts=allow.addresses("bulk_hosts"),
+        relay_hosts=allow.addresses("relay_hosts"),
+        local_networks=site.networks("local_networks", Site.local_networks),
+    )
 
-    servers_raw = raw.get("servers")
-    if not isinstance(servers_raw, list) or not servers_raw:
+
+def _unknown_table(path: Path, text: str, name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, schema.TABLES, n=1, cutoff=0.6)
+    hint = f"did you mean [{close[0]}]?" if close else f"the tables are {', '.join(schema.TABLES)}"
+    line = line_of(text, "", None, name)
+    return ConfigError(f"{path}{f':{line}' if line else ''}: unknown table or key '{name}' ({hint})")
+
+
+def _servers(raw: dict[str, Any], path: Path, text: str, base: Path) -> tuple[Server, ...]:
+    listed = raw.get("servers")
+    if not isinstance(listed, list) or not listed:
         raise ConfigError(f"{path}: at least one [[servers]] table is required")
     servers: list[Server] = []
-    for i, s in enumerate(servers_raw):
-        sw = f"{path}: [[servers]] #{i + 1}"
-        name = _get(s, "name", sw, str)
-        sw = f"{path}: [[servers]] '{name}'"
-        role = _get(s, "role", sw, str)
-        fmt = _get(s, "format", sw, str)
+    for i, data in enumerate(listed):
+        s = Table.of(path, text, "servers", data, i)
+        name = s.text_key("name")
+        if not schema.SERVER_NAME.match(name):
+            raise s.error(
+                "name",
+                f"must be a plain name of letters, digits, '.', '_' and '-' (it names files in the lake), got {name!r}",
+            )
+        s.label = f"[[servers]] '{name}'"
+        s.only(schema.SERVER_KEYS)
+        if any(x.name.lower() == name.lower() for x in servers):
+            raise s.error("name", "repeats another server's name (names differ in more than case)")
+        role = s.text_key("role")
         if role not in ("dns", "mail"):
-            raise ConfigError(f"{sw}: key 'role' must be 'dns' or 'mail', got {role!r}")
+            raise s.error("role", f"must be 'dns' or 'mail', got {role!r}")
+        fmt = s.text_key("format")
         allowed = DNS_FORMATS if role == "dns" else MAIL_FORMATS
         if fmt not in allowed:
-            raise ConfigError(f"{sw}: key 'format' must be one of {', '.join(allowed)} for role {role}")
-        ips = _get(s, "mail_server_ips", sw, tuple, ())
+            raise s.error("format", f"must be one of {', '.join(allowed)} for role {role}, got {fmt!r}")
+        ips = s.addresses("mail_server_ips")
         if role == "dns" and not ips:
-            raise ConfigError(f"{sw}: key 'mail_server_ips' is required for a dns server")
-        if any(x.name == name for x in servers):
-            raise ConfigError(f"{sw}: key 'name' repeats another server's name")
-        source = _get(s, "source", sw, str)
+            raise s.error(None, "missing key 'mail_server_ips' (required for a dns server: the clients that make Dq)")
+        source = s.text_key("source")
         if source.startswith("sftp://"):
             try:
                 parse_sftp_url(source)
             except ValueError as e:
-                raise ConfigError(f"{sw}: key 'source': {e}") from None
+                raise s.error("source", f"is not usable: {e}") from None
         servers.append(
             Server(
                 name=name,
@@ -111,142 +150,120 @@ def site_from_dict(raw: dict[str, Any], path: Path) -> Site:
                 format=fmt,
                 source=source,
                 mail_server_ips=ips,
-                connection_id=_get(s, "connection_id", sw, str, None),
-                known_hosts=_path_key(s, "known_hosts", sw, base),
-                identity_file=_path_key(s, "identity_file", sw, base),
+                connection_id=s.text_key("connection_id", None),
+                known_hosts=s.path_key("known_hosts", base),
+                identity_file=s.path_key("identity_file", base),
             )
         )
     if not any(s.role == "mail" for s in servers):
         raise ConfigError(f'{path}: no [[servers]] with role = "mail"')
-
-    allow = raw.get("allow", {})
-    return Site(
-        name=_get(site, "name", w, str),
-        timezone=tz_name,
-        lake=lake if lake.is_absolute() else (base / lake),
-        local_domains=tuple(d.lower() for d in _get(site, "local_domains", w, tuple)),
-        interval=interval,
-        servers=tuple(servers),
-        base_dir=base,
-        config_path=path,
-        thresholds=Thresholds(**th_kwargs),
-        mailing_lists=tuple(a.lower() for a in _get(allow, "mailing_lists", f"{path}: [allow]", tuple, ())),
-        bulk_senders=tuple(a.lower() for a in _get(allow, "bulk_senders", f"{path}: [allow]", tuple, ())),
-        report=report_settings(raw.get("report", {}), path),
-        on_missing_server=_choice(site, "on_missing_server", w, MISSING_SERVER_POLICIES),
-        schedule=_schedule(raw, path),
-        notify=_notify(raw, path),
-        bulk_hosts=_get(allow, "bulk_hosts", f"{path}: [allow]", tuple, ()),
-        relay_hosts=_get(allow, "relay_hosts", f"{path}: [allow]", tuple, ()),
-        local_networks=_networks(_get(site, "local_networks", w, tuple, Site.local_networks), w),
-    )
+    return tuple(servers)
 
 
-def _table(raw: dict[str, Any], name: str, path: Path, known: type[Schedule] | type[Notify]) -> dict[str, Any]:
-    table = raw.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    names = {f.name for f in fields(known)}
-    for key in table:
-        if key not in names:
-            raise ConfigError(f"{path}: [{name}] unknown key '{key}'")
-    return table
+def _thresholds(t: Table) -> Thresholds:
+    t.only(schema.THRESHOLD_KEYS)
+    d = Thresholds()
+    values: dict[str, Any] = {}
+    for key in t.data:
+        if key == "windows_minutes":
+            values[key] = _windows(t, key)
+            continue
+        default = getattr(d, key)
+        values[key] = t.number(key, default, type(default), schema.THRESHOLD_RANGES[key])
+    th = Thresholds(**values)
+    for lo, hi in (("unknown_ratio", "unknown_ratio_high"), ("baseline_min_days", "baseline_days")):
+        if getattr(th, lo) > getattr(th, hi):
+            raise t.error(lo if lo in t.data else hi, f"({getattr(th, lo)}) must not exceed '{hi}' ({getattr(th, hi)})")
+    return th
 
 
-def _schedule(raw: dict[str, Any], path: Path) -> Schedule:
-    t = _table(raw, "schedule", path, Schedule)
-    w, d = f"{path}: [schedule]", Schedule()
-    run_at = _get(t, "run_at", w, str, d.run_at)
-    if not _RUN_AT.match(run_at):
-        raise ConfigError(f"{w}: key 'run_at' must be a local time like '06:30', got {run_at!r}")
-    start, end = _day_key(t, "start", w), _day_key(t, "end", w)
+def _windows(t: Table, key: str) -> tuple[int, ...]:
+    v = t.data[key]
+    r = schema.WINDOW_MINUTES
+    if (
+        not isinstance(v, list)
+        or not v
+        or not all(isinstance(x, int) and not isinstance(x, bool) and r.holds(x) for x in v)
+    ):
+        raise t.error(key, f"must be a list of whole minutes, each {r.text()}, got {v!r}")
+    return tuple(sorted(set(v)))
+
+
+def _schedule(t: Table) -> Schedule:
+    t.only(schema.SCHEDULE_KEYS)
+    d = Schedule()
+    run_at = t.text_key("run_at", d.run_at)
+    if not schema.RUN_AT.match(run_at):
+        raise t.error("run_at", f"must be a local time like '06:30', got {run_at!r}")
+    start, end = t.day("start"), t.day("end")
     if start and end and end < start:
-        raise ConfigError(f"{w}: key 'end' ({end}) is before 'start' ({start})")
-    sched = Schedule(
+        raise t.error("end", f"({end}) is before 'start' ({start})")
+    r = schema.SCHEDULE_RANGES
+    return Schedule(
         run_at=run_at,
         start=start,
         end=end,
-        catchup=_get(t, "catchup", w, bool, d.catchup),
-        max_active_runs=_get(t, "max_active_runs", w, int, d.max_active_runs),
-        fetch_retries=_get(t, "fetch_retries", w, int, d.fetch_retries),
-        fetch_retry_delay=_duration_key(t, "fetch_retry_delay", w, d.fetch_retry_delay),
-        fetch_max_retry_delay=_duration_key(t, "fetch_max_retry_delay", w, d.fetch_max_retry_delay),
+        catchup=t.boolean("catchup", d.catchup),
+        max_active_runs=t.number("max_active_runs", d.max_active_runs, int, r["max_active_runs"]),
+        fetch_retries=t.number("fetch_retries", d.fetch_retries, int, r["fetch_retries"]),
+        fetch_retry_delay=t.duration("fetch_retry_delay", d.fetch_retry_delay),
+        fetch_max_retry_delay=t.duration("fetch_max_retry_delay", d.fetch_max_retry_delay),
     )
-    if sched.max_active_runs < 1 or sched.fetch_retries < 0:
-        raise ConfigError(f"{w}: keys 'max_active_runs' (>= 1) and 'fetch_retries' (>= 0) are out of range")
-    return sched
 
 
-def _notify(raw: dict[str, Any], path: Path) -> Notify:
-    t = _table(raw, "notify", path, Notify)
-    w, d = f"{path}: [notify]", Notify()
-    email = _get(t, "email", w, tuple, ()) if not isinstance(t.get("email"), str) else (t["email"],)
-    webhook = _get(t, "webhook", w, str, None)
+def _notify(t: Table) -> Notify:
+    t.only(schema.NOTIFY_KEYS)
+    d = Notify()
+    webhook = t.text_key("webhook", None)
     if webhook is not None and not webhook.startswith(("http://", "https://")):
-        raise ConfigError(f"{w}: key 'webhook' must be an http(s) URL, got {webhook!r}")
+        raise t.error("webhook", f"must be an http(s) URL, got {webhook!r}")
+    kinds = t.strings("incident_kinds", d.incident_kinds)
+    for k in kinds:
+        if k not in schema.INCIDENT_KINDS:
+            raise t.error("incident_kinds", f"has {k!r}, which is none of {', '.join(schema.INCIDENT_KINDS)}")
     return Notify(
-        email=email,
-        email_from=_get(t, "email_from", w, str, None),
-        smtp_conn_id=_get(t, "smtp_conn_id", w, str, d.smtp_conn_id),
+        email=t.strings("email", (), one=True),
+        email_from=t.text_key("email_from", None),
+        smtp_conn_id=t.text_key("smtp_conn_id", d.smtp_conn_id),
         webhook=webhook,
-        webhook_conn_id=_get(t, "webhook_conn_id", w, str, None),
-        on_failure=_get(t, "on_failure", w, bool, d.on_failure),
-        incident_kinds=_get(t, "incident_kinds", w, tuple, d.incident_kinds),
+        webhook_conn_id=t.text_key("webhook_conn_id", None),
+        on_failure=t.boolean("on_failure", d.on_failure),
+        incident_kinds=kinds,
     )
 
 
-def report_settings(raw: Any, path: Path) -> ReportSettings:
+def report_settings(raw: Any, path: Path, text: str = "") -> ReportSettings:
     """[report] and [report.email]; unknown keys are errors (a typo must not silently disable mail)."""
-    w = f"{path}: [report]"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{w} must be a table")
+    t = Table.of(path, text, "report", raw)
+    t.only(schema.REPORT_KEYS)
     d = ReportSettings()
-    for key in raw:
-        if key != "email" and not hasattr(d, key):
-            raise ConfigError(f"{w}: unknown key '{key}'")
     nums = {
-        k: _number(raw, k, w, type(getattr(d, k)), getattr(d, k))
-        for k in ("history_days", "band_k", "band_floor", "min_history", "top_sources", "raw_lines")
+        f.name: t.number(f.name, getattr(d, f.name), type(getattr(d, f.name)), schema.REPORT_RANGES[f.name])
+        for f in fields(ReportSettings)
+        if f.name in schema.REPORT_RANGES
     }
-    email = raw.get("email")
-    if email is not None:
-        we = f"{path}: [report.email]"
-        if not isinstance(email, dict):
-            raise ConfigError(f"{we} must be a table")
-        if "password" in email:
-            raise ConfigError(
-                f"{we}: key 'password' is not allowed: put the password in an environment "
-                "variable and name it with 'password_env'"
-            )
-        known = {
-            "host",
-            "port",
-            "from",
-            "to",
-            "starttls",
-            "ssl",
-            "username",
-            "password_env",
-            "subject_prefix",
-            "timeout",
-        }
-        for key in email:
-            if key not in known:
-                raise ConfigError(f"{we}: unknown key '{key}'")
-        to = email.get("to")
-        to = (to,) if isinstance(to, str) else _get(email, "to", we, tuple)
-        if not to:
-            raise ConfigError(f"{we}: key 'to' needs at least one address")
-        email = EmailSettings(
-            host=_get(email, "host", we, str),
-            sender=_get(email, "from", we, str),
-            to=to,
-            port=_number(email, "port", we, int, 25),
-            starttls=_get(email, "starttls", we, bool, False),
-            ssl=_get(email, "ssl", we, bool, False),
-            username=_get(email, "username", we, str, None),
-            password_env=_get(email, "password_env", we, str, None),
-            subject_prefix=_get(email, "subject_prefix", we, str, "[mmw]"),
-            timeout=_number(email, "timeout", we, float, 30.0),
+    if t.data.get("email") is None:
+        return ReportSettings(**nums)
+    e = Table.of(path, text, "report.email", t.data["email"])
+    if "password" in e.data:
+        raise e.error(
+            "password",
+            "is not allowed: put the password in an environment variable and name it with 'password_env'",
         )
+    e.only(schema.EMAIL_KEYS)
+    to = e.strings("to", REQUIRED, one=True)
+    if not to:
+        raise e.error("to", "needs at least one address")
+    email = EmailSettings(
+        host=e.text_key("host"),
+        sender=e.text_key("from"),
+        to=to,
+        port=e.number("port", 25, int, schema.PORT),
+        starttls=e.boolean("starttls", False),
+        ssl=e.boolean("ssl", False),
+        username=e.text_key("username", None),
+        password_env=e.text_key("password_env", None),
+        subject_prefix=e.text_key("subject_prefix", "[mmw]"),
+        timeout=e.number("timeout", 30.0, float, schema.POSITIVE),
+    )
     return ReportSettings(**nums, email=email)
