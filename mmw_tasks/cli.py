@@ -90,15 +90,31 @@ def _lake_for(a: argparse.Namespace) -> Path:
 
 
 def cmd_sql(a: argparse.Namespace) -> int:
+    """Read-only unless --unsafe (mmw_tasks/readonly.py): the statements are checked before any
+    runs, and the connection cannot open files outside the lake nor change that."""
     import duckdb
 
-    from mmw_tasks import lake
+    from mmw_tasks import lake, readonly
 
-    con = lake.connect(_lake_for(a))
+    root = _lake_for(a)
+    if not root.is_dir():
+        raise UsageError(f"no lake at {root} ({'not a directory' if root.exists() else 'run a day first'})")
     try:
-        rel = con.sql(a.query)
+        statements = [a.query] if a.unsafe else readonly.check(a.query)
+        if a.catalog:
+            con = duckdb.connect(str(root / lake.CATALOG)) if a.unsafe else readonly.open_catalog(root)
+        else:
+            con = lake.connect(root) if a.unsafe else readonly.connect(root)
+        rel = None
+        for text in statements:
+            rel = con.sql(text)
+    except duckdb.PermissionException as e:
+        why = str(e).splitlines()[0].removeprefix("Permission Error: ")
+        raise UsageError(f"sql refused: {why} (it reads the lake {root.resolve()} only; --unsafe lifts this)") from None
     except duckdb.Error as e:
         raise UsageError(f"SQL error: {e}".splitlines()[0]) from None
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
     if rel is None:
         return 0
     import polars as pl
@@ -213,12 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="re-run days already done")
     b.set_defaults(func=cmd_backfill)
 
-    q = sub.add_parser("sql", help="run SQL on the lake's views")
+    q = sub.add_parser("sql", help="run SQL on the lake's views (read-only unless --unsafe)")
     q.add_argument("query")
     q.add_argument("--config")
     q.add_argument("--lake", help="the lake directory (instead of --config)")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.add_argument("--max-rows", type=int, default=50)
+    q.add_argument(
+        "--catalog", action="store_true", help="query through the catalog file <lake>/mmw.duckdb (read-only too)"
+    )
+    q.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="lift the read-only guard: any statement, any file (docs/analysts.md)",
+    )
     q.set_defaults(func=cmd_sql)
 
     d = sub.add_parser("demo", help="simulate an outbreak and run the real Airflow DAG over it")
