@@ -1,5 +1,6 @@
 """The `mmw` command (contract section 2). Exit codes: 0 success, 1 the work failed,
-2 bad usage, bad config or unusable input (one line naming the file)."""
+2 bad usage, bad config or unusable input. Every failure is one line on stderr (the stage, server
+and file it was at, and why: mmw_tasks/failures.py); `--debug` adds the traceback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -59,6 +61,10 @@ def cmd_backfill(a: argparse.Namespace) -> int:
     if a.to < a.from_:
         raise UsageError(f"--to {a.to} is before --from {a.from_}")
     days = [a.from_ + timedelta(days=i) for i in range((a.to - a.from_).days + 1)]
+    from mmw_tasks import failures
+    from mmw_tasks.config import load_site
+
+    failures.usable_lake(load_site(a.config))  # an unusable lake fails once, not once a day
     t0, done, skipped, failed = time.monotonic(), 0, 0, []
     for i, d in enumerate(days):
         _progress(i, len(days), str(d), t0)
@@ -69,7 +75,9 @@ def cmd_backfill(a: argparse.Namespace) -> int:
             pipeline.run_day(a.config, d, log=lambda m: None, mail=False)
             done += 1
         except Exception as e:  # one bad day must not stop a years-long backfill
-            failed.append((d, f"{type(e).__name__}: {e}"))
+            if a.debug:
+                traceback.print_exc()
+            failed.append((d, failures.why(e)))
     _progress(len(days), len(days), "done", t0)
     sys.stderr.write("\n")
     print(f"backfill {a.from_}..{a.to}: {done} run, {skipped} skipped (already done), {len(failed)} failed")
@@ -201,11 +209,27 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmw")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmw", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of a failure"
+    )
+    p = argparse.ArgumentParser(prog="mmw", description=__doc__, parents=[common])
+    p.add_argument("--version", action="version", version=f"mmw {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("simulate", help="write a simulated site's rotated logs, truth.json and site.toml")
+    s = sub.add_parser(
+        "simulate", parents=[common], help="write a simulated site's rotated logs, truth.json and site.toml"
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--start", required=True, type=_day)
     s.add_argument("--days", required=True, type=int)
@@ -217,19 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=float, default=1.0, help="multiply all traffic volumes")
     s.set_defaults(func=cmd_simulate)
 
-    r = sub.add_parser("run", help="the whole daily job for one day; prints the report path")
+    r = sub.add_parser("run", parents=[common], help="the whole daily job for one day; prints the report path")
     r.add_argument("--config", required=True)
     r.add_argument("--date", required=True, type=_day)
     r.set_defaults(func=cmd_run)
 
-    b = sub.add_parser("backfill", help="the daily job over a range of days")
+    b = sub.add_parser("backfill", parents=[common], help="the daily job over a range of days")
     b.add_argument("--config", required=True)
     b.add_argument("--from", dest="from_", required=True, type=_day)
     b.add_argument("--to", required=True, type=_day)
     b.add_argument("--force", action="store_true", help="re-run days already done")
     b.set_defaults(func=cmd_backfill)
 
-    q = sub.add_parser("sql", help="run SQL on the lake's views (read-only unless --unsafe)")
+    q = sub.add_parser("sql", parents=[common], help="run SQL on the lake's views (read-only unless --unsafe)")
     q.add_argument("query")
     q.add_argument("--config")
     q.add_argument("--lake", help="the lake directory (instead of --config)")
@@ -245,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_sql)
 
-    d = sub.add_parser("demo", help="simulate an outbreak and run the real Airflow DAG over it")
+    d = sub.add_parser("demo", parents=[common], help="simulate an outbreak and run the real Airflow DAG over it")
     d.add_argument("--out", default=str(ROOT / "demo"))
     d.add_argument("--start", type=_day, default=date(2002, 2, 15))
     d.add_argument("--days", type=int, default=3)
@@ -256,15 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mmw_tasks.fetch.sources import SourceError
-    from mmw_tasks.parse.logfiles import LogFileError
-
     args = build_parser().parse_args(argv)
+    args.debug = bool(getattr(args, "debug", False) or os.environ.get("MMW_DEBUG"))
     try:
         return args.func(args)
-    except (ConfigError, UsageError, LogFileError, ValueError) as e:
-        print(f"mmw: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("mmw: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, whatever it is; the traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        from mmw_tasks import failures
+
+        print(f"mmw: {failures.why(e)}", file=sys.stderr)
+        return _exit_code(e)
+
+
+def _exit_code(e: BaseException) -> int:
+    """2: bad usage, bad config, unusable input; 1: the work failed (contract section 2)."""
+    from mmw_tasks.failures import StageError
+    from mmw_tasks.parse.logfiles import LogFileError
+
+    if isinstance(e, StageError):
+        return e.code
+    if isinstance(e, ConfigError | UsageError | LogFileError | ValueError):
         return 2
-    except (SourceError, subprocess.CalledProcessError) as e:
-        print(f"mmw: {e}", file=sys.stderr)
-        return 1
+    return 1

@@ -18,7 +18,7 @@ from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
 
 import duckdb
 
-from mmw_tasks import lake
+from mmw_tasks import failures, lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Server, Site, load_site
 from mmw_tasks.detect import day as detect
@@ -27,12 +27,14 @@ from mmw_tasks.fetch.sftp import CredentialsDict
 from mmw_tasks.fetch.sources import SourceError
 from mmw_tasks.parse import ingest
 from mmw_tasks.parse.ingest import Parsed
+from mmw_tasks.parse.logfiles import LogFileError
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
 from mmw_tasks.report import trends as trends_report
 from mmw_tasks.report.trends import RollUps
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
+INPUT_ERRORS = (LogFileError,)  # a log file that cannot be read: unusable input (exit 2), not a failed stage
 
 # ---------------------------------------------------------------- what the stages hand each other
 
@@ -393,39 +395,56 @@ def is_done(config: str | Path, day: str | date) -> bool:
 
 def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = print, mail: bool = True) -> DayRun:
     """The whole daily job without Airflow; returns what each stage returned. `mail`: send the
-    report when the config asks for it (a backfill does not)."""
+    report when the config asks for it (a backfill does not). A stage that fails raises a
+    failures.StageError naming the day, the stage and the server (the cause chained to it); a
+    lake that cannot be written is a ConfigError before any stage runs."""
     site, d = _site_day(config, day)
+    failures.usable_lake(site)
     servers: dict[str, Parsed] = {}
     t0 = time.monotonic()
     reasons: dict[str, str] = {}
     for s in site.servers:
         try:
-            fetched = fetch(config, s.name, d)
-            servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
-        except Exception as e:
+            with failures.stage(d, "fetch", s.name, INPUT_ERRORS, site.lake):
+                fetched = fetch(config, s.name, d)
+            with failures.stage(d, "parse", s.name, INPUT_ERRORS, site.lake):
+                servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
+        except failures.StageError as e:
             if site.on_missing_server == "fail":
                 raise
-            reasons[s.name] = f"{type(e).__name__}: {e}"
-            log(f"{d} {s.name}: missing ({reasons[s.name]})")
+            reasons[s.name] = e.why
+            log(f"{d} {s.name}: missing ({e})")
             continue
         log(
             f"{d} {s.name}: {servers[s.name]['lines_read']} lines from "
             f"{len(fetched['files'])} file(s), {servers[s.name]['malformed']} malformed"
         )
-    settled = settle(config, d, list(servers), reasons)
+    with failures.stage(d, "settle", lake=site.lake):
+        settled = settle(config, d, list(servers), reasons)
+    with failures.stage(d, "aggregate", lake=site.lake):
+        aggregated = aggregate(config, d)
+    with failures.stage(d, "fit", lake=site.lake):
+        fitted = fit(config, d)
+    with failures.stage(d, "detect", lake=site.lake):
+        detected = run_detect(config, d)
+    with failures.stage(d, "report", lake=site.lake):
+        reported = make_report(config, d, settled["missing"])
+    with failures.stage(d, "trends", lake=site.lake):
+        trended = trends(config, d)
     out: DayRun = {
         "day": str(d),
         "servers": servers,
         "settle": settled,
-        "aggregate": aggregate(config, d),
-        "fit": fit(config, d),
-        "detect": run_detect(config, d),
-        "report": make_report(config, d, settled["missing"]),
-        "trends": trends(config, d),
+        "aggregate": aggregated,
+        "fit": fitted,
+        "detect": detected,
+        "report": reported,
+        "trends": trended,
         "seconds": 0.0,
     }
     if mail:
-        out["deliver"] = deliver(config, d)
+        with failures.stage(d, "deliver", lake=site.lake):
+            out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out
 

@@ -67,6 +67,16 @@ def line_of(text: str, table: str, index: int | None, key: str | None) -> int | 
     return header
 
 
+def key_error(path: Path, table: str, key: str, message: str) -> ConfigError:
+    """An error about a key found good when read that turns out unusable (the lake): one line,
+    as Table.error words it, reading the file again for the key's line."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    return Table(Path(path), text, table, {}).error(key, message)
+
+
 @dataclass
 class Table:
     """One table of a config file, `data` as TOML gave it, with what its errors point at."""
