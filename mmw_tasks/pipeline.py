@@ -240,6 +240,7 @@ def _params(site: Site, d: date) -> dict[str, Any]:
         "site": site.name,
         "mail_server_ips": list(site.mail_server_ips),
         "local_domains": list(site.local_domains),
+        "has_dns": bool(site.servers_by_role("dns")),
     }
 
 
@@ -326,8 +327,12 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
             f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
             'the other servers only (on_missing_server = "partial").',
         )
+    dns = [s.name for s in site.servers_by_role("dns")]
+    if not dns:
+        notes.insert(0, report.NO_DNS)
     rep = report.gather(con, site, d, notes)
     rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
+    rep["dns_servers"] = dns
     path = report.write(site, rep)
     return {
         "day": str(d),

@@ -46,6 +46,12 @@ from mmw_tasks.report.model import (
     who,
 )
 
+NO_DNS = (
+    'No DNS server: the site config has no [[servers]] with role = "dns", so Dq is not measured '
+    "(0) and the model is not fitted (its coefficients are null but q); hosts are judged on the mail "
+    "logs alone, without the DNS signals."
+)
+
 
 def iso_local(ts: datetime | None, tz: ZoneInfo) -> str | None:
     return ts.astimezone(tz).isoformat() if ts is not None else None
@@ -296,9 +302,29 @@ def _f(v: float | None, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _model_lines(rep: Report) -> list[str]:
+    """The model paragraph of report.md: the day's coefficients and their band."""
+    m = rep["model"]
+    lines = [
+        "## Model",
+        "",
+        f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
+        f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
+        f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
+        f"of what the model leaves over.",
+    ]
+    band = rep.get("history", {}).get("coefficients", {}).get("m_s")
+    if band and band.get("lo") is not None:
+        lines.append(
+            f"History band of m_s over {band['history_days']} earlier day(s): {_f(band['lo'])} to {_f(band['hi'])}."
+        )
+    lines.append("")
+    return lines
+
+
 def markdown(rep: Report) -> str:
     """A plain-text summary short enough to mail: totals, model, drift, one paragraph per incident."""
-    t, m = rep["totals"], rep["model"]
+    t = rep["totals"]
     lines = [f"# mmw daily report: {rep['site']}, {rep['day']} ({rep['timezone']})", ""]
     found = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
     lines.append(
@@ -325,20 +351,10 @@ def markdown(rep: Report) -> str:
     ]
     if dq_types_known(rep):
         lines += ["Dq by query type: " + ", ".join(f"{k} {v}" for k, v in rep["dq_by_type"].items()) + ".", ""]
-    lines += [
-        "## Model",
-        "",
-        f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
-        f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
-        f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
-        f"of what the model leaves over.",
-    ]
-    band = rep.get("history", {}).get("coefficients", {}).get("m_s")
-    if band and band.get("lo") is not None:
-        lines.append(
-            f"History band of m_s over {band['history_days']} earlier day(s): {_f(band['lo'])} to {_f(band['hi'])}."
-        )
-    lines.append("")
+    if rep.get("dns_servers") == []:
+        lines += ["## Model", "", "Not fitted: the site has no DNS server, so there is no Dq to model.", ""]
+    else:
+        lines += _model_lines(rep)
     for i in rep["incidents"]:
         ev = i["evidence"]
         lines += [

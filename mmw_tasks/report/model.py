@@ -191,6 +191,7 @@ class Report(TypedDict):
     links: Links
     partial: NotRequired[bool]  # some servers' data is missing (on_missing_server = "partial")
     missing_servers: NotRequired[list[str]]  # which ones
+    dns_servers: NotRequired[list[str]]  # the site's DNS servers; [] for a site of mail servers only
 
 
 def report_dir(site: Site, day: date | str) -> Path:
