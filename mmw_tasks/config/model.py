@@ -72,6 +72,10 @@ class Thresholds:
     dns_min_intervals: int = 2  # ... in at least this many intervals
     dns_client_min: int = 100  # queries in one interval from one non-mail-server client to look at it
     dns_client_factor: float = 10.0  # ... and this many times its usual rate (median or history)
+    # gaps in a server's log (mmw_tasks/report/gaps.py)
+    gap_hours: float = 3.0  # a stretch of the day this long with no line from a server is a hole ...
+    gap_min_minutes: int = 30  # ... and a gap (the day is partial) when, at its rate of the same length of
+    # time on either side, this many of the hole's minutes would have had a line
 
 
 MISSING_SERVER_POLICIES = ("fail", "partial")

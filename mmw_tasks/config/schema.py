@@ -105,6 +105,8 @@ THRESHOLD_RANGES: dict[str, Range] = {
     "dns_min_intervals": COUNT,
     "dns_client_min": COUNT,
     "dns_client_factor": FACTOR,
+    "gap_hours": Range(0, 24, lo_open=True),
+    "gap_min_minutes": COUNT,
 }
 WINDOW_MINUTES = Range(1, 1440)
 
