@@ -30,6 +30,7 @@ from mmw_tasks.parse.ingest import Parsed
 from mmw_tasks.parse.logfiles import LogFileError
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
+from mmw_tasks.report import gaps
 from mmw_tasks.report import trends as trends_report
 from mmw_tasks.report.trends import RollUps
 
@@ -115,8 +116,9 @@ class Reported(TypedDict):
     report: str  # path of the day's report.json (report.md and report.html beside it)
     incidents: int  # incidents in the report
     drift: list[str]  # the model coefficients that left their history band
-    partial: bool  # the report covers only the servers that arrived
+    partial: bool  # the report leaves out servers that did not arrive, or hours a server has no line in
     missing_servers: list[str]  # the servers it leaves out
+    gaps: list[str]  # each gap in words: "1mx: no lines 13:04-24:00 (the day is partial)" (report/gaps.py)
 
 
 class Trended(RollUps):
@@ -318,9 +320,15 @@ def settle_run(jobs: list[Job], parsed: object) -> SettledRun:
 
 
 def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> Reported:
+    """The day's report. It is partial when servers are missing (on_missing_server = "partial")
+    or one that arrived has a gap in the day (report/gaps.py): `partial` at the top and in the
+    totals, each gap in `gaps` and told in the notes."""
     site, d = _site_day(config, day)
     con = lake.connect(site.lake)
-    notes = detect.report_notes(con, d)
+    missing = list(missing or [])
+    start, end = local_day_bounds(d, site.timezone)
+    found = gaps.find(con, site, d, start, end, [s.name for s in site.servers if s.name not in missing])
+    notes = [gaps.note(g) for g in found] + detect.report_notes(con, d)
     if missing:
         notes.insert(
             0,
@@ -331,7 +339,9 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
     if not dns:
         notes.insert(0, report.NO_DNS)
     rep = report.gather(con, site, d, notes)
-    rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
+    partial = bool(missing or found)
+    rep["partial"], rep["missing_servers"], rep["gaps"] = partial, missing, found
+    rep["totals"]["partial"] = partial
     rep["dns_servers"] = dns
     path = report.write(site, rep)
     return {
@@ -339,8 +349,9 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
         "report": str(path),
         "incidents": len(rep["incidents"]),
         "drift": rep["history"].get("drift", []),
-        "partial": bool(missing),
-        "missing_servers": list(missing or []),
+        "partial": partial,
+        "missing_servers": missing,
+        "gaps": [g["text"] for g in found],
     }
 
 
@@ -424,6 +435,8 @@ def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = pri
             f"{d} {s.name}: {servers[s.name]['lines_read']} lines from "
             f"{len(fetched['files'])} file(s), {servers[s.name]['malformed']} malformed"
         )
+        for between in fetched["gaps"]:  # stretches between two files that neither covers
+            log(f"{d} {s.name}: no file covers {between}")
     with failures.stage(d, "settle", lake=site.lake):
         settled = settle(config, d, list(servers), reasons)
     with failures.stage(d, "aggregate", lake=site.lake):
@@ -434,6 +447,8 @@ def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = pri
         detected = run_detect(config, d)
     with failures.stage(d, "report", lake=site.lake):
         reported = make_report(config, d, settled["missing"])
+    for gap in reported["gaps"]:
+        log(f"{d} {gap}")
     with failures.stage(d, "trends", lake=site.lake):
         trended = trends(config, d)
     out: DayRun = {

@@ -7,6 +7,7 @@ import atexit
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import date, timedelta
@@ -61,6 +62,30 @@ def klez_site(tmp_path_factory) -> Path:
     for d in ("2002-02-15", "2002-02-16"):
         pipeline.run_day(toml, d, log=lambda m: None)
     return toml
+
+
+@pytest.fixture(scope="session")
+def truncated_site(klez_site, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The klez site's 2002-02-16 with its mail log cut after 13:04 (a truncated file: the rest of
+    the day has no line of 1mx), run by `mmw run` as a user would; its toml and what it printed."""
+    from datetime import datetime, timezone
+
+    out = tmp_path_factory.mktemp("truncated")
+    shutil.copytree(klez_site.parent / "logs", out / "logs")
+    log = out / "logs" / "1mx" / "syslog.0"  # Feb 16 03:10 .. Feb 17 03:09
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(ln for ln in lines if ln[:12] <= "Feb 16 13:04"))
+    when = datetime(2002, 2, 16, 13, 5, tzinfo=timezone(timedelta(hours=9))).timestamp()
+    os.utime(log, (when, when))  # as syslogd leaves a file it stopped writing at 13:04
+    toml = out / "site.toml"
+    toml.write_text((klez_site.parent / "site.toml").read_text())
+    r = subprocess.run(
+        [sys.executable, "-m", "mmw_tasks", "run", "--config", str(toml), "--date", "2002-02-16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return toml, r
 
 
 SIXTY_START = date(2002, 1, 1)

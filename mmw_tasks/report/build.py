@@ -42,6 +42,7 @@ from mmw_tasks.report.model import (
     TopSource,
     Totals,
     dq_types_known,
+    partial_lines,
     report_dir,
     who,
 )
@@ -122,7 +123,7 @@ def build(
         "site": site.name,
         "timezone": site.timezone,
         "interval_minutes": site.interval_minutes,
-        "totals": cast(Totals, {k: int(totals.get(k) or 0) for k in TOTAL_KEYS}),
+        "totals": cast(Totals, {**{k: int(totals.get(k) or 0) for k in TOTAL_KEYS}, "partial": False}),
         "dq_by_type": dq_by_type or {},
         "model": cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS}),
         "incidents": [incident(n, i) for n, i in enumerate(incidents, 1)],
@@ -332,6 +333,9 @@ def markdown(rep: Report) -> str:
         if rep["incidents"]
         else "No incidents."
     )
+    partial = partial_lines(rep)
+    if partial:
+        lines += ["", "**Partial day:** " + "; ".join(partial) + "."]
     drift = rep.get("history", {}).get("drift", [])
     if drift:
         lines += [

@@ -26,6 +26,7 @@ from mmw_tasks.report.model import (
     Incident,
     Report,
     dq_types_known,
+    partial_lines,
     who,
 )
 
@@ -389,6 +390,13 @@ def render(rep: Report) -> str:
         if drift
         else ""
     )
+    partial = partial_lines(rep)
+    if partial:
+        alert += (
+            "<div class='alert partial-alert'><b>Partial day:</b> "
+            + "; ".join(escape(x) for x in partial)
+            + ". Totals and incidents miss what these servers logged then.</div>"
+        )
     links = rep.get("links", {})
     nav = (
         f"<nav><a rel='prev' href='{escape(links.get('previous', '#'))}'>← previous day</a>"
