@@ -3,7 +3,7 @@ missing) was reported with rc 0 and no word of the gap: the fetch stage computed
 between files and `run_day` dropped them, and a single truncated file was not seen at all. Now
 coverage is measured on the parsed lines (mmw_tasks/report/gaps.py): a server with no line over
 part of the day is named in report.json (`gaps`, `partial`, `totals.partial`), report.md,
-report.html and `mmw run`'s output; a quiet night is not a gap."""
+report.html, `mmw run`'s output and the notification; a quiet night is not a gap."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mmw_tasks import lake, pipeline
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import load_site
 from mmw_tasks.parse.stamps import local_day_bounds
+from mmw_tasks.report import notify
 from mmw_tasks.report.model import report_dir
 
 GAP = "1mx: no lines 13:04-24:00 (the day is partial)"
@@ -47,6 +48,15 @@ def test_a_truncated_log_is_told_in_every_output(truncated_site):
     assert f"**Partial day:** {GAP}." in (folder / "report.md").read_text()
     assert GAP in (folder / "report.html").read_text()
     assert not pipeline.is_done(toml, DAY)  # a partial day is redone by the next backfill
+
+
+def test_the_notification_tells_the_gap(truncated_site):
+    toml, _ = truncated_site
+    msg = notify.incident_message("example-u", report_of(toml), "report.json", ("mmw_suspect",))
+    assert msg is not None and msg["partial"] is True
+    assert "PARTIAL report (gaps in 1mx)" in msg["subject"]
+    assert f"- {GAP}" in msg["text"].splitlines()
+    assert [g["text"] for g in msg["gaps"]] == [GAP]
 
 
 def test_a_server_with_no_line_in_the_day_is_a_gap_of_the_whole_day(tmp_path):

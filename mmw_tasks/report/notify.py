@@ -60,7 +60,8 @@ def incident_message(
     dag_id: str | None = None,
     run_id: str | None = None,
 ) -> dict | None:
-    """A day whose report has incidents of the kinds the site cares about, or is partial; else None."""
+    """A day whose report has incidents of the kinds the site cares about, or is partial (servers
+    missing, or a gap in one: each told in a line of its own); else None."""
     found = [i for i in report.get("incidents", []) if i.get("kind") in set(kinds)]
     partial = bool(report.get("partial"))
     if not found and not partial:
@@ -72,9 +73,14 @@ def incident_message(
         for i in found
     ]
     head = f"{len(found)} incident(s)" if found else "no incidents"
+    missing = report.get("missing_servers", [])
+    gaps = [g["text"] for g in report.get("gaps", [])]
     if partial:
-        head += f", PARTIAL report (no data from {', '.join(report.get('missing_servers', []))})"
-    text = "\n".join([f"mmw {site}, day {day}: {head}.", *lines, f"Report: {report_path}"])
+        why = ([f"no data from {', '.join(missing)}"] if missing else []) + (
+            [f"gaps in {', '.join(dict.fromkeys(g['server'] for g in report.get('gaps', [])))}"] if gaps else []
+        )
+        head += f", PARTIAL report ({'; '.join(why)})"
+    text = "\n".join([f"mmw {site}, day {day}: {head}.", *lines, *(f"- {g}" for g in gaps), f"Report: {report_path}"])
     brief = ", ".join(
         f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip() for i in found[:3]
     )
@@ -86,7 +92,8 @@ def incident_message(
         "dag_id": dag_id,
         "run_id": run_id,
         "partial": partial,
-        "missing_servers": report.get("missing_servers", []),
+        "missing_servers": missing,
+        "gaps": report.get("gaps", []),
         "incidents": [
             {k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain", "score")} for i in found
         ],
