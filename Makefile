@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test bench eval lint typecheck clean lock
+.PHONY: help install demo test bench bench-day eval lint typecheck clean lock browser test-fast
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml $(wildcard mmw_tasks/parse/csrc/*.[ch])
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,20 @@ install: $(STAMP)  ## create .venv with the pinned dependencies (production, tes
 demo: $(STAMP)  ## simulate a worm outbreak, run the real Airflow DAG over it, print the report path
 	$(BIN)/mmw demo
 
-test: $(STAMP)  ## the whole test suite (what CI runs); installs headless Chromium for the report test
+test: $(STAMP) browser  ## the whole test suite (what CI runs); a missing Chromium fails the report test
+	MMW_REQUIRE_BROWSER=1 MMW_MUTATION_EXAMPLES=300 $(BIN)/python -m pytest -q --durations=8
+
+test-fast: $(STAMP)  ## the suite less the airflow and integration tests, on both cores (under 90 s); no Chromium: its test skips
+	$(BIN)/python -m pytest -q -m "not airflow and not integration" -n 2 --dist loadfile --browser-optional --durations=8
+
+browser:  ## headless Chromium and chromedriver for the report test (apt-get; nothing when they are there)
 	bash tests/setup_chromium.sh
-	$(BIN)/python -m pytest -q --durations=8
 
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)
 	$(BIN)/python -m bench
+
+bench-day: $(STAMP)  ## the whole daily job on a 40M-line simulated site-day, stage by stage (ARGS="--sizes 4M,10M --days 7")
+	$(BIN)/python -m bench.day $(ARGS)
 
 lint: $(STAMP)  ## ruff (lint, format check), mypy on mmw_tasks, sqlfluff (DuckDB) on sql/; what CI runs first
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """One measurement, run as its own process so that its peak memory is its own (the parent reads
 it with os.wait4): parse one server's file for the bench day into the bench lake, exactly as
-`mmw run` does (ingest.parse_server_day), and print what it did as one JSON line.
+`mmw run` does (ingest.parse_server_day), and print what it did as one JSON line, with the wall
+and CPU seconds (resource.getrusage before and after) of the parse call itself.
 
     python bench/child.py SITE.toml SERVER DAY FILE
     python bench/child.py --scan FILE
@@ -11,8 +12,16 @@ Run as a script (not -m) so that PYTHONPATH decides which mmw_tasks is measured 
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread (the parse's threads have ended
+    when it returns, so their time is in)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def scan(path: str) -> None:
@@ -34,13 +43,14 @@ def main() -> None:
     t_import = time.perf_counter()
     from mmw_tasks import pipeline
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     out = pipeline.parse(config, server, day, [path])
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu_seconds()
     print(
         json.dumps(
             {
                 "seconds": t1 - t0,
+                "cpu_seconds": c1 - c0,
                 "import_seconds": t0 - t_import,
                 "rows": out["rows"],
                 "lines_read": out["lines_read"],

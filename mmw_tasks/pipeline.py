@@ -10,8 +10,10 @@ per server, whether the day is done already) is decided here too, so the DAG fil
 from __future__ import annotations
 
 import json
+import resource
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
@@ -27,7 +29,7 @@ from mmw_tasks.fetch.sftp import CredentialsDict
 from mmw_tasks.fetch.sources import SourceError
 from mmw_tasks.parse import ingest
 from mmw_tasks.parse.ingest import Parsed
-from mmw_tasks.parse.logfiles import LogFileError
+from mmw_tasks.parse.logfiles import BadFile, LogFileError
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
 from mmw_tasks.report import gaps
@@ -63,6 +65,7 @@ class FetchResult(TypedDict):
     pulled: dict[str, int]
     gaps: list[str]
     years: dict[str, list[list[int]]]
+    bad_files: list[BadFile]  # files that may hold lines of the day, left out as unreadable (on_bad_file = "skip")
 
 
 class FetchedJob(Job, FetchResult):
@@ -155,7 +158,19 @@ class DayRun(TypedDict):
     report: Reported
     trends: Trended
     deliver: NotRequired[Delivered]  # left out when mailing was not asked for (a backfill)
+    stages: dict[str, StageCost]  # what each stage cost, in the order they ran (see run_day)
     seconds: float  # wall time of the whole day
+
+
+class StageCost(TypedDict):
+    """What one stage of run_day cost (getrusage before and after it)."""
+
+    wall: float  # seconds
+    cpu: float  # CPU seconds of the process: user + system, every thread, and children waited for
+    peak_mb: float  # the process's peak RSS so far, MB
+
+
+OnStage = Callable[[str, StageCost | None], Any]
 
 
 class MissingServersError(SourceError):
@@ -195,6 +210,7 @@ def fetch(config: str | Path, server: str, day: str | date, credentials: Credent
         "pulled": got.pulled,
         "gaps": got.gaps,
         "years": got.years,
+        "bad_files": got.bad_files,
     }
 
 
@@ -409,21 +425,58 @@ def is_done(config: str | Path, day: str | date) -> bool:
         return False
 
 
-def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = print, mail: bool = True) -> DayRun:
-    """The whole daily job without Airflow; returns what each stage returned. `mail`: send the
-    report when the config asks for it (a backfill does not). A stage that fails raises a
-    failures.StageError naming the day, the stage and the server (the cause chained to it); a
-    lake that cannot be written is a ConfigError before any stage runs."""
+@contextmanager
+def _stage(stages: dict[str, StageCost], name: str, on_stage: OnStage | None) -> Iterator[None]:
+    """Time a stage of run_day into stages[name]; tell on_stage as it starts (None) and ends."""
+    if on_stage:
+        on_stage(name, None)
+    t0, c0 = time.monotonic(), _cpu_seconds()
+    yield
+    rec: StageCost = {
+        "wall": round(time.monotonic() - t0, 3),
+        "cpu": round(_cpu_seconds() - c0, 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    stages[name] = rec
+    if on_stage:
+        on_stage(name, rec)
+
+
+def _cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_day(
+    config: str | Path,
+    day: str | date,
+    log: Callable[[str], Any] = print,
+    mail: bool = True,
+    on_stage: OnStage | None = None,
+) -> DayRun:
+    """The whole daily job without Airflow; returns what each stage returned, and in "stages" the
+    cost of each (fetch and parse per server, settle, aggregate, fit, detect, report, trends,
+    deliver). `mail`: send the report when the config asks for it (a backfill does not).
+    `on_stage(name, cost)`: called as each stage starts (cost None) and ends. A stage that fails
+    raises a failures.StageError naming the day, the stage and the server (the cause chained to
+    it); a lake that cannot be written is a ConfigError before any stage runs."""
     site, d = _site_day(config, day)
     failures.usable_lake(site)
     servers: dict[str, Parsed] = {}
+    stages: dict[str, StageCost] = {}
     t0 = time.monotonic()
     reasons: dict[str, str] = {}
     for s in site.servers:
         try:
-            with failures.stage(d, "fetch", s.name, INPUT_ERRORS, site.lake):
+            with (
+                _stage(stages, f"fetch {s.name}", on_stage),
+                failures.stage(d, "fetch", s.name, INPUT_ERRORS, site.lake),
+            ):
                 fetched = fetch(config, s.name, d)
-            with failures.stage(d, "parse", s.name, INPUT_ERRORS, site.lake):
+            with (
+                _stage(stages, f"parse {s.name}", on_stage),
+                failures.stage(d, "parse", s.name, INPUT_ERRORS, site.lake),
+            ):
                 servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
         except failures.StageError as e:
             if site.on_missing_server == "fail":
@@ -437,19 +490,19 @@ def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = pri
         )
         for between in fetched["gaps"]:  # stretches between two files that neither covers
             log(f"{d} {s.name}: no file covers {between}")
-    with failures.stage(d, "settle", lake=site.lake):
+    with _stage(stages, "settle", on_stage), failures.stage(d, "settle", lake=site.lake):
         settled = settle(config, d, list(servers), reasons)
-    with failures.stage(d, "aggregate", lake=site.lake):
+    with _stage(stages, "aggregate", on_stage), failures.stage(d, "aggregate", lake=site.lake):
         aggregated = aggregate(config, d)
-    with failures.stage(d, "fit", lake=site.lake):
+    with _stage(stages, "fit", on_stage), failures.stage(d, "fit", lake=site.lake):
         fitted = fit(config, d)
-    with failures.stage(d, "detect", lake=site.lake):
+    with _stage(stages, "detect", on_stage), failures.stage(d, "detect", lake=site.lake):
         detected = run_detect(config, d)
-    with failures.stage(d, "report", lake=site.lake):
+    with _stage(stages, "report", on_stage), failures.stage(d, "report", lake=site.lake):
         reported = make_report(config, d, settled["missing"])
     for gap in reported["gaps"]:
         log(f"{d} {gap}")
-    with failures.stage(d, "trends", lake=site.lake):
+    with _stage(stages, "trends", on_stage), failures.stage(d, "trends", lake=site.lake):
         trended = trends(config, d)
     out: DayRun = {
         "day": str(d),
@@ -460,10 +513,11 @@ def run_day(config: str | Path, day: str | date, log: Callable[[str], Any] = pri
         "detect": detected,
         "report": reported,
         "trends": trended,
+        "stages": stages,
         "seconds": 0.0,
     }
     if mail:
-        with failures.stage(d, "deliver", lake=site.lake):
+        with _stage(stages, "deliver", on_stage), failures.stage(d, "deliver", lake=site.lake):
             out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Headless Chromium and its driver for the report rendering test (tests/test_report_html.py).
-# CI starts on a fresh Debian machine as root; a machine that has them already skips the install.
+# Run by `make browser` (and so by `make test`), never by a test. CI starts on a fresh Debian
+# machine as root; a machine that has them already skips the install.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
     exit 0

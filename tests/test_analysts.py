@@ -1,4 +1,4 @@
-"""Every ```sql block of docs/analysts.md runs on the 60-day simulated lake, through `mmw sql`'s
+"""Every ```sql block of docs/analysts.md runs on the six-week simulated lake, through `mmw sql`'s
 views and through the catalog file, both read-only as `mmw sql` opens them, and answers with at
 least one row."""
 
@@ -36,13 +36,13 @@ def test_the_page_has_a_dozen_questions():
 
 
 @pytest.fixture(scope="module")
-def views(sixty_days):
-    return readonly.connect(load_site(sixty_days).lake)
+def views(six_weeks):
+    return readonly.connect(load_site(six_weeks).lake)
 
 
 @pytest.fixture(scope="module")
-def catalog(sixty_days):
-    con = readonly.open_catalog(load_site(sixty_days).lake)
+def catalog(six_weeks):
+    con = readonly.open_catalog(load_site(six_weeks).lake)
     yield con
     con.close()
 
@@ -57,10 +57,10 @@ def test_documented_query_answers(views, catalog, heading, query):
     assert catalog.sql(query).fetchall() == rows
 
 
-def test_a_documented_query_through_mmw_sql(sixty_days):
+def test_a_documented_query_through_mmw_sql(six_weeks):
     heading, query = next((h, q) for h, q in QUERIES if "User unknown" in h)
     r = subprocess.run(
-        [sys.executable, "-m", "mmw_tasks", "sql", "--config", str(sixty_days), "--format", "csv", query],
+        [sys.executable, "-m", "mmw_tasks", "sql", "--config", str(six_weeks), "--format", "csv", query],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -135,6 +135,18 @@ BAD = {
         "port",
         ["[report.email]", "1 to 65535"],
     ),
+    "a bad-file policy misspelt": (
+        AFTER_INTERVAL,
+        AFTER_INTERVAL + '\non_bad_files = "skip"',
+        "on_bad_files",
+        ["[site]", "did you mean 'on_bad_file'?", ":7:"],
+    ),
+    "an unknown bad-file policy": (
+        AFTER_INTERVAL,
+        AFTER_INTERVAL + '\non_bad_file = "ignore"',
+        "on_bad_file",
+        ["[site]", "fail, skip", "'ignore'"],
+    ),
 }
 
 

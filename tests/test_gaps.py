@@ -123,11 +123,3 @@ def test_a_quiet_night_of_a_small_server_is_no_gap(tiny):
     assert any(nights), nights  # three hours and more without a mail line at night ...
     for day in ("2002-02-11", "2002-02-12"):
         assert report_of(tiny, day)["gaps"] == []  # ... and no gap
-
-
-def test_sixty_simulated_days_have_no_gap(sixty_days):
-    """A quarter of the papers' traffic, weekdays and weekends, outbreaks among them."""
-    root = load_site(sixty_days).lake / "reports"
-    reports = [json.loads(p.read_text()) for p in sorted(root.glob("day=*/report.json"))]
-    assert len(reports) == 60
-    assert [r["day"] for r in reports if r["gaps"] or r["partial"] or r["totals"]["partial"]] == []

@@ -1,4 +1,8 @@
-"""The compiled kernels (mmw_tasks/parse/csrc/) against the regexes they stand for."""
+"""The compiled kernels (mmw_tasks/parse/csrc/) against the regexes and expressions they stand for.
+
+Each kernel has one specification, in the parse module that uses it (docs/speed.md lists them):
+the tests here import it, on hand-made cases first, then on seeded random mutations of the real
+lines of tests/data/sample-lines.txt."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from conftest import sample_block
 
 from mmw_tasks.parse import kernels
 from mmw_tasks.parse import pop as parse_pop
+from mmw_tasks.parse.fields import after_keys_reference
 
 POP_MESSAGES = [
     '(v4.0.9) POP login by user "nick" at (host.example) 74.125.46.35 [pop_log.c:244]',
@@ -36,27 +41,6 @@ POP_MESSAGES = [
 ]
 
 
-def _reference(msg: pl.Series) -> pl.DataFrame:
-    """The kinds and fields by the polars expressions the kernel replaced."""
-    m = pl.col("msg")
-    kind = (
-        pl.when(m.str.contains("POP login by user", literal=True))
-        .then(1)
-        .when(m.str.contains("-login: ", literal=True) & m.str.contains("Login: user=", literal=True))
-        .then(2)
-        .when(m.str.starts_with("LOGIN, "))
-        .then(3)
-        .when(m.str.starts_with("Login user=") | m.str.starts_with("Authenticated user="))
-        .then(4)
-        .otherwise(0)
-    )
-    df = pl.DataFrame({"msg": msg}).with_columns(kind=kind.cast(pl.UInt8))
-    df = df.with_columns(tail=m.str.splitn('POP login by user "', 2).struct.field("field_1"))  # after the first
-    q = pl.when(pl.col("kind") == 1).then(pl.col("tail")).str.extract_groups(parse_pop._QPOPPER_TAIL).struct
-    d = pl.when(pl.col("kind") == 2).then(m).str.extract_groups(parse_pop._DOVECOT_HEAD).struct
-    return df.select("kind", *[pl.coalesce(q.field(str(i)), d.field(str(i))).alias(f"f{i}") for i in (1, 2, 3)])
-
-
 @pytest.mark.parametrize("with_samples", [False, True])
 def test_pop_login_kernel_reads_what_the_regexes_read(with_samples):
     messages = []
@@ -65,10 +49,11 @@ def test_pop_login_kernel_reads_what_the_regexes_read(with_samples):
         messages = [ln.split(": ", 1)[1] for ln in lines]
     msg = pl.Series("msg", messages + POP_MESSAGES)
     got = kernels.pop_logins(msg)
-    want = _reference(msg)
+    want = parse_pop.pop_logins_reference(msg)
     assert got["kind"].to_list() == want["kind"].to_list()
     for f in ("f1", "f2", "f3"):
         assert got[f].to_list() == want[f].to_list(), f
+    assert (got["cased"], got["mapped"]) == (want["cased"], want["mapped"]) == (True, True)
     n = len(messages)
     assert got["f2"][n] == "host.example" and got["f1"][n + 8] == "pop3"  # not null = null
     assert sorted(set(got["kind"].to_list())) == [0, 1, 2, 3, 4]
@@ -122,24 +107,7 @@ def test_sendmail_head_kernel_reads_what_the_regexes_read():
 
     msg = pl.Series("msg", SENDMAIL_MESSAGES)
     got = parse_mail._heads(pl.DataFrame({"msg": msg}))
-    m, h = pl.col("msg"), pl.col("msg").str.slice(0, 26)  # the polars expressions the kernel replaced
-    q = pl.when(h.str.contains(parse_mail._QID_HEAD)).then(h.str.find(": ", literal=True))
-    want = pl.DataFrame({"msg": msg}).with_columns(
-        queue_id=pl.when(q.is_not_null()).then(h.str.slice(0, q)).str.replace(r"\[[0-9]+\]$", ""),
-        body=m.str.slice(q.fill_null(-2) + 2),
-    )
-    body = pl.col("body")
-    want = want.with_columns(
-        event=pl.when(body.str.starts_with("from="))
-        .then(pl.lit("from"))
-        .when(body.str.starts_with("to="))
-        .then(pl.lit("to"))
-        .when(body.str.starts_with("ruleset=") & body.str.contains(", reject=", literal=True))
-        .then(pl.lit("ruleset_reject"))
-        .when(body.str.contains(">... ", literal=True) | body.str.contains(parse_mail._ADDR_DOTS))
-        .then(pl.lit("reject"))
-        .otherwise(pl.lit("other"))
-    )
+    want = parse_mail.sendmail_heads_reference(msg)
     for col in ("queue_id", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert got["queue_id"][1] == "g1GBU1a12345" and got["event"].to_list().count("reject") == 5
@@ -162,9 +130,7 @@ def test_after_keys_reads_the_first_occurrence_up_to_the_stop(stop):
     )
     keys = [", size=", ", mailer=", ", relay=", ", stat="]
     got = kernels.after_keys(values, keys, stop)
-    for key, series in zip(keys, got, strict=True):
-        after = values.str.splitn(key, 2).struct.field("field_1")  # after the first occurrence
-        want = after if stop is None else after.str.split(stop).list.first()
+    for key, series, want in zip(keys, got, after_keys_reference(values, keys, stop), strict=True):
         assert series.to_list() == want.to_list(), key
     assert got[2][6] == ("one" if stop else "one, relay=two") and got[0][1] == "" and got[0][4] is None
 
@@ -210,24 +176,7 @@ def test_postfix_head_kernel_reads_what_the_regexes_read():
 
     msg = pl.Series("msg", POSTFIX_MESSAGES)
     got = pp.heads(pl.DataFrame({"msg": msg}))
-    m, h = pl.col("msg"), pl.col("msg").str.slice(0, 22)  # the polars expressions the kernel replaced
-    q = pl.when(h.str.contains(pp._QID_HEAD)).then(h.str.find(": ", literal=True))
-    want = pl.DataFrame({"msg": msg}).with_columns(
-        queue_id=pl.when(q.is_not_null() & (h.str.slice(0, q) != "NOQUEUE")).then(h.str.slice(0, q)),
-        body=m.str.slice(q.fill_null(-2) + 2),
-    )
-    body = pl.col("body")
-    lead = body.str.extract(pp._LEAD, 1)
-    kind = lead.replace_strict(pp._LEAD_KIND, default=None, return_dtype=pl.String)
-    want = want.with_columns(
-        event=pl.when(lead.is_null())
-        .then(pl.lit("other"))
-        .when(kind.is_null())
-        .then(pl.lit("dsn"))
-        .when((kind == "from") & body.str.contains(", status=expired"))
-        .then(pl.lit("expired"))
-        .otherwise(kind)
-    )
+    want = pp.postfix_heads_reference(msg)
     for col in ("queue_id", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert set(got["event"]) == set(pp._KINDS.values())
@@ -353,21 +302,7 @@ def test_exim_head_kernel_reads_what_the_regexes_read():
 
     msg = pl.Series("msg", EXIM_MESSAGES)
     got = px.heads(pl.DataFrame({"msg": msg}))
-    g = pl.col("g").struct  # the polars expressions the kernel replaced
-    want = pl.DataFrame({"msg": msg}).with_columns(g=pl.col("msg").str.extract_groups(px._HEAD))
-    want = want.with_columns(
-        queue_id=g.field("2"), _flag=g.field("3"), body=pl.col("msg").str.slice(g.field("1").str.len_chars())
-    )
-    body, flag = pl.col("body"), pl.col("_flag")
-    want = want.with_columns(
-        event=pl.when(flag.is_not_null())
-        .then(flag.replace_strict(px._FLAGS, default="other"))
-        .when(body.str.contains(" rejected RCPT ", literal=True))
-        .then(pl.lit("reject"))
-        .when(body.str.contains(px._QUIET))
-        .then(pl.lit("quiet"))
-        .otherwise(pl.lit("other"))
-    )
+    want = px.exim_heads_reference(msg)
     for col in ("queue_id", "_flag", "body", "event"):
         assert got[col].to_list() == want[col].to_list(), col
     assert set(got["event"]) == set(px._KINDS.values()) and got["queue_id"][10] == "1rWzOe-000000004yO-2Awl"
@@ -400,42 +335,10 @@ POSTFIX_TO_BODIES = [
 def test_postfix_to_kernel_reads_what_the_finds_and_slices_read():
     """kernels.postfix_to against the polars code it replaced (finds, slices, the recipient regex)."""
     from mmw_tasks.parse import postfix as pp
-    from mmw_tasks.parse.fields import addr, bslice
 
-    got = pp._to_fields(pl.DataFrame({"body": POSTFIX_TO_BODIES}))
-    body, sl = pl.col("body"), bslice
-    want = pl.DataFrame({"body": POSTFIX_TO_BODIES}).with_columns(
-        _gt=body.str.find(">,", literal=True),
-        _r=body.str.find(", relay=", literal=True),
-        _st=body.str.find(", status=", literal=True),
-    )
-    want = want.with_columns(
-        recipient=pl.when(body.str.starts_with("to=<") & pl.col("_gt").is_not_null()).then(
-            sl(body, 4, pl.col("_gt") - 4)
-        ),
-        _relay=sl(body, pl.col("_r") + 8),
-        _after=sl(body, pl.col("_st") + 9),
-    )
-    rc = pl.col("recipient")
-    odd = rc.is_null() | rc.str.contains(r"[,>]")
-    want = want.with_columns(recipient=pl.when(odd).then(body.str.extract(pp._TO_RECIPIENT, 1)).otherwise(rc))
-    after, relay = pl.col("_after"), pl.col("_relay")
-    want = want.with_columns(
-        _relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(","))),
-        _sp=after.str.find(" ", literal=True),
-    )
-    word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
-    want = want.with_columns(
-        _status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
-        _ok=sl(after, pl.col("_sp"), 2).eq(" (") & after.str.ends_with(")"),
-    )
-    want = want.with_columns(
-        detail=pl.when(pl.col("_ok") & pl.col("_status").is_not_null()).then(
-            sl(after, pl.col("_sp") + 2, after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3)
-        )
-    )
-    want = want.with_columns(recipient=addr(pl.col("recipient")))
-    for col in ("recipient", "_relay", "_status", "detail"):
+    body = pl.Series("body", POSTFIX_TO_BODIES)
+    got, want = kernels.postfix_to(body), pp.postfix_to_reference(body)
+    for col in ("recipient", "relay", "status", "detail"):
         assert got[col].to_list() == want[col].to_list(), col
     assert got["detail"][2] == "host c said: 550 no (in reply to RCPT TO)" and got["recipient"][12] == "a"
 
@@ -492,11 +395,8 @@ def test_exim_field_kernel_reads_what_the_regexes_read(to):
 
     bodies = EXIM_DELIVERIES if to else EXIM_ARRIVALS
     got = px._fields(pl.DataFrame({"body": bodies}), to)
-    patterns = px._TO_FIELDS if to else px._FROM_FIELDS
-    want = pl.DataFrame({"body": bodies}).select(
-        [pl.col("body").str.extract(rx, 1).alias(k) for k, rx in patterns.items()]
-    )
-    for k in patterns:
+    want = px.exim_fields_reference(pl.Series(bodies), to)
+    for k in want.columns:
         assert got[f"_{k}"].to_list() == want[k].to_list(), k
     if to:
         assert got["_detail"][3] == "mailbox full" and got["_mailer"][12] == "a" and got["_orig"][1] == "orig@d"

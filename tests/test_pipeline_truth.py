@@ -166,6 +166,7 @@ def both_stacks(tmp_path_factory) -> dict[str, Path]:
     return sites
 
 
+@pytest.mark.integration  # two sites of every scenario, two days each through every stage: make test only
 @pytest.mark.parametrize("style", ["2002", "modern"])
 @pytest.mark.parametrize("day", ["2002-03-11", "2002-03-12"])
 def test_every_scenario_totals_equal_truth_in_both_stacks(both_stacks, style, day):
@@ -177,6 +178,7 @@ def test_every_scenario_totals_equal_truth_in_both_stacks(both_stacks, style, da
         assert {k: g[k] for k in COUNTS} == {k: t[k] for k in COUNTS}, t["interval_start"]
 
 
+@pytest.mark.integration
 def test_both_stacks_report_the_same_kinds_of_incident(both_stacks):
     kinds = {
         style: sorted({i["kind"] for i in report_of(toml, "2002-03-12")["incidents"]})
@@ -197,6 +199,7 @@ def test_both_stacks_report_the_same_kinds_of_incident(both_stacks):
     assert infected == planted
 
 
+@pytest.mark.integration
 def test_dq_is_split_by_query_type_where_the_log_has_types(both_stacks):
     """BIND logs the query type, iplog does not: the modern report splits Dq by type (the worm's
     MX lookups), the 2002 one counts it all as 'unknown' and says nothing more."""

@@ -16,6 +16,7 @@ from mmw_tasks import pipeline
 from mmw_tasks.simulate import simulate_site
 
 DAYS = (date(2001, 12, 31), date(2002, 1, 1))
+pytestmark = pytest.mark.integration  # twelve days through every stage: make test only (not test-fast)
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,7 @@ def _raw_files(toml: Path) -> list[Path]:
     return sorted(p for p in raw.rglob("*") if p.is_file() and p.name not in ("manifest.json", ".lock"))
 
 
+@pytest.mark.integration  # a simulated site, twice through every stage: make test only
 def test_simulated_site_pulled_over_sftp_equals_local(remote, tmp_path):
     """The simulator's files, served over SFTP, give the same days as read from disk, and both
     are what the simulator wrote; the raw area holds the remote bytes unchanged."""

@@ -151,10 +151,10 @@ def test_backfill_opens_only_the_files_that_cover_its_day(tmp_path, monkeypatch)
     assert n_files >= 12
     pipeline.fetch(toml, "1mx", date(2002, 2, 3))  # the first fetch scans the archive once
     scans, opened = [], []
-    real_scan, real_iter = manifest.scan_file, ingest.iter_line_batches
+    real_scan, real_iter = manifest.scan_file, ingest.iter_raw_batches
     monkeypatch.setattr(manifest, "scan_file", lambda p, *a, **k: scans.append(Path(p).name) or real_scan(p, *a, **k))
     monkeypatch.setattr(
-        ingest, "iter_line_batches", lambda p, *a, **k: opened.append(Path(p).name) or real_iter(p, *a, **k)
+        ingest, "iter_raw_batches", lambda p, *a, **k: opened.append(Path(p).name) or real_iter(p, *a, **k)
     )
     day = date(2002, 2, 9)
     rows = _parse_rows(toml, "1mx", day)

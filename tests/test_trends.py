@@ -1,4 +1,4 @@
-"""Trends over a 60-day simulated backfill: daily_trends and its weekly and monthly roll-ups add
+"""Trends over a six-week simulated backfill: daily_trends and its weekly and monthly roll-ups add
 up, the planted incidents show on the trends page, the m_s band is stable, and the DuckDB catalog
 file opens from any directory with plain duckdb."""
 
@@ -12,26 +12,26 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-from conftest import OUTBREAK_DAYS, SIXTY_START
+from conftest import HISTORY_DAYS, HISTORY_START, OUTBREAK_DAYS
 
 from mmw_tasks import lake, pipeline
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import load_site
 from mmw_tasks.report.trends import page_path
 
-DAYS = [SIXTY_START + timedelta(days=k) for k in range(60)]
+DAYS = [HISTORY_START + timedelta(days=k) for k in range(HISTORY_DAYS)]
 
 
 @pytest.fixture(scope="module")
-def sixty(sixty_days):
-    site = load_site(sixty_days)
+def hist(six_weeks):
+    site = load_site(six_weeks)
     con = lake.connect(site.lake)
     return {
         "site": site,
         "con": con,
-        "toml": sixty_days,
+        "toml": six_weeks,
         "daily": con.sql("select * from daily_trends order by day").pl(),
-        "truth": json.loads((sixty_days.parent / "truth.json").read_text()),
+        "truth": json.loads((six_weeks.parent / "truth.json").read_text()),
     }
 
 
@@ -45,9 +45,17 @@ def planted_worm_days(truth: dict) -> dict[date, set[str]]:
     return out
 
 
-def test_every_day_has_a_trend_row(sixty):
-    assert sixty["daily"]["day"].to_list() == DAYS
-    assert sixty["daily"]["m_s"].null_count() == 0
+def test_every_day_has_a_trend_row(hist):
+    assert hist["daily"]["day"].to_list() == DAYS
+    assert hist["daily"]["m_s"].null_count() == 0
+
+
+def test_no_day_has_a_gap(hist):
+    """Weekdays and weekends at a quarter of the papers' traffic, outbreaks among them: no server
+    is silent long enough around busy hours to be a gap (tests/test_gaps.py), no day is partial."""
+    reports = [json.loads(p.read_text()) for p in sorted((hist["site"].lake / "reports").glob("day=*/report.json"))]
+    assert len(reports) == HISTORY_DAYS
+    assert [r["day"] for r in reports if r["gaps"] or r["partial"] or r["totals"]["partial"]] == []
 
 
 @pytest.mark.parametrize(
@@ -57,10 +65,10 @@ def test_every_day_has_a_trend_row(sixty):
         ("monthly_trends", "month", pl.col("day").dt.strftime("%Y-%m")),
     ],
 )
-def test_rollups_add_up_to_the_days(sixty, dataset, key, label):
-    got = sixty["con"].sql(f"select * from {dataset} order by {key}").pl()
+def test_rollups_add_up_to_the_days(hist, dataset, key, label):
+    got = hist["con"].sql(f"select * from {dataset} order by {key}").pl()
     want = (
-        sixty["daily"]
+        hist["daily"]
         .group_by(label.alias(key))
         .agg(
             pl.len().alias("days"),
@@ -75,45 +83,45 @@ def test_rollups_add_up_to_the_days(sixty, dataset, key, label):
         assert got[c].cast(pl.Int64).to_list() == want[c].cast(pl.Int64).to_list(), c
     assert got["m_s"].to_list() == pytest.approx(want["m_s"].to_list())
     assert got["m_s_max"].to_list() == pytest.approx(want["m_s_max"].to_list())
-    parts = sorted(p.parent.name for p in (sixty["site"].lake / dataset).glob("*/part-0.parquet"))
+    parts = sorted(p.parent.name for p in (hist["site"].lake / dataset).glob("*/part-0.parquet"))
     assert parts == [f"{key}={v}" for v in want[key]]
 
 
-def test_rerun_replaces_the_week_and_month(sixty):
-    before = sixty["con"].sql("select week, days, n_from from weekly_trends order by week").fetchall()
-    pipeline.trends(sixty["toml"], DAYS[-1])
-    assert sixty["con"].sql("select week, days, n_from from weekly_trends order by week").fetchall() == before
+def test_rerun_replaces_the_week_and_month(hist):
+    before = hist["con"].sql("select week, days, n_from from weekly_trends order by week").fetchall()
+    pipeline.trends(hist["toml"], DAYS[-1])
+    assert hist["con"].sql("select week, days, n_from from weekly_trends order by week").fetchall() == before
 
 
-def test_planted_incidents_show_in_the_trends(sixty):
-    worms = planted_worm_days(sixty["truth"])
+def test_planted_incidents_show_in_the_trends(hist):
+    worms = planted_worm_days(hist["truth"])
     assert sorted(worms) == list(OUTBREAK_DAYS), "the simulator planted the outbreaks asked for"
-    flagged = dict(sixty["daily"].select("day", "n_mmw_suspect").iter_rows())
+    flagged = dict(hist["daily"].select("day", "n_mmw_suspect").iter_rows())
     for day, hosts in worms.items():
         assert flagged[day] >= 1, f"{day}: planted outbreak not in daily_trends"
         found = {
             r[0]
-            for r in sixty["con"]
+            for r in hist["con"]
             .sql("select client_ip from incidents where day = $d and kind = 'mmw_suspect'", params={"d": day})
             .fetchall()
         }
         assert hosts <= found
     false_alarms = [d for d, n in flagged.items() if n and d not in worms]
     assert len(false_alarms) <= 1, false_alarms
-    page = page_path(sixty["site"]).read_text()
+    page = page_path(hist["site"]).read_text()
     for day in worms:
         assert f'data-incident="day-{day}"' in page, f"{day} is marked on the trends page"
         assert f"id='day-{day}'" in page
     assert page.count("<svg") >= 12
 
 
-def test_m_s_band_is_stable(sixty):
+def test_m_s_band_is_stable(hist):
     """With a month of history the band settles: its centre wanders by a small part of its width,
     its width stays put, and no quiet day leaves it (the outbreak days may)."""
-    r = sixty["site"].report
+    r = hist["site"].report
     bands = (
         sqlfiles.query(
-            sixty["con"],
+            hist["con"],
             "trends/coefficient_bands",
             {
                 "history_days": r.history_days,
@@ -126,21 +134,21 @@ def test_m_s_band_is_stable(sixty):
         .filter(pl.col("coefficient") == "m_s")
     )
     full = bands.filter(pl.col("history_days") >= r.history_days)
-    assert full.height == 60 - r.history_days
+    assert full.height == HISTORY_DAYS - r.history_days > 0
     centre, half = full["median"], (full["hi"] - full["lo"]) / 2
     assert 6 < centre.mean() < 14, "m_s is about the papers' 8 to 9 DNS queries per SMTP access"
     assert centre.max() - centre.min() < 0.25 * half.mean(), "the centre barely moves"
     assert half.max() < 2 * half.min(), "nor does the width"
-    worms = planted_worm_days(sixty["truth"])
+    worms = planted_worm_days(hist["truth"])
     quiet = bands.filter(~pl.col("day").is_in(list(worms)) & (pl.col("history_days") >= r.min_history))
     assert quiet.filter(pl.col("drift")).height == 0
     assert quiet.filter((pl.col("value") < pl.col("lo")) | (pl.col("value") > pl.col("hi"))).height == 0
     # the daily report of the last day carries the same band, and the trends page draws it
-    rep = json.loads((sixty["site"].lake / "reports" / f"day={DAYS[-1]}" / "report.json").read_text())
+    rep = json.loads((hist["site"].lake / "reports" / f"day={DAYS[-1]}" / "report.json").read_text())
     last = full.filter(pl.col("day") == DAYS[-1]).row(0, named=True)
     assert rep["history"]["coefficients"]["m_s"]["lo"] == pytest.approx(last["lo"])
     assert rep["history"]["drift"] == [] and not rep["history"]["too_short"]
-    page = page_path(sixty["site"]).read_text()
+    page = page_path(hist["site"]).read_text()
     assert page.count('<polygon class="band"') == 5, "one band per coefficient chart"
 
 
@@ -163,7 +171,7 @@ def _counts_with_plain_duckdb(catalog, views, cwd) -> dict:
     return json.loads(r.stdout)
 
 
-def test_catalog_opens_from_another_directory(sixty, tmp_path):
+def test_catalog_opens_from_another_directory(hist, tmp_path):
     views = [
         "mail_events",
         "dns_queries",
@@ -175,19 +183,19 @@ def test_catalog_opens_from_another_directory(sixty, tmp_path):
         "weekly_trends",
         "monthly_trends",
     ]
-    want = {v: sixty["con"].sql(f"select count(*) from {v}").fetchone()[0] for v in views}
+    want = {v: hist["con"].sql(f"select count(*) from {v}").fetchone()[0] for v in views}
     assert min(want.values()) > 0
-    catalog = sixty["site"].lake / lake.CATALOG
+    catalog = hist["site"].lake / lake.CATALOG
     assert _counts_with_plain_duckdb(catalog, views, tmp_path) == want
-    assert lake.catalog_is_current(sixty["site"].lake)
+    assert lake.catalog_is_current(hist["site"].lake)
 
 
-def test_catalog_follows_a_moved_lake(sixty, tmp_path):
+def test_catalog_follows_a_moved_lake(hist, tmp_path):
     moved = tmp_path / "elsewhere" / "lake"
-    shutil.copytree(sixty["site"].lake, moved)
+    shutil.copytree(hist["site"].lake, moved)
     assert not lake.catalog_is_current(moved), "the copied catalog still points at the old lake"
     lake.write_catalog(moved)
     assert lake.catalog_is_current(moved)
     shutil.rmtree(moved / "daily_trends" / f"day={DAYS[0]}")  # only the copy loses a day
     got = _counts_with_plain_duckdb(moved / lake.CATALOG, ["daily_trends"], tmp_path)
-    assert got == {"daily_trends": 59}
+    assert got == {"daily_trends": HISTORY_DAYS - 1}

@@ -7,6 +7,7 @@ sources apart. Everything is importable from here, as it always was.
 
 from mmw_tasks.config.checks import ConfigError, parse_duration, parse_interval
 from mmw_tasks.config.model import (
+    BAD_FILE_POLICIES,
     DNS_FORMATS,
     MAIL_FORMATS,
     MISSING_SERVER_POLICIES,
@@ -22,6 +23,7 @@ from mmw_tasks.config.reader import load_site, report_settings, site_from_dict
 from mmw_tasks.config.sftp import SFTP_URL, SftpSource, parse_sftp_url
 
 __all__ = [
+    "BAD_FILE_POLICIES",
     "DNS_FORMATS",
     "MAIL_FORMATS",
     "MISSING_SERVER_POLICIES",

@@ -79,6 +79,7 @@ class Thresholds:
 
 
 MISSING_SERVER_POLICIES = ("fail", "partial")
+BAD_FILE_POLICIES = ("fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class Site:
     bulk_senders: tuple[str, ...] = ()  # allow-list of known bulk senders
     report: ReportSettings = field(default_factory=ReportSettings)
     on_missing_server: str = "fail"  # a server still missing after retries: "fail" the day or run "partial"
+    on_bad_file: str = "fail"  # an unreadable file (damaged, no permission, not a log): "fail" the day or "skip" it
     schedule: Schedule = field(default_factory=Schedule)
     notify: Notify = field(default_factory=Notify)
     bulk_hosts: tuple[str, ...] = ()  # allow-list of client IPs that mail in bulk (benign)

@@ -18,6 +18,7 @@ from typing import Any
 from mmw_tasks.config import schema
 from mmw_tasks.config.checks import REQUIRED, ConfigError, Table, line_of, parse_interval
 from mmw_tasks.config.model import (
+    BAD_FILE_POLICIES,
     DNS_FORMATS,
     MAIL_FORMATS,
     MISSING_SERVER_POLICIES,
@@ -95,6 +96,7 @@ def site_from_dict(raw: dict[str, Any], path: Path, text: str | None = None) -> 
         bulk_senders=tuple(a.lower() for a in allow.strings("bulk_senders", ())),
         report=report_settings(raw.get("report", {}), path, text),
         on_missing_server=site.choice("on_missing_server", MISSING_SERVER_POLICIES),
+        on_bad_file=site.choice("on_bad_file", BAD_FILE_POLICIES),
         schedule=_schedule(Table.of(path, text, "schedule", raw.get("schedule", {}))),
         notify=_notify(Table.of(path, text, "notify", raw.get("notify", {}))),
         bulk_hosts=allow.addresses("bulk_hosts"),

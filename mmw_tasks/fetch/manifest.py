@@ -24,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from mmw_tasks import lake
-from mmw_tasks.parse.logfiles import LogFileError, compression_of, iter_line_batches
+from mmw_tasks.parse.logfiles import LogFileError, UnreadableFile, compression_of, iter_line_batches
 from mmw_tasks.parse.stamps import FileYears
 from mmw_tasks.parse.years import StampScan, year_anchor
 
@@ -58,7 +59,9 @@ class Entry:
     pulled_at: str | None = None
     superseded_by: str | None = None  # path of the entry whose content includes all of this one's
     superseded_at: str | None = None
-    error: str | None = None  # a corrupt or truncated archive: what was wrong and where; read up to there
+    # a file that cannot be read whole: a corrupt or truncated archive (what was wrong and where;
+    # read up to there), or a file none of whose lines has a time stamp (not a log)
+    error: str | None = None
 
     @property
     def damaged(self) -> bool:
@@ -147,10 +150,14 @@ def scan_file(
     try:
         for first_no, lines in iter_line_batches(path, SCAN_BATCH, on_chunk=hasher):
             stamps.feed(first_no, lines)
+    except UnreadableFile:
+        raise
     except LogFileError as e:
         error = str(e)
     anchor, how = year_anchor(path, st.st_mtime, tz)
     years, first, last = stamps.resolve(anchor, tz)
+    if error is None and first is None and hasher.n > stamps.lines:  # (not just empty lines)
+        error = f"{path}: not a log: none of its {stamps.lines} lines has a time stamp mmw reads"
     kind = compression_of(path)
     plain_whole = kind is None and error is None and hasher.n == st.st_size  # the content is the file
     if error and last is None:
@@ -174,6 +181,28 @@ def scan_file(
         server=server,
         error=error,
     ), hasher.prefix
+
+
+def unreadable_entry(path: Path, st: os.stat_result, tz: str, server: str, why: str) -> Entry:
+    """The entry of a file that cannot be read at all (never saved): nothing is known of its
+    lines, so it may hold any time up to its mtime (sources.choose places it from there)."""
+    mtime = datetime.fromtimestamp(st.st_mtime, ZoneInfo(tz)).replace(tzinfo=None)
+    return Entry(
+        path=str(path),
+        size=st.st_size,
+        mtime=st.st_mtime,
+        sha256="",
+        compression=None,
+        content_bytes=0,
+        content_sha256="",
+        head_sha256="",
+        lines=0,
+        first=None,
+        last=mtime.isoformat(),
+        tz=tz,
+        server=server,
+        error=why,
+    )
 
 
 class Manifest:
@@ -204,7 +233,10 @@ class Manifest:
         for c in candidates:
             if c.fresh(st) and c.tz == tz and not Path(c.path).exists():
                 return self._renamed(c, path)
-        entry, prefixes = scan_file(path, tz, server, {c.content_bytes for c in candidates})
+        try:
+            entry, prefixes = scan_file(path, tz, server, {c.content_bytes for c in candidates})
+        except UnreadableFile as e:  # not remembered: it is tried again once it can be read
+            return unreadable_entry(path, st, tz, server, str(e))
         if known is not None:  # keep what the pull recorded about a raw copy
             entry.remote, entry.remote_size, entry.remote_mtime, entry.pulled_at = (
                 known.remote,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import shutil
 import uuid
@@ -33,13 +34,15 @@ from mmw_tasks.fetch.sftp import (
     SftpError,
     default_known_hosts,
 )
-from mmw_tasks.parse.logfiles import MAGIC, LogFileError, compression_of
+from mmw_tasks.parse.logfiles import MAGIC, BadFile, LogFileError, bad_file_message, compression_of
 from mmw_tasks.parse.stamps import FileYears, YearAnchor
 from mmw_tasks.parse.years import breaks_of, years_or_day
 
 SUPERSEDED_GRACE = timedelta(days=1)  # a superseded raw copy stays this long for runs still reading it
 LIVE_SLACK = timedelta(minutes=10)  # lines a live file may still get that are older than its last one
 GAP_WARN = timedelta(hours=3)
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(RuntimeError):
@@ -59,6 +62,9 @@ class Fetched:
     # [] frames its year-less stamps next to the day and [[line_no, year], ...] says where each
     # year begins; a file missing here has its years found while it is parsed
     years: dict[str, list[list[int]]] = field(default_factory=dict)
+    # files that may hold lines of the day but cannot be read (damaged, unreadable, not a log),
+    # left out under [site].on_bad_file = "skip" (with "fail" the fetch fails instead)
+    bad_files: list[BadFile] = field(default_factory=list)
 
 
 def raw_dir(site: Site, server: Server) -> Path:
@@ -279,9 +285,9 @@ def fetch_for_day(
 ) -> Fetched:
     """The server's files that hold lines of the local `day`, oldest first (pulling sftp ones)."""
     entries, counts = entries_for(site, server, day, credentials)
-    chosen, gaps = choose(entries, server, day, source_glob(site, server))
+    chosen, gaps, bad = choose(entries, server, day, source_glob(site, server), site.on_bad_file, site.config_path)
     years = {e.path: breaks_of(years_or_day(e.file_years(), e.first_dt, e.last_dt, day)) for e in chosen}
-    return Fetched(files=[Path(e.path) for e in chosen], pulled=counts, gaps=gaps, years=years)
+    return Fetched(files=[Path(e.path) for e in chosen], pulled=counts, gaps=gaps, years=years, bad_files=bad)
 
 
 @dataclass(frozen=True)
@@ -303,26 +309,50 @@ def _spans(entries: list[Entry]) -> list[_Span]:
     return sorted(spans, key=lambda s: (s.first, s.entry.path))
 
 
-def choose(entries: list[Entry], server: Server, day: date, where: str) -> tuple[list[Entry], list[str]]:
+def choose(
+    entries: list[Entry],
+    server: Server,
+    day: date,
+    where: str,
+    on_bad_file: str = "fail",
+    config: Path | None = None,
+) -> tuple[list[Entry], list[str], list[BadFile]]:
+    """(the files that hold lines of the day, oldest first; gaps; bad files left out).
+
+    A file that cannot be read whole (a damaged archive, a file that cannot be opened, one with
+    no time stamp at all) and may hold lines of the day fails the day with one line naming it
+    and what to do (`on_bad_file = "fail"`), or is left out of it and listed (`"skip"`)."""
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
     spans = _spans(entries)
     chosen = [s for s in spans if s.first < end and s.last >= start]
+    bad: list[BadFile] = []
     for e in entries:
         if not e.error or not e.last:
             continue
         last = datetime.fromisoformat(e.last)
-        # A damaged archive held lines from its first readable stamp (or, if none was readable, from
-        # where the file before it ends) up to where the next file starts: fail the days it may hold.
-        lo = e.first_dt or max((x.last for x in spans if x.last < last), default=datetime.min)
-        hi = min((x.first for x in spans if x.first > lo and x.entry is not e), default=datetime.max)
-        if lo < end and max(hi, last) >= start:
-            raise LogFileError(f"server {server.name}, day {day}: {e.error}")
+        # A damaged archive held lines from its first readable stamp up to where the next file
+        # starts. A file with nothing readable (or no stamp at all) held lines from where the file
+        # before it ends up to its mtime (`last`). Those are the days it may hold.
+        if e.first_dt is not None:
+            lo = e.first_dt
+            hi = max(last, min((x.first for x in spans if x.first > lo and x.entry is not e), default=datetime.max))
+        else:
+            lo, hi = max((x.last for x in spans if x.last < last), default=datetime.min), last
+        if lo < end and hi >= start:
+            if on_bad_file != "skip":
+                raise LogFileError(bad_file_message(f"server {server.name}, day {day}", e.error, config))
+            log.warning("server %s, day %s: left out (on_bad_file = skip): %s", server.name, day, e.error)
+            bad.append({"file": e.path, "why": e.error})
+    if bad:
+        left_out = {b["file"] for b in bad}
+        chosen = [s for s in chosen if s.entry.path not in left_out]
     if not chosen:
         seen = ", ".join(e.label() for e in sorted(entries, key=lambda e: (e.first or "", e.path))) or "none"
-        raise SourceError(f"server {server.name}: no file covers {day} (source {where}; files seen: {seen})")
+        skipped = f"; left out as bad: {', '.join(b['file'] for b in bad)}" if bad else ""
+        raise SourceError(f"server {server.name}: no file covers {day} (source {where}; files seen: {seen}{skipped})")
     chosen.sort(key=lambda s: (s.first, s.last, s.entry.path))
-    return [s.entry for s in chosen], _gaps(spans, start, end)
+    return [s.entry for s in chosen], _gaps(spans, start, end), bad
 
 
 def _gaps(spans: list[_Span], start: datetime, end: datetime) -> list[str]:

@@ -32,11 +32,32 @@ from mmw_tasks.parse.pop import is_pop, parse_pop
 
 EXIM_PROGS = ["exim", "exim4"]
 _ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
-# What kernels.exim_heads reads (tests/test_kernels.py compares the two)
+# What kernels.exim_heads reads (exim_heads_reference)
 _HEAD = rf"^((?:\[[0-9]+\] )?(?:({_ID}) (?:([<=\-*>]{{2}}) )?)?)"  # 1: all of it (ASCII), 2: id, 3: flag
 _QUIET = r"^(?:Completed|Start queue run|End queue run|exim [0-9.]+ daemon started|Frozen|Message is frozen)"
 _FLAGS = {"<=": "from", "=>": "to", "->": "to", ">>": "to", "*>": "to", "==": "to", "**": "to"}
 _KINDS = {0: "other", 1: "from", 2: "to", 3: "reject", 4: "quiet"}
+
+
+def exim_heads_reference(msg: pl.Series) -> pl.DataFrame:
+    """queue_id, _flag, body and event of each message as heads() gives them, by the polars
+    expressions kernels.exim_heads replaced: its specification (tests/test_kernels.py holds the
+    kernel to it)."""
+    g = pl.col("g").struct
+    df = pl.DataFrame({"msg": msg}, schema={"msg": pl.String}).with_columns(g=pl.col("msg").str.extract_groups(_HEAD))
+    df = df.select(
+        queue_id=g.field("2"), _flag=g.field("3"), body=pl.col("msg").str.slice(g.field("1").str.len_chars())
+    )
+    body, flag = pl.col("body"), pl.col("_flag")
+    return df.with_columns(
+        event=pl.when(flag.is_not_null())
+        .then(flag.replace_strict(_FLAGS, default="other"))
+        .when(body.str.contains(" rejected RCPT ", literal=True))
+        .then(pl.lit("reject"))
+        .when(body.str.contains(_QUIET))
+        .then(pl.lit("quiet"))
+        .otherwise(pl.lit("other"))
+    )
 
 
 def heads(ex: pl.DataFrame) -> pl.DataFrame:
@@ -53,7 +74,7 @@ def heads(ex: pl.DataFrame) -> pl.DataFrame:
     return ex
 
 
-# What kernels.exim_fields reads on ASCII bodies (tests/test_kernels.py compares): arrivals, deliveries
+# What kernels.exim_fields reads on ASCII bodies (exim_fields_reference): arrivals, deliveries
 _HOST = r"\bH=((?:[^\s\[(]+ )?(?:\([^)]*\) )?\[[0-9A-Fa-f:.]+\])"
 _FROM_FIELDS = {"sender": r"^(<>|\S+)", "size": r"\bS=(\d+)", "host": _HOST, "for": r" for (.+)$"}
 _TO_FIELDS = {
@@ -63,6 +84,16 @@ _TO_FIELDS = {
     "mailer": r"\bT=(\S+)",
     "detail": r"^\S+(?: <[^>]*>)?:? (.*)$",
 }
+
+
+def exim_fields_reference(body: pl.Series, to: bool) -> pl.DataFrame:
+    """The fields of deliveries (_TO_FIELDS) or arrivals (_FROM_FIELDS) by their regexes, which
+    kernels.exim_fields replaced on ASCII bodies: its specification (tests/test_kernels.py holds
+    the kernel to it)."""
+    patterns = _TO_FIELDS if to else _FROM_FIELDS
+    return pl.DataFrame({"body": body}, schema={"body": pl.String}).select(
+        [pl.col("body").str.extract(rx, 1).alias(k) for k, rx in patterns.items()]
+    )
 
 
 def _fields(frame: pl.DataFrame, to: bool) -> pl.DataFrame:
@@ -87,9 +118,21 @@ def _exim_host(h: pl.Expr) -> pl.Expr:
     return h.str.extract(r"^([^\s\[(]+)", 1).str.to_lowercase()
 
 
+def _exim_ip(h: pl.Expr) -> pl.Expr:
+    """The address in "H=name (helo) [ip]": the brackets _HOST ends with, not those of a HELO
+    that was itself an address ("H=([1.2.3.5]) [1.2.3.4]" is 1.2.3.4)."""
+    return h.str.extract(r"\[([0-9A-Fa-f:.]+)\]$", 1)
+
+
 def _hosts(frame: pl.DataFrame) -> pl.DataFrame:
     """client_ip and relay_host of the `_h` host field (a host's regexes once, not per line)."""
-    return by_value(frame, "_h", client_ip=ip_of, relay_host=_exim_host)
+    return by_value(frame, "_h", client_ip=_exim_ip, relay_host=_exim_host)
+
+
+def _other_ip(body: pl.Expr) -> pl.Expr:
+    """The client of another line: the first address in brackets outside parentheses (a HELO
+    given as "([1.2.3.5])" is not the client)."""
+    return ip_of(body.str.replace_all(r"\([^)]*\)", "").str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1))
 
 
 def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -172,11 +215,7 @@ def parse_exim(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         )
     )
     other = ex.filter(pl.col("event") == "other")
-    parts.append(
-        other.select(
-            *BASE, "event", "queue_id", client_ip=ip_of(body.str.extract(r"(\[[0-9A-Fa-f:.]+\])", 1)), detail=body
-        )
-    )
+    parts.append(other.select(*BASE, "event", "queue_id", client_ip=_other_ip(body), detail=body))
 
     pop_events, pop_fates = parse_pop(framed.filter(is_pop(prog)), BASE)
     parts.append(pop_events)

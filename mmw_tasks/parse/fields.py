@@ -70,7 +70,15 @@ def fates_of(frame: pl.DataFrame, fate: str | pl.Expr, reason: str | pl.Expr | N
 
 
 def unframed(rows: pl.DataFrame) -> pl.DataFrame:
-    return fates_of(rows.filter(~pl.col("framed")), "malformed", "no syslog header")
+    """Fates of the lines without a syslog header: malformed, but a blank line (empty, or white
+    space only: frame_lines gives it the message "") is ignored, as nothing was logged."""
+    lines = rows.filter(~pl.col("framed"))
+    blank = (pl.col("msg") == "").fill_null(False)
+    return fates_of(
+        lines,
+        pl.when(blank).then(pl.lit("ignored")).otherwise(pl.lit("malformed")),
+        pl.when(blank).then(pl.lit("blank line")).otherwise(pl.lit("no syslog header")),
+    )
 
 
 def concat_fates(parts: list[pl.DataFrame]) -> pl.DataFrame:
@@ -102,6 +110,24 @@ def slicer(frame: pl.DataFrame, col: str = "msg"):
     `col` is ASCII (bytes are characters), else the byte-exact and slower `bslice`."""
     ascii_ok = kernels.all_ascii(frame[col])
     return (lambda e, offset, length=None: e.str.slice(offset, length)) if ascii_ok else bslice
+
+
+def all_ascii_reference(values: pl.Series) -> bool:
+    """kernels.all_ascii's specification (tests/test_kernel_mutations.py holds it to this): the polars
+    expression it replaced, every value as many bytes as characters."""
+    return bool(
+        pl.DataFrame({"v": values}).select((pl.col("v").str.len_bytes() == pl.col("v").str.len_chars()).all()).item()
+    )
+
+
+def after_keys_reference(values: pl.Series, keys: list[str], stop: str | None = ",") -> list[pl.Series]:
+    """kernels.after_keys' specification (tests/test_kernels.py holds it to this): for each key,
+    the text after its first occurrence (null without one), up to the first `stop` after it."""
+    out = []
+    for key in keys:
+        after = values.str.splitn(key, 2).struct.field("field_1")
+        out.append(after if stop is None else after.str.split(stop).list.first())
+    return out
 
 
 def afters(frame: pl.DataFrame, col: str, keys: dict[str, str], stop: str = ",") -> pl.DataFrame:

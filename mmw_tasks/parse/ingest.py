@@ -7,8 +7,9 @@ of `line_accounting` and of `malformed_lines`, each replaced atomically.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -21,12 +22,21 @@ from mmw_tasks.config import Server, Site
 from mmw_tasks.parse.dns import QUERY_SCHEMA, parse_bind, parse_dnsmasq, parse_iplog, parse_unbound
 from mmw_tasks.parse.exim import parse_exim
 from mmw_tasks.parse.fields import PER_BATCH, Schema, detached, in_file_order
-from mmw_tasks.parse.logfiles import iter_line_batches, prefetched, split_lines
+from mmw_tasks.parse.logfiles import (
+    BadFile,
+    LogFileError,
+    bad_file_message,
+    iter_raw_batches,
+    prefetched,
+    split_lines_raw,
+)
 from mmw_tasks.parse.postfix import PostfixParser
 from mmw_tasks.parse.sendmail import EVENT_SCHEMA, parse_mail
 from mmw_tasks.parse.stamps import FileYears, ProbeYears, YearAnchor
 from mmw_tasks.parse.syslog import expand_repeats, frame_lines
 from mmw_tasks.parse.years import OnlineYears, YearsMoved, anchor_of, scan_years
+
+log = logging.getLogger(__name__)
 
 ACCOUNTING_SCHEMA: Schema = {
     "server": pl.String,
@@ -45,7 +55,8 @@ MALFORMED_SCHEMA: Schema = {
     "line_no": pl.Int64,
     "ts": pl.Datetime("us", "UTC"),
     "reason": pl.String,
-    "line": pl.String,
+    "line": pl.String,  # the line as text (bytes that are not UTF-8 read as U+FFFD)
+    "raw_base64": pl.String,  # the line's bytes as read, base64, when they were not UTF-8 (else null)
 }
 
 # what the parsers read (the raw line, host and stamp details stay behind for the malformed lines;
@@ -87,6 +98,7 @@ class Parsed(TypedDict):
     parsed: int  # lines that made events or were understood as ours
     ignored: int  # lines of other programs (not ours)
     malformed: int  # our lines that could not be read; kept in the malformed_lines dataset
+    bad_files: list[BadFile]  # files left out as unreadable (on_bad_file = "skip"; fetch's are in its result)
 
 
 def parser_for(server: Server) -> tuple[Parser, str, Schema]:
@@ -192,7 +204,7 @@ def _framed_batches(
     carry: dict = {}
     anchor = known or ProbeYears(day)
     online_years: OnlineYears | None = None
-    for first_no, lines in prefetched(iter_line_batches(path)):
+    for first_no, lines, raw in prefetched(iter_raw_batches(path)):
         runs = None
         if online_years is not None:
             anchor = online_years.next_anchor(first_no, lines)
@@ -206,9 +218,24 @@ def _framed_batches(
             else:
                 anchor = scan_years(path, site.timezone, day)
             framed = frame_lines(lines, first_no, anchor, site.timezone, stamp_parts=False)
-        yield expand_repeats(framed, carry)
+        yield expand_repeats(_with_raw(framed, raw), carry)
     if online_years is not None and not online_years.holds():
         raise YearsMoved(str(path))
+
+
+def _with_raw(framed: pl.DataFrame, raw: pl.Series | None) -> pl.DataFrame:
+    """The framed lines with `raw`: the bytes as read of the lines that were not UTF-8 (only in
+    the batches that have such a line; malformed_lines keeps them as raw_base64)."""
+    return framed if raw is None else framed.with_columns(raw.alias("raw"))
+
+
+def _malformed_rows(fates: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of malformed_lines for a batch's malformed lines (MALFORMED_SCHEMA)."""
+    bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
+    raw = pl.col("raw").bin.encode("base64") if "raw" in rows.columns else pl.lit(None, pl.String)
+    return bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
+        "server", "file", "line_no", "ts", "reason", "line", raw.alias("raw_base64")
+    )
 
 
 def _day_batches(
@@ -258,12 +285,19 @@ def parse_server_day(
     files: list[Path],
     years: dict[str, list[list[int]]] | None = None,
     online_years: bool = True,
+    bad_files: list[BadFile] | None = None,
 ) -> Parsed:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
     `years`: each file's years as fetch found them (years.breaks_of, by path); a file without
     them has its years found here. (When a file's years turn out other than those found while
-    reading it, the day is parsed again with the files scanned first: see _framed_batches.)"""
+    reading it, the day is parsed again with the files scanned first: see _framed_batches.)
+
+    A file that cannot be read to its end (LogFileError: damaged, unreadable) fails the day in
+    one line naming it, or, under `[site].on_bad_file = "skip"`, the day is parsed again without
+    it and the file is listed in `bad_files` (`bad_files`: those already left out)."""
     years = years or {}
+    bad_files = list(bad_files or [])
+    unreadable: tuple[Path, LogFileError] | None = None
     parse, dataset, schema = parser_for(server)
     events_part = lake.StreamingPart(
         lake.part_path(site.lake, dataset, day, server.name),
@@ -277,38 +311,47 @@ def parse_server_day(
     try:
         for path in files:
             account = _FileAccount(server.name, path)
-            for rows, events, fates in _parsed(
-                parse,
-                _day_batches(
-                    prefetched(_framed_batches(site, path, day, anchor_of(years.get(str(path)), day), online_years)),
-                    day,
-                    server,
-                    path,
+            try:
+                for rows, events, fates in _parsed(
                     parse,
-                ),
-            ):
-                events_part.write(events, server=server.name, file=str(path))
-                account.add(rows, fates)
-                bad = fates.filter((pl.col("fate") == "malformed") & (pl.col("copy") == 0))
-                if bad.height:
-                    malformed.append(
-                        detached(
-                            bad.join(rows.filter(pl.col("copy") == 0), on="line_no").select(
-                                "server", "file", "line_no", "ts", "reason", "line"
-                            )
-                        )
-                    )
+                    _day_batches(
+                        prefetched(
+                            _framed_batches(site, path, day, anchor_of(years.get(str(path)), day), online_years)
+                        ),
+                        day,
+                        server,
+                        path,
+                        parse,
+                    ),
+                ):
+                    events_part.write(events, server=server.name, file=str(path))
+                    account.add(rows, fates)
+                    if fates.select(((pl.col("fate") == "malformed") & (pl.col("copy") == 0)).any()).item():
+                        malformed.append(detached(_malformed_rows(fates, rows)))
+            except LogFileError as e:
+                unreadable = (path, e)
+                break
             acct_rows.append(account.frame())
-        events_part.close(ok=True)
-        ok = True
+        else:
+            events_part.close(ok=True)
+            ok = True
     except YearsMoved:
         if not online_years:
             raise
     finally:
         if not ok:
             events_part.close(ok=False)
+    if unreadable is not None:  # nothing was written: fail, or parse again without that file
+        bad_path, error = unreadable
+        where = f"server {server.name}, day {day}"
+        if site.on_bad_file != "skip":
+            raise LogFileError(bad_file_message(where, str(error), site.config_path)) from error
+        log.warning("%s: left out (on_bad_file = skip): %s", where, error)
+        rest = [f for f in files if f != bad_path]
+        left_out: BadFile = {"file": str(bad_path), "why": str(error)}
+        return parse_server_day(site, server, day, rest, years, online_years, [*bad_files, left_out])
     if not ok:  # a file's years moved: nothing was written, parse again with scanned files
-        return parse_server_day(site, server, day, files, years, online_years=False)
+        return parse_server_day(site, server, day, files, years, online_years=False, bad_files=bad_files)
 
     acct = pl.concat(acct_rows) if acct_rows else pl.DataFrame(schema=ACCOUNTING_SCHEMA)
     lake.write_frame(acct, lake.part_path(site.lake, "line_accounting", day, server.name))
@@ -329,18 +372,22 @@ def parse_server_day(
         parsed=int(totals["parsed"] or 0),
         ignored=int(totals["ignored"] or 0),
         malformed=int(totals["malformed"] or 0),
+        bad_files=bad_files,
     )
 
 
 def parse_lines(
-    server: Server, lines: list[str], day: date, tz: str = "UTC"
+    server: Server, lines: Sequence[str | bytes], day: date, tz: str = "UTC"
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """What mmw makes of some lines of `server`'s format, with no lake and no day filter (every
-    line counts; year-less stamps are placed next to `day`): (events, fates, counts)."""
+    line counts; year-less stamps are placed next to `day`): (events, fates, counts). A line
+    given as bytes is read as a file's line is (bytes that are not UTF-8 replaced; a newline
+    in it ends a line, so one item may be several lines)."""
     parse, _, schema = parser_for(server)
-    text = ("\n".join(lines) + "\n").encode("utf-8")
-    framed = frame_lines(split_lines(text), 1, YearAnchor(day), tz)
-    rows = expand_repeats(framed, {}).with_columns(in_day=pl.lit(True))
+    data = b"".join((ln if isinstance(ln, bytes) else ln.encode("utf-8")) + b"\n" for ln in lines)
+    text, raw = split_lines_raw(data)
+    framed = frame_lines(text, 1, YearAnchor(day), tz)
+    rows = expand_repeats(_with_raw(framed, raw), {}).with_columns(in_day=pl.lit(True))
     events, fates = parse(rows.select(PARSER_COLUMNS))
     events = in_file_order(events).with_columns(server=pl.lit(server.name), file=pl.lit("<lines>")).select(list(schema))
     acct = _FileAccount(server.name, Path("<lines>"))

@@ -101,6 +101,15 @@ def all_ascii(values: pl.Series) -> bool:
     return _kernels.all_ascii(lb.views, lb.addresses)
 
 
+def invalid_utf8(views: np.ndarray, addresses: np.ndarray) -> np.ndarray | None:
+    """Which of the strings given as (n, 4) views into the buffers at `addresses` are not valid
+    UTF-8 (a bool array), or None when every one is. One compiled pass; logfiles.split_lines
+    calls it only for a batch the cast to String refused."""
+    ok = np.empty(len(views), dtype=np.bool_)
+    bad = _kernels.utf8_lines(np.ascontiguousarray(views), addresses, ok)
+    return ~ok if bad else None
+
+
 class PopLogins(TypedDict):
     """What pop_logins reads (see there)."""
 

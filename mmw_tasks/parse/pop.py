@@ -47,6 +47,37 @@ _DOVECOT_HEAD = r"^(pop3|imap|managesieve|submission)-login: Login: user=<([^>]*
 # kernel kinds: 1 qpopper, 2 Dovecot, 3 Courier, 4 UW, 0 not a login
 
 
+def pop_logins_reference(msg: pl.Series) -> dict[str, pl.Series | bool]:
+    """What kernels.pop_logins gives, by the polars expressions it replaced: its specification
+    (tests/test_kernels.py holds the kernel to it). The kind by literal tests; the fields of the
+    common forms by _QPOPPER_TAIL (after the first 'POP login by user "') and _DOVECOT_HEAD;
+    `cased`: some user or host read has a capital or a character that is not ASCII; `mapped`:
+    some address read begins "::ffff:"."""
+    m = pl.col("msg")
+    kind = (
+        pl.when(m.str.contains("POP login by user", literal=True))
+        .then(1)
+        .when(m.str.contains("-login: ", literal=True) & m.str.contains("Login: user=", literal=True))
+        .then(2)
+        .when(m.str.starts_with("LOGIN, "))
+        .then(3)
+        .when(m.str.starts_with("Login user=") | m.str.starts_with("Authenticated user="))
+        .then(4)
+        .otherwise(0)
+    )
+    df = pl.DataFrame({"msg": msg}, schema={"msg": pl.String}).with_columns(kind=kind.cast(pl.UInt8))
+    tail = m.str.splitn('POP login by user "', 2).struct.field("field_1")  # after the first
+    q = pl.when(pl.col("kind") == 1).then(tail).str.extract_groups(_QPOPPER_TAIL).struct
+    d = pl.when(pl.col("kind") == 2).then(m).str.extract_groups(_DOVECOT_HEAD).struct
+    df = df.select("kind", *[pl.coalesce(q.field(str(i)), d.field(str(i))).alias(f"f{i}") for i in (1, 2, 3)])
+    k, capital = pl.col("kind"), r"[A-Z]|[^\x00-\x7F]"
+    user_or_host = pl.when(k == 1).then(pl.concat_str("f1", "f2")).when(k == 2).then(pl.col("f2"))
+    flags = df.select(
+        cased=user_or_host.str.contains(capital).any(), mapped=pl.col("f3").str.starts_with("::ffff:").any()
+    ).row(0)
+    return {**df.to_dict(), "cased": bool(flags[0]), "mapped": bool(flags[1])}
+
+
 def parse_pop(rows: pl.DataFrame, base: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(events, fates) of POP/IMAP rows: `pop_login` (user, client_ip, relay_host, mailer = the
     service) for each successful login, `pop_other` for the other lines of these programs.

@@ -38,10 +38,11 @@ from mmw_tasks.parse.fields import (
     unframed,
     user_unknown,
 )
+from mmw_tasks.parse.logfiles import bslice
 from mmw_tasks.parse.pop import is_pop, parse_pop
 
-# What kernels.postfix_heads reads (tests/test_kernels.py compares the two): the queue id, then the
-# kind from the first words of the body
+# What kernels.postfix_heads reads (postfix_heads_reference): the queue id, then the kind from the
+# first words of the body
 _QID_HEAD = r"^(?:[0-9A-F]{5,20}|NOQUEUE|[0-9A-Za-z]{12,20}): "
 _NONE = "\x00"  # a group's "nothing yet", so that a forward fill never crosses into the next message
 _MARKERS = {"client": "K", "pickup": "P", "cleanup": "C", "from": "F", "removed": "R"}
@@ -95,6 +96,29 @@ def heads(pf: pl.DataFrame) -> pl.DataFrame:
     found = kernels.postfix_heads(pf["msg"])
     pf = pf.with_columns(queue_id=found["queue_id"], body=found["body"], event=kernels.names_of(found["kind"], _KINDS))
     return pf.drop("msg")
+
+
+def postfix_heads_reference(msg: pl.Series) -> pl.DataFrame:
+    """queue_id, body and event of each message as heads() gives them, by the polars expressions
+    kernels.postfix_heads replaced: its specification (tests/test_kernels.py holds the kernel to it)."""
+    m, h = pl.col("msg"), pl.col("msg").str.slice(0, 22)
+    q = pl.when(h.str.contains(_QID_HEAD)).then(h.str.find(": ", literal=True))
+    df = pl.DataFrame({"msg": msg}, schema={"msg": pl.String}).select(
+        queue_id=pl.when(q.is_not_null() & (h.str.slice(0, q) != "NOQUEUE")).then(h.str.slice(0, q)),
+        body=m.str.slice(q.fill_null(-2) + 2),
+    )
+    body = pl.col("body")
+    lead = body.str.extract(_LEAD, 1)
+    kind = lead.replace_strict(_LEAD_KIND, default=None, return_dtype=pl.String)
+    return df.with_columns(
+        event=pl.when(lead.is_null())
+        .then(pl.lit("other"))
+        .when(kind.is_null())
+        .then(pl.lit("dsn"))
+        .when((kind == "from") & body.str.contains(", status=expired"))
+        .then(pl.lit("expired"))
+        .otherwise(kind)
+    )
 
 
 def postfix_status(status: pl.Expr, text: pl.Expr) -> pl.Expr:
@@ -323,7 +347,44 @@ def _marks(pf: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_TO_RECIPIENT = r"^to=<?([^,>]*)>?,"  # what kernels.postfix_to reads (tests/test_kernels.py compares)
+_TO_RECIPIENT = r"^to=<?([^,>]*)>?,"  # what kernels.postfix_to reads (postfix_to_reference)
+
+
+def postfix_to_reference(body: pl.Series) -> pl.DataFrame:
+    """recipient (before addr()), relay, status and detail of to= bodies, by the finds, slices and
+    regex that kernels.postfix_to replaced: its specification (tests/test_kernels.py holds the
+    kernel to it). The recipient between "to=<" and ">,", else by _TO_RECIPIENT; the relay after
+    ", relay=" up to its comma; the word after ", status=" when it is [a-z-]+; as detail the
+    parenthesised reply after that word when it ends the line."""
+    b, sl = pl.col("body"), bslice
+    df = pl.DataFrame({"body": body}, schema={"body": pl.String}).with_columns(
+        _gt=b.str.find(">,", literal=True),
+        _r=b.str.find(", relay=", literal=True),
+        _st=b.str.find(", status=", literal=True),
+    )
+    df = df.with_columns(
+        recipient=pl.when(b.str.starts_with("to=<") & pl.col("_gt").is_not_null()).then(sl(b, 4, pl.col("_gt") - 4)),
+        _relay=sl(b, pl.col("_r") + 8),
+        _after=sl(b, pl.col("_st") + 9),
+    )
+    rc = pl.col("recipient")
+    odd = rc.is_null() | rc.str.contains(r"[,>]")
+    df = df.with_columns(recipient=pl.when(odd).then(b.str.extract(_TO_RECIPIENT, 1)).otherwise(rc))
+    after, relay = pl.col("_after"), pl.col("_relay")
+    df = df.with_columns(
+        relay=pl.when(pl.col("_r").is_not_null()).then(sl(relay, 0, relay.str.find(","))),
+        _sp=after.str.find(" ", literal=True),
+    )
+    word = pl.when(pl.col("_st").is_not_null()).then(sl(after, 0, pl.col("_sp")))
+    df = df.with_columns(
+        status=pl.when(word.str.contains(r"^[a-z-]+$")).then(word),
+        # compared as bytes, and the detail cut only where it is there: a byte offset after the
+        # space may fall inside a character that is not ASCII (the kernel was right there)
+        _ok=after.cast(pl.Binary).bin.slice(pl.col("_sp"), 2).eq(b" (") & after.str.ends_with(")"),
+    )
+    ok = pl.when(pl.col("_ok") & pl.col("status").is_not_null())
+    detail = sl(ok.then(after), pl.col("_sp") + 2, ok.then(after.str.len_bytes().cast(pl.Int64) - pl.col("_sp") - 3))
+    return df.select("recipient", "relay", "status", detail=ok.then(detail))
 
 
 def _to_fields(to: pl.DataFrame) -> pl.DataFrame:

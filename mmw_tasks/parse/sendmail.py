@@ -40,8 +40,13 @@ __all__ = ["EVENT_SCHEMA", "SENDMAIL_PROGS", "parse_mail", "sendmail_status"]
 
 SENDMAIL_PROGS = ["sendmail", "sm-mta", "sm-msp-queue", "sm-acceptingconnections"]
 
-_QID_HEAD = r"^[A-Za-z0-9]{7,20}(?:\[[0-9]+\])?: "  # what kernels.sendmail_heads reads (tests compare)
+_QID_HEAD = r"^[A-Za-z0-9]{7,20}(?:\[[0-9]+\])?: "  # what kernels.sendmail_heads reads (sendmail_heads_reference)
 _RCPTS = r"^to=(.*?),? (?:\[more\]|ctladdr=|delay=)"  # "a,b" ; "[more]" marks a list cut in two
+# A whole line (it has its stat= or dsn=) whose list no delay= follows ("to=<a>,<b>, 00:00:00,
+# xdelay=..."): sendmail joins the recipients with bare commas, so the list ends at the first
+# comma and space, or at a comma right before a field of the line (a space left out)
+_RCPTS_LOOSE = r"^to=(.*?)(?:, |,(?:ctladdr|delay|xdelay|mailer|pri|relay|dsn|stat)=)"
+_WHOLE = r"(?:^|,) ?(?:stat|dsn)="
 
 
 def sendmail_status(stat: pl.Expr, dsn: pl.Expr) -> pl.Expr:
@@ -85,6 +90,30 @@ def _heads(sm: pl.DataFrame) -> pl.DataFrame:
             _kind=pl.when(kind != 255).then(kind).when(dots).then(pl.lit(4, pl.UInt8)).otherwise(pl.lit(0, pl.UInt8))
         )
     return sm.with_columns(event=kernels.names_of(sm["_kind"], _KINDS)).drop("_kind", "msg")
+
+
+def sendmail_heads_reference(msg: pl.Series) -> pl.DataFrame:
+    """queue_id, body and event of each message as _heads gives them, by the polars expressions
+    kernels.sendmail_heads replaced: its specification (tests/test_kernels.py holds the kernel to
+    it). _QID_HEAD in the first 26 characters, then literal tests and _ADDR_DOTS on the body."""
+    m, h = pl.col("msg"), pl.col("msg").str.slice(0, 26)
+    q = pl.when(h.str.contains(_QID_HEAD)).then(h.str.find(": ", literal=True))
+    df = pl.DataFrame({"msg": msg}, schema={"msg": pl.String}).select(
+        queue_id=pl.when(q.is_not_null()).then(h.str.slice(0, q)).str.replace(r"\[[0-9]+\]$", ""),
+        body=m.str.slice(q.fill_null(-2) + 2),
+    )
+    body = pl.col("body")
+    return df.with_columns(
+        event=pl.when(body.str.starts_with("from="))
+        .then(pl.lit("from"))
+        .when(body.str.starts_with("to="))
+        .then(pl.lit("to"))
+        .when(body.str.starts_with("ruleset=") & body.str.contains(", reject=", literal=True))
+        .then(pl.lit("ruleset_reject"))
+        .when(body.str.contains(">... ", literal=True) | body.str.contains(_ADDR_DOTS))
+        .then(pl.lit("reject"))
+        .otherwise(pl.lit("other"))
+    )
 
 
 def _recipients(body: pl.Expr, sl) -> pl.Expr:
@@ -144,6 +173,11 @@ def _to_fields(to: pl.DataFrame, fates: list[pl.DataFrame]) -> pl.DataFrame:
         to = to.with_columns(
             recipient=pl.coalesce("recipient", pl.when(odd).then(body).str.extract(_RCPTS, 1)),
             _stat=pl.coalesce("_stat", pl.when(odd).then(body).str.extract(r"(?:, ?|^)stat=(.*)$", 1)),
+        )
+        loose = pl.col("recipient").is_null() & body.str.contains(_WHOLE)
+        to = to.with_columns(
+            recipient=pl.coalesce("recipient", pl.when(loose).then(body).str.extract(_RCPTS_LOOSE, 1)),
+            _dsn=pl.coalesce("_dsn", pl.when(loose).then(body).str.extract(r",dsn=([\d.]+)", 1)),
         )
     recipient = pl.col("recipient")
     fates.append(fates_of(to.filter(recipient.is_null()), "malformed", "to= line truncated (no delay=/stat=)"))

@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 
 from mmw_tasks.parse import kernels
-from mmw_tasks.parse.logfiles import bslice
 
 _MONTHS = {
     m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
@@ -205,17 +204,18 @@ def _fixed_stamps(rest: pl.DataFrame, anchor) -> pl.DataFrame | None:
 
 
 def parse_stamps(
-    heads: pl.Series, anchor: YearAnchor | FileYears, tz: str, line_nos: pl.Series | None = None
+    heads: pl.Series, anchor: YearAnchor | FileYears, tz: str, line_nos: pl.Series | None = None, fast: bool = True
 ) -> pl.DataFrame:
     """Times of the stamps that begin `heads` (one per run of equal stamps, so few, in file order).
 
     Columns: ts (UTC), ts_site (naive site-local), body_at (byte offset of what follows the
     stamp), plain (the program wrote the stamp itself: no syslog host or tag follows).
     Lines with no stamp we know get nulls. Stamps are kept to the second. `line_nos` (the heads'
-    line numbers) let a FileYears anchor give each line its file's year.
+    line numbers) let a FileYears anchor give each line its file's year. `fast=False` skips the
+    compiled pass (kernels.bsd_stamps): this general path is its specification (tests compare).
     """
     line_nos = line_nos if line_nos is not None else pl.int_range(1, len(heads) + 1, dtype=pl.Int64, eager=True)
-    fields = kernels.bsd_stamps(heads)
+    fields = kernels.bsd_stamps(heads) if fast else None
     if fields is not None:  # every head a BSD stamp: its time by arithmetic, no text to parse
         return to_utc(bsd_times(*fields, anchor, line_nos), tz).select(
             "ts", "body_at", "plain", "ts_local", "ts_utc_given", "ts_site"
@@ -287,13 +287,14 @@ def stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1) -> tup
     """(parse_stamps of each run's first line, each line's run number, the runs' first line numbers)."""
     df = pl.DataFrame({"line": lines})
     line = pl.col("line")
-    key = line.str.slice(0, 20)  # covers the seconds of every stamp form (ISO fractions excluded)
+    keys = [line.str.slice(0, 20)]  # covers the seconds of every stamp form (ISO fractions excluded)
     iso = (line.str.slice(10, 1) == "T").any()
     if df.select(iso).item():  # an ISO stamp's offset comes after the fraction: add it to the key
         sp = line.str.find(" ", literal=True)
-        key = pl.concat_str([key, bslice(line, (sp.cast(pl.Int64) - 6).clip(0), 6)], ignore_nulls=True)
-    keyed = df.select(key.alias("k"))["k"]
-    first = keyed.ne_missing(keyed.shift(1)).fill_null(True)
+        # the 6 bytes before the first space, as bytes: a character that is not ASCII may straddle them
+        keys.append(line.cast(pl.Binary).bin.slice((sp.cast(pl.Int64) - 6).clip(0), 6))
+    first = df.select(pl.any_horizontal([k.ne_missing(k.shift(1)) for k in keys]).alias("first"))["first"]
+    first = first.fill_null(True)
     if len(first):
         first[0] = True
     run = first.cast(pl.UInt32).cum_sum() - 1
@@ -301,6 +302,22 @@ def stamp_runs(lines: pl.Series, anchor, tz: str, first_line_no: int = 1) -> tup
     head_nos = pl.int_range(first_line_no, first_line_no + len(lines), dtype=pl.Int64, eager=True)
     head_nos = head_nos.filter(first)
     return parse_stamps(heads, anchor, tz, head_nos), run, head_nos
+
+
+def run_starts_reference(lines: pl.Series, iso: bool) -> np.ndarray | None:
+    """kernels.runs' specification (tests/test_kernel_mutations.py holds it to this), the polars keys it
+    replaced: which lines' key differs from the line before's. The key: BSD, the stamp and its
+    space (16 bytes); RFC 3339, the seconds (19) and the offset and its space (7 from byte 26).
+    None when a line is 12 bytes or shorter, or a value is not ASCII (or null)."""
+    df = pl.DataFrame({"line": lines}, schema={"line": pl.String})
+    line = pl.col("line")
+    if df.select(line.is_null().any() | (line.str.len_bytes() <= 12).any()).item():
+        return None
+    if df.select((line.str.len_bytes() != line.str.len_chars()).any()).item():
+        return None
+    keys = [line.str.slice(0, 19), line.str.slice(26, 7)] if iso else [line.str.slice(0, 16)]
+    first = pl.any_horizontal([k.ne_missing(k.shift(1)) for k in keys]).fill_null(True)
+    return df.select(first.alias("first"))["first"].to_numpy()
 
 
 _FAST_BSD = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S")

@@ -103,7 +103,9 @@ def frame_lines(
     Columns: line_no, line, ts (UTC), ts_site (naive site-local), ts_local and ts_utc_given (the
     stamp's parts, unless `stamp_parts` is False), host, prog, msg, repeat_n, framed (the line has
     a stamp we could read), plain (the stamp was the program's own, as in Exim's main log or
-    BIND's file channel: no syslog host or tag). `fast=False` skips the fast path (tests compare
+    BIND's file channel: no syslog host or tag). A line without a stamp has no host, program or
+    message, except a blank one (empty, or white space only), whose message is "" (the parsers
+    count it ignored, fields.unframed). `fast=False` skips the fast path (tests compare
     the two). `runs`: these lines' runs as the year scan found them (StampScan.last_runs), if it did.
     """
     done = _frame_fast(lines, first_line_no, anchor, tz, stamp_parts, runs) if fast else None
@@ -158,6 +160,9 @@ def frame_lines(
     if df.select(pl.col("msg").str.starts_with("[ID ").any()).item():  # Solaris message ids
         df = df.with_columns(msg=pl.col("msg").str.replace(r"^\[ID \d+ [\w.]+\] ", ""))
     df = df.with_columns(repeat_n=_REPEAT_N)
+    if df.select(pl.col("ts").is_null().any()).item():  # a blank line: no header, and an empty message
+        blank = pl.col("ts").is_null() & pl.col("line").str.contains(r"^\s*$")
+        df = df.with_columns(msg=pl.when(blank).then(pl.lit("")).otherwise(pl.col("msg")))
     if lines is not original:
         df = df.with_columns(line=original)  # malformed lines are kept as they were written
     return df.select(

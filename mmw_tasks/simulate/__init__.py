@@ -11,7 +11,7 @@ Modules: site (the site and the world it mails), traffic (everyday volumes), mai
 their DNS queries, the queue), postfix (the same for Postfix), scenarios (klez, frethem,
 dns_anomaly and the look-alikes), outbreaks (the benchmark's quieter worms, outages, bulk and list days, holidays),
 render (styles, stamps), rotate (files, rotation, tallies), truth (truth.json, site.toml),
-engine (the clock).
+engine (the clock); large/ (the same site N times over, vectorised, for scales from 10 up).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
+from mmw_tasks.simulate.large import LARGE_SCALE
 from mmw_tasks.simulate.render import STYLES
 from mmw_tasks.simulate.scenarios import SCENARIOS, calendar
 
@@ -39,7 +40,8 @@ def simulate_site(
     Traffic runs from (start - 1 day) 00:00 to (start + days) 07:00 local, so every requested day
     is whole in the files; the scenario acts on the requested days: one name for all of them, or
     one per day, comma-separated ("clean,clean,klez"; the last repeats). Returns the site.toml path.
-    Same arguments, same bytes.
+    Same arguments, same bytes. From `scale` LARGE_SCALE (10) up the site itself is N times larger
+    (users, PCs, domains, lists) and simulate/large writes it, from 23:00 the evening before.
     """
     from mmw_tasks.simulate.engine import Sim
 
@@ -56,4 +58,8 @@ def simulate_site(
         raise ValueError(f"start must be a date, not {start!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if scale >= LARGE_SCALE:  # N times the site, written from columns (simulate/large)
+        from mmw_tasks.simulate.large import simulate_large
+
+        return simulate_large(out, start, days, scenario, seed, style, float(scale))
     return Sim(out, start, days, scenario, seed, style, float(scale)).run()

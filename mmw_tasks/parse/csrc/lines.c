@@ -180,6 +180,54 @@ PyObject *all_ascii(PyObject *self, PyObject *args) {
     return PyBool_FromLong(!(acc & 0x80));
 }
 
+/* the length of the valid UTF-8 sequence at p (1-4), or 0 when the bytes there are not one
+ * (Unicode's table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF) */
+static int utf8_seq(const uint8_t *p, const uint8_t *end) {
+    uint8_t c = p[0];
+    if (c < 0x80) return 1;
+    Py_ssize_t left = end - p;
+    if (c >= 0xC2 && c <= 0xDF) return left >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || (p[2] & 0xC0) != 0x80) return 0;
+        uint8_t lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return p[1] >= lo && p[1] <= hi ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        uint8_t lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return p[1] >= lo && p[1] <= hi ? 4 : 0;
+    }
+    return 0;
+}
+
+/* utf8_lines(views, bufs, ok) -> int
+ * ok[j] = 1 when string j is valid UTF-8; returns how many are not (logfiles.split_lines
+ * repairs those, and only those, with replacement characters). */
+PyObject *utf8_lines(PyObject *self, PyObject *args) {
+    static const int width[] = {1};
+    rows_t r;
+    Py_ssize_t bad = 0;
+    (void)self;
+    if (rows_open(&r, args, 2, width, 1, "utf8_lines") < 0) return NULL;
+    uint8_t *ok = ROWS_OUT(&r, 0);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t j = 0; j < r.n; j++) {
+        const uint8_t *t = text_of(&r.views[j], r.bufs), *end = t + r.views[j].len, *p = t;
+        int good = 1;
+        while (p < end && good) {
+            if (*p < 0x80) { p++; continue; }
+            int k = utf8_seq(p, end);
+            good = k > 0;
+            p += k;
+        }
+        ok[j] = (uint8_t)good;
+        bad += !good;
+    }
+    Py_END_ALLOW_THREADS
+    rows_close(&r);
+    return PyLong_FromSsize_t(bad);
+}
+
 /* after_keys(views, bufs, keys, stop, out, ok) -> None
  * For each key (a tuple of 1-16 non-empty bytes) and each string: the text after the key's first
  * occurrence up to the next `stop` byte (or the end; stop < 0: the end), as views in

@@ -51,6 +51,7 @@ static PyMethodDef methods[] = {
     {"scan_headers", scan_headers, METH_VARARGS, "Split syslog headers into host, tag and message views."},
     {"bsd_stamps", bsd_stamps, METH_VARARGS, "The month, day and seconds of the day of BSD stamps."},
     {"all_ascii", all_ascii, METH_VARARGS, "Whether every byte of every string is ASCII."},
+    {"utf8_lines", utf8_lines, METH_VARARGS, "Which strings are valid UTF-8."},
     {"after_keys", after_keys, METH_VARARGS, "The text after each key, up to a stop byte."},
     {"pop_logins", pop_logins, METH_VARARGS, "POP/IMAP login kinds and the fields of their common forms."},
     {"sendmail_heads", sendmail_heads, METH_VARARGS, "sendmail queue ids, bodies and kinds."},

@@ -107,6 +107,7 @@ PyObject *line_views(PyObject *self, PyObject *args);
 PyObject *scan_runs(PyObject *self, PyObject *args);
 PyObject *scan_headers(PyObject *self, PyObject *args);
 PyObject *all_ascii(PyObject *self, PyObject *args);
+PyObject *utf8_lines(PyObject *self, PyObject *args);
 PyObject *bsd_stamps(PyObject *self, PyObject *args);
 PyObject *after_keys(PyObject *self, PyObject *args);
 PyObject *pop_logins(PyObject *self, PyObject *args);
