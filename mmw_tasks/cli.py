@@ -41,8 +41,24 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from mmw_tasks import pipeline
+    from mmw_tasks.report.headline import QUIET
 
+    if a.until is not None and not a.partial:
+        raise UsageError("--until needs --partial (a replay of the day as it stood then)")
+    if a.partial:
+        from mmw_tasks import intraday
+
+        run = intraday.run_partial(a.config, a.date, a.until, log=lambda m: print(m, file=sys.stderr))
+        print(f"partial as of {run['as_of']}: {run.get('incidents', 0)} incident(s)", file=sys.stderr)
+        print(run["report"])
+        return 0
     out = pipeline.run_day(a.config, a.date, log=lambda m: print(m, file=sys.stderr))
+    # the verdict first (contract section 5), then each gap of the day (a partial day: its
+    # figures count less than they seem), then where the whole report is: the last line
+    for line in out["report"]["headline"] or [QUIET]:
+        print(line)
+    for gap in out["report"]["gaps"]:
+        print(f"GAP {gap}")
     print(out["report"]["report"])
     return 0
 
@@ -250,9 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_simulate)
 
-    r = sub.add_parser("run", parents=[common], help="the whole daily job for one day; prints the report path")
+    r = sub.add_parser(
+        "run", parents=[common], help="the whole daily job for one day; prints its headline, then the report path"
+    )
     r.add_argument("--config", required=True)
     r.add_argument("--date", required=True, type=_day)
+    r.add_argument(
+        "--partial", action="store_true", help="the day so far, into <lake>/partial/ (the daily run replaces it)"
+    )
+    r.add_argument("--until", metavar="HH:MM", help="with --partial: the day as it stood at HH:MM local (a replay)")
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("backfill", parents=[common], help="the daily job over a range of days")

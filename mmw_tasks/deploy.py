@@ -1,6 +1,7 @@
 """Which sites the Airflow DAG files build DAGs for, read when a DAG file is parsed (no Airflow here).
 
-- `MMW_SITE_CONFIG=/path/site.toml`: one site; its DAGs are `mmw_daily` and `mmw_trends`.
+- `MMW_SITE_CONFIG=/path/site.toml`: one site; its DAGs are `mmw_daily`, `mmw_trends` and
+  `mmw_intraday` (and so on, with `__<site>`, below).
 - `MMW_SITE_CONFIGS=/etc/mmw/sites/*.toml` (globs, separated by ':'): one pair of DAGs per site,
   `mmw_daily__<site>` and `mmw_trends__<site>`. Both variables may be set.
 - Neither: one `mmw_daily` with no site known at parse time; each run names its config in the
@@ -20,15 +21,26 @@ from pathlib import Path
 
 from mmw_tasks.config import ConfigError, Notify, Schedule, Site, load_site
 
-# Where each stage writes, for the assets the DAGs declare (dataset names under the lake).
-STAGE_OUTPUTS = {
-    "parse": ("mail_events", "dns_queries", "line_accounting", "malformed_lines"),
-    "aggregate": ("intervals", "user_intervals", "domain_deferrals"),
-    "fit": ("model_fits",),
-    "detect": ("incidents",),
-    "report": ("reports",),
-    "trends": ("daily_trends",),
-}
+# What a day's commit makes visible, for the assets the daily DAG's commit task declares (dataset
+# names under the lake). The stages write into the day's new generation, which no reader sees
+# before the commit: an asset event from a stage would announce what is not there yet.
+DAY_OUTPUTS = (
+    "mail_events",
+    "dns_queries",
+    "line_accounting",
+    "malformed_lines",
+    "intervals",
+    "user_intervals",
+    "domain_deferrals",
+    "model_fits",
+    "incidents",
+    "detect_runs",
+    "host_days",
+    "address_book",
+    "dns_client_days",
+    "reports",
+    "daily_trends",
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,11 @@ class DagSite:
     config: str  # default of the `config` param
     site: Site | None  # None: no config at parse time
     fallback_timezone: str = "UTC"
+
+    @property
+    def intraday_dag_id(self) -> str:
+        """mmw_intraday (or mmw_intraday__<site>): the day so far, every [schedule].intraday_every."""
+        return self.daily_dag_id.replace("mmw_daily", "mmw_intraday", 1)
 
     @property
     def name(self) -> str:

@@ -3,15 +3,17 @@
 Layout: <lake>/<dataset>/day=YYYY-MM-DD/<part>.parquet. Per-server datasets write one part per
 server (`1mx.parquet`), site-wide ones `part-0.parquet`. Every write goes to a temporary file in
 the same directory and is moved into place with os.replace, so a re-run replaces, never appends,
-and a reader never sees half a file.
+and a reader never sees half a file. A day's partitions are written under a new generation of
+the day and switched in together (generations.py): inside generations.writing(), partition_dir
+and part_path name the generation's files, and connect() reads that day from them.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -24,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from polars import CompatLevel
 
+from mmw_tasks import generations
 from mmw_tasks import sql as sqlfiles
 
 Schema = dict[str, pl.DataType | type[pl.DataType]]  # a dataset's columns and their types, in order
@@ -52,10 +55,15 @@ ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
 # Views that exist without files, empty (sql/views/<name>_none.sql): a site with no DNS server
 # still offers dns_queries (contract section 4), and every query over it runs and counts nothing.
 STAND_INS = ("dns_queries",)
-CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by the trends stage
+CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by each commit
 
 
 def partition_dir(lake: Path, dataset: str, day: date | str) -> Path:
+    """Where the day's partition of `dataset` is written: in the generation being written, if
+    the day has one (generations.writing), else the public path."""
+    g = generations.active(lake, day)
+    if g is not None:
+        return g.partition_dir(dataset)
     return Path(lake) / dataset / f"day={day}"
 
 
@@ -70,15 +78,17 @@ def rollup_path(lake: Path, dataset: str, period: str) -> Path:
 
 def _tmp_for(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    return generations.temp_path(path)
 
 
 @contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success move it into place, else remove it."""
+    """Yield a temporary path beside `path`; on success move it into place, else remove it. (A
+    killed writer leaves the temporary file; generations.sweep_temps removes it later.)"""
     tmp = _tmp_for(path)
     try:
         yield tmp
+        generations.checkpoint(f"write {'/'.join(path.parts[-3:])}")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -165,6 +175,7 @@ class StreamingPart:
                     for f in self._arrow_schema
                 ]
                 self._writer.write_table(pa.Table.from_arrays(columns, schema=self._arrow_schema))
+                generations.checkpoint(f"batch {'/'.join(self.path.parts[-3:])}")
             except BaseException as e:  # re-raised in the producer
                 self._error = e
 
@@ -201,25 +212,52 @@ def copy_query(con: duckdb.DuckDBPyConnection, name: str, params: dict, path: Pa
 
 
 def drop_server_parts(lake: Path, day: date | str, server: str) -> list[Path]:
-    """Remove one server's parts of one day from every dataset (a day reported without that server)."""
-    gone = sorted(Path(lake).glob(f"*/day={day}/{server}.parquet"))
+    """Remove one server's parts of one day from every dataset (a day reported without that server):
+    from the generation being written, if the day has one."""
+    g = generations.active(lake, day)
+    gone = sorted((g.root if g else Path(lake)).glob(f"*/day={day}/{server}.parquet"))
     for p in gone:
         p.unlink()
     return gone
 
 
 def has_files(lake: Path, dataset: str) -> bool:
-    d = Path(lake) / dataset
-    return d.is_dir() and any(d.glob("*=*/*.parquet"))
+    """The dataset has a file for some day (a link counts when it leads to one); while a day is
+    written (generations.writing), its new generation counts too."""
+    dirs = [Path(lake) / dataset]
+    g = generations.active(lake)
+    if g is not None:
+        dirs.append(g.root / dataset)
+    return any(p.exists() for d in dirs if d.is_dir() for p in d.glob("*=*/*.parquet"))
 
 
-def connect(lake: Path, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the lake's views (those datasets that have files yet)."""
-    con = duckdb.connect(database)
+# DuckDB's share of a stage's [site].memory_limit; the rest is for the polars frames of detect
+# and the report, Arrow buffers and Python itself (docs/speed.md, "Memory budget").
+DUCKDB_SHARE = 0.6
+SPILL_DIR = ".spill"  # under the lake: where DuckDB spills what does not fit its share
+
+
+def connect(lake: Path, database: str = ":memory:", memory_limit: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake's views (those datasets that have files yet). While a day
+    is written (generations.writing), the views read that day from its new generation and every
+    other day from the lake (sql/views/_lake_dataset_overlay.sql). With `memory_limit` (bytes,
+    the stage's budget) DuckDB keeps to DUCKDB_SHARE of it and spills larger sorts, joins and
+    aggregates to <lake>/.spill instead of growing."""
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit:
+        spill = Path(lake) / SPILL_DIR
+        spill.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": f"{int(memory_limit * DUCKDB_SHARE) >> 20}MB", "temp_directory": str(spill)}
+    con = duckdb.connect(database, config=config)
     con.execute("SET VARIABLE mmw_lake = ?", [str(Path(lake).resolve())])
     con.execute("SET TimeZone = 'UTC'")
     sqlfiles.execute(con, "views/_mmw_lake", {})
     _lake_macros(con)
+    g = generations.active(lake)
+    if g is not None:
+        con.execute("SET VARIABLE mmw_read_root = ?", [str(g.read_root)])
+        con.execute("SET VARIABLE mmw_new_day = ?", [date.fromisoformat(g.day)])
+        sqlfiles.execute(con, "views/_lake_dataset_overlay", {})
     return refresh_views(con, lake)
 
 
@@ -300,7 +338,7 @@ def write_catalog(lake: Path) -> Path:
     directory, and a session variable is not stored in a database file; so where a session defines
     mmw_lake() from its variable (sql/views/_mmw_lake.sql), the catalog defines it as the lake's
     absolute path, and the same SQL files then make the views. Rebuilt whole and moved into place
-    atomically (an analyst's open copy keeps working); if the lake moves, the next run's trends stage
+    atomically (an analyst's open copy keeps working); if the lake moves, the next run's commit
     rewrites it.
     """
     lake = Path(lake).resolve()
@@ -321,3 +359,25 @@ def write_catalog(lake: Path) -> Path:
         for leftover in tmp.parent.glob(tmp.name + ".wal"):
             leftover.unlink()
     return path
+
+
+# The day-so-far area of partial runs (mmw_tasks/intraday.py, data_lake/README.md): a lake of its
+# own per day, which no view of this lake reads. Not "day=D": DuckDB's Hive partitioning would
+# take that `day` for every file below it.
+PARTIAL = "partial"
+
+
+def partial_dir(lake: Path, day: date | str) -> Path:
+    """<lake>/partial/YYYY-MM-DD: the day's partial runs' area."""
+    return Path(lake) / PARTIAL / str(day)
+
+
+def discard_partial(lake: Path, day: date | str) -> bool:
+    """Remove the day's partial area (the daily run does, once the day is in the lake)."""
+    d = partial_dir(lake, day)
+    if not d.exists():
+        return False
+    shutil.rmtree(d)
+    if d.parent.is_dir() and not any(d.parent.iterdir()):
+        d.parent.rmdir()
+    return True

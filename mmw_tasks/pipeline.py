@@ -1,10 +1,17 @@
-"""The daily job's stages as plain functions: fetch, parse, aggregate, fit, detect, report, trends.
+"""The daily job's stages as plain functions: fetch, parse, aggregate, fit, detect, report, trends,
+then commit.
 
 Each takes the config path and the day as strings and returns a small JSON-able dict, so the
 Airflow tasks (dags/mmw_daily.py), `mmw run` and the tests call exactly the same code.
 Data moves through the lake only; what the stages hand each other (XCom in Airflow) are the
 TypedDicts below, every key documented once. What an Airflow run works on (which day, one job
 per server, whether the day is done already) is decided here too, so the DAG file only wires.
+
+A run writes the day under a new generation (generations.py), chosen once when the run begins
+(run_day; plan_run in Airflow, where it travels in every task's payload as `generation`); the
+stages write into it and read the day from it, and commit switches it in, so that every output of
+the day becomes visible at once. A stage called without a generation works on a copy of the day
+as committed and commits it when it succeeds.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
 
 import duckdb
 
-from mmw_tasks import failures, lake
+from mmw_tasks import failures, generations, lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Server, Site, load_site
 from mmw_tasks.detect import day as detect
@@ -36,18 +43,24 @@ from mmw_tasks.report import gaps
 from mmw_tasks.report import trends as trends_report
 from mmw_tasks.report.trends import RollUps
 
-STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends")
+STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends", "commit")
 INPUT_ERRORS = (LogFileError,)  # a log file that cannot be read: unusable input (exit 2), not a failed stage
 
 # ---------------------------------------------------------------- what the stages hand each other
 
 
-class Run(TypedDict):
-    """What one run of the daily job works on: one site's one day (plan_run, resolve_run)."""
+class RunDay(TypedDict):
+    """Which site's which day a run works on (resolve_run)."""
 
     config: str  # the site TOML file, as an absolute path
     day: str  # the site's local day, YYYY-MM-DD
     servers: list[str]  # every server of the site, in config order
+
+
+class Run(RunDay):
+    """What one run of the daily job works on: one site's one day (plan_run)."""
+
+    generation: str  # the day's new generation (generations.begin): stages write into it, commit switches it in
 
 
 class Job(Run):
@@ -117,6 +130,7 @@ class Detected(TypedDict):
 class Reported(TypedDict):
     day: str  # YYYY-MM-DD
     report: str  # path of the day's report.json (report.md and report.html beside it)
+    headline: list[str]  # the report's verdict lines, most severe first; [] on a quiet day
     incidents: int  # incidents in the report
     drift: list[str]  # the model coefficients that left their history band
     partial: bool  # the report leaves out servers that did not arrive, or hours a server has no line in
@@ -127,8 +141,17 @@ class Reported(TypedDict):
 class Trended(RollUps):
     day: str  # YYYY-MM-DD
     trends_page: str | None  # path of the site's trends.html, when this call rendered it
+
+
+class Committed(TypedDict):
+    """The day's generation switched in (generations.commit)."""
+
+    day: str  # YYYY-MM-DD
+    generation: str  # the day's current generation now
+    files: int  # the files it holds (every dataset's parts and the report's files)
+    removed: int  # leftovers removed: superseded generations, links to nothing, abandoned temp files
     catalog: str  # path of the lake's DuckDB catalog
-    catalog_rewritten: bool  # the catalog was out of date and was written again
+    catalog_rewritten: bool  # the catalog was out of date (a dataset appeared, the lake moved) and was rewritten
 
 
 class Delivered(TypedDict):
@@ -157,6 +180,7 @@ class DayRun(TypedDict):
     detect: Detected
     report: Reported
     trends: Trended
+    commit: Committed
     deliver: NotRequired[Delivered]  # left out when mailing was not asked for (a backfill)
     stages: dict[str, StageCost]  # what each stage cost, in the order they ran (see run_day)
     seconds: float  # wall time of the whole day
@@ -228,7 +252,29 @@ def fetch_job(job: Job, credentials: Callable[[str, str], CredentialsDict | None
 
 def parse_job(fetched: FetchedJob) -> Parsed:
     """parse for one job of a run, with the files and years its fetch found."""
-    return parse(fetched["config"], fetched["server"], fetched["day"], fetched["files"], fetched.get("years"))
+    return parse(
+        fetched["config"],
+        fetched["server"],
+        fetched["day"],
+        fetched["files"],
+        fetched.get("years"),
+        fetched["generation"],
+    )
+
+
+@contextmanager
+def _day_generation(site: Site, d: date, generation: str | None) -> Iterator[None]:
+    """A stage's writes and reads of the day: inside the run's generation `generation`; without one
+    (a stage run on its own), inside a copy of the day as committed, switched in when the stage
+    succeeds (and left to the next run of the day when it fails)."""
+    if generation:
+        with generations.writing(site.lake, d, generation):
+            yield
+        return
+    own = generations.begin(site.lake, d, seed=True)
+    with generations.writing(site.lake, d, own):
+        yield
+    _commit(site, d, own)
 
 
 def parse(
@@ -237,6 +283,7 @@ def parse(
     day: str | date,
     files: list[str],
     years: dict[str, list[list[int]]] | None = None,
+    generation: str | None = None,
 ) -> Parsed:
     """Parse a server's files for the day; `years`: what fetch found of each file's years (else
     what the manifest knows of them)."""
@@ -245,7 +292,8 @@ def parse(
     paths = [Path(f) for f in files]
     if years is None:
         years = sources.known_years(site, srv, d, paths)
-    return ingest.parse_server_day(site, srv, d, paths, years)
+    with _day_generation(site, d, generation):
+        return ingest.parse_server_day(site, srv, d, paths, years)
 
 
 def _params(site: Site, d: date) -> dict[str, Any]:
@@ -262,20 +310,22 @@ def _params(site: Site, d: date) -> dict[str, Any]:
     }
 
 
-def aggregate(config: str | Path, day: str | date) -> Aggregated:
+def aggregate(config: str | Path, day: str | date, generation: str | None = None) -> Aggregated:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
     out: dict[str, int] = {}
-    for name in ("intervals", "user_intervals", "domain_deferrals"):
-        out[name] = lake.copy_query(con, f"aggregate/{name}", _params(site, d), lake.part_path(site.lake, name, d))
+    with _day_generation(site, d, generation):
+        con = lake.connect(site.lake, memory_limit=site.memory_limit)
+        for name in ("intervals", "user_intervals", "domain_deferrals"):
+            out[name] = lake.copy_query(con, f"aggregate/{name}", _params(site, d), lake.part_path(site.lake, name, d))
     return {"day": str(d), "rows": out}
 
 
-def fit(config: str | Path, day: str | date) -> Fitted:
+def fit(config: str | Path, day: str | date, generation: str | None = None) -> Fitted:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
-    lake.copy_query(con, "model/model_fits", _params(site, d), lake.part_path(site.lake, "model_fits", d))
-    return {"day": str(d), **_fit_row(lake.refresh_views(con, site.lake), d)}
+    with _day_generation(site, d, generation):
+        con = lake.connect(site.lake, memory_limit=site.memory_limit)
+        lake.copy_query(con, "model/model_fits", _params(site, d), lake.part_path(site.lake, "model_fits", d))
+        return {"day": str(d), **_fit_row(lake.refresh_views(con, site.lake), d)}
 
 
 def _fit_row(con: duckdb.DuckDBPyConnection, d: date) -> ModelFit:
@@ -283,12 +333,13 @@ def _fit_row(con: duckdb.DuckDBPyConnection, d: date) -> ModelFit:
     return cast(ModelFit, rows.row(0, named=True) if rows.height else {})
 
 
-def run_detect(config: str | Path, day: str | date) -> Detected:
+def run_detect(config: str | Path, day: str | date, generation: str | None = None) -> Detected:
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
     start, end = local_day_bounds(d, site.timezone)
-    found = detect.detect_day(con, site, d, start, end, dict(_fit_row(con, d)))
-    lake.write_frame(found, lake.part_path(site.lake, "incidents", d))
+    with _day_generation(site, d, generation):
+        con = lake.connect(site.lake, memory_limit=site.memory_limit)
+        found = detect.detect_day(con, site, d, start, end, dict(_fit_row(con, d)))
+        lake.write_frame(found, lake.part_path(site.lake, "incidents", d))
     return {
         "day": str(d),
         "incidents": found.height,
@@ -296,7 +347,13 @@ def run_detect(config: str | Path, day: str | date) -> Detected:
     }
 
 
-def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dict[str, str] | None = None) -> Settled:
+def settle(
+    config: str | Path,
+    day: str | date,
+    arrived: list[str],
+    reasons: dict[str, str] | None = None,
+    generation: str | None = None,
+) -> Settled:
     """After fetch and parse: apply [site].on_missing_server to the servers that did not arrive.
 
     "fail" raises, naming them. "partial" empties their parts of the day (so totals mean exactly the
@@ -317,10 +374,11 @@ def settle(config: str | Path, day: str | date, arrived: list[str], reasons: dic
         )
     import polars as pl
 
-    for m in missing:  # an empty part, so the day's totals count nothing (not stale data) from it
-        lake.drop_server_parts(site.lake, d, m)
-        _, dataset, schema = ingest.parser_for(_server(site, m))
-        lake.write_frame(pl.DataFrame(schema=schema), lake.part_path(site.lake, dataset, d, m))
+    with _day_generation(site, d, generation):
+        for m in missing:  # an empty part, so the day's totals count nothing (not stale data) from it
+            lake.drop_server_parts(site.lake, d, m)
+            _, dataset, schema = ingest.parser_for(_server(site, m))
+            lake.write_frame(pl.DataFrame(schema=schema), lake.part_path(site.lake, dataset, d, m))
     return {"day": str(d), "missing": missing, "partial": True, "why": why}
 
 
@@ -329,40 +387,51 @@ def settle_run(jobs: list[Job], parsed: object) -> SettledRun:
     the servers whose parse succeeded. Airflow hands it over as a sequence (where a server's parse
     failed: nothing, None or a placeholder), or as the one result itself when only one exists;
     any of these is read here, and whatever is not a parse result counts as a server missing."""
-    run: Run = {"config": jobs[0]["config"], "day": jobs[0]["day"], "servers": jobs[0]["servers"]}
+    first = jobs[0]
+    run: Run = {
+        "config": first["config"],
+        "day": first["day"],
+        "servers": first["servers"],
+        "generation": first["generation"],
+    }
     results = [parsed] if isinstance(parsed, dict) else list(cast(Iterable[object], parsed or ()))
     arrived = [p["server"] for p in results if isinstance(p, dict) and isinstance(p.get("server"), str)]
-    return {**run, **settle(run["config"], run["day"], arrived)}
+    return {**run, **settle(run["config"], run["day"], arrived, generation=run["generation"])}
 
 
-def make_report(config: str | Path, day: str | date, missing: list[str] | None = None) -> Reported:
+def make_report(
+    config: str | Path, day: str | date, missing: list[str] | None = None, generation: str | None = None
+) -> Reported:
     """The day's report. It is partial when servers are missing (on_missing_server = "partial")
     or one that arrived has a gap in the day (report/gaps.py): `partial` at the top and in the
-    totals, each gap in `gaps` and told in the notes."""
+    totals, each gap in `gaps` and told in the notes. Gaps are looked for in the day as the run
+    wrote it (its generation), like everything else the report reads."""
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
     missing = list(missing or [])
-    start, end = local_day_bounds(d, site.timezone)
-    found = gaps.find(con, site, d, start, end, [s.name for s in site.servers if s.name not in missing])
-    notes = [gaps.note(g) for g in found] + detect.report_notes(con, d)
-    if missing:
-        notes.insert(
-            0,
-            f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
-            'the other servers only (on_missing_server = "partial").',
-        )
-    dns = [s.name for s in site.servers_by_role("dns")]
-    if not dns:
-        notes.insert(0, report.NO_DNS)
-    rep = report.gather(con, site, d, notes)
-    partial = bool(missing or found)
-    rep["partial"], rep["missing_servers"], rep["gaps"] = partial, missing, found
-    rep["totals"]["partial"] = partial
-    rep["dns_servers"] = dns
-    path = report.write(site, rep)
+    with _day_generation(site, d, generation):
+        con = lake.connect(site.lake, memory_limit=site.memory_limit)
+        start, end = local_day_bounds(d, site.timezone)
+        found = gaps.find(con, site, d, start, end, [s.name for s in site.servers if s.name not in missing])
+        notes = [gaps.note(g) for g in found] + detect.report_notes(con, d)
+        if missing:
+            notes.insert(
+                0,
+                f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
+                'the other servers only (on_missing_server = "partial").',
+            )
+        dns = [s.name for s in site.servers_by_role("dns")]
+        if not dns:
+            notes.insert(0, report.NO_DNS)
+        rep = report.gather(con, site, d, notes)
+        partial = bool(missing or found)
+        rep["partial"], rep["missing_servers"], rep["gaps"] = partial, missing, found
+        rep["totals"]["partial"] = partial
+        rep["dns_servers"] = dns
+        path = report.write(site, rep)
     return {
         "day": str(d),
         "report": str(path),
+        "headline": list(rep["headline"]),
         "incidents": len(rep["incidents"]),
         "drift": rep["history"].get("drift", []),
         "partial": partial,
@@ -371,23 +440,45 @@ def make_report(config: str | Path, day: str | date, missing: list[str] | None =
     }
 
 
-def trends(config: str | Path, day: str | date, with_page: bool = True) -> Trended:
-    """`with_page=False`: leave the site's trends page to trends_page() (the Airflow deployment)."""
+def trends(config: str | Path, day: str | date, with_page: bool = True, generation: str | None = None) -> Trended:
+    """The day's daily_trends row, and the roll-ups of its week and month (rewritten in place: they
+    are derived, and a day not committed is redone). `with_page=False`: leave the site's trends page
+    to trends_page() (the Airflow deployment)."""
     site, d = _site_day(config, day)
-    con = lake.connect(site.lake)
-    lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
-    rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
-    page = trends_report.write_page(lake.ensure_views(con, site.lake), site) if with_page else None
+    with _day_generation(site, d, generation):
+        con = lake.connect(site.lake, memory_limit=site.memory_limit)
+        lake.copy_query(con, "trends/daily_trends", _params(site, d), lake.part_path(site.lake, "daily_trends", d))
+        rolled = trends_report.roll_up(lake.ensure_views(con, site.lake), site, d)
+        page = trends_report.write_page(lake.ensure_views(con, site.lake), site) if with_page else None
+    return {"day": str(d), **rolled, "trends_page": str(page) if page else None}
+
+
+def commit(config: str | Path, day: str | date, generation: str) -> Committed:
+    """Switch the day's new generation in: all its outputs become visible at once (generations.commit),
+    what earlier runs left over is removed, and the lake's catalog is rewritten if it is out of date."""
+    site, d = _site_day(config, day)
+    return _commit(site, d, generation)
+
+
+def _commit(site: Site, d: date, generation: str) -> Committed:
+    done = generations.commit(site.lake, d, generation)
     fresh = lake.catalog_is_current(site.lake)
     if not fresh:
         lake.write_catalog(site.lake)
+    lake.discard_partial(site.lake, d)  # the day is in the lake: its partial runs' area goes
     return {
-        "day": str(d),
-        **rolled,
-        "trends_page": str(page) if page else None,
+        "day": done["day"],
+        "generation": done["generation"],
+        "files": done["files"],
+        "removed": done["removed"],
         "catalog": str(Path(site.lake) / lake.CATALOG),
         "catalog_rewritten": not fresh,
     }
+
+
+def commit_run(run: SettledRun) -> Committed:
+    """commit for an Airflow run: its last task."""
+    return commit(run["config"], run["day"], run["generation"])
 
 
 def deliver(config: str | Path, day: str | date) -> Delivered:
@@ -404,7 +495,7 @@ def trends_page(config: str | Path) -> TrendsPage:
     """The site's trends page over every day done so far (what the asset-triggered mmw_trends DAG
     runs once for a batch of days, instead of each day's trends task re-rendering it)."""
     site = load_site(config)
-    con = lake.ensure_views(lake.connect(site.lake), site.lake)
+    con = lake.ensure_views(lake.connect(site.lake, memory_limit=site.memory_limit), site.lake)
     days = (
         (sqlfiles.query(con, "trends/days_done", {}).fetchone() or (0,))[0]
         if lake.has_files(site.lake, "daily_trends")
@@ -414,8 +505,12 @@ def trends_page(config: str | Path) -> TrendsPage:
 
 
 def is_done(config: str | Path, day: str | date) -> bool:
-    """The day has its report and trend row, and the report is not partial (a partial day is redone)."""
+    """The day has its report and trend row, the report is not partial (a partial day is redone),
+    and no run of the day began after the one committed (its generation was not switched in: the
+    run was killed or failed, and the day is redone)."""
     site, d = _site_day(config, day)
+    if generations.pending(site.lake, d):
+        return False
     rep = report.report_dir(site, d) / "report.json"
     if not (rep.is_file() and lake.part_path(site.lake, "daily_trends", d).is_file()):
         return False
@@ -456,16 +551,19 @@ def run_day(
 ) -> DayRun:
     """The whole daily job without Airflow; returns what each stage returned, and in "stages" the
     cost of each (fetch and parse per server, settle, aggregate, fit, detect, report, trends,
-    deliver). `mail`: send the report when the config asks for it (a backfill does not).
-    `on_stage(name, cost)`: called as each stage starts (cost None) and ends. A stage that fails
-    raises a failures.StageError naming the day, the stage and the server (the cause chained to
-    it); a lake that cannot be written is a ConfigError before any stage runs."""
+    commit, deliver). `mail`: send the report when the config asks for it (a backfill does not).
+    `on_stage(name, cost)`: called as each stage starts (cost None) and ends. The day is written
+    under a new generation and committed after trends: killed or failed before that, the lake
+    keeps the day as it was, and the next run of the day starts again. A stage that fails (the
+    commit too) raises a failures.StageError naming the day, the stage and the server (the cause
+    chained to it); a lake that cannot be written is a ConfigError before any stage runs."""
     site, d = _site_day(config, day)
     failures.usable_lake(site)
     servers: dict[str, Parsed] = {}
     stages: dict[str, StageCost] = {}
     t0 = time.monotonic()
     reasons: dict[str, str] = {}
+    gen = generations.begin(site.lake, d)
     for s in site.servers:
         try:
             with (
@@ -477,7 +575,7 @@ def run_day(
                 _stage(stages, f"parse {s.name}", on_stage),
                 failures.stage(d, "parse", s.name, INPUT_ERRORS, site.lake),
             ):
-                servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"])
+                servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"], gen)
         except failures.StageError as e:
             if site.on_missing_server == "fail":
                 raise
@@ -491,19 +589,21 @@ def run_day(
         for between in fetched["gaps"]:  # stretches between two files that neither covers
             log(f"{d} {s.name}: no file covers {between}")
     with _stage(stages, "settle", on_stage), failures.stage(d, "settle", lake=site.lake):
-        settled = settle(config, d, list(servers), reasons)
+        settled = settle(config, d, list(servers), reasons, gen)
     with _stage(stages, "aggregate", on_stage), failures.stage(d, "aggregate", lake=site.lake):
-        aggregated = aggregate(config, d)
+        aggregated = aggregate(config, d, gen)
     with _stage(stages, "fit", on_stage), failures.stage(d, "fit", lake=site.lake):
-        fitted = fit(config, d)
+        fitted = fit(config, d, gen)
     with _stage(stages, "detect", on_stage), failures.stage(d, "detect", lake=site.lake):
-        detected = run_detect(config, d)
+        detected = run_detect(config, d, gen)
     with _stage(stages, "report", on_stage), failures.stage(d, "report", lake=site.lake):
-        reported = make_report(config, d, settled["missing"])
+        reported = make_report(config, d, settled["missing"], gen)
     for gap in reported["gaps"]:
         log(f"{d} {gap}")
     with _stage(stages, "trends", on_stage), failures.stage(d, "trends", lake=site.lake):
-        trended = trends(config, d)
+        trended = trends(config, d, generation=gen)
+    with _stage(stages, "commit", on_stage), failures.stage(d, "commit", lake=site.lake):
+        committed = commit(config, d, gen)
     out: DayRun = {
         "day": str(d),
         "servers": servers,
@@ -513,6 +613,7 @@ def run_day(
         "detect": detected,
         "report": reported,
         "trends": trended,
+        "commit": committed,
         "stages": stages,
         "seconds": 0.0,
     }
@@ -525,7 +626,7 @@ def run_day(
 
 def resolve_run(
     config: str | Path, day: str | None, logical_date: datetime | None, interval_start: datetime | None = None
-) -> Run:
+) -> RunDay:
     """What an Airflow run works on: the `day` param; else the local day its data interval starts
     (scheduled and backfill runs: the interval is the site's local day); else the local day before
     the logical date (manual runs and `airflow dags test`)."""
@@ -565,7 +666,8 @@ def plan_run(
     """An Airflow run's jobs, one per server, for the day resolve_run gives it. The data interval
     of `dag_run` counts for AUTOMATED_RUNS only (a manual run's interval is not a day of the
     site's); a run without a logical date goes by when it was asked to run (`run_after`). Raises
-    DayDone when the day has its report and trend row and `force` is not set."""
+    DayDone when the day has its report and trend row and `force` is not set. Otherwise begins the
+    day's new generation (removing what earlier runs of the day left), which every job carries."""
     when = interval_start = None
     if dag_run is not None:
         when = dag_run.logical_date or dag_run.run_after
@@ -576,4 +678,5 @@ def plan_run(
         raise DayDone(
             f"{run['day']} is done already (report and trend row in the lake); set the force param to redo it"
         )
-    return [{**run, "server": name} for name in run["servers"]]
+    gen = generations.begin(load_site(run["config"]).lake, run["day"])
+    return [{**run, "generation": gen, "server": name} for name in run["servers"]]

@@ -18,7 +18,7 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import Asset, BaseNotifier
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
 
-from mmw_tasks.deploy import STAGE_OUTPUTS, DagSite
+from mmw_tasks.deploy import DAY_OUTPUTS, DagSite
 
 UTC = pendulum.UTC
 
@@ -38,9 +38,20 @@ class _Pipeline:
 pipeline = _Pipeline()
 
 
-def stage_assets(site: DagSite, stage: str) -> list[Asset]:
-    """The lake datasets a stage writes, as the assets its task declares (deploy.STAGE_OUTPUTS)."""
-    return [lake_asset(site, dataset) for dataset in STAGE_OUTPUTS[stage]]
+def day_assets(site: DagSite) -> list[Asset]:
+    """The lake datasets a day's commit makes visible, as the assets the commit task declares
+    (deploy.DAY_OUTPUTS): the stages write into the day's new generation, which nobody sees before."""
+    return [lake_asset(site, dataset) for dataset in DAY_OUTPUTS]
+
+
+def plan_or_skip(params: dict[str, Any], dag_run: Any) -> list:
+    """The resolve task: pipeline.plan_run for the run's params, the run skipped if the day is done."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    try:
+        return pipeline.plan_run(params["config"], params.get("day"), force=params["force"], dag_run=dag_run)
+    except pipeline.DayDone as e:
+        raise AirflowSkipException(str(e)) from None
 
 
 def lake_asset(site: DagSite, dataset: str) -> Asset:
@@ -323,6 +334,11 @@ class MmwNotifier(BaseNotifier):
         msg = self.message(context)
         if msg is None:
             return
+        self.send(msg, context)
+
+    def send(self, msg: dict, context) -> None:
+        """Send `msg` (notify's JSON message: subject, text, ...) through every channel of the
+        site; the mmw_intraday DAG sends its alerts with this."""
         errors: list[BaseException] = []
         channels = []
         if self.webhook or self.webhook_conn_id:

@@ -27,11 +27,13 @@ def ran(site) -> subprocess.CompletedProcess:
     return mmw("run", "--config", str(site), "--date", "2002-02-16")
 
 
-def test_run_prints_report_path(ran):
+def test_run_prints_the_headline_then_the_report_path(ran):
     assert ran.returncode == 0, ran.stderr
-    path = ran.stdout.strip().splitlines()[-1]
+    *verdict, path = ran.stdout.strip().splitlines()
     assert path.endswith("reports/day=2002-02-16/report.json")
-    assert json.loads(open(path).read())["totals"]["dq"] == 8
+    rep = json.loads(open(path).read())
+    assert rep["totals"]["dq"] == 8
+    assert verdict == (rep["headline"] or ["no incident needs attention"])
 
 
 def test_sql_formats(site, ran):

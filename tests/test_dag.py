@@ -13,7 +13,7 @@ from test_sql_minisite import copy_minisite
 
 from mmw_tasks.cli import airflow_env
 
-STAGES = ["resolve", "fetch", "parse", "settle", "aggregate", "fit", "detect", "report", "trends"]
+STAGES = ["resolve", "fetch", "parse", "settle", "aggregate", "fit", "detect", "report", "trends", "commit"]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,9 @@ def test_daily_dag_wires_stages_in_order(dagbag):
     for up, down in zip(STAGES, STAGES[1:], strict=False):
         assert up in dag.get_task(down).upstream_task_ids, (up, down)
     assert dag.get_task("fetch").retries >= 2
+    # a day's detection reads the days before as committed: its run waits for the previous commit
+    detect = dag.get_task("detect")
+    assert detect.depends_on_past and detect.wait_for_downstream and "commit" in detect.downstream_task_ids
 
 
 def test_mmw_tasks_never_imports_airflow():

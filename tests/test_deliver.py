@@ -77,12 +77,19 @@ def test_report_arrives_as_text_html_and_json(klez_site, smtp, monkeypatch):
     folder = report_dir(load_site(klez_site), DAY)
     rep = json.loads((folder / "report.json").read_text())
     found = sum(i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly") for i in rep["incidents"])
-    assert msg["Subject"].startswith(f"[mmw] example-u {DAY}: {found} incident(s) need attention")
+    worm = rep["incidents"][0]
+    assert msg["Subject"].startswith(
+        f"[mmw] example-u {DAY}: {found} incident(s) need attention: WORM SUSPECT {worm['client_ip']} "
+    )
 
     def text(part) -> str:  # SMTP carries CRLF line ends
         return part.get_content().replace("\r\n", "\n")
 
-    assert text(msg.get_body(("plain",))) == (folder / "report.md").read_text()
+    # the text opens with the headline: report.md less its title line (the subject's site and day)
+    body = text(msg.get_body(("plain",)))
+    assert body.splitlines()[0] == f"**{rep['headline'][0]}**  "
+    md = (folder / "report.md").read_text()
+    assert md.startswith("# mmw daily report: example-u") and md.endswith(body)
     assert text(msg.get_body(("html",))) == (folder / "report.html").read_text()
     [att] = list(msg.iter_attachments())
     assert att.get_filename() == f"mmw-example-u-{DAY}.json" and json.loads(att.get_content()) == rep

@@ -16,6 +16,7 @@ from mmw_tasks import lake, pipeline
 from mmw_tasks.config import Thresholds
 from mmw_tasks.detect import outbreak, signals
 from mmw_tasks.detect.classify import Candidate, classify
+from mmw_tasks.report import headline
 from mmw_tasks.simulate import simulate_site
 
 TH = Thresholds()
@@ -462,7 +463,10 @@ def test_handmade_day_names_both_worms_and_leaves_the_look_alikes(handmade):
     kinds = {ip: i["kind"] for ip, i in by_ip.items()}
     assert kinds["10.1.3.9"] == "mmw_suspect" and kinds["10.1.3.10"] == "mmw_suspect"
     assert kinds["10.1.2.20"] == "bulk_sender" and kinds["127.0.0.1"] == "mailing_list"
-    assert [ip for ip, k in kinds.items() if k == "mmw_suspect"] == ["10.1.3.9", "10.1.3.10"]
+    # most severe first (contract section 5): the forger (score 1.0), then the slow worm (0.75)
+    suspects = [i for i in handmade["rep"]["incidents"] if i["kind"] == "mmw_suspect"]
+    assert [i["client_ip"] for i in suspects] == ["10.1.3.10", "10.1.3.9"]
+    assert suspects == headline.ordered(suspects)
     slow, forged = by_ip["10.1.3.9"], by_ip["10.1.3.10"]
     assert slow["sender"] == "tanaka@example.ac.jp" and forged["sender"] is None  # a forger has no one name
     assert forged["evidence"]["distinct_senders"] > 100

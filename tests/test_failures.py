@@ -120,3 +120,46 @@ def test_a_failed_stage_names_the_server_and_exits_1(site):
 def test_version():
     r = mmw("--version")
     assert r.returncode == 0 and r.stdout.startswith("mmw ")
+
+
+def test_a_failed_commit_is_one_line(site, monkeypatch, capsys):
+    """The commit stage (the switch of the day's generation) fails like any other: one line naming
+    it, exit 1, and the day stays as it was, not done."""
+    import errno
+
+    from mmw_tasks import cli, generations
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(generations, "commit", full)
+    assert cli.main(["run", "--config", str(site), "--date", DAY]) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith(f"{DAY} ")]
+    lake = site.parent / "data_lake"
+    assert err == [
+        f"mmw: run {DAY}: commit: {lake}: No space left on device (ENOSPC); free space on the lake's "
+        "file system, then run the day again"
+    ], err
+    assert not pipeline.is_done(site, DAY)
+
+
+def test_a_failed_partial_run_is_one_line(site, monkeypatch, capsys):
+    """`mmw run --partial` fails in one line too: a server that cannot be found names the fetch
+    stage and the server (exit 1); a failure while the day so far is analysed names `analyse`."""
+    from mmw_tasks import cli, intraday
+
+    good = site.read_text()
+    site.write_text(good.replace("logs/1mx/syslog*", "logs/gone/syslog*"))
+    r = mmw("run", "--config", str(site), "--date", DAY, "--partial", "--until", "18:00")
+    assert r.returncode == 1
+    line = one_line(r)
+    assert line.startswith(f"mmw: run {DAY}: fetch 1mx: no file covers {DAY}") and "logs/gone/syslog*" in line, line
+    site.write_text(good)
+
+    def broken(run):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(intraday, "analyse", broken)
+    assert cli.main(["run", "--config", str(site), "--date", DAY, "--partial", "--until", "18:00"]) == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith(f"{DAY} ")]
+    assert err == [f"mmw: run {DAY}: analyse: RuntimeError: disk on fire"], err

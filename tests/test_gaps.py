@@ -20,6 +20,7 @@ from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import load_site
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import notify
+from mmw_tasks.report.headline import QUIET
 from mmw_tasks.report.model import report_dir
 
 GAP = "1mx: no lines 13:04-24:00 (the day is partial)"
@@ -45,8 +46,17 @@ def test_a_truncated_log_is_told_in_every_output(truncated_site):
     assert rep["partial"] is True and rep["totals"]["partial"] is True and rep["missing_servers"] == []
     assert rep["notes"][0].startswith(f"GAP: {GAP}")
     folder = report_dir(load_site(toml), DAY)
-    assert f"**Partial day:** {GAP}." in (folder / "report.md").read_text()
-    assert GAP in (folder / "report.html").read_text()
+    # report.md and mmw run's output: the verdict first, the gap right after it
+    md = [ln for ln in (folder / "report.md").read_text().splitlines() if ln.strip()]
+    verdict = rep["headline"] or [QUIET]
+    assert md[1 : 1 + len(verdict)] == [f"**{v}**  " for v in verdict]
+    assert md[1 + len(verdict)] == f"**Partial day:** {GAP}.  "
+    assert r.stdout.splitlines() == [*verdict, f"GAP {GAP}", str(folder / "report.json")]
+    # report.html (the templated page): the gap in the verdict section, after the headline
+    page = (folder / "report.html").read_text()
+    top = page.index('<section id="verdict">')
+    section = page[top : page.index("</section>", top)]
+    assert section.index('class="headline"') < section.index(f"<b>Partial day:</b> {GAP}.") < section.index("benign")
     assert not pipeline.is_done(toml, DAY)  # a partial day is redone by the next backfill
 
 

@@ -52,7 +52,10 @@ def test_the_report_says_there_is_no_dns_server(mail_only, klez_site):
     assert {k: v for k, v in rep["totals"].items() if k != "dq"} == {
         k: v for k, v in full["totals"].items() if k != "dq"
     }
-    assert {k: v for k, v in rep["model"].items() if k != "q"} == dict.fromkeys(rep["model"].keys() - {"q"})
+    # every coefficient null but q; the day counts as having no fit (not judged, not in any band)
+    verdict = {"q", "reliable", "unreliable_because"}
+    assert {k: v for k, v in rep["model"].items() if k not in verdict} == dict.fromkeys(rep["model"].keys() - verdict)
+    assert rep["model"]["reliable"] is False and rep["model"]["unreliable_because"] == ["no fit this day"]
     assert rep["model"]["q"] == full["model"]["q"]
     assert "no DNS server" in (load_site(mail_only).lake / "reports" / f"day={DAYS[1]}" / "report.md").read_text()
 

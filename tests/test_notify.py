@@ -104,16 +104,23 @@ def test_a_gap_in_a_servers_day_is_told_by_webhook_and_mail(truncated_site, monk
     assert gap in body.decode()
 
 
+T0, T1 = "2002-02-16T14:30:00+09:00", "2002-02-16T17:29:00+09:00"
+
+
 def test_incident_message_lists_kinds_the_site_cares_about():
     rep = {
         "day": "2002-02-16",
         "incidents": [
-            {"kind": "mmw_suspect", "client_ip": "10.1.3.7", "start": "a", "end": "b", "score": 0.9},
-            {"kind": "bulk_sender", "sender": "news@example.ac.jp", "start": "a", "end": "b", "score": 0.5},
+            {"kind": "mmw_suspect", "client_ip": "10.1.3.7", "start": T0, "end": T1, "score": 0.9},
+            {"kind": "bulk_sender", "sender": "news@example.ac.jp", "start": T0, "end": T1, "score": 0.5},
         ],
     }
     msg = notify.incident_message("mini", rep, "/lake/reports/day=2002-02-16/report.json", ("mmw_suspect",))
     assert [i["kind"] for i in msg["incidents"]] == ["mmw_suspect"]
     assert "10.1.3.7" in msg["subject"] and "news@" not in msg["text"]
+    # the text opens with the verdict: report.json's headline, or one built from its incidents
+    assert msg["text"].splitlines()[0] == "WORM SUSPECT 10.1.3.7 14:30-17:29" == msg["headline"][0]
+    said = notify.incident_message("mini", {**rep, "headline": ["WORM SUSPECT x"]}, "x", ("mmw_suspect",))
+    assert said["text"].startswith("WORM SUSPECT x\n")
     only_benign = {"day": "2002-02-16", "incidents": rep["incidents"][1:]}
     assert notify.incident_message("mini", only_benign, "x", ("mmw_suspect",)) is None

@@ -1,6 +1,7 @@
 """report.html and trends.html in a real headless Chromium: the figures and incident cards render,
 nothing is fetched, no console errors; a full-page screenshot of each is saved in the test's
-tmp dir. No test installs Chromium: `make browser` does (tests/setup_chromium.sh), and `make test`
+tmp dir, and at 1280x800 the verdict fits the first screen (those screenshots kept in
+test-artifacts/). No test installs Chromium: `make browser` does (tests/setup_chromium.sh), and `make test`
 runs it first. Without Chromium these tests fail, or skip under `--browser-optional` (make test-fast)."""
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import json
 import os
 import shutil
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from mmw_tasks.config import load_site
 from mmw_tasks.report.model import report_dir
@@ -91,14 +94,78 @@ def test_report_renders_figures_and_cards(browser, klez_site, tmp_path):
         assert box["w"] > 200 and box["h"] > 100, "every figure is drawn at a readable size"
     assert len(css("css selector", "#figure1 polyline.series")) >= 3
     cards = css("css selector", "article.incident-card")
-    assert len(cards) == len(rep["incidents"]) >= 1
+    attention = [i for i in rep["incidents"] if i["kind"] in ("mmw_suspect", "deferred_surge", "dns_anomaly")]
+    assert len(cards) == len(attention) >= 1
     assert all(c.is_displayed() and _box(browser, c)["h"] > 80 for c in cards)
+    benign = css("css selector", "li.incident-line > details > summary")
+    assert len(benign) == len(rep["incidents"]) - len(attention)
+    assert all(c.is_displayed() and _box(browser, c)["h"] < 40 for c in benign), "one line each"
     worm = next(i for i in rep["incidents"] if i["kind"] == "mmw_suspect")
     card = browser.find_element("id", f"incident-{worm['number']}")
-    assert worm["client_ip"] in card.text and worm["raw_lines"][0]["text"][:40] in card.text
+    raw = worm["raw_lines"][0]["text"][:40]
+    assert worm["client_ip"] in card.text and raw not in card.text, "the log lines are behind <details>"
+    card.find_element("css selector", "details.raw summary").click()
+    assert raw in card.text, "and open with a click"
     markers = css("css selector", f"#figure1 g.incident-marker[data-incident='incident-{worm['number']}'] rect")
     assert len(markers) == 3 and all(_box(browser, m)["w"] > 1 for m in markers)
     assert shot.stat().st_size > 50_000
+
+
+# a laptop's first screen: the headline and the suspect's own N_SMTP(i) against Dq must fit it
+FIRST_SCREEN = (1280, 800)
+
+
+def artefacts() -> Path:
+    """Where the first-screen screenshots are kept for people to look at (CI uploads the folder):
+    $MMW_TEST_ARTIFACTS, else test-artifacts/ in the checkout (ignored by git)."""
+    out = Path(os.environ.get("MMW_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean_day(tmp_path_factory) -> Path:
+    """A day of the simulator's clean scenario, at a quarter of the papers' volume: no worm."""
+    from mmw_tasks import pipeline
+    from mmw_tasks.simulate import simulate_site
+
+    toml = simulate_site(tmp_path_factory.mktemp("clean"), date(2002, 2, 15), 1, scenario="clean", seed=5, scale=0.25)
+    pipeline.run_day(toml, "2002-02-15", log=lambda m: None, mail=False)
+    return toml
+
+
+@pytest.mark.parametrize(("which", "day"), [("worm", "2002-02-16"), ("clean", "2002-02-15")])
+def test_the_verdict_fits_the_first_screen(browser, klez_site, clean_day, which, day):
+    """At 1280x800, unscrolled: the headline, and under it Dq against the suspect's own N_SMTP(i)
+    (on a clean day, the site's); the screenshots are kept in artefacts()."""
+    site = load_site(klez_site if which == "worm" else clean_day)
+    folder = report_dir(site, day)
+    rep = json.loads((folder / "report.json").read_text())
+    w, h = FIRST_SCREEN
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": w, "height": h, "deviceScaleFactor": 1, "mobile": False}
+    )
+    try:
+        browser.get(folder.as_uri() + "/report.html")
+        assert browser.execute_script("return [window.innerWidth, window.innerHeight]") == [w, h]
+        assert browser.save_screenshot(str(artefacts() / f"first-screen-{which}-{day}.png"))
+
+        def bottom(el) -> float:
+            return browser.execute_script("return arguments[0].getBoundingClientRect().bottom", el)
+
+        verdict = browser.find_element("css selector", "#verdict ul.headline")
+        assert bottom(verdict) <= h, "the whole headline is on the first screen"
+        lines = [" ".join(li.text.split()) for li in verdict.find_elements("css selector", "li")]
+        assert lines == (rep["headline"] or ["no incident needs attention"])
+        charts = browser.find_elements("css selector", "#host-figure svg.chart")
+        assert charts and all(bottom(c) <= h for c in charts), "Dq and the N_SMTP(i) under it, unscrolled"
+        suspects = [i for i in rep["incidents"] if i["kind"] == "mmw_suspect"]
+        assert bool(suspects) == (which == "worm")
+        if suspects:
+            ip = suspects[0]["client_ip"]
+            assert ip in verdict.text and ip in browser.find_element("id", "host-figure").text
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_trends_page_renders(browser, klez_site, tmp_path):
@@ -110,4 +177,13 @@ def test_trends_page_renders(browser, klez_site, tmp_path):
     assert all(_box(browser, c)["w"] > 200 for c in charts)
     rows = browser.find_elements("css selector", "#days tr[id^='day-']")
     assert [r.get_attribute("id") for r in rows] == ["day-2002-02-16", "day-2002-02-15"]
+    # every table fits the page: none wider than the column, nothing to scroll sideways
+    overflow = browser.execute_script(
+        """const main = document.querySelector('main').getBoundingClientRect();
+        return [...document.querySelectorAll('table')].map(t => [t.closest('section').id,
+            Math.round(t.getBoundingClientRect().right - main.right), t.parentElement.scrollWidth
+            - t.parentElement.clientWidth]).filter(([, right, scroll]) => right > 0 || scroll > 0);"""
+    )
+    assert overflow == [], "(section, px beyond the page, px to scroll)"
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert shot.stat().st_size > 30_000

@@ -56,7 +56,7 @@ def test_totals_and_every_interval_equal_truth(large_site):
 def test_run_day_times_each_stage(large_site):
     out = RUNS[large_site]
     names = ["fetch 1dns", "parse 1dns", "fetch 1mx", "parse 1mx", "settle", "aggregate", "fit", "detect"]
-    names += ["report", "trends", "deliver"]
+    names += ["report", "trends", "commit", "deliver"]
     assert list(out["stages"]) == names
     for rec in out["stages"].values():
         assert rec["wall"] >= 0 and rec["cpu"] >= 0 and rec["peak_mb"] > 10

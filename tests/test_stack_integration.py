@@ -165,6 +165,10 @@ def test_backfill_runs_on_the_real_scheduler(stack, site, started):
         ordered = [tis[d][(task, -1)] for d in DAYS]
         for before, after in zip(ordered, ordered[1:], strict=False):
             assert after["start_date"] >= before["end_date"], (task, before, after)
+    # ...and only once the day before was committed: its history is what detection reads
+    for before, after in zip(DAYS, DAYS[1:], strict=False):
+        commit, detect = tis[before][("commit", -1)], tis[after][("detect", -1)]
+        assert detect["start_date"] >= commit["end_date"], (commit, detect)
     # fetch and parse are mapped over the site's servers
     assert sorted(i for (t, i) in tis[DAYS[0]] if t == "fetch") == list(range(len(cfg.servers)))
 

@@ -5,7 +5,7 @@ checks each value (every error one line naming the file and the key), sftp.py ta
 sources apart. Everything is importable from here, as it always was.
 """
 
-from mmw_tasks.config.checks import ConfigError, parse_duration, parse_interval
+from mmw_tasks.config.checks import MIN_MEMORY, ConfigError, parse_duration, parse_interval, parse_size
 from mmw_tasks.config.model import (
     BAD_FILE_POLICIES,
     DNS_FORMATS,
@@ -26,6 +26,7 @@ __all__ = [
     "BAD_FILE_POLICIES",
     "DNS_FORMATS",
     "MAIL_FORMATS",
+    "MIN_MEMORY",
     "MISSING_SERVER_POLICIES",
     "SFTP_URL",
     "ConfigError",
@@ -40,6 +41,7 @@ __all__ = [
     "load_site",
     "parse_duration",
     "parse_interval",
+    "parse_size",
     "parse_sftp_url",
     "report_settings",
     "site_from_dict",

@@ -25,6 +25,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours"}
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\s\"'-]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*=")
 REQUIRED: Any = object()  # the default of a key that must be given
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_UNITS |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+MIN_MEMORY = 256 * 10**6  # below this DuckDB cannot run a day's aggregates at all
 
 
 def parse_interval(text: str) -> timedelta:
@@ -40,6 +44,14 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
     if not m:
         raise ValueError(f"{what} {text!r} is not like '30s', '10m' or '1h'")
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def parse_size(text: str) -> int:
+    """'1GB', '1.5 GiB', '512MB' as bytes."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size like '1GB', '512MB' or '2GiB'")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
 def line_of(text: str, table: str, index: int | None, key: str | None) -> int | None:
@@ -186,6 +198,39 @@ class Table:
             return parse_duration(v)
         except ValueError:
             raise self.error(key, f"must be a duration like '30s', '5m' or '1h', got {v!r}") from None
+
+    def size(self, key: str, default: int, least: int) -> int:
+        """A size in bytes written as '1GB', '512MB' or '2GiB', at least `least` bytes."""
+        if key not in self.data:
+            return default
+        v = self.data[key]
+        try:
+            if not isinstance(v, str):
+                raise ValueError
+            size = parse_size(v)
+        except ValueError:
+            raise self.error(key, f"must be a size like '1GB', '512MB' or '2GiB', got {v!r}") from None
+        if size < least:
+            raise self.error(key, f"must be at least {least // 10**6}MB, got {v!r}")
+        return size
+
+    def every(self, key: str, default: timedelta | None) -> timedelta | None:
+        """A period like '10m', at least a minute and less than a day; 0 or "off": never (None)."""
+        if key not in self.data:
+            return default
+        v = self.data[key]
+        if not isinstance(v, bool) and (v == 0 or v in ("0", "off")):
+            return None
+        usage = f"must be a period like '10m' (at least 1 minute, less than a day), or 0 or \"off\", got {v!r}"
+        if not isinstance(v, str):
+            raise self.error(key, usage)
+        try:
+            every = parse_duration(v)
+        except ValueError:
+            raise self.error(key, usage) from None
+        if not timedelta(minutes=1) <= every < timedelta(days=1):
+            raise self.error(key, usage)
+        return every
 
     def path_key(self, key: str, base: Path) -> str | None:
         v = self.text_key(key, None)

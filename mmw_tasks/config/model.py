@@ -94,6 +94,8 @@ class Schedule:
     fetch_retries: int = 4  # a server that cannot be fetched is tried this many more times
     fetch_retry_delay: timedelta = timedelta(minutes=5)  # doubled after each failed try ...
     fetch_max_retry_delay: timedelta = timedelta(hours=1)  # ... up to this
+    # how often the mmw_intraday DAG looks at the day so far; None (0 or "off" in the file): never
+    intraday_every: timedelta | None = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,8 @@ class ReportSettings:
     min_history: int = 7  # fewer days of history than this: the band is shown, drift not alerted
     top_sources: int = 6  # senders or hosts drawn in figure 2
     raw_lines: int = 12  # raw log lines quoted per incident card
+    benign_lines: int = 20  # benign incidents listed one line each; the rest are counted in one table
+    min_r2: float = 0.1  # a fit with a lower R² (or a negative coefficient) is unreliable: left out of the bands
     email: EmailSettings | None = None
 
 
@@ -180,6 +184,7 @@ class Site:
     bulk_hosts: tuple[str, ...] = ()  # allow-list of client IPs that mail in bulk (benign)
     relay_hosts: tuple[str, ...] = ()  # internal relays/servers: their bursts are split by sender
     local_networks: tuple[str, ...] = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+    memory_limit: int = 1 << 30  # [site].memory_limit, bytes: the budget of one stage's process (docs/speed.md)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

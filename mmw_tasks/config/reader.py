@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mmw_tasks.config import schema
-from mmw_tasks.config.checks import REQUIRED, ConfigError, Table, line_of, parse_interval
+from mmw_tasks.config.checks import MIN_MEMORY, REQUIRED, ConfigError, Table, line_of, parse_interval
 from mmw_tasks.config.model import (
     BAD_FILE_POLICIES,
     DNS_FORMATS,
@@ -102,6 +102,7 @@ def site_from_dict(raw: dict[str, Any], path: Path, text: str | None = None) -> 
         bulk_hosts=allow.addresses("bulk_hosts"),
         relay_hosts=allow.addresses("relay_hosts"),
         local_networks=site.networks("local_networks", Site.local_networks),
+        memory_limit=site.size("memory_limit", Site.memory_limit, MIN_MEMORY),
     )
 
 
@@ -210,6 +211,7 @@ def _schedule(t: Table) -> Schedule:
         fetch_retries=t.number("fetch_retries", d.fetch_retries, int, r["fetch_retries"]),
         fetch_retry_delay=t.duration("fetch_retry_delay", d.fetch_retry_delay),
         fetch_max_retry_delay=t.duration("fetch_max_retry_delay", d.fetch_max_retry_delay),
+        intraday_every=t.every("intraday_every", d.intraday_every),
     )
 
 

@@ -117,6 +117,8 @@ REPORT_RANGES: dict[str, Range] = {
     "min_history": ZERO_UP,
     "top_sources": ZERO_UP,
     "raw_lines": ZERO_UP,
+    "benign_lines": ZERO_UP,
+    "min_r2": SHARE,  # an R² threshold: 0 (every fit reliable unless a coefficient is negative) to 1
 }
 PORT = Range(1, 65535)
 SCHEDULE_RANGES: dict[str, Range] = {"max_active_runs": COUNT, "fetch_retries": ZERO_UP}

@@ -130,7 +130,17 @@ def windows(bins: pl.DataFrame, site: Site) -> pl.DataFrame:
         pl.col("messages").max().alias("peak_messages"),
         pl.col("first_ts").min(),
     ]
-    parts = []
+    # An entity with fewer than min_messages messages and refused sessions all day has no window
+    # the signals judge (signals.score): its whole day, one row, is all its verdict needs. At ISP
+    # size these are most entities, and their rolling windows most of the memory.
+    day_total = (pl.col("messages") + pl.col("refused_sessions")).sum().over(ENTITY)
+    small = bins.filter(day_total < site.thresholds.min_messages)
+    bins = bins.filter(day_total >= site.thresholds.min_messages)
+    parts = [
+        small.group_by(ENTITY)
+        .agg(pl.col("bin").max(), *sums, *shape)
+        .with_columns(window_minutes=pl.lit(DAY_WINDOW, pl.Int32))
+    ]
     for minutes in site.thresholds.windows_minutes:
         w = bins.rolling(index_column="bin", period=f"{minutes}m", group_by=ENTITY).agg(*sums, *shape)
         parts.append(w.with_columns(window_minutes=pl.lit(minutes, pl.Int32)))
@@ -145,7 +155,7 @@ def windows(bins: pl.DataFrame, site: Site) -> pl.DataFrame:
         window_minutes=pl.lit(DAY_WINDOW, pl.Int32),
     )
     out = pl.concat([*parts, cum], how="diagonal_relaxed")
-    kinds = bins.select("client_ip", "client_kind").unique("client_ip")
+    kinds = pl.concat([bins, small]).select("client_ip", "client_kind").unique("client_ip")
     return out.join(kinds, on="client_ip", how="left").with_columns(
         end=pl.col("bin") + step,
         span_minutes=((pl.col("bin") + step - pl.col("first_bin")).dt.total_minutes()).cast(pl.Int32),

@@ -89,32 +89,50 @@ def find_bursts(ent: pl.DataFrame, ivz: pl.DataFrame, site: Site) -> pl.DataFram
 def prepare(ents: Entities, site: Site) -> pl.DataFrame:
     """The windows with what the signals read besides their sums: shares, rates, the entity's
     history at that time of day."""
-    step = site.interval_minutes
     w = ents.windows
+    hour = pl.col("bin").dt.convert_time_zone(site.timezone).dt.hour().cast(pl.Int32)
+    w = w.with_columns(hour=hour)
     hist = ents.history
     if hist.height:
-        w = w.join(hist, on=ENTITY, how="left", nulls_equal=True)
+        # "this time of day" is looked up per (entity, hour), not by carrying the 24-hour lists
+        # of history onto every window row: at ISP size those lists were most of detect's memory
+        w = w.join(hist.drop("hour_max", "hour_busy_days"), on=ENTITY, how="left", nulls_equal=True).join(
+            usual_at_hour(hist, site), on=[*ENTITY, "hour"], how="left", nulls_equal=True
+        )
     else:
         w = w.with_columns(
             days_seen=pl.lit(None, pl.Int64),
             hist_peak_messages=pl.lit(None, pl.Int64),
             hist_day_messages=pl.lit(None, pl.Int64),
-            hour_max=pl.lit(None, pl.List(pl.Int64)),
-            hour_busy_days=pl.lit(None, pl.List(pl.Int64)),
+            usual_hourly=pl.lit(None, pl.Int64),
+            busy_days_at_hour=pl.lit(None, pl.Int64),
             suspect_days=pl.lit([], pl.List(pl.Date)),
         )
-    hour = pl.col("bin").dt.convert_time_zone(site.timezone).dt.hour().cast(pl.Int32)
-    reach = max(0, round(site.thresholds.regular_window_minutes / 60))  # hours either side: "this time of day"
-    near = [(hour + k) % 24 for k in range(-reach, reach + 1)]
-    return w.with_columns(
-        interval_minutes=pl.lit(step, pl.Int32),
-        span_bins=(pl.col("span_minutes") // step).cast(pl.Int32),
+    minutes = site.interval_minutes
+    return w.drop("hour").with_columns(
+        interval_minutes=pl.lit(minutes, pl.Int32),
+        span_bins=(pl.col("span_minutes") // minutes).cast(pl.Int32),
         unknown_share=pl.col("user_unknown") / pl.col("attempts").clip(1),
         hourly_rate=pl.col("messages") * 60.0 / pl.col("span_minutes").clip(60),
-        usual_hourly=pl.max_horizontal([pl.col("hour_max").list.get(h, null_on_oob=True) for h in near]),
-        busy_days_at_hour=pl.max_horizontal([pl.col("hour_busy_days").list.get(h, null_on_oob=True) for h in near]),
         days_seen=pl.col("days_seen").fill_null(0),
         suspect_days=pl.col("suspect_days").fill_null([]),
+    )
+
+
+def usual_at_hour(hist: pl.DataFrame, site: Site) -> pl.DataFrame:
+    """Per entity of history and local hour h: the most messages it sent in one of the hours
+    around h (`usual_hourly`) and the most days it was busy in one of them (`busy_days_at_hour`),
+    h +- regular_window_minutes / 2."""
+    reach = max(0, round(site.thresholds.regular_window_minutes / 60))  # hours either side: "this time of day"
+    long = (
+        hist.select(*ENTITY, "hour_max", "hour_busy_days")
+        .with_columns(at=pl.int_ranges(0, pl.col("hour_max").list.len(), dtype=pl.Int32))
+        .explode(["hour_max", "hour_busy_days", "at"])
+        .filter(pl.col("at").is_not_null())
+    )
+    near = pl.concat([long.with_columns(hour=(pl.col("at") - k) % 24) for k in range(-reach, reach + 1)])
+    return near.group_by([*ENTITY, "hour"]).agg(
+        usual_hourly=pl.col("hour_max").max(), busy_days_at_hour=pl.col("hour_busy_days").max()
     )
 
 

@@ -120,11 +120,16 @@ def parser_for(server: Server) -> tuple[Parser, str, Schema]:
     raise NotImplementedError(f"server {server.name}: format {server.format!r} is not parsed yet")
 
 
-def _day_rows(framed: pl.DataFrame, day: date, last_ts: datetime | None) -> tuple[pl.DataFrame, datetime | None]:
+def _day_rows(
+    framed: pl.DataFrame, day: date, last_ts: datetime | None, until: datetime | None = None
+) -> tuple[pl.DataFrame, datetime | None]:
     """Mark the rows of the local `day` (`in_day`); unframed lines take the time of the line
-    before them. Returns the rows and the batch's last site-local time, for the next batch."""
+    before them. Returns the rows and the batch's last site-local time, for the next batch.
+    `until` (site-local, naive): only the lines stamped before it count (a partial day)."""
     start = datetime(day.year, day.month, day.day)
     end = start + timedelta(days=1)
+    if until is not None:
+        end = min(end, until)
     stats = framed.select(
         lo=pl.col("ts_site").min(),
         hi=pl.col("ts_site").max(),
@@ -239,13 +244,19 @@ def _malformed_rows(fates: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _day_batches(
-    framed_batches: Iterator[pl.DataFrame], day: date, server: Server, path: Path, parse: Parser
+    framed_batches: Iterator[pl.DataFrame],
+    day: date,
+    server: Server,
+    path: Path,
+    parse: Parser,
+    until: datetime | None = None,
 ) -> Iterator[pl.DataFrame]:
     """The framed batches with `in_day`, `server` and `file`; batches with no line of the day
-    are left out (unless the parser keeps state from one batch to the next)."""
+    (before `until`, when given) are left out (unless the parser keeps state from one batch to
+    the next)."""
     last_ts: datetime | None = None
     for framed in framed_batches:
-        rows, last_ts = _day_rows(framed, day, last_ts)
+        rows, last_ts = _day_rows(framed, day, last_ts, until)
         if not rows.select(pl.col("in_day").any()).item() and not getattr(parse, "stateful", False):
             continue
         yield rows.with_columns(server=pl.lit(server.name), file=pl.lit(str(path)))
@@ -286,6 +297,7 @@ def parse_server_day(
     years: dict[str, list[list[int]]] | None = None,
     online_years: bool = True,
     bad_files: list[BadFile] | None = None,
+    until: datetime | None = None,
 ) -> Parsed:
     """Parse `files` of `server` for the local `day`; returns counts for XCom and the CLI.
     `years`: each file's years as fetch found them (years.breaks_of, by path); a file without
@@ -294,7 +306,10 @@ def parse_server_day(
 
     A file that cannot be read to its end (LogFileError: damaged, unreadable) fails the day in
     one line naming it, or, under `[site].on_bad_file = "skip"`, the day is parsed again without
-    it and the file is listed in `bad_files` (`bad_files`: those already left out)."""
+    it and the file is listed in `bad_files` (`bad_files`: those already left out).
+
+    `until` (site-local, naive; a partial day): the lines stamped at or after it are left out as
+    if they were of another day, so the parts hold what the logs held at that time."""
     years = years or {}
     bad_files = list(bad_files or [])
     unreadable: tuple[Path, LogFileError] | None = None
@@ -322,6 +337,7 @@ def parse_server_day(
                         server,
                         path,
                         parse,
+                        until,
                     ),
                 ):
                     events_part.write(events, server=server.name, file=str(path))
@@ -349,9 +365,9 @@ def parse_server_day(
         log.warning("%s: left out (on_bad_file = skip): %s", where, error)
         rest = [f for f in files if f != bad_path]
         left_out: BadFile = {"file": str(bad_path), "why": str(error)}
-        return parse_server_day(site, server, day, rest, years, online_years, [*bad_files, left_out])
+        return parse_server_day(site, server, day, rest, years, online_years, [*bad_files, left_out], until)
     if not ok:  # a file's years moved: nothing was written, parse again with scanned files
-        return parse_server_day(site, server, day, files, years, online_years=False, bad_files=bad_files)
+        return parse_server_day(site, server, day, files, years, online_years=False, bad_files=bad_files, until=until)
 
     acct = pl.concat(acct_rows) if acct_rows else pl.DataFrame(schema=ACCOUNTING_SCHEMA)
     lake.write_frame(acct, lake.part_path(site.lake, "line_accounting", day, server.name))

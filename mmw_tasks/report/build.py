@@ -22,6 +22,8 @@ from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.parse import rawlines
 from mmw_tasks.report import html as report_html
+from mmw_tasks.report import words
+from mmw_tasks.report.headline import QUIET, benign_line, headline, line, ordered, subject
 from mmw_tasks.report.model import (
     ATTENTION,
     BAND_KEYS,
@@ -33,6 +35,7 @@ from mmw_tasks.report.model import (
     DeferredDomain,
     Figures,
     History,
+    HostCurve,
     Incident,
     Interval,
     LineRef,
@@ -41,10 +44,11 @@ from mmw_tasks.report.model import (
     SeriesPoint,
     TopSource,
     Totals,
+    band_params,
     dq_types_known,
+    fit_problems,
     partial_lines,
     report_dir,
-    who,
 )
 
 NO_DNS = (
@@ -118,15 +122,23 @@ def build(
         }
         return cast(Interval, row)
 
+    model = cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS})
+    problems = fit_problems(cast(dict[str, float | None], model), site.report.min_r2)
+    model["reliable"], model["unreliable_because"] = not problems, problems
+    # most severe first (contract section 5), numbered in that order on the figures and cards
+    cards = ordered([incident(0, i) for i in incidents])
+    for n, card in enumerate(cards, 1):
+        card["number"] = n
     return {
         "day": str(day),
         "site": site.name,
         "timezone": site.timezone,
         "interval_minutes": site.interval_minutes,
+        "headline": headline({"incidents": cards}),
         "totals": cast(Totals, {**{k: int(totals.get(k) or 0) for k in TOTAL_KEYS}, "partial": False}),
         "dq_by_type": dq_by_type or {},
-        "model": cast(Model, {k: _num(fit.get(k)) for k in MODEL_KEYS}),
-        "incidents": [incident(n, i) for n, i in enumerate(incidents, 1)],
+        "model": model,
+        "incidents": cards,
         "notes": notes,
         "intervals": [interval(r) for r in intervals],
         "figures": figures,
@@ -149,8 +161,11 @@ def _aligned(starts: list[datetime], df: pl.DataFrame, column: str) -> list[int]
     return [int(got.get(s) or 0) for s in starts]
 
 
-def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list[datetime]) -> Figures:
-    """Figure 2's data: the top senders or hosts per interval, and the most deferred domain."""
+def figures_of(
+    con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list[datetime], hosts: list[str] | None = None
+) -> Figures:
+    """The figures' data: the top senders or hosts per interval and the most deferred domain
+    (figure 2), and the N_SMTP(i) of each of `hosts` (the worm suspects)."""
     top = sqlfiles.query(con, "report/top_sources", {"day": d, "top": site.report.top_sources}).pl()
     sources: list[TopSource] = []
     for _, g in top.group_by(["rank"], maintain_order=True):
@@ -176,17 +191,26 @@ def figures_of(con: duckdb.DuckDBPyConnection, site: Site, d: date, starts: list
             "total_deferred": int(dom["n_deferred"].sum()),
             "n_deferred": _aligned(starts, dom, "n_deferred"),
         }
-    return {"top_sources": sources, "most_deferred_domain": deferred}
+    curves: list[HostCurve] = []
+    if hosts:
+        per = sqlfiles.query(con, "report/host_intervals", {"day": d, "client_ips": hosts}).pl()
+        for ip in hosts:
+            g = per.filter(pl.col("client_ip") == ip)
+            curves.append(
+                {
+                    "client_ip": ip,
+                    "n_from": _aligned(starts, g, "n_from"),
+                    "n_to": _aligned(starts, g, "n_to"),
+                    "n_user_unknown": _aligned(starts, g, "n_user_unknown"),
+                }
+            )
+    return {"top_sources": sources, "most_deferred_domain": deferred, "hosts": curves}
 
 
 def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     """The day's coefficients against the trailing days' band, and the drift alert."""
     r = site.report
-    bands = sqlfiles.query(
-        con,
-        "trends/coefficient_bands",
-        {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
-    ).pl()
+    bands = sqlfiles.query(con, "trends/coefficient_bands", band_params(site)).pl()
     bands = bands.filter((pl.col("day") <= d) & (pl.col("day") >= d - timedelta(days=r.history_days)))
     today = {row["coefficient"]: row for row in bands.filter(pl.col("day") == d).iter_rows(named=True)}
 
@@ -202,7 +226,13 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     series: dict[str, list[SeriesPoint]] = {}
     for (name,), g in bands.sort("day").group_by(["coefficient"], maintain_order=True):
         series[name] = [
-            {"day": str(row["day"]), "value": _num(row["value"]), "lo": _num(row["lo"]), "hi": _num(row["hi"])}
+            {
+                "day": str(row["day"]),
+                "value": _num(row["value"]),
+                "lo": _num(row["lo"]),
+                "hi": _num(row["hi"]),
+                "reliable": bool(row["reliable"]),
+            }
             for row in g.iter_rows(named=True)
         ]
     return {
@@ -211,6 +241,8 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
         "band_k": r.band_k,
         "band_floor": r.band_floor,
         "days_available": days_available,
+        "day_kind": "weekend" if d.weekday() >= 5 else "weekday",
+        "min_r2": r.min_r2,
         "too_short": days_available < r.min_history,
         "coefficients": coefficients,
         "series": series,
@@ -218,19 +250,28 @@ def history_of(con: duckdb.DuckDBPyConnection, site: Site, d: date) -> History:
     }
 
 
-def history_notes(history: History, n_attention: int) -> list[str]:
+def history_notes(history: History, n_attention: int, problems: list[str] | None = None) -> list[str]:
+    """The notes on the day's coefficients: an unreliable fit (`problems`: model.fit_problems), a
+    history too short to judge drift, each drift."""
     notes = []
+    kind = history.get("day_kind", "")
+    if problems and problems != ["no fit this day"]:
+        notes.append(
+            f"The day's fit is unreliable ({'; '.join(problems)}): its coefficients are not "
+            "judged against their bands and are left out of later days' bands."
+        )
     if history.get("too_short"):
         notes.append(
-            f"History too short for a drift alert: {history['days_available']} earlier day(s) in "
-            f"the last {history['history_days']}, at least {history['min_history']} needed."
+            f"History too short for a drift alert: {history['days_available']} earlier "
+            f"{kind + ' ' if kind else ''}day(s) with a reliable fit in the last {history['history_days']}, "
+            f"at least {history['min_history']} needed."
         )
     for k in history.get("drift", []):
         c = history["coefficients"][k]
         notes.append(
             f"Drift: {k} = {c['value']:.4g} left its band {c['lo']:.4g} to {c['hi']:.4g} "
-            f"(median of {c['history_days']} earlier days {c['median']:.4g}). Is it {DRIFT_CAUSES}?"
-            + (" Today's incidents may explain it." if n_attention else "")
+            f"(median of {c['history_days']} earlier {kind + ' ' if kind else ''}days {c['median']:.4g}). "
+            f"Is it {DRIFT_CAUSES}?" + (" Today's incidents may explain it." if n_attention else "")
         )
     return notes
 
@@ -271,6 +312,7 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
     incidents = raw_lines_for(con, site, d, inc.to_dicts())
     wanted = [_ref(ln) for i in incidents for ln in i["lines"]]  # every cited line's text
     ips = sorted({i["client_ip"] for i in incidents if i["client_ip"]})
+    suspects = sorted({i["client_ip"] for i in incidents if i["kind"] == "mmw_suspect" and i["client_ip"]})
     names = dict(sqlfiles.query(con, "report/reverse_names", {"day": d, "client_ips": ips}).fetchall()) if ips else {}
     history = history_of(con, site, d)
     by_type = (
@@ -290,8 +332,11 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, d: date, notes: list[str]
         fit,
         incidents,
         iv.to_dicts(),
-        notes + history_notes(history, n_attention),
-        figures=figures_of(con, site, d, iv["interval_start"].to_list()),
+        notes
+        + history_notes(
+            history, n_attention, fit_problems({k: _num(fit.get(k)) for k in MODEL_KEYS}, site.report.min_r2)
+        ),
+        figures=figures_of(con, site, d, iv["interval_start"].to_list(), suspects),
         history=history,
         raw=rawlines.read_lines(wanted),
         reverse_names=names,
@@ -323,19 +368,19 @@ def _model_lines(rep: Report) -> list[str]:
     return lines
 
 
-def markdown(rep: Report) -> str:
-    """A plain-text summary short enough to mail: totals, model, drift, one paragraph per incident."""
-    t = rep["totals"]
+def markdown(rep: Report, benign_lines: int = report_html.BENIGN_LINES) -> str:
+    """A plain-text report short enough to mail: the headline, each incident that needs attention
+    in a paragraph, benign traffic one line each, the totals, the model, the notes."""
+    t, iv = rep["totals"], rep["interval_minutes"]
     lines = [f"# mmw daily report: {rep['site']}, {rep['day']} ({rep['timezone']})", ""]
-    found = [i for i in rep["incidents"] if i["kind"] in ATTENTION]
-    lines.append(
-        f"**{len(found)} incident(s) need attention**, {len(rep['incidents']) - len(found)} benign burst(s) noted."
-        if rep["incidents"]
-        else "No incidents."
-    )
-    partial = partial_lines(rep)
+    attention, listed, rest = report_html.split(rep, benign_lines)
+    lines += [f"**{line(i)}**  " for i in attention] or [f"**{QUIET}**  "]  # two spaces: a line break
+    partial = partial_lines(rep)  # right after the headline: why the day counts less than it seems
     if partial:
-        lines += ["", "**Partial day:** " + "; ".join(partial) + "."]
+        lines.append("**Partial day:** " + "; ".join(partial) + ".  ")
+    if listed or rest:
+        n = len(listed) + len(rest)
+        lines.append(f"{n} benign incident{'s' if n != 1 else ''} (mailing lists, bulk mailings) noted below.")
     drift = rep.get("history", {}).get("drift", [])
     if drift:
         lines += [
@@ -343,59 +388,61 @@ def markdown(rep: Report) -> str:
             f"**Drift alert:** {', '.join(drift)} left the band of the last "
             f"{rep['history']['history_days']} days ({DRIFT_CAUSES}?).",
         ]
-    lines += [
-        "",
-        "## Totals",
-        "",
-        "| DNS queries (Dq) | from= | to= | sent | deferred | POP3 logins | User unknown |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {t['dq']} | {t['n_from']} | {t['n_to']} | {t['n_sent']} | {t['n_deferred']} | {t['n_pop']} "
-        f"| {t['n_user_unknown']} |",
-        "",
-    ]
-    if dq_types_known(rep):
-        lines += ["Dq by query type: " + ", ".join(f"{k} {v}" for k, v in rep["dq_by_type"].items()) + ".", ""]
-    if rep.get("dns_servers") == []:
-        lines += ["## Model", "", "Not fitted: the site has no DNS server, so there is no Dq to model.", ""]
-    else:
-        lines += _model_lines(rep)
-    for i in rep["incidents"]:
+    lines.append("")
+    if attention:
+        lines += ["## Incidents that need attention", ""]
+    for i in attention:
         ev = i["evidence"]
-        lines += [
-            f"## {i['number']}. {i['title']}: {who(i)}",
-            "",
-            f"- when: {i['start']} to {i['end']}",
-            f"- score: {i['score']}",
-            f"- why: {ev.get('why', '')}",
-        ]
-        brief = [
-            f"{k.replace('_', ' ')} {v}"
-            for k, v in ev.items()
-            if k not in ("why", "sample_senders") and not isinstance(v, list | dict)
-        ][:6]
-        if brief:
-            lines.append(f"- evidence: {'; '.join(brief)}")
+        lines += [f"### {i['number']}. {i['title']}: {subject(i)}", ""]
+        flagged = f"; first flagged {words.clock(ev['first_flagged'])}" if ev.get("first_flagged") else ""
+        lines.append(f"- when: {words.when(i['start'], i['end'])}{flagged}; score {float(i['score']):.2f} of 1")
+        signals = words.signal_lines(ev)
+        lines += ["- why:", *[f"  - {s}" for s in signals]] if signals else [f"- why: {ev.get('why', '')}"]
+        rows = words.evidence_rows(ev, iv)[:6]
+        if rows:
+            lines.append("- evidence: " + "; ".join(f"{k} {v}" for k, v in rows))
         quoted = [text for ln in i.get("raw_lines", []) if (text := ln.get("text"))][:3]
         if quoted:
             lines += ["", "```", *quoted, "```"]
         lines.append("")
-    for n in rep["notes"]:
-        lines.append(f"> {n}")
+    if listed:
+        lines += ["## Benign traffic", "", *[f"- {i['number']}. {benign_line(i)}" for i in listed]]
+        for r in report_html.benign_rest(rest):
+            lines.append(f"- and {r['incidents']} more: {r['kind'].lower()}, {r['messages']} messages")
+        lines.append("")
+    lines += [
+        "## Totals",
+        "",
+        "| DNS queries (Dq) | from= | to= | sent | deferred | POP3/IMAP logins | User unknown |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {t['dq']:,} | {t['n_from']:,} | {t['n_to']:,} | {t['n_sent']:,} | {t['n_deferred']:,} "
+        f"| {t['n_pop']:,} | {t['n_user_unknown']:,} |",
+        "",
+    ]
+    if dq_types_known(rep):
+        lines += ["Dq by query type: " + ", ".join(f"{k} {v:,}" for k, v in rep["dq_by_type"].items()) + ".", ""]
+    if rep.get("dns_servers") == []:
+        lines += ["## Model", "", "Not fitted: the site has no DNS server, so there is no Dq to model.", ""]
+    else:
+        lines += _model_lines(rep)
+    lines += [f"> {note}" for note in rep["notes"]]
     return "\n".join(lines) + "\n"
 
 
-def html_page(rep: Report) -> str:
-    return report_html.render(rep)
+def html_page(rep: Report, benign_lines: int = report_html.BENIGN_LINES) -> str:
+    return report_html.render(rep, benign_lines)
 
 
 def write(site: Site, rep: Report) -> Path:
-    out = report_dir(site, rep["day"])
+    """Write the report's files into the day's partition of `reports` (the generation being written,
+    if any: lake.partition_dir); returns the public path of report.json (report_dir)."""
+    out = lake.partition_dir(site.lake, "reports", rep["day"])
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (
-        ("report.md", markdown(rep)),
-        ("report.html", html_page(rep)),
+        ("report.md", markdown(rep, site.report.benign_lines)),
+        ("report.html", html_page(rep, site.report.benign_lines)),
         ("report.json", json.dumps(rep, indent=2, default=str) + "\n"),
     ):
         with lake.atomic_file(out / name) as tmp:
             tmp.write_text(text)
-    return out / "report.json"
+    return report_dir(site, rep["day"]) / "report.json"

@@ -1,7 +1,8 @@
 """Mail a day's report through an SMTP server ([report.email] in the site config).
 
 A plain function, so `mmw run`, an Airflow notifier or a cron job can all call it. The body is
-report.md as text with report.html as its HTML alternative, and report.json attached. The
+report.md as text (less its title: it opens with the headline) with report.html as its HTML
+alternative, and report.json attached. The
 password, when the server wants one, is read from the environment variable the config names.
 """
 
@@ -17,6 +18,7 @@ from email.utils import formatdate, make_msgid
 from typing import TypedDict
 
 from mmw_tasks.config import ConfigError, EmailSettings, Site
+from mmw_tasks.report import headline
 from mmw_tasks.report.model import ATTENTION, Report, report_dir
 
 
@@ -30,11 +32,28 @@ class Sent(TypedDict):
 
 
 def subject(prefix: str, rep: Report) -> str:
-    found = sum(i["kind"] in ATTENTION for i in rep["incidents"])
-    what = f"{found} incident(s) need attention" if found else "no incidents"
+    """'[mmw] site day: 2 incident(s) need attention: WORM SUSPECT 10.1.3.102 (pc102...) 14:30-17:29':
+    the count, then the most severe verdict up to its span (the body has the whole line)."""
+    attention = headline.ordered([i for i in rep["incidents"] if i["kind"] in ATTENTION])
+    what = f"{len(attention)} incident(s) need attention" if attention else headline.QUIET
+    if attention:
+        first = attention[0]
+        who = first.get("domain") if first["kind"] == "deferred_surge" else headline.host(first)
+        what += f": {headline.LABELS.get(first['kind'], first['kind'])} {who} {headline.span(first)}"
     drift = rep.get("history", {}).get("drift", [])
     tail = f", drift in {', '.join(drift)}" if drift else ""
     return f"{prefix} {rep['site']} {rep['day']}: {what}{tail}"
+
+
+def text_body(markdown: str) -> str:
+    """report.md without its title line (the subject names the site and the day): the mail's
+    text opens with the headline, as report.md does after its title."""
+    lines = markdown.splitlines(keepends=True)
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+        while lines and not lines[0].strip():
+            lines = lines[1:]
+    return "".join(lines)
 
 
 def message(site: Site, day: date | str, email: EmailSettings) -> EmailMessage:
@@ -46,7 +65,7 @@ def message(site: Site, day: date | str, email: EmailSettings) -> EmailMessage:
     msg["To"] = ", ".join(email.to)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=email.sender.rpartition("@")[2] or None)
-    msg.set_content((folder / "report.md").read_text())
+    msg.set_content(text_body((folder / "report.md").read_text()))
     msg.add_alternative((folder / "report.html").read_text(), subtype="html")
     msg.add_attachment(
         (folder / "report.json").read_bytes(),

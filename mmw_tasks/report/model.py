@@ -4,6 +4,7 @@ documented once here), the kinds of incident and their titles, where it is writt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
@@ -57,6 +58,8 @@ class Model(TypedDict):
     n: float | None  # hosts per remote domain, (m_s - 2) / (4 (1 - q))
     m_sd: float | None  # slope of the residual Dq against N_deferred
     r2_sd: float | None  # R² of that residual regression
+    reliable: NotRequired[bool]  # no negative m_s, m_p or n and R² >= [report] min_r2 (fit_problems)
+    unreliable_because: NotRequired[list[str]]  # why not, in words; [] when reliable
 
 
 class LineRef(TypedDict):
@@ -124,11 +127,21 @@ class DeferredDomain(TypedDict):
     n_deferred: list[int]  # per interval, aligned with `intervals`
 
 
-class Figures(TypedDict):
-    """Figure 2's data beyond the intervals."""
+class HostCurve(TypedDict):
+    """A worm suspect's own N_SMTP(i), drawn against Dq at the top of the page."""
 
-    top_sources: list[TopSource]
+    client_ip: str
+    n_from: list[int]  # its from= lines per interval, aligned with `intervals`
+    n_to: list[int]  # its to= lines per interval (N_SMTP(i) = n_from + n_to)
+    n_user_unknown: list[int]  # its recipients refused as "User unknown" per interval
+
+
+class Figures(TypedDict):
+    """The figures' data beyond the intervals."""
+
+    top_sources: list[TopSource]  # figure 2
     most_deferred_domain: DeferredDomain | None  # None: nothing was deferred
+    hosts: NotRequired[list[HostCurve]]  # every mmw_suspect host's, by address (absent before issue 20)
 
 
 class Band(TypedDict):
@@ -140,7 +153,9 @@ class Band(TypedDict):
     history_days: int  # earlier days in the window with a value
     lo: float | None  # the band: median ± max(band_k·1.4826·MAD, band_floor·|median|)
     hi: float | None
-    drift: bool  # outside the band with at least min_history days behind it
+    drift: bool  # a reliable fit outside the band with at least min_history days behind it
+    reliable: bool  # the day's fit is reliable (unreliable fits are left out of every band)
+    day_kind: str  # weekday or weekend: the band is of the earlier days of the same kind
 
 
 class SeriesPoint(TypedDict):
@@ -150,6 +165,7 @@ class SeriesPoint(TypedDict):
     value: float | None
     lo: float | None
     hi: float | None
+    reliable: NotRequired[bool]  # that day's fit was reliable
 
 
 class History(TypedDict):
@@ -159,7 +175,9 @@ class History(TypedDict):
     min_history: int  # days needed before drift is alerted
     band_k: float
     band_floor: float
-    days_available: int  # the most earlier days any coefficient has in the window
+    days_available: int  # the most earlier days of the same kind with a reliable fit in the window
+    day_kind: NotRequired[str]  # weekday or weekend: whose band the day is judged against
+    min_r2: NotRequired[float]  # [report] min_r2: fits with a lower R² are unreliable
     too_short: bool  # days_available < min_history: band shown, drift not alerted
     coefficients: dict[str, Band]  # by coefficient name (BAND_KEYS), where today has one
     series: dict[str, list[SeriesPoint]]  # by coefficient name, oldest first, today last
@@ -185,7 +203,8 @@ class Report(TypedDict):
     totals: Totals
     dq_by_type: dict[str, int]  # Dq by query type (A, MX, ...; all "unknown" for iplog); {} without DNS
     model: Model
-    incidents: list[Incident]
+    incidents: list[Incident]  # most severe first (headline.severity_key), numbered in that order
+    headline: list[str]  # one line per incident that needs attention, most severe first; [] when none
     notes: list[str]  # remarks that open the report: partial data, short history, drift, detection's notes
     intervals: list[Interval]  # the day's intervals in time order
     figures: Figures
@@ -195,6 +214,33 @@ class Report(TypedDict):
     missing_servers: NotRequired[list[str]]  # the servers missing
     gaps: NotRequired[list[Gap]]  # stretches of the day a server that arrived has no line in
     dns_servers: NotRequired[list[str]]  # the site's DNS servers; [] for a site of mail servers only
+    as_of: NotRequired[str]  # a partial run's report (mmw_tasks/intraday.py): lines stamped before this only
+
+
+def band_params(site: Site) -> dict[str, Any]:
+    """sql/trends/coefficient_bands.sql's parameters, from [report]."""
+    r = site.report
+    return {
+        "history_days": r.history_days,
+        "band_k": r.band_k,
+        "band_floor": r.band_floor,
+        "min_history": r.min_history,
+        "min_r2": r.min_r2,
+    }
+
+
+def fit_problems(model: Mapping[str, float | None], min_r2: float) -> list[str]:
+    """Why a day's fit is unreliable, in words; [] when it is reliable. The same rule as
+    sql/trends/coefficient_bands.sql's `reliable`: a negative m_s, m_p or n (a login or an SMTP
+    access does not take DNS queries away), or an R² below `min_r2` (the model explains too little
+    of Dq's variation for its coefficients to mean anything)."""
+    if model.get("m_s") is None:
+        return ["no fit this day"]
+    out = [f"{k} = {v:.3g} is negative" for k in ("m_s", "m_p", "n") if (v := model.get(k)) is not None and v < 0]
+    r2 = model.get("r2")
+    if r2 is None or r2 < min_r2:
+        out.append(f"R² = {r2:.3g} is below {min_r2:g}" if r2 is not None else "no R²")
+    return out
 
 
 def report_dir(site: Site, day: date | str) -> Path:

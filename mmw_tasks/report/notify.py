@@ -12,6 +12,8 @@ import json
 import urllib.request
 from pathlib import Path
 
+from mmw_tasks.report import headline
+
 MAX_ERROR = 2000
 
 
@@ -79,8 +81,20 @@ def incident_message(
         why = ([f"no data from {', '.join(missing)}"] if missing else []) + (
             [f"gaps in {', '.join(dict.fromkeys(g['server'] for g in report.get('gaps', [])))}"] if gaps else []
         )
-        head += f", PARTIAL report ({'; '.join(why)})"
-    text = "\n".join([f"mmw {site}, day {day}: {head}.", *lines, *(f"- {g}" for g in gaps), f"Report: {report_path}"])
+        head += f", PARTIAL report ({'; '.join(why)})" if why else ", PARTIAL report"
+    # the report's own verdict lines open the text (contract section 5), each gap right after them
+    # in a line of its own; a report.json from before `headline` existed gets them built from its incidents
+    verdicts = report["headline"] if "headline" in report else headline.headline(report)
+    text = "\n".join(
+        [
+            *(verdicts or [headline.QUIET]),
+            *(f"- {g}" for g in gaps),
+            "",
+            f"mmw {site}, day {day}: {head}.",
+            *lines,
+            f"Report: {report_path}",
+        ]
+    )
     brief = ", ".join(
         f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip() for i in found[:3]
     )
@@ -97,6 +111,7 @@ def incident_message(
         "incidents": [
             {k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain", "score")} for i in found
         ],
+        "headline": verdicts,
         "report": str(report_path),
         "subject": _subject(site, day, head + (f": {brief}" if brief else "")),
         "text": text,

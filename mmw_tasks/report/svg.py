@@ -38,7 +38,7 @@ KIND_COLORS = {
 @dataclass
 class Series:
     label: str
-    values: list[float | None]
+    values: Sequence[float | None]
     color: str
     width: float = 1.6
     dash: str | None = None
@@ -48,7 +48,9 @@ class Series:
 
 @dataclass
 class Marker:
-    """A span on the x axis (an incident), drawn across the plot with a numbered flag."""
+    """A span on the x axis (an incident), drawn across the plot with a numbered flag; a `strip`
+    (benign traffic) is a thin bar along the top of the plot instead, drawn under the full spans,
+    so that a 12-hour mailing-list band never covers a suspect's span."""
 
     x0: float
     x1: float
@@ -56,16 +58,23 @@ class Marker:
     color: str
     title: str
     ref: str = ""  # the id of the card it stands for
+    strip: bool = False
+
+
+STRIP_HEIGHT = 5  # px of one lane of strips
 
 
 @dataclass
 class Band:
-    """A shaded band between lo and hi (a coefficient's history band), per x."""
+    """A shaded band between lo and hi (a coefficient's history band), per x: one polygon, or with
+    `steps` one bar per x (a band that changes from one x to the next, as weekdays' and weekends'
+    bands alternate)."""
 
     lo: list[float | None]
     hi: list[float | None]
     label: str
     color: str = PALETTE["band"]
+    steps: bool = False
 
 
 @dataclass
@@ -164,24 +173,52 @@ class Plot:
         )
 
     def markers(self, markers: list[Marker]) -> None:
+        """Strips first, each in the first lane along the top where it overlaps no other, then the
+        full-height spans over them."""
         top, h = self.f.top, self.ph
-        for m in markers:
+        lanes: list[float] = []  # the right end of the last strip in each lane
+        for m in sorted(markers, key=lambda m: (not m.strip, m.x0)):
             a, b = self.px(max(m.x0, self.x0)), self.px(min(max(m.x1, m.x0), self.x1))
             w = max(b - a, 2.0)
             ref = f' data-incident="{escape(m.ref)}"' if m.ref else ""
-            body = (
-                f'<rect x="{a}" y="{top}" width="{round(w, 2)}" height="{h}" fill="{m.color}" '
-                f'fill-opacity="0.13" stroke="{m.color}" stroke-opacity="0.5"/>'
-                f'<text x="{a + 2}" y="{top + 11}" fill="{m.color}" class="flag">'
-                f"{escape(m.label)}</text>"
-            )
+            if m.strip:
+                lane = next((k for k, end in enumerate(lanes) if end < a), len(lanes))
+                if lane == len(lanes):
+                    lanes.append(a + w)
+                lanes[lane] = a + w
+                y = top + lane * (STRIP_HEIGHT + 1)
+                body = (
+                    f'<rect x="{a}" y="{y}" width="{round(w, 2)}" height="{STRIP_HEIGHT}" fill="{m.color}" '
+                    f'fill-opacity="0.55"/>'
+                )
+                css = "incident-marker strip"
+            else:
+                body = (
+                    f'<rect x="{a}" y="{top}" width="{round(w, 2)}" height="{h}" fill="{m.color}" '
+                    f'fill-opacity="0.13" stroke="{m.color}" stroke-opacity="0.5"/>'
+                    f'<text x="{a + 2}" y="{top + 11}" fill="{m.color}" class="flag">'
+                    f"{escape(m.label)}</text>"
+                )
+                css = "incident-marker"
             if m.ref:
                 body = f'<a href="#{escape(m.ref)}">{body}</a>'
-            self.parts.append(f'<g class="incident-marker"{ref}><title>{escape(m.title)}</title>{body}</g>')
+            self.parts.append(f'<g class="{css}"{ref}><title>{escape(m.title)}</title>{body}</g>')
 
     def band(self, xs: Sequence[float], band: Band) -> None:
         pts = [(x, lo, hi) for x, lo, hi in zip(xs, band.lo, band.hi, strict=True) if lo is not None and hi is not None]
         if not pts:
+            return
+        if band.steps:
+            step = min((b - a for a, b in zip(xs, xs[1:], strict=False)), default=1.0) or 1.0
+            w = max(self.px(step) - self.px(0), 1.0) if self.x1 > self.x0 else 1.0
+            bars = "".join(
+                f'<rect x="{round(self.px(x) - w / 2, 2)}" y="{self.py(hi)}" width="{round(w, 2)}" '
+                f'height="{round(self.py(lo) - self.py(hi), 2)}"/>'
+                for x, lo, hi in pts
+            )
+            self.parts.append(
+                f'<g class="band" fill="{band.color}" fill-opacity="0.45"><title>{escape(band.label)}</title>{bars}</g>'
+            )
             return
         upper = " ".join(f"{self.px(x)},{self.py(hi)}" for x, _, hi in pts)
         lower = " ".join(f"{self.px(x)},{self.py(lo)}" for x, lo, _ in reversed(pts))

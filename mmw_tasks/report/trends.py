@@ -1,26 +1,27 @@
 """Trends: weekly and monthly roll-ups of daily_trends in the lake, and the trends page.
 
 The trends stage writes the day's `daily_trends` row, then re-computes the week and the month that
-hold the day (so a re-run or a late day corrects them), writes `<lake>/reports/trends.html` and
-refreshes the DuckDB catalog `<lake>/mmw.duckdb`.
+hold the day (so a re-run or a late day corrects them) and writes `<lake>/reports/trends.html`; the
+commit that follows refreshes the DuckDB catalog `<lake>/mmw.duckdb`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
-from html import escape
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import duckdb
 import polars as pl
+from markupsafe import Markup
 
 from mmw_tasks import lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Site
 from mmw_tasks.report import svg
-from mmw_tasks.report.html import CSS
-from mmw_tasks.report.model import BAND_KEYS, COEFFICIENT_NAMES, KIND_TITLES
+from mmw_tasks.report.html import ENV
+from mmw_tasks.report.model import BAND_KEYS, COEFFICIENT_NAMES, KIND_TITLES, band_params
 
 KIND_COLUMNS = {f"n_{k}": k for k in KIND_TITLES}
 KIND_SHORT = {
@@ -108,67 +109,111 @@ def _incident_days(daily: pl.DataFrame) -> list[svg.Marker]:
     return out
 
 
-def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, markers, min_history: int) -> str:
-    """Each coefficient per day, with its band where the history is long enough to judge drift."""
+def coefficient_charts(daily: pl.DataFrame, bands: pl.DataFrame, xs, ticks, markers, min_history: int) -> list[Markup]:
+    """Each coefficient per day, with its band where the history is long enough to judge drift
+    (one bar per day: weekdays and weekends have bands of their own), drifts in red and unreliable
+    fits in grey."""
     out = []
     for k in BAND_KEYS:
         b = daily.select("day").join(bands.filter(pl.col("coefficient") == k), on="day", how="left")
         judged = pl.col("history_days") >= min_history
         b = b.with_columns(lo=pl.when(judged).then("lo"), hi=pl.when(judged).then("hi"))
         drift = [v if flag else None for v, flag in zip(b["value"].to_list(), b["drift"].to_list(), strict=True)]
+        unreliable = [
+            v if ok is False else None for v, ok in zip(b["value"].to_list(), b["reliable"].to_list(), strict=True)
+        ]
         out.append(
-            svg.line_chart(
-                COEFFICIENT_NAMES[k],
-                xs,
-                [
-                    svg.Series(k, daily[k].to_list(), "#1f4e9c"),
-                    svg.Series("drift", drift, "#c0392b", dots=True, css="drift"),
-                ],
-                ticks,
-                k,
-                markers=markers,
-                y_min=None,
-                frame=svg.Frame(height=170),
-                bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band")],
+            Markup(
+                svg.line_chart(
+                    COEFFICIENT_NAMES[k],
+                    xs,
+                    [
+                        svg.Series(k, daily[k].to_list(), "#1f4e9c"),
+                        svg.Series("drift", drift, "#c0392b", dots=True, css="drift"),
+                        svg.Series("unreliable fit", unreliable, "#999999", dots=True, css="unreliable"),
+                    ],
+                    ticks,
+                    k,
+                    markers=markers,
+                    y_min=None,
+                    frame=svg.Frame(height=170),
+                    bands=[svg.Band(b["lo"].to_list(), b["hi"].to_list(), "history band", steps=True)],
+                )
             )
         )
-    return "".join(out)
+    return out
 
 
-def _table(df: pl.DataFrame, columns: list[tuple[str, str]], link: str | None = None) -> str:
-    head = "".join(f"<th>{escape(t)}</th>" for _, t in columns)
+Column = tuple[str, Callable[[dict[str, Any]], str]]  # a table's column: its title, its cell from a row
+
+
+def _int(v: Any) -> str:
+    return "" if v is None else f"{int(v):,}"
+
+
+def _num(v: Any) -> str:
+    return "" if v is None else f"{v:.3g}"
+
+
+def _col(title: str, key: str, fmt: Callable[[Any], str] = _int) -> Column:
+    return title, lambda r: fmt(r.get(key))
+
+
+def _incidents(r: dict[str, Any]) -> str:
+    return " / ".join(_int(r.get(f"n_{k}") or 0) for k in ("mmw_suspect", "deferred_surge", "dns_anomaly"))
+
+
+def _m_s_range(r: dict[str, Any]) -> str:
+    lo, hi = r.get("m_s_min"), r.get("m_s_max")
+    return "" if lo is None or hi is None else f"{_num(lo)}–{_num(hi)}"
+
+
+# The columns the tables show, narrow enough for the page at 1280 px: thousands separated, three
+# significant digits, the incidents that need attention in one cell.
+INCIDENTS = "worm / surge / DNS"
+ROLLUP_COLUMNS: list[Column] = [
+    _col("days", "days"),
+    _col("Dq", "dq"),
+    _col("from=", "n_from"),
+    _col("POP3 logins", "n_pop"),
+    _col('"User unknown"', "n_user_unknown"),
+    _col("deferred", "deferral_rate", lambda v: "" if v is None else f"{v:.1%}"),
+    _col("m_s", "m_s", _num),
+    ("m_s range", _m_s_range),
+    _col("m_p", "m_p", _num),
+    _col("R²", "r2", _num),
+    _col("q", "q", _num),
+    _col("n", "n", _num),
+    (INCIDENTS, _incidents),
+]
+DAY_COLUMNS: list[Column] = [
+    _col("day", "day", str),
+    _col("", "day", lambda d: d.strftime("%a")),
+    _col("Dq", "dq"),
+    _col("from=", "n_from"),
+    _col("POP3 logins", "n_pop"),
+    _col('"User unknown"', "n_user_unknown"),
+    _col("m_s", "m_s", _num),
+    _col("m_p", "m_p", _num),
+    _col("R²", "r2", _num),
+    _col("q", "q", _num),
+    _col("n", "n", _num),
+    (INCIDENTS, _incidents),
+    _col("drift", "drift", lambda v: v or ""),
+    _col("fit", "reliable", lambda v: "unreliable" if v is False else ""),
+]
+
+
+def _table(df: pl.DataFrame, columns: list[Column], days: bool = False) -> dict[str, Any]:
+    """A table's column titles and rows of cells for the template (`days`: the first column is
+    the day, a link to its report)."""
     rows = []
     for r in df.iter_rows(named=True):
-        cells = []
-        for c, _ in columns:
-            v = r[c]
-            text = "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-            if c == link:
-                text = f"<a href='day={v}/report.html'>{text}</a>"
-            cells.append(f"<td>{text}</td>")
-        row_id = f" id='day-{r[link]}'" if link else ""
-        rows.append(f"<tr{row_id}>" + "".join(cells) + "</tr>")
-    return f"<div class='scroll'><table class='trends'><tr>{head}</tr>{''.join(rows)}</table></div>"
-
-
-ROLLUP_COLUMNS = [
-    ("days", "days"),
-    ("dq", "Dq"),
-    ("n_from", "from="),
-    ("n_pop", "POP3"),
-    ("n_user_unknown", "User unknown"),
-    ("deferral_rate", "deferral rate"),
-    ("m_s", "m_s"),
-    ("m_s_min", "m_s min"),
-    ("m_s_max", "m_s max"),
-    ("m_p", "m_p"),
-    ("r2", "R²"),
-    ("q", "q"),
-    ("n", "n"),
-    ("n_mmw_suspect", "worm suspects"),
-    ("n_deferred_surge", "deferred surges"),
-    ("n_dns_anomaly", "DNS anomalies"),
-]
+        cells = [{"text": cell(r), "href": None} for _, cell in columns]
+        if days:
+            cells[0]["href"] = f"day={r['day']}/report.html"
+        rows.append({"id": f"day-{r['day']}" if days else None, "cells": cells})
+    return {"titles": [t for t, _ in columns], "rows": rows}
 
 
 def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.DataFrame, monthly: pl.DataFrame) -> str:
@@ -177,75 +222,55 @@ def render(site: Site, daily: pl.DataFrame, bands: pl.DataFrame, weekly: pl.Data
     xs, ticks = _day_axis(days)
     markers = _incident_days(daily)
     colors = ("#1f4e9c", "#d9730d", "#444", "#2e8b57", "#c0392b", "#8e44ad")
-    totals = "".join(
-        svg.line_chart(
-            title,
-            xs,
-            [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)],
-            ticks,
-            f"{title} per day",
-            markers=markers,
-            frame=svg.Frame(height=150),
+    totals = [
+        Markup(
+            svg.line_chart(
+                title,
+                xs,
+                [svg.Series(title, daily[c].cast(pl.Float64).to_list(), color)],
+                ticks,
+                f"{title} per day",
+                markers=markers,
+                frame=svg.Frame(height=150),
+            )
         )
         for (c, title), color in zip(TREND_TOTALS, colors, strict=True)
-    )
+    ]
     kinds = [
         svg.Series(KIND_SHORT[k], daily[c].cast(pl.Float64).to_list(), svg.KIND_COLORS[k])
         for c, k in KIND_COLUMNS.items()
         if c in daily.columns
     ]
-    bars = svg.stacked_bars("Incidents per day", xs, kinds, ticks, "incidents") if days else ""
+    bars = Markup(svg.stacked_bars("Incidents per day", xs, kinds, ticks, "incidents") if days else "")
     drifted = (
         bands.filter(pl.col("drift")).group_by("day").agg(pl.col("coefficient").sort().str.join(", ").alias("drift"))
     )
-    recent = daily.sort("day", descending=True).join(drifted, on="day", how="left")
-    day_cols = [
-        ("day", "day"),
-        ("dq", "Dq"),
-        ("n_from", "from="),
-        ("n_pop", "POP3"),
-        ("n_user_unknown", "User unknown"),
-        ("m_s", "m_s"),
-        ("m_p", "m_p"),
-        ("r2", "R²"),
-        ("q", "q"),
-        ("n", "n"),
-        ("n_mmw_suspect", "worm suspects"),
-        ("n_deferred_surge", "deferred surges"),
-        ("n_dns_anomaly", "DNS anomalies"),
-        ("drift", "drift"),
-    ]
+    reliable = bands.group_by("day").agg(pl.col("reliable").first())
+    recent = (
+        daily.sort("day", descending=True)
+        .join(drifted, on="day", how="left", maintain_order="left")
+        .join(reliable, on="day", how="left", maintain_order="left")
+    )
     span = f"{days[0]} to {days[-1]}, {len(days)} day(s)" if days else "no days yet"
-    coefficients = coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history)
-    latest = f"<a href='day={days[-1]}/report.html'>latest report ({days[-1]})</a>" if days else ""
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>mmw trends {escape(site.name)}</title><style>{CSS}</style></head><body><main>"
-        f"<nav><span>{latest}</span></nav><h1>mmw trends: {escape(site.name)}</h1>"
-        f"<p class='caption'>{span}, local days in {escape(site.timezone)}. Red spans: days with a "
-        f"suspected worm-infected host. Bands: median ± {site.report.band_k} × 1.4826 × MAD of the "
-        f"previous {site.report.history_days} days; red dots: drift (the day left its band).</p>"
-        f"<section id='coefficients'><h2>Model coefficients</h2>{coefficients}</section>"
-        f"<section id='totals'><h2>Daily totals</h2>{totals}</section>"
-        f"<section id='incident-counts'><h2>Incidents</h2>{bars}</section>"
-        f"<section id='monthly'><h2>Months</h2>"
-        f"{_table(monthly.sort('month'), [('month', 'month')] + ROLLUP_COLUMNS)}</section>"
-        f"<section id='weekly'><h2>Weeks</h2>"
-        f"{_table(weekly.sort('week'), [('week', 'week')] + ROLLUP_COLUMNS)}</section>"
-        f"<section id='days'><h2>Days</h2>{_table(recent, day_cols, link='day')}</section>"
-        "<footer>From the lake's daily_trends, weekly_trends and monthly_trends. Made by mmw.</footer>"
-        "</main></body></html>\n"
+    return ENV.get_template("trends.html.j2").render(
+        site=site.name,
+        timezone=site.timezone,
+        settings=site.report,
+        span=span,
+        latest=days[-1] if days else None,
+        coefficients=coefficient_charts(daily, bands, xs, ticks, markers, site.report.min_history),
+        totals=totals,
+        bars=bars,
+        monthly=_table(monthly.sort("month"), [_col("month", "month", str), *ROLLUP_COLUMNS]),
+        weekly=_table(weekly.sort("week"), [_col("week", "week", str), *ROLLUP_COLUMNS]),
+        days=_table(recent, DAY_COLUMNS, days=True),
+        incidents_title=INCIDENTS,
     )
 
 
 def write_page(con: duckdb.DuckDBPyConnection, site: Site) -> Path:
-    r = site.report
     daily = sqlfiles.query(con, "trends/page_days", {}).pl()
-    bands = sqlfiles.query(
-        con,
-        "trends/coefficient_bands",
-        {"history_days": r.history_days, "band_k": r.band_k, "band_floor": r.band_floor, "min_history": r.min_history},
-    ).pl()
+    bands = sqlfiles.query(con, "trends/coefficient_bands", band_params(site)).pl()
     weekly = sqlfiles.query(con, "trends/page_weeks", {}).pl()
     monthly = sqlfiles.query(con, "trends/page_months", {}).pl()
     path = page_path(site)

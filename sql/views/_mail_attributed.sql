@@ -8,8 +8,9 @@ create or replace macro mail_attributed(d) as table
         select
             server,
             queue_id,
-            any_value(sender order by ts, file, line_no) as sender,
-            any_value(client_ip order by ts, file, line_no) as client_ip
+            -- the first line's value that is not null (arg_min keeps one row per group: it spills)
+            arg_min(sender, (ts, file, line_no)) filter (where sender is not null) as sender,
+            arg_min(client_ip, (ts, file, line_no)) filter (where client_ip is not null) as client_ip
         from mail_events
         where day = d and event = 'from' and queue_id is not null
         group by server, queue_id
