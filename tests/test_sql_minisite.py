@@ -97,6 +97,8 @@ def test_every_sql_file_is_exercised():
             "entity_bins",
             "entity_evidence",
             "entity_history",
+            "entity_hours",
+            "entity_suspect_days",
             "novel_recipients",
             "address_book_day",
             "host_lookups",

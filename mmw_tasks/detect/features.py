@@ -1,7 +1,8 @@
 """What every judged entity did today, per bin and over sliding windows, and what it used to do.
 
 All entities at once: one query per step for the whole day, whatever the number of hosts
-(sql/detect/entity_bins.sql, host_lookups.sql, entity_history.sql, novel_recipients.sql), and
+(sql/detect/entity_bins.sql, host_lookups.sql, entity_history.sql, entity_hours.sql,
+novel_recipients.sql), and
 windows as polars rolling sums over the bins. Counts of distinct things (senders, recipients,
 domains, sizes) are counted where the entity first showed them today, so that they add up over
 bins: a window's `new_recipients` are the recipients it mailed for the first time that day.
@@ -50,12 +51,15 @@ DAY_WINDOW = 0  # window_minutes of the cumulative window: everything since the 
 class Entities:
     """The day's judged entities: `bins` (entity x bin, ADDITIVE counts), `windows` (entity x
     window x end bin: the sums over the window and its shape), `history` (one row per entity
-    with what it did on the trailing days) and `relays` (hosts judged per sender because history
-    shows them relaying for many senders; configured relays are not listed)."""
+    with what it did on the trailing days), `hours` (one row per entity and local hour of the
+    trailing days: its most messages in that hour, the days it was busy in it) and `relays`
+    (hosts judged per sender because history shows them relaying for many senders; configured
+    relays are not listed)."""
 
     bins: pl.DataFrame
     windows: pl.DataFrame
     history: pl.DataFrame
+    hours: pl.DataFrame
     relays: tuple[str, ...]
     day_start: datetime
 
@@ -162,15 +166,18 @@ def windows(bins: pl.DataFrame, site: Site) -> pl.DataFrame:
     )
 
 
-def history(con: duckdb.DuckDBPyConnection, site: Site, day: date, since: date) -> pl.DataFrame:
-    """Per entity of the trailing days (host_days): days seen, its most messages in one bin, its
-    most messages in each local hour of the day (`hour_max`, 24 values), days it was a suspect,
-    and days on which it sent at least host_min_messages in each hour (`hour_busy_days`)."""
-    return sqlfiles.query(
-        con,
-        "detect/entity_history",
-        {"day": day, "since": since, "busy": site.thresholds.host_min_messages},
-    ).pl()
+def history(con: duckdb.DuckDBPyConnection, site: Site, day: date, since: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What each entity did on the trailing days (host_days): (one row per entity: days seen, its
+    most messages in one bin and in one day, the days it was a suspect; one row per entity and
+    local hour h: its most messages in that hour (`hour_max`) and the days on which it sent at
+    least host_min_messages in it (`hour_busy_days`))."""
+    params = {"day": day, "since": since, "busy": site.thresholds.host_min_messages}
+    per_entity = sqlfiles.query(con, "detect/entity_history", params).pl()
+    suspects = sqlfiles.query(con, "detect/entity_suspect_days", params).pl()
+    per_entity = per_entity.join(suspects, on=ENTITY, how="left", nulls_equal=True).with_columns(
+        pl.col("suspect_days").fill_null(pl.lit([], pl.List(pl.Date)))
+    )
+    return per_entity, sqlfiles.query(con, "detect/entity_hours", params).pl()
 
 
 def day_summary(bins: pl.DataFrame, site: Site) -> pl.DataFrame:
@@ -230,5 +237,7 @@ def gather(con: duckdb.DuckDBPyConnection, site: Site, day: date, day_start: dat
         "site": site.name,
     }
     bins = entity_bins(con, site, params)
-    hist = history(con, site, day, since) if lake.has_files(site.lake, "host_days") else pl.DataFrame()
-    return Entities(bins=bins, windows=windows(bins, site), history=hist, relays=relays, day_start=day_start)
+    hist, hours = history(con, site, day, since) if lake.has_files(site.lake, "host_days") else (pl.DataFrame(),) * 2
+    return Entities(
+        bins=bins, windows=windows(bins, site), history=hist, hours=hours, relays=relays, day_start=day_start
+    )

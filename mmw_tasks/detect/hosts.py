@@ -96,8 +96,8 @@ def prepare(ents: Entities, site: Site) -> pl.DataFrame:
     if hist.height:
         # "this time of day" is looked up per (entity, hour), not by carrying the 24-hour lists
         # of history onto every window row: at ISP size those lists were most of detect's memory
-        w = w.join(hist.drop("hour_max", "hour_busy_days"), on=ENTITY, how="left", nulls_equal=True).join(
-            usual_at_hour(hist, site), on=[*ENTITY, "hour"], how="left", nulls_equal=True
+        w = w.join(hist, on=ENTITY, how="left", nulls_equal=True).join(
+            usual_at_hour(ents.hours, site), on=[*ENTITY, "hour"], how="left", nulls_equal=True
         )
     else:
         w = w.with_columns(
@@ -119,18 +119,12 @@ def prepare(ents: Entities, site: Site) -> pl.DataFrame:
     )
 
 
-def usual_at_hour(hist: pl.DataFrame, site: Site) -> pl.DataFrame:
+def usual_at_hour(hours: pl.DataFrame, site: Site) -> pl.DataFrame:
     """Per entity of history and local hour h: the most messages it sent in one of the hours
     around h (`usual_hourly`) and the most days it was busy in one of them (`busy_days_at_hour`),
-    h +- regular_window_minutes / 2."""
+    h +- regular_window_minutes / 2 (`hours`: features.history's per-hour rows)."""
     reach = max(0, round(site.thresholds.regular_window_minutes / 60))  # hours either side: "this time of day"
-    long = (
-        hist.select(*ENTITY, "hour_max", "hour_busy_days")
-        .with_columns(at=pl.int_ranges(0, pl.col("hour_max").list.len(), dtype=pl.Int32))
-        .explode(["hour_max", "hour_busy_days", "at"])
-        .filter(pl.col("at").is_not_null())
-    )
-    near = pl.concat([long.with_columns(hour=(pl.col("at") - k) % 24) for k in range(-reach, reach + 1)])
+    near = pl.concat([hours.with_columns(hour=(pl.col("h") - k) % 24) for k in range(-reach, reach + 1)])
     return near.group_by([*ENTITY, "hour"]).agg(
         usual_hourly=pl.col("hour_max").max(), busy_days_at_hour=pl.col("hour_busy_days").max()
     )
