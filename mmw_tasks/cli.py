@@ -31,6 +31,31 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date like 2002-02-16: {text!r}") from None
 
 
+SITE_CONFIG_ENV = "MMW_SITE_CONFIG"
+DEFAULT_CONFIG = "site.toml"
+
+
+def site_config(given: str | None, other: str = "") -> str:
+    """The site config a command works on (contract section 2): --config, else the file
+    $MMW_SITE_CONFIG names, else ./site.toml. None of them: a usage error naming all three
+    (and `other`, another way the command takes, as `mmw sql --lake`)."""
+    if given:
+        return given
+    env = os.environ.get(SITE_CONFIG_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise UsageError(
+                f"{SITE_CONFIG_ENV}={env}: no such config file (it names the site config when --config is not given)"
+            )
+        return env
+    if Path(DEFAULT_CONFIG).is_file():
+        return str(Path(DEFAULT_CONFIG).resolve())
+    raise UsageError(
+        f"no site config: give --config SITE.toml{other}, set {SITE_CONFIG_ENV}, "
+        f"or run where ./{DEFAULT_CONFIG} is (not in {Path.cwd()})"
+    )
+
+
 def cmd_simulate(a: argparse.Namespace) -> int:
     from mmw_tasks.simulate import simulate_site
 
@@ -45,6 +70,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if a.until is not None and not a.partial:
         raise UsageError("--until needs --partial (a replay of the day as it stood then)")
+    a.config = site_config(a.config)
     if a.partial:
         from mmw_tasks import intraday
 
@@ -76,6 +102,7 @@ def cmd_backfill(a: argparse.Namespace) -> int:
 
     if a.to < a.from_:
         raise UsageError(f"--to {a.to} is before --from {a.from_}")
+    a.config = site_config(a.config)
     days = [a.from_ + timedelta(days=i) for i in range((a.to - a.from_).days + 1)]
     from mmw_tasks import failures
     from mmw_tasks.config import load_site
@@ -107,10 +134,7 @@ def _lake_for(a: argparse.Namespace) -> Path:
         return Path(a.lake)
     from mmw_tasks.config import load_site
 
-    cfg = a.config or os.environ.get("MMW_SITE_CONFIG") or ("site.toml" if Path("site.toml").exists() else None)
-    if cfg:
-        return load_site(cfg).lake
-    return Path("data_lake")
+    return load_site(site_config(a.config, " (or --lake DIR)")).lake
 
 
 def cmd_sql(a: argparse.Namespace) -> int:
@@ -234,6 +258,9 @@ def _version() -> str:
         return "unknown"
 
 
+CONFIG_HELP = f"the site TOML; default: ${SITE_CONFIG_ENV}, then ./{DEFAULT_CONFIG}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -269,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run", parents=[common], help="the whole daily job for one day; prints its headline, then the report path"
     )
-    r.add_argument("--config", required=True)
+    r.add_argument("--config", help=CONFIG_HELP)
     r.add_argument("--date", required=True, type=_day)
     r.add_argument(
         "--partial", action="store_true", help="the day so far, into <lake>/partial/ (the daily run replaces it)"
@@ -278,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("backfill", parents=[common], help="the daily job over a range of days")
-    b.add_argument("--config", required=True)
+    b.add_argument("--config", help=CONFIG_HELP)
     b.add_argument("--from", dest="from_", required=True, type=_day)
     b.add_argument("--to", required=True, type=_day)
     b.add_argument("--force", action="store_true", help="re-run days already done")
@@ -286,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("sql", parents=[common], help="run SQL on the lake's views (read-only unless --unsafe)")
     q.add_argument("query")
-    q.add_argument("--config")
+    q.add_argument("--config", help=CONFIG_HELP)
     q.add_argument("--lake", help="the lake directory (instead of --config)")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.add_argument("--max-rows", type=int, default=50)
