@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -124,3 +125,18 @@ def test_no_config_anywhere_is_one_line_naming_the_three_places(tmp_path, args):
         f"mmw: MMW_SITE_CONFIG={tmp_path / 'gone.toml'}: no such config file "
         "(it names the site config when --config is not given)"
     )
+
+
+def test_version_is_the_installed_packages_and_exits_0(tmp_path):
+    """`mmw --version` (contract section 2): the version of the installed package, on stdout, exit
+    0, from the console script and from `python -m mmw_tasks`, with no subcommand and no config."""
+    from importlib.metadata import version
+
+    want = f"mmw {version('mmw')}"
+    assert want != "mmw unknown"
+    script = Path(sys.executable).with_name("mmw")
+    for r in (
+        mmw("--version", cwd=tmp_path),
+        subprocess.run([str(script), "--version"], capture_output=True, text=True),
+    ):
+        assert r.returncode == 0 and r.stdout.strip() == want and r.stderr == "", (r.stdout, r.stderr)

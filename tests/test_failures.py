@@ -117,11 +117,6 @@ def test_a_failed_stage_names_the_server_and_exits_1(site):
     assert line.startswith(f"mmw: run {DAY}: fetch 1mx: no file covers {DAY}") and "logs/gone/syslog*" in line, line
 
 
-def test_version():
-    r = mmw("--version")
-    assert r.returncode == 0 and r.stdout.startswith("mmw ")
-
-
 def test_a_failed_commit_is_one_line(site, monkeypatch, capsys):
     """The commit stage (the switch of the day's generation) fails like any other: one line naming
     it, exit 1, and the day stays as it was, not done."""
