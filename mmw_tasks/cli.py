@@ -1,5 +1,6 @@
 """The `mmw` command (contract section 2). Exit codes: 0 success, 1 the work failed,
-2 bad usage, bad config or unusable input (one line naming the file)."""
+2 bad usage, bad config or unusable input. Every failure is one line on stderr (the stage, server
+and file it was at, and why: mmw_tasks/failures.py); `--debug` adds the traceback."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -29,6 +31,31 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date like 2002-02-16: {text!r}") from None
 
 
+SITE_CONFIG_ENV = "MMW_SITE_CONFIG"
+DEFAULT_CONFIG = "site.toml"
+
+
+def site_config(given: str | None, other: str = "") -> str:
+    """The site config a command works on (contract section 2): --config, else the file
+    $MMW_SITE_CONFIG names, else ./site.toml. None of them: a usage error naming all three
+    (and `other`, another way the command takes, as `mmw sql --lake`)."""
+    if given:
+        return given
+    env = os.environ.get(SITE_CONFIG_ENV)
+    if env:
+        if not Path(env).is_file():
+            raise UsageError(
+                f"{SITE_CONFIG_ENV}={env}: no such config file (it names the site config when --config is not given)"
+            )
+        return env
+    if Path(DEFAULT_CONFIG).is_file():
+        return str(Path(DEFAULT_CONFIG).resolve())
+    raise UsageError(
+        f"no site config: give --config SITE.toml{other}, set {SITE_CONFIG_ENV}, "
+        f"or run where ./{DEFAULT_CONFIG} is (not in {Path.cwd()})"
+    )
+
+
 def cmd_simulate(a: argparse.Namespace) -> int:
     from mmw_tasks.simulate import simulate_site
 
@@ -43,6 +70,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if a.until is not None and not a.partial:
         raise UsageError("--until needs --partial (a replay of the day as it stood then)")
+    a.config = site_config(a.config)
     if a.partial:
         from mmw_tasks import intraday
 
@@ -51,9 +79,12 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(run["report"])
         return 0
     out = pipeline.run_day(a.config, a.date, log=lambda m: print(m, file=sys.stderr))
-    # the verdict first (contract section 5), then where the whole report is: the last line
+    # the verdict first (contract section 5), then each gap of the day (a partial day: its
+    # figures count less than they seem), then where the whole report is: the last line
     for line in out["report"]["headline"] or [QUIET]:
         print(line)
+    for gap in out["report"]["gaps"]:
+        print(f"GAP {gap}")
     print(out["report"]["report"])
     return 0
 
@@ -71,7 +102,12 @@ def cmd_backfill(a: argparse.Namespace) -> int:
 
     if a.to < a.from_:
         raise UsageError(f"--to {a.to} is before --from {a.from_}")
+    a.config = site_config(a.config)
     days = [a.from_ + timedelta(days=i) for i in range((a.to - a.from_).days + 1)]
+    from mmw_tasks import failures
+    from mmw_tasks.config import load_site
+
+    failures.usable_lake(load_site(a.config))  # an unusable lake fails once, not once a day
     t0, done, skipped, failed = time.monotonic(), 0, 0, []
     for i, d in enumerate(days):
         _progress(i, len(days), str(d), t0)
@@ -82,7 +118,9 @@ def cmd_backfill(a: argparse.Namespace) -> int:
             pipeline.run_day(a.config, d, log=lambda m: None, mail=False)
             done += 1
         except Exception as e:  # one bad day must not stop a years-long backfill
-            failed.append((d, f"{type(e).__name__}: {e}"))
+            if a.debug:
+                traceback.print_exc()
+            failed.append((d, failures.why(e)))
     _progress(len(days), len(days), "done", t0)
     sys.stderr.write("\n")
     print(f"backfill {a.from_}..{a.to}: {done} run, {skipped} skipped (already done), {len(failed)} failed")
@@ -96,22 +134,35 @@ def _lake_for(a: argparse.Namespace) -> Path:
         return Path(a.lake)
     from mmw_tasks.config import load_site
 
-    cfg = a.config or os.environ.get("MMW_SITE_CONFIG") or ("site.toml" if Path("site.toml").exists() else None)
-    if cfg:
-        return load_site(cfg).lake
-    return Path("data_lake")
+    return load_site(site_config(a.config, " (or --lake DIR)")).lake
 
 
 def cmd_sql(a: argparse.Namespace) -> int:
+    """Read-only unless --unsafe (mmw_tasks/readonly.py): the statements are checked before any
+    runs, and the connection cannot open files outside the lake nor change that."""
     import duckdb
 
-    from mmw_tasks import lake
+    from mmw_tasks import lake, readonly
 
-    con = lake.connect(_lake_for(a))
+    root = _lake_for(a)
+    if not root.is_dir():
+        raise UsageError(f"no lake at {root} ({'not a directory' if root.exists() else 'run a day first'})")
     try:
-        rel = con.sql(a.query)
+        statements = [a.query] if a.unsafe else readonly.check(a.query)
+        if a.catalog:
+            con = duckdb.connect(str(root / lake.CATALOG)) if a.unsafe else readonly.open_catalog(root)
+        else:
+            con = lake.connect(root) if a.unsafe else readonly.connect(root)
+        rel = None
+        for text in statements:
+            rel = con.sql(text)
+    except duckdb.PermissionException as e:
+        why = str(e).splitlines()[0].removeprefix("Permission Error: ")
+        raise UsageError(f"sql refused: {why} (it reads the lake {root.resolve()} only; --unsafe lifts this)") from None
     except duckdb.Error as e:
         raise UsageError(f"SQL error: {e}".splitlines()[0]) from None
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
     if rel is None:
         return 0
     import polars as pl
@@ -202,11 +253,30 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mmw")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+CONFIG_HELP = f"the site TOML; default: ${SITE_CONFIG_ENV}, then ./{DEFAULT_CONFIG}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmw", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of a failure"
+    )
+    p = argparse.ArgumentParser(prog="mmw", description=__doc__, parents=[common])
+    p.add_argument("--version", action="version", version=f"mmw {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    s = sub.add_parser("simulate", help="write a simulated site's rotated logs, truth.json and site.toml")
+    s = sub.add_parser(
+        "simulate", parents=[common], help="write a simulated site's rotated logs, truth.json and site.toml"
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--start", required=True, type=_day)
     s.add_argument("--days", required=True, type=int)
@@ -227,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_simulate)
 
-    r = sub.add_parser("run", help="the whole daily job for one day; prints its headline, then the report path")
-    r.add_argument("--config", required=True)
+    r = sub.add_parser(
+        "run", parents=[common], help="the whole daily job for one day; prints its headline, then the report path"
+    )
+    r.add_argument("--config", help=CONFIG_HELP)
     r.add_argument("--date", required=True, type=_day)
     r.add_argument(
         "--partial", action="store_true", help="the day so far, into <lake>/partial/ (the daily run replaces it)"
@@ -236,22 +308,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until", metavar="HH:MM", help="with --partial: the day as it stood at HH:MM local (a replay)")
     r.set_defaults(func=cmd_run)
 
-    b = sub.add_parser("backfill", help="the daily job over a range of days")
-    b.add_argument("--config", required=True)
+    b = sub.add_parser("backfill", parents=[common], help="the daily job over a range of days")
+    b.add_argument("--config", help=CONFIG_HELP)
     b.add_argument("--from", dest="from_", required=True, type=_day)
     b.add_argument("--to", required=True, type=_day)
     b.add_argument("--force", action="store_true", help="re-run days already done")
     b.set_defaults(func=cmd_backfill)
 
-    q = sub.add_parser("sql", help="run SQL on the lake's views")
+    q = sub.add_parser("sql", parents=[common], help="run SQL on the lake's views (read-only unless --unsafe)")
     q.add_argument("query")
-    q.add_argument("--config")
+    q.add_argument("--config", help=CONFIG_HELP)
     q.add_argument("--lake", help="the lake directory (instead of --config)")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.add_argument("--max-rows", type=int, default=50)
+    q.add_argument(
+        "--catalog", action="store_true", help="query through the catalog file <lake>/mmw.duckdb (read-only too)"
+    )
+    q.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="lift the read-only guard: any statement, any file (docs/analysts.md)",
+    )
     q.set_defaults(func=cmd_sql)
 
-    d = sub.add_parser("demo", help="simulate an outbreak and run the real Airflow DAG over it")
+    d = sub.add_parser("demo", parents=[common], help="simulate an outbreak and run the real Airflow DAG over it")
     d.add_argument("--out", default=str(ROOT / "demo"))
     d.add_argument("--start", type=_day, default=date(2002, 2, 15))
     d.add_argument("--days", type=int, default=3)
@@ -262,15 +342,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mmw_tasks.fetch.sources import SourceError
-    from mmw_tasks.parse.logfiles import LogFileError
-
     args = build_parser().parse_args(argv)
+    args.debug = bool(getattr(args, "debug", False) or os.environ.get("MMW_DEBUG"))
     try:
         return args.func(args)
-    except (ConfigError, UsageError, LogFileError, ValueError) as e:
-        print(f"mmw: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("mmw: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, whatever it is; the traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        from mmw_tasks import failures
+
+        print(f"mmw: {failures.why(e)}", file=sys.stderr)
+        return _exit_code(e)
+
+
+def _exit_code(e: BaseException) -> int:
+    """2: bad usage, bad config, unusable input; 1: the work failed (contract section 2)."""
+    from mmw_tasks.failures import StageError
+    from mmw_tasks.parse.logfiles import LogFileError
+
+    if isinstance(e, StageError):
+        return e.code
+    if isinstance(e, ConfigError | UsageError | LogFileError | ValueError):
         return 2
-    except (SourceError, subprocess.CalledProcessError) as e:
-        print(f"mmw: {e}", file=sys.stderr)
-        return 1
+    return 1

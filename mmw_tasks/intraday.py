@@ -33,7 +33,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 import polars as pl
 
-from mmw_tasks import lake
+from mmw_tasks import failures, lake
 from mmw_tasks.config import Site, load_site
 from mmw_tasks.detect import day as detect
 from mmw_tasks.fetch import sources
@@ -183,20 +183,26 @@ def _when(run: PartialRun) -> tuple[Site, Site, date, datetime]:
 
 def intake(run: PartialRun, log: Callable[[str], Any] = lambda m: None) -> PartialRun:
     """Fetch and parse every server's lines of the day stamped before as_of, into the area.
-    A server that cannot be fetched follows [site].on_missing_server, as in the daily run."""
+    A server that cannot be fetched follows [site].on_missing_server, as in the daily run; a
+    failure is a failures.StageError naming the day, the stage and the server, as there."""
+    from mmw_tasks.pipeline import INPUT_ERRORS
+
     site, psite, d, as_of = _when(run)
-    link_history(site, d)
+    with failures.stage(d, "history", lake=site.lake):
+        link_history(site, d)
     until = as_of.astimezone(site.tz).replace(tzinfo=None)
     servers: dict[str, Parsed] = {}
     missing: list[str] = []
     for srv in site.servers:
         try:
-            got = sources.fetch_for_day(site, srv, d)
-            servers[srv.name] = ingest.parse_server_day(psite, srv, d, got.files, got.years, until=until)
-        except Exception as e:
+            with failures.stage(d, "fetch", srv.name, INPUT_ERRORS, site.lake):
+                got = sources.fetch_for_day(site, srv, d)
+            with failures.stage(d, "parse", srv.name, INPUT_ERRORS, site.lake):
+                servers[srv.name] = ingest.parse_server_day(psite, srv, d, got.files, got.years, until=until)
+        except failures.StageError as e:
             if site.on_missing_server == "fail":
                 raise
-            log(f"{d} {srv.name}: missing ({type(e).__name__}: {e})")
+            log(f"{d} {srv.name}: missing ({e.why})")
             missing.append(srv.name)
             _, dataset, schema = ingest.parser_for(srv)
             lake.drop_server_parts(psite.lake, d, srv.name)
@@ -292,9 +298,15 @@ def run_partial(
     now: datetime | None = None,
     log: Callable[[str], Any] = lambda m: None,
 ) -> PartialRun:
-    """The whole partial run (what `mmw run --partial` does): plan, intake, analyse."""
+    """The whole partial run (what `mmw run --partial` does): plan, intake, analyse. A failure
+    is one line (failures.StageError: the day, the stage, the server); a lake that cannot be
+    written is a ConfigError before anything runs, as for the daily run."""
     t0 = time.monotonic()
-    run = analyse(intake(plan(config, day, until, now), log))
+    planned = plan(config, day, until, now)
+    failures.usable_lake(load_site(planned["config"]))
+    taken = intake(planned, log)
+    with failures.stage(planned["day"], "analyse", lake=Path(planned["area"])):
+        run = analyse(taken)
     run["seconds"] = round(time.monotonic() - t0, 2)
     return run
 

@@ -57,6 +57,9 @@ VIEWS = (
 )
 # Roll-ups are partitioned by period, not day: <lake>/weekly_trends/week=2002-W07/part-0.parquet.
 ROLLUPS = {"weekly_trends": "week", "monthly_trends": "month"}
+# Views that exist without files, empty (sql/views/<name>_none.sql): a site with no DNS server
+# still offers dns_queries (contract section 4), and every query over it runs and counts nothing.
+STAND_INS = ("dns_queries",)
 CATALOG = "mmw.duckdb"  # <lake>/mmw.duckdb: the views for any DuckDB client, refreshed by each commit
 
 
@@ -296,10 +299,12 @@ def _view_names(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def refresh_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyConnection:
-    """(Re)create the view of every dataset that has files now."""
+    """(Re)create the view of every dataset that has files now (and the STAND_INS of those without)."""
     for view in VIEWS:
         if has_files(lake, view):
             sqlfiles.execute(con, f"views/{view}", {})
+        elif view in STAND_INS:
+            sqlfiles.execute(con, f"views/{view}_none", {})
     return _macros(con, lake)
 
 
@@ -326,8 +331,10 @@ def ensure_views(con: duckdb.DuckDBPyConnection, lake: Path) -> duckdb.DuckDBPyC
     is expanded at each query, so existing views already see new partitions.)"""
     have = _view_names(con)
     for view in VIEWS:
-        if view not in have and has_files(lake, view):
+        if (view not in have or view in STAND_INS) and has_files(lake, view):
             sqlfiles.execute(con, f"views/{view}", {})
+        elif view not in have and view in STAND_INS:
+            sqlfiles.execute(con, f"views/{view}_none", {})
     return _macros(con, lake)
 
 
@@ -372,10 +379,7 @@ def write_catalog(lake: Path) -> Path:
             if stored != str(lake):
                 raise ValueError(f"the catalog stored the lake as {stored!r}, not {str(lake)!r}")
             _lake_macros(con)
-            for view in VIEWS:
-                if has_files(lake, view):
-                    sqlfiles.execute(con, f"views/{view}", {})
-            _macros(con, lake)
+            refresh_views(con, lake)
             con.execute("checkpoint")
         finally:
             con.close()

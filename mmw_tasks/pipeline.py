@@ -27,7 +27,7 @@ from typing import Any, NotRequired, Protocol, Required, TypedDict, cast
 
 import duckdb
 
-from mmw_tasks import generations, lake
+from mmw_tasks import failures, generations, lake
 from mmw_tasks import sql as sqlfiles
 from mmw_tasks.config import Server, Site, load_site
 from mmw_tasks.detect import day as detect
@@ -36,13 +36,15 @@ from mmw_tasks.fetch.sftp import CredentialsDict
 from mmw_tasks.fetch.sources import SourceError
 from mmw_tasks.parse import ingest
 from mmw_tasks.parse.ingest import Parsed
-from mmw_tasks.parse.logfiles import BadFile
+from mmw_tasks.parse.logfiles import BadFile, LogFileError
 from mmw_tasks.parse.stamps import local_day_bounds
 from mmw_tasks.report import build as report
+from mmw_tasks.report import gaps
 from mmw_tasks.report import trends as trends_report
 from mmw_tasks.report.trends import RollUps
 
 STAGES = ("fetch", "parse", "aggregate", "fit", "detect", "report", "trends", "commit")
+INPUT_ERRORS = (LogFileError,)  # a log file that cannot be read: unusable input (exit 2), not a failed stage
 
 # ---------------------------------------------------------------- what the stages hand each other
 
@@ -131,8 +133,9 @@ class Reported(TypedDict):
     headline: list[str]  # the report's verdict lines, most severe first; [] on a quiet day
     incidents: int  # incidents in the report
     drift: list[str]  # the model coefficients that left their history band
-    partial: bool  # the report covers only the servers that arrived
+    partial: bool  # the report leaves out servers that did not arrive, or hours a server has no line in
     missing_servers: list[str]  # the servers it leaves out
+    gaps: list[str]  # each gap in words: "1mx: no lines 13:04-24:00 (the day is partial)" (report/gaps.py)
 
 
 class Trended(RollUps):
@@ -317,6 +320,7 @@ def _params(site: Site, d: date) -> dict[str, Any]:
         "site": site.name,
         "mail_server_ips": list(site.mail_server_ips),
         "local_domains": list(site.local_domains),
+        "has_dns": bool(site.servers_by_role("dns")),
     }
 
 
@@ -413,18 +417,31 @@ def settle_run(jobs: list[Job], parsed: object) -> SettledRun:
 def make_report(
     config: str | Path, day: str | date, missing: list[str] | None = None, generation: str | None = None
 ) -> Reported:
+    """The day's report. It is partial when servers are missing (on_missing_server = "partial")
+    or one that arrived has a gap in the day (report/gaps.py): `partial` at the top and in the
+    totals, each gap in `gaps` and told in the notes. Gaps are looked for in the day as the run
+    wrote it (its generation), like everything else the report reads."""
     site, d = _site_day(config, day)
+    missing = list(missing or [])
     with _day_generation(site, d, generation):
         con = lake.connect(site.lake, memory_limit=site.memory_limit)
-        notes = detect.report_notes(con, d)
+        start, end = local_day_bounds(d, site.timezone)
+        found = gaps.find(con, site, d, start, end, [s.name for s in site.servers if s.name not in missing])
+        notes = [gaps.note(g) for g in found] + detect.report_notes(con, d)
         if missing:
             notes.insert(
                 0,
                 f"PARTIAL: no data from server(s) {', '.join(missing)}; totals and incidents cover "
                 'the other servers only (on_missing_server = "partial").',
             )
+        dns = [s.name for s in site.servers_by_role("dns")]
+        if not dns:
+            notes.insert(0, report.NO_DNS)
         rep = report.gather(con, site, d, notes)
-        rep["partial"], rep["missing_servers"] = bool(missing), list(missing or [])
+        partial = bool(missing or found)
+        rep["partial"], rep["missing_servers"], rep["gaps"] = partial, missing, found
+        rep["totals"]["partial"] = partial
+        rep["dns_servers"] = dns
         path = report.write(site, rep)
     return {
         "day": str(d),
@@ -432,8 +449,9 @@ def make_report(
         "headline": list(rep["headline"]),
         "incidents": len(rep["incidents"]),
         "drift": rep["history"].get("drift", []),
-        "partial": bool(missing),
-        "missing_servers": list(missing or []),
+        "partial": partial,
+        "missing_servers": missing,
+        "gaps": [g["text"] for g in found],
     }
 
 
@@ -551,8 +569,11 @@ def run_day(
     commit, deliver). `mail`: send the report when the config asks for it (a backfill does not).
     `on_stage(name, cost)`: called as each stage starts (cost None) and ends. The day is written
     under a new generation and committed after trends: killed or failed before that, the lake
-    keeps the day as it was, and the next run of the day starts again."""
+    keeps the day as it was, and the next run of the day starts again. A stage that fails (the
+    commit too) raises a failures.StageError naming the day, the stage and the server (the cause
+    chained to it); a lake that cannot be written is a ConfigError before any stage runs."""
     site, d = _site_day(config, day)
+    failures.usable_lake(site)
     servers: dict[str, Parsed] = {}
     stages: dict[str, StageCost] = {}
     t0 = time.monotonic()
@@ -560,33 +581,43 @@ def run_day(
     gen = generations.begin(site.lake, d)
     for s in site.servers:
         try:
-            with _stage(stages, f"fetch {s.name}", on_stage):
+            with (
+                _stage(stages, f"fetch {s.name}", on_stage),
+                failures.stage(d, "fetch", s.name, INPUT_ERRORS, site.lake),
+            ):
                 fetched = fetch(config, s.name, d)
-            with _stage(stages, f"parse {s.name}", on_stage):
+            with (
+                _stage(stages, f"parse {s.name}", on_stage),
+                failures.stage(d, "parse", s.name, INPUT_ERRORS, site.lake),
+            ):
                 servers[s.name] = parse(config, s.name, d, fetched["files"], fetched["years"], gen)
-        except Exception as e:
+        except failures.StageError as e:
             if site.on_missing_server == "fail":
                 raise
-            reasons[s.name] = f"{type(e).__name__}: {e}"
-            log(f"{d} {s.name}: missing ({reasons[s.name]})")
+            reasons[s.name] = e.why
+            log(f"{d} {s.name}: missing ({e})")
             continue
         log(
             f"{d} {s.name}: {servers[s.name]['lines_read']} lines from "
             f"{len(fetched['files'])} file(s), {servers[s.name]['malformed']} malformed"
         )
-    with _stage(stages, "settle", on_stage):
+        for between in fetched["gaps"]:  # stretches between two files that neither covers
+            log(f"{d} {s.name}: no file covers {between}")
+    with _stage(stages, "settle", on_stage), failures.stage(d, "settle", lake=site.lake):
         settled = settle(config, d, list(servers), reasons, gen)
-    with _stage(stages, "aggregate", on_stage):
+    with _stage(stages, "aggregate", on_stage), failures.stage(d, "aggregate", lake=site.lake):
         aggregated = aggregate(config, d, gen)
-    with _stage(stages, "fit", on_stage):
+    with _stage(stages, "fit", on_stage), failures.stage(d, "fit", lake=site.lake):
         fitted = fit(config, d, gen)
-    with _stage(stages, "detect", on_stage):
+    with _stage(stages, "detect", on_stage), failures.stage(d, "detect", lake=site.lake):
         detected = run_detect(config, d, gen)
-    with _stage(stages, "report", on_stage):
+    with _stage(stages, "report", on_stage), failures.stage(d, "report", lake=site.lake):
         reported = make_report(config, d, settled["missing"], gen)
-    with _stage(stages, "trends", on_stage):
+    for gap in reported["gaps"]:
+        log(f"{d} {gap}")
+    with _stage(stages, "trends", on_stage), failures.stage(d, "trends", lake=site.lake):
         trended = trends(config, d, generation=gen)
-    with _stage(stages, "commit", on_stage):
+    with _stage(stages, "commit", on_stage), failures.stage(d, "commit", lake=site.lake):
         committed = commit(config, d, gen)
     out: DayRun = {
         "day": str(d),
@@ -602,7 +633,7 @@ def run_day(
         "seconds": 0.0,
     }
     if mail:
-        with _stage(stages, "deliver", on_stage):
+        with _stage(stages, "deliver", on_stage), failures.stage(d, "deliver", lake=site.lake):
             out["deliver"] = deliver(config, d)
     out["seconds"] = round(time.monotonic() - t0, 2)
     return out

@@ -7,6 +7,7 @@ import atexit
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import date, timedelta
@@ -63,6 +64,30 @@ def klez_site(tmp_path_factory) -> Path:
     return toml
 
 
+@pytest.fixture(scope="session")
+def truncated_site(klez_site, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The klez site's 2002-02-16 with its mail log cut after 13:04 (a truncated file: the rest of
+    the day has no line of 1mx), run by `mmw run` as a user would; its toml and what it printed."""
+    from datetime import datetime, timezone
+
+    out = tmp_path_factory.mktemp("truncated")
+    shutil.copytree(klez_site.parent / "logs", out / "logs")
+    log = out / "logs" / "1mx" / "syslog.0"  # Feb 16 03:10 .. Feb 17 03:09
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(ln for ln in lines if ln[:12] <= "Feb 16 13:04"))
+    when = datetime(2002, 2, 16, 13, 5, tzinfo=timezone(timedelta(hours=9))).timestamp()
+    os.utime(log, (when, when))  # as syslogd leaves a file it stopped writing at 13:04
+    toml = out / "site.toml"
+    toml.write_text((klez_site.parent / "site.toml").read_text())
+    r = subprocess.run(
+        [sys.executable, "-m", "mmw_tasks", "run", "--config", str(toml), "--date", "2002-02-16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return toml, r
+
+
 HISTORY_START = date(2002, 1, 1)  # a Tuesday
 HISTORY_DAYS = 42  # six weeks over two months: 14 days with the band's full 28 days of history
 OUTBREAK_DAYS = (date(2002, 1, 12), date(2002, 1, 30), date(2002, 2, 5))  # Sat, Wed, Tue
@@ -109,6 +134,7 @@ def six_weeks(tmp_path_factory) -> Path:
 # first. (xdist's loadgroup marks do nothing under pytest 9.2, which no longer reads the
 # item._nodeid that xdist 3.8 rewrites: pytest-xdist issue 1386; once fixed, this can go.)
 SHARED_SITES = ("six_weeks", "klez_site")  # the costliest first
+BUILT_ON = {"truncated_site": "klez_site"}  # session fixtures made from one of the sites above
 
 
 def _site_of_module() -> dict[str, str]:
@@ -117,9 +143,9 @@ def _site_of_module() -> dict[str, str]:
     out = {}
     for path in sorted(Path(__file__).parent.glob("test_*.py")):
         text = path.read_text()
-        for site in SHARED_SITES:
-            if re.search(rf"^\s*def \w+\([^)]*\b{site}\b", text, flags=re.M):
-                out.setdefault(f"tests/{path.name}", site)
+        for name in (*SHARED_SITES, *BUILT_ON):
+            if re.search(rf"^\s*def \w+\([^)]*\b{name}\b", text, flags=re.M):
+                out.setdefault(f"tests/{path.name}", BUILT_ON.get(name, name))
     return out
 
 

@@ -1,5 +1,6 @@
 """Every ```sql block of docs/analysts.md runs on the six-week simulated lake, through `mmw sql`'s
-views and through the catalog file, and answers with at least one row."""
+views and through the catalog file, both read-only as `mmw sql` opens them, and answers with at
+least one row."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import re
 import subprocess
 import sys
 
-import duckdb
 import pytest
 from conftest import ROOT
 
-from mmw_tasks import lake
+from mmw_tasks import readonly
 from mmw_tasks.config import load_site
 
 DOC = ROOT / "docs" / "analysts.md"
@@ -37,12 +37,12 @@ def test_the_page_has_a_dozen_questions():
 
 @pytest.fixture(scope="module")
 def views(six_weeks):
-    return lake.connect(load_site(six_weeks).lake)
+    return readonly.connect(load_site(six_weeks).lake)
 
 
 @pytest.fixture(scope="module")
 def catalog(six_weeks):
-    con = duckdb.connect(str(load_site(six_weeks).lake / lake.CATALOG), read_only=True)
+    con = readonly.open_catalog(load_site(six_weeks).lake)
     yield con
     con.close()
 
@@ -51,6 +51,7 @@ def catalog(six_weeks):
     ("heading", "query"), QUERIES, ids=[f"{h.split('.')[0]}-{k}" for k, (h, _) in enumerate(QUERIES)]
 )
 def test_documented_query_answers(views, catalog, heading, query):
+    assert readonly.check(query) == [query.strip()]
     rows = views.sql(query).fetchall()
     assert rows, f"'{heading}' returned nothing on a lake with planted outbreaks"
     assert catalog.sql(query).fetchall() == rows

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
 from test_sql_minisite import copy_minisite
 
 
-def mmw(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmw_tasks", *args], cwd=cwd, capture_output=True, text=True)
+def mmw(*args: str, cwd=ROOT, config_env: str | None = None) -> subprocess.CompletedProcess:
+    """`mmw args` in `cwd`, with MMW_SITE_CONFIG set to `config_env` (unset when None)."""
+    env = {k: v for k, v in os.environ.items() if k != "MMW_SITE_CONFIG"}
+    if config_env is not None:
+        env["MMW_SITE_CONFIG"] = config_env
+    return subprocess.run([sys.executable, "-m", "mmw_tasks", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +83,60 @@ def test_backfill_skips_days_done_unless_forced(site, ran):
     assert r.returncode == 0 and "0 run, 1 skipped" in r.stdout
     r = mmw("backfill", "--config", str(site), "--from", "2002-02-16", "--to", "2002-02-16", "--force")
     assert r.returncode == 0 and "1 run, 0 skipped" in r.stdout
+
+
+def test_config_may_be_left_out(site, ran, tmp_path):
+    """Without --config: the file MMW_SITE_CONFIG names, else ./site.toml (contract section 2);
+    --config wins over both."""
+    count = "select sum(dq) as dq from intervals"
+    assert site.name == "site.toml"
+    here = mmw("sql", "--format", "csv", count, cwd=site.parent)  # ./site.toml
+    assert here.returncode == 0 and here.stdout.splitlines() == ["dq", "8"], here.stderr
+    env = mmw("sql", "--format", "csv", count, cwd=tmp_path, config_env=str(site))
+    assert env.returncode == 0 and env.stdout.splitlines() == ["dq", "8"], env.stderr
+    other = tmp_path / "other.toml"
+    other.write_text(site.read_text().replace('lake = "data_lake"', f'lake = "{site.parent / "data_lake"}"'))
+    wins = mmw("sql", "--config", str(site), "--format", "csv", count, cwd=tmp_path, config_env=str(tmp_path / "no"))
+    assert wins.returncode == 0 and wins.stdout.splitlines() == ["dq", "8"], wins.stderr
+    b = mmw("backfill", "--from", "2002-02-16", "--to", "2002-02-16", cwd=tmp_path, config_env=str(other))
+    assert b.returncode == 0 and "0 run, 1 skipped" in b.stdout, b.stdout + b.stderr
+    r = mmw("run", "--date", "2002-02-16", cwd=site.parent)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == ran.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--date", "2002-02-16"),
+        ("backfill", "--from", "2002-02-16", "--to", "2002-02-16"),
+        ("sql", "select 1"),
+    ],
+)
+def test_no_config_anywhere_is_one_line_naming_the_three_places(tmp_path, args):
+    r = mmw(*args, cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("mmw: no site config: ") and "Traceback" not in r.stderr, line
+    assert "--config" in line and "MMW_SITE_CONFIG" in line and "./site.toml" in line, line
+    assert ("--lake" in line) == (args[0] == "sql"), line
+    gone = mmw(*args, cwd=tmp_path, config_env=str(tmp_path / "gone.toml"))
+    assert gone.returncode == 2 and gone.stderr.strip() == (
+        f"mmw: MMW_SITE_CONFIG={tmp_path / 'gone.toml'}: no such config file "
+        "(it names the site config when --config is not given)"
+    )
+
+
+def test_version_is_the_installed_packages_and_exits_0(tmp_path):
+    """`mmw --version` (contract section 2): the version of the installed package, on stdout, exit
+    0, from the console script and from `python -m mmw_tasks`, with no subcommand and no config."""
+    from importlib.metadata import version
+
+    want = f"mmw {version('mmw')}"
+    assert want != "mmw unknown"
+    script = Path(sys.executable).with_name("mmw")
+    for r in (
+        mmw("--version", cwd=tmp_path),
+        subprocess.run([str(script), "--version"], capture_output=True, text=True),
+    ):
+        assert r.returncode == 0 and r.stdout.strip() == want and r.stderr == "", (r.stdout, r.stderr)

@@ -82,4 +82,5 @@ def test_airflow_dags_test_runs_a_day(tmp_path):
         "n_deferred": 1,
         "n_pop": 2,
         "n_user_unknown": 1,
+        "partial": False,
     }

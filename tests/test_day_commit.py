@@ -29,7 +29,7 @@ import pytest
 from conftest import ROOT
 from test_sql_minisite import DAY, copy_minisite
 
-from mmw_tasks import cli, generations, lake, pipeline
+from mmw_tasks import cli, failures, generations, lake, pipeline
 from mmw_tasks.config import load_site
 from mmw_tasks.fetch.sources import SourceError
 
@@ -118,8 +118,9 @@ def test_a_failed_rerun_leaves_the_day_as_it_was_and_not_done(tmp_path):
     assert pipeline.is_done(toml, DAY)
     good = toml.read_text()
     toml.write_text(good.replace("logs/1mx/syslog*", "logs/gone/syslog*"))
-    with pytest.raises(SourceError, match="1mx"):
+    with pytest.raises(failures.StageError, match="fetch 1mx") as failed:
         pipeline.run_day(toml, DAY, log=quiet, mail=False)  # after 1dns was parsed into the new generation
+    assert isinstance(failed.value.__cause__, SourceError)  # one line for the user, the cause chained
     assert day_files(lake_dir, DAY) == before
     assert generations.pending(lake_dir, DAY) and not pipeline.is_done(toml, DAY)  # backfill redoes it
     toml.write_text(good)

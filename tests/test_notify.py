@@ -85,6 +85,25 @@ def test_incident_notifier_tells_only_about_days_that_matter(tmp_path):
         assert Path(msg["report"]).is_file()
 
 
+def test_a_gap_in_a_servers_day_is_told_by_webhook_and_mail(truncated_site, monkeypatch):
+    """A truncated mail log (tests/test_gaps.py): the report task's notifier names the gap, one
+    line of its own, in the webhook's JSON and the e-mail."""
+    toml, r = truncated_site
+    assert r.returncode == 0, r.stderr
+    context = {"run_id": "r", "params": {"config": str(toml), "day": "2002-02-16"}}
+    gap = "1mx: no lines 13:04-24:00 (the day is partial)"
+    with WebhookSink() as hook, SmtpSink() as smtp:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_MMW", smtp.conn_uri())
+        _notifier("incidents", webhook=hook.url, email=("noc@example.ac.jp",), smtp_conn_id="smtp_mmw")(context)
+        [msg] = hook.received
+        [(_, mail)] = smtp.messages
+    assert msg["partial"] is True and [g["text"] for g in msg["gaps"]] == [gap]
+    assert f"- {gap}" in msg["text"].splitlines() and "gaps in 1mx" in msg["subject"]
+    assert "gaps in 1mx" in mail["Subject"]
+    body = mail.get_payload(decode=True) if not mail.is_multipart() else mail.get_payload(0).get_payload(decode=True)
+    assert gap in body.decode()
+
+
 T0, T1 = "2002-02-16T14:30:00+09:00", "2002-02-16T17:29:00+09:00"
 
 

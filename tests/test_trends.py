@@ -53,6 +53,14 @@ def test_every_day_has_a_trend_row(hist):
     assert hist["daily"]["m_s"].null_count() == 0
 
 
+def test_no_day_has_a_gap(hist):
+    """Weekdays and weekends at a quarter of the papers' traffic, outbreaks among them: no server
+    is silent long enough around busy hours to be a gap (tests/test_gaps.py), no day is partial."""
+    reports = [json.loads(p.read_text()) for p in sorted((hist["site"].lake / "reports").glob("day=*/report.json"))]
+    assert len(reports) == HISTORY_DAYS
+    assert [r["day"] for r in reports if r["gaps"] or r["partial"] or r["totals"]["partial"]] == []
+
+
 @pytest.mark.parametrize(
     ("dataset", "key", "label"),
     [

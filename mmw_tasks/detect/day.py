@@ -136,8 +136,10 @@ def detect_day(
     rows = hosts.incidents(con, site, day, ents, ent, ivz, base)
     explained = set(hosts.find_bursts(ent, ivz, site)["interval_start"].to_list())
     rows += outbreak.deferred_surges(con, site, day, ivz, fit)
-    rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
-    clients = outbreak.dns_clients(con, site, day, day_start, ent)
+    has_dns = bool(site.servers_by_role("dns"))  # without a DNS server, no DNS signal to look at
+    if has_dns:
+        rows += outbreak.dns_anomalies(con, site, day, ivz, model, explained)
+    clients = outbreak.dns_clients(con, site, day, day_start, ent) if has_dns else []
     # a machine whose own DNS look-ups make it an incident already is not also a benign sender
     looked_up = {r["client_ip"] for r in clients}
     rows = [r for r in rows if r["kind"] == "mmw_suspect" or r.get("domain") or r["client_ip"] not in looked_up]

@@ -47,7 +47,14 @@ from mmw_tasks.report.model import (
     band_params,
     dq_types_known,
     fit_problems,
+    partial_lines,
     report_dir,
+)
+
+NO_DNS = (
+    'No DNS server: the site config has no [[servers]] with role = "dns", so Dq is not measured '
+    "(0) and the model is not fitted (its coefficients are null but q); hosts are judged on the mail "
+    "logs alone, without the DNS signals."
 )
 
 
@@ -128,7 +135,7 @@ def build(
         "timezone": site.timezone,
         "interval_minutes": site.interval_minutes,
         "headline": headline({"incidents": cards}),
-        "totals": cast(Totals, {k: int(totals.get(k) or 0) for k in TOTAL_KEYS}),
+        "totals": cast(Totals, {**{k: int(totals.get(k) or 0) for k in TOTAL_KEYS}, "partial": False}),
         "dq_by_type": dq_by_type or {},
         "model": model,
         "incidents": cards,
@@ -341,18 +348,39 @@ def _f(v: float | None, digits: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _model_lines(rep: Report) -> list[str]:
+    """The model paragraph of report.md: the day's coefficients and their band."""
+    m = rep["model"]
+    lines = [
+        "## Model",
+        "",
+        f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
+        f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
+        f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
+        f"of what the model leaves over.",
+    ]
+    band = rep.get("history", {}).get("coefficients", {}).get("m_s")
+    if band and band.get("lo") is not None:
+        lines.append(
+            f"History band of m_s over {band['history_days']} earlier day(s): {_f(band['lo'])} to {_f(band['hi'])}."
+        )
+    lines.append("")
+    return lines
+
+
 def markdown(rep: Report, benign_lines: int = report_html.BENIGN_LINES) -> str:
     """A plain-text report short enough to mail: the headline, each incident that needs attention
     in a paragraph, benign traffic one line each, the totals, the model, the notes."""
-    t, m, iv = rep["totals"], rep["model"], rep["interval_minutes"]
+    t, iv = rep["totals"], rep["interval_minutes"]
     lines = [f"# mmw daily report: {rep['site']}, {rep['day']} ({rep['timezone']})", ""]
     attention, listed, rest = report_html.split(rep, benign_lines)
     lines += [f"**{line(i)}**  " for i in attention] or [f"**{QUIET}**  "]  # two spaces: a line break
+    partial = partial_lines(rep)  # right after the headline: why the day counts less than it seems
+    if partial:
+        lines.append("**Partial day:** " + "; ".join(partial) + ".  ")
     if listed or rest:
         n = len(listed) + len(rest)
         lines.append(f"{n} benign incident{'s' if n != 1 else ''} (mailing lists, bulk mailings) noted below.")
-    if rep.get("partial"):
-        lines += ["", f"**Partial:** no data from {', '.join(rep.get('missing_servers', []))}."]
     drift = rep.get("history", {}).get("drift", [])
     if drift:
         lines += [
@@ -393,20 +421,10 @@ def markdown(rep: Report, benign_lines: int = report_html.BENIGN_LINES) -> str:
     ]
     if dq_types_known(rep):
         lines += ["Dq by query type: " + ", ".join(f"{k} {v:,}" for k, v in rep["dq_by_type"].items()) + ".", ""]
-    lines += [
-        "## Model",
-        "",
-        f"Each SMTP access cost the mail server {_f(m['m_s'])} DNS queries and each POP3 login "
-        f"{_f(m['m_p'])} (fit R² = {_f(m['r2'], 3)}; local share q = {_f(m['q'])}, "
-        f"hosts per remote domain n = {_f(m['n'])}). Deferred mail explains R² = {_f(m['r2_sd'], 3)} "
-        f"of what the model leaves over.",
-    ]
-    band = rep.get("history", {}).get("coefficients", {}).get("m_s")
-    if band and band.get("lo") is not None:
-        lines.append(
-            f"History band of m_s over {band['history_days']} earlier day(s): {_f(band['lo'])} to {_f(band['hi'])}."
-        )
-    lines.append("")
+    if rep.get("dns_servers") == []:
+        lines += ["## Model", "", "Not fitted: the site has no DNS server, so there is no Dq to model.", ""]
+    else:
+        lines += _model_lines(rep)
     lines += [f"> {note}" for note in rep["notes"]]
     return "\n".join(lines) + "\n"
 

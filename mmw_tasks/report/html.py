@@ -41,6 +41,7 @@ from mmw_tasks.report.model import (
     Incident,
     Report,
     dq_types_known,
+    partial_lines,
     who,
 )
 
@@ -419,6 +420,7 @@ def render(rep: Report, benign_lines: int = BENIGN_LINES) -> str:
         benign_count=f"{benign} benign incident{'s' if benign != 1 else ''} (mailing lists, bulk mailings) noted below"
         if benign
         else "",
+        partial=partial_lines(rep),  # missing servers and gaps, right after the verdict
         drift=rep.get("history", {}).get("drift", []),
         drift_causes=DRIFT_CAUSES,
         host=host_figure(rep, ax, attention),

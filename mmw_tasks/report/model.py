@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 from mmw_tasks.config import Site
+from mmw_tasks.report.gaps import Gap
 
 TotalKey = Literal["dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown"]
 TOTAL_KEYS: tuple[TotalKey, ...] = ("dq", "n_from", "n_to", "n_sent", "n_deferred", "n_pop", "n_user_unknown")
@@ -43,6 +44,7 @@ class Totals(TypedDict):
     n_deferred: int  # to= lines with status deferred
     n_pop: int  # POP3/IMAP logins
     n_user_unknown: int  # recipients refused as unknown
+    partial: NotRequired[bool]  # these count less than the whole day: a server missing or with a gap
 
 
 class Model(TypedDict):
@@ -208,8 +210,10 @@ class Report(TypedDict):
     figures: Figures
     history: History
     links: Links
-    partial: NotRequired[bool]  # some servers' data is missing (on_missing_server = "partial")
-    missing_servers: NotRequired[list[str]]  # which ones
+    partial: NotRequired[bool]  # servers missing (on_missing_server = "partial") or with a gap
+    missing_servers: NotRequired[list[str]]  # the servers missing
+    gaps: NotRequired[list[Gap]]  # stretches of the day a server that arrived has no line in
+    dns_servers: NotRequired[list[str]]  # the site's DNS servers; [] for a site of mail servers only
     as_of: NotRequired[str]  # a partial run's report (mmw_tasks/intraday.py): lines stamped before this only
 
 
@@ -255,6 +259,12 @@ def who(i: Incident) -> str:
         )
         or "no single sender"
     )
+
+
+def partial_lines(rep: Report) -> list[str]:
+    """Why the day is partial, one line each: the missing servers, then the gaps."""
+    out = [f'{m}: no data at all (on_missing_server = "partial")' for m in rep.get("missing_servers", [])]
+    return out + [g["text"] for g in rep.get("gaps", [])]
 
 
 def dq_types_known(rep: Report) -> bool:

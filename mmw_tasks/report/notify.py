@@ -62,7 +62,8 @@ def incident_message(
     dag_id: str | None = None,
     run_id: str | None = None,
 ) -> dict | None:
-    """A day whose report has incidents of the kinds the site cares about, or is partial; else None."""
+    """A day whose report has incidents of the kinds the site cares about, or is partial (servers
+    missing, or a gap in one: each told in a line of its own); else None."""
     found = [i for i in report.get("incidents", []) if i.get("kind") in set(kinds)]
     partial = bool(report.get("partial"))
     if not found and not partial:
@@ -74,13 +75,25 @@ def incident_message(
         for i in found
     ]
     head = f"{len(found)} incident(s)" if found else "no incidents"
+    missing = report.get("missing_servers", [])
+    gaps = [g["text"] for g in report.get("gaps", [])]
     if partial:
-        head += f", PARTIAL report (no data from {', '.join(report.get('missing_servers', []))})"
-    # the report's own verdict lines open the text (contract section 5); a report.json from before
-    # `headline` existed gets them built from its incidents
+        why = ([f"no data from {', '.join(missing)}"] if missing else []) + (
+            [f"gaps in {', '.join(dict.fromkeys(g['server'] for g in report.get('gaps', [])))}"] if gaps else []
+        )
+        head += f", PARTIAL report ({'; '.join(why)})" if why else ", PARTIAL report"
+    # the report's own verdict lines open the text (contract section 5), each gap right after them
+    # in a line of its own; a report.json from before `headline` existed gets them built from its incidents
     verdicts = report["headline"] if "headline" in report else headline.headline(report)
     text = "\n".join(
-        [*(verdicts or [headline.QUIET]), "", f"mmw {site}, day {day}: {head}.", *lines, f"Report: {report_path}"]
+        [
+            *(verdicts or [headline.QUIET]),
+            *(f"- {g}" for g in gaps),
+            "",
+            f"mmw {site}, day {day}: {head}.",
+            *lines,
+            f"Report: {report_path}",
+        ]
     )
     brief = ", ".join(
         f"{i['kind']} {i.get('client_ip') or i.get('domain') or i.get('sender') or ''}".strip() for i in found[:3]
@@ -93,7 +106,8 @@ def incident_message(
         "dag_id": dag_id,
         "run_id": run_id,
         "partial": partial,
-        "missing_servers": report.get("missing_servers", []),
+        "missing_servers": missing,
+        "gaps": report.get("gaps", []),
         "incidents": [
             {k: i.get(k) for k in ("kind", "start", "end", "sender", "client_ip", "domain", "score")} for i in found
         ],

@@ -3,6 +3,7 @@
 --   r2 = 1 - SS_res / SS_tot (SS_tot about the mean of Dq),
 --   q = share of recipients delivered locally, n = (m_s - 2) / (4 (1 - q)),
 --   m_sd, r2_sd: the residual Dq_obs - Dq_calc regressed on N_deferred.
+-- A site without a DNS server ($has_dns false) has no Dq: every coefficient but q is null.
 with iv as (
     select
         dq::double as dq,
@@ -10,7 +11,7 @@ with iv as (
         n_pop::double as p,
         n_deferred::double as d
     from intervals
-    where day = $day
+    where day = $day and $has_dns::boolean  -- a site without a DNS server: no Dq, no fit
 ),
 
 sums as (
