@@ -437,7 +437,7 @@ def make_report(
         dns = [s.name for s in site.servers_by_role("dns")]
         if not dns:
             notes.insert(0, report.NO_DNS)
-        rep = report.gather(con, site, d, notes)
+        rep = lake.beyond_budget(con, "report", lambda: report.gather(con, site, d, notes))
         partial = bool(missing or found)
         rep["partial"], rep["missing_servers"], rep["gaps"] = partial, missing, found
         rep["totals"]["partial"] = partial
