@@ -179,6 +179,60 @@ def test_a_slow_worm_with_its_owners_address_is_caught_in_half_an_hour():
     assert classify(candidate(messages=18, recipients_attempted=22, user_unknown=6), slow, TH).kind == "mmw_suspect"
 
 
+def test_a_slow_guessing_worm_whose_third_refusal_comes_late_is_flagged_within_half_an_hour():
+    """One message every 120 s from its owner's address, a quarter of the recipients made up, on
+    a PC with history: by chance only 2 of its first 16 recipients were refused in the 23 minutes
+    before the window closed (quiet-2002, 5 July), and another's first 13 recipients drew 4
+    refusals in 8 messages (11 July). Both used to wait for a third refusal, or for 15
+    recipients never mailed, and were flagged 43 and 32 minutes after onset."""
+    trickle = dict(
+        window_minutes=30,
+        messages=10,
+        refused_sessions=2,
+        attempts=16,
+        user_unknown=2,
+        size_repeats=9,
+        large_messages=10,
+        new_recipients=15,
+        novel_recipients=15,
+        peak_messages=5,
+        active_bins=3,
+        span_minutes=30,
+        days_seen=4,
+        usual_hourly=1,
+    )
+    slow = window(**trickle)
+    assert slow["suspect"] and "few_user_unknown" in fired(slow) and "user_unknown" not in fired(slow)
+    said = {e["feature"]: e for e in signals.evidence(slow, TH)}
+    assert "2 of 16" in said["few_user_unknown"]["says"]
+    v = classify(candidate(messages=10, refused_sessions=2, recipients_attempted=16, user_unknown=2), slow, TH)
+    assert v.kind == "mmw_suspect"
+    # two refusals alone say little: not from a burst, nor to its usual correspondents, nor
+    # without history, nor in one interval
+    assert not window(**(trickle | {"peak_messages": 10})).get("sig_few_user_unknown")
+    assert not window(**(trickle | {"novel_recipients": 5}))["suspect"]
+    assert not window(**(trickle | {"days_seen": 0}))["suspect"]
+    assert not window(**(trickle | {"active_bins": 1, "span_minutes": 10, "peak_messages": 9}))["suspect"]
+    # four refusals among thirteen addresses it never mailed, in eight messages
+    few = window(
+        window_minutes=30,
+        messages=8,
+        refused_sessions=3,
+        attempts=13,
+        user_unknown=4,
+        size_repeats=7,
+        large_messages=8,
+        new_recipients=13,
+        novel_recipients=13,
+        peak_messages=4,
+        active_bins=3,
+        span_minutes=30,
+        days_seen=9,
+        usual_hourly=1,
+    )
+    assert few["suspect"] and {"user_unknown", "novel_recipients"} <= fired(few)
+
+
 def test_an_address_book_worm_needs_hours_of_slow_steady_mail_to_addresses_never_mailed():
     """Its owner's address, no made-up recipients: only its pace, its size and its recipients
     tell it from a bulk mailing, and only once it has kept at it for hours."""

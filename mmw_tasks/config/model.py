@@ -34,6 +34,7 @@ class Thresholds:
     # classification (docs/detection.md lists the points each piece of evidence carries)
     suspect_score: float = 0.5  # worm score at which a local host is an mmw_suspect
     min_user_unknown: int = 3  # "User unknown" rejections before their share counts as evidence
+    few_user_unknown: int = 2  # ... or this many in a slow trickle to addresses never mailed (few_user_unknown)
     unknown_ratio: float = 0.06  # share of refused recipients that is suspicious
     unknown_ratio_high: float = 0.12  # ... and that is typical of a worm's guessed addresses
     forged_min_senders: int = 5  # distinct sender addresses from one host that suggest forging
@@ -53,7 +54,7 @@ class Thresholds:
     min_messages: int = 5  # messages and refused sessions a window needs before it is scored at all
     steady_minutes: int = 120  # slow, steady mail this long: a program that sleeps between messages
     sustained_share: float = 0.8  # share of a sustained stretch's intervals with mail in them
-    novel_min_recipients: int = 15  # recipients never mailed in the trailing weeks that count ...
+    novel_min_recipients: int = 10  # recipients never mailed in the trailing weeks that count ...
     novel_share: float = 0.8  # ... when they are this share of the window's new recipients
     mx_lookups_min: int = 20  # MX questions from one of our machines in a window: its own SMTP engine
     span_min_messages: int = 2  # a suspect's stretch: its intervals with this many messages in its flagged windows

@@ -70,6 +70,7 @@ THRESHOLD_RANGES: dict[str, Range] = {
     "burst_gap_minutes": COUNT,
     "suspect_score": SOME_SHARE,
     "min_user_unknown": ZERO_UP,
+    "few_user_unknown": ZERO_UP,
     "unknown_ratio": SHARE,
     "unknown_ratio_high": SHARE,
     "forged_min_senders": COUNT,

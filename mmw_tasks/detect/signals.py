@@ -77,6 +77,29 @@ SIGNALS: tuple[Signal, ...] = (
         ),
     ),
     Signal(
+        "few_user_unknown",
+        0.2,
+        lambda th: (
+            (_c("user_unknown") >= th.few_user_unknown)
+            & (_c("user_unknown") < th.min_user_unknown)
+            & (_c("unknown_share") >= th.unknown_ratio_high)
+            # a program's trickle: mail in (nearly) every interval for the shortest window, never a burst
+            & (_c("span_minutes") >= min(th.windows_minutes))
+            & (_c("active_bins") >= th.sustained_share * _c("span_bins"))
+            & (_c("peak_messages") < th.host_min_messages)
+            # to addresses it never mailed in the trailing weeks
+            & (_c("days_seen") >= th.baseline_min_days)
+            & (_c("new_recipients") > 0)
+            & (_c("novel_recipients") >= th.novel_share * _c("new_recipients"))
+        ),
+        "user_unknown",
+        lambda r, th: (
+            f"{r['user_unknown']} of {r['attempts']} recipients ({_pct(r['user_unknown'], r['attempts'])}) "
+            f"refused as 'User unknown' {_window(r)}, from a machine mailing a few messages every interval to "
+            "addresses it never mailed before: a worm guessing some of its addresses, caught early"
+        ),
+    ),
+    Signal(
         "forged_senders",
         0.3,
         lambda th: (
@@ -212,10 +235,11 @@ SIGNALS: tuple[Signal, ...] = (
 )
 
 
-# What a bulk mailing never shows: refused (made-up) recipients, forged senders, its own MX
+# What a bulk mailing never shows: refused (made-up) recipients (a couple are enough in a slow
+# trickle to addresses never mailed: few_user_unknown), forged senders, its own MX
 # look-ups; or else hours of slow, steady mail of one size to addresses never mailed before (the
 # address book worm). A score reaches `suspect_score` as a suspect only with one of these.
-HARD = ("user_unknown", "some_user_unknown", "forged_senders", "own_mx_lookups")
+HARD = ("user_unknown", "some_user_unknown", "few_user_unknown", "forged_senders", "own_mx_lookups")
 ADDRESS_BOOK = ("novel_recipients", "steady_hours", "constant_size")
 
 
