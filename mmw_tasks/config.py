@@ -100,6 +100,10 @@ class Schedule:
     fetch_retries: int = 4  # a server that cannot be fetched is tried this many more times
     fetch_retry_delay: timedelta = timedelta(minutes=5)  # doubled after each failed try ...
     fetch_max_retry_delay: timedelta = timedelta(hours=1)  # ... up to this
+    # every other task's tries after the first (a Celery worker that dies takes its tasks with it:
+    # without a retry, the scheduler fails them and the day; with one, another worker redoes them)
+    retries: int = 0
+    retry_delay: timedelta = timedelta(minutes=1)
     # how often the mmw_intraday DAG looks at the day so far; None (0 or "off" in the file): never
     intraday_every: timedelta | None = timedelta(minutes=10)
 
@@ -471,10 +475,12 @@ def _schedule(raw: dict[str, Any], path: Path) -> Schedule:
         fetch_retries=_get(t, "fetch_retries", w, int, d.fetch_retries),
         fetch_retry_delay=_duration_key(t, "fetch_retry_delay", w, d.fetch_retry_delay),
         fetch_max_retry_delay=_duration_key(t, "fetch_max_retry_delay", w, d.fetch_max_retry_delay),
+        retries=_get(t, "retries", w, int, d.retries),
+        retry_delay=_duration_key(t, "retry_delay", w, d.retry_delay),
         intraday_every=_every_key(t, "intraday_every", w, d.intraday_every),
     )
-    if sched.max_active_runs < 1 or sched.fetch_retries < 0:
-        raise ConfigError(f"{w}: keys 'max_active_runs' (>= 1) and 'fetch_retries' (>= 0) are out of range")
+    if sched.max_active_runs < 1 or sched.fetch_retries < 0 or sched.retries < 0:
+        raise ConfigError(f"{w}: keys 'max_active_runs' (>= 1), 'fetch_retries' and 'retries' (>= 0) are out of range")
     return sched
 
 

@@ -9,12 +9,14 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from airflow_stack import wait_until
 from celery_stack import CeleryStack
 from conftest import ROOT
 
@@ -23,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.timeout(
 START = date(2002, 2, 15)
 DAYS = [START + timedelta(days=i) for i in range(7)]
 # one site per phase, all on the same simulated logs, each with its lake and its pair of DAGs
-PHASES = ("cel-two",)
+PHASES = ("cel-two", "cel-kill")
 REF = "cel-ref"  # the same days through `mmw backfill`, outside Airflow
 
 
@@ -31,7 +33,8 @@ def _site_toml(sim: Path, name: str) -> str:
     text = (sim / "site.toml").read_text()
     text = re.sub(r'(?m)^name = "example-u"$', f'name = "{name}"', text, count=1)
     text = re.sub(r"(?m)^lake\s*=.*$", f'lake = "lake-{name}"', text)
-    return text + f"\n[schedule]\nend = {DAYS[-1]}\nmax_active_runs = 4\n"
+    # a retry for every task: a worker killed mid-task fails it, and the retry runs on the other
+    return text + f'\n[schedule]\nend = {DAYS[-1]}\nmax_active_runs = 4\nretries = 2\nretry_delay = "2s"\n'
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +158,60 @@ def test_two_workers_share_the_backfill_and_give_the_same_lake(stack, site, refe
     assert differ == []
     reports = [json.loads((site / "lake-cel-two" / "reports" / f"day={d}" / "report.json").read_text()) for d in DAYS]
     assert all(not r.get("partial") for r in reports)
+
+
+def test_a_worker_killed_mid_backfill_loses_no_day(stack, site, reference):
+    """SIGKILL to one worker (its pool and task processes with it) once the backfill is under way
+    and the worker is running a task: the scheduler finds the task's heartbeat gone, the retry runs
+    on the other worker, and every day ends committed and whole, the same lake as before."""
+    dag_id = "mmw_daily__cel-kill"
+    started = {}
+
+    def under_way() -> bool:
+        rows = stack.postgres.query(
+            "SELECT hostname, state, count(*) FROM task_instance WHERE dag_id = %s GROUP BY 1, 2", dag_id
+        )
+        running = {h for h, s, _ in rows if s == "running"}
+        done = sum(n for _, s, n in rows if s == "success")
+        return "worker1" in running and done >= 12  # about a day's worth done, worker1 busy
+
+    def kill_when_under_way():
+        wait_until(under_way, 300, "worker1 running a task of the backfill", interval=0.5)
+        started["kill"] = time.monotonic()
+        started["done_before"] = sum(1 for r in stack.runs(dag_id, run_type="backfill") if r["state"] == "success")
+        stack.kill_worker("worker1")
+
+    killer = threading.Thread(target=kill_when_under_way)
+    killer.start()
+    try:
+        runs, wall = _backfill(stack, "cel-kill")
+    finally:
+        killer.join()
+    after = time.monotonic() - started["kill"]
+    n_after = len(DAYS) - started["done_before"]
+    print(
+        f"kill: {started['done_before']} days done when worker1 was killed; the other {n_after} on worker2 "
+        f"alone in {after:.0f}s = {n_after * 3600 / after:.0f} site-days/hour (the dead task's heartbeat "
+        f"timeout included); whole backfill {wall:.0f}s",
+        file=sys.stderr,
+    )
+    tis = stack.postgres.query(
+        "SELECT task_id, map_index, run_id, try_number, hostname FROM task_instance WHERE dag_id = %s", dag_id
+    )
+    retried = [t for t in tis if t[3] > 1]
+    print(f"retried after the kill: {retried}", file=sys.stderr)
+    assert retried and all(t[4] == "worker2" for t in retried), retried
+    # every try's host: the killed worker's attempts are in the history table
+    history = stack.postgres.query(
+        "SELECT task_id, map_index, run_id, try_number, hostname FROM task_instance_history WHERE dag_id = %s",
+        dag_id,
+    )
+    assert any(h[4] == "worker1" and (h[0], h[1], h[2]) in {t[:3] for t in retried} for h in history), history
+    differ = _differ(_snapshot(site / "lake-cel-kill", "cel-kill"), _snapshot(reference, REF))
+    assert differ == []
+    from mmw_tasks import pipeline
+
+    assert all(pipeline.is_done(site / "cel-kill.toml", d) for d in DAYS)
 
 
 def test_postgres_and_redis_were_the_stack(stack):
