@@ -28,7 +28,7 @@ test: $(STAMP) browser  ## the whole test suite (what CI runs); a missing Chromi
 test-fast: $(STAMP)  ## the suite less the airflow and integration tests, on both cores (under 90 s); no Chromium: its test skips
 	$(BIN)/python -m pytest -q -m "not airflow and not integration" -n 2 --dist loadfile --browser-optional --durations=8
 
-browser:  ## headless Chromium and chromedriver for the report test (apt-get; nothing when they are there)
+browser:  ## apt-get what tests need: headless Chromium + chromedriver (report test), PostgreSQL + Redis (Celery stack); nothing when there
 	bash tests/setup_chromium.sh
 
 bench: $(STAMP)  ## parsing and pipeline benchmarks (prints figures)

@@ -35,7 +35,12 @@ def build_daily(site: DagSite):
             "day": Param(None, type=["null", "string"], description="local day YYYY-MM-DD to (re)process"),
             "force": Param(False, type="boolean", description="redo the day even if its report exists"),
         },
-        default_args={"owner": "mmw", "retries": 0, "on_failure_callback": MmwNotifier.callbacks("failure", site)},
+        default_args={
+            "owner": "mmw",
+            "retries": site.schedule.retries,  # fetch has its own ([schedule] fetch_retries)
+            "retry_delay": site.schedule.retry_delay,
+            "on_failure_callback": MmwNotifier.callbacks("failure", site),
+        },
         tags=["mmw", site.name],
         doc_md=__doc__,
     )

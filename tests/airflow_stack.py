@@ -40,12 +40,20 @@ def wait_until(pred, timeout: float, what: str, interval: float = 2.0):
 
 
 class AirflowStack:
+    components: tuple[str, ...] = COMPONENTS
+
     def __init__(self, home: Path, extra_env: dict[str, str]):
         self.home = home
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.env = {
-            **os.environ,
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **self.stack_env(), **extra_env}
+        self.procs: list[subprocess.Popen] = []
+        self.client = httpx.Client(base_url=self.base, timeout=20)
+
+    def stack_env(self) -> dict[str, str]:
+        """Airflow's settings for this stack (LocalExecutor on SQLite; subclasses change it)."""
+        home, port = self.home, self.port
+        return {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -71,25 +79,28 @@ class AirflowStack:
             "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(ROOT / "config"), str(ROOT), os.environ.get("PYTHONPATH")])
             ),
-            **extra_env,
         }
-        self.procs: list[subprocess.Popen] = []
-        self.client = httpx.Client(base_url=self.base, timeout=20)
+
+    def launch(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """`airflow <args>` in its own process group, its output in <home>/<name>.log."""
+        with open(self.home / f"{name}.log", "w") as log:
+            p = subprocess.Popen(
+                [AIRFLOW, *args],
+                env=env or self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(p)
+        return p
 
     def start(self, dag_ids: list[str]) -> AirflowStack:
         (self.home / "passwords.json").write_text(json.dumps({"admin": "admin"}))
-        subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, check=True, capture_output=True)
-        for comp in COMPONENTS:
-            log = open(self.home / f"{comp}.log", "w")
-            self.procs.append(
-                subprocess.Popen(
-                    [AIRFLOW, comp],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        r = subprocess.run([AIRFLOW, "db", "migrate"], env=self.env, capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"airflow db migrate: rc {r.returncode}\n{(r.stdout + r.stderr)[-4000:]}")
+        for comp in self.components:
+            self.launch(comp, [comp])
         wait_until(lambda: self.client.get("/api/v2/monitor/health").status_code == 200, 150, "api-server")
         token = self.client.post("/auth/token", json={"username": "admin", "password": "admin"}).json()
         self.client.headers["Authorization"] = f"Bearer {token['access_token']}"

@@ -95,6 +95,10 @@ class Schedule:
     fetch_retries: int = 4  # a server that cannot be fetched is tried this many more times
     fetch_retry_delay: timedelta = timedelta(minutes=5)  # doubled after each failed try ...
     fetch_max_retry_delay: timedelta = timedelta(hours=1)  # ... up to this
+    # every other task's tries after the first (a Celery worker that dies takes its tasks with it:
+    # without a retry, the scheduler fails them and the day; with one, another worker redoes them)
+    retries: int = 0
+    retry_delay: timedelta = timedelta(minutes=1)
     # how often the mmw_intraday DAG looks at the day so far; None (0 or "off" in the file): never
     intraday_every: timedelta | None = timedelta(minutes=10)
 

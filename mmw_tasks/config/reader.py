@@ -211,6 +211,8 @@ def _schedule(t: Table) -> Schedule:
         fetch_retries=t.number("fetch_retries", d.fetch_retries, int, r["fetch_retries"]),
         fetch_retry_delay=t.duration("fetch_retry_delay", d.fetch_retry_delay),
         fetch_max_retry_delay=t.duration("fetch_max_retry_delay", d.fetch_max_retry_delay),
+        retries=t.number("retries", d.retries, int, r["retries"]),
+        retry_delay=t.duration("retry_delay", d.retry_delay),
         intraday_every=t.every("intraday_every", d.intraday_every),
     )
 

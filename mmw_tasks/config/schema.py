@@ -122,7 +122,7 @@ REPORT_RANGES: dict[str, Range] = {
     "min_r2": SHARE,  # an R² threshold: 0 (every fit reliable unless a coefficient is negative) to 1
 }
 PORT = Range(1, 65535)
-SCHEDULE_RANGES: dict[str, Range] = {"max_active_runs": COUNT, "fetch_retries": ZERO_UP}
+SCHEDULE_RANGES: dict[str, Range] = {"max_active_runs": COUNT, "fetch_retries": ZERO_UP, "retries": ZERO_UP}
 
 TABLES = ("site", "servers", "thresholds", "allow", "report", "schedule", "notify")
 # [site] holds the Site fields that no other table fills
