@@ -213,4 +213,4 @@ def test_dq_is_split_by_query_type_where_the_log_has_types(both_stacks):
             assert "Dq by query type" not in md and "Dq by query type" not in html
         else:
             assert "unknown" not in rep["dq_by_type"] and {"MX", "A"} <= set(rep["dq_by_type"])
-            assert f"MX {rep['dq_by_type']['MX']}" in md and "Dq by query type" in html
+            assert f"MX {rep['dq_by_type']['MX']:,}" in md and "Dq by query type" in html
