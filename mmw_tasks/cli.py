@@ -1,6 +1,7 @@
-"""The `mmw` command (contract section 2). Exit codes: 0 success, 1 the work failed,
-2 bad usage, bad config or unusable input. Every failure is one line on stderr (the stage, server
-and file it was at, and why: mmw_tasks/failures.py); `--debug` adds the traceback."""
+"""The `mmw` command (contract section 2; its --help says it without internal references). Exit
+codes: 0 success, 1 the work failed, 2 bad usage, bad config or unusable input. Every failure is
+one line on stderr (the stage, server and file it was at, and why: mmw_tasks/failures.py);
+`--debug` adds the traceback."""
 
 from __future__ import annotations
 
@@ -262,34 +263,66 @@ def _version() -> str:
         return "unknown"
 
 
-CONFIG_HELP = f"the site TOML; default: ${SITE_CONFIG_ENV}, then ./{DEFAULT_CONFIG}"
+CONFIG_HELP = (
+    f"the site config, a TOML file (e.g. --config /etc/mmw/site.toml); "
+    f"default: the file ${SITE_CONFIG_ENV} names, then ./{DEFAULT_CONFIG}"
+)
+JSON_HELP = "print one JSON document on stdout instead of lines, for scripts (e.g. --json > out.json)"
+DESCRIPTION = """Mass-mailing worm detection from the logs a site already keeps: simulate a site, run
+the daily job for a day or a range of days, and query the lake with SQL. Exit codes: 0 success,
+1 the work failed, 2 bad usage, bad config or unusable input. A failure is one line on stderr;
+--debug adds the traceback. No output is ever coloured (NO_COLOR holds)."""
+EPILOG = "Each command has its own help, e.g. mmw run --help."
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of a failure"
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on a failure, show the traceback too (or set MMW_DEBUG=1)",
     )
-    p = argparse.ArgumentParser(prog="mmw", description=__doc__, parents=[common])
-    p.add_argument("--version", action="version", version=f"mmw {_version()}")
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = argparse.ArgumentParser(prog="mmw", description=DESCRIPTION, epilog=EPILOG, parents=[common])
+    p.add_argument("--version", action="version", version=f"mmw {_version()}", help="print the version and exit")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND", help="what to do; each has its own --help")
 
     s = sub.add_parser(
-        "simulate", parents=[common], help="write a simulated site's rotated logs, truth.json and site.toml"
+        "simulate",
+        parents=[common],
+        help="write a simulated site's rotated logs, truth.json and site.toml",
+        description="Write a simulated site's rotated logs, its truth.json and a site.toml that points at "
+        "them; prints the site.toml's path.",
     )
-    s.add_argument("--out", required=True)
-    s.add_argument("--start", required=True, type=_day)
-    s.add_argument("--days", required=True, type=int)
+    s.add_argument("--out", required=True, metavar="DIR", help="the directory to write into (e.g. --out /tmp/site)")
     s.add_argument(
-        "--scenario", default="klez", help="a scenario for every day, or one per day comma-separated (the last repeats)"
+        "--start", required=True, type=_day, metavar="YYYY-MM-DD", help="the first day (e.g. --start 2002-02-15)"
     )
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--style", choices=["2002", "modern"], default="2002")
+    s.add_argument("--days", required=True, type=int, metavar="N", help="how many days (e.g. --days 3)")
+    s.add_argument(
+        "--scenario",
+        default="klez",
+        metavar="NAME[,NAME...]",
+        help="a scenario for every day, or one per day comma-separated, the last repeating "
+        "(e.g. --scenario clean,klez; default: %(default)s)",
+    )
+    s.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="the random seed (e.g. --seed 7; default: %(default)s)"
+    )
+    s.add_argument(
+        "--style",
+        choices=["2002", "modern"],
+        default="2002",
+        help="2002: sendmail 8.12 and qpopper, as in the papers; modern: Postfix, Dovecot and BIND "
+        "(e.g. --style modern; default: %(default)s)",
+    )
     s.add_argument(
         "--scale",
         type=float,
         default=1.0,
-        help="a site N times larger, same truth. Below 10: the papers' site with N times its traffic "
+        metavar="N",
+        help="a site N times larger, same truth (e.g. --scale 0.5 or --scale 20; default: %(default)s). Below 10: "
+        "the papers' site with N times its traffic "
         "(the event simulator, ~75,000 lines/s). From 10 up: N times the users, PCs, remote domains, "
         "mailing lists and traffic, written from columns (~500,000 lines per CPU-second; scenarios clean, "
         "klez, frethem, dns_anomaly, full; one worm-infected PC per 100 of scale). A weekday is about "
@@ -298,31 +331,80 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     r = sub.add_parser(
-        "run", parents=[common], help="the whole daily job for one day; prints its headline, then the report path"
+        "run",
+        parents=[common],
+        help="the whole daily job for one day; prints its headline, then the report path",
+        description="The whole daily job for one day: fetch, parse, aggregate, fit, detect, report, trends. "
+        "Prints one line per incident that needs attention (or that none does), each gap of the day, "
+        "then the report path.",
     )
-    r.add_argument("--config", help=CONFIG_HELP)
-    r.add_argument("--date", required=True, type=_day)
+    r.add_argument("--config", metavar="SITE.toml", help=CONFIG_HELP)
     r.add_argument(
-        "--partial", action="store_true", help="the day so far, into <lake>/partial/ (the daily run replaces it)"
+        "--date", required=True, type=_day, metavar="YYYY-MM-DD", help="the site's local day (e.g. --date 2002-02-16)"
     )
-    r.add_argument("--until", metavar="HH:MM", help="with --partial: the day as it stood at HH:MM local (a replay)")
+    r.add_argument(
+        "--partial",
+        action="store_true",
+        help="the day so far, into <lake>/partial/ (the daily run replaces it); e.g. --date 2002-02-16 --partial",
+    )
+    r.add_argument(
+        "--until",
+        metavar="HH:MM",
+        help="with --partial: the day as it stood at HH:MM local time, a replay (e.g. --until 15:00)",
+    )
     r.set_defaults(func=cmd_run)
 
-    b = sub.add_parser("backfill", parents=[common], help="the daily job over a range of days")
-    b.add_argument("--config", help=CONFIG_HELP)
-    b.add_argument("--from", dest="from_", required=True, type=_day)
-    b.add_argument("--to", required=True, type=_day)
-    b.add_argument("--force", action="store_true", help="re-run days already done")
+    b = sub.add_parser(
+        "backfill",
+        parents=[common],
+        help="the daily job over a range of days",
+        description="The daily job over a range of days; days already done are skipped unless --force. "
+        "Afterwards, each day with incidents that need attention: its headline and report path.",
+    )
+    b.add_argument("--config", metavar="SITE.toml", help=CONFIG_HELP)
+    b.add_argument(
+        "--from",
+        dest="from_",
+        required=True,
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="the first day (e.g. --from 2002-01-01)",
+    )
+    b.add_argument(
+        "--to", required=True, type=_day, metavar="YYYY-MM-DD", help="the last day, included (e.g. --to 2002-03-31)"
+    )
+    b.add_argument("--force", action="store_true", help="re-run days already done (e.g. after a config change)")
     b.set_defaults(func=cmd_backfill)
 
-    q = sub.add_parser("sql", parents=[common], help="run SQL on the lake's views (read-only unless --unsafe)")
-    q.add_argument("query")
-    q.add_argument("--config", help=CONFIG_HELP)
-    q.add_argument("--lake", help="the lake directory (instead of --config)")
-    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    q.add_argument("--max-rows", type=int, default=50)
+    q = sub.add_parser(
+        "sql",
+        parents=[common],
+        help="run SQL on the lake's views (read-only unless --unsafe)",
+        description="Run SQL on the lake's views and print the result. Read-only: it cannot write, delete, "
+        "attach, install or read outside the lake unless --unsafe.",
+    )
+    q.add_argument("query", metavar="SQL", help='the statement(s) (e.g. "select * from daily_trends order by day")')
+    q.add_argument("--config", metavar="SITE.toml", help=CONFIG_HELP)
     q.add_argument(
-        "--catalog", action="store_true", help="query through the catalog file <lake>/mmw.duckdb (read-only too)"
+        "--lake", metavar="DIR", help="the lake directory, instead of a site config (e.g. --lake /srv/mmw/data_lake)"
+    )
+    q.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="how to print the result (e.g. --format csv; default: %(default)s)",
+    )
+    q.add_argument(
+        "--max-rows",
+        type=int,
+        default=50,
+        metavar="N",
+        help="rows a table shows at most (e.g. --max-rows 200; default: %(default)s)",
+    )
+    q.add_argument(
+        "--catalog",
+        action="store_true",
+        help="query through the catalog file <lake>/mmw.duckdb, read-only too (e.g. --catalog)",
     )
     q.add_argument(
         "--unsafe",
@@ -331,12 +413,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_sql)
 
-    d = sub.add_parser("demo", parents=[common], help="simulate an outbreak and run the real Airflow DAG over it")
-    d.add_argument("--out", default=str(ROOT / "demo"))
-    d.add_argument("--start", type=_day, default=date(2002, 2, 15))
-    d.add_argument("--days", type=int, default=3)
-    d.add_argument("--scenario", default="klez")
-    d.add_argument("--seed", type=int, default=0)
+    d = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="simulate an outbreak and run the real Airflow DAG over it",
+        description="Simulate a site with a worm outbreak and run the real Airflow DAG over it (what make demo runs).",
+    )
+    d.add_argument(
+        "--out",
+        default=str(ROOT / "demo"),
+        metavar="DIR",
+        help="where the simulated site goes, replaced if there (e.g. --out /tmp/demo; default: %(default)s)",
+    )
+    d.add_argument(
+        "--start",
+        type=_day,
+        default=date(2002, 2, 15),
+        metavar="YYYY-MM-DD",
+        help="the first day (e.g. --start 2002-02-15; default: %(default)s)",
+    )
+    d.add_argument(
+        "--days", type=int, default=3, metavar="N", help="how many days (e.g. --days 2; default: %(default)s)"
+    )
+    d.add_argument(
+        "--scenario",
+        default="klez",
+        metavar="NAME[,NAME...]",
+        help="as for simulate (e.g. --scenario frethem; default: %(default)s)",
+    )
+    d.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="the random seed (e.g. --seed 7; default: %(default)s)"
+    )
     d.set_defaults(func=cmd_demo)
     return p
 

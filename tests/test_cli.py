@@ -140,3 +140,43 @@ def test_version_is_the_installed_packages_and_exits_0(tmp_path):
         subprocess.run([str(script), "--version"], capture_output=True, text=True),
     ):
         assert r.returncode == 0 and r.stdout.strip() == want and r.stderr == "", (r.stdout, r.stderr)
+
+
+def _parsers():
+    """(name, parser) of `mmw` and each of its subcommands."""
+    import argparse
+
+    from mmw_tasks.cli import build_parser
+
+    top = build_parser()
+    out = [("mmw", top)]
+    for action in top._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            out += [(f"mmw {name}", sub) for name, sub in action.choices.items()]
+    return out
+
+
+def test_every_option_has_help_with_its_format_and_an_example():
+    """Help on every option; an option that takes a value shows its format (a metavar such as
+    YYYY-MM-DD or a list of choices, never argparse's FROM_) and an example (issue 20, item 5)."""
+    import argparse
+
+    parsers = _parsers()
+    assert {name for name, _ in parsers} >= {"mmw run", "mmw backfill", "mmw sql", "mmw simulate", "mmw demo"}
+    for name, parser in parsers:
+        text = parser.format_help()
+        assert "contract" not in text.lower() and "FROM_" not in text, (name, text)
+        for action in parser._actions:
+            flag = "/".join(action.option_strings) or action.dest
+            assert action.help and action.help != argparse.SUPPRESS, f"{name} {flag}: no help"
+            if action.option_strings and action.nargs != 0 and not isinstance(action, argparse._VersionAction):
+                assert action.metavar or action.choices, f"{name} {flag}: no format"
+                assert "_" not in (action.metavar or ""), f"{name} {flag}: metavar {action.metavar}"
+                assert "e.g. " in action.help, f"{name} {flag}: no example in {action.help!r}"
+
+
+def test_help_as_typed():
+    for args in (("--help",), ("run", "--help"), ("backfill", "--help")):
+        r = mmw(*args)
+        assert r.returncode == 0 and "contract" not in r.stdout.lower(), r.stdout
+    assert "--from YYYY-MM-DD" in mmw("backfill", "--help").stdout
