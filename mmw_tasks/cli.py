@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from mmw_tasks.config import ConfigError
 
@@ -90,7 +92,24 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def day_summary(report: str | Path) -> dict[str, Any]:
+    """What `mmw run --json` and `mmw backfill` say of a day, from its report.json: the day, the
+    report's path, its headline (one line per incident that needs attention; [] on a quiet day),
+    the incidents counted by kind, whether the day is partial, and its gaps in words."""
+    rep = json.loads(Path(report).read_text())
+    kinds = Counter(str(i.get("kind")) for i in rep.get("incidents") or [])
+    return {
+        "day": str(rep.get("day")),
+        "report": str(report),
+        "headline": list(rep.get("headline") or []),
+        "incidents": dict(sorted(kinds.items())),
+        "partial": bool(rep.get("partial", False)),
+        "gaps": [g["text"] if isinstance(g, dict) else str(g) for g in rep.get("gaps") or []],
+    }
+
+
 def _progress(i: int, n: int, label: str, t0: float) -> None:
+    """The progress bar (stderr on a terminal only: under cron its \r frames would fill the log)."""
     width = 30
     filled = int(width * i / max(n, 1))
     rate = (time.monotonic() - t0) / max(i, 1)
@@ -98,7 +117,15 @@ def _progress(i: int, n: int, label: str, t0: float) -> None:
     sys.stderr.flush()
 
 
+def _attention(summary: dict[str, Any] | None) -> str:
+    n = len(summary["headline"]) if summary else 0
+    return f"{n} incident(s) need attention" if n else "no incident needs attention"
+
+
 def cmd_backfill(a: argparse.Namespace) -> int:
+    """Each day in turn; on a terminal a progress bar on stderr, else one plain line a day there
+    (the day, done/skipped/failed, the incidents that need attention). Then on stdout the counts,
+    the failed days and, for each day with incidents that need attention, its headline and report."""
     from mmw_tasks import pipeline
 
     if a.to < a.from_:
@@ -107,26 +134,49 @@ def cmd_backfill(a: argparse.Namespace) -> int:
     days = [a.from_ + timedelta(days=i) for i in range((a.to - a.from_).days + 1)]
     from mmw_tasks import failures
     from mmw_tasks.config import load_site
+    from mmw_tasks.report.model import report_dir
 
-    failures.usable_lake(load_site(a.config))  # an unusable lake fails once, not once a day
-    t0, done, skipped, failed = time.monotonic(), 0, 0, []
+    site = load_site(a.config)
+    failures.usable_lake(site)  # an unusable lake fails once, not once a day
+    bar = sys.stderr.isatty()
+    t0, done, skipped = time.monotonic(), 0, 0
+    failed: list[tuple[date, str]] = []
+    summaries: list[dict[str, Any]] = []
     for i, d in enumerate(days):
-        _progress(i, len(days), str(d), t0)
-        if not a.force and pipeline.is_done(a.config, d):
-            skipped += 1
-            continue
+        if bar:
+            _progress(i, len(days), str(d), t0)
+        summary = None
         try:
-            pipeline.run_day(a.config, d, log=lambda m: None, mail=False)
-            done += 1
+            if not a.force and pipeline.is_done(a.config, d):
+                skipped += 1
+                status = "skipped (already done)"
+                report = report_dir(site, d) / "report.json"
+            else:
+                report = Path(pipeline.run_day(a.config, d, log=lambda m: None, mail=False)["report"]["report"])
+                done += 1
+                status = "done"
+            summary = day_summary(report)
+            summaries.append(summary)
+            line = f"{d} {status}: {_attention(summary)}"
         except Exception as e:  # one bad day must not stop a years-long backfill
             if a.debug:
                 traceback.print_exc()
             failed.append((d, failures.why(e)))
-    _progress(len(days), len(days), "done", t0)
-    sys.stderr.write("\n")
+            line = f"{d} failed: {failed[-1][1]}"
+        if not bar:
+            print(line, file=sys.stderr, flush=True)
+    if bar:
+        _progress(len(days), len(days), "done", t0)
+        sys.stderr.write("\n")
     print(f"backfill {a.from_}..{a.to}: {done} run, {skipped} skipped (already done), {len(failed)} failed")
     for d, why in failed:
         print(f"  {d}: {why}")
+    for summary in summaries:
+        if summary["headline"]:
+            print(f"{summary['day']}: {_attention(summary)}")
+            for line in summary["headline"]:
+                print(f"  {line}")
+            print(f"  {summary['report']}")
     return 1 if failed else 0
 
 

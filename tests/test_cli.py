@@ -81,6 +81,7 @@ def test_day_without_files_fails_naming_server_and_day(site):
 def test_backfill_skips_days_done_unless_forced(site, ran):
     r = mmw("backfill", "--config", str(site), "--from", "2002-02-16", "--to", "2002-02-16")
     assert r.returncode == 0 and "0 run, 1 skipped" in r.stdout
+    assert "\r" not in r.stderr and r.stderr.startswith("2002-02-16 skipped (already done): "), r.stderr
     r = mmw("backfill", "--config", str(site), "--from", "2002-02-16", "--to", "2002-02-16", "--force")
     assert r.returncode == 0 and "1 run, 0 skipped" in r.stdout
 
@@ -180,3 +181,79 @@ def test_help_as_typed():
         r = mmw(*args)
         assert r.returncode == 0 and "contract" not in r.stdout.lower(), r.stdout
     assert "--from YYYY-MM-DD" in mmw("backfill", "--help").stdout
+
+
+WORM = 'WORM SUSPECT 10.1.3.102 (pc102.example.ac.jp) 14:30-17:29: 1,195 "User unknown", first flagged 14:40'
+
+
+@pytest.fixture
+def fake_days(tmp_path, monkeypatch):
+    """A site whose backfill of 2002-02-14..17 runs in-process in no time: the 14th is done (its
+    report has the worm), the 15th runs quiet, the 16th runs with the worm, the 17th fails."""
+    from mmw_tasks import pipeline
+    from mmw_tasks.config import load_site
+    from mmw_tasks.failures import StageError
+    from mmw_tasks.report.model import report_dir
+
+    toml = copy_minisite(tmp_path / "site")
+    site = load_site(toml)
+
+    def write(d, headline):
+        path = report_dir(site, d) / "report.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        incidents = [{"kind": "mmw_suspect"}, {"kind": "mailing_list"}] if headline else [{"kind": "mailing_list"}]
+        rep = {"day": str(d), "headline": headline, "incidents": incidents, "partial": False, "gaps": []}
+        path.write_text(json.dumps(rep))
+        return path
+
+    def run_day(config, d, log=None, mail=True):
+        if str(d) == "2002-02-17":
+            raise StageError(str(d), "fetch", "no files for the day", server="1mx")
+        return {"report": {"report": str(write(d, [WORM] if str(d) == "2002-02-16" else []))}}
+
+    write("2002-02-14", [WORM])
+    monkeypatch.setattr(pipeline, "is_done", lambda config, d: str(d) == "2002-02-14")
+    monkeypatch.setattr(pipeline, "run_day", run_day)
+    return toml
+
+
+def _backfill(toml, *more):
+    from mmw_tasks.cli import main
+
+    return main(["backfill", "--config", str(toml), "--from", "2002-02-14", "--to", "2002-02-17", *more])
+
+
+def test_backfill_off_a_terminal_says_one_plain_line_a_day(fake_days, capsys):
+    """Under cron (stderr not a terminal): no progress bar, no \\r frames; one line a day on stderr,
+    then on stdout the counts, the failed day, and each day with incidents needing attention: its
+    headline and its report."""
+    assert _backfill(fake_days) == 1
+    out, err = capsys.readouterr()
+    assert "\r" not in err and "[###" not in err and "\x1b" not in out + err
+    assert err.splitlines() == [
+        "2002-02-14 skipped (already done): 1 incident(s) need attention",
+        "2002-02-15 done: no incident needs attention",
+        "2002-02-16 done: 1 incident(s) need attention",
+        "2002-02-17 failed: run 2002-02-17: fetch 1mx: no files for the day",
+    ]
+    lake = fake_days.parent / "data_lake" / "reports"
+    assert out.splitlines() == [
+        "backfill 2002-02-14..2002-02-17: 2 run, 1 skipped (already done), 1 failed",
+        "  2002-02-17: run 2002-02-17: fetch 1mx: no files for the day",
+        "2002-02-14: 1 incident(s) need attention",
+        f"  {WORM}",
+        f"  {lake / 'day=2002-02-14' / 'report.json'}",
+        "2002-02-16: 1 incident(s) need attention",
+        f"  {WORM}",
+        f"  {lake / 'day=2002-02-16' / 'report.json'}",
+    ]
+
+
+def test_backfill_on_a_terminal_draws_the_bar(fake_days, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert _backfill(fake_days) == 1
+    out, err = capsys.readouterr()
+    frames = err.split("\r")
+    assert len(frames) == 6 and "4/4 done" in frames[-1] and err.endswith("\n"), err
+    assert "skipped (already done):" not in err and "\x1b" not in out + err
+    assert out.splitlines()[0] == "backfill 2002-02-14..2002-02-17: 2 run, 1 skipped (already done), 1 failed"
