@@ -79,9 +79,15 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         run = intraday.run_partial(a.config, a.date, a.until, log=lambda m: print(m, file=sys.stderr))
         print(f"partial as of {run['as_of']}: {run.get('incidents', 0)} incident(s)", file=sys.stderr)
-        print(run["report"])
+        if a.json:
+            _print_json({**day_summary(run["report"]), "as_of": run["as_of"]})
+        else:
+            print(run["report"])
         return 0
     out = pipeline.run_day(a.config, a.date, log=lambda m: print(m, file=sys.stderr))
+    if a.json:
+        _print_json(day_summary(out["report"]["report"]))
+        return 0
     # the verdict first (contract section 5), then each gap of the day (a partial day: its
     # figures count less than they seem), then where the whole report is: the last line
     for line in out["report"]["headline"] or [QUIET]:
@@ -106,6 +112,11 @@ def day_summary(report: str | Path) -> dict[str, Any]:
         "partial": bool(rep.get("partial", False)),
         "gaps": [g["text"] if isinstance(g, dict) else str(g) for g in rep.get("gaps") or []],
     }
+
+
+def _print_json(doc: Any) -> None:
+    """The one document `--json` puts on stdout (nothing else goes there)."""
+    sys.stdout.write(json.dumps(doc, indent=1, default=str) + "\n")
 
 
 def _progress(i: int, n: int, label: str, t0: float) -> None:
@@ -155,7 +166,7 @@ def cmd_backfill(a: argparse.Namespace) -> int:
                 report = Path(pipeline.run_day(a.config, d, log=lambda m: None, mail=False)["report"]["report"])
                 done += 1
                 status = "done"
-            summary = day_summary(report)
+            summary = {**day_summary(report), "status": "skipped" if status.startswith("skipped") else "done"}
             summaries.append(summary)
             line = f"{d} {status}: {_attention(summary)}"
         except Exception as e:  # one bad day must not stop a years-long backfill
@@ -168,6 +179,18 @@ def cmd_backfill(a: argparse.Namespace) -> int:
     if bar:
         _progress(len(days), len(days), "done", t0)
         sys.stderr.write("\n")
+    if a.json:
+        _print_json(
+            {
+                "from": str(a.from_),
+                "to": str(a.to),
+                "run": done,
+                "skipped": skipped,
+                "failed": [{"day": str(d), "error": why} for d, why in failed],
+                "days": summaries,
+            }
+        )
+        return 1 if failed else 0
     print(f"backfill {a.from_}..{a.to}: {done} run, {skipped} skipped (already done), {len(failed)} failed")
     for d, why in failed:
         print(f"  {d}: {why}")
@@ -317,7 +340,10 @@ CONFIG_HELP = (
     f"the site config, a TOML file (e.g. --config /etc/mmw/site.toml); "
     f"default: the file ${SITE_CONFIG_ENV} names, then ./{DEFAULT_CONFIG}"
 )
-JSON_HELP = "print one JSON document on stdout instead of lines, for scripts (e.g. --json > out.json)"
+JSON_HELP = (
+    "print one JSON document on stdout instead of lines, for scripts: per day its report path, headline, "
+    "incidents by kind, partial and gaps (e.g. --json > out.json)"
+)
 DESCRIPTION = """Mass-mailing worm detection from the logs a site already keeps: simulate a site, run
 the daily job for a day or a range of days, and query the lake with SQL. Exit codes: 0 success,
 1 the work failed, 2 bad usage, bad config or unusable input. A failure is one line on stderr;
@@ -402,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HH:MM",
         help="with --partial: the day as it stood at HH:MM local time, a replay (e.g. --until 15:00)",
     )
+    r.add_argument("--json", action="store_true", help=JSON_HELP)
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser(
@@ -424,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", required=True, type=_day, metavar="YYYY-MM-DD", help="the last day, included (e.g. --to 2002-03-31)"
     )
     b.add_argument("--force", action="store_true", help="re-run days already done (e.g. after a config change)")
+    b.add_argument("--json", action="store_true", help=JSON_HELP)
     b.set_defaults(func=cmd_backfill)
 
     q = sub.add_parser(

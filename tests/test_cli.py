@@ -257,3 +257,43 @@ def test_backfill_on_a_terminal_draws_the_bar(fake_days, capsys, monkeypatch):
     assert len(frames) == 6 and "4/4 done" in frames[-1] and err.endswith("\n"), err
     assert "skipped (already done):" not in err and "\x1b" not in out + err
     assert out.splitlines()[0] == "backfill 2002-02-14..2002-02-17: 2 run, 1 skipped (already done), 1 failed"
+
+
+def test_run_json_is_one_document_on_stdout(site, ran):
+    """`mmw run --json`: stdout is one JSON document, the day as its report.json says it."""
+    r = mmw("run", "--config", str(site), "--date", "2002-02-16", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    path = ran.stdout.strip().splitlines()[-1]
+    rep = json.loads(open(path).read())
+    assert doc["day"] == "2002-02-16" and doc["report"] == path
+    assert doc["headline"] == rep["headline"] and doc["partial"] == rep["partial"]
+    assert sum(doc["incidents"].values()) == len(rep["incidents"])
+    assert doc["gaps"] == [g["text"] for g in rep["gaps"]]
+
+
+def test_run_partial_json(fake_days, capsys, monkeypatch):
+    from mmw_tasks import intraday
+    from mmw_tasks.cli import main
+
+    report = fake_days.parent / "data_lake" / "reports" / "day=2002-02-14" / "report.json"
+    run = {"report": str(report), "as_of": "2002-02-14T15:00:00+09:00", "incidents": 2}
+    monkeypatch.setattr(intraday, "run_partial", lambda config, day, until, log: run)
+    assert main(["run", "--config", str(fake_days), "--date", "2002-02-14", "--partial", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["as_of"] == run["as_of"] and doc["headline"] == [WORM] and doc["report"] == str(report)
+
+
+def test_backfill_json_is_one_document_on_stdout(fake_days, capsys):
+    assert _backfill(fake_days, "--json") == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert (doc["from"], doc["to"], doc["run"], doc["skipped"]) == ("2002-02-14", "2002-02-17", 2, 1)
+    assert doc["failed"] == [{"day": "2002-02-17", "error": "run 2002-02-17: fetch 1mx: no files for the day"}]
+    assert [(d["day"], d["status"], d["headline"], d["incidents"]) for d in doc["days"]] == [
+        ("2002-02-14", "skipped", [WORM], {"mailing_list": 1, "mmw_suspect": 1}),
+        ("2002-02-15", "done", [], {"mailing_list": 1}),
+        ("2002-02-16", "done", [WORM], {"mailing_list": 1, "mmw_suspect": 1}),
+    ]
+    assert all(d["report"].endswith(f"day={d['day']}/report.json") for d in doc["days"])
+    assert len(err.splitlines()) == 4  # the plain lines a day stay on stderr
