@@ -297,3 +297,25 @@ def test_backfill_json_is_one_document_on_stdout(fake_days, capsys):
     ]
     assert all(d["report"].endswith(f"day={d['day']}/report.json") for d in doc["days"])
     assert len(err.splitlines()) == 4  # the plain lines a day stay on stderr
+
+
+@pytest.mark.parametrize("no_color", [None, "1"])
+def test_no_colour_on_a_terminal_or_not_whatever_no_color_says(fake_days, capsys, monkeypatch, no_color):
+    """mmw colours nothing (NO_COLOR holds trivially): no escape sequence in help, backfill (bar
+    or plain lines) or --json, with stderr a terminal or not. Airflow's lines in `mmw demo` are
+    stripped of theirs (tests/test_dagtest.py)."""
+    from mmw_tasks.cli import build_parser
+
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    for tty in (False, True):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
+        _backfill(fake_days)
+        _backfill(fake_days, "--json")
+        out, err = capsys.readouterr()
+        assert out and err and "\x1b" not in out + err, (tty, out, err)
+    for _, parser in _parsers():
+        assert "\x1b" not in parser.format_help()
+    assert "\x1b" not in build_parser().format_usage()
