@@ -156,9 +156,9 @@ def cmd_backfill(a: argparse.Namespace) -> int:
     for i, d in enumerate(days):
         if bar:
             _progress(i, len(days), str(d), t0)
-        summary = None
+        skip = not a.force and pipeline.is_done(a.config, d)
         try:
-            if not a.force and pipeline.is_done(a.config, d):
+            if skip:
                 skipped += 1
                 status = "skipped (already done)"
                 report = report_dir(site, d) / "report.json"
