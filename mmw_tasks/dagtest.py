@@ -18,6 +18,9 @@ _START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
 _END = re.compile(r"\[DAG TEST\] end task task_id=(\S+) map_index=(-?\d+)")
 _STATE = re.compile(r"\bnew_state=(\w+)")
 _RUN_DONE = re.compile(r"DagRun Finished: .*\bstate=(\w+)")
+# terminal escape sequences (colours, cursor moves) a logger may add: mmw prints no colour, and
+# a coloured key=value would hide the task ids from the patterns above
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
 
 
 @dataclass
@@ -33,11 +36,12 @@ def follow(
     lines: Iterable[str], say: Callable[[str], None], clock: Callable[[], float] = time.monotonic, quiet: float = 15.0
 ) -> Progress:
     """Read `airflow dags test` output line by line; say one line per task that ends, and a line
-    after every `quiet` seconds without one (Airflow takes 10 to 60 s to start its in-process API)."""
+    after every `quiet` seconds without one (Airflow takes 10 to 60 s to start its in-process API).
+    Escape sequences are dropped, from what is said and from the tail kept for a failure."""
     p, last_state, running, t0 = Progress(), None, None, clock()
     last_said = t0
     for raw in lines:
-        line = raw.rstrip("\n")
+        line = _ANSI.sub("", raw.rstrip("\n"))
         p.tail.append(line)
         now = clock()
         if m := _STATE.search(line):

@@ -40,3 +40,15 @@ def test_run_streams_a_child_process():
     child = [sys.executable, "-c", f"print({LINES!r}, end='')"]  # stands in for airflow dags test
     rc, p = dagtest.run(child, env={"PATH": ""}, say=said.append)
     assert rc == 0 and p.state == "failed" and len(said) == 2
+
+
+def test_colour_from_airflow_is_dropped():
+    """Airflow's logger may colour its lines; mmw prints none of it (NO_COLOR or not) and still
+    finds the tasks behind the escape sequences."""
+    coloured = LINES.replace("task_id=", "\x1b[36mtask_id\x1b[0m=\x1b[35m").replace(
+        "[info     ]", "[\x1b[32minfo\x1b[0m]"
+    )
+    said: list[str] = []
+    p = dagtest.follow(coloured.splitlines(keepends=True), said.append, clock=itertools.count(0, 5).__next__, quiet=60)
+    assert p.tasks == [("resolve", "success"), ("fetch[1]", "failed")] and p.state == "failed"
+    assert not any("\x1b" in line for line in [*said, *p.tail])
