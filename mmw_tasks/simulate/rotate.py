@@ -22,6 +22,33 @@ from pathlib import Path
 FIRST = itemgetter(0)
 
 
+def segment_name(sim, scheme: str, base: str, rotations: list[float], seg: int) -> str:
+    """The name segment `seg` of a host's log has once the run is over (0 = the oldest)."""
+    r = len(rotations) - seg  # 0 = live file
+    if scheme == "dateext":  # named by the day of the rotation that closed the segment
+        if r == 0:
+            return base
+        return f"{base}-{sim.ymd[int(rotations[seg]) // 86400]}" + (".gz" if r > 1 else "")
+    if scheme == "logrotate":
+        return "messages" if r == 0 else f"messages.{r}" if r == 1 else f"messages.{r}.gz"
+    return "syslog" if r == 0 else f"syslog.{r - 1}"
+
+
+def finish_file(sim, fh, raw, path: Path, lines: int, first: int | None, last: int) -> dict:
+    """Close a segment's file (`raw` under a gzip `fh`, else None), date it by its last line (the
+    gzip header's MTIME too) and return its entry of truth.json's file list."""
+    fh.close()
+    if raw is not None:
+        raw.close()
+    epoch = sim.origin_epoch + last
+    if raw is not None:  # the gzip header's MTIME (bytes 4-7, not covered by any CRC)
+        with open(path, "r+b") as f:
+            f.seek(4)
+            f.write(struct.pack("<I", epoch))
+    os.utime(path, (epoch, epoch))
+    return {"file": str(path.relative_to(sim.out_dir)), "lines": lines, "first": first, "last": last}
+
+
 class HostLog:
     """One host's syslog output: segments between rotations, written in time order."""
 
@@ -48,14 +75,7 @@ class HostLog:
 
     # -- segments ------------------------------------------------------------------------------
     def name_of(self, seg: int) -> str:
-        r = self.n_segments - 1 - seg  # 0 = live file
-        if self.scheme == "dateext":  # named by the day of the rotation that closed the segment
-            if r == 0:
-                return self.base
-            return f"{self.base}-{self.sim.ymd[int(self.rotations[seg]) // 86400]}" + (".gz" if r > 1 else "")
-        if self.scheme == "logrotate":
-            return "messages" if r == 0 else f"messages.{r}" if r == 1 else f"messages.{r}.gz"
-        return "syslog" if r == 0 else f"syslog.{r - 1}"
+        return segment_name(self.sim, self.scheme, self.base, self.rotations, seg)
 
     def _open_next(self, rot_t: float | None) -> list[str]:
         self._close()
@@ -79,22 +99,10 @@ class HostLog:
     def _close(self) -> None:
         if self.fh is None:
             return
-        self.fh.close()
-        if self.gz:
-            self._raw.close()
-        epoch = self.sim.origin_epoch + self.last_sec
-        if self.gz:  # the gzip header's MTIME (bytes 4-7, not covered by any CRC)
-            with open(self.path, "r+b") as f:
-                f.seek(4)
-                f.write(struct.pack("<I", epoch))
-        os.utime(self.path, (epoch, epoch))
         self.files.append(
-            {
-                "file": str(self.path.relative_to(self.sim.out_dir)),
-                "lines": self.lines,
-                "first": self.first_sec,
-                "last": self.last_sec,
-            }
+            finish_file(
+                self.sim, self.fh, self._raw if self.gz else None, self.path, self.lines, self.first_sec, self.last_sec
+            )
         )
         self.fh = None
 

@@ -9,8 +9,6 @@ after the line, 1 = the same line again, n > 1 = `last message repeated n times`
 from __future__ import annotations
 
 import gzip
-import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from mmw_tasks.simulate.large.text import S, lit
+from mmw_tasks.simulate.rotate import finish_file, segment_name
 
 try:
     from isal import igzip
@@ -61,15 +60,8 @@ class HostWriter:
         self.prefix = f" {host} "
 
     def name_of(self, seg: int) -> str:
-        """The file name segment `seg` has once the run is over (rotate.HostLog.name_of)."""
-        r = self.n_segments - 1 - seg
-        if self.scheme == "dateext":
-            if r == 0:
-                return self.base
-            return f"{self.base}-{self.sim.ymd[int(self.rotations[seg]) // 86400]}" + (".gz" if r > 1 else "")
-        if self.scheme == "logrotate":
-            return "messages" if r == 0 else f"messages.{r}" if r == 1 else f"messages.{r}.gz"
-        return "syslog" if r == 0 else f"syslog.{r - 1}"
+        """The file name segment `seg` has once the run is over."""
+        return segment_name(self.sim, self.scheme, self.base, self.rotations, seg)
 
     def _open(self, rot_t: float | None) -> None:
         self._close()
@@ -91,22 +83,8 @@ class HostWriter:
     def _close(self) -> None:
         if self.fh is None:
             return
-        self.fh.close()
-        if self.gz:
-            self.raw.close()
-        epoch = self.sim.origin_epoch + self.last
-        if self.gz:  # the gzip header's MTIME (bytes 4-7, not covered by any CRC)
-            with open(self.path, "r+b") as f:
-                f.seek(4)
-                f.write(struct.pack("<I", epoch))
-        os.utime(self.path, (epoch, epoch))
         self.files.append(
-            {
-                "file": str(self.path.relative_to(self.sim.out_dir)),
-                "lines": self.lines,
-                "first": self.first,
-                "last": self.last,
-            }
+            finish_file(self.sim, self.fh, self.raw if self.gz else None, self.path, self.lines, self.first, self.last)
         )
         self.fh = None
 
