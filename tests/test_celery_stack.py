@@ -19,6 +19,7 @@ import pytest
 from airflow_stack import wait_until
 from celery_stack import CeleryStack
 from conftest import ROOT
+from notify_sinks import WebhookSink
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.timeout(600)]
 
@@ -27,18 +28,28 @@ DAYS = [START + timedelta(days=i) for i in range(7)]
 # one site per phase, all on the same simulated logs, each with its lake and its pair of DAGs
 PHASES = ("cel-two", "cel-kill")
 REF = "cel-ref"  # the same days through `mmw backfill`, outside Airflow
+NOTIFY_KINDS = ("mmw_suspect", "deferred_surge", "dns_anomaly")
 
 
-def _site_toml(sim: Path, name: str) -> str:
+def _site_toml(sim: Path, name: str, webhook_url: str | None = None) -> str:
     text = (sim / "site.toml").read_text()
     text = re.sub(r'(?m)^name = "example-u"$', f'name = "{name}"', text, count=1)
     text = re.sub(r"(?m)^lake\s*=.*$", f'lake = "lake-{name}"', text)
     # a retry for every task: a worker killed mid-task fails it, and the retry runs on the other
-    return text + f'\n[schedule]\nend = {DAYS[-1]}\nmax_active_runs = 4\nretries = 2\nretry_delay = "2s"\n'
+    text += f'\n[schedule]\nend = {DAYS[-1]}\nmax_active_runs = 4\nretries = 2\nretry_delay = "2s"\n'
+    if webhook_url:  # the notifier runs on the workers, the sink in this process
+        text += f'\n[notify]\nwebhook = "{webhook_url}"\nincident_kinds = {json.dumps(list(NOTIFY_KINDS))}\n'
+    return text
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def webhook():
+    with WebhookSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, webhook) -> Path:
     """A simulated two-server site (DNS and mail, klez outbreak, tenth scale): one TOML per phase
     in the folder MMW_SITE_CONFIGS names, and the reference's beside the logs."""
     from mmw_tasks.simulate import simulate_site
@@ -46,7 +57,7 @@ def site(tmp_path_factory) -> Path:
     sim = Path(simulate_site(tmp_path_factory.mktemp("celery_site"), START, len(DAYS), scenario="klez", seed=11,
                              scale=0.1)).parent  # fmt: skip
     for name in (*PHASES, REF):
-        (sim / f"{name}.toml").write_text(_site_toml(sim, name))
+        (sim / f"{name}.toml").write_text(_site_toml(sim, name, webhook.url if name in PHASES else None))
     return sim
 
 
@@ -158,6 +169,24 @@ def test_two_workers_share_the_backfill_and_give_the_same_lake(stack, site, refe
     assert differ == []
     reports = [json.loads((site / "lake-cel-two" / "reports" / f"day={d}" / "report.json").read_text()) for d in DAYS]
     assert all(not r.get("partial") for r in reports)
+
+
+def test_the_workers_notify_the_days_with_incidents(stack, site, reference, webhook):
+    """After the two-worker backfill: one notification per day whose report has an incident worth
+    telling, sent from a worker, and none for the other days."""
+    worth = {
+        str(d)
+        for d in DAYS
+        if any(
+            i["kind"] in NOTIFY_KINDS
+            for i in json.loads((site / "lake-cel-two" / "reports" / f"day={d}" / "report.json").read_text())[
+                "incidents"
+            ]
+        )
+    }
+    assert worth, "the klez outbreak should give at least one day worth telling"
+    told = [m["day"] for m in webhook.received if m["event"] == "incidents" and m["site"] == "cel-two"]
+    assert sorted(told) == sorted(worth)
 
 
 def test_a_worker_killed_mid_backfill_loses_no_day(stack, site, reference):
