@@ -138,6 +138,7 @@ def windows(bins: pl.DataFrame, site: Site) -> pl.DataFrame:
     # the signals judge (signals.score): its whole day, one row, is all its verdict needs. At ISP
     # size these are most entities, and their rolling windows most of the memory.
     day_total = (pl.col("messages") + pl.col("refused_sessions")).sum().over(ENTITY)
+    kinds = bins.select("client_ip", "client_kind").unique("client_ip")
     small = bins.filter(day_total < site.thresholds.min_messages)
     bins = bins.filter(day_total >= site.thresholds.min_messages)
     parts = [
@@ -159,7 +160,6 @@ def windows(bins: pl.DataFrame, site: Site) -> pl.DataFrame:
         window_minutes=pl.lit(DAY_WINDOW, pl.Int32),
     )
     out = pl.concat([*parts, cum], how="diagonal_relaxed")
-    kinds = pl.concat([bins, small]).select("client_ip", "client_kind").unique("client_ip")
     return out.join(kinds, on="client_ip", how="left").with_columns(
         end=pl.col("bin") + step,
         span_minutes=((pl.col("bin") + step - pl.col("first_bin")).dt.total_minutes()).cast(pl.Int32),
